@@ -1,0 +1,52 @@
+# The README's two commands: `make demo` (the local fleet demo) and `make test` (every test tier).
+# Both create the virtualenv, install fleetplane into it, and build or install the real components
+# (PostgreSQL, Redis, Kafka, etcd, Kubernetes, Argo CD) into ~/.cache/fleetplane once.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: demo test lint unit integration e2e build proto clean-cache help
+
+help:
+	@echo "make demo   - start the local fleet demo (Ctrl-C stops and cleans up)"
+	@echo "make test   - lint, then unit, integration and end-to-end tests (stops at the first failing tier)"
+	@echo "make build  - only build/install the real components into ~/.cache/fleetplane"
+
+$(STAMP):
+	@echo "[fleetplane] creating $(VENV) and installing fleetplane ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q -U pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+build: $(STAMP)
+	@$(BIN)/fleetplane local build
+
+demo: build
+	@$(BIN)/fleetplane demo
+
+lint: $(STAMP)
+	@echo "[fleetplane] tier: lint (ruff, import-linter)"
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/lint-imports
+
+unit: $(STAMP)
+	@echo "[fleetplane] tier: unit"
+	@$(BIN)/pytest tests/unit -q
+
+integration: build
+	@echo "[fleetplane] tier: integration (real PostgreSQL, Kafka, kube-apiserver, Argo CD)"
+	@$(BIN)/pytest tests/integration -q
+
+e2e: build
+	@echo "[fleetplane] tier: end to end"
+	@$(BIN)/pytest tests/e2e -q
+
+# Make stops at the first failing prerequisite, so a failing tier stops the ones after it.
+test: lint unit integration e2e
+
+clean-cache:
+	rm -rf ~/.cache/fleetplane

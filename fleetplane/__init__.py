@@ -1,0 +1,1 @@
+"""fleetplane: the command line that wires every component's subcommands together."""

@@ -1,0 +1,14 @@
+"""The ``fleetplane`` command. It only wires subcommands; each lives with the package it drives."""
+
+from __future__ import annotations
+
+import typer
+
+from fleetplane import local_cli
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app.add_typer(local_cli.app, name="local")
+app.command("demo")(local_cli.demo)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,377 @@
+"""Install or build every real component once, into the cache; skip what is already there.
+
+PostgreSQL, Redis and git come from Debian packages; Kafka's jars from Maven Central; etcd,
+kube-apiserver, kube-controller-manager, kubectl and Argo CD are compiled from their Go modules at
+the versions in :mod:`localinfra.versions`. Each finished step leaves a stamp naming its version,
+so a warm cache costs nothing and a version bump rebuilds only that component.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from localinfra import paths, versions
+from localinfra.errors import InfraError
+from localinfra.process import log_tail
+from localinfra.progress import Reporter, stderr_reporter, step
+
+GO_FLAGS = ("-trimpath", "-ldflags=-s -w")
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+
+
+def _stamp(name: str) -> Path:
+    return paths.bin_dir() / ".stamps" / name
+
+
+def _is_built(name: str, version: str, outputs: Sequence[Path]) -> bool:
+    stamp = _stamp(name)
+    return stamp.exists() and stamp.read_text() == version and all(p.exists() for p in outputs)
+
+
+def _mark_built(name: str, version: str) -> None:
+    stamp = _stamp(name)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(version)
+
+
+def _require_tool(tool: str, fix: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        raise InfraError(f"`{tool}` is not installed", fix=fix)
+    return found
+
+
+def _run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    log: Path,
+    what: str,
+    env: dict[str, str] | None = None,
+    report: Reporter = stderr_reporter,
+) -> None:
+    """Run a build command, its output to ``log``; print a heartbeat so a long build shows life."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    started = time.monotonic()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL
+        )
+        while True:
+            try:
+                code = proc.wait(timeout=60)
+                break
+            except subprocess.TimeoutExpired:
+                report(f"[fleetplane]   ... {what}: {time.monotonic() - started:.0f}s so far (log: {log})")
+    if code != 0:
+        raise InfraError(
+            f"{what} failed (exit {code}): {' '.join(argv)}",
+            fix=f"read {log}; a registry failure is usually fixed by running the command again",
+            log_tail=log_tail(log, 30),
+        )
+
+
+def postgres_bin_dir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    return Path(found[-1]).parent if found else None
+
+
+def ensure_debian_packages(report: Reporter = stderr_reporter) -> None:
+    if postgres_bin_dir() and shutil.which("redis-server") and shutil.which("git"):
+        return
+    packages = " ".join(versions.DEBIAN_PACKAGES)
+    if os.geteuid() != 0:
+        raise InfraError(
+            "PostgreSQL, Redis or git is missing",
+            fix=f"sudo apt-get update && sudo apt-get install -y {packages}",
+        )
+    log = paths.build_dir("debian") / "apt.log"
+    with step(report, f"installing Debian packages: {packages}"):
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        _run(["apt-get", "update", "-q"], cwd=Path("/"), log=log, what="apt-get update", env=env)
+        _run(
+            ["apt-get", "install", "-y", "-q", *versions.DEBIAN_PACKAGES],
+            cwd=Path("/"),
+            log=log,
+            what="apt-get install",
+            env=env,
+        )
+
+
+def kafka_lib_dir() -> Path:
+    return paths.build_dir("kafka") / versions.KAFKA / "lib"
+
+
+_KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>fleetplane.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+def ensure_kafka(report: Reporter = stderr_reporter) -> None:
+    lib = kafka_lib_dir()
+    if _is_built("kafka", versions.KAFKA, [lib / f"kafka_2.13-{versions.KAFKA}.jar"]):
+        return
+    _require_tool("java", "apt-get install -y openjdk-17-jre-headless (Kafka 4 needs Java 17+)")
+    mvn = _require_tool("mvn", "apt-get install -y maven")
+    work = lib.parent
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(_KAFKA_POM.format(version=versions.KAFKA))
+    with step(report, f"resolving Apache Kafka {versions.KAFKA} jars from Maven Central"):
+        _run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={lib}",
+                "-DincludeScope=runtime",
+            ],
+            cwd=work,
+            log=work / "mvn.log",
+            what="mvn copy-dependencies",
+            report=report,
+        )
+    _mark_built("kafka", versions.KAFKA)
+
+
+def _go_env() -> dict[str, str]:
+    # The toolchain named in the scratch module is fetched from the module proxy when missing.
+    return {"GOTOOLCHAIN": versions.GO_TOOLCHAIN, "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"}
+
+
+def _go_mod_path(module: str, version: str, cwd: Path, log: Path) -> Path:
+    """Download a module's go.mod through the proxy and return its path in the module cache."""
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_go_env()},
+        check=False,
+    )
+    if out.returncode != 0:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(out.stdout + out.stderr)
+        raise InfraError(
+            f"cannot download {module}@{version}", fix=f"read {log}", log_tail=out.stderr[-2000:]
+        )
+    info = json.loads(out.stdout)
+    return Path(info["GoMod"])
+
+
+def _versioned_replaces(gomod: Path) -> list[str]:
+    """The ``replace`` lines of a go.mod that point at module versions (local paths are dropped)."""
+    lines: list[str] = []
+    in_block = False
+    for raw in gomod.read_text().splitlines():
+        line = raw.split("//")[0].strip()
+        if line.startswith("replace ("):
+            in_block = True
+            continue
+        if in_block and line == ")":
+            in_block = False
+            continue
+        if line.startswith("replace "):
+            line = line[len("replace ") :]
+        elif not in_block:
+            continue
+        if "=>" in line and not line.split("=>")[1].strip().startswith("."):
+            lines.append(line)
+    return lines
+
+
+def _staging_replaces(kube_gomod: Path) -> list[str]:
+    """k8s.io/kubernetes replaces its staging modules with local folders; pin them to the release."""
+    out = []
+    for raw in kube_gomod.read_text().splitlines():
+        line = raw.strip()
+        if "=> ./staging/" in line:
+            module = line.split("=>")[0].strip()
+            out.append(f"{module} => {module} {versions.KUBERNETES_STAGING}")
+    return out
+
+
+def _kube_scratch_module(work: Path, log: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    bootstrap = work / "go.mod"
+    go_version = versions.GO_TOOLCHAIN.removeprefix("go").rsplit(".", 1)[0] + ".0"
+    bootstrap.write_text(
+        f"module fleetplane.local/kubebuild\n\ngo {go_version}\n\ntoolchain {versions.GO_TOOLCHAIN}\n"
+    )
+    kube_mod = _go_mod_path("k8s.io/kubernetes", versions.KUBERNETES, work, log)
+    argo_mod = _go_mod_path("github.com/argoproj/argo-cd/v3", versions.ARGOCD, work, log)
+    replaces = dict.fromkeys(_staging_replaces(kube_mod))
+    staged = {r.split("=>")[0].strip() for r in replaces}
+    for line in _versioned_replaces(argo_mod):
+        if line.split("=>")[0].strip() not in staged:
+            replaces[line] = None
+    body = "\n".join(f"\t{r}" for r in replaces)
+    bootstrap.write_text(bootstrap.read_text() + f"\nreplace (\n{body}\n)\n")
+
+
+def argocd_manifests_dir() -> Path:
+    return paths.build_dir("argocd") / versions.ARGOCD / "manifests"
+
+
+def ensure_kube_and_argocd(report: Reporter = stderr_reporter) -> None:
+    bins = paths.bin_dir()
+    outputs = [bins / c for c in KUBE_COMMANDS] + [bins / "argocd", argocd_manifests_dir() / "crds"]
+    version = f"{versions.KUBERNETES}+{versions.ARGOCD}+{versions.GO_TOOLCHAIN}"
+    if _is_built("kube-argocd", version, outputs):
+        return
+    _require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    _require_tool("git", "apt-get install -y git")
+    work = paths.build_dir("kube")
+    log = work / "build.log"
+    with step(
+        report, f"building Kubernetes {versions.KUBERNETES} and Argo CD {versions.ARGOCD} from Go modules"
+    ):
+        _kube_scratch_module(work, log)
+        targets = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in KUBE_COMMANDS]
+        targets.append(f"github.com/argoproj/argo-cd/v3/cmd@{versions.ARGOCD}")
+        _run(
+            ["go", "get", *targets],
+            cwd=work,
+            log=log,
+            what="go get (Kubernetes, Argo CD)",
+            env=_go_env(),
+            report=report,
+        )
+        bins.mkdir(parents=True, exist_ok=True)
+        _run(
+            [
+                "go",
+                "build",
+                *GO_FLAGS,
+                "-o",
+                f"{bins}/",
+                *(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS),
+            ],
+            cwd=work,
+            log=log,
+            what="go build kube-apiserver, kube-controller-manager, kubectl",
+            env=_go_env(),
+            report=report,
+        )
+        _run(
+            ["go", "build", *GO_FLAGS, "-o", str(bins / "argocd"), "github.com/argoproj/argo-cd/v3/cmd"],
+            cwd=work,
+            log=log,
+            what="go build argocd",
+            env=_go_env(),
+            report=report,
+        )
+        _copy_argocd_manifests(work)
+    _mark_built("kube-argocd", version)
+
+
+def _copy_argocd_manifests(work: Path) -> None:
+    out = subprocess.run(
+        ["go", "list", "-m", "-f", "{{.Dir}}", "github.com/argoproj/argo-cd/v3"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_go_env()},
+        check=True,
+    )
+    src = Path(out.stdout.strip()) / "manifests"
+    dest = argocd_manifests_dir()
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    shutil.copytree(src / "crds", dest / "crds")
+    shutil.copy(src / "install.yaml", dest / "install.yaml")
+    for path in dest.rglob("*"):
+        path.chmod(0o644 if path.is_file() else 0o755)
+
+
+_ETCD_MAIN = """package main
+
+import (
+\t"os"
+
+\t"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+"""
+
+
+def ensure_etcd(report: Reporter = stderr_reporter) -> None:
+    target = paths.bin_dir() / "etcd"
+    if _is_built("etcd", versions.ETCD, [target]):
+        return
+    _require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    work = paths.build_dir("etcd")
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    (work / "go.mod").write_text("module fleetplane.local/etcdbuild\n\ngo 1.26.0\n")
+    (work / "main.go").write_text(_ETCD_MAIN)
+    with step(report, f"building etcd {versions.ETCD} from its Go module"):
+        env = {**_go_env(), "GOTOOLCHAIN": "auto"}
+        _run(
+            ["go", "get", f"go.etcd.io/etcd/server/v3@{versions.ETCD}"],
+            cwd=work,
+            log=log,
+            what="go get etcd",
+            env=env,
+            report=report,
+        )
+        _run(["go", "mod", "tidy"], cwd=work, log=log, what="go mod tidy (etcd)", env=env, report=report)
+        _run(
+            ["go", "build", *GO_FLAGS, "-o", str(target), "."],
+            cwd=work,
+            log=log,
+            what="go build etcd",
+            env=env,
+            report=report,
+        )
+    _mark_built("etcd", versions.ETCD)
+
+
+def ensure_all(report: Reporter = stderr_reporter, *, kube: bool = True) -> None:
+    """Everything the fleet needs. Downloads (apt, Maven) run while Go compiles."""
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def guarded(fn: object) -> None:
+        try:
+            fn(report)  # type: ignore[operator]
+        except BaseException as exc:  # collected and re-raised below, after the other steps end
+            with lock:
+                errors.append(exc)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        pool.submit(guarded, ensure_debian_packages)
+        pool.submit(guarded, ensure_kafka)
+        if kube:
+
+            def go_builds(rep: Reporter) -> None:
+                ensure_etcd(rep)
+                ensure_kube_and_argocd(rep)
+
+            pool.submit(guarded, go_builds)
+    if errors:
+        raise errors[0]

@@ -1,0 +1,193 @@
+"""Local Kubernetes clusters: one kube-apiserver (and a controller manager) per cluster.
+
+All clusters of an environment share one etcd, each under its own ``--etcd-prefix``. There is no
+kubelet: workloads a cluster needs (Argo CD, the Maestro agent) run as local processes beside it.
+The controller manager runs only the controllers that make the API behave as users expect of a
+real cluster: garbage collection of owned objects and namespace deletion.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from localinfra import paths, pki, ports, process
+from localinfra.environment import Environment
+
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    server: str
+    kubeconfig: Path
+
+    @classmethod
+    def from_env(cls, env: Environment, name: str) -> Cluster:
+        ep = env.endpoint(f"cluster/{name}")
+        return cls(name=name, server=ep["server"], kubeconfig=Path(ep["kubeconfig"]))
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def kubeconfig_dict(
+    name: str, server: str, ca: Path, client: pki.KeyPair, namespace: str | None = None
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"cluster": name, "user": f"{name}-admin"}
+    if namespace:
+        context["namespace"] = namespace
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}],
+        "users": [
+            {
+                "name": f"{name}-admin",
+                "user": {"client-certificate-data": _b64(client.cert), "client-key-data": _b64(client.key)},
+            }
+        ],
+        "contexts": [{"name": name, "context": context}],
+        "current-context": name,
+    }
+
+
+def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+    return path
+
+
+def with_namespace(kubeconfig: Path, namespace: str, dest: Path) -> Path:
+    """A copy of a kubeconfig whose context defaults to ``namespace`` (Argo CD reads it from there)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["contexts"][0]["context"]["namespace"] = namespace
+    return write_kubeconfig(dest, config)
+
+
+def _get_ok(url: str, ca: Path, client: pki.KeyPair) -> bool:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.load_cert_chain(str(client.cert), str(client.key))
+    with urllib.request.urlopen(url, context=ctx, timeout=3) as resp:
+        return bool(resp.status == 200)
+
+
+def start(env: Environment, name: str, etcd_url: str, *, controller_manager: bool = True) -> Cluster:
+    folder = env.path("clusters", name)
+    ca = pki.ensure_ca(env.path("pki"))
+    port = ports.free_port()
+    server = f"https://127.0.0.1:{port}"
+    serving = pki.issue(
+        ca,
+        folder,
+        "apiserver",
+        cn="kube-apiserver",
+        server=True,
+        hosts=(
+            "127.0.0.1",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "10.96.0.1",
+        ),
+    )
+    admin = pki.issue(ca, folder, "admin", cn=f"{name}-admin", org="system:masters")
+    sa = pki.service_account_keys(folder)
+    argv = [
+        str(paths.bin_dir() / "kube-apiserver"),
+        "--etcd-servers",
+        etcd_url,
+        "--etcd-prefix",
+        f"/clusters/{name}",
+        "--bind-address",
+        "127.0.0.1",
+        "--advertise-address",
+        "127.0.0.1",
+        "--secure-port",
+        str(port),
+        "--tls-cert-file",
+        str(serving.cert),
+        "--tls-private-key-file",
+        str(serving.key),
+        "--client-ca-file",
+        str(ca.cert),
+        "--service-account-issuer",
+        f"https://kubernetes.default.svc/{name}",
+        "--service-account-key-file",
+        str(sa.cert),
+        "--service-account-signing-key-file",
+        str(sa.key),
+        "--service-cluster-ip-range",
+        SERVICE_CIDR,
+        "--authorization-mode",
+        "RBAC",
+        "--allow-privileged=true",
+        # No kubelet, so no pods to admit; the endpoints of `kubernetes` would point at one shared
+        # loopback address for every cluster, so leave them out.
+        "--disable-admission-plugins",
+        "ServiceAccount",
+        "--endpoint-reconciler-type",
+        "none",
+        "--enable-priority-and-fairness=false",
+        "--profiling=false",
+        "-v",
+        "0",
+    ]
+    record = env.add_process(process.spawn(f"{name}/kube-apiserver", argv, folder / "kube-apiserver.log"))
+    kubeconfig = write_kubeconfig(folder / "kubeconfig", kubeconfig_dict(name, server, ca.cert, admin))
+    process.wait_until(
+        record, lambda: _get_ok(f"{server}/readyz", ca.cert, admin), timeout=120, what="ready (/readyz)"
+    )
+    if controller_manager:
+        _start_controller_manager(env, name, folder, kubeconfig, sa)
+    env.set_endpoint(f"cluster/{name}", server=server, kubeconfig=str(kubeconfig))
+    return Cluster(name, server, kubeconfig)
+
+
+def _start_controller_manager(
+    env: Environment, name: str, folder: Path, kubeconfig: Path, sa: pki.KeyPair
+) -> None:
+    port = ports.free_port()
+    argv = [
+        str(paths.bin_dir() / "kube-controller-manager"),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--authentication-kubeconfig",
+        str(kubeconfig),
+        "--authorization-kubeconfig",
+        str(kubeconfig),
+        "--bind-address",
+        "127.0.0.1",
+        "--secure-port",
+        str(port),
+        "--leader-elect=false",
+        "--controllers",
+        "garbage-collector-controller,namespace-controller,serviceaccount-controller",
+        "--service-account-private-key-file",
+        str(sa.key),
+        "--use-service-account-credentials=false",
+        "-v",
+        "0",
+    ]
+    record = env.add_process(
+        process.spawn(f"{name}/kube-controller-manager", argv, folder / "kube-controller-manager.log")
+    )
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=3) as resp:
+            return bool(resp.status == 200)
+
+    process.wait_until(record, healthy, timeout=60, what="healthy")

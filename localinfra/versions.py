@@ -1,0 +1,24 @@
+"""Every pinned version of the real components, in one place.
+
+Changing a version here changes the cache key of what is built from it, so the next run rebuilds.
+"""
+
+from __future__ import annotations
+
+# Apache Kafka broker jars, resolved from Maven Central.
+KAFKA = "4.4.0"
+
+# etcd, built from its Go module.
+ETCD = "v3.7.3"
+
+# Argo CD pins the Kubernetes libraries it builds with; we build kube-apiserver, the controller
+# manager and kubectl at that same version in one scratch module so both share the compile cache.
+ARGOCD = "v3.6.1"
+KUBERNETES = "v1.37.0"
+KUBERNETES_STAGING = "v0.37.0"
+
+# Argo CD v3.6 declares `go 1.27`; the Go command fetches that toolchain from the module proxy.
+GO_TOOLCHAIN = "go1.27.4"
+
+# Debian packages started as plain local processes.
+DEBIAN_PACKAGES = ("postgresql", "redis-server", "git")

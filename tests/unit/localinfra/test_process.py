@@ -1,0 +1,44 @@
+"""Detached processes are found again by pid and start time, and a crash is reported with its log.
+
+Cases: a spawned process is alive and survives in a fresh record read back from JSON; stop ends it;
+a process that exits before it is ready raises at once with the last lines of its log; a recycled
+pid (same pid, another start time) does not count as ours.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from localinfra import process
+from localinfra.environment import Environment
+from localinfra.errors import InfraError
+
+
+def test_spawned_process_is_tracked_and_stopped(tmp_path: Path) -> None:
+    env = Environment(tmp_path / "env")
+    record = env.add_process(process.spawn("sleeper", ["sleep", "60"], tmp_path / "sleep.log"))
+    again = Environment(tmp_path / "env").processes["sleeper"]
+    assert again == record and process.is_alive(again)
+    env.down()
+    assert not process.is_alive(record)
+    assert not (tmp_path / "env").exists()
+
+
+def test_crash_before_ready_reports_the_log(tmp_path: Path) -> None:
+    record = process.spawn("crasher", ["sh", "-c", "echo cannot bind port 1234; exit 3"], tmp_path / "c.log")
+    started = time.monotonic()
+    with pytest.raises(InfraError) as err:
+        process.wait_until(record, lambda: False, timeout=60, what="listening")
+    assert time.monotonic() - started < 10
+    assert "crasher exited before it was listening" in str(err.value)
+    assert "cannot bind port 1234" in err.value.log_tail
+
+
+def test_recycled_pid_is_not_ours(tmp_path: Path) -> None:
+    record = process.spawn("sleeper", ["sleep", "30"], tmp_path / "s.log")
+    impostor = process.ProcessRecord("sleeper", record.pid, record.start_ticks + 1, record.argv, record.log)
+    assert process.is_alive(record) and not process.is_alive(impostor)
+    process.stop(record)
