@@ -7,6 +7,7 @@ Its CRDs and config objects come from the released manifests of the version we b
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,15 +65,11 @@ def install_crds(cluster: kube.Cluster) -> None:
     crds = sorted(p for p in (build.argocd_manifests_dir() / "crds").glob("*-crd.yaml"))
     # Server-side apply: the ApplicationSet CRD overflows client-side apply's annotation.
     kubectl.apply_files(cluster.kubeconfig, *crds)
-    kubectl.run(
+    kubectl.wait_established(
         cluster.kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *(
-            f"crd/{n}"
-            for n in ("applications.argoproj.io", "applicationsets.argoproj.io", "appprojects.argoproj.io")
-        ),
+        "applications.argoproj.io",
+        "applicationsets.argoproj.io",
+        "appprojects.argoproj.io",
     )
 
 
@@ -93,6 +90,7 @@ def start(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE
         "ARGOCD_GPG_ENABLED": "false",
         "ARGOCD_PLUGINSOCKFILEPATH": str(folder / "plugins"),
         "HOME": str(folder / "home"),
+        "PATH": f"{build.argocd_helpers_dir()}:{os.environ.get('PATH', '')}",
     }
     binary = str(paths.bin_dir() / "argocd")
     repo_port, repo_metrics = ports.free_port(), ports.free_port()
@@ -113,7 +111,6 @@ def start(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE
                 str(repo_metrics),
                 "--redis",
                 f"127.0.0.1:{redis_port}",
-                "--disable-tls",
             ],
             folder / "repo-server.log",
             env={**common_env, "ARGOCD_BINARY_NAME": "argocd-repo-server"},
@@ -136,7 +133,6 @@ def start(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE
                 f"127.0.0.1:{redis_port}",
                 "--repo-server",
                 f"127.0.0.1:{repo_port}",
-                "--repo-server-plaintext",
                 "--metrics-port",
                 str(metrics),
                 "--status-processors",

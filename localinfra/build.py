@@ -235,9 +235,17 @@ def argocd_manifests_dir() -> Path:
     return paths.build_dir("argocd") / versions.ARGOCD / "manifests"
 
 
+def argocd_helpers_dir() -> Path:
+    return paths.build_dir("argocd") / versions.ARGOCD / "bin"
+
+
 def ensure_kube_and_argocd(report: Reporter = stderr_reporter) -> None:
     bins = paths.bin_dir()
-    outputs = [bins / c for c in KUBE_COMMANDS] + [bins / "argocd", argocd_manifests_dir() / "crds"]
+    outputs = [bins / c for c in KUBE_COMMANDS] + [
+        bins / "argocd",
+        argocd_manifests_dir() / "crds",
+        argocd_helpers_dir() / "git-verify-wrapper.sh",
+    ]
     version = f"{versions.KUBERNETES}+{versions.ARGOCD}+{versions.GO_TOOLCHAIN}"
     if _is_built("kube-argocd", version, outputs):
         return
@@ -305,6 +313,12 @@ def _copy_argocd_manifests(work: Path) -> None:
     shutil.copy(src / "install.yaml", dest / "install.yaml")
     for path in dest.rglob("*"):
         path.chmod(0o644 if path.is_file() else 0o755)
+    # The repo-server shells out to these helper scripts, which Argo CD's image puts on PATH.
+    helpers = argocd_helpers_dir()
+    helpers.mkdir(parents=True, exist_ok=True)
+    for script in ("git-verify-wrapper.sh", "gpg-wrapper.sh"):
+        shutil.copy(src.parent / "hack" / script, helpers / script)
+        (helpers / script).chmod(0o755)
 
 
 _ETCD_MAIN = """package main

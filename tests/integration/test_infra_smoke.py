@@ -135,6 +135,7 @@ def test_crd_and_custom_object_create_and_watch(hub: kube.Cluster) -> None:
     assert ("ADDED", "w1") in events and ("DELETED", "w1") in events
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_api_server_refuses_unauthenticated_clients(hub: kube.Cluster) -> None:
     cfg = client.Configuration()
     cfg.host = hub.server

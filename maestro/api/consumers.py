@@ -1,0 +1,103 @@
+"""Consumers (clusters that receive work) and where their spec events go in Kafka.
+
+Used by storage (which allocates placements and stores consumers), the query service and the
+Kafka transport (which reads an agent's events from exactly its consumer's topic partition).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from maestro.api import errors
+
+# A DNS-1123 subdomain, as Kubernetes names clusters and namespaces.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_NAME_MAX = 253
+# Kubernetes label syntax: an optional DNS prefix and a name of at most 63 characters.
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_LABEL_PART_MAX = 63
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The Kafka topic partition that carries one consumer's spec events, and only its."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementPolicy:
+    """How placement slots map onto topic partitions.
+
+    Slots are handed out once and never reused (storage draws them from a sequence): a new
+    cluster must never read a deleted cluster's leftover events. With `partitions_per_topic` 0
+    every slot is a partition of `topic` (the Kafka transport's layout); otherwise slot n is
+    partition n % P of topic "<topic>.<n // P>", for brokers that cap partitions per topic.
+    The server's wiring passes the transport's topic name; the default here is the same name.
+    """
+
+    topic: str = "fleetplane.maestro.spec"
+    partitions_per_topic: int = 0
+
+    def placement(self, slot: int) -> Placement:
+        if slot < 0:
+            raise ValueError(f"placement slot must be >= 0, got {slot}")
+        if not self.partitions_per_topic:
+            return Placement(topic=self.topic, partition=slot)
+        return Placement(
+            topic=f"{self.topic}.{slot // self.partitions_per_topic}",
+            partition=slot % self.partitions_per_topic,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    placement: Placement | None = None
+    created_at: datetime | None = None
+
+
+def validate_name(name: str, field_name: str = "name") -> str:
+    if not name:
+        raise errors.InvalidArgument(field_name, "is empty", "give the consumer (cluster) name")
+    if len(name) > _NAME_MAX or not _NAME.match(name):
+        raise errors.InvalidArgument(
+            field_name,
+            f"{name!r} is not a DNS-1123 subdomain",
+            "use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+        )
+    return name
+
+
+def validate_labels(labels: Mapping[str, str], field_name: str = "labels") -> dict[str, str]:
+    """Kubernetes label rules, so labels copied from a cluster object are always accepted."""
+    out: dict[str, str] = {}
+    for key, value in labels.items():
+        path = f"{field_name}[{key!r}]"
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise errors.InvalidArgument(path, "keys and values must be strings")
+        prefix, _, name = key.rpartition("/")
+        if not name or len(name) > _LABEL_PART_MAX or not _LABEL_NAME.match(name):
+            raise errors.InvalidArgument(
+                path,
+                "is not a valid label key",
+                "use at most 63 letters, digits, '-', '_' or '.', optionally after a 'dns.prefix/'",
+            )
+        if prefix and (len(prefix) > _NAME_MAX or not _NAME.match(prefix)):
+            raise errors.InvalidArgument(path, "has an invalid prefix", "make the prefix a DNS subdomain")
+        if len(value) > _LABEL_PART_MAX or not _LABEL_NAME.match(value):
+            raise errors.InvalidArgument(
+                path, f"value {value!r} is not a valid label value", "use at most 63 letters, digits, '-_.'"
+            )
+        out[key] = value
+    return out
+
+
+def new_consumer(name: str, labels: Mapping[str, str] | None = None) -> Consumer:
+    """A validated consumer as a client asks for it (storage adds the placement)."""
+    return Consumer(name=validate_name(name), labels=validate_labels(labels or {}))

@@ -1,0 +1,105 @@
+"""Consumer queries; `store.Store` runs each inside a transaction it owns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from maestro.api import consumers, errors, queries
+from maestro.storage import paging, rows
+
+
+async def create(
+    conn: psycopg.AsyncConnection, consumer: consumers.Consumer, policy: consumers.PlacementPolicy
+) -> consumers.Consumer:
+    cur = await conn.execute(
+        f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE name = %s", (consumer.name,)
+    )
+    if await cur.fetchone() is not None:
+        raise errors.AlreadyExists("consumer", consumer.name)
+    # A sequence value is never handed out twice, even by transactions that roll back, so no
+    # cluster is ever given a partition that held another cluster's events.
+    cur = await conn.execute("SELECT nextval('placement_slot_seq')")
+    row = await cur.fetchone()
+    assert row is not None
+    slot = int(row[0])
+    placement = policy.placement(slot)
+    try:
+        cur = await conn.execute(
+            f"""
+            INSERT INTO consumers (name, labels, placement_slot, spec_topic, spec_partition)
+            VALUES (%s, %s, %s, %s, %s)
+            RETURNING {rows.CONSUMER_COLUMNS}
+            """,
+            (consumer.name, Jsonb(dict(consumer.labels)), slot, placement.topic, placement.partition),
+        )
+    except psycopg.errors.UniqueViolation:
+        # A concurrent create of the same name won the race.
+        raise errors.AlreadyExists("consumer", consumer.name) from None
+    created = await cur.fetchone()
+    assert created is not None
+    return rows.consumer(created)
+
+
+async def get(conn: psycopg.AsyncConnection, name: str) -> consumers.Consumer:
+    cur = await conn.execute(f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    if row is None:
+        raise errors.NotFound("consumer", name)
+    return rows.consumer(row)
+
+
+async def list_page(
+    conn: psycopg.AsyncConnection, where: queries.ConsumerFilter, size: int, token: str
+) -> queries.Page[consumers.Consumer]:
+    after = paging.parse_name_token(token)
+    conditions = [sql.SQL("TRUE")]
+    params: dict[str, object] = {"limit": size + 1}
+    if after is not None:
+        conditions.append(sql.SQL("name > %(after)s"))
+        params["after"] = after
+    if where.labels:
+        conditions.append(sql.SQL("labels @> %(labels)s"))
+        params["labels"] = Jsonb(dict(where.labels))
+    query = sql.SQL("SELECT {cols} FROM consumers WHERE {where} ORDER BY name LIMIT %(limit)s").format(
+        cols=sql.SQL(rows.CONSUMER_COLUMNS), where=sql.SQL(" AND ").join(conditions)
+    )
+    cur = await conn.execute(query, params)
+    found = [rows.consumer(r) for r in await cur.fetchall()]
+    if len(found) > size:
+        return queries.Page(found[:size], paging.name_token(found[size - 1].name))
+    return queries.Page(found)
+
+
+async def update_labels(
+    conn: psycopg.AsyncConnection, name: str, labels: Mapping[str, str]
+) -> consumers.Consumer:
+    cur = await conn.execute(
+        f"UPDATE consumers SET labels = %s WHERE name = %s RETURNING {rows.CONSUMER_COLUMNS}",
+        (Jsonb(dict(labels)), name),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        raise errors.NotFound("consumer", name)
+    return rows.consumer(row)
+
+
+async def delete(conn: psycopg.AsyncConnection, name: str) -> None:
+    # Lock the row first: a concurrent bundle create then waits on its foreign key check and fails
+    # once the consumer is gone, instead of slipping in between the count and the delete.
+    cur = await conn.execute("SELECT 1 FROM consumers WHERE name = %s FOR UPDATE", (name,))
+    if await cur.fetchone() is None:
+        raise errors.NotFound("consumer", name)
+    cur = await conn.execute("SELECT count(*), count(deleted_at) FROM resources WHERE consumer = %s", (name,))
+    counts = await cur.fetchone()
+    assert counts is not None
+    live, deleting = counts
+    if live:
+        raise errors.Conflict(
+            f"consumer {name!r} still has {live} resource bundle(s), {deleting} of them being deleted",
+            "delete its bundles first; deleting ones go when the agent confirms or their grace runs out",
+        )
+    await conn.execute("DELETE FROM consumers WHERE name = %s", (name,))

@@ -1,0 +1,192 @@
+"""Resource bundle queries: spec changes with their outbox rows, reads, lists, deletion.
+
+`store.Store` runs each inside a transaction it owns; a spec change and its outbox row are
+always written in that one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Json, Jsonb
+
+from maestro.api import bundle_events, bundles, errors, events, lifecycle, queries
+from maestro.storage import paging, rows
+
+# Wakes outbox relays; the payload is the consumer whose events are waiting.
+OUTBOX_CHANNEL = "maestro_outbox"
+
+_EVENT_ACTION = {
+    lifecycle.Outcome.CREATED: events.Action.CREATE_REQUEST,
+    lifecycle.Outcome.UPDATED: events.Action.UPDATE_REQUEST,
+    lifecycle.Outcome.DELETING: events.Action.DELETE_REQUEST,
+}
+
+
+async def _locked(conn: psycopg.AsyncConnection, resource_id: uuid.UUID) -> bundles.ResourceBundle | None:
+    cur = await conn.execute(
+        f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE id = %s FOR UPDATE", (resource_id,)
+    )
+    row = await cur.fetchone()
+    return rows.bundle(row) if row else None
+
+
+async def apply_spec(
+    conn: psycopg.AsyncConnection, request: bundles.SpecRequest, now: datetime
+) -> lifecycle.SpecPlan:
+    """Plan the request against the locked row, store the result and its outbox row."""
+    existing = await _locked(conn, request.resource_id)
+    plan = lifecycle.plan_spec(existing, request, now)
+    bundle = plan.bundle
+    if plan.store and existing is None:
+        try:
+            await conn.execute(
+                """
+                INSERT INTO resources (id, consumer, source, version, spec, metadata, created_at, updated_at)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    bundle.id,
+                    bundle.consumer,
+                    bundle.source,
+                    bundle.version,
+                    Json(rows.spec_json(bundle)),
+                    Jsonb(bundle.metadata),
+                    now,
+                    now,
+                ),
+            )
+        except psycopg.errors.ForeignKeyViolation:
+            raise errors.NotFound("consumer", bundle.consumer) from None
+    elif plan.store:
+        await conn.execute(
+            """
+            UPDATE resources SET version = %s, spec = %s, metadata = %s, updated_at = %s, deleted_at = %s
+            WHERE id = %s
+            """,
+            (
+                bundle.version,
+                Json(rows.spec_json(bundle)),
+                Jsonb(bundle.metadata),
+                now,
+                bundle.deleted_at,
+                bundle.id,
+            ),
+        )
+    if plan.emit:
+        event = bundle_events.spec_event(bundle, _EVENT_ACTION[plan.outcome], now=now)
+        await conn.execute(
+            "INSERT INTO outbox (resource_id, consumer, event_type, payload) VALUES (%s, %s, %s, %s)",
+            (bundle.id, bundle.consumer, event.type, events.to_json(event)),
+        )
+        await conn.execute("SELECT pg_notify(%s, %s)", (OUTBOX_CHANNEL, bundle.consumer))
+    return plan
+
+
+async def get(conn: psycopg.AsyncConnection, resource_id: uuid.UUID) -> bundles.BundleRecord:
+    cur = await conn.execute(f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE id = %s", (resource_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise errors.NotFound("resource bundle", str(resource_id))
+    return rows.record(row)
+
+
+def filter_conditions(where: queries.ResourceFilter, params: dict[str, object]) -> list[sql.Composable]:
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    if where.consumer:
+        conditions.append(sql.SQL("consumer = %(consumer)s"))
+        params["consumer"] = where.consumer
+    if where.source:
+        conditions.append(sql.SQL("source = %(source)s"))
+        params["source"] = where.source
+    if where.labels:
+        conditions.append(sql.SQL("metadata -> 'labels' @> %(labels)s"))
+        params["labels"] = Jsonb(dict(where.labels))
+    return conditions
+
+
+async def list_page(
+    conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
+) -> queries.Page[bundles.BundleRecord]:
+    after = paging.parse_resource_token(token)
+    params: dict[str, object] = {"limit": size + 1}
+    conditions = filter_conditions(where, params)
+    if after is not None:
+        conditions.append(sql.SQL("id > %(after)s"))
+        params["after"] = after
+    query = sql.SQL("SELECT {cols} FROM resources WHERE {where} ORDER BY id LIMIT %(limit)s").format(
+        cols=sql.SQL(rows.RESOURCE_COLUMNS), where=sql.SQL(" AND ").join(conditions)
+    )
+    cur = await conn.execute(query, params)
+    found = [rows.record(r) for r in await cur.fetchall()]
+    if len(found) > size:
+        return queries.Page(found[:size], paging.resource_token(found[size - 1].bundle.id))
+    return queries.Page(found)
+
+
+async def for_resync(conn: psycopg.AsyncConnection, consumer: str) -> list[bundles.ResourceBundle]:
+    cur = await conn.execute(
+        f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE consumer = %s ORDER BY id", (consumer,)
+    )
+    return [rows.bundle(r) for r in await cur.fetchall()]
+
+
+async def for_source(conn: psycopg.AsyncConnection, source: str) -> list[bundles.BundleRecord]:
+    cur = await conn.execute(
+        f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE source = %s AND status IS NOT NULL ORDER BY id",
+        (source,),
+    )
+    return [rows.record(r) for r in await cur.fetchall()]
+
+
+async def expired_deletions(
+    conn: psycopg.AsyncConnection, grace: timedelta, limit: int
+) -> list[bundles.ResourceBundle]:
+    cur = await conn.execute(
+        f"""
+        SELECT {rows.RESOURCE_COLUMNS} FROM resources
+        WHERE deleted_at IS NOT NULL AND deleted_at <= now() - %s
+        ORDER BY deleted_at LIMIT %s
+        """,
+        (grace, limit),
+    )
+    return [rows.bundle(r) for r in await cur.fetchall()]
+
+
+async def hard_delete(
+    conn: psycopg.AsyncConnection, ids: Sequence[uuid.UUID], rev_lock: int, channel: str
+) -> list[bundles.StatusChange]:
+    """Remove soft-deleted bundles, leaving tombstones the status watch reports as deleted."""
+    if not ids:
+        return []
+    # Status revisions must commit in the order they are drawn (see status_sql.ingest).
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (rev_lock,))
+    cur = await conn.execute(
+        f"""
+        WITH gone AS (
+            DELETE FROM resources WHERE id = ANY(%(ids)s) AND deleted_at IS NOT NULL
+            RETURNING id, consumer, source, version, metadata, status, status_version, status_sequence,
+                      status_hash, deleted_at
+        ), tomb AS (
+            INSERT INTO resource_tombstones (status_rev, id, consumer, source, version, metadata, status,
+                                             status_version, status_sequence, status_hash, deleted_at)
+            SELECT nextval('status_rev_seq'), id, consumer, source, version, metadata, status,
+                   status_version, status_sequence, status_hash, deleted_at
+            FROM gone ORDER BY id
+            RETURNING *
+        )
+        SELECT {rows.TOMBSTONE_COLUMNS} FROM tomb ORDER BY status_rev
+        """,
+        {"ids": list(ids)},
+    )
+    changes = [
+        bundles.StatusChange(rev=record.status_rev, record=record, deleted=True)
+        for record in map(rows.record, await cur.fetchall())
+    ]
+    if changes:
+        await conn.execute("SELECT pg_notify(%s, %s)", (channel, str(changes[-1].rev)))
+    return changes

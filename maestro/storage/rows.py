@@ -1,0 +1,72 @@
+"""Table rows <-> `maestro.api` types: the column lists the queries select and their decoding."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from maestro.api import bundles, consumers
+
+CONSUMER_COLUMNS = "name, labels, spec_topic, spec_partition, created_at"
+
+RESOURCE_COLUMNS = (
+    "id, consumer, source, version, spec, metadata, created_at, updated_at, deleted_at, "
+    "status, status_version, status_sequence, status_hash, status_rev"
+)
+
+# The same shape from resource_tombstones (no spec, no created/updated times).
+TOMBSTONE_COLUMNS = (
+    "id, consumer, source, version, NULL::json AS spec, metadata, NULL::timestamptz, NULL::timestamptz, "
+    "deleted_at, status, status_version, status_sequence, status_hash, status_rev"
+)
+
+
+def consumer(row: tuple[Any, ...]) -> consumers.Consumer:
+    name, labels, topic, partition, created_at = row
+    return consumers.Consumer(
+        name=name,
+        labels=labels,
+        placement=consumers.Placement(topic, partition),
+        created_at=created_at,
+    )
+
+
+def spec_json(bundle: bundles.ResourceBundle) -> dict[str, Any]:
+    return bundle.spec.to_json()
+
+
+def bundle(row: tuple[Any, ...]) -> bundles.ResourceBundle:
+    rid, consumer_name, source, version, spec, metadata, created_at, updated_at, deleted_at = row[:9]
+    spec = spec or {}
+    return bundles.ResourceBundle(
+        id=rid if isinstance(rid, uuid.UUID) else uuid.UUID(str(rid)),
+        consumer=consumer_name,
+        source=source,
+        version=version,
+        manifests=spec.get("manifests") or [],
+        delete_option=spec.get("deleteOption"),
+        manifest_configs=spec.get("manifestConfigs") or [],
+        executer=spec.get("executer"),
+        metadata=metadata or {},
+        created_at=created_at,
+        updated_at=updated_at,
+        deleted_at=deleted_at,
+    )
+
+
+def record(row: tuple[Any, ...]) -> bundles.BundleRecord:
+    status_json, status_version, status_sequence, status_hash, status_rev = row[9:14]
+    status = None
+    if status_json is not None:
+        status = bundles.BundleStatus(
+            conditions=status_json.get("conditions") or [],
+            resource_status=status_json.get("resourceStatus") or [],
+            sequence_id=status_sequence or 0,
+        )
+    return bundles.BundleRecord(
+        bundle=bundle(row),
+        status=status,
+        status_version=status_version or 0,
+        status_hash=status_hash or "",
+        status_rev=status_rev or 0,
+    )

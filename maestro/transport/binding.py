@@ -1,0 +1,47 @@
+"""The CloudEvents Kafka protocol binding, binary content mode.
+
+Attributes travel as ``ce_<name>`` headers with their canonical string form; the content type as
+the ``content_type`` header; the data as the message value. Decoding is the inverse and keeps
+values as strings: the codec that owns the event types turns them back into ints and times.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+
+Headers = list[tuple[str, bytes]]
+CONTENT_TYPE = "content_type"
+_PREFIX = "ce_"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
+def encode(attributes: Mapping[str, object], content_type: str | None = None) -> Headers:
+    headers = [
+        (f"{_PREFIX}{name}", _text(value).encode()) for name, value in attributes.items() if value is not None
+    ]
+    if content_type:
+        headers.append((CONTENT_TYPE, content_type.encode()))
+    return headers
+
+
+def decode(headers: Sequence[tuple[str, bytes | str | None]] | None) -> tuple[dict[str, str], str | None]:
+    """Headers -> (attributes by name without the prefix, content type)."""
+    attributes: dict[str, str] = {}
+    content_type: str | None = None
+    for key, raw in headers or ():
+        value = raw.decode() if isinstance(raw, bytes) else (raw or "")
+        if key == CONTENT_TYPE:
+            content_type = value
+        elif key.startswith(_PREFIX):
+            attributes[key[len(_PREFIX) :]] = value
+    return attributes, content_type

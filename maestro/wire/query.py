@@ -1,0 +1,141 @@
+"""fleetplane.maestro.v1 (the MaestroQuery service) messages <-> `maestro.api` types.
+
+Called by the gRPC query service to answer requests, and by clients (the `fleetplane maestro`
+CLI, the status aggregation controller) to read answers back into domain terms.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from google.protobuf import timestamp_pb2
+
+from maestro.api import bundles, consumers, errors, queries
+from maestro.wire import stubs
+
+pb = stubs.query
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def _datetime(message: pb.Consumer | pb.ResourceBundle, field: str) -> datetime | None:
+    if not message.HasField(field):  # type: ignore[arg-type]
+        return None
+    stamp: timestamp_pb2.Timestamp = getattr(message, field)
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def consumer_to_pb(consumer: consumers.Consumer) -> pb.Consumer:
+    placement = consumer.placement
+    return pb.Consumer(
+        name=consumer.name,
+        labels=dict(consumer.labels),
+        spec_topic=placement.topic if placement else "",
+        spec_partition=placement.partition if placement else 0,
+        created_at=_timestamp(consumer.created_at),
+    )
+
+
+def consumer_from_pb(message: pb.Consumer) -> consumers.Consumer:
+    placement = None
+    if message.spec_topic:
+        placement = consumers.Placement(message.spec_topic, message.spec_partition)
+    return consumers.Consumer(
+        name=message.name,
+        labels=dict(message.labels),
+        placement=placement,
+        created_at=_datetime(message, "created_at"),
+    )
+
+
+def _deletion_state(record: bundles.BundleRecord, deleted: bool) -> pb.DeletionState.ValueType:
+    if deleted:
+        return pb.DELETION_STATE_DELETED
+    return pb.DELETION_STATE_DELETING if record.bundle.deleting else pb.DELETION_STATE_ACTIVE
+
+
+def record_to_pb(record: bundles.BundleRecord) -> pb.ResourceBundle:
+    bundle = record.bundle
+    return pb.ResourceBundle(
+        id=str(bundle.id),
+        consumer=bundle.consumer,
+        source=bundle.source,
+        version=bundle.version,
+        spec=orjson.dumps(bundle.spec.to_json()),
+        metadata=orjson.dumps(bundle.metadata),
+        status=orjson.dumps(record.status.to_json()) if record.status else b"",
+        status_sequence=record.status.sequence_id if record.status else 0,
+        status_hash=record.status_hash,
+        deletion_state=_deletion_state(record, deleted=False),
+        deleted_at=_timestamp(bundle.deleted_at),
+        created_at=_timestamp(bundle.created_at),
+        updated_at=_timestamp(bundle.updated_at),
+    )
+
+
+def record_from_pb(message: pb.ResourceBundle) -> bundles.BundleRecord:
+    spec = orjson.loads(message.spec) if message.spec else {}
+    status = None
+    if message.status:
+        body = orjson.loads(message.status)
+        status = bundles.BundleStatus(
+            conditions=body.get("conditions") or [],
+            resource_status=body.get("resourceStatus") or [],
+            sequence_id=message.status_sequence,
+        )
+    bundle = bundles.ResourceBundle(
+        id=uuid.UUID(message.id),
+        consumer=message.consumer,
+        source=message.source,
+        version=message.version,
+        manifests=spec.get("manifests") or [],
+        delete_option=spec.get("deleteOption"),
+        manifest_configs=spec.get("manifestConfigs") or [],
+        executer=spec.get("executer"),
+        metadata=orjson.loads(message.metadata) if message.metadata else {},
+        deleted_at=_datetime(message, "deleted_at"),
+        created_at=_datetime(message, "created_at"),
+        updated_at=_datetime(message, "updated_at"),
+    )
+    return bundles.BundleRecord(bundle=bundle, status=status, status_hash=message.status_hash)
+
+
+def status_change_to_pb(change: bundles.StatusChange) -> pb.StatusChange:
+    record = change.record
+    status = record.status
+    return pb.StatusChange(
+        resume_token=queries.resume_token(change.rev),
+        resource_id=str(record.bundle.id),
+        consumer=record.bundle.consumer,
+        source=record.bundle.source,
+        version=record.status_version,
+        status=orjson.dumps(status.to_json()) if status else b"",
+        status_sequence=status.sequence_id if status else 0,
+        status_hash=record.status_hash,
+        deletion_state=_deletion_state(record, change.deleted),
+        metadata=orjson.dumps(record.bundle.metadata),
+    )
+
+
+def resource_filter(request: pb.ListResourceBundlesRequest | pb.WatchStatusRequest) -> queries.ResourceFilter:
+    labels = dict(request.label_selector) if isinstance(request, pb.ListResourceBundlesRequest) else {}
+    return queries.ResourceFilter(consumer=request.consumer, source=request.source, labels=labels)
+
+
+def consumer_filter(request: pb.ListConsumersRequest) -> queries.ConsumerFilter:
+    return queries.ConsumerFilter(labels=dict(request.label_selector))
+
+
+def resource_id(text: str, field: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise errors.InvalidArgument(field, f"{text!r} is not a UUID", "send a resource bundle id") from None

@@ -1,0 +1,18 @@
+"""The generated protobuf and gRPC modules under stable names.
+
+The gRPC server, the agent's and controllers' clients and the conversion modules here import the
+stubs through this module (`from maestro.wire import stubs`, then `stubs.cloudevent_grpc.
+CloudEventServiceServicer`), so no code outside `maestro.wire` names a `*_pb2` module.
+"""
+
+from __future__ import annotations
+
+from maestro.wire.gen.fleetplane.cloudevents.v1 import cloudevent_pb2 as cloudevent
+from maestro.wire.gen.fleetplane.cloudevents.v1 import cloudevent_pb2_grpc as cloudevent_grpc
+from maestro.wire.gen.fleetplane.maestro.v1 import query_pb2 as query
+from maestro.wire.gen.fleetplane.maestro.v1 import query_pb2_grpc as query_grpc
+
+CLOUDEVENT_SERVICE = "io.cloudevents.v1.CloudEventService"
+QUERY_SERVICE = "fleetplane.maestro.v1.MaestroQuery"
+
+__all__ = ["CLOUDEVENT_SERVICE", "QUERY_SERVICE", "cloudevent", "cloudevent_grpc", "query", "query_grpc"]
