@@ -189,11 +189,15 @@ class Reader:
 class Topics:
     """Creates the topics and grows the spec topic as clusters are added."""
 
-    def __init__(self, bootstrap: str, *, bundle_limit: int = 1024 * 1024) -> None:
+    def __init__(
+        self, bootstrap: str, *, bundle_limit: int = 1024 * 1024, names: layout.Layout = layout.DEFAULT
+    ) -> None:
         self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._names = names
         self._config = {"max.message.bytes": str(max_message_bytes(bundle_limit))}
 
-    def spec_partitions(self, topic: str = layout.SPEC_TOPIC) -> int:
+    def spec_partitions(self) -> int:
+        topic = self._names.spec_topic
         meta = self._admin.list_topics(topic, timeout=30)
         found = meta.topics.get(topic)
         if found is None or found.error is not None:
@@ -203,27 +207,29 @@ class Topics:
     def ensure_sync(self, highest_spec_partition: int = 0) -> None:
         wanted = layout.partitions_for(highest_spec_partition)
         new = [
-            NewTopic(layout.SPEC_TOPIC, wanted, 1, config=self._config),
-            NewTopic(layout.STATUS_TOPIC, layout.STATUS_PARTITIONS, 1, config=self._config),
+            NewTopic(self._names.spec_topic, wanted, 1, config=self._config),
+            NewTopic(self._names.status_topic, layout.STATUS_PARTITIONS, 1, config=self._config),
         ]
-        for fut in self._admin.create_topics(new, operation_timeout=30).values():
+        created: set[str] = set()
+        for topic, fut in self._admin.create_topics(new, operation_timeout=30).items():
             try:
                 fut.result(60)
+                created.add(topic)
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-        have = self.spec_partitions()
-        if have < wanted:
-            futures = self._admin.create_partitions(
-                [NewPartitions(layout.SPEC_TOPIC, wanted)], operation_timeout=60
-            )
-            for fut in futures.values():
-                try:
-                    fut.result(60)
-                except KafkaException as exc:
-                    # Another replica grew it first; fine if it is now big enough.
-                    if self.spec_partitions() < wanted:
-                        raise PublishError(f"cannot grow {layout.SPEC_TOPIC} to {wanted}: {exc}") from exc
+        if self._names.spec_topic in created or self.spec_partitions() >= wanted:
+            return
+        futures = self._admin.create_partitions(
+            [NewPartitions(self._names.spec_topic, wanted)], operation_timeout=60
+        )
+        for fut in futures.values():
+            try:
+                fut.result(60)
+            except KafkaException as exc:
+                # Another replica grew it first (metadata may lag a moment behind).
+                if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:
+                    raise PublishError(f"cannot grow {self._names.spec_topic} to {wanted}: {exc}") from exc
 
     async def ensure(self, highest_spec_partition: int = 0) -> None:
         await asyncio.to_thread(self.ensure_sync, highest_spec_partition)

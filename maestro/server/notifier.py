@@ -1,0 +1,60 @@
+"""Wakes waiters when PostgreSQL NOTIFYs a channel: one LISTEN connection per server process.
+
+The outbox relay waits on new outbox rows, status streams on stored statuses. A waiter also wakes
+after a timeout, so a lost notification costs latency, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    def __init__(self, dsn: str, channels: Sequence[str]) -> None:
+        self._dsn = dsn
+        self._channels = list(channels)
+        self._conditions = {c: asyncio.Condition() for c in channels}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="pg-notifier")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                    for channel in self._channels:
+                        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    async for note in conn.notifies():
+                        await self._wake(note.channel)
+            except psycopg.OperationalError as exc:
+                log.warning("notification connection lost, reconnecting: %s", exc)
+                for channel in self._channels:
+                    await self._wake(channel)
+                await asyncio.sleep(1)
+
+    async def _wake(self, channel: str) -> None:
+        condition = self._conditions.get(channel)
+        if condition is not None:
+            async with condition:
+                condition.notify_all()
+
+    async def wait(self, channel: str, timeout: float) -> None:
+        condition = self._conditions[channel]
+        async with condition:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(condition.wait(), timeout)

@@ -1,0 +1,236 @@
+"""The Maestro server end to end over real PostgreSQL and Kafka (agents simulated at the Kafka edge).
+
+Cases: a consumer gets its own spec partition; a created bundle is listed through the query API
+and its spec event lands on that partition only, in the CloudEvents binary binding; an agent's
+status event is ingested, shows in the query API and on the resumable watch and the source's
+Subscribe stream; a stale status is dropped; a delete confirmed by the agent hard-deletes; a delete
+the agent never confirms is orphaned after the grace period; bad input gets a gRPC error naming
+the problem and stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+
+from maestro.api import bundle_events, bundles, events, queries
+from maestro.client import MaestroClient
+from maestro.transport import clients, cloudevents
+from maestro.wire import cloudevents as wire_events
+from maestro.wire import stubs
+from tests.integration.maestro.conftest import MaestroUnderTest
+
+pytestmark = pytest.mark.integration
+
+
+def configmap(name: str, value: str = "v1") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+        "data": {"key": value},
+    }
+
+
+def bundle_of(*manifests: dict[str, Any]) -> bundles.ManifestBundle:
+    return bundles.ManifestBundle(
+        manifests=list(manifests), delete_option={"propagationPolicy": "Foreground"}
+    )
+
+
+async def read_partition(
+    server: MaestroUnderTest, topic: str, partition: int, want: int, timeout: float = 20
+) -> list[clients.Incoming]:
+    reader = clients.Reader(server.settings.kafka, f"probe-{uuid.uuid4().hex[:6]}")
+    reader.assign([(topic, partition)])
+    got: list[clients.Incoming] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(got) < want and loop.time() < deadline:
+            got.extend(await reader.poll_batch(100, 0.5))
+    finally:
+        reader.close()
+    return got
+
+
+async def send_status(
+    server: MaestroUnderTest, record: bundles.ResourceBundle, sequence: int, conditions: list[dict[str, Any]]
+) -> None:
+    status = bundles.BundleStatus(conditions=conditions, resource_status=[], sequence_id=sequence)
+    report = bundles.StatusReport(record.id, record.consumer, record.version, status, record.source, "")
+    event = bundle_events.status_report_event(report, source=f"agent-{record.consumer}")
+    publisher = clients.Publisher(server.settings.kafka)
+    await publisher.publish(
+        [cloudevents.to_message(event, topic=server.settings.topics.status_topic, key=record.consumer)]
+    )
+
+
+async def eventually(check: Any, timeout: float = 20) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+APPLIED = [{"type": "Applied", "status": "True", "reason": "AppliedManifestWorkComplete", "message": "ok"}]
+
+
+async def test_create_reaches_only_its_clusters_partition_and_status_comes_back(
+    maestro_server: MaestroUnderTest, source_client: MaestroClient
+) -> None:
+    c1 = await source_client.create_consumer("cluster-1", {"env": "dev"})
+    c2 = await source_client.create_consumer("cluster-2")
+    assert c1.placement.partition != c2.placement.partition
+    work = uuid.uuid4()
+    await source_client.apply("cluster-1", work, bundle_of(configmap("cm1")), metadata={"name": "w1"})
+
+    listed, _ = await source_client.list(queries.ResourceFilter(consumer="cluster-1"))
+    assert [r.bundle.id for r in listed] == [work]
+    record = listed[0].bundle
+    assert record.version == 1 and record.manifests[0]["metadata"]["name"] == "cm1"
+
+    mine = await read_partition(maestro_server, c1.placement.topic, c1.placement.partition, 1)
+    assert len(mine) == 1
+    msg = mine[0]
+    assert msg.attributes["type"].endswith("manifestbundles.spec.create_request")
+    assert msg.attributes["resourceid"] == str(work) and msg.attributes["clustername"] == "cluster-1"
+    assert msg.content_type == "application/json"
+    assert json.loads(msg.value or b"")["manifests"][0]["metadata"]["name"] == "cm1"
+    assert (
+        await read_partition(maestro_server, c2.placement.topic, c2.placement.partition, 1, timeout=3) == []
+    )
+
+    watcher = source_client.watch()
+    subscribe = stubs.cloudevent_grpc.CloudEventServiceStub(grpc.aio.insecure_channel(maestro_server.address))
+    stream = subscribe.Subscribe(
+        stubs.cloudevent.SubscriptionRequest(source="test-source", data_type=events.MANIFEST_BUNDLES)
+    )
+    assert "subscription-id" in dict(await stream.initial_metadata())
+
+    await send_status(maestro_server, record, 10, APPLIED)
+    change = await asyncio.wait_for(anext(watcher), 20)
+    assert change.resource_id == str(work) and json.loads(change.status)["conditions"][0]["type"] == "Applied"
+
+    async def first_status() -> stubs.cloudevent.CloudEvent:
+        async for pb in stream:
+            if not wire_events.from_pb(pb).is_heartbeat:
+                return pb
+        raise AssertionError("stream ended")
+
+    status_event = wire_events.from_pb(await asyncio.wait_for(first_status(), 20))
+    assert status_event.extensions["resourceid"] == str(work)
+    stream.cancel()
+
+    # An older sequence is stale: the stored status does not go back.
+    await send_status(
+        maestro_server, record, 5, [{"type": "Applied", "status": "False", "reason": "Old", "message": "old"}]
+    )
+    await asyncio.sleep(2)
+    stored = await source_client.get(work)
+    assert stored.status is not None and stored.status.sequence_id == 10
+    assert maestro_server.running.ingester.stats.dropped >= 1
+
+
+async def test_delete_confirmed_by_agent_and_orphaned_without_agent(
+    maestro_server: MaestroUnderTest, source_client: MaestroClient
+) -> None:
+    await source_client.create_consumer("cluster-1")
+    confirmed, abandoned = uuid.uuid4(), uuid.uuid4()
+    for work in (confirmed, abandoned):
+        await source_client.apply("cluster-1", work, bundle_of(configmap(f"cm-{work.hex[:6]}")))
+        await source_client.delete("cluster-1", work)
+    record = (await source_client.get(confirmed)).bundle
+    assert record.deleted_at is not None
+    await send_status(
+        maestro_server,
+        record,
+        20,
+        [{"type": "Deleted", "status": "True", "reason": "ManifestsDeleted", "message": "gone"}],
+    )
+
+    async def both_gone() -> bool:
+        listed, _ = await source_client.list()
+        return not listed
+
+    await eventually(both_gone, timeout=30)
+    assert maestro_server.running.reaper.orphaned >= 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code", "names"),
+    [
+        (lambda e: e.ClearField("type"), grpc.StatusCode.INVALID_ARGUMENT, "type"),
+        (
+            lambda e: setattr(e, "type", "io.example.unknown.spec.create_request"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "type",
+        ),
+        (lambda e: e.attributes.pop("ce-resourceid"), grpc.StatusCode.INVALID_ARGUMENT, "resourceid"),
+        (
+            lambda e: setattr(e, "binary_data", b'{"manifests": [{"kind": "ConfigMap"}]}'),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "apiVersion",
+        ),
+        (lambda e: setattr(e, "binary_data", b"{not json"), grpc.StatusCode.INVALID_ARGUMENT, "data"),
+        (
+            lambda e: e.attributes["ce-clustername"].__setattr__("ce_string", "nobody"),
+            grpc.StatusCode.NOT_FOUND,
+            "nobody",
+        ),
+        (
+            lambda e: setattr(
+                e,
+                "binary_data",
+                json.dumps(
+                    {"manifests": [{**configmap("big"), "data": {"k": "x" * (1024 * 1024)}}]}
+                ).encode(),
+            ),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "limit",
+        ),
+    ],
+    ids=[
+        "no-type",
+        "unknown-type",
+        "missing-resourceid",
+        "invalid-manifest",
+        "malformed-json",
+        "unknown-consumer",
+        "over-size",
+    ],
+)
+async def test_bad_input_is_refused_and_stores_nothing(
+    maestro_server: MaestroUnderTest,
+    source_client: MaestroClient,
+    mutate: Any,
+    code: grpc.StatusCode,
+    names: str,
+) -> None:
+    await source_client.create_consumer("cluster-1")
+    request = bundles.SpecRequest(
+        bundles.SpecAction.CREATE, uuid.uuid4(), "cluster-1", "test-source", 0, bundle_of(configmap("cm"))
+    )
+    pb = wire_events.to_pb(bundle_events.spec_request_event(request))
+    mutate(pb)
+    stub = stubs.cloudevent_grpc.CloudEventServiceStub(
+        grpc.aio.insecure_channel(
+            maestro_server.address, options=[("grpc.max_send_message_length", 4 * 1024 * 1024)]
+        )
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Publish(stubs.cloudevent.PublishRequest(event=pb))
+    assert err.value.code() == code
+    assert names.lower() in (err.value.details() or "").lower()
+    listed, _ = await source_client.list()
+    assert listed == []
