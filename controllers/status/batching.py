@@ -1,0 +1,125 @@
+"""When to write status patches to the hub API server, so 150,000 Applications do not hot-loop it.
+
+Called by the status aggregation controller: every computed patch is ``offer``-ed; a writer loop
+calls ``drain`` for what may go out now, writes it, and reports back with ``written`` or
+``failed``. The policy, with no I/O and an injectable clock:
+
+- coalesce: many patches for one key before it is written count once (the latest wins), and a
+  key keeps its place in the queue;
+- skip no-ops: a patch identical to the last one written for that key (or to what the hub already
+  holds, via ``prime``) is dropped without using any budget;
+- rate limit: a token bucket (``rate`` writes per second, bursts of ``burst``) spaced over all
+  keys, with ``delay`` telling the writer how long to sleep when the bucket is empty.
+
+Keys are any hashable, typically ``(namespace, name)`` of the hub Application or ApplicationSet.
+Only a digest of each written patch is remembered, so memory stays small per key.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+Clock = Callable[[], float]
+
+
+def digest(patch: Mapping[str, Any]) -> bytes:
+    """A stable fingerprint of a patch (key order does not matter)."""
+    return hashlib.blake2b(
+        json.dumps(patch, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+    ).digest()
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingWrite:
+    key: Hashable
+    patch: Mapping[str, Any]
+    digest: bytes
+
+
+class WriteBatcher:
+    """Coalescing, de-duplicating, rate-limited queue of status patches (see the module docstring)."""
+
+    def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("WriteBatcher needs rate > 0 writes/second and burst >= 1")
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._refilled_at = clock()
+        self._pending: collections.OrderedDict[Hashable, PendingWrite] = collections.OrderedDict()
+        self._written: dict[Hashable, bytes] = {}
+        self._in_flight: dict[Hashable, bytes] = {}
+        self.coalesced = 0
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def prime(self, key: Hashable, current: Mapping[str, Any]) -> None:
+        """Record what the hub already holds for ``key`` (e.g. at start), so an equal patch is skipped."""
+        self._written[key] = digest(current)
+
+    def forget(self, key: Hashable) -> None:
+        """The object is gone: drop its pending patch and its memory."""
+        self._pending.pop(key, None)
+        self._written.pop(key, None)
+        self._in_flight.pop(key, None)
+
+    def offer(self, key: Hashable, patch: Mapping[str, Any]) -> bool:
+        """Queue ``patch`` for ``key``; ``False`` when the object already is (or is about to be) that."""
+        fingerprint = digest(patch)
+        # what the hub will hold once the write in flight (if any) lands
+        baseline = self._in_flight.get(key, self._written.get(key))
+        if fingerprint == baseline:
+            if self._pending.pop(key, None) is not None:
+                self.coalesced += 1  # an older pending patch is superseded by "no change"
+            self.skipped += 1
+            return False
+        if key in self._pending:
+            self.coalesced += 1  # replacing a value keeps the key's place in the queue
+        self._pending[key] = PendingWrite(key, patch, fingerprint)
+        return True
+
+    def drain(self, limit: int | None = None) -> list[PendingWrite]:
+        """The writes allowed now, oldest first, each using one token."""
+        self._refill()
+        out: list[PendingWrite] = []
+        while self._pending and self._tokens >= 1 and (limit is None or len(out) < limit):
+            _, write = self._pending.popitem(last=False)
+            self._tokens -= 1
+            self._in_flight[write.key] = write.digest
+            out.append(write)
+        return out
+
+    def written(self, write: PendingWrite) -> None:
+        """The write succeeded: remember it, so the same patch is not written again."""
+        self._written[write.key] = write.digest
+        if self._in_flight.get(write.key) == write.digest:
+            del self._in_flight[write.key]
+
+    def failed(self, write: PendingWrite) -> None:
+        """The write failed: queue it again unless a newer patch for the key is already waiting."""
+        if self._in_flight.get(write.key) == write.digest:
+            del self._in_flight[write.key]
+        if write.key not in self._pending:
+            self._pending[write.key] = write
+
+    def delay(self) -> float:
+        """Seconds until the next write may go out (0 when one may go now, or nothing waits)."""
+        if not self._pending:
+            return 0.0
+        self._refill()
+        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = max(0.0, now - self._refilled_at)
+        self._tokens = min(float(self._burst), self._tokens + elapsed * self._rate)
+        self._refilled_at = now

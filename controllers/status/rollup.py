@@ -1,0 +1,205 @@
+"""Per-ApplicationSet status: conditions, ``applicationStatus``, the Application list and counts.
+
+Called by the status aggregation controller (and the propagation handler after planning) with the
+statuses of an ApplicationSet's hub Applications, the planning errors and, for RollingSync, the
+rollout's per-Application statuses. The result uses Argo CD's ApplicationSet status shape
+(``conditions`` with ErrorOccurred / ParametersGenerated / ResourcesUpToDate / RolloutProgressing,
+``applicationStatus[]``, ``resources[]``, ``resourcesCount``). Counts by sync and by health status
+go into the ResourcesUpToDate message (the CRD has no field for them, and unknown status fields
+would be pruned) and are returned separately for metrics.
+
+Timestamps come from ``now`` (given by the caller) and are carried over from ``previous`` while
+an entry does not change, so an unchanged fleet produces an identical patch.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from controllers.status import aggregate
+
+APPLICATION_GROUP, APPLICATION_VERSION = "argoproj.io", "v1alpha1"
+
+
+@dataclasses.dataclass(frozen=True)
+class AppEntry:
+    """One Application of the ApplicationSet."""
+
+    name: str
+    #: the hub Application's ``status`` (``aggregate.application_status`` or as read from the hub)
+    status: Mapping[str, Any] | None
+    target_revisions: Sequence[str] = ()
+    #: from ``rollout.AppRolloutStatus`` (``status``, ``step``, ``message``), when a rollout ran
+    rollout: Mapping[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    total: int
+    sync: Mapping[str, int]
+    health: Mapping[str, int]
+
+    def describe(self) -> str:
+        def part(counts: Mapping[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+
+        return f"{self.total} applications; sync: {part(self.sync)}; health: {part(self.health)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollup:
+    status: dict[str, Any]
+    counts: Counts
+
+
+def application_set_status(
+    namespace: str,
+    apps: Sequence[AppEntry],
+    *,
+    now: str,
+    target_errors: Sequence[str] = (),
+    generation_error: str | None = None,
+    rollout_progressing: bool | None = None,
+    rollout_step: int | None = None,
+    previous: Mapping[str, Any] | None = None,
+    max_resources: int = 5000,
+) -> Rollup:
+    """The ApplicationSet ``status`` (a full replacement) and its counts.
+
+    ``target_errors`` are the messages of the plan's per-target errors; ``generation_error`` is
+    set when the generators failed as a whole; ``rollout_progressing`` is ``None`` when no
+    RollingSync strategy is set.
+    """
+    ordered = sorted(apps, key=lambda a: a.name)
+    counts = Counts(
+        total=len(ordered),
+        sync=dict(collections.Counter(_sync(a.status) for a in ordered)),
+        health=dict(collections.Counter(_health(a.status) for a in ordered)),
+    )
+    old_conditions = {
+        c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, Mapping)
+    }
+    conditions = [
+        _stamp(c, old_conditions.get(c["type"]), now, ("status", "reason", "message"))
+        for c in _conditions(counts, target_errors, generation_error, rollout_progressing, rollout_step)
+    ]
+    old_apps = {
+        a.get("application"): a
+        for a in (previous or {}).get("applicationStatus") or []
+        if isinstance(a, Mapping)
+    }
+    application_status = [
+        _stamp(entry, old_apps.get(entry["application"]), now, ("status", "step", "message"))
+        for entry in (_app_status(a) for a in ordered)
+    ]
+    resources = [
+        {
+            "group": APPLICATION_GROUP,
+            "version": APPLICATION_VERSION,
+            "kind": "Application",
+            "namespace": namespace,
+            "name": a.name,
+            "status": _sync(a.status),
+            "health": {"status": _health(a.status)},
+        }
+        for a in ordered[:max_resources]
+    ]
+    status = {
+        "conditions": conditions,
+        "applicationStatus": application_status,
+        "resources": resources,
+        "resourcesCount": len(ordered),
+    }
+    return Rollup(status, counts)
+
+
+def _sync(status: Mapping[str, Any] | None) -> str:
+    return str(((status or {}).get("sync") or {}).get("status") or aggregate.UNKNOWN)
+
+
+def _health(status: Mapping[str, Any] | None) -> str:
+    return str(((status or {}).get("health") or {}).get("status") or aggregate.UNKNOWN)
+
+
+def _conditions(
+    counts: Counts,
+    target_errors: Sequence[str],
+    generation_error: str | None,
+    rollout_progressing: bool | None,
+    rollout_step: int | None,
+) -> list[dict[str, Any]]:
+    error_text = generation_error or _join_errors(target_errors)
+    conditions = [
+        {
+            "type": "ErrorOccurred",
+            "status": "True" if error_text else "False",
+            "reason": "ErrorOccurred" if error_text else "ApplicationSetUpToDate",
+            "message": error_text or "All applications have been generated successfully",
+        },
+        {
+            "type": "ParametersGenerated",
+            "status": "False" if generation_error else "True",
+            "reason": "ErrorOccurred" if generation_error else "ParametersGenerated",
+            "message": generation_error or "Successfully generated parameters for all Applications",
+        },
+        {
+            "type": "ResourcesUpToDate",
+            "status": "False" if error_text else "True",
+            "reason": "ErrorOccurred" if error_text else "ApplicationSetUpToDate",
+            "message": f"{error_text}; {counts.describe()}" if error_text else counts.describe(),
+        },
+    ]
+    if rollout_progressing is not None:
+        conditions.append(
+            {
+                "type": "RolloutProgressing",
+                "status": "True" if rollout_progressing else "False",
+                "reason": "ApplicationSetModified"
+                if rollout_progressing
+                else "ApplicationSetRolloutComplete",
+                "message": (
+                    f"ApplicationSet is performing rollout of step {rollout_step}"
+                    if rollout_progressing and rollout_step
+                    else "ApplicationSet is performing a rollout"
+                    if rollout_progressing
+                    else "ApplicationSet Rollout has completed"
+                ),
+            }
+        )
+    return conditions
+
+
+def _join_errors(messages: Sequence[str], limit: int = 5) -> str:
+    if not messages:
+        return ""
+    shown = "; ".join(messages[:limit])
+    return shown + (f"; and {len(messages) - limit} more errors" if len(messages) > limit else "")
+
+
+def _app_status(app: AppEntry) -> dict[str, Any]:
+    entry: dict[str, Any] = {"application": app.name, "targetRevisions": list(app.target_revisions)}
+    if app.rollout:
+        entry.update(status=app.rollout["status"], step=app.rollout["step"], message=app.rollout["message"])
+        return entry
+    sync, health = _sync(app.status), _health(app.status)
+    if sync == "Synced" and health == "Healthy":
+        entry.update(status="Healthy", message="Application is Synced and Healthy")
+    elif app.status is None or (sync == aggregate.UNKNOWN and health == aggregate.UNKNOWN):
+        entry.update(status="Pending", message="waiting for the cluster to report status")
+    else:
+        entry.update(status="Progressing", message=f"Application is {sync} and {health}")
+    entry["step"] = "1"
+    return entry
+
+
+def _stamp(
+    entry: dict[str, Any], old: Mapping[str, Any] | None, now: str, keys: Sequence[str]
+) -> dict[str, Any]:
+    """``entry`` with a lastTransitionTime: the old one if nothing in ``keys`` changed, else ``now``."""
+    unchanged = (
+        old is not None and all(old.get(k) == entry.get(k) for k in keys) and old.get("lastTransitionTime")
+    )
+    return {**entry, "lastTransitionTime": old["lastTransitionTime"] if unchanged and old else now}
