@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetplane import logs
+from maestro.agent import service as agent_service
 from maestro.api import validation
 from maestro.server import app as server_app
 from maestro.server.settings import ServerSettings
@@ -63,6 +64,23 @@ def server(
         **({"server_id": server_id} if server_id else {}),
     )
     asyncio.run(server_app.serve(settings))
+
+
+@app.command()
+def agent(
+    cluster: str = typer.Option(..., "--cluster", help="The consumer (cluster) name registered in Maestro."),
+    kubeconfig: str = typer.Option(..., "--kubeconfig", help="Kubeconfig of the cluster to apply to."),
+    kafka: str = KAFKA,
+    server: str = SERVER,
+    refresh: float = typer.Option(5.0, help="Seconds between status refreshes of applied objects."),
+    log_level: str = LOG,
+) -> None:
+    """Run the agent of one cluster: apply its works, report their status."""
+    logs.configure(log_level)
+    settings = agent_service.AgentSettings(
+        cluster=cluster, kubeconfig=kubeconfig, kafka=kafka, server=server, refresh_seconds=refresh
+    )
+    asyncio.run(agent_service.run(settings))
 
 
 def _query(address: str) -> stubs.query_grpc.MaestroQueryStub:

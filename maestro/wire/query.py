@@ -74,6 +74,7 @@ def record_to_pb(record: bundles.BundleRecord) -> pb.ResourceBundle:
         status=orjson.dumps(record.status.to_json()) if record.status else b"",
         status_sequence=record.status.sequence_id if record.status else 0,
         status_hash=record.status_hash,
+        status_version=record.status_version,
         deletion_state=_deletion_state(record, deleted=False),
         deleted_at=_timestamp(bundle.deleted_at),
         created_at=_timestamp(bundle.created_at),
@@ -105,7 +106,9 @@ def record_from_pb(message: pb.ResourceBundle) -> bundles.BundleRecord:
         created_at=_datetime(message, "created_at"),
         updated_at=_datetime(message, "updated_at"),
     )
-    return bundles.BundleRecord(bundle=bundle, status=status, status_hash=message.status_hash)
+    return bundles.BundleRecord(
+        bundle=bundle, status=status, status_version=message.status_version, status_hash=message.status_hash
+    )
 
 
 def status_change_to_pb(change: bundles.StatusChange) -> pb.StatusChange:

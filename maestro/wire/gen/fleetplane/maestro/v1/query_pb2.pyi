@@ -333,6 +333,7 @@ class ResourceBundle(_message.Message):
     DELETED_AT_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID."""
     consumer: _builtins.str
@@ -348,6 +349,8 @@ class ResourceBundle(_message.Message):
     """The agent's sequence id of the stored status; 0 if none yet."""
     status_hash: _builtins.str
     deletion_state: Global___DeletionState.ValueType
+    status_version: _builtins.int
+    """The spec version the stored status was reported for; 0 if none yet."""
     @_builtins.property
     def deleted_at(self) -> _timestamp_pb2.Timestamp:
         """Set while deleting."""
@@ -372,10 +375,11 @@ class ResourceBundle(_message.Message):
         deleted_at: _timestamp_pb2.Timestamp | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        status_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "deleted_at", b"deleted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "created_at", b"created_at", "deleted_at", b"deleted_at", "deletion_state", b"deletion_state", "id", b"id", "metadata", b"metadata", "source", b"source", "spec", b"spec", "status", b"status", "status_hash", b"status_hash", "status_sequence", b"status_sequence", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "created_at", b"created_at", "deleted_at", b"deleted_at", "deletion_state", b"deletion_state", "id", b"id", "metadata", b"metadata", "source", b"source", "spec", b"spec", "status", b"status", "status_hash", b"status_hash", "status_sequence", b"status_sequence", "status_version", b"status_version", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

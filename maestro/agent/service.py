@@ -1,0 +1,88 @@
+"""The real agent process: one cluster, its own Kafka partition, a kube-apiserver to apply to.
+
+The placement (which spec partition is this cluster's) is read once from the server's query API;
+after that the agent talks only to Kafka and its cluster. Offsets are committed after a batch is
+applied and reported, so a crash re-reads the batch, and re-applying it changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+
+from maestro.agent.kube import KubeApplier
+from maestro.agent.runner import Agent
+from maestro.api import consumers
+from maestro.transport import clients, layout
+from maestro.wire import query as wire_query
+from maestro.wire import stubs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    cluster: str
+    kubeconfig: str | None
+    kafka: str
+    server: str
+    topics: layout.Layout = field(default_factory=layout.Layout)
+    refresh_seconds: float = 5.0
+    batch: int = 500
+
+
+async def lookup_placement(server: str, cluster: str, timeout: float = 60.0) -> consumers.Consumer:
+    """The consumer record of this cluster; waits for the server, fails clearly if unregistered."""
+    async with grpc.aio.insecure_channel(server) as channel:
+        stub = stubs.query_grpc.MaestroQueryStub(channel)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                reply = await stub.GetConsumer(stubs.query.GetConsumerRequest(name=cluster), timeout=10)
+                return wire_query.consumer_from_pb(reply)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    raise SystemExit(
+                        f"cluster {cluster!r} is not registered with Maestro at {server}: "
+                        f"run `fleetplane maestro consumers create {cluster}` first"
+                    ) from None
+                if asyncio.get_running_loop().time() > deadline:
+                    raise SystemExit(f"cannot reach Maestro at {server}: {exc.details()}") from None
+                await asyncio.sleep(1)
+
+
+async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) -> None:
+    consumer = await lookup_placement(settings.server, settings.cluster)
+    applier = KubeApplier(settings.cluster, settings.kubeconfig)
+    publisher = clients.Publisher(settings.kafka, client_id=f"agent-{settings.cluster}")
+    reader = clients.Reader(
+        settings.kafka, settings.topics.agent_group(settings.cluster), client_id=f"agent-{settings.cluster}"
+    )
+    await asyncio.to_thread(reader.assign, [(consumer.placement.topic, consumer.placement.partition)])
+    agent = Agent(applier, publisher.publish, status_topic=settings.topics.status_topic)
+    await agent.start()
+    refresher = asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh")
+    log.info(
+        "agent for %s reading %s[%d]",
+        settings.cluster,
+        consumer.placement.topic,
+        consumer.placement.partition,
+    )
+    if ready is not None:
+        ready.set()
+    try:
+        while True:
+            messages = await reader.poll_batch(settings.batch, 0.5)
+            if messages:
+                await agent.handle(messages)
+                await reader.commit(messages)
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        reader.close()
+        await applier.close()
