@@ -116,7 +116,9 @@ class Agent:
     async def _handle_bundle(self, bundle: bundles.ResourceBundle) -> clients.Outgoing | None:
         rid = str(bundle.id)
         work = self._works.get(rid)
-        log.debug("%s: %s v%d (deleting=%s), held %s", self.consumer, rid, bundle.version, bundle.deleting, work)
+        log.debug(
+            "%s: %s v%d (deleting=%s), held %s", self.consumer, rid, bundle.version, bundle.deleting, work
+        )
         if bundle.deleting:
             return await self._delete(rid, bundle, work)
         if work and work.applied_ok and work.version >= bundle.version:
