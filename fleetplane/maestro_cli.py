@@ -17,6 +17,7 @@ from maestro.api import validation
 from maestro.server import app as server_app
 from maestro.server.settings import ServerSettings
 from maestro.storage import migrations
+from maestro.transport import layout
 from maestro.wire import stubs
 
 app = typer.Typer(help="The Maestro server, its agents, and what they hold.", no_args_is_help=True)
@@ -31,6 +32,11 @@ DSN = typer.Option(..., "--dsn", envvar="MAESTRO_DSN", help="PostgreSQL DSN.")
 KAFKA = typer.Option(..., "--kafka", envvar="MAESTRO_KAFKA", help="Kafka bootstrap servers.")
 SERVER = typer.Option("127.0.0.1:8090", "--server", envvar="MAESTRO_SERVER", help="Maestro gRPC address.")
 LOG = typer.Option("warning", "--log-level", help="debug, info, warning or error.")
+PREFIX = typer.Option(
+    layout.DEFAULT.prefix,
+    "--topic-prefix",
+    help="Prefix of the Kafka topic and group names (server and agents must agree).",
+)
 
 
 @app.command()
@@ -50,6 +56,7 @@ def server(
     bundle_limit: int = typer.Option(validation.DEFAULT_MAX_BUNDLE_BYTES, help="Largest bundle, bytes."),
     deletion_grace: float = typer.Option(600.0, help="Seconds before an unconfirmed delete is orphaned."),
     server_id: str = typer.Option("", help="This replica's id (default: maestro-<hostname>)."),
+    topic_prefix: str = PREFIX,
     log_level: str = LOG,
 ) -> None:
     """Serve the gRPC APIs, relay the outbox to Kafka and ingest agents' status."""
@@ -61,6 +68,7 @@ def server(
         port=port,
         bundle_limit=bundle_limit,
         deletion_grace=timedelta(seconds=deletion_grace),
+        topics=layout.Layout(topic_prefix),
         **({"server_id": server_id} if server_id else {}),
     )
     asyncio.run(server_app.serve(settings))
@@ -73,12 +81,18 @@ def agent(
     kafka: str = KAFKA,
     server: str = SERVER,
     refresh: float = typer.Option(5.0, help="Seconds between status refreshes of applied objects."),
+    topic_prefix: str = PREFIX,
     log_level: str = LOG,
 ) -> None:
     """Run the agent of one cluster: apply its works, report their status."""
     logs.configure(log_level)
     settings = agent_service.AgentSettings(
-        cluster=cluster, kubeconfig=kubeconfig, kafka=kafka, server=server, refresh_seconds=refresh
+        cluster=cluster,
+        kubeconfig=kubeconfig,
+        kafka=kafka,
+        server=server,
+        refresh_seconds=refresh,
+        topics=layout.Layout(topic_prefix),
     )
     asyncio.run(agent_service.run(settings))
 

@@ -24,7 +24,7 @@ class MaestroClient:
         self._channel = grpc.aio.insecure_channel(
             address,
             options=[
-                ("grpc.max_receive_message_length", message_limit),
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", message_limit),
             ],
         )

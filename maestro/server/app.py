@@ -83,7 +83,10 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
 
     limit = settings.grpc_message_limit
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", settings.grpc_reply_limit),
+        ]
     )
     stubs.cloudevent_grpc.add_CloudEventServiceServicer_to_server(
         SourceService(st, notifier, settings), server

@@ -29,4 +29,10 @@ class ServerSettings:
 
     @property
     def grpc_message_limit(self) -> int:
+        """What a client may send: one bundle and its envelope."""
         return self.bundle_limit + 64 * 1024
+
+    @property
+    def grpc_reply_limit(self) -> int:
+        """What the server may answer: a page of up to 500 bundles with their status."""
+        return max(64 * 1024 * 1024, 8 * self.grpc_message_limit)
