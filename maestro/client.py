@@ -88,12 +88,13 @@ class MaestroClient:
         reply = await self._query.GetResourceBundle(stubs.query.GetResourceBundleRequest(id=str(resource_id)))
         return wire_query.record_from_pb(reply)
 
-    async def list(
+    async def list_messages(
         self, where: queries.ResourceFilter | None = None, page_size: int = 0
-    ) -> tuple[list[bundles.BundleRecord], str]:
-        """Every bundle matching ``where`` (all pages), and the watch token taken before the first page."""
+    ) -> tuple[list[stubs.query.ResourceBundle], str]:
+        """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes), and
+        the watch token taken before the first page."""
         where = where or queries.ResourceFilter()
-        out: list[bundles.BundleRecord] = []
+        out: list[stubs.query.ResourceBundle] = []
         token, watch_token = "", ""
         while True:
             reply = await self._query.ListResourceBundles(
@@ -106,10 +107,17 @@ class MaestroClient:
                 )
             )
             watch_token = watch_token or reply.watch_resume_token
-            out.extend(wire_query.record_from_pb(item) for item in reply.items)
+            out.extend(reply.items)
             token = reply.next_page_token
             if not token:
                 return out, watch_token
+
+    async def list(
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0
+    ) -> tuple[list[bundles.BundleRecord], str]:
+        """Every bundle matching ``where`` (all pages), decoded, and the watch token of the listing."""
+        items, token = await self.list_messages(where, page_size)
+        return [wire_query.record_from_pb(item) for item in items], token
 
     async def watch(
         self, resume_token: str = "", *, source: str = "", consumer: str = ""

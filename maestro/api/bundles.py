@@ -140,3 +140,22 @@ class StatusChange:
     record: BundleRecord
     # The bundle is gone: the agent reported Deleted (or its deletion grace ran out).
     deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A stored bundle with its JSON documents left as bytes: listing passes them through unparsed."""
+
+    id: uuid.UUID
+    consumer: str
+    source: str
+    version: int
+    spec: bytes
+    metadata: bytes
+    status: bytes
+    status_version: int
+    status_sequence: int
+    status_hash: str
+    deleted_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

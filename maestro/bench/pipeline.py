@@ -285,7 +285,7 @@ async def _measure(
 
         report("[bench] listing every bundle ...")
         list_started = time.perf_counter()
-        listed, _ = await client.list(page_size=500)
+        listed, _ = await client.list_messages(page_size=500)
         result.list_seconds = time.perf_counter() - list_started
         result.listed = len(listed)
         result.server_rss_mb, result.server_peak_rss_mb = _rss_mb(server.pid)

@@ -104,11 +104,11 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
         async def list_() -> pb.ListResourceBundlesResponse:
             # Taken before the page: a watch from it cannot miss a change made while listing.
             token = await self._store.current_status_token() if not request.page_token else ""
-            page = await self._store.list_resources(
+            page = await self._store.list_resources_raw(
                 wire.resource_filter(request), queries.page_size(request.page_size), request.page_token
             )
             return pb.ListResourceBundlesResponse(
-                items=[wire.record_to_pb(r) for r in page.items],
+                items=[wire.raw_record_to_pb(r) for r in page.items],
                 next_page_token=page.next_page_token,
                 watch_resume_token=token,
             )

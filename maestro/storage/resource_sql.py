@@ -109,9 +109,9 @@ def filter_conditions(where: queries.ResourceFilter, params: dict[str, object]) 
     return conditions
 
 
-async def list_page(
-    conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
-) -> queries.Page[bundles.BundleRecord]:
+def _page_query(
+    where: queries.ResourceFilter, size: int, token: str, columns: str
+) -> tuple[sql.Composed, dict[str, object]]:
     after = paging.parse_resource_token(token)
     params: dict[str, object] = {"limit": size + 1}
     conditions = filter_conditions(where, params)
@@ -119,12 +119,31 @@ async def list_page(
         conditions.append(sql.SQL("id > %(after)s"))
         params["after"] = after
     query = sql.SQL("SELECT {cols} FROM resources WHERE {where} ORDER BY id LIMIT %(limit)s").format(
-        cols=sql.SQL(rows.RESOURCE_COLUMNS), where=sql.SQL(" AND ").join(conditions)
+        cols=sql.SQL(columns), where=sql.SQL(" AND ").join(conditions)
     )
+    return query, params
+
+
+async def list_page(
+    conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
+) -> queries.Page[bundles.BundleRecord]:
+    query, params = _page_query(where, size, token, rows.RESOURCE_COLUMNS)
     cur = await conn.execute(query, params)
     found = [rows.record(r) for r in await cur.fetchall()]
     if len(found) > size:
         return queries.Page(found[:size], paging.resource_token(found[size - 1].bundle.id))
+    return queries.Page(found)
+
+
+async def list_page_raw(
+    conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
+) -> queries.Page[bundles.RawRecord]:
+    """The same page with the JSON documents as PostgreSQL's text: nothing is parsed, for listing."""
+    query, params = _page_query(where, size, token, rows.RAW_RESOURCE_COLUMNS)
+    cur = await conn.execute(query, params)
+    found = [rows.raw_record(r) for r in await cur.fetchall()]
+    if len(found) > size:
+        return queries.Page(found[:size], paging.resource_token(found[size - 1].id))
     return queries.Page(found)
 
 

@@ -14,6 +14,12 @@ RESOURCE_COLUMNS = (
     "status, status_version, status_sequence, status_hash, status_rev"
 )
 
+# For listing: the JSON documents as text, passed through to the wire unparsed.
+RAW_RESOURCE_COLUMNS = (
+    "id, consumer, source, version, spec::text, metadata::text, status::text, status_version, "
+    "status_sequence, status_hash, deleted_at, created_at, updated_at"
+)
+
 # The same shape from resource_tombstones (no spec, no created/updated times).
 TOMBSTONE_COLUMNS = (
     "id, consumer, source, version, NULL::json AS spec, metadata, NULL::timestamptz, NULL::timestamptz, "
@@ -69,4 +75,24 @@ def record(row: tuple[Any, ...]) -> bundles.BundleRecord:
         status_version=status_version or 0,
         status_hash=status_hash or "",
         status_rev=status_rev or 0,
+    )
+
+
+def raw_record(row: tuple[Any, ...]) -> bundles.RawRecord:
+    rid, consumer_name, source, version, spec, metadata, status, status_version, sequence, digest = row[:10]
+    deleted_at, created_at, updated_at = row[10:13]
+    return bundles.RawRecord(
+        id=rid if isinstance(rid, uuid.UUID) else uuid.UUID(str(rid)),
+        consumer=consumer_name,
+        source=source,
+        version=version,
+        spec=(spec or "{}").encode(),
+        metadata=(metadata or "{}").encode(),
+        status=status.encode() if status else b"",
+        status_version=status_version or 0,
+        status_sequence=sequence or 0,
+        status_hash=digest or "",
+        deleted_at=deleted_at,
+        created_at=created_at,
+        updated_at=updated_at,
     )

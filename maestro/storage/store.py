@@ -125,6 +125,17 @@ class Store:
                 conn, where or queries.ResourceFilter(), queries.page_size(page_size), page_token
             )
 
+    async def list_resources_raw(
+        self,
+        where: queries.ResourceFilter | None = None,
+        page_size: int = queries.DEFAULT_PAGE_SIZE,
+        page_token: str = "",
+    ) -> queries.Page[bundles.RawRecord]:
+        async with self._pool.connection() as conn:
+            return await resource_sql.list_page_raw(
+                conn, where or queries.ResourceFilter(), queries.page_size(page_size), page_token
+            )
+
     async def resources_for_resync(self, consumer: str) -> list[bundles.ResourceBundle]:
         """Every bundle of a consumer, deleting ones included: the input to `resync.agent_answer`."""
         async with self._pool.connection() as conn:

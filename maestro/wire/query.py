@@ -82,6 +82,25 @@ def record_to_pb(record: bundles.BundleRecord) -> pb.ResourceBundle:
     )
 
 
+def raw_record_to_pb(record: bundles.RawRecord) -> pb.ResourceBundle:
+    return pb.ResourceBundle(
+        id=str(record.id),
+        consumer=record.consumer,
+        source=record.source,
+        version=record.version,
+        spec=record.spec,
+        metadata=record.metadata,
+        status=record.status,
+        status_sequence=record.status_sequence,
+        status_hash=record.status_hash,
+        status_version=record.status_version,
+        deletion_state=pb.DELETION_STATE_DELETING if record.deleted_at else pb.DELETION_STATE_ACTIVE,
+        deleted_at=_timestamp(record.deleted_at),
+        created_at=_timestamp(record.created_at),
+        updated_at=_timestamp(record.updated_at),
+    )
+
+
 def record_from_pb(message: pb.ResourceBundle) -> bundles.BundleRecord:
     spec = orjson.loads(message.spec) if message.spec else {}
     status = None
