@@ -23,6 +23,7 @@ from maestro.server.reaper import DeletionReaper
 from maestro.server.relay import OutboxRelay
 from maestro.server.settings import ServerSettings
 from maestro.server.source_api import SourceService
+from maestro.server.spec_writer import SpecWriter
 from maestro.storage import migrations, pool, store
 from maestro.transport import clients
 from maestro.wire import stubs
@@ -80,6 +81,8 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         st, reader, publisher, settings.server_id, settings.ingest_batch, settings.topics.status_topic
     )
     reaper = DeletionReaper(st, settings.deletion_grace)
+    writer = SpecWriter(st)
+    writer.start()
 
     limit = settings.grpc_message_limit
     server = grpc.aio.server(
@@ -89,7 +92,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         ]
     )
     stubs.cloudevent_grpc.add_CloudEventServiceServicer_to_server(
-        SourceService(st, notifier, settings), server
+        SourceService(st, notifier, settings, writer), server
     )
     stubs.query_grpc.add_MaestroQueryServicer_to_server(QueryService(st, notifier, topics, settings), server)
     health_servicer = health.aio.HealthServicer()
@@ -114,7 +117,9 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         await st.release_outbox()
         await db.close()
 
-    return Running(server, port, relay, ingester, reaper, tasks, [notifier.stop, reader.close, close_store])
+    return Running(
+        server, port, relay, ingester, reaper, tasks, [writer.stop, notifier.stop, reader.close, close_store]
+    )
 
 
 async def serve(settings: ServerSettings) -> None:

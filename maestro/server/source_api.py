@@ -21,6 +21,7 @@ from maestro.api import bundle_events, bundles, errors, events, queries, resync
 from maestro.server import status_stream
 from maestro.server.notifier import Notifier
 from maestro.server.settings import ServerSettings
+from maestro.server.spec_writer import SpecWriter
 from maestro.storage import store as store_mod
 from maestro.wire import cloudevents as wire_events
 from maestro.wire import status_codes, stubs
@@ -29,8 +30,11 @@ log = logging.getLogger(__name__)
 
 
 class SourceService(stubs.cloudevent_grpc.CloudEventServiceServicer):
-    def __init__(self, store: store_mod.Store, notifier: Notifier, settings: ServerSettings) -> None:
+    def __init__(
+        self, store: store_mod.Store, notifier: Notifier, settings: ServerSettings, writer: SpecWriter
+    ) -> None:
         self._store = store
+        self._writer = writer
         self._notifier = notifier
         self._settings = settings
         # Resync answers go to this replica's open streams of the asking source.
@@ -50,7 +54,7 @@ class SourceService(stubs.cloudevent_grpc.CloudEventServiceServicer):
                 await self._resync_source(bundle_events.parse_status_resync_request(event))
             else:
                 spec = bundle_events.parse_spec_request(event, max_bytes=self._settings.bundle_limit)
-                await self._store.apply_spec(spec)
+                await self._writer.submit(spec)
         except errors.MaestroError as exc:
             await context.abort(status_codes.code_for(exc), str(exc))
         return empty_pb2.Empty()

@@ -27,28 +27,42 @@ _EVENT_ACTION = {
 }
 
 
-async def _locked(conn: psycopg.AsyncConnection, resource_id: uuid.UUID) -> bundles.ResourceBundle | None:
+async def apply_specs(
+    conn: psycopg.AsyncConnection, requests: Sequence[bundles.SpecRequest], now: datetime
+) -> list[lifecycle.SpecPlan | errors.MaestroError]:
+    """Plan a batch of requests against their locked rows and store them with their outbox rows.
+
+    One result per request, in order: its plan, or the error that refused it (a refused request
+    writes nothing; the others still commit). Requests later in the batch see the effect of earlier
+    ones on the same bundle, as if they had come one after another. Rows are locked in id order so
+    concurrent batches of several replicas cannot deadlock.
+    """
+    ids = sorted({r.resource_id for r in requests})
     cur = await conn.execute(
-        f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE id = %s FOR UPDATE", (resource_id,)
+        f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
     )
-    row = await cur.fetchone()
-    return rows.bundle(row) if row else None
-
-
-async def apply_spec(
-    conn: psycopg.AsyncConnection, request: bundles.SpecRequest, now: datetime
-) -> lifecycle.SpecPlan:
-    """Plan the request against the locked row, store the result and its outbox row."""
-    existing = await _locked(conn, request.resource_id)
-    plan = lifecycle.plan_spec(existing, request, now)
-    bundle = plan.bundle
-    if plan.store and existing is None:
+    current = {b.id: b for b in map(rows.bundle, await cur.fetchall())}
+    stored_ids = set(current)
+    wanted = sorted({r.consumer for r in requests if r.resource_id not in stored_ids})
+    cur = await conn.execute("SELECT name FROM consumers WHERE name = ANY(%s)", (wanted,))
+    known = {row[0] for row in await cur.fetchall()}
+    results: list[lifecycle.SpecPlan | errors.MaestroError] = []
+    inserts: list[tuple[object, ...]] = []
+    updates: list[tuple[object, ...]] = []
+    outbox: list[tuple[object, ...]] = []
+    for request in requests:
+        existing = current.get(request.resource_id)
         try:
-            await conn.execute(
-                """
-                INSERT INTO resources (id, consumer, source, version, spec, metadata, created_at, updated_at)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                """,
+            plan = lifecycle.plan_spec(existing, request, now)
+        except errors.MaestroError as exc:
+            results.append(exc)
+            continue
+        bundle = plan.bundle
+        if plan.store and existing is None and bundle.consumer not in known:
+            results.append(errors.NotFound("consumer", bundle.consumer))
+            continue
+        if plan.store and bundle.id not in stored_ids:
+            inserts.append(
                 (
                     bundle.id,
                     bundle.consumer,
@@ -58,33 +72,46 @@ async def apply_spec(
                     Jsonb(bundle.metadata),
                     now,
                     now,
-                ),
+                )
             )
-        except psycopg.errors.ForeignKeyViolation:
-            raise errors.NotFound("consumer", bundle.consumer) from None
-    elif plan.store:
-        await conn.execute(
-            """
-            UPDATE resources SET version = %s, spec = %s, metadata = %s, updated_at = %s, deleted_at = %s
-            WHERE id = %s
-            """,
-            (
-                bundle.version,
-                Json(rows.spec_json(bundle)),
-                Jsonb(bundle.metadata),
-                now,
-                bundle.deleted_at,
-                bundle.id,
-            ),
-        )
-    if plan.emit:
-        event = bundle_events.spec_event(bundle, _EVENT_ACTION[plan.outcome], now=now)
-        await conn.execute(
-            "INSERT INTO outbox (resource_id, consumer, event_type, payload) VALUES (%s, %s, %s, %s)",
-            (bundle.id, bundle.consumer, event.type, events.to_json(event)),
-        )
-        await conn.execute("SELECT pg_notify(%s, %s)", (OUTBOX_CHANNEL, bundle.consumer))
-    return plan
+            stored_ids.add(bundle.id)
+        elif plan.store:
+            updates.append(
+                (
+                    bundle.version,
+                    Json(rows.spec_json(bundle)),
+                    Jsonb(bundle.metadata),
+                    now,
+                    bundle.deleted_at,
+                    bundle.id,
+                )
+            )
+        if plan.emit:
+            event = bundle_events.spec_event(bundle, _EVENT_ACTION[plan.outcome], now=now)
+            outbox.append((bundle.id, bundle.consumer, event.type, events.to_json(event)))
+        current[bundle.id] = bundle
+        results.append(plan)
+    async with conn.cursor() as cur:
+        # executemany pipelines its statements: one round trip per list, not per row.
+        if inserts:
+            await cur.executemany(
+                "INSERT INTO resources (id, consumer, source, version, spec, metadata, created_at,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                inserts,
+            )
+        if updates:
+            await cur.executemany(
+                "UPDATE resources SET version = %s, spec = %s, metadata = %s, updated_at = %s,"
+                " deleted_at = %s WHERE id = %s",
+                updates,
+            )
+        if outbox:
+            await cur.executemany(
+                "INSERT INTO outbox (resource_id, consumer, event_type, payload) VALUES (%s, %s, %s, %s)",
+                outbox,
+            )
+            await cur.execute("SELECT pg_notify(%s, %s)", (OUTBOX_CHANNEL, ""))
+    return results
 
 
 async def get(conn: psycopg.AsyncConnection, resource_id: uuid.UUID) -> bundles.BundleRecord:

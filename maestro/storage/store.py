@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from maestro.api import bundles, consumers, lifecycle, queries
+from maestro.api import bundles, consumers, errors, lifecycle, queries
 from maestro.storage import consumer_sql, outbox_sql, resource_sql, status_sql
 
 STATUS_CHANNEL = status_sql.STATUS_CHANNEL
@@ -83,11 +83,23 @@ class Store:
     # Resource bundles: spec changes (each with its outbox row, in one transaction).
 
     async def apply_spec(self, request: bundles.SpecRequest, now: datetime | None = None) -> SpecResult:
+        result = (await self.apply_specs([request], now))[0]
+        if isinstance(result, errors.MaestroError):
+            raise result
+        return result
+
+    async def apply_specs(
+        self, requests: Sequence[bundles.SpecRequest], now: datetime | None = None
+    ) -> list[SpecResult | errors.MaestroError]:
+        """Apply a batch in one transaction: each request's result, or the error that refused it."""
         for attempt in range(_INSERT_RETRIES):
             try:
                 async with self._pool.connection() as conn, conn.transaction():
-                    plan = await resource_sql.apply_spec(conn, request, now or datetime.now(UTC))
-                    return SpecResult(plan.outcome, plan.bundle)
+                    plans = await resource_sql.apply_specs(conn, requests, now or datetime.now(UTC))
+                return [
+                    p if isinstance(p, errors.MaestroError) else SpecResult(p.outcome, p.bundle)
+                    for p in plans
+                ]
             except psycopg.errors.UniqueViolation:
                 if attempt == _INSERT_RETRIES - 1:
                     raise

@@ -476,3 +476,29 @@ async def test_listing_6000_bundles_is_timed(maestro_store: store.Store, migrate
         pages = queries.DEFAULT_PAGE_SIZE
         print(f"\nlisted {count} bundles in {elapsed * 1000:.0f} ms ({attempt}, pages of {pages})")
         assert count == 6000
+
+
+async def test_a_batch_commits_the_good_and_refuses_the_bad(
+    maestro_store: store.Store, migrated_dsn: str
+) -> None:
+    """Group commit: one refused request (unknown consumer, stale version) takes nothing else down,
+    and a create followed by an update of the same bundle in one batch ends at version 2."""
+    await maestro_store.create_consumer("c1")
+    good, updated = create_request("c1"), create_request("c1")
+    changed = dataclasses.replace(
+        updated,
+        action=bundles.SpecAction.UPDATE,
+        version=1,
+        spec=bundles.ManifestBundle(manifests=[app_manifest("changed", "v2")]),
+    )
+    stale = dataclasses.replace(changed, version=7)
+    results = await maestro_store.apply_specs([good, create_request("nobody"), updated, changed, stale])
+    assert [type(r).__name__ for r in results] == [
+        "SpecResult",
+        "NotFound",
+        "SpecResult",
+        "SpecResult",
+        "Conflict",
+    ]
+    assert (await maestro_store.get_resource(updated.resource_id)).bundle.version == 2
+    assert len(await outbox_rows(migrated_dsn)) == 3
