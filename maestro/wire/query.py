@@ -6,6 +6,7 @@ CLI, the status aggregation controller) to read answers back into domain terms.
 
 from __future__ import annotations
 
+import calendar
 import uuid
 from datetime import UTC, datetime
 
@@ -21,9 +22,9 @@ pb = stubs.query
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    # Timestamp.FromDatetime is slow enough to show in list profiles; this is the same arithmetic.
+    seconds = calendar.timegm(value.utctimetuple())
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=value.microsecond * 1000)
 
 
 def _datetime(message: pb.Consumer | pb.ResourceBundle, field: str) -> datetime | None:

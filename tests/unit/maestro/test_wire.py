@@ -11,8 +11,11 @@ each error kind maps to its gRPC code.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 
 from maestro.api import bundle_events, bundles, errors, events
 from maestro.wire import cloudevents, query, status_codes, stubs
@@ -149,3 +152,18 @@ def test_status_change_carries_its_resume_token() -> None:
 )
 def test_status_codes(error: errors.MaestroError, code: grpc.StatusCode) -> None:
     assert status_codes.code_for(error) is code
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=2))),
+    ],
+    ids=["micros", "before-epoch", "offset"],
+)
+def test_fast_timestamp_matches_protobuf(when: datetime) -> None:
+    expected = timestamp_pb2.Timestamp()
+    expected.FromDatetime(when.astimezone(UTC))
+    assert query._timestamp(when) == expected
