@@ -16,6 +16,12 @@ from typing import Final
 PULL_LABEL: Final = "fleetplane.io/pull"
 PULL_LABEL_VALUE: Final = "true"
 
+# --- Maestro ------------------------------------------------------------------------------------------
+
+#: The CloudEvents source the propagation controller publishes works as and the status controller
+#: follows. It is part of every work id (``plan.work_id``): changing it orphans every existing work.
+MAESTRO_SOURCE: Final = "fleetplane"
+
 # --- labels and annotations that tie objects back to their ApplicationSet and cluster ---------------
 
 LABEL_APPSET_NAMESPACE: Final = "fleetplane.io/appset-namespace"
@@ -28,6 +34,9 @@ ANNOTATION_CLUSTER: Final = "fleetplane.io/cluster"
 ANNOTATION_HUB_APPLICATION: Final = "fleetplane.io/hub-application"  # "<namespace>/<name>"
 ANNOTATION_WORK_NAME: Final = "fleetplane.io/work-name"
 ANNOTATION_SPEC_HASH: Final = "fleetplane.io/spec-hash"
+#: On a hub mirror: the hash of what the propagation controller last applied, so an unchanged
+#: mirror costs no write on the next pass.
+ANNOTATION_MIRROR_HASH: Final = "fleetplane.io/mirror-hash"
 
 #: Hub mirrors carry this so that an Argo CD running on the hub leaves them alone.
 ARGOCD_SKIP_RECONCILE: Final = "argocd.argoproj.io/skip-reconcile"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from fleetplane import bench_cli, local_cli, maestro_cli
+from fleetplane import bench_cli, controllers_cli, local_cli, maestro_cli
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 app.add_typer(local_cli.app, name="local")
 app.add_typer(maestro_cli.app, name="maestro")
 app.add_typer(bench_cli.app, name="bench")
+app.add_typer(controllers_cli.app, name="controllers")
 app.command("demo")(local_cli.demo)
 
 if __name__ == "__main__":

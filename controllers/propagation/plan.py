@@ -61,7 +61,7 @@ class PlanOptions:
     """Deployment-wide settings; the defaults are what the worker compositions install."""
 
     #: the CloudEvents source of the propagation controller (part of every work id)
-    source: str = "fleetplane"
+    source: str = contract.MAESTRO_SOURCE
     worker_namespace: str = "argocd"
     field_manager: str = "fleetplane"
     in_cluster_server: str = "https://kubernetes.default.svc"

@@ -1,0 +1,159 @@
+"""The hub cluster as the controllers see it: ApplicationSets, mirror Applications, cluster Secrets.
+
+Called by ``controllers.propagation.handlers`` and ``controllers.status.handlers``. Every request
+is plain JSON in and out and runs off the event loop: it goes through the Maestro agent's
+``KubeRest`` (the project's one raw-JSON Kubernetes helper: kubeconfig/TLS through the
+``kubernetes`` client's ``ApiClient``, each call in a thread, retried with backoff while the API
+server is away). kopf's own API is not used here because these calls also run outside kopf
+handlers (the status controller's writer loop).
+
+Errors are the ones ``KubeRest`` raises: ``NotFoundError`` (404), ``ConflictError`` (409),
+``ClusterError`` (other refusals, with ``status``) and ``ClusterUnavailableError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from maestro.agent import errors as kube_errors
+from maestro.agent import kuberest
+
+JsonObject = dict[str, Any]
+
+ARGOCD_GROUP, ARGOCD_VERSION = "argoproj.io", "v1alpha1"
+APPLICATIONS, APPLICATION_SETS = "applications", "applicationsets"
+
+NotFoundError = kube_errors.NotFoundError
+ConflictError = kube_errors.ConflictError
+ClusterError = kube_errors.ClusterError
+ClusterUnavailableError = kube_errors.ClusterUnavailableError
+
+_PAGE = 500
+
+
+def selector(labels: Mapping[str, str]) -> str:
+    """A label selector string for equality on every pair."""
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _argocd_path(namespace: str, plural: str, name: str | None = None, sub: str | None = None) -> str:
+    path = f"/apis/{ARGOCD_GROUP}/{ARGOCD_VERSION}/namespaces/{quote(namespace)}/{plural}"
+    if name is not None:
+        path += f"/{quote(name)}"
+    if sub is not None:
+        path += f"/{sub}"
+    return path
+
+
+def _replace_status(status: Mapping[str, Any]) -> list[JsonObject]:
+    # JSON Patch "add" replaces the member when it exists: the whole status is swapped, so fields a
+    # newer report no longer carries disappear (a merge patch would keep them).
+    return [{"op": "add", "path": "/status", "value": status}]
+
+
+class HubClient:
+    def __init__(self, kubeconfig: str | Path | None, *, retry: kuberest.RetrySettings | None = None) -> None:
+        self._rest = kuberest.KubeRest(
+            kuberest.api_client(kubeconfig), retry or kuberest.RetrySettings(budget=20.0)
+        )
+
+    def close(self) -> None:
+        self._rest.close()
+
+    async def _get(self, path: str) -> JsonObject | None:
+        try:
+            return await self._rest.request("GET", path)
+        except NotFoundError:
+            return None
+
+    async def _list(self, path: str, labels: Mapping[str, str] | str | None = None) -> list[JsonObject]:
+        """Every item, page by page (a fleet's worth of mirrors does not fit one reply)."""
+        items: list[JsonObject] = []
+        token = ""
+        while True:
+            query = [("limit", str(_PAGE))]
+            if labels:
+                query.append(("labelSelector", labels if isinstance(labels, str) else selector(labels)))
+            if token:
+                query.append(("continue", token))
+            reply = await self._rest.request("GET", path, query=query)
+            items.extend(reply.get("items") or [])
+            token = (reply.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    # --- ApplicationSets -------------------------------------------------------------------------
+
+    async def get_application_set(self, namespace: str, name: str) -> JsonObject | None:
+        return await self._get(_argocd_path(namespace, APPLICATION_SETS, name))
+
+    async def replace_application_set_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        # The ApplicationSet CRD has a status subresource.
+        await self._rest.request(
+            "PATCH",
+            _argocd_path(namespace, APPLICATION_SETS, name, "status"),
+            body=_replace_status(status),
+            content_type=kuberest.JSON_PATCH,
+        )
+
+    # --- Applications (the hub mirrors) ----------------------------------------------------------
+
+    async def get_application(self, namespace: str, name: str) -> JsonObject | None:
+        return await self._get(_argocd_path(namespace, APPLICATIONS, name))
+
+    async def list_applications(self, namespace: str, labels: Mapping[str, str]) -> list[JsonObject]:
+        return await self._list(_argocd_path(namespace, APPLICATIONS), labels)
+
+    async def list_all_applications(self, label_selector: str) -> list[JsonObject]:
+        """Applications of every namespace matching a raw label selector (``key``, ``key=value``...)."""
+        return await self._list(f"/apis/{ARGOCD_GROUP}/{ARGOCD_VERSION}/{APPLICATIONS}", label_selector)
+
+    async def apply_application(self, application: Mapping[str, Any], *, field_manager: str) -> JsonObject:
+        """Server-side apply of a mirror's metadata and spec (never its status: another manager's)."""
+        meta = application["metadata"]
+        return await self._rest.request(
+            "PATCH",
+            _argocd_path(meta["namespace"], APPLICATIONS, meta["name"]),
+            query=[("fieldManager", field_manager), ("force", "true")],
+            body=application,
+            content_type=kuberest.APPLY_PATCH,
+        )
+
+    async def delete_application(self, namespace: str, name: str) -> bool:
+        """``False`` when it was already gone."""
+        try:
+            await self._rest.request("DELETE", _argocd_path(namespace, APPLICATIONS, name))
+        except NotFoundError:
+            return False
+        return True
+
+    async def replace_application_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        # Argo CD's Application CRD has no status subresource (`subresources: {}`): status is written
+        # on the object itself. A JSON patch touches only /status, never the propagation's fields.
+        await self._rest.request(
+            "PATCH",
+            _argocd_path(namespace, APPLICATIONS, name),
+            body=_replace_status(status),
+            content_type=kuberest.JSON_PATCH,
+        )
+
+    # --- inventory and generator inputs ----------------------------------------------------------
+
+    async def list_secrets(self, namespace: str, labels: Mapping[str, str]) -> list[JsonObject]:
+        return await self._list(f"/api/v1/namespaces/{quote(namespace)}/secrets", labels)
+
+    async def get_config_map(self, namespace: str, name: str) -> JsonObject | None:
+        return await self._get(f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}")
+
+    async def list_namespaced(self, api_version: str, plural: str, namespace: str) -> list[JsonObject]:
+        """Every object of a resource (``group/version`` + plural) in ``namespace``; ``[]`` when the
+        hub does not serve that resource."""
+        try:
+            return await self._list(f"/apis/{api_version}/namespaces/{quote(namespace)}/{quote(plural)}")
+        except NotFoundError:
+            return []

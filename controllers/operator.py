@@ -1,0 +1,165 @@
+"""The hub controllers as one kopf operator: wiring, kopf settings and the process's lifetime.
+
+Called by ``fleetplane controllers run`` (``fleetplane/controllers_cli.py``) through ``run``, and by
+anything that embeds the operator in its own event loop through ``serve``. Both controllers live in
+one process on purpose: they share the ``StatusBook`` (the propagation controller's facts and the
+Application statuses that make up each ApplicationSet's status) and the mirror notifications.
+
+What kopf is told:
+- log in with the given kubeconfig (not kopf's default discovery), cluster-wide;
+- keep its bookkeeping in annotations with a ``fleetplane.io`` prefix and finalizer
+  ``fleetplane.io/propagation``: Argo CD's ApplicationSet status schema would prune kopf's usual
+  ``status.kopf`` field;
+- standalone (no peering objects on the hub): run one replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+from controllers import contract, hub
+from controllers.propagation import handlers as propagation
+from controllers.propagation import plan
+from controllers.status import book
+from controllers.status import handlers as status
+from maestro.client import MaestroClient
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "fleetplane.io/propagation"
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    kubeconfig: str | None
+    maestro: str
+    propagation: propagation.PropagationSettings = dataclasses.field(
+        default_factory=propagation.PropagationSettings
+    )
+    status: status.StatusSettings = dataclasses.field(default_factory=status.StatusSettings)
+    #: e.g. ``http://127.0.0.1:8080/healthz``; kopf serves its liveness probe there
+    liveness: str | None = None
+
+
+@dataclasses.dataclass
+class Operator:
+    """Everything one running operator is made of (tests and the benchmark read its parts)."""
+
+    registry: kopf.OperatorRegistry
+    kopf_settings: kopf.OperatorSettings
+    hub_client: hub.HubClient
+    maestro: MaestroClient
+    book: book.StatusBook
+    propagation: propagation.PropagationController
+    status: status.StatusController
+
+
+def login(kubeconfig: str | None) -> kopf.ConnectionInfo:
+    """kopf's connection from a kubeconfig file (or the in-cluster service account), as kopf's own
+    ``login_via_client`` does it but for an explicit file."""
+    configuration = kube_client.Configuration()
+    if kubeconfig:
+        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        kube_config.load_incluster_config(client_configuration=configuration)
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+def build(settings: OperatorSettings) -> Operator:
+    """Wire both controllers into a kopf registry of their own (never kopf's global default)."""
+    hub_client = hub.HubClient(settings.kubeconfig)
+    maestro = MaestroClient(settings.maestro, source=contract.MAESTRO_SOURCE)
+    status_book = book.StatusBook()
+    status_controller = status.StatusController(hub_client, maestro, status_book, settings.status)
+    propagation_controller = propagation.PropagationController(
+        hub_client,
+        maestro,
+        status_book,
+        status_controller,
+        settings.propagation,
+        plan.PlanOptions(source=contract.MAESTRO_SOURCE),
+    )
+    # a status change may let a RollingSync move on to its next step
+    status_controller.on_app_status = propagation_controller.wake_if_rolling
+
+    registry = kopf.OperatorRegistry()
+    propagation.register(registry, propagation_controller)
+    background: list[asyncio.Task[Any]] = []
+
+    @kopf.on.login(registry=registry)
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return login(settings.kubeconfig)
+
+    @kopf.on.startup(registry=registry)
+    async def start_background(**_: Any) -> None:
+        background.append(asyncio.create_task(status_controller.run(), name="status-aggregation"))
+        background.append(asyncio.create_task(propagation_controller.sweep_forever(), name="orphan-sweep"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_background(**_: Any) -> None:
+        for task in background:
+            await status.stop(task)
+        background.clear()
+        await maestro.close()
+        hub_client.close()
+
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="fleetplane.io")
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="fleetplane.io", key="last-handled-configuration"
+    )
+    kopf_settings.peering.standalone = True
+    # kopf's own INFO logs ("Handler ... succeeded") would become an event each; keep warnings only
+    kopf_settings.posting.level = logging.WARNING
+    return Operator(
+        registry,
+        kopf_settings,
+        hub_client,
+        maestro,
+        status_book,
+        propagation_controller,
+        status_controller,
+    )
+
+
+async def serve(
+    settings: OperatorSettings,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run the operator in the current event loop until ``stop_flag`` is set or a signal arrives."""
+    operator = build(settings)
+    await kopf.operator(
+        registry=operator.registry,
+        settings=operator.kopf_settings,
+        clusterwide=True,
+        liveness_endpoint=settings.liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def run(settings: OperatorSettings) -> None:
+    asyncio.run(serve(settings))

@@ -1,0 +1,734 @@
+"""The Application Propagation controller: ApplicationSets on the hub -> works in Maestro + hub mirrors.
+
+``controllers.operator`` builds one ``PropagationController`` and hands it to ``register``, which
+wires it into kopf:
+
+- a **daemon per opted-in ApplicationSet** reconciles it at start, whenever it is woken, and every
+  ``resync_seconds`` (level-based: the pass compares the plan with what Maestro and the hub hold
+  now, so a missed event, a restart or a manual edit is repaired on the next pass);
+- **watch events** wake the daemons: an ApplicationSet's own spec or labels changing, any cluster
+  Secret of the inventory changing (every daemon), a cluster decision resource changing (the
+  daemons of its namespace);
+- a **deletion handler** holds kopf's finalizer until every work of the ApplicationSet is gone from
+  Maestro (deleted on its cluster), then deletes the hub mirrors;
+- a **sweep** (started by the operator) deletes works whose ApplicationSet is gone or no longer
+  opted in.
+
+One pass (``reconcile``) reads the inventory and generator inputs from the hub, runs the pure
+pipeline (``generators.generate`` -> ``plan.plan_application_set`` -> ``diff.diff`` ->
+``rollout.plan_rollout``), server-side-applies the hub mirrors, publishes creates/updates/deletes
+through ``MaestroClient`` and records the ApplicationSet's facts in the ``StatusBook`` (the status
+controller writes the ApplicationSet's status from them). A problem of the ApplicationSet's own
+making (unknown generator, template error, unregistered cluster...) becomes a condition and a
+Warning event, never an exception: other ApplicationSets and running apps are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import grpc
+import kopf
+
+from controllers import contract, hub
+from controllers.propagation import diff, errors, generators, inventory, plan, rollout
+from controllers.status import aggregate, book
+from maestro.api import bundles, queries
+from maestro.client import MaestroClient
+
+log = logging.getLogger(__name__)
+
+AppSetKey = tuple[str, str]
+#: ``(type, reason, message)`` -> a Kubernetes event on the ApplicationSet
+Report = Callable[[str, str, str], None]
+
+#: gRPC codes after which the same call may succeed later (the server restarts, is overloaded...)
+TRANSIENT_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+_EVENT_MESSAGE_LIMIT = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class PropagationSettings:
+    #: where the hub's Argo CD cluster Secrets (the inventory) live, as in an Argo CD install
+    inventory_namespace: str = "argocd"
+    #: seconds between two passes over an ApplicationSet when nothing wakes it
+    resync_seconds: float = 60.0
+    #: seconds before a pass that failed for a transient reason (Maestro or the hub away) is retried
+    retry_seconds: float = 5.0
+    #: passes running at once, over all ApplicationSets
+    concurrency: int = 4
+    field_manager: str = "fleetplane-propagation"
+    #: ``plural.version.group`` of cluster decision resources whose changes wake the daemons of their
+    #: namespace (others are picked up by the periodic pass)
+    decision_resources: tuple[str, ...] = ("placementdecisions.v1beta1.cluster.open-cluster-management.io",)
+
+
+class MirrorListener(Protocol):
+    """Told when a hub mirror appears or goes, so its status can be (re)written or forgotten."""
+
+    def mirror_created(self, namespace: str, name: str) -> None: ...
+
+    def mirror_deleted(self, namespace: str, name: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one pass did."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    mirrors_applied: int = 0
+    mirrors_deleted: int = 0
+    #: messages for the ApplicationSet's author: generation, planning and publishing errors
+    problems: tuple[str, ...] = ()
+    #: why some changes were held back (applicationsSync policy, rollout, pending deletions)
+    notes: tuple[str, ...] = ()
+    generation_failed: bool = False
+    rolling: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted or self.mirrors_deleted)
+
+    def describe(self) -> str:
+        return (
+            f"works: {self.created} created, {self.updated} updated, {self.deleted} deleted; "
+            f"mirrors: {self.mirrors_applied} applied, {self.mirrors_deleted} deleted"
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in TRANSIENT_CODES
+    if isinstance(exc, hub.ClusterError):
+        return exc.status == 0 or exc.status == 429 or exc.status >= 500
+    return isinstance(exc, hub.ClusterUnavailableError | ConnectionError | TimeoutError)
+
+
+def owner_labels(namespace: str, name: str) -> dict[str, str]:
+    """The labels ``plan`` puts on an ApplicationSet's works and mirrors (values may be hashed)."""
+    return {
+        contract.LABEL_APPSET_NAMESPACE: plan.label_value(namespace),
+        contract.LABEL_APPSET_NAME: plan.label_value(name),
+    }
+
+
+def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """The annotations of a Kubernetes object."""
+    return _work_annotations(obj.get("metadata") or {})
+
+
+def _work_annotations(meta: Mapping[str, Any]) -> Mapping[str, str]:
+    """The annotations in an ObjectMeta (a work's metadata is one, without an enclosing object)."""
+    return meta.get("annotations") or {}
+
+
+def _mirror_hash(application: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(application, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class PropagationController:
+    def __init__(
+        self,
+        hub_client: hub.HubClient,
+        maestro: MaestroClient,
+        status_book: book.StatusBook,
+        listener: MirrorListener,
+        settings: PropagationSettings = PropagationSettings(),
+        options: plan.PlanOptions | None = None,
+    ) -> None:
+        options = options or plan.PlanOptions()
+        if maestro.source != options.source:
+            raise ValueError(
+                f"the Maestro client publishes as {maestro.source!r} but plans use source "
+                f"{options.source!r}; they must be the same (work ids depend on it)"
+            )
+        self.hub = hub_client
+        self.maestro = maestro
+        self.book = status_book
+        self.listener = listener
+        self.settings = settings
+        self.options = options
+        self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._locks: dict[AppSetKey, asyncio.Lock] = {}
+        self._wakeups: dict[AppSetKey, asyncio.Event] = {}
+        self._rolling: set[AppSetKey] = set()
+        self._seen: dict[AppSetKey, tuple[Any, ...]] = {}
+        self._reported: dict[AppSetKey, str] = {}
+        self._inventory_generation = 0
+        self._inventory_cache: tuple[int, float, inventory.Inventory] | None = None
+
+    # --- triggers ----------------------------------------------------------------------------------
+
+    def _lock(self, key: AppSetKey) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def wake(self, namespace: str, name: str) -> None:
+        event = self._wakeups.get((namespace, name))
+        if event is not None:
+            event.set()
+
+    def wake_all(self, namespace: str | None = None) -> None:
+        for (ns, _), event in self._wakeups.items():
+            if namespace is None or ns == namespace:
+                event.set()
+
+    def wake_if_rolling(self, key: AppSetKey) -> None:
+        """A status changed: an ApplicationSet in a RollingSync may now start its next step."""
+        if key in self._rolling:
+            self.wake(*key)
+
+    def inventory_changed(self) -> None:
+        self._inventory_generation += 1
+        self.wake_all()
+
+    def appset_seen(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Every watch event of an ApplicationSet: wake its daemon when what it is made of changed
+        (status writes, ours included, change neither the generation nor the labels)."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        if event_type == "DELETED":
+            self._seen.pop(key, None)
+            return
+        fingerprint = (meta.get("generation"), json.dumps(meta.get("labels") or {}, sort_keys=True))
+        if self._seen.get(key) != fingerprint:
+            self._seen[key] = fingerprint
+            self.wake(*key)
+
+    # --- the daemon ----------------------------------------------------------------------------------
+
+    async def run_daemon(self, namespace: str, name: str, report: Report, stop: asyncio.Event) -> None:
+        """Serve one ApplicationSet until ``stop`` is set (deleted, opted out, shutdown; whoever sets
+        it also wakes us) or the task is cancelled."""
+        key = (namespace, name)
+        wakeup = self._wakeups.setdefault(key, asyncio.Event())
+        try:
+            while not stop.is_set():
+                wakeup.clear()
+                delay = self.settings.resync_seconds
+                try:
+                    outcome = await self.reconcile(namespace, name)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    delay = self.settings.retry_seconds
+                    if is_transient(exc):
+                        log.warning("ApplicationSet %s/%s: pass failed, retrying: %s", namespace, name, exc)
+                    else:
+                        log.exception("ApplicationSet %s/%s: pass failed", namespace, name)
+                    self._report_once(
+                        key, report, "Warning", "PropagationRetrying", f"will retry in {delay:.0f}s: {exc}"
+                    )
+                else:
+                    if outcome is not None:
+                        self._report_outcome(key, outcome, report)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), delay)
+        finally:
+            self._wakeups.pop(key, None)
+            self._rolling.discard(key)
+
+    def _report_outcome(self, key: AppSetKey, outcome: Outcome, report: Report) -> None:
+        if outcome.changed:
+            log.info("ApplicationSet %s/%s: %s", *key, outcome.describe())
+            report("Normal", "Propagated", outcome.describe())
+        if outcome.problems:
+            reason = "GenerationFailed" if outcome.generation_failed else "TargetErrors"
+            if self._report_once(key, report, "Warning", reason, "; ".join(outcome.problems)):
+                for problem in outcome.problems:
+                    log.warning("ApplicationSet %s/%s: %s", *key, problem)
+        else:
+            self._reported.pop(key, None)
+        for note in outcome.notes:
+            log.info("ApplicationSet %s/%s: %s", *key, note)
+
+    def _report_once(self, key: AppSetKey, report: Report, kind: str, reason: str, message: str) -> bool:
+        """Post an event when the message changed (a resync repeating the same error stays quiet);
+        ``True`` when it was posted."""
+        text = (
+            message if len(message) <= _EVENT_MESSAGE_LIMIT else message[: _EVENT_MESSAGE_LIMIT - 3] + "..."
+        )
+        if self._reported.get(key) == f"{reason}:{text}":
+            return False
+        self._reported[key] = f"{reason}:{text}"
+        report(kind, reason, text)
+        return True
+
+    # --- one pass ------------------------------------------------------------------------------------
+
+    async def reconcile(self, namespace: str, name: str) -> Outcome | None:
+        """One level-based pass; ``None`` when the ApplicationSet is gone, deleting or not opted in."""
+        key = (namespace, name)
+        async with self._semaphore, self._lock(key):
+            # Read it again under the lock: the deletion handler may have run since we were woken.
+            body = await self.hub.get_application_set(namespace, name)
+            if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+                return None
+            if not plan.is_pull_enabled(body):
+                return None
+            spec = body.get("spec") or {}
+            current_status = body.get("status")
+            try:
+                clusters = await self._inventory()
+                inputs = await self._generator_inputs(namespace, spec, clusters)
+                generation = generators.generate(spec, inputs)
+                desired = plan.plan_application_set(
+                    body, generation.params, clusters, unmatched=generation.unmatched, options=self.options
+                )
+                strategy = rollout.parse_strategy(spec)
+            except errors.PropagationError as exc:
+                # Like Argo CD: a failed generation creates and deletes nothing; what runs keeps running.
+                previous = self.book.facts(key)
+                self.book.set_facts(
+                    key,
+                    book.Facts(apps=previous.apps if previous else (), generation_error=str(exc)),
+                    current=current_status,
+                )
+                return Outcome(problems=(str(exc),), generation_failed=True)
+            log.debug("ApplicationSet %s/%s: %d works planned", namespace, name, len(desired.works))
+            return await self._converge(key, desired, strategy, current_status)
+
+    async def _converge(
+        self,
+        key: AppSetKey,
+        desired: plan.Plan,
+        strategy: rollout.Strategy,
+        current_status: Mapping[str, Any] | None,
+    ) -> Outcome:
+        namespace, name = key
+        records = await self._works(namespace, name)
+        by_id = {str(r.bundle.id): r for r in records}
+        mirrors = {
+            m["metadata"]["name"]: m
+            for m in await self.hub.list_applications(namespace, owner_labels(namespace, name))
+            if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
+        }
+        work_diff = diff.diff(desired, [_existing(r) for r in records], mirrors.keys())
+        decision = rollout.plan_rollout(strategy, _targets(desired, work_diff, by_id))
+        problems = [e.message for e in desired.errors]
+        notes = list(work_diff.notes) + list(decision.warnings)
+
+        creates = [w for w in work_diff.creates if w.application in decision.allowed]
+        updates = [(w, e) for w, e in work_diff.updates if w.application in decision.allowed]
+        held = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
+        held -= decision.allowed
+
+        # Mirrors first, so that the first status report always has an object to land on; a mirror
+        # follows what its cluster is sent, so one held back by the rollout keeps its old spec.
+        applied = 0
+        blocked: set[str] = set()
+        for work in desired.works:
+            if work.application in held:
+                continue
+            result = await self._apply_mirror(work, mirrors.get(work.application))
+            if isinstance(result, str):
+                problems.append(result)
+                blocked.add(work.application)
+            elif result:
+                applied += 1
+
+        created = updated = 0
+        for work in creates:
+            if work.application not in blocked:
+                problem = await self._publish(work, create=True)
+                created += problem is None
+                problems.extend([problem] if problem else [])
+        for work, _ in updates:
+            if work.application not in blocked:
+                problem = await self._publish(work, create=False)
+                updated += problem is None
+                problems.extend([problem] if problem else [])
+
+        doomed = self._deletion_group(strategy, work_diff.deletes, records, notes)
+        for existing in doomed:
+            await self._delete_work(existing.cluster, existing.work_id)
+
+        for mirror in work_diff.mirror_deletes:
+            await self.hub.delete_application(namespace, mirror)
+            self.listener.mirror_deleted(namespace, mirror)
+
+        rolling = strategy.type == "RollingSync"
+        statuses = {s.application: s for s in decision.statuses}
+        if rolling:
+            self._rolling.add(key)
+        else:
+            self._rolling.discard(key)
+        self.book.set_facts(
+            key,
+            book.Facts(
+                apps=tuple(
+                    book.AppFact(
+                        w.application,
+                        w.target_revisions,
+                        _rollout_entry(statuses.get(w.application)) if rolling else None,
+                    )
+                    for w in desired.works
+                ),
+                target_errors=tuple(problems),
+                rollout_progressing=decision.progressing if rolling else None,
+                rollout_step=decision.current_step if rolling else None,
+            ),
+            current=current_status,
+        )
+        return Outcome(
+            created=created,
+            updated=updated,
+            deleted=len(doomed),
+            mirrors_applied=applied,
+            mirrors_deleted=len(work_diff.mirror_deletes),
+            problems=tuple(problems),
+            notes=tuple(notes),
+            rolling=rolling,
+        )
+
+    def _deletion_group(
+        self,
+        strategy: rollout.Strategy,
+        deletes: Sequence[diff.ExistingWork],
+        records: Sequence[bundles.BundleRecord],
+        notes: list[str],
+    ) -> list[diff.ExistingWork]:
+        """The works to delete now: all of them, or under ``deletionOrder: Reverse`` the next group
+        once the previous one is gone."""
+        if strategy.deletion_order != "Reverse" or not deletes:
+            return list(deletes)
+        if any(r.bundle.deleting for r in records):
+            notes.append("deletionOrder Reverse: waiting for the works being deleted to be gone")
+            return []
+        by_id = {str(r.bundle.id): r for r in records}
+        apps = {w.work_id: _worker_app(by_id[w.work_id]) for w in deletes}
+        groups = rollout.deletion_groups(strategy, list(apps.values()))
+        first = set(groups[0]) if groups else set()
+        return [w for w in deletes if apps[w.work_id][0] in first]
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    async def _inventory(self) -> inventory.Inventory:
+        """The cluster Secrets, re-listed when one changed (a watch event) or after half a resync."""
+        now = asyncio.get_running_loop().time()
+        cached = self._inventory_cache
+        if (
+            cached is not None
+            and cached[0] == self._inventory_generation
+            and now - cached[1] < self.settings.resync_seconds / 2
+        ):
+            return cached[2]
+        generation = self._inventory_generation
+        secrets = await self.hub.list_secrets(
+            self.settings.inventory_namespace, {inventory.SECRET_TYPE_LABEL: inventory.SECRET_TYPE_CLUSTER}
+        )
+        clusters = inventory.Inventory.from_secrets(secrets)
+        if clusters.problems and (cached is None or cached[2].problems != clusters.problems):
+            for problem in clusters.problems:
+                log.warning("inventory: %s", problem)
+        self._inventory_cache = (generation, now, clusters)
+        return clusters
+
+    async def _generator_inputs(
+        self, namespace: str, spec: Mapping[str, Any], clusters: inventory.Inventory
+    ) -> generators.GeneratorInputs:
+        config_maps: dict[str, dict[str, str]] = {}
+        for cm_name in generators.referenced_config_maps(spec):
+            found = await self.hub.get_config_map(namespace, cm_name)
+            if found is not None:
+                config_maps[cm_name] = {str(k): str(v) for k, v in (found.get("data") or {}).items()}
+        decisions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for data in config_maps.values():
+            api_version, kind = data.get("apiVersion", ""), data.get("kind", "")
+            if "/" in api_version[1:] and kind and (api_version, kind) not in decisions:
+                decisions[(api_version, kind)] = await self.hub.list_namespaced(api_version, kind, namespace)
+        return generators.GeneratorInputs(clusters, config_maps, decisions)
+
+    async def _works(self, namespace: str, name: str) -> list[bundles.BundleRecord]:
+        """The works Maestro holds for this ApplicationSet (labels may be hashed, so the full name
+        in the annotation decides)."""
+        records, _ = await self.maestro.list(
+            queries.ResourceFilter(source=self.options.source, labels=owner_labels(namespace, name))
+        )
+        ref = f"{namespace}/{name}"
+        return [
+            r for r in records if _work_annotations(r.bundle.metadata).get(contract.ANNOTATION_APPSET) == ref
+        ]
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    async def _apply_mirror(self, work: plan.DesiredWork, current: Mapping[str, Any] | None) -> bool | str:
+        """Create or update the hub mirror; ``True`` if written, ``False`` if already up to date, or
+        a problem when the name is taken by an Application that is not this ApplicationSet's."""
+        mirror = copy.deepcopy(work.hub_application)
+        digest = _mirror_hash(mirror)
+        if current is not None and _annotations(current).get(contract.ANNOTATION_MIRROR_HASH) == digest:
+            return False
+        meta = mirror["metadata"]
+        if current is None:
+            taken = await self.hub.get_application(meta["namespace"], meta["name"])
+            if taken is not None and _annotations(taken).get(contract.ANNOTATION_APPSET) != (
+                _annotations(mirror).get(contract.ANNOTATION_APPSET)
+            ):
+                return (
+                    f"hub Application {meta['namespace']}/{meta['name']} already exists and does not belong "
+                    "to this ApplicationSet; rename the template's metadata.name or delete that Application"
+                )
+        meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = digest
+        await self.hub.apply_application(mirror, field_manager=self.settings.field_manager)
+        if current is None:
+            self.listener.mirror_created(meta["namespace"], meta["name"])
+        return True
+
+    async def _publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:
+        """Send a create or update; a problem message when Maestro refuses it for good."""
+        spec = bundles.ManifestBundle(
+            manifests=work.bundle["manifests"],
+            delete_option=work.bundle.get("deleteOption"),
+            manifest_configs=work.bundle.get("manifestConfigs") or [],
+        )
+        try:
+            await self.maestro.apply(
+                work.cluster, uuid.UUID(work.work_id), spec, metadata=work.metadata, create=create
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in TRANSIENT_CODES:
+                raise
+            hint = ""
+            if exc.code() == grpc.StatusCode.NOT_FOUND and not create:
+                hint = " (the work vanished; it is re-created on the next pass)"
+            elif exc.code() == grpc.StatusCode.NOT_FOUND:
+                hint = (
+                    f"; is cluster {work.cluster!r} registered with Maestro "
+                    f"(`fleetplane maestro consumers create {work.cluster}`)?"
+                )
+            verb = "create" if create else "update"
+            return (
+                f"cluster {work.cluster}: Maestro refused to {verb} the work of Application "
+                f"{work.application!r}: {exc.code().name}: {exc.details()}{hint}"
+            )
+        return None
+
+    async def _delete_work(self, cluster: str, work_id: str) -> None:
+        try:
+            await self.maestro.delete(cluster, uuid.UUID(work_id))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:  # already gone is what we wanted
+                raise
+
+    # --- deletion and clean-up ----------------------------------------------------------------------
+
+    async def finalize(self, namespace: str, name: str, spec: Mapping[str, Any]) -> int:
+        """The ApplicationSet is being deleted: delete its works; once Maestro holds none (each
+        agent confirmed the deletion on its cluster), delete its mirrors. Returns the works left."""
+        key = (namespace, name)
+        async with self._lock(key):
+            records = await self._works(namespace, name)
+            try:
+                strategy = rollout.parse_strategy(spec)
+            except errors.RolloutError:
+                strategy = rollout.Strategy()
+            live = [_existing(r) for r in records if not r.bundle.deleting]
+            for existing in self._deletion_group(strategy, live, records, []):
+                await self._delete_work(existing.cluster, existing.work_id)
+            if records:
+                return len(records)
+            for mirror in await self.hub.list_applications(namespace, owner_labels(namespace, name)):
+                mirror_name = mirror["metadata"]["name"]
+                if _annotations(mirror).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}":
+                    await self.hub.delete_application(namespace, mirror_name)
+                    self.listener.mirror_deleted(namespace, mirror_name)
+            self.book.drop(key)
+            self._reported.pop(key, None)
+            self._locks.pop(key, None)
+            return 0
+
+    async def sweep(self) -> int:
+        """Delete the works (and mirrors) of ApplicationSets that are gone or no longer opted in:
+        what the finalizer could not do (the label removed, the finalizer removed by hand)."""
+        records, _ = await self.maestro.list(queries.ResourceFilter(source=self.options.source))
+        owners: dict[AppSetKey, list[bundles.BundleRecord]] = {}
+        for record in records:
+            ref = _work_annotations(record.bundle.metadata).get(contract.ANNOTATION_APPSET, "")
+            namespace, _, name = ref.partition("/")
+            if namespace and name:
+                owners.setdefault((namespace, name), []).append(record)
+        deleted = 0
+        for key, owned in owners.items():
+            if key in self._wakeups:
+                continue  # a daemon serves it
+            body = await self.hub.get_application_set(*key)
+            if body is not None and plan.is_pull_enabled(body):
+                continue  # its daemon is starting, or its finalizer is running
+            async with self._lock(key):
+                for record in owned:
+                    if not record.bundle.deleting:
+                        await self._delete_work(record.bundle.consumer, str(record.bundle.id))
+                        deleted += 1
+                if body is not None:  # opted out: its mirrors would otherwise stay until it is deleted
+                    for mirror in await self.hub.list_applications(key[0], owner_labels(*key)):
+                        await self.hub.delete_application(key[0], mirror["metadata"]["name"])
+                        self.listener.mirror_deleted(key[0], mirror["metadata"]["name"])
+            log.info("ApplicationSet %s/%s is gone or opted out: deleting its %d works", *key, len(owned))
+        return deleted
+
+    async def sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sweep of orphaned works failed, retrying next period: %s", exc)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _existing(record: bundles.BundleRecord) -> diff.ExistingWork:
+    meta = record.bundle.metadata
+    return diff.ExistingWork(
+        work_id=str(record.bundle.id),
+        cluster=record.bundle.consumer,
+        name=str(meta.get("name") or ""),
+        spec_hash=_work_annotations(meta).get(contract.ANNOTATION_SPEC_HASH),
+        bundle=record.bundle.spec.to_json(),
+        deleting=record.bundle.deleting,
+    )
+
+
+def _worker_app(record: bundles.BundleRecord) -> tuple[str, Mapping[str, str]]:
+    """The worker Application's name and labels in a stored work (its only manifest)."""
+    manifest = record.bundle.manifests[0] if record.bundle.manifests else {}
+    meta = manifest.get("metadata") or {}
+    return str(meta.get("name") or record.bundle.metadata.get("name") or ""), meta.get("labels") or {}
+
+
+def _targets(
+    desired: plan.Plan, work_diff: diff.WorkDiff, records: Mapping[str, bundles.BundleRecord]
+) -> list[rollout.RolloutTarget]:
+    pending = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
+    targets = []
+    for work in desired.works:
+        record = records.get(work.work_id)
+        reported = record.status.to_json() if record is not None and record.status is not None else None
+        status = aggregate.application_status(reported, cluster=work.cluster)
+        targets.append(
+            rollout.RolloutTarget(
+                application=work.application,
+                labels=work.labels,
+                pending_change=work.application in pending,
+                status_current=record is not None
+                and record.status is not None
+                and record.status_version == record.bundle.version,
+                sync_status=status["sync"]["status"],
+                health_status=status["health"]["status"],
+            )
+        )
+    return targets
+
+
+def _rollout_entry(status: rollout.AppRolloutStatus | None) -> Mapping[str, str] | None:
+    if status is None:
+        return None
+    return {"status": status.status, "step": status.step, "message": status.message}
+
+
+# --- kopf wiring -------------------------------------------------------------------------------------
+
+
+def register(registry: kopf.OperatorRegistry, controller: PropagationController) -> None:
+    """Add the propagation handlers to ``registry`` (the operator's, not kopf's global default)."""
+    group, version = hub.ARGOCD_GROUP, hub.ARGOCD_VERSION
+    pull = {contract.PULL_LABEL: contract.PULL_LABEL_VALUE}
+    inventory_namespace = controller.settings.inventory_namespace
+
+    # Explicit ids: kopf keys its progress annotations by handler id, and the default ids of
+    # nested functions ("register.<locals>.x") are not valid annotation names.
+    @kopf.on.event(group, version, hub.APPLICATION_SETS, registry=registry, id="applicationset-changed")
+    async def applicationset_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+        controller.appset_seen(type, body)
+
+    # cancellation_timeout: kopf cancels an async daemon only when one is set; without it a
+    # deleted ApplicationSet's daemon would be left running.
+    @kopf.daemon(
+        group,
+        version,
+        hub.APPLICATION_SETS,
+        labels=pull,
+        registry=registry,
+        id="propagate",
+        cancellation_timeout=5.0,
+    )
+    async def propagate(
+        namespace: str | None, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        def report(kind: str, reason: str, message: str) -> None:
+            kopf.event(body, type=kind, reason=reason, message=message)
+
+        # Exit on kopf's stop flag rather than wait to be cancelled (kopf warns about those).
+        stop = asyncio.Event()
+
+        async def relay_stop() -> None:
+            await stopped.wait()
+            stop.set()
+            controller.wake(str(namespace), name)
+
+        relay = asyncio.create_task(relay_stop())
+        try:
+            await controller.run_daemon(str(namespace), name, report, stop)
+        finally:
+            relay.cancel()
+
+    @kopf.on.delete(group, version, hub.APPLICATION_SETS, labels=pull, registry=registry, id="unpropagate")
+    async def unpropagate(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> None:
+        try:
+            remaining = await controller.finalize(str(namespace), name, dict(spec))
+        except Exception as exc:
+            if is_transient(exc):  # kopf's default for other errors is a minute's backoff
+                raise kopf.TemporaryError(f"Maestro or the hub unavailable: {exc}", delay=5) from exc
+            raise
+        if remaining:
+            raise kopf.TemporaryError(
+                f"waiting for {remaining} work(s) to be deleted from their clusters", delay=3
+            )
+
+    def in_inventory(namespace: str | None, **_: Any) -> bool:
+        return namespace == inventory_namespace
+
+    @kopf.on.event(
+        "",
+        "v1",
+        "secrets",
+        labels={inventory.SECRET_TYPE_LABEL: inventory.SECRET_TYPE_CLUSTER},
+        when=in_inventory,
+        registry=registry,
+        id="inventory-changed",
+    )
+    async def inventory_changed(**_: Any) -> None:
+        controller.inventory_changed()
+
+    for resource in controller.settings.decision_resources:
+        plural, _, rest = resource.partition(".")
+        decision_version, _, decision_group = rest.partition(".")
+
+        @kopf.on.event(
+            decision_group, decision_version, plural, registry=registry, id=f"decisions-{resource}"
+        )
+        async def decisions_changed(namespace: str | None, **_: Any) -> None:
+            controller.wake_all(str(namespace))

@@ -1,0 +1,301 @@
+"""The Status Aggregation controller: Maestro work status -> hub Application and ApplicationSet status.
+
+``controllers.operator`` starts ``StatusController.run`` when kopf starts and cancels it on exit.
+It runs four loops:
+
+- **follow**: lists every work of the propagation source once, then follows the query service's
+  status watch from the list's token, reconnecting from the last token it saw after a disconnect
+  (and listing again only if the server no longer understands the token);
+- **safety net**: a full list every ``list_seconds``, in case a change was missed anyway;
+- **rollup**: recomputes the status of every ApplicationSet whose facts or Application statuses
+  changed (``book.StatusBook``);
+- **writer**: drains ``batching.WriteBatcher`` (coalesced, de-duplicated, rate-limited) and writes
+  each status to the hub, a few at a time.
+
+A status report is turned into the hub Application's status by ``aggregate.application_status``.
+Reports are ordered by the agent's per-work sequence: an older one (a list answered while the
+watch already delivered a newer one) is dropped. The propagation controller tells it (as its
+``MirrorListener``) when a mirror is created, so a status that arrived first is written then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import orjson
+
+from controllers import contract, hub
+from controllers.status import aggregate, batching, book
+from maestro.api import bundles, queries
+from maestro.client import MaestroClient
+from maestro.wire import stubs
+
+log = logging.getLogger(__name__)
+
+APPLICATION, APPLICATION_SET = "Application", "ApplicationSet"
+#: batcher keys: ``(kind, namespace, name)``
+WriteKey = tuple[str, str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class StatusSettings:
+    #: seconds between full lists (the safety net under the watch)
+    list_seconds: float = 60.0
+    #: hub API writes per second, and the burst allowed above it
+    write_rate: float = 200.0
+    write_burst: int = 400
+    #: status writes in flight at once
+    write_concurrency: int = 4
+    #: seconds between two ApplicationSet rollups (changes in between are coalesced)
+    rollup_seconds: float = 1.0
+    #: seconds before reconnecting a broken watch
+    reconnect_seconds: float = 2.0
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _split(ref: str) -> tuple[str, str] | None:
+    namespace, _, name = ref.partition("/")
+    return (namespace, name) if namespace and name else None
+
+
+class StatusController:
+    def __init__(
+        self,
+        hub_client: hub.HubClient,
+        maestro: MaestroClient,
+        status_book: book.StatusBook,
+        settings: StatusSettings = StatusSettings(),
+        *,
+        source: str = contract.MAESTRO_SOURCE,
+        on_app_status: Callable[[book.AppSetKey], None] | None = None,
+    ) -> None:
+        self.hub = hub_client
+        self.maestro = maestro
+        self.book = status_book
+        self.settings = settings
+        self.source = source
+        self.batcher = batching.WriteBatcher(rate=settings.write_rate, burst=settings.write_burst)
+        #: called with an ApplicationSet whose Application statuses changed
+        self.on_app_status = on_app_status
+        self._offered = asyncio.Event()
+        #: highest status sequence seen per work id (kept after deletion, to refuse a stale list)
+        self._sequences: dict[str, int] = {}
+        #: hub Application -> its ApplicationSet
+        self._appset_of: dict[tuple[str, str], book.AppSetKey] = {}
+        self.token = ""
+        self.writes = 0
+
+    # --- the loops ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every loop until cancelled."""
+        await self._prime()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._follow(), name="status-follow")
+            group.create_task(self._safety_net(), name="status-list")
+            group.create_task(self._rollups(), name="status-rollup")
+            group.create_task(self._writer(), name="status-writer")
+
+    async def _prime(self) -> None:
+        """Tell the batcher what the hub's mirrors already hold, so a restart does not rewrite every
+        unchanged status (150,000 writes at the configured rate would take a long while)."""
+        try:
+            mirrors = await self.hub.list_all_applications(contract.LABEL_APPSET_NAME)
+        except Exception as exc:
+            log.warning("could not read the hub's mirrors to skip unchanged statuses: %s", exc)
+            return
+        for mirror in mirrors:
+            meta, status = mirror.get("metadata") or {}, mirror.get("status")
+            if status:
+                self.batcher.prime((APPLICATION, meta.get("namespace", ""), meta.get("name", "")), status)
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                if not self.token:
+                    await self.list_once()
+                async for change in self.maestro.watch(self.token, source=self.source):
+                    self.observe_change(change)
+                    self.token = change.resume_token
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    self.token = ""  # the server does not know our token (a new database): list again
+                log.warning("status watch broken (%s: %s); resuming", exc.code().name, exc.details())
+            except Exception:
+                log.exception("status watch failed; resuming")
+            await asyncio.sleep(self.settings.reconnect_seconds)
+
+    async def list_once(self) -> int:
+        """Observe every work of the source; keeps the list's watch token if none is held yet."""
+        records, token = await self.maestro.list(queries.ResourceFilter(source=self.source))
+        for record in records:
+            self.observe_record(record)
+        if not self.token:
+            self.token = token
+        return len(records)
+
+    async def _safety_net(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.list_seconds)
+            try:
+                await self.list_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("periodic status list failed, retrying next period: %s", exc)
+
+    async def _rollups(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.rollup_seconds)
+            now = _now()
+            for key in self.book.take_dirty():
+                result = self.book.rollup(key, now=now)
+                if result is not None:
+                    self._offer((APPLICATION_SET, *key), result.status)
+
+    async def _writer(self) -> None:
+        semaphore = asyncio.Semaphore(self.settings.write_concurrency)
+        pending: set[asyncio.Task[None]] = set()
+
+        async def write(one: batching.PendingWrite) -> None:
+            async with semaphore:
+                await self._write(one)
+
+        while True:
+            writes = self.batcher.drain(limit=self.settings.write_concurrency * 4)
+            for one in writes:
+                task = asyncio.create_task(write(one))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            if writes:
+                # let this round finish before draining again, so the in-flight count stays bounded
+                await asyncio.gather(*list(pending), return_exceptions=True)
+                continue
+            if len(self.batcher):
+                await asyncio.sleep(max(self.batcher.delay(), 0.01))  # rate-limited: wait for a token
+                continue
+            self._offered.clear()
+            await self._offered.wait()
+
+    async def _write(self, one: batching.PendingWrite) -> None:
+        kind, namespace, name = typing.cast(WriteKey, one.key)
+        try:
+            if kind == APPLICATION:
+                await self.hub.replace_application_status(namespace, name, one.patch)
+            else:
+                await self.hub.replace_application_set_status(namespace, name, one.patch)
+        except hub.NotFoundError:
+            # No object to write to (the mirror is not created yet, or is gone). Count it as written,
+            # so the same status is not retried in a loop: ``mirror_created`` forgets it and offers
+            # it again once the mirror exists.
+            self.batcher.written(one)
+        except hub.ClusterError as exc:
+            if exc.status in (400, 422):
+                # the hub refuses this status as invalid: retrying the same patch cannot help
+                log.error("hub refused the status of %s %s/%s: %s", kind, namespace, name, exc)
+                self.batcher.written(one)
+            else:
+                log.warning("writing the status of %s %s/%s failed: %s", kind, namespace, name, exc)
+                self.batcher.failed(one)
+        except Exception as exc:
+            log.warning("writing the status of %s %s/%s failed: %s", kind, namespace, name, exc)
+            self.batcher.failed(one)
+        else:
+            self.batcher.written(one)
+            self.writes += 1
+
+    def _offer(self, key: WriteKey, status: Mapping[str, Any]) -> None:
+        if self.batcher.offer(key, status):
+            self._offered.set()
+
+    # --- observing Maestro ---------------------------------------------------------------------------
+
+    def observe_record(self, record: bundles.BundleRecord) -> None:
+        status = record.status
+        self._observe(
+            str(record.bundle.id),
+            record.bundle.consumer,
+            record.bundle.metadata,
+            status.to_json() if status is not None else None,
+            status.sequence_id if status is not None else 0,
+            deleted=False,
+        )
+
+    def observe_change(self, change: stubs.query.StatusChange) -> None:
+        self._observe(
+            change.resource_id,
+            change.consumer,
+            orjson.loads(change.metadata) if change.metadata else {},
+            orjson.loads(change.status) if change.status else None,
+            change.status_sequence,
+            deleted=change.deletion_state == stubs.query.DELETION_STATE_DELETED,
+        )
+
+    def _observe(
+        self,
+        work_id: str,
+        consumer: str,
+        metadata: Mapping[str, Any],
+        status: Mapping[str, Any] | None,
+        sequence: int,
+        *,
+        deleted: bool,
+    ) -> None:
+        annotations = metadata.get("annotations") or {}
+        application = _split(str(annotations.get(contract.ANNOTATION_HUB_APPLICATION, "")))
+        appset = _split(str(annotations.get(contract.ANNOTATION_APPSET, "")))
+        if application is None or appset is None:
+            return  # not a work of the propagation controller
+        if sequence < self._sequences.get(work_id, 0):
+            return  # older than what we already showed
+        self._sequences[work_id] = sequence
+        key = (APPLICATION, *application)
+        if deleted:
+            self.batcher.forget(key)
+            self.book.drop_app_status(appset, application[1])
+            self._appset_of.pop(application, None)
+            return
+        cluster = str(annotations.get(contract.ANNOTATION_CLUSTER) or consumer)
+        computed = aggregate.application_status(status, cluster=cluster)
+        self._appset_of[application] = appset
+        self._offer(key, computed)
+        if self.book.set_app_status(appset, application[1], computed) and self.on_app_status:
+            self.on_app_status(appset)
+
+    # --- told by the propagation controller ----------------------------------------------------------
+
+    def mirror_created(self, namespace: str, name: str) -> None:
+        key = (APPLICATION, namespace, name)
+        self.batcher.forget(key)  # a new object has no status, whatever we wrote to an old one
+        appset = self._appset_of.get((namespace, name))
+        status = self.book.app_status(appset, name) if appset else None
+        if status is not None:
+            self._offer(key, status)
+
+    def mirror_deleted(self, namespace: str, name: str) -> None:
+        self.batcher.forget((APPLICATION, namespace, name))
+        appset = self._appset_of.pop((namespace, name), None)
+        if appset is not None:
+            self.book.drop_app_status(appset, name)
+
+
+async def stop(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a loop task and wait for it to end."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

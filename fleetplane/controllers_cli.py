@@ -1,0 +1,51 @@
+"""``fleetplane controllers``: run the hub controllers (ApplicationSet propagation, status aggregation)."""
+
+from __future__ import annotations
+
+import typer
+
+from controllers import operator
+from controllers.propagation import handlers as propagation
+from controllers.status import handlers as status
+from fleetplane import logs
+
+app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
+
+
+@app.callback()
+def _group() -> None:
+    """Keeps ``run`` a named subcommand (typer folds a lone command into its group)."""
+
+
+@app.command()
+def run(
+    kubeconfig: str = typer.Option(
+        None, "--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig of the hub (default: in-cluster)."
+    ),
+    maestro: str = typer.Option(
+        "127.0.0.1:8090", "--maestro", envvar="MAESTRO_SERVER", help="Maestro gRPC address."
+    ),
+    inventory_namespace: str = typer.Option(
+        "argocd", help="Namespace of the hub's Argo CD cluster Secrets (the inventory)."
+    ),
+    resync: float = typer.Option(60.0, help="Seconds between passes over each ApplicationSet."),
+    status_list: float = typer.Option(60.0, help="Seconds between full status lists (watch safety net)."),
+    write_rate: float = typer.Option(200.0, help="Hub status writes per second."),
+    write_burst: int = typer.Option(400, help="Hub status writes allowed in a burst."),
+    liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
+    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Watch opted-in ApplicationSets (label fleetplane.io/pull=true) and serve them through Maestro."""
+    logs.configure(log_level)
+    settings = operator.OperatorSettings(
+        kubeconfig=kubeconfig or None,
+        maestro=maestro,
+        propagation=propagation.PropagationSettings(
+            inventory_namespace=inventory_namespace, resync_seconds=resync
+        ),
+        status=status.StatusSettings(
+            list_seconds=status_list, write_rate=write_rate, write_burst=write_burst
+        ),
+        liveness=liveness or None,
+    )
+    operator.run(settings)

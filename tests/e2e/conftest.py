@@ -1,0 +1,264 @@
+"""The pull pipeline end to end, on real components, shared by the tests of one module.
+
+``pull_fleet`` is the hub (Argo CD's CRDs, no Argo CD) and two worker clusters, each with a real
+Argo CD (``argocd_workers``) and a real Maestro agent running in this test's event loop, a Maestro
+server on its own PostgreSQL database and Kafka topics, both workers registered as Maestro
+consumers and as Argo CD cluster Secrets on the hub, and the hub controllers running as
+``fleetplane controllers run`` in a subprocess that tests may stop and start again (its log is
+attached to every wait that times out).
+
+The session-wide pieces (etcd, PostgreSQL, Kafka, clusters, Argo CD) come from tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from localinfra import argocd, gitrepo, kube, kubectl, ports, postgres, process
+from maestro.agent import service as agent_service
+from maestro.client import MaestroClient
+from maestro.server import app
+from maestro.server.settings import ServerSettings
+from maestro.transport import layout
+
+T = TypeVar("T")
+
+INVENTORY_NAMESPACE = "argocd"
+SECRET_TYPE = {"argocd.argoproj.io/secret-type": "cluster"}
+
+
+@dataclasses.dataclass
+class MaestroUnderTest:
+    running: app.Running
+    settings: ServerSettings
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.running.port}"
+
+
+@dataclasses.dataclass
+class PullFleet:
+    hub: kube.Cluster
+    workers: list[kube.Cluster]
+    maestro: MaestroUnderTest
+    client: MaestroClient
+    controllers: Controllers
+    apps_repo: str
+
+    def log_tail(self, lines: int = 60) -> str:
+        return process.log_tail(self.controllers.log, lines)
+
+    async def eventually(
+        self,
+        what: str,
+        check: Callable[[], Awaitable[tuple[bool, Any]]],
+        *,
+        timeout: float = 180,
+        interval: float = 1.0,
+    ) -> Any:
+        """Poll ``check`` (returning ``(ok, seen)``) until ok; on timeout fail with what was expected,
+        what was last seen and the controllers' log."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seen: Any = None
+        while True:
+            try:
+                ok, seen = await check()
+            except Exception as exc:  # a transient read failure is just another observation
+                ok, seen = False, f"{type(exc).__name__}: {exc}"
+            if ok:
+                return seen
+            if loop.time() > deadline:
+                pytest.fail(
+                    f"within {timeout:.0f}s, expected: {what}\nlast seen: {seen}\n"
+                    f"--- controllers log (tail) ---\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            await asyncio.sleep(interval)
+
+    async def set_cluster_secret(self, cluster: kube.Cluster, labels: dict[str, str]) -> None:
+        """Register ``cluster`` in the hub's inventory (as the provisioner will), with ``labels``."""
+        await asyncio.to_thread(
+            kubectl.apply, self.hub.kubeconfig, [cluster_secret(cluster, labels)], field_manager="e2e"
+        )
+
+    async def delete_cluster_secret(self, cluster: kube.Cluster) -> None:
+        await asyncio.to_thread(
+            kubectl.run,
+            self.hub.kubeconfig,
+            "delete",
+            "secret",
+            f"cluster-{cluster.name}",
+            "-n",
+            INVENTORY_NAMESPACE,
+            "--ignore-not-found",
+        )
+
+
+def cluster_secret(cluster: kube.Cluster, labels: dict[str, str]) -> dict[str, Any]:
+    """An Argo CD cluster Secret of the pull model: name and server, no credentials."""
+    fields = {"name": cluster.name, "server": cluster.server}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"cluster-{cluster.name}",
+            "namespace": INVENTORY_NAMESPACE,
+            "labels": {**SECRET_TYPE, **labels},
+        },
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in fields.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+async def e2e_maestro(pg_server: postgres.Postgres, kafka_bootstrap: str) -> AsyncIterator[MaestroUnderTest]:
+    """A Maestro server on a database and Kafka topics of its own."""
+    suffix = uuid.uuid4().hex[:10]
+    dsn = await asyncio.to_thread(pg_server.create_database, f"e2e_{suffix}")
+    settings = ServerSettings(
+        dsn=dsn,
+        kafka=kafka_bootstrap,
+        port=ports.free_port(),
+        topics=layout.Layout(f"e2e.{suffix}"),
+        # Argo CD deletes an Application's resources before the Application goes: give it time
+        # rather than orphaning the work.
+        deletion_grace=timedelta(seconds=300),
+        heartbeat_seconds=1.0,
+        server_id="maestro-e2e",
+    )
+    running = await app.start(settings)
+    try:
+        yield MaestroUnderTest(running, settings)
+    finally:
+        await running.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_agent(server: MaestroUnderTest, cluster: kube.Cluster) -> AsyncIterator[None]:
+    """The real agent of one cluster, as a task in this event loop."""
+    settings = agent_service.AgentSettings(
+        cluster=cluster.name,
+        kubeconfig=str(cluster.kubeconfig),
+        kafka=server.settings.kafka,
+        server=server.address,
+        topics=server.settings.topics,
+        refresh_seconds=2.0,
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(agent_service.run(settings, ready=ready), name=f"agent-{cluster.name}")
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()  # raises what stopped the agent
+    if not ready.is_set():
+        task.cancel()
+        pytest.fail(f"the Maestro agent of {cluster.name} did not start within 60s")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class Controllers:
+    """``fleetplane controllers run`` against the hub as a subprocess, with short periods so repairs
+    show up fast; stopped with SIGTERM as a user's Ctrl-C or a pod's termination would."""
+
+    def __init__(self, hub: kube.Cluster, maestro: str, log: Path) -> None:
+        cli = Path(sys.executable).parent / "fleetplane"
+        self.argv = [
+            str(cli),
+            "controllers",
+            "run",
+            "--kubeconfig",
+            str(hub.kubeconfig),
+            "--maestro",
+            maestro,
+            "--inventory-namespace",
+            INVENTORY_NAMESPACE,
+            "--resync",
+            "20",
+            "--status-list",
+            "15",
+            "--log-level",
+            "info",
+        ]
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ)
+            )
+
+    def stop(self) -> int | None:
+        """Stop it; returns its exit code, or None when it was not running."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is not None:
+            return proc.returncode
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        return None
+
+    def died(self) -> int | None:
+        """The exit code if it exited on its own."""
+        return self.proc.poll() if self.proc is not None else None
+
+
+@pytest.fixture(scope="module")
+async def pull_fleet(
+    hub: kube.Cluster,
+    worker_clusters: list[kube.Cluster],
+    argocd_workers: list[argocd.ArgoCD],
+    e2e_maestro: MaestroUnderTest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[PullFleet]:
+    folder = tmp_path_factory.mktemp("pull-fleet")
+    repo = await asyncio.to_thread(gitrepo.demo_apps_repo, folder / "apps")
+    await asyncio.to_thread(
+        kubectl.apply,
+        hub.kubeconfig,
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}],
+    )
+    async with MaestroClient(e2e_maestro.address, source="e2e-observer") as client:
+        for cluster in worker_clusters:
+            await client.create_consumer(cluster.name)
+        async with (
+            running_agent(e2e_maestro, worker_clusters[0]),
+            running_agent(e2e_maestro, worker_clusters[1]),
+        ):
+            controllers = Controllers(hub, e2e_maestro.address, folder / "controllers.log")
+            controllers.start()
+            fleet = PullFleet(hub, worker_clusters, e2e_maestro, client, controllers, repo)
+            try:
+                yield fleet
+            finally:
+                died = controllers.died()
+                controllers.stop()
+            if died is not None:
+                pytest.fail(f"the controllers exited with {died}:\n{fleet.log_tail()}")

@@ -1,0 +1,177 @@
+"""In-memory stand-ins for the hub API server and the Maestro source client, for handler tests.
+
+They implement only what ``controllers.propagation.handlers`` and ``controllers.status.handlers``
+call, with the semantics that matter to them: label filters, create-vs-update refusals, soft
+deletion of works, status kept apart from metadata and spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from controllers import hub
+from maestro.api import bundles, queries
+
+
+def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+
+
+def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+class FakeMaestro:
+    def __init__(self, source: str, consumers: tuple[str, ...] = ("c1", "c2")) -> None:
+        self.source = source
+        self.consumers = set(consumers)
+        self.records: dict[uuid.UUID, bundles.BundleRecord] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    async def list(
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0
+    ) -> tuple[list[bundles.BundleRecord], str]:
+        where = where or queries.ResourceFilter()
+        out = [
+            r
+            for r in self.records.values()
+            if (not where.source or r.bundle.source == where.source)
+            and (not where.consumer or r.bundle.consumer == where.consumer)
+            and _matches(r.bundle.labels, where.labels)
+        ]
+        return out, "7"
+
+    async def apply(
+        self,
+        consumer: str,
+        resource_id: uuid.UUID,
+        bundle: bundles.ManifestBundle,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        version: int = 0,
+        create: bool = True,
+    ) -> None:
+        self.calls.append(("create" if create else "update", consumer))
+        if consumer not in self.consumers:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, f"consumer {consumer!r} not found")
+        existing = self.records.get(resource_id)
+        if create and existing is not None:
+            if existing.bundle.spec != bundle:
+                raise rpc_error(grpc.StatusCode.ALREADY_EXISTS, "with a different payload")
+            return
+        if not create and existing is None:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "resource bundle not found")
+        stored = bundles.ResourceBundle(
+            id=resource_id,
+            consumer=consumer,
+            source=self.source,
+            version=existing.bundle.version + 1 if existing else 1,
+            manifests=bundle.manifests,
+            delete_option=bundle.delete_option,
+            manifest_configs=bundle.manifest_configs,
+            metadata=dict(metadata or {}),
+        )
+        self.records[resource_id] = bundles.BundleRecord(stored, existing.status if existing else None)
+
+    async def delete(self, consumer: str, resource_id: uuid.UUID, *, version: int = 0) -> None:
+        self.calls.append(("delete", consumer))
+        record = self.records.get(resource_id)
+        if record is None:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "resource bundle not found")
+        self.records[resource_id] = dataclasses.replace(
+            record, bundle=dataclasses.replace(record.bundle, deleted_at=datetime.now(UTC))
+        )
+
+    def confirm_deletions(self) -> None:
+        """The agents removed everything: deleting works disappear."""
+        self.records = {k: r for k, r in self.records.items() if not r.bundle.deleting}
+
+
+class FakeHub:
+    def __init__(self) -> None:
+        self.appsets: dict[tuple[str, str], dict[str, Any]] = {}
+        self.applications: dict[tuple[str, str], dict[str, Any]] = {}
+        self.secrets: list[dict[str, Any]] = []
+        self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[tuple[str, str, str]] = []
+
+    async def get_application_set(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.appsets.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    async def replace_application_set_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        if (namespace, name) not in self.appsets:
+            raise hub.NotFoundError("not found", status=404)
+        self.appsets[(namespace, name)]["status"] = copy.deepcopy(dict(status))
+        self.writes.append(("appset-status", namespace, name))
+
+    async def get_application(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.applications.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    async def list_applications(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(a)
+            for (ns, _), a in sorted(self.applications.items())
+            if ns == namespace and _matches(a["metadata"].get("labels") or {}, labels)
+        ]
+
+    async def list_all_applications(self, label_selector: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(a)
+            for a in self.applications.values()
+            if label_selector in (a["metadata"].get("labels") or {})
+        ]
+
+    async def apply_application(
+        self, application: Mapping[str, Any], *, field_manager: str
+    ) -> dict[str, Any]:
+        meta = application["metadata"]
+        key = (meta["namespace"], meta["name"])
+        current = self.applications.get(key)
+        stored = copy.deepcopy(dict(application))
+        if current is not None and "status" in current:
+            stored["status"] = current["status"]
+        self.applications[key] = stored
+        self.writes.append(("apply", *key))
+        return stored
+
+    async def delete_application(self, namespace: str, name: str) -> bool:
+        self.writes.append(("delete", namespace, name))
+        return self.applications.pop((namespace, name), None) is not None
+
+    async def replace_application_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        if (namespace, name) not in self.applications:
+            raise hub.NotFoundError("not found", status=404)
+        self.applications[(namespace, name)]["status"] = copy.deepcopy(dict(status))
+        self.writes.append(("app-status", namespace, name))
+
+    async def list_secrets(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.secrets)
+
+    async def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.config_maps.get((namespace, name)))
+
+    async def list_namespaced(self, api_version: str, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return []
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str]] = []
+        self.deleted: list[tuple[str, str]] = []
+
+    def mirror_created(self, namespace: str, name: str) -> None:
+        self.created.append((namespace, name))
+
+    def mirror_deleted(self, namespace: str, name: str) -> None:
+        self.deleted.append((namespace, name))

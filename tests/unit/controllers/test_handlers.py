@@ -1,0 +1,297 @@
+"""The controllers' I/O side against in-memory fakes of the hub and Maestro (``fakes.py``).
+
+Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes
+nothing; a template change updates every work and mirror; a cluster leaving the inventory loses its
+work and mirror only; an unregistered Maestro consumer and an unknown generator become problems
+(nothing created or deleted); deletion deletes the works, waits for them to be gone, then deletes
+the mirrors; the sweep deletes the works of an ApplicationSet that no longer exists; RollingSync
+sends step 2 only once step 1 reports Synced and Healthy at its latest spec; the daemon passes
+when woken, reports each distinct problem once and exits when stopped. Status: a
+report becomes the mirror's status and rolls up into the ApplicationSet's; an older report is
+dropped; a status that arrived before its mirror is written once the mirror exists; a deleted work
+forgets its Application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from typing import Any, cast
+
+import pytest
+
+from controllers import contract
+from controllers.propagation import handlers as propagation
+from controllers.status import book
+from controllers.status import handlers as status
+from maestro.api import bundles
+from tests.unit.controllers import builders, fakes
+
+KEY = ("apps", "guestbook")
+
+
+class World:
+    def __init__(self, consumers: tuple[str, ...] = ("c1", "c2")) -> None:
+        self.hub = fakes.FakeHub()
+        self.maestro = fakes.FakeMaestro(contract.MAESTRO_SOURCE, consumers)
+        self.listener = fakes.Listener()
+        self.book = book.StatusBook()
+        self.hub.secrets = [builders.cluster_secret("c1"), builders.cluster_secret("c2")]
+        self.hub.appsets[KEY] = builders.appset()
+        self.controller = propagation.PropagationController(
+            cast(Any, self.hub), cast(Any, self.maestro), self.book, self.listener
+        )
+
+    async def reconcile(self) -> propagation.Outcome:
+        outcome = await self.controller.reconcile(*KEY)
+        assert outcome is not None
+        return outcome
+
+    def repos(self) -> dict[str, str]:
+        return {
+            r.bundle.consumer: r.bundle.manifests[0]["spec"]["source"]["repoURL"]
+            for r in self.maestro.records.values()
+        }
+
+
+async def test_first_pass_creates_and_second_changes_nothing() -> None:
+    world = World()
+    first = await world.reconcile()
+    assert (first.created, first.mirrors_applied, first.problems) == (2, 2, ())
+    assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
+    mirror = world.hub.applications[("apps", "c1-guestbook")]
+    assert mirror["metadata"]["annotations"][contract.ARGOCD_SKIP_RECONCILE] == "true"
+    assert mirror["metadata"]["ownerReferences"][0]["uid"] == "0b3c-uid"
+    assert sorted(world.listener.created) == [("apps", "c1-guestbook"), ("apps", "c2-guestbook")]
+    facts = world.book.facts(KEY)
+    assert facts is not None and [a.name for a in facts.apps] == ["c1-guestbook", "c2-guestbook"]
+
+    writes = len(world.hub.writes)
+    second = await world.reconcile()
+    assert (second.created, second.updated, second.deleted, second.mirrors_applied) == (0, 0, 0, 0)
+    assert len(world.hub.writes) == writes, "an unchanged mirror must cost no write"
+
+
+async def test_template_change_updates_every_work_and_mirror() -> None:
+    world = World()
+    await world.reconcile()
+    world.hub.appsets[KEY]["spec"]["template"]["spec"]["source"]["repoURL"] = "https://git.example/new.git"
+    outcome = await world.reconcile()
+    assert (outcome.created, outcome.updated, outcome.mirrors_applied) == (0, 2, 2)
+    assert set(world.repos().values()) == {"https://git.example/new.git"}
+    assert {r.bundle.version for r in world.maestro.records.values()} == {2}
+    mirror = world.hub.applications[("apps", "c2-guestbook")]
+    assert mirror["spec"]["source"]["repoURL"] == "https://git.example/new.git"
+
+
+async def test_cluster_leaving_the_inventory_loses_only_its_app() -> None:
+    world = World()
+    await world.reconcile()
+    world.hub.secrets = [builders.cluster_secret("c1")]
+    world.controller.inventory_changed()
+    outcome = await world.reconcile()
+    assert (outcome.deleted, outcome.mirrors_deleted) == (1, 1)
+    deleting = {r.bundle.consumer: r.bundle.deleting for r in world.maestro.records.values()}
+    assert deleting == {"c1": False, "c2": True}
+    assert ("apps", "c2-guestbook") not in world.hub.applications
+    assert world.listener.deleted == [("apps", "c2-guestbook")]
+
+
+async def test_unregistered_consumer_is_a_problem_for_that_cluster_only() -> None:
+    world = World(consumers=("c1",))
+    outcome = await world.reconcile()
+    assert outcome.created == 1
+    assert len(outcome.problems) == 1 and "c2" in outcome.problems[0]
+    assert "fleetplane maestro consumers create c2" in outcome.problems[0]
+    facts = world.book.facts(KEY)
+    assert facts is not None and facts.target_errors == outcome.problems
+
+
+async def test_unknown_generator_creates_and_deletes_nothing() -> None:
+    world = World()
+    await world.reconcile()
+    world.hub.appsets[KEY]["spec"]["generators"] = [{"scmProvider": {}}]
+    outcome = await world.reconcile()
+    assert outcome.generation_failed and "scmProvider" in outcome.problems[0]
+    assert not any(r.bundle.deleting for r in world.maestro.records.values())
+    assert len(world.hub.applications) == 2
+    rollup = world.book.rollup(KEY, now="2026-01-01T00:00:00Z")
+    assert rollup is not None
+    conditions = {c["type"]: c for c in rollup.status["conditions"]}
+    assert conditions["ParametersGenerated"]["status"] == "False"
+    assert "scmProvider" in conditions["ErrorOccurred"]["message"]
+
+
+async def test_not_opted_in_or_deleting_is_left_alone() -> None:
+    world = World()
+    world.hub.appsets[KEY]["metadata"]["labels"] = {}
+    assert await world.controller.reconcile(*KEY) is None
+    world.hub.appsets[KEY] = builders.appset()
+    world.hub.appsets[KEY]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert await world.controller.reconcile(*KEY) is None
+    assert not world.maestro.records
+
+
+async def test_deletion_waits_for_the_works_then_deletes_the_mirrors() -> None:
+    world = World()
+    await world.reconcile()
+    spec = world.hub.appsets[KEY]["spec"]
+    assert await world.controller.finalize(*KEY, spec) == 2
+    assert all(r.bundle.deleting for r in world.maestro.records.values())
+    assert len(world.hub.applications) == 2, "mirrors stay while the clusters still hold the apps"
+    assert await world.controller.finalize(*KEY, spec) == 2  # no second delete, still waiting
+    assert [c for c, _ in world.maestro.calls].count("delete") == 2
+    world.maestro.confirm_deletions()
+    assert await world.controller.finalize(*KEY, spec) == 0
+    assert not world.hub.applications
+    assert world.book.facts(KEY) is None
+
+
+async def test_sweep_deletes_the_works_of_a_vanished_application_set() -> None:
+    world = World()
+    await world.reconcile()
+    del world.hub.appsets[KEY]
+    assert await world.controller.sweep() == 2
+    assert all(r.bundle.deleting for r in world.maestro.records.values())
+    assert await world.controller.sweep() == 0
+
+
+def test_the_plan_and_the_client_must_use_one_source() -> None:
+    world = World()
+    with pytest.raises(ValueError, match="source"):
+        propagation.PropagationController(
+            cast(Any, world.hub), cast(Any, fakes.FakeMaestro("other")), world.book, world.listener
+        )
+
+
+# --- status ------------------------------------------------------------------------------------------
+
+
+def reported(world: World, cluster: str, sync: str, sequence: int) -> bundles.BundleRecord:
+    record = next(r for r in world.maestro.records.values() if r.bundle.consumer == cluster)
+    values = builders.feedback(syncStatus=sync, healthStatus="Healthy")
+    report = builders.bundle_status(values)
+    return bundles.BundleRecord(
+        record.bundle,
+        bundles.BundleStatus(report["conditions"], report["resourceStatus"], sequence_id=sequence),
+    )
+
+
+async def drain(controller: status.StatusController) -> None:
+    for one in controller.batcher.drain():
+        await controller._write(one)
+
+
+async def test_a_report_becomes_the_mirror_status_and_rolls_up() -> None:
+    world = World()
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    await world.reconcile()
+    controller.observe_record(reported(world, "c1", "Synced", 5))
+    controller.observe_record(reported(world, "c1", "OutOfSync", 4))  # older: dropped
+    await drain(controller)
+    mirror = world.hub.applications[("apps", "c1-guestbook")]
+    assert mirror["status"]["sync"]["status"] == "Synced"
+    assert mirror["status"]["health"]["status"] == "Healthy"
+
+    for key in world.book.take_dirty():
+        result = world.book.rollup(key, now="2026-01-01T00:00:00Z")
+        assert result is not None
+        assert result.counts.sync == {"Synced": 1, "Unknown": 1}
+
+
+async def test_a_status_before_its_mirror_is_written_when_the_mirror_appears() -> None:
+    world = World()
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    await world.reconcile()
+    saved = copy.deepcopy(world.hub.applications.pop(("apps", "c2-guestbook")))
+    controller.observe_record(reported(world, "c2", "Synced", 3))
+    await drain(controller)  # 404: nothing to write to
+    assert not controller.batcher.drain()
+    world.hub.applications[("apps", "c2-guestbook")] = saved
+    controller.mirror_created("apps", "c2-guestbook")
+    await drain(controller)
+    assert world.hub.applications[("apps", "c2-guestbook")]["status"]["sync"]["status"] == "Synced"
+
+
+async def test_a_deleted_work_forgets_its_application() -> None:
+    world = World()
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    await world.reconcile()
+    record = reported(world, "c1", "Synced", 3)
+    controller.observe_record(record)
+    meta = record.bundle.metadata
+    controller._observe(str(record.bundle.id), "c1", meta, None, 4, deleted=True)
+    assert world.book.app_status(KEY, "c1-guestbook") is None
+    assert not controller.batcher.drain()
+    controller._observe(str(uuid.uuid4()), "c1", {"annotations": {}}, None, 1, deleted=False)  # not ours
+
+
+def synced(world: World, cluster: str) -> None:
+    """The cluster reports its Application Synced and Healthy at the work's latest version."""
+    rid, record = next((k, r) for k, r in world.maestro.records.items() if r.bundle.consumer == cluster)
+    report = builders.bundle_status(builders.feedback(syncStatus="Synced", healthStatus="Healthy"))
+    world.maestro.records[rid] = bundles.BundleRecord(
+        record.bundle,
+        bundles.BundleStatus(report["conditions"], report["resourceStatus"], sequence_id=1),
+        status_version=record.bundle.version,
+    )
+
+
+async def test_rolling_sync_sends_the_next_step_once_the_first_is_healthy() -> None:
+    world = World()
+    world.hub.secrets = [
+        builders.cluster_secret("c1", labels={"env": "dev"}),
+        builders.cluster_secret("c2", labels={"env": "prod"}),
+    ]
+    world.hub.appsets[KEY]["spec"]["strategy"] = {
+        "type": "RollingSync",
+        "rollingSync": {
+            "steps": [
+                {"matchExpressions": [{"key": "env", "operator": "In", "values": [env]}]}
+                for env in ("dev", "prod")
+            ]
+        },
+    }
+    first = await world.reconcile()
+    assert first.rolling and first.created == 1
+    assert [r.bundle.consumer for r in world.maestro.records.values()] == ["c1"]
+    assert ("apps", "c2-guestbook") not in world.hub.applications, "a held target gets no mirror yet"
+    facts = world.book.facts(KEY)
+    assert facts is not None and facts.rollout_progressing and facts.rollout_step == 1
+    assert {a.name: (a.rollout or {}).get("status") for a in facts.apps} == {
+        "c1-guestbook": "Pending",
+        "c2-guestbook": "Waiting",
+    }
+
+    assert (await world.reconcile()).created == 0, "step 1 is not Healthy yet"
+    synced(world, "c1")
+    assert (await world.reconcile()).created == 1
+    assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
+
+
+async def test_the_daemon_passes_when_woken_and_exits_when_stopped() -> None:
+    world = World()
+    events: list[tuple[str, str]] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        world.controller.run_daemon(*KEY, lambda kind, reason, _: events.append((kind, reason)), stop)
+    )
+    for _ in range(100):
+        if len(world.maestro.records) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert events == [("Normal", "Propagated")]
+    world.hub.appsets[KEY]["spec"]["generators"] = [{"git": {}}]
+    world.controller.appset_seen("MODIFIED", {"metadata": {"namespace": "apps", "name": "guestbook"}})
+    world.controller.appset_seen(
+        "MODIFIED", {"metadata": {"namespace": "apps", "name": "guestbook", "generation": 2}}
+    )
+    for _ in range(100):
+        if len(events) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert events[1] == ("Warning", "GenerationFailed")
+    stop.set()
+    world.controller.wake(*KEY)
+    await asyncio.wait_for(task, 2)
