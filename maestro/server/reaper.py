@@ -1,17 +1,22 @@
 """Finishes deletions whose agent never confirmed them (the orphan policy).
 
 Upstream's deletes hang forever when an agent is gone; here a bundle soft-deleted for longer than
-the grace period is hard-deleted and its source sees it go. What the agent applied is orphaned on
-its cluster; the server log names each bundle so an operator can clean up.
+the grace period gets a final status of our own (``Deleted=True``, reason ``Orphaned``, saying what
+may be left on the cluster), then is hard-deleted, so its source sees why it went. The server log
+names each bundle too, so an operator can clean up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
+from maestro.api import bundles
 from maestro.storage import store as store_mod
+
+ORPHANED = "Orphaned"
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,23 @@ class DeletionReaper:
                 bundle.consumer,
                 self._grace,
             )
+        await self._store.ingest_statuses([self._orphaned(b) for b in expired])
         await self._store.hard_delete([b.id for b in expired])
         self.orphaned += len(expired)
         return len(expired)
+
+    def _orphaned(self, bundle: bundles.ResourceBundle) -> bundles.StatusReport:
+        message = (
+            f"the agent of {bundle.consumer} did not confirm the deletion within {self._grace}; "
+            f"what it applied may still be on the cluster"
+        )
+        condition = {
+            "type": "Deleted",
+            "status": "True",
+            "reason": ORPHANED,
+            "message": message,
+            "lastTransitionTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        # A sequence above any the agent sent (its ids are nanosecond clocks too).
+        status = bundles.BundleStatus(conditions=[condition], sequence_id=time.time_ns())
+        return bundles.StatusReport(bundle.id, bundle.consumer, bundle.version, status, bundle.source, "")

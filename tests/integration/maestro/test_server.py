@@ -166,6 +166,18 @@ async def test_delete_confirmed_by_agent_and_orphaned_without_agent(
     await eventually(both_gone, timeout=30)
     assert maestro_server.running.reaper.orphaned >= 1
 
+    async def orphan_reported() -> bool:
+        async for change in source_client.watch(""):
+            if (
+                change.resource_id == str(abandoned)
+                and change.deletion_state == stubs.query.DELETION_STATE_DELETED
+            ):
+                reasons = [c["reason"] for c in json.loads(change.status)["conditions"]]
+                return "Orphaned" in reasons
+        return False
+
+    assert await asyncio.wait_for(orphan_reported(), 20)
+
 
 @pytest.mark.parametrize(
     ("mutate", "code", "names"),
