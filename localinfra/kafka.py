@@ -161,3 +161,27 @@ def start(
     )
     env.set_endpoint(name, bootstrap=bootstrap)
     return Kafka(bootstrap)
+
+
+def restart(env: Environment, name: str = "kafka", *, timeout: float = 120) -> Kafka:
+    """Start a broker ``start`` made again, as a restarted broker: same ports, config and data.
+
+    The recorded command line is run as it was (no ``format``), so topics, committed offsets and
+    consumer groups survive and clients reconnect to the same bootstrap address. A broker that is
+    still running is stopped first.
+    """
+    old = env.processes.get(name)
+    if old is None:
+        raise InfraError(f"no {name} recorded in {env.root}", fix="start it with kafka.start first")
+    if process.is_alive(old):
+        process.stop(old)
+    bootstrap = str(env.endpoint(name)["bootstrap"])
+    port = int(bootstrap.rsplit(":", 1)[1])
+    record = env.add_process(process.spawn(name, old.argv, env.path(name) / "kafka.log"))
+    process.wait_until(
+        record,
+        lambda: ports.is_listening(port) and round_trip(bootstrap),
+        timeout=timeout,
+        what="taking a produce/consume round trip after a restart",
+    )
+    return Kafka(bootstrap)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass, field
 
 import grpc
+from confluent_kafka import KafkaError, KafkaException
 
 from maestro.agent.kube import KubeApplier
 from maestro.agent.runner import Agent
@@ -22,6 +24,16 @@ from maestro.wire import query as wire_query
 from maestro.wire import stubs
 
 log = logging.getLogger(__name__)
+
+# How long a status report is waited for: as long as the producer keeps trying to deliver it
+# (librdkafka's message.timeout.ms, 5 minutes by default). A broker restart is waited out, and a
+# report is then either delivered or has definitely failed (the agent exits, to resync on start).
+PUBLISH_TIMEOUT = 310.0
+
+
+def _transient(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and not error.fatal()
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,8 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
         settings.kafka, settings.topics.agent_group(settings.cluster), client_id=f"agent-{settings.cluster}"
     )
     await asyncio.to_thread(reader.assign, [(consumer.placement.topic, consumer.placement.partition)])
-    agent = Agent(applier, publisher.publish, status_topic=settings.topics.status_topic)
+    publish = functools.partial(publisher.publish, timeout=PUBLISH_TIMEOUT)
+    agent = Agent(applier, publish, status_topic=settings.topics.status_topic)
     await agent.start()
     refresher = asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh")
     log.info(
@@ -76,10 +89,29 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
         ready.set()
     try:
         while True:
-            messages = await reader.poll_batch(settings.batch, 0.5)
+            # A broker restart or a moved group coordinator must not stop the agent: the consumer
+            # reconnects by itself. An uncommitted batch is covered by the next commit, or re-read
+            # after a crash (and skipped: its versions are applied).
+            try:
+                messages = await reader.poll_batch(settings.batch, 0.5)
+            except KafkaException as exc:
+                if not _transient(exc):
+                    raise
+                log.warning("%s: reading spec events failed, retrying: %s", settings.cluster, exc)
+                await asyncio.sleep(1)
+                continue
             if messages:
                 await agent.handle(messages)
-                await reader.commit(messages)
+                try:
+                    await reader.commit(messages)
+                except KafkaException as exc:
+                    if not _transient(exc):
+                        raise
+                    log.warning(
+                        "%s: committing offsets failed (the next commit covers them): %s",
+                        settings.cluster,
+                        exc,
+                    )
     finally:
         refresher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -139,6 +139,9 @@ class Reader:
                 "fetch.max.bytes": max(52428800, max_message_bytes(bundle_limit)),
                 "max.partition.fetch.bytes": max_message_bytes(bundle_limit),
                 "isolation.level": "read_committed",
+                # A dead server replica's status partitions move to the others after 10 s, not 45.
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 3000,
             }
         )
 

@@ -1,0 +1,678 @@
+"""What the Maestro failure tests are made of: real processes, a retrying source, exactly-once checks.
+
+- ``Rig`` runs ``fleetplane maestro server`` and ``fleetplane maestro agent`` as detached OS
+  processes (``localinfra.process.spawn``) on the session's PostgreSQL, Kafka and worker clusters,
+  each test under a Kafka topic prefix of its own; any of them can be killed -9 and started again
+  with the same command line. The processes are recorded in the session environment while they
+  exist, so a failing test's report carries the log of every one that died.
+- ``Load`` is a source creating bundles (one labelled ConfigMap each) through the source API, as a
+  source would: a call that fails UNAVAILABLE (or times out) is sent again, to the next server
+  address, until it is accepted; a retried create of the same bundle is a no-op in Maestro.
+- ``wait_exactly_once`` waits until every bundle is applied and its status stored, then checks
+  what "exactly once" means in the design: exact object counts, one applied record per
+  (resource, version), the status of the applied version in the query API, and no status sequence
+  id sent or stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+from kubernetes.client.exceptions import ApiException
+
+from localinfra import kube, ports, process
+from localinfra.environment import Environment
+from localinfra.errors import InfraError
+from maestro.agent import records
+from maestro.agent.manifests import marker_value
+from maestro.api import bundle_events, bundles, events, queries
+from maestro.client import MaestroClient
+from maestro.transport import binding, clients, cloudevents, layout
+
+FLEETPLANE = str(Path(sys.prefix) / "bin" / "fleetplane")
+RUN_LABEL = "failures.test.fleetplane.io/run"
+# gRPC codes a source retries: the server is gone or did not answer in time.
+RETRIED_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+class Managed:
+    """One ``fleetplane maestro`` process: started, killed -9 and started again with the same argv."""
+
+    def __init__(self, env: Environment, name: str, argv: Sequence[str], log_dir: Path) -> None:
+        self.env = env
+        self.name = name
+        self.argv = tuple(argv)
+        self.log_dir = log_dir
+        self.record: process.ProcessRecord | None = None
+        self.starts = 0
+
+    @property
+    def short(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    @property
+    def log(self) -> Path:
+        """The current run's log: each start writes a log of its own (``<name>.<n>.log``)."""
+        return self.log_dir / f"{self.short}.{self.starts}.log"
+
+    @property
+    def alive(self) -> bool:
+        return self.record is not None and process.is_alive(self.record)
+
+    def is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 90) -> None:
+        """Spawn and wait until ready; a process that dies first fails with its log tail."""
+        assert not self.alive, f"{self.name} is already running"
+        self.starts += 1
+        self.record = self.env.add_process(process.spawn(self.name, self.argv, self.log))
+        process.wait_until(self.record, self.is_ready, timeout=timeout, what="ready")
+
+    def kill_hard(self) -> None:
+        assert self.record is not None and self.alive, f"{self.name} is not running: nothing to kill"
+        process.kill_hard(self.record)
+        assert not process.is_alive(self.record), f"{self.name} survived kill -9"
+
+    def stop(self) -> None:
+        if self.record is not None:
+            process.stop(self.record)
+
+    def forget(self) -> None:
+        """Stop it and drop it from the session environment."""
+        self.env.stop_process(self.name)
+
+    def tail(self, lines: int = 15) -> str:
+        return process.log_tail(self.log, lines)
+
+
+class ServerProcess(Managed):
+    def __init__(self, env: Environment, name: str, argv: Sequence[str], log_dir: Path, port: int) -> None:
+        super().__init__(env, name, argv, log_dir)
+        self.port = port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def is_ready(self) -> bool:
+        with grpc.insecure_channel(self.address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+class AgentProcess(Managed):
+    def __init__(self, env: Environment, name: str, argv: Sequence[str], log_dir: Path, cluster: str) -> None:
+        super().__init__(env, name, argv, log_dir)
+        self.cluster = cluster
+
+    def is_ready(self) -> bool:
+        # Logged once the agent is assigned its partition and has asked the server for a resync.
+        return f"agent for {self.cluster} reading" in self.log.read_text(errors="replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    """One bundle of the load: a ConfigMap ``name`` in ``cluster``."""
+
+    id: uuid.UUID
+    cluster: str
+    name: str
+
+
+class Rig:
+    """The Maestro processes of one test, on the session's PostgreSQL, Kafka and worker clusters."""
+
+    def __init__(
+        self,
+        env: Environment,
+        dsn: str,
+        kafka: str,
+        clusters: Sequence[kube.Cluster],
+        log_dir: Path,
+        test_name: str,
+    ) -> None:
+        self.env = env
+        self.dsn = dsn
+        self.kafka = kafka
+        self.clusters = list(clusters)
+        self.log_dir = log_dir
+        self.run = uuid.uuid4().hex[:10]
+        self.name = f"failures/{test_name}-{self.run}"
+        self.topics = layout.Layout(f"test.failures.{self.run}")
+        self.namespace = f"failures-{self.run}"
+        self.processes: list[Managed] = []
+        self._apis: dict[str, kube_client.ApiClient] = {}
+        self._started = time.monotonic()
+        self.timeline: list[str] = []
+
+    def note(self, what: str) -> None:
+        """Record a step of the test, with the seconds since the rig was made (shown on failure)."""
+        line = f"{time.monotonic() - self._started:6.1f}s  {what}"
+        self.timeline.append(line)
+        print(line)
+
+    # processes
+
+    def server(self, name: str, *, start: bool = True) -> ServerProcess:
+        port = ports.free_port()
+        argv = [
+            FLEETPLANE,
+            "maestro",
+            "server",
+            "--dsn",
+            self.dsn,
+            "--kafka",
+            self.kafka,
+            "--port",
+            str(port),
+            "--server-id",
+            f"maestro-{name}",
+            "--topic-prefix",
+            self.topics.prefix,
+            "--log-level",
+            "info",
+        ]
+        server = ServerProcess(self.env, f"{self.name}/{name}", argv, self.log_dir, port)
+        self.processes.append(server)
+        if start:
+            server.start()
+        return server
+
+    def agent(self, cluster: kube.Cluster, server: ServerProcess, *, start: bool = True) -> AgentProcess:
+        argv = [
+            FLEETPLANE,
+            "maestro",
+            "agent",
+            "--cluster",
+            cluster.name,
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--kafka",
+            self.kafka,
+            "--server",
+            server.address,
+            "--topic-prefix",
+            self.topics.prefix,
+            "--refresh",
+            "2",
+            "--log-level",
+            "info",
+        ]
+        agent = AgentProcess(self.env, f"{self.name}/agent-{cluster.name}", argv, self.log_dir, cluster.name)
+        self.processes.append(agent)
+        if start:
+            agent.start()
+        return agent
+
+    def tails(self) -> str:
+        """The test's timeline and the end of every process's current log, for failure messages."""
+        logs = [
+            f"--- {p.short} ({'alive' if p.alive else 'dead'}, start {p.starts}, {p.log}):\n{p.tail()}"
+            for p in self.processes
+        ]
+        return "\n".join(["--- timeline:", *self.timeline, *logs])
+
+    async def close(self) -> None:
+        """Stop every process, then remove what the test left in the clusters."""
+        problems = []
+        for p in self.processes:
+            try:
+                await asyncio.to_thread(p.forget)
+            except InfraError as exc:
+                problems.append(str(exc))
+        for cluster in self.clusters:
+            await asyncio.to_thread(self._clean, cluster)
+        for api in self._apis.values():
+            api.close()
+        assert not problems, problems
+
+    # the clusters
+
+    def api(self, cluster: kube.Cluster) -> kube_client.ApiClient:
+        if cluster.name not in self._apis:
+            self._apis[cluster.name] = kube_config.new_client_from_config(str(cluster.kubeconfig))
+        return self._apis[cluster.name]
+
+    def create_namespace(self) -> None:
+        for cluster in self.clusters:
+            kube_client.CoreV1Api(self.api(cluster)).create_namespace(
+                kube_client.V1Namespace(metadata=kube_client.V1ObjectMeta(name=self.namespace))
+            )
+
+    def _clean(self, cluster: kube.Cluster) -> None:
+        # The test's applied records go by name (other tests' records are not ours to remove); the
+        # namespace takes the ConfigMaps with it (the cluster's controller manager empties it).
+        custom = kube_client.CustomObjectsApi(self.api(cluster))
+        for rid in self.record_ids(cluster):
+            with contextlib.suppress(ApiException):
+                custom.delete_cluster_custom_object(records.GROUP, records.VERSION, records.PLURAL, rid)
+        with contextlib.suppress(ApiException):
+            kube_client.CoreV1Api(self.api(cluster)).delete_namespace(self.namespace)
+
+    def record_ids(self, cluster: kube.Cluster) -> list[str]:
+        """Names of the applied records that belong to this test's bundles (they are resource ids)."""
+        return [
+            item["metadata"]["name"]
+            for item in self.applied_records(cluster)
+            if any(m.get("namespace") == self.namespace for m in item["spec"].get("manifests") or ())
+        ]
+
+    def applied_records(self, cluster: kube.Cluster) -> list[dict[str, Any]]:
+        reply: Any = kube_client.CustomObjectsApi(self.api(cluster)).list_cluster_custom_object(
+            records.GROUP,
+            records.VERSION,
+            records.PLURAL,
+            label_selector=f"{records.CONSUMER_LABEL}={marker_value(cluster.name)}",
+            _preload_content=False,
+        )
+        return list(json.loads(reply.data)["items"])
+
+    def config_maps(self, cluster: kube.Cluster) -> dict[str, str]:
+        """The test's ConfigMaps in ``cluster``: name -> uid."""
+        # Raw JSON (_preload_content=False): a list of hundreds is read often while waiting.
+        reply: Any = kube_client.CoreV1Api(self.api(cluster)).list_namespaced_config_map(
+            self.namespace, label_selector=f"{RUN_LABEL}={self.run}", _preload_content=False
+        )
+        return {cm["metadata"]["name"]: cm["metadata"]["uid"] for cm in json.loads(reply.data)["items"]}
+
+    # the load
+
+    def plan(self, count: int) -> list[Work]:
+        """``count`` bundles, spread evenly over the clusters."""
+        names = [c.name for c in self.clusters]
+        return [Work(uuid.uuid4(), names[i % len(names)], f"cm-{i:04d}") for i in range(count)]
+
+    def bundle(self, work: Work) -> bundles.ManifestBundle:
+        return bundles.ManifestBundle(
+            manifests=[
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {
+                        "name": work.name,
+                        "namespace": self.namespace,
+                        "labels": {RUN_LABEL: self.run},
+                    },
+                    "data": {"work": str(work.id)},
+                }
+            ]
+        )
+
+
+# -- the source's load ---------------------------------------------------------------------------
+
+
+class Load:
+    """Creates every work through the source API, retrying as a source does, ``concurrency`` at once.
+
+    Work ``i`` goes first to address ``i % len(addresses)``; a call that fails with a retried code
+    goes to the next address after a short pause. Any other error fails the load. With
+    ``hold_after``, works from that index on wait for ``release()`` (to send them at a chosen moment).
+    """
+
+    def __init__(
+        self,
+        rig: Rig,
+        addresses: Sequence[str],
+        works: Sequence[Work],
+        *,
+        concurrency: int = 16,
+        call_timeout: float = 15,
+        give_up_after: float = 150,
+        hold_after: int | None = None,
+    ) -> None:
+        self._rig = rig
+        self._clients = [MaestroClient(a, source="failures-source") for a in addresses]
+        self._works = list(works)
+        self._concurrency = concurrency
+        self._call_timeout = call_timeout
+        self._give_up_after = give_up_after
+        self.acknowledged = 0
+        self.retries: Counter[str] = Counter()
+        self.error: BaseException | None = None
+        self._changed = asyncio.Condition()
+        self._hold_after = len(self._works) if hold_after is None else hold_after
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """Let the held works go."""
+        self._released.set()
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[tuple[int, Work]] = asyncio.Queue()
+        for item in enumerate(self._works):
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while not queue.empty():
+                index, work = queue.get_nowait()
+                if index >= self._hold_after:
+                    await self._released.wait()
+                await self._create(index, work)
+                async with self._changed:
+                    self.acknowledged += 1
+                    self._changed.notify_all()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self._concurrency):
+                    group.create_task(worker())
+            self._rig.note(f"load: {self.acknowledged} creates accepted, retries {dict(self.retries)}")
+        except ExceptionGroup as failed:
+            # One create failed for good: that is the load's error (the others were cancelled).
+            self.error = failed.exceptions[0]
+            async with self._changed:
+                self._changed.notify_all()
+            raise self.error from None
+        finally:
+            for c in self._clients:
+                await c.close()
+
+    async def _create(self, index: int, work: Work) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._give_up_after
+        attempt, pause = index, 0.2
+        while True:
+            source = self._clients[attempt % len(self._clients)]
+            try:
+                await asyncio.wait_for(
+                    source.apply(work.cluster, work.id, self._rig.bundle(work)), self._call_timeout
+                )
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRIED_CODES:
+                    raise AssertionError(
+                        f"create of {work.name} ({work.id}) failed with {exc.code().name}: {exc.details()}"
+                    ) from None
+                reason, detail = exc.code().name, exc.details()
+            except TimeoutError:
+                reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
+            self.retries[reason] += 1
+            if loop.time() > give_up:
+                raise AssertionError(
+                    f"create of {work.name} was not accepted within {self._give_up_after:.0f}s; "
+                    f"last error {reason}: {detail}\n{self._rig.tails()}"
+                )
+            attempt += 1
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def until_acknowledged(self, count: int, timeout: float = 120) -> None:
+        """Wait until ``count`` creates were accepted (the trigger of a kill in the middle)."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: self.acknowledged >= count or self.error is not None)
+        except TimeoutError:
+            pytest.fail(
+                f"expected {count} creates accepted within {timeout:.0f}s, seen {self.acknowledged} "
+                f"(retries {dict(self.retries)})\n{self._rig.tails()}",
+                pytrace=False,
+            )
+        if self.error is not None:
+            raise AssertionError(f"the load failed: {self.error}")
+
+    @property
+    def retried(self) -> int:
+        return sum(self.retries.values())
+
+
+@contextlib.asynccontextmanager
+async def running(load: Load) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``load`` in the background; on leaving, wait for it to finish (its errors propagate)."""
+    task = asyncio.create_task(load.run(), name="load")
+    try:
+        yield task
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise
+    await task
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float, what: str, rig: Rig, period: float = 0.5
+) -> Any:
+    """Poll ``check`` (sync, run in a thread; returns (done, seen)) until done; fail saying what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, seen = await asyncio.to_thread(check)
+        if done:
+            return seen
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f}s; last seen: {seen}\n{rig.tails()}", pytrace=False)
+        await asyncio.sleep(period)
+
+
+async def wait_for_config_maps(rig: Rig, cluster: kube.Cluster, at_least: int, timeout: float = 120) -> int:
+    """Wait until ``cluster`` holds ``at_least`` of the test's ConfigMaps; return how many it holds."""
+
+    def check() -> tuple[bool, int]:
+        count = len(rig.config_maps(cluster))
+        return count >= at_least, count
+
+    seen: int = await eventually(
+        check, timeout=timeout, what=f"{cluster.name} to hold {at_least} ConfigMaps", rig=rig, period=0.2
+    )
+    return seen
+
+
+# -- exactly once ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Observed:
+    """What a user can see of the test's bundles, per cluster."""
+
+    config_maps: dict[str, dict[str, str]]  # cluster -> ConfigMap name -> uid
+    records: dict[str, list[dict[str, Any]]]  # cluster -> the test's applied records
+    statuses: dict[uuid.UUID, bundles.BundleRecord]  # every bundle of the test, from the query API
+
+    def summary(self, rig: Rig, works: Sequence[Work]) -> str:
+        wanted = Counter(w.cluster for w in works)
+        done = Counter(
+            r.bundle.consumer
+            for r in self.statuses.values()
+            if r.status is not None and r.status_version == r.bundle.version
+        )
+        return "; ".join(
+            f"{c.name}: {len(self.config_maps[c.name])}/{wanted[c.name]} ConfigMaps, "
+            f"{sum(1 for r in self.records[c.name] if r['spec'].get('version') == 1)}/{wanted[c.name]} "
+            f"records at v1, {done[c.name]}/{wanted[c.name]} statuses of v1 stored"
+            for c in rig.clusters
+        )
+
+
+async def observe(rig: Rig, address: str, works: Sequence[Work]) -> Observed:
+    ours = {str(w.id) for w in works}
+
+    def in_clusters() -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, Any]]]]:
+        cms = {c.name: rig.config_maps(c) for c in rig.clusters}
+        recs = {
+            c.name: [r for r in rig.applied_records(c) if r["spec"]["resourceId"] in ours]
+            for c in rig.clusters
+        }
+        return cms, recs
+
+    cms, recs = await asyncio.to_thread(in_clusters)
+    async with MaestroClient(address, source="failures-observer") as source:
+        listed, _ = await asyncio.wait_for(source.list(queries.ResourceFilter(source="failures-source")), 30)
+    return Observed(cms, recs, {r.bundle.id: r for r in listed})
+
+
+async def wait_exactly_once(rig: Rig, address: str, works: Sequence[Work], timeout: float = 180) -> Observed:
+    """Wait until every work is applied and its status stored, then check it happened exactly once.
+
+    ``address`` is a live server's (for the query API). Fails with what was expected and what was
+    seen: per cluster the ConfigMaps, applied records and stored statuses, and the process logs.
+    """
+    wanted = Counter(w.cluster for w in works)
+    deadline = time.monotonic() + timeout
+    next_note = time.monotonic() + 10
+    while True:
+        seen = await observe(rig, address, works)
+        if time.monotonic() >= next_note:
+            rig.note(f"waiting: {seen.summary(rig, works)}")
+            next_note += 10
+        complete = all(
+            len(seen.config_maps[c]) >= n
+            and sum(1 for r in seen.records[c] if r["spec"].get("version") == 1) >= n
+            for c, n in wanted.items()
+        ) and all(
+            (r := seen.statuses.get(w.id)) is not None and r.status is not None and r.status_version >= 1
+            for w in works
+        )
+        if complete:
+            rig.note(f"converged: {seen.summary(rig, works)}")
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"expected all {len(works)} bundles applied with their status stored within {timeout:.0f}s; "
+                f"seen: {seen.summary(rig, works)}\n{rig.tails()}",
+                pytrace=False,
+            )
+        await asyncio.sleep(1)
+    check_exactly_once(rig, works, seen)
+    await check_status_topic(rig, works, seen)
+    return seen
+
+
+def check_exactly_once(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
+    by_cluster: dict[str, list[Work]] = defaultdict(list)
+    for w in works:
+        by_cluster[w.cluster].append(w)
+    for cluster in rig.clusters:
+        mine = by_cluster[cluster.name]
+        # Exact object counts: every ConfigMap, in its own cluster only, none extra.
+        expected_names = {w.name for w in mine}
+        actual = seen.config_maps[cluster.name]
+        missing, extra = sorted(expected_names - actual.keys()), sorted(actual.keys() - expected_names)
+        assert not missing and not extra, (
+            f"{cluster.name}: expected exactly {len(expected_names)} ConfigMaps; "
+            f"missing {missing[:5]} ({len(missing)}), unexpected {extra[:5]} ({len(extra)})"
+        )
+        # One applied record per (resource, version), and the object it owns is the live one: it
+        # was created once and never deleted and created again.
+        keyed = Counter(
+            (r["spec"]["resourceId"], r["spec"].get("version")) for r in seen.records[cluster.name]
+        )
+        doubled = [k for k, n in keyed.items() if n > 1]
+        assert not doubled, f"{cluster.name}: more than one applied record for {doubled[:5]}"
+        got = {r["spec"]["resourceId"]: r for r in seen.records[cluster.name]}
+        expected_ids = {str(w.id) for w in mine}
+        assert got.keys() == expected_ids, (
+            f"{cluster.name}: expected applied records for exactly its {len(expected_ids)} bundles; "
+            f"missing {len(expected_ids - got.keys())}, foreign {len(got.keys() - expected_ids)}"
+        )
+        for w in mine:
+            record = got[str(w.id)]
+            held = record["spec"]["version"]
+            assert held == 1, f"{cluster.name}: the record of {w.name} holds version {held}, expected 1"
+            owned = [
+                r
+                for r in (record.get("status") or {}).get("appliedResources") or []
+                if r.get("resource") == "configmaps"
+            ]
+            assert [(r["name"], r["uid"]) for r in owned] == [(w.name, actual[w.name])], (
+                f"{cluster.name}: the record of {w.name} owns {owned}, expected the live ConfigMap "
+                f"(uid {actual[w.name]}) once"
+            )
+    # Every bundle's status is the applied version's, with its conditions, in the query API.
+    for w in works:
+        stored = seen.statuses.get(w.id)
+        assert stored is not None, f"bundle {w.name} ({w.id}) is missing from the query API"
+        version = stored.bundle.version
+        assert version == 1, f"bundle {w.name} is at version {version}, expected 1"
+        assert stored.status is not None and stored.status_version == version, (
+            f"bundle {w.name}: status of version {stored.status_version} stored, expected {version}"
+        )
+        conditions = {c.get("type"): c.get("status") for c in stored.status.conditions}
+        assert conditions.get("Applied") == "True", f"bundle {w.name}: conditions {conditions}"
+    # No status sequence id stored twice: one agent's ids are all distinct.
+    sequences = Counter(r.status.sequence_id for r in seen.statuses.values() if r.status is not None)
+    assert 0 not in sequences, "a stored status has no sequence id"
+    duplicated = {s: n for s, n in sequences.items() if n > 1}
+    assert not duplicated, f"status sequence ids stored more than once: {duplicated}"
+
+
+def status_reports(kafka: str, topic: str, timeout: float = 60) -> list[bundles.StatusReport]:
+    """Every status report on the status topic, in each partition's order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka,
+            "group.id": f"failures-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = range(layout.STATUS_PARTITIONS)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions if ends[p] > 0])
+        pending = {p for p, end in ends.items() if end > 0}
+        out: list[bundles.StatusReport] = []
+        deadline = time.monotonic() + timeout
+        while pending:
+            assert time.monotonic() < deadline, f"could not read {topic} to its end within {timeout:.0f}s"
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is not None:
+                    continue
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset >= ends[partition]:
+                    continue
+                headers = cast(list[tuple[str, bytes | str | None]] | None, msg.headers())
+                attributes, content_type = binding.decode(headers)
+                incoming = clients.Incoming(
+                    topic, partition, offset, None, attributes, content_type, msg.value()
+                )
+                event = cloudevents.from_message(incoming)
+                if bundle_events.event_type(event).sub_resource is events.SubResource.STATUS:
+                    out.append(bundle_events.parse_status_report(event))
+                if offset >= ends[partition] - 1:
+                    pending.discard(partition)
+        return out
+    finally:
+        consumer.close()
+
+
+async def check_status_topic(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
+    """No status sequence id sent twice, each bundle's ids increasing, the stored one among them."""
+    ours = {w.id for w in works}
+    topic = rig.topics.status_topic
+    reports = [r for r in await asyncio.to_thread(status_reports, rig.kafka, topic) if r.resource_id in ours]
+    sent = Counter(r.status.sequence_id for r in reports)
+    duplicated = {s: n for s, n in sent.items() if n > 1}
+    assert not duplicated, f"status sequence ids sent more than once on {topic}: {duplicated}"
+    per_resource: dict[uuid.UUID, list[int]] = defaultdict(list)
+    for r in reports:
+        per_resource[r.resource_id].append(r.status.sequence_id)
+    for rid, sequence in per_resource.items():
+        assert sequence == sorted(sequence), f"bundle {rid}: status sequence ids out of order: {sequence}"
+    for w in works:
+        stored = seen.statuses[w.id].status
+        assert stored is not None
+        assert stored.sequence_id in per_resource[w.id], (
+            f"bundle {w.name}: stored status sequence {stored.sequence_id} was never sent "
+            f"(sent: {per_resource[w.id]})"
+        )
