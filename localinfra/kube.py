@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import ssl
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 
 from localinfra import paths, pki, ports, process
 from localinfra.environment import Environment
+from localinfra.errors import InfraError
 
 SERVICE_CIDR = "10.96.0.0/16"
 
@@ -191,3 +193,23 @@ def _start_controller_manager(
             return bool(resp.status == 200)
 
     process.wait_until(record, healthy, timeout=60, what="healthy")
+
+
+def restart_apiserver(
+    env: Environment, name: str, *, down_seconds: float = 0.0, timeout: float = 120
+) -> None:
+    """Stop a cluster's kube-apiserver and start it again as it was (same port, certs, etcd prefix),
+    after ``down_seconds``: what an API server upgrade or crash looks like to its clients."""
+    key = f"{name}/kube-apiserver"
+    old = env.processes.get(key)
+    if old is None:
+        raise InfraError(f"no {key} recorded in {env.root}", fix="start the cluster with kube.start first")
+    process.stop(old)
+    time.sleep(down_seconds)
+    folder = env.path("clusters", name)
+    record = env.add_process(process.spawn(key, old.argv, folder / "kube-apiserver.log"))
+    ca, admin = env.root / "pki" / "ca.crt", pki.KeyPair(folder / "admin.crt", folder / "admin.key")
+    server = env.endpoint(f"cluster/{name}")["server"]
+    process.wait_until(
+        record, lambda: _get_ok(f"{server}/readyz", ca, admin), timeout=timeout, what="ready again (/readyz)"
+    )

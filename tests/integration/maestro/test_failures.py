@@ -9,7 +9,9 @@ that fails UNAVAILABLE as a source does, while one process is killed in the midd
    replica is killed -9 and stays down;
 2. an agent is killed -9 in the middle of its batch, then started again;
 3. the only server is killed -9 and started again (creates sent while it is down are retried);
-4. the Kafka broker is stopped while agents are in the middle of their batch, stays down for
+4. a worker's kube-apiserver is stopped in the middle of its agent's batch and started again
+   ``API_DOWN_SECONDS`` later on the same port, certificates and etcd prefix;
+5. the Kafka broker is stopped while agents are in the middle of their batch, stays down for
    ``KAFKA_DOWN_SECONDS`` while the rest of the creates is accepted, and is started again on the
    same port and data (last: the session's broker is shared; it is healthy again at the end).
 
@@ -48,6 +50,8 @@ CREATES = 500
 # How long the broker stays down: longer than a producer's 30 s flush, as a broker restart with
 # log recovery can take; agents and servers must wait it out, not give up.
 KAFKA_DOWN_SECONDS = 40.0
+# How long a worker's kube-apiserver stays down (the agent retries within its 60 s budget).
+API_DOWN_SECONDS = 10.0
 
 
 @pytest.fixture
@@ -139,6 +143,24 @@ async def test_only_server_killed_and_restarted(rig: Rig) -> None:
         rig.note(f"server started again; {load.acknowledged} creates accepted, retries {dict(load.retries)}")
     assert killed_at < CREATES, "the load finished before the server was killed"
     assert load.acknowledged == CREATES and load.retries["UNAVAILABLE"] > 0, dict(load.retries)
+    await wait_exactly_once(rig, server.address, works)
+
+
+async def test_worker_api_server_restarted(rig: Rig, infra_env: Environment) -> None:
+    (server,) = await start_servers(rig, "server")
+    await start_agents(rig, [server])
+    works = rig.plan(CREATES)
+    cluster = rig.clusters[0]
+    share = sum(1 for w in works if w.cluster == cluster.name)
+    load = Load(rig, [server.address], works)
+    async with running(load):
+        held = await wait_for_config_maps(rig, cluster, share // 4)
+        rig.note(f"restarting {cluster.name}'s kube-apiserver holding {held}/{share} ConfigMaps")
+        await asyncio.to_thread(
+            kube.restart_apiserver, infra_env, cluster.name, down_seconds=API_DOWN_SECONDS
+        )
+        rig.note(f"{cluster.name}'s kube-apiserver is ready again")
+    assert held < share, f"{cluster.name} held all {share} ConfigMaps before its API server restarted"
     await wait_exactly_once(rig, server.address, works)
 
 
