@@ -1,0 +1,124 @@
+"""The agent loop over an in-memory cluster: what it applies and what it reports.
+
+Cases: on start it asks the server for a resync naming the versions it holds; a spec event is
+applied once and reported once; the same event delivered again changes nothing and reports
+nothing; an older version is ignored; a delete removes the objects and reports Deleted; an event
+for another cluster is refused; a status only goes out again when it changed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from maestro.agent.memory import MemoryApplier
+from maestro.agent.runner import Agent
+from maestro.api import bundle_events, bundles, events
+from maestro.transport import binding, clients, cloudevents
+
+STATUS_TOPIC = "t.status"
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.messages: list[clients.Outgoing] = []
+
+    async def __call__(self, items: Sequence[clients.Outgoing]) -> None:
+        self.messages.extend(items)
+
+    def types(self) -> list[str]:
+        return [
+            binding.decode(m.headers)[0]["type"].rsplit(".", 2)[-2]
+            + "."
+            + binding.decode(m.headers)[0]["type"].rsplit(".", 1)[-1]
+            for m in self.messages
+        ]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        return [json.loads(m.value or b"{}") for m in self.messages if m.value and b"conditions" in m.value]
+
+
+def spec_message(bundle: bundles.ResourceBundle, offset: int, action: events.Action) -> clients.Incoming:
+    out = cloudevents.to_message(
+        bundle_events.spec_event(bundle, action), topic="t.spec", key=bundle.consumer
+    )
+    attrs, content_type = binding.decode(out.headers)
+    return clients.Incoming("t.spec", 0, offset, out.key, attrs, content_type, out.value)
+
+
+def configmap_bundle(
+    rid: uuid.UUID, version: int, value: str, consumer: str = "c1"
+) -> bundles.ResourceBundle:
+    return bundles.ResourceBundle(
+        id=rid,
+        consumer=consumer,
+        source="hub",
+        version=version,
+        manifests=[
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "cm", "namespace": "default"},
+                "data": {"v": value},
+            }
+        ],
+        delete_option={"propagationPolicy": "Foreground"},
+    )
+
+
+def conditions(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+async def test_apply_once_report_once_and_ignore_repeats_and_old_versions() -> None:
+    sent = Sent()
+    applier = MemoryApplier("c1", argocd_sync_delay=0)
+    agent = Agent(applier, sent, status_topic=STATUS_TOPIC)
+    await agent.start()
+    assert sent.types() == ["spec.resync_request"]
+
+    rid = uuid.uuid4()
+    v1 = spec_message(configmap_bundle(rid, 1, "a"), 0, events.Action.CREATE_REQUEST)
+    await agent.handle([v1])
+    await agent.handle([v1])
+    assert agent.stats.applied == 1 and agent.stats.skipped == 1
+    assert len(sent.statuses()) == 1 and conditions(sent.statuses()[0])["Applied"] == "True"
+
+    await agent.handle([spec_message(configmap_bundle(rid, 2, "b"), 1, events.Action.UPDATE_REQUEST)])
+    await agent.handle([spec_message(configmap_bundle(rid, 1, "a"), 2, events.Action.UPDATE_REQUEST)])
+    assert agent.stats.applied == 2
+    live = await applier.observe(str(rid))
+    assert live[0] is not None and live[0]["data"] == {"v": "b"}
+
+    before = len(sent.messages)
+    await agent.refresh()
+    assert len(sent.messages) == before, "an unchanged status must not be published again"
+
+
+async def test_delete_reports_deleted_and_foreign_events_are_refused() -> None:
+    sent = Sent()
+    applier = MemoryApplier("c1", argocd_sync_delay=0)
+    agent = Agent(applier, sent, status_topic=STATUS_TOPIC)
+    await agent.start()
+    rid = uuid.uuid4()
+    await agent.handle([spec_message(configmap_bundle(rid, 1, "a"), 0, events.Action.CREATE_REQUEST)])
+    await agent.handle(
+        [spec_message(configmap_bundle(uuid.uuid4(), 1, "x", consumer="c2"), 1, events.Action.CREATE_REQUEST)]
+    )
+    assert agent.stats.rejected == 1 and agent.stats.applied == 1
+
+    gone = configmap_bundle(rid, 1, "a")
+    deleting = bundles.ResourceBundle(
+        id=gone.id,
+        consumer="c1",
+        source="hub",
+        version=1,
+        manifests=[],
+        deleted_at=datetime.now(UTC),
+    )
+    await agent.handle([spec_message(deleting, 2, events.Action.DELETE_REQUEST)])
+    assert conditions(sent.statuses()[-1])["Deleted"] == "True"
+    assert applier.record(str(rid)) is None
