@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fleetplane.demo import journey
 from localinfra import build, fleet
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
@@ -102,17 +103,20 @@ def demo(
     env: str = typer.Option("demo", "--env", help="Name of the demo environment."),
     hold: bool = typer.Option(True, help="Keep running until Ctrl-C (--no-hold: stop at once)."),
 ) -> None:
-    """The local fleet demo: start everything, show it, and stop cleanly on Ctrl-C."""
+    """The demo: start the local fleet and the pull pipeline, play the source document's three
+    ApplicationSet cases (``fleetplane/demo/journey.py``), hold until Ctrl-C, then clean up."""
     environment = Environment.named(env)
     fleet.down(environment)
     environment = Environment.named(env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    out = Console()
     try:
-        fleet.up(environment, workers)
+        running = fleet.up(environment, workers)
+        journey.play(environment, running, out)
         print_endpoints(environment)
-        print_status(environment)
         if hold:
-            console.print("the fleet is running; press Ctrl-C to stop it")
+            journey.hints(environment, running, out)
+            console.print("press Ctrl-C to stop everything")
             while True:
                 time.sleep(5)
                 if environment.dead_processes():
@@ -125,5 +129,6 @@ def demo(
         pass
     finally:
         console.print("stopping the fleet ...")
-        fleet.down(environment)
+        for problem in fleet.down(environment):
+            console.print(f"[yellow]warning:[/yellow] {problem}")
         console.print("stopped")
