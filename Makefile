@@ -28,10 +28,11 @@ demo: build
 	@$(BIN)/fleetplane demo
 
 lint: $(STAMP)
-	@echo "[fleetplane] tier: lint (ruff, import-linter)"
+	@echo "[fleetplane] tier: lint (ruff, import-linter, mypy)"
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/lint-imports
+	@$(BIN)/mypy maestro localinfra fleetplane controllers
 
 unit: $(STAMP)
 	@echo "[fleetplane] tier: unit"

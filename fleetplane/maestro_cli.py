@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -69,8 +70,9 @@ def server(
         bundle_limit=bundle_limit,
         deletion_grace=timedelta(seconds=deletion_grace),
         topics=layout.Layout(topic_prefix),
-        **({"server_id": server_id} if server_id else {}),
     )
+    if server_id:
+        settings = dataclasses.replace(settings, server_id=server_id)
     asyncio.run(server_app.serve(settings))
 
 

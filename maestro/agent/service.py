@@ -74,7 +74,9 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
     reader = clients.Reader(
         settings.kafka, settings.topics.agent_group(settings.cluster), client_id=f"agent-{settings.cluster}"
     )
-    await asyncio.to_thread(reader.assign, [(consumer.placement.topic, consumer.placement.partition)])
+    await asyncio.to_thread(
+        reader.assign, [(consumer.spec_placement.topic, consumer.spec_placement.partition)]
+    )
     publish = functools.partial(publisher.publish, timeout=PUBLISH_TIMEOUT)
     agent = Agent(applier, publish, status_topic=settings.topics.status_topic)
     await agent.start()
@@ -82,8 +84,8 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
     log.info(
         "agent for %s reading %s[%d]",
         settings.cluster,
-        consumer.placement.topic,
-        consumer.placement.partition,
+        consumer.spec_placement.topic,
+        consumer.spec_placement.partition,
     )
     if ready is not None:
         ready.set()

@@ -61,6 +61,15 @@ class Consumer:
     placement: Placement | None = None
     created_at: datetime | None = None
 
+    @property
+    def spec_placement(self) -> Placement:
+        """Where this consumer's spec events go; every stored consumer has one."""
+        if self.placement is None:
+            raise errors.Conflict(
+                f"consumer {self.name} has no Kafka placement", "register it through the server"
+            )
+        return self.placement
+
 
 def validate_name(name: str, field_name: str = "name") -> str:
     if not name:

@@ -41,7 +41,7 @@ class SimulatedFleet:
             if self._on_applied is not None:
                 applier = _timed(applier, self._on_applied)
             agent = Agent(applier, self._publisher.publish, status_topic=self._names.status_topic)
-            self.agents[(consumer.placement.topic, consumer.placement.partition)] = agent
+            self.agents[(consumer.spec_placement.topic, consumer.spec_placement.partition)] = agent
         await asyncio.to_thread(self._reader.assign, sorted(self.agents))
         await asyncio.gather(*(a.start() for a in self.agents.values()))
 

@@ -112,9 +112,9 @@ class StatusIngester:
             out.append(
                 cloudevents.to_message(
                     event,
-                    topic=consumer.placement.topic,
+                    topic=consumer.spec_placement.topic,
                     key=request.consumer,
-                    partition=consumer.placement.partition,
+                    partition=consumer.spec_placement.partition,
                 )
             )
         if out:

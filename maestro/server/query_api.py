@@ -45,7 +45,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
         async def create() -> pb.Consumer:
             consumer = await self._store.create_consumer(request.name, dict(request.labels))
             # The cluster's partition must exist before its agent is assigned to it.
-            await self._topics.ensure(consumer.placement.partition)
+            await self._topics.ensure(consumer.spec_placement.partition)
             return wire.consumer_to_pb(consumer)
 
         return await _answer(context, create)

@@ -34,11 +34,17 @@ def encode(attributes: Mapping[str, object], content_type: str | None = None) ->
     return headers
 
 
-def decode(headers: Sequence[tuple[str, bytes | str | None]] | None) -> tuple[dict[str, str], str | None]:
+HeaderValue = bytes | str | None
+
+
+def decode(
+    headers: Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue] | None,
+) -> tuple[dict[str, str], str | None]:
     """Headers -> (attributes by name without the prefix, content type)."""
     attributes: dict[str, str] = {}
     content_type: str | None = None
-    for key, raw in headers or ():
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, raw in pairs:
         value = raw.decode() if isinstance(raw, bytes) else (raw or "")
         if key == CONTENT_TYPE:
             content_type = value
