@@ -50,3 +50,46 @@ def pipeline(
     for key, value in result.as_dict().items():
         table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else str(value))
     Console().print(table)
+
+
+@app.command()
+def fleet(
+    clusters: int = typer.Option(20, min=1, help="Simulated clusters (agents and inventory Secrets)."),
+    apps_per_cluster: int = typer.Option(5, min=1, help="ApplicationSets, each targeting every cluster."),
+    argocd_sync_delay: float = typer.Option(1.0, help="Seconds the simulated Argo CD takes to sync."),
+    refresh: float = typer.Option(2.0, help="Seconds between the simulated agents' status refreshes."),
+    phase_timeout: float = typer.Option(1800.0, help="Longest wait of each phase (create, update, delete)."),
+    write_rate: float = typer.Option(200.0, help="The controllers' hub status writes per second."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The hub controllers end to end: ApplicationSets -> Maestro -> simulated agents -> hub status."""
+    from fleetplane import bench_fleet
+
+    result = asyncio.run(
+        bench_fleet.run(
+            clusters,
+            apps_per_cluster,
+            argocd_sync_delay=argocd_sync_delay,
+            refresh_seconds=refresh,
+            phase_timeout=phase_timeout,
+            write_rate=write_rate,
+            report=lambda line: err.print(line, highlight=False),
+        )
+    )
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    table = Table(title=f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.as_dict().items():
+        if isinstance(value, float):
+            shown = f"{value:,.1f}"
+        elif isinstance(value, dict):
+            shown = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, list):
+            shown = "\n".join(value)
+        else:
+            shown = "-" if value is None else str(value)
+        table.add_row(key, shown)
+    Console().print(table)

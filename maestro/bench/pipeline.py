@@ -133,7 +133,7 @@ def _rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-async def _wait_healthy(address: str, record: process.ProcessRecord) -> None:
+async def wait_healthy(address: str, record: process.ProcessRecord) -> None:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for _ in range(600):
@@ -203,7 +203,7 @@ async def run(
             )
         )
         address = f"127.0.0.1:{port}"
-        await _wait_healthy(address, server)
+        await wait_healthy(address, server)
         report(f"[bench] server up (pid {server.pid}); registering {clusters} clusters ...")
         await _measure(
             result, address, kf.bootstrap, names, server, concurrency, paced_rate, paced_seconds, report

@@ -1,0 +1,614 @@
+"""``fleetplane bench fleet``: the hub controllers end to end at fleet scale.
+
+Starts, in a temporary environment: etcd and a hub kube-apiserver (Argo CD's CRDs, no Argo CD),
+PostgreSQL, Kafka, the Maestro server (its own process), N Maestro consumers with N Argo CD
+cluster Secrets on the hub, N simulated agents (the real agent code over in-memory appliers that
+answer as a worker's Argo CD would: Synced/Healthy after ``argocd_sync_delay``), and the hub
+controllers (``fleetplane controllers run``, its own process). Then it applies M opted-in
+ApplicationSets, each with a ``clusters`` generator selecting all N clusters, and measures:
+
+- create: until all N*M hub Applications are Synced/Healthy;
+- update: a ``targetRevision`` change in all M ApplicationSets until every work in Maestro carries
+  it and every hub Application reports Synced/Healthy at a revision other than its previous one
+  (the simulated Argo CD derives the revision from the Application's spec);
+- delete: all M ApplicationSets until no work and no hub Application remains;
+- hub API writes/s (``apiserver_request_total`` of create/update/patch/delete/apply) and the peak
+  RSS (VmHWM) of every process.
+
+Every wait is bounded; a phase that times out is reported with what it reached, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import re
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
+
+from controllers import contract
+from localinfra import argocd, etcd, kafka, kube, kubectl, pki, ports, postgres, process
+from localinfra.environment import Environment
+from maestro.api import queries
+from maestro.bench.pipeline import wait_healthy
+from maestro.bench.simulated import SimulatedFleet
+from maestro.client import MaestroClient
+from maestro.transport import layout
+
+Report = Callable[[str], None]
+
+NAMESPACE = "argocd"
+BENCH_LABEL = "fleetplane.io/bench"
+ARGOCD = ("argoproj.io", "v1alpha1")
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection", "apply"})
+REVISIONS = ("HEAD", "v2")
+
+
+@dataclass
+class FleetResult:
+    clusters: int
+    apps_per_cluster: int
+    total: int
+    setup_seconds: float = 0.0
+    create_seconds: float | None = None
+    create_reached: dict[str, int] = field(default_factory=dict)
+    update_works_seconds: float | None = None
+    update_seconds: float | None = None
+    update_reached: dict[str, int] = field(default_factory=dict)
+    delete_seconds: float | None = None
+    delete_reached: dict[str, int] = field(default_factory=dict)
+    hub_writes: int = 0
+    hub_writes_seconds: float = 0.0
+    hub_writes_per_s: float = 0.0
+    hub_writes_by_verb: dict[str, int] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- pure helpers (unit-tested) ----------------------------------------------------------------------
+
+
+def cluster_name(index: int) -> str:
+    return f"cluster-{index:05d}"
+
+
+def cluster_secret(name: str) -> dict[str, Any]:
+    """An Argo CD cluster Secret of the pull model (name and server, no credentials)."""
+    fields = {"name": name, "server": f"https://{name}.bench.invalid"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {"argocd.argoproj.io/secret-type": "cluster", BENCH_LABEL: "true"},
+        },
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in fields.items()},
+    }
+
+
+def application_set(index: int, target_revision: str = REVISIONS[0]) -> dict[str, Any]:
+    """An opted-in ApplicationSet: a guestbook Application on every bench cluster."""
+    name = f"guestbook-{index:03d}"
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
+        },
+        "spec": {
+            "generators": [{"clusters": {"selector": {"matchLabels": {BENCH_LABEL: "true"}}}}],
+            "template": {
+                "metadata": {"name": f"{{{{name}}}}-{name}", "labels": {"app": "guestbook"}},
+                "spec": {
+                    "project": "default",
+                    "source": {
+                        "repoURL": "https://github.com/argoproj/argocd-example-apps.git",
+                        "path": "guestbook",
+                        "targetRevision": target_revision,
+                    },
+                    "destination": {"name": "{{name}}", "namespace": name},
+                    "syncPolicy": {
+                        "automated": {"prune": True, "selfHeal": True},
+                        "syncOptions": ["CreateNamespace=true"],
+                    },
+                },
+            },
+        },
+    }
+
+
+_SAMPLE = re.compile(r"^apiserver_request_total\{([^}]*)\}\s+([0-9.eE+-]+)")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def write_counts(metrics_text: str) -> dict[str, int]:
+    """Hub API writes by verb, summed over resources and codes, from a /metrics page."""
+    out: dict[str, int] = {}
+    for line in metrics_text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match.group(1)))
+        verb = labels.get("verb", "").lower()
+        if verb in WRITE_VERBS:
+            out[verb] = out.get(verb, 0) + int(float(match.group(2)))
+    return out
+
+
+def vm_hwm_mb(status_text: str) -> float:
+    """Peak RSS (VmHWM) in MB from a /proc/<pid>/status text; 0 when absent."""
+    for line in status_text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def count_apps(apps: Iterable[dict[str, Any]], old_revisions: dict[str, str] | None = None) -> dict[str, int]:
+    """Hub Applications: total, Synced+Healthy, and (given the revisions before a change) those
+    Synced+Healthy at another revision; ``no_revision`` counts Synced ones without a revision."""
+    total = ready = moved = no_revision = 0
+    for app in apps:
+        total += 1
+        status = app.get("status") or {}
+        sync = status.get("sync") or {}
+        ok = sync.get("status") == "Synced" and (status.get("health") or {}).get("status") == "Healthy"
+        if not ok:
+            continue
+        ready += 1
+        revision = sync.get("revision") or ""
+        if not revision:
+            no_revision += 1
+        if old_revisions is not None and revision and revision != old_revisions.get(_key(app)):
+            moved += 1
+    return {"apps": total, "ready": ready, "moved": moved, "no_revision": no_revision}
+
+
+def _key(app: dict[str, Any]) -> str:
+    meta = app.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+# --- the hub, read and written from threads ---------------------------------------------------------
+
+
+class Hub:
+    def __init__(self, cluster: kube.Cluster, env: Environment) -> None:
+        configuration = kube_client.Configuration()
+        kube_config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)
+        configuration.connection_pool_maxsize = 32
+        self.api = kube_client.ApiClient(configuration)
+        self.core = kube_client.CoreV1Api(self.api)
+        self.custom = kube_client.CustomObjectsApi(self.api)
+        self.server = cluster.server
+        folder = env.root / "clusters" / cluster.name
+        self._ca = env.root / "pki" / "ca.crt"
+        self._admin = pki.KeyPair(folder / "admin.crt", folder / "admin.key")
+
+    def create_secrets(self, names: list[str], workers: int = 16) -> None:
+        def create(name: str) -> None:
+            self.core.create_namespaced_secret(NAMESPACE, cluster_secret(name))  # type: ignore[arg-type]
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(create, names))
+
+    def apply_application_set(self, body: dict[str, Any]) -> None:
+        group, version = ARGOCD
+        name = body["metadata"]["name"]
+        try:
+            current: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                group, version, NAMESPACE, "applicationsets", name
+            )
+        except kube_client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.custom.create_namespaced_custom_object(group, version, NAMESPACE, "applicationsets", body)
+            return
+        body = {
+            **body,
+            "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
+        }
+        self.custom.replace_namespaced_custom_object(group, version, NAMESPACE, "applicationsets", name, body)
+
+    def delete_application_set(self, name: str) -> None:
+        group, version = ARGOCD
+        with contextlib.suppress(kube_client.ApiException):
+            self.custom.delete_namespaced_custom_object(group, version, NAMESPACE, "applicationsets", name)
+
+    def list_applications(self) -> list[dict[str, Any]]:
+        """Every Application on the hub, in pages of 500, as raw JSON (no model decoding)."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            group, version = ARGOCD
+            response: Any = self.custom.list_cluster_custom_object(
+                group,
+                version,
+                "applications",
+                limit=500,
+                _continue=token or None,
+                _preload_content=False,
+                _request_timeout=60,
+            )
+            page = json.loads(response.data)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    def writes(self) -> dict[str, int]:
+        ctx = ssl.create_default_context(cafile=str(self._ca))
+        ctx.load_cert_chain(str(self._admin.cert), str(self._admin.key))
+        with urllib.request.urlopen(f"{self.server}/metrics", context=ctx, timeout=30) as resp:
+            return write_counts(resp.read().decode())
+
+    def close(self) -> None:
+        self.api.close()
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+async def run(
+    clusters: int,
+    apps_per_cluster: int,
+    *,
+    argocd_sync_delay: float = 1.0,
+    refresh_seconds: float = 2.0,
+    phase_timeout: float = 1800.0,
+    write_rate: float = 200.0,
+    report: Report = print,
+) -> FleetResult:
+    result = FleetResult(clusters, apps_per_cluster, clusters * apps_per_cluster)
+    root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-fleet-"))
+    env = Environment(root / "env")
+    started = time.monotonic()
+    finished = False
+    try:
+        report("[bench] starting etcd, the hub kube-apiserver, PostgreSQL and Kafka ...")
+        etcd_url = await asyncio.to_thread(etcd.start, env, quota_gib=8)
+        hub_cluster = await asyncio.to_thread(kube.start, env, "hub", etcd_url)
+        await asyncio.to_thread(argocd.install_crds, hub_cluster)
+        await asyncio.to_thread(
+            kubectl.apply,
+            hub_cluster.kubeconfig,
+            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}],
+        )
+        pg = await asyncio.to_thread(postgres.start, env)
+        kf = await asyncio.to_thread(kafka.start, env, heap="1g")
+        dsn = await asyncio.to_thread(pg.create_database, "maestro")
+        port = ports.free_port()
+        names = layout.Layout(f"bench.{uuid.uuid4().hex[:8]}")
+        cli = str(Path(sys.executable).parent / "fleetplane")
+        server = env.add_process(
+            process.spawn(
+                "maestro-server",
+                [
+                    cli,
+                    "maestro",
+                    "server",
+                    "--dsn",
+                    dsn,
+                    "--kafka",
+                    kf.bootstrap,
+                    "--port",
+                    str(port),
+                    "--topic-prefix",
+                    names.prefix,
+                    "--log-level",
+                    "warning",
+                ],
+                root / "server.log",
+            )
+        )
+        address = f"127.0.0.1:{port}"
+        await wait_healthy(address, server)
+        hub = Hub(hub_cluster, env)
+        try:
+            await _measure(
+                result,
+                env,
+                hub,
+                hub_cluster,
+                address,
+                kf.bootstrap,
+                names,
+                root,
+                argocd_sync_delay=argocd_sync_delay,
+                refresh_seconds=refresh_seconds,
+                phase_timeout=phase_timeout,
+                write_rate=write_rate,
+                started=started,
+                report=report,
+            )
+        finally:
+            hub.close()
+        finished = True
+    finally:
+        result.peak_rss_mb = _peak_rss(env) | result.peak_rss_mb
+        env.down()
+        if result.notes or not finished:
+            report(f"[bench] logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def _peak_rss(env: Environment) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, record in env.processes.items():
+        if name in ("postgres", "kafka") or not process.is_alive(record):
+            continue
+        with contextlib.suppress(OSError):
+            out[name] = round(vm_hwm_mb(Path(f"/proc/{record.pid}/status").read_text()), 1)
+    out["bench (this process)"] = round(vm_hwm_mb(Path("/proc/self/status").read_text()), 1)
+    return out
+
+
+@dataclass
+class _Sample:
+    works: int = 0
+    works_new: int = 0
+    apps: int = 0
+    ready: int = 0
+    moved: int = 0
+    no_revision: int = 0
+    at: float = 0.0
+
+
+class _Sampler:
+    """Counts works in Maestro and hub Applications in a loop; prints every 5 s."""
+
+    def __init__(self, client: MaestroClient, hub: Hub, report: Report) -> None:
+        self.client = client
+        self.hub = hub
+        self.report = report
+        self.latest = _Sample()
+        self.target_revision = REVISIONS[0]
+        self.old_revisions: dict[str, str] | None = None
+        self.phase = "setup"
+        self._printed = 0.0
+        self._fresh = asyncio.Event()
+
+    async def sample(self) -> _Sample:
+        records, _ = await self.client.list(
+            queries.ResourceFilter(source=contract.MAESTRO_SOURCE), page_size=500
+        )
+        works_new = sum(
+            1
+            for r in records
+            if r.bundle.manifests
+            and ((r.bundle.manifests[0].get("spec") or {}).get("source") or {}).get("targetRevision")
+            == self.target_revision
+        )
+        apps = await asyncio.to_thread(self.hub.list_applications)
+        counts = count_apps(apps, self.old_revisions)
+        return _Sample(len(records), works_new, at=time.monotonic(), **counts)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.latest = await self.sample()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a transient read failure: report it, sample again
+                self.report(f"[bench]   (sample failed: {type(exc).__name__}: {exc})")
+            self._fresh.set()
+            now = time.monotonic()
+            if now - self._printed >= 5:
+                self._printed = now
+                s = self.latest
+                extra = f", at new revision {s.moved}" if self.old_revisions is not None else ""
+                self.report(
+                    f"[bench]   {self.phase}: works in Maestro {s.works} (new template {s.works_new}), "
+                    f"hub Applications {s.apps}, Synced+Healthy {s.ready}{extra}"
+                )
+            await asyncio.sleep(1)
+
+    async def until(self, check: Callable[[_Sample], bool], since: float, timeout: float) -> float | None:
+        """Seconds from ``since`` to the first sample taken after ``since`` that passes ``check``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._fresh.clear()
+            s = self.latest
+            if s.at > since and check(s):
+                return s.at - since
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._fresh.wait(), timeout=max(0.1, deadline - time.monotonic()))
+        return None
+
+    def reached(self) -> dict[str, int]:
+        s = self.latest
+        return {
+            "works": s.works,
+            "works_new_template": s.works_new,
+            "hub_apps": s.apps,
+            "synced_healthy": s.ready,
+            "at_new_revision": s.moved,
+        }
+
+
+async def _measure(
+    result: FleetResult,
+    env: Environment,
+    hub: Hub,
+    hub_cluster: kube.Cluster,
+    address: str,
+    bootstrap: str,
+    names: layout.Layout,
+    root: Path,
+    *,
+    argocd_sync_delay: float,
+    refresh_seconds: float,
+    phase_timeout: float,
+    write_rate: float,
+    started: float,
+    report: Report,
+) -> None:
+    n, m = result.clusters, result.apps_per_cluster
+    total = result.total
+    gate = asyncio.Semaphore(64)
+    async with MaestroClient(address, source="bench-observer") as client:
+        report(f"[bench] registering {n} clusters in Maestro and on the hub ...")
+
+        async def register(i: int) -> Any:
+            async with gate:
+                return await client.create_consumer(cluster_name(i))
+
+        registered, _ = await asyncio.gather(
+            asyncio.gather(*(register(i) for i in range(n))),
+            asyncio.to_thread(hub.create_secrets, [cluster_name(i) for i in range(n)]),
+        )
+        fleet = SimulatedFleet(bootstrap, names, argocd_sync_delay=argocd_sync_delay)
+        await fleet.add(list(registered))
+        fleet.start()
+        refresher = asyncio.create_task(_refresh_forever(fleet, refresh_seconds, report))
+
+        cli = str(Path(sys.executable).parent / "fleetplane")
+        controllers = env.add_process(
+            process.spawn(
+                "controllers",
+                [
+                    cli,
+                    "controllers",
+                    "run",
+                    "--kubeconfig",
+                    str(hub_cluster.kubeconfig),
+                    "--maestro",
+                    address,
+                    "--inventory-namespace",
+                    NAMESPACE,
+                    "--write-rate",
+                    str(write_rate),
+                    "--write-burst",
+                    str(int(2 * write_rate)),
+                    "--log-level",
+                    "warning",
+                ],
+                root / "controllers.log",
+            )
+        )
+        sampler = _Sampler(client, hub, report)
+        sampling = asyncio.create_task(sampler.run())
+        result.setup_seconds = round(time.monotonic() - started, 1)
+        writes_before = await asyncio.to_thread(hub.writes)
+        writes_started = time.monotonic()
+        try:
+            # --- create ---
+            report(f"[bench] applying {m} ApplicationSets x {n} clusters = {total} Applications ...")
+            sampler.phase = "create"
+            t0 = time.monotonic()
+            await _apply_all(hub, [application_set(i) for i in range(m)])
+            elapsed = await sampler.until(lambda s: s.apps >= total and s.ready >= total, t0, phase_timeout)
+            result.create_seconds = _round(elapsed)
+            result.create_reached = sampler.reached()
+            if elapsed is None:
+                result.notes.append(f"create: not all Synced/Healthy within {phase_timeout:.0f}s")
+            _check_alive(controllers, result, "create")
+
+            # --- update ---
+            apps = await asyncio.to_thread(hub.list_applications)
+            sampler.old_revisions = {
+                _key(a): ((a.get("status") or {}).get("sync") or {}).get("revision") or "" for a in apps
+            }
+            if not any(sampler.old_revisions.values()):
+                result.notes.append("update: hub Applications carry no sync.revision; timed works only")
+            report(f"[bench] changing targetRevision to {REVISIONS[1]} in all {m} ApplicationSets ...")
+            sampler.phase = "update"
+            sampler.target_revision = REVISIONS[1]
+            t0 = time.monotonic()
+            await _apply_all(hub, [application_set(i, REVISIONS[1]) for i in range(m)])
+            works_done = await sampler.until(lambda s: s.works_new >= total, t0, phase_timeout)
+            result.update_works_seconds = _round(works_done)
+            if any(sampler.old_revisions.values()):
+                remaining = max(1.0, phase_timeout - (works_done or phase_timeout))
+                elapsed = await sampler.until(lambda s: s.moved >= total, t0, remaining)
+                result.update_seconds = _round(elapsed)
+            result.update_reached = sampler.reached()
+            if result.update_seconds is None:
+                result.notes.append("update: not every hub Application reached the new revision in time")
+            _check_alive(controllers, result, "update")
+
+            # --- delete ---
+            report(f"[bench] deleting all {m} ApplicationSets ...")
+            sampler.phase = "delete"
+            t0 = time.monotonic()
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(hub.delete_application_set, application_set(i)["metadata"]["name"])
+                    for i in range(m)
+                )
+            )
+            elapsed = await sampler.until(lambda s: s.works == 0 and s.apps == 0, t0, phase_timeout)
+            result.delete_seconds = _round(elapsed)
+            result.delete_reached = sampler.reached()
+            if elapsed is None:
+                result.notes.append(f"delete: works or hub Applications remained after {phase_timeout:.0f}s")
+        finally:
+            with contextlib.suppress(Exception):
+                writes_after = await asyncio.to_thread(hub.writes)
+                result.hub_writes_seconds = round(time.monotonic() - writes_started, 1)
+                result.hub_writes_by_verb = {
+                    v: writes_after.get(v, 0) - writes_before.get(v, 0) for v in sorted(writes_after)
+                }
+                result.hub_writes = sum(result.hub_writes_by_verb.values())
+                result.hub_writes_per_s = round(result.hub_writes / max(result.hub_writes_seconds, 1e-9), 1)
+            result.peak_rss_mb = _peak_rss(env)
+            for task in (sampling, refresher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            env.stop_process("controllers")
+            await fleet.stop()
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _check_alive(record: process.ProcessRecord, result: FleetResult, phase: str) -> None:
+    if not process.is_alive(record):
+        result.notes.append(f"{phase}: the controllers exited:\n{process.log_tail(record.log)}")
+
+
+async def _apply_all(hub: Hub, bodies: list[dict[str, Any]]) -> None:
+    gate = asyncio.Semaphore(8)
+
+    async def one(body: dict[str, Any]) -> None:
+        async with gate:
+            await asyncio.to_thread(hub.apply_application_set, body)
+
+    await asyncio.gather(*(one(b) for b in bodies))
+
+
+async def _refresh_forever(fleet: SimulatedFleet, period: float, report: Report) -> None:
+    """The simulated Argo CD fills status in lazily on read: re-read, so agents report it."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await fleet.refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            report(f"[bench]   (agent refresh failed: {type(exc).__name__}: {exc})")

@@ -1,0 +1,78 @@
+"""The fleet benchmark's pure parts: what it writes to the hub and how it reads its figures back.
+
+Cases: a cluster Secret is an Argo CD cluster Secret the benchmark's generator selects; an
+ApplicationSet opts in to the pull model and selects those Secrets, its revision is a parameter;
+hub writes are summed by verb over resources and codes, reads ignored; VmHWM is read in MB;
+Applications are counted as Synced+Healthy only with both, and as moved only at a revision other
+than the one recorded for them (a missing revision is counted apart, never as moved).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from controllers import contract
+from fleetplane import bench_fleet
+
+
+def test_cluster_secret_is_selected_by_the_generator() -> None:
+    secret = bench_fleet.cluster_secret("cluster-00007")
+    labels = secret["metadata"]["labels"]
+    assert labels["argocd.argoproj.io/secret-type"] == "cluster"
+    selector = bench_fleet.application_set(0)["spec"]["generators"][0]["clusters"]["selector"]
+    assert selector["matchLabels"].items() <= labels.items()
+    assert base64.b64decode(secret["data"]["name"]).decode() == "cluster-00007"
+    assert secret["metadata"]["namespace"] == bench_fleet.NAMESPACE
+
+
+def test_application_set_opts_in_and_carries_the_revision() -> None:
+    appset = bench_fleet.application_set(3, "v2")
+    assert appset["metadata"]["labels"] == {contract.PULL_LABEL: contract.PULL_LABEL_VALUE}
+    assert appset["metadata"]["name"] == "guestbook-003"
+    template = appset["spec"]["template"]
+    assert template["metadata"]["name"] == "{{name}}-guestbook-003"
+    assert template["spec"]["source"]["targetRevision"] == "v2"
+    assert template["spec"]["destination"]["name"] == "{{name}}"
+
+
+def test_write_counts_sum_write_verbs_only() -> None:
+    text = "\n".join(
+        [
+            "# HELP apiserver_request_total Counter of apiserver requests",
+            'apiserver_request_total{code="201",component="apiserver",resource="secrets",verb="POST"} 3',
+            'apiserver_request_total{code="201",resource="applications",verb="CREATE"} 10',
+            'apiserver_request_total{code="409",resource="applications",verb="CREATE"} 2',
+            'apiserver_request_total{code="200",resource="applications",verb="PATCH"} 4.0',
+            'apiserver_request_total{code="200",resource="applications",verb="APPLY"} 1e+01',
+            'apiserver_request_total{code="200",resource="applications",verb="LIST"} 99',
+            'apiserver_request_total{code="200",resource="applications",verb="DELETE"} 5',
+            'apiserver_request_duration_seconds_count{verb="CREATE"} 1000',
+        ]
+    )
+    assert bench_fleet.write_counts(text) == {"create": 12, "patch": 4, "apply": 10, "delete": 5}
+
+
+def test_vm_hwm_in_mb() -> None:
+    assert bench_fleet.vm_hwm_mb("Name:\tx\nVmHWM:\t  204800 kB\nVmRSS:\t1 kB\n") == 200.0
+    assert bench_fleet.vm_hwm_mb("Name:\tx\n") == 0.0
+
+
+def _app(name: str, sync: str, health: str, revision: str = "") -> dict:
+    return {
+        "metadata": {"namespace": "argocd", "name": name},
+        "status": {"sync": {"status": sync, "revision": revision}, "health": {"status": health}},
+    }
+
+
+def test_count_apps() -> None:
+    apps = [
+        _app("a", "Synced", "Healthy", "r1"),
+        _app("b", "Synced", "Healthy", "r2"),
+        _app("c", "OutOfSync", "Healthy", "r2"),
+        _app("d", "Synced", "Progressing", "r2"),
+        _app("e", "Synced", "Healthy"),
+        {"metadata": {"namespace": "argocd", "name": "f"}},
+    ]
+    assert bench_fleet.count_apps(apps) == {"apps": 6, "ready": 3, "moved": 0, "no_revision": 1}
+    old = {"argocd/a": "r1", "argocd/b": "r1", "argocd/c": "r1", "argocd/e": "r0"}
+    assert bench_fleet.count_apps(apps, old)["moved"] == 1
