@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -42,10 +41,10 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from controllers import contract
-from localinfra import argocd, etcd, kafka, kube, kubectl, pki, ports, postgres, process
+from localinfra import argocd, etcd, kafka, kube, kubectl, pki, postgres, process
 from localinfra.environment import Environment
 from maestro.api import queries
-from maestro.bench.pipeline import wait_healthy
+from maestro.bench import pipeline
 from maestro.bench.simulated import SimulatedFleet
 from maestro.client import MaestroClient
 from maestro.transport import layout
@@ -297,33 +296,7 @@ async def run(
         )
         pg = await asyncio.to_thread(postgres.start, env)
         kf = await asyncio.to_thread(kafka.start, env, heap="1g")
-        dsn = await asyncio.to_thread(pg.create_database, "maestro")
-        port = ports.free_port()
-        names = layout.Layout(f"bench.{uuid.uuid4().hex[:8]}")
-        cli = str(Path(sys.executable).parent / "fleetplane")
-        server = env.add_process(
-            process.spawn(
-                "maestro-server",
-                [
-                    cli,
-                    "maestro",
-                    "server",
-                    "--dsn",
-                    dsn,
-                    "--kafka",
-                    kf.bootstrap,
-                    "--port",
-                    str(port),
-                    "--topic-prefix",
-                    names.prefix,
-                    "--log-level",
-                    "warning",
-                ],
-                root / "server.log",
-            )
-        )
-        address = f"127.0.0.1:{port}"
-        await wait_healthy(address, server)
+        _server, address, names = await pipeline.start_server(env, pg, kf, root)
         hub = Hub(hub_cluster, env)
         try:
             await _measure(

@@ -159,6 +159,35 @@ class _Clock:
         self.applied.setdefault(rid, at)
 
 
+async def start_server(
+    env: Environment, pg: postgres.Postgres, kf: kafka.Kafka, root: Path
+) -> tuple[process.ProcessRecord, str, layout.Layout]:
+    """A Maestro server process of the environment, on its own database and topic prefix, healthy."""
+    dsn = await asyncio.to_thread(pg.create_database, "maestro")
+    port = ports.free_port()
+    names = layout.Layout(f"bench.{uuid.uuid4().hex[:8]}")
+    cli = str(Path(sys.executable).parent / "fleetplane")
+    argv = [
+        cli,
+        "maestro",
+        "server",
+        "--dsn",
+        dsn,
+        "--kafka",
+        kf.bootstrap,
+        "--port",
+        str(port),
+        "--topic-prefix",
+        names.prefix,
+        "--log-level",
+        "warning",
+    ]
+    server = env.add_process(process.spawn("maestro-server", argv, root / "server.log"))
+    address = f"127.0.0.1:{port}"
+    await wait_healthy(address, server)
+    return server, address, names
+
+
 async def run(
     clusters: int,
     works_per_cluster: int,
@@ -177,33 +206,7 @@ async def run(
         report("[bench] starting PostgreSQL and Kafka ...")
         pg = postgres.start(env, durable=durable)
         kf = kafka.start(env, heap="1g")
-        dsn = pg.create_database("maestro")
-        port = ports.free_port()
-        names = layout.Layout(f"bench.{uuid.uuid4().hex[:8]}")
-        cli = str(Path(sys.executable).parent / "fleetplane")
-        server = env.add_process(
-            process.spawn(
-                "maestro-server",
-                [
-                    cli,
-                    "maestro",
-                    "server",
-                    "--dsn",
-                    dsn,
-                    "--kafka",
-                    kf.bootstrap,
-                    "--port",
-                    str(port),
-                    "--topic-prefix",
-                    names.prefix,
-                    "--log-level",
-                    "warning",
-                ],
-                root / "server.log",
-            )
-        )
-        address = f"127.0.0.1:{port}"
-        await wait_healthy(address, server)
+        server, address, names = await start_server(env, pg, kf, root)
         report(f"[bench] server up (pid {server.pid}); registering {clusters} clusters ...")
         await _measure(
             result, address, kf.bootstrap, names, server, concurrency, paced_rate, paced_seconds, report
