@@ -111,6 +111,18 @@ def round_trip(bootstrap: str, timeout: float = 10.0) -> bool:
         consumer.close()
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, as Kafka's own tool makes them.
+
+    One in 64 such ids starts with "-", which the storage tool's argument parser reads as an
+    option and refuses; Kafka's Uuid.randomUuid skips those too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start(
     env: Environment, name: str = "kafka", *, heap: str = "768m", max_message_bytes: int = 2 * 1024 * 1024
 ) -> Kafka:
@@ -139,9 +151,8 @@ def start(
         "-cp",
         classpath,
     ]
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     fmt = subprocess.run(
-        [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)],
+        [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", new_cluster_id(), "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=180,
