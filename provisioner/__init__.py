@@ -1,0 +1,1 @@
+"""Crossplane-style provisioning: definitions, compositions, claims and their cluster providers."""

@@ -1,0 +1,1 @@
+"""Cluster providers: where a worker cluster's control plane comes from (``local`` or ``aws``)."""
