@@ -32,7 +32,7 @@ lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/lint-imports
-	@$(BIN)/mypy maestro localinfra fleetplane controllers
+	@$(BIN)/mypy kubeio maestro localinfra fleetplane controllers provisioner
 
 unit: $(STAMP)
 	@echo "[fleetplane] tier: unit"

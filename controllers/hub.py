@@ -1,11 +1,10 @@
 """The hub cluster as the controllers see it: ApplicationSets, mirror Applications, cluster Secrets.
 
 Called by ``controllers.propagation.handlers`` and ``controllers.status.handlers``. Every request
-is plain JSON in and out and runs off the event loop: it goes through the Maestro agent's
-``KubeRest`` (the project's one raw-JSON Kubernetes helper: kubeconfig/TLS through the
-``kubernetes`` client's ``ApiClient``, each call in a thread, retried with backoff while the API
-server is away). kopf's own API is not used here because these calls also run outside kopf
-handlers (the status controller's writer loop).
+is plain JSON in and out through ``kubeio.rest.KubeRest`` (the project's one raw-JSON Kubernetes
+client: asyncio over a pooled aiohttp session, retried with backoff while the API server is
+away). kopf's own API is not used here because these calls also run outside kopf handlers (the
+status controller's writer loop).
 
 Errors are the ones ``KubeRest`` raises: ``NotFoundError`` (404), ``ConflictError`` (409),
 ``ClusterError`` (other refusals, with ``status``) and ``ClusterUnavailableError``.
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from maestro.agent import errors as kube_errors
-from maestro.agent import kuberest
+from kubeio import errors as kube_errors
+from kubeio import rest as kuberest
 
 JsonObject = dict[str, Any]
 
@@ -56,12 +55,12 @@ def _replace_status(status: Mapping[str, Any]) -> list[JsonObject]:
 
 class HubClient:
     def __init__(self, kubeconfig: str | Path | None, *, retry: kuberest.RetrySettings | None = None) -> None:
-        self._rest = kuberest.KubeRest(
-            kuberest.api_client(kubeconfig), retry or kuberest.RetrySettings(budget=20.0)
+        self._rest = kuberest.KubeRest.from_kubeconfig(
+            kubeconfig, retry=retry or kuberest.RetrySettings(budget=20.0, max_connections=64)
         )
 
-    def close(self) -> None:
-        self._rest.close()
+    async def close(self) -> None:
+        await self._rest.close()
 
     async def _get(self, path: str) -> JsonObject | None:
         try:

@@ -121,7 +121,7 @@ def build(settings: OperatorSettings) -> Operator:
             await status.stop(task)
         background.clear()
         await maestro.close()
-        hub_client.close()
+        await hub_client.close()
 
     kopf_settings = kopf.OperatorSettings()
     kopf_settings.persistence.finalizer = FINALIZER

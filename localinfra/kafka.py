@@ -151,8 +151,10 @@ def start(
         "-cp",
         classpath,
     ]
+    cluster_id = new_cluster_id()
+    fmt_args = ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)]
     fmt = subprocess.run(
-        [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", new_cluster_id(), "-c", str(config)],
+        [*jvm, *fmt_args],
         capture_output=True,
         text=True,
         timeout=180,

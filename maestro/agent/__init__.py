@@ -7,5 +7,5 @@ agents in benchmarks — then builds the status with `status` and `feedback` and
 
 Modules, lowest first: `errors`, `jsonpath`, `manifests` (pure parsing) -> `feedback`, `records`,
 `applier` (types and the protocol) -> `status` (pure) -> `engine` (the algorithm over a backend)
--> `kuberest`, `discovery` -> `kube` and `memory` (the two backends).
+-> `discovery` -> `kube` and `memory` (the two backends); HTTP to the API server is `kubeio.rest`.
 """

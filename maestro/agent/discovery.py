@@ -8,9 +8,9 @@ cluster does not serve at all is an `UnknownKindError`, which fails only the man
 
 from __future__ import annotations
 
+from kubeio.rest import KubeRest
 from maestro.agent.engine import ResourceType
 from maestro.agent.errors import NotFoundError, UnknownKindError
-from maestro.agent.kuberest import KubeRest
 
 
 class Discovery:

@@ -1,15 +1,28 @@
 """Errors of the agent's cluster-facing layer.
 
-Raised by `manifests` (a malformed manifest or config), `jsonpath` (a bad feedback path) and the
-backends (`kube`, `memory`); caught by `engine`, which turns each into a per-manifest message for
-the bundle's status, so one bad manifest never stops the others.
+Raised by `manifests` (a malformed manifest or config), `jsonpath` (a bad feedback path), the
+backends (`kube`, `memory`) and `kubeio.rest` (the API server's refusals); caught by `engine`,
+which turns each into a per-manifest message for the bundle's status, so one bad manifest never
+stops the others.
 """
 
 from __future__ import annotations
 
+from kubeio.errors import ClusterError, ClusterUnavailableError, ConflictError, KubeError, NotFoundError
 
-class AgentError(Exception):
-    """Base of every error this package raises on purpose."""
+# One base for the agent's own errors and the API server's: the engine catches them as one.
+AgentError = KubeError
+
+__all__ = [
+    "AgentError",
+    "ClusterError",
+    "ClusterUnavailableError",
+    "ConflictError",
+    "JsonPathError",
+    "ManifestError",
+    "NotFoundError",
+    "UnknownKindError",
+]
 
 
 class ManifestError(AgentError):
@@ -22,24 +35,3 @@ class JsonPathError(AgentError):
 
 class UnknownKindError(AgentError):
     """The cluster serves no resource for a manifest's apiVersion/kind (not even after a refresh)."""
-
-
-class ConflictError(AgentError):
-    """The object already exists (create) or changed under us (update): re-read and try again."""
-
-
-class ClusterError(AgentError):
-    """The API server refused a request for a reason retrying will not fix (400, 403, 422 ...)."""
-
-    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-class NotFoundError(ClusterError):
-    """404: the object (or the API it lives in) does not exist."""
-
-
-class ClusterUnavailableError(AgentError):
-    """The API server could not be reached, or kept failing, for the whole retry budget."""

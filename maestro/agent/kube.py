@@ -4,8 +4,8 @@ Built by the agent's entry point with the worker cluster's kubeconfig (or the in
 account). `KubeBackend` maps the engine's operations onto HTTP: server-side apply is a PATCH with
 `application/apply-patch+yaml`, a delete carries the recorded uid as a precondition, records are
 `AppliedBundle` objects (the CRD is applied at `start`, idempotently, and awaited until it is
-Established). All requests go through `kuberest.KubeRest`: off the event loop and retried while
-the API server is unreachable.
+Established). All requests go through `kubeio.rest.KubeRest`: asyncio-native and retried while the
+API server is unreachable.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kubeio.rest import APPLY_PATCH, JSON_PATCH, KubeRest, RetrySettings
 from maestro.agent import records
 from maestro.agent.discovery import Discovery
 from maestro.agent.engine import ApplierSettings, BundleApplier, DeleteState, ResourceType
 from maestro.agent.errors import ClusterError, ClusterUnavailableError, ConflictError, NotFoundError
-from maestro.agent.kuberest import APPLY_PATCH, JSON_PATCH, KubeRest, RetrySettings, api_client
 from maestro.agent.manifests import DEFAULT_FIELD_MANAGER, ObjectRef, marker_value
 
 JsonObject = dict[str, Any]
@@ -71,7 +71,7 @@ class KubeBackend:
             await asyncio.sleep(0.2)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.rest.close)
+        await self.rest.close()
 
     async def resolve(self, group: str, version: str, kind: str) -> ResourceType:
         return await self.discovery.resolve(group, version, kind)
@@ -189,5 +189,5 @@ class KubeApplier(BundleApplier):
         retry: RetrySettings | None = None,
     ) -> None:
         settings = settings or ApplierSettings()
-        rest = KubeRest(api_client(kubeconfig, context=context), retry)
+        rest = KubeRest.from_kubeconfig(kubeconfig, context=context, retry=retry)
         super().__init__(KubeBackend(rest, field_manager=settings.field_manager), consumer, settings)

@@ -20,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 
 from controllers import contract
+from kubeio import rest as kuberest
+from kubeio.errors import NotFoundError
 from localinfra import kube
-from maestro.agent import kuberest
-from maestro.agent.errors import NotFoundError
 from maestro.api import queries
 from tests.e2e.conftest import INVENTORY_NAMESPACE, PullFleet
 
@@ -42,7 +42,7 @@ class Kube:
     """Non-blocking JSON reads and writes on one cluster (the agents share this event loop)."""
 
     def __init__(self, cluster: kube.Cluster) -> None:
-        self.rest = kuberest.KubeRest(kuberest.api_client(cluster.kubeconfig))
+        self.rest = kuberest.KubeRest.from_kubeconfig(cluster.kubeconfig)
 
     async def get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any] | None:
         try:
@@ -59,6 +59,23 @@ class Kube:
     async def delete(self, path: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self.rest.request("DELETE", path)
+
+
+KubeApi = Callable[[kube.Cluster], Kube]
+
+
+@pytest.fixture
+async def kube_api() -> AsyncIterator[KubeApi]:
+    """Raw API access to the fleet's clusters, closed after the test."""
+    made: list[Kube] = []
+
+    def make(cluster: kube.Cluster) -> Kube:
+        made.append(Kube(cluster))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.rest.close()
 
 
 def application_set(name: str, selector: Mapping[str, str], repo: str, namespace: str = "default") -> dict:
@@ -125,10 +142,12 @@ def repo_of(record: Any) -> str:
     return str(record.bundle.manifests[0]["spec"]["source"]["repoURL"])
 
 
-async def test_lifecycle_of_an_application_set(pull_fleet: PullFleet) -> None:
+async def test_lifecycle_of_an_application_set(
+    pull_fleet: PullFleet, kube_api: Callable[[kube.Cluster], Kube]
+) -> None:
     fleet = pull_fleet
-    hub = Kube(fleet.hub)
-    workers = {c.name: Kube(c) for c in fleet.workers}
+    hub = kube_api(fleet.hub)
+    workers = {c.name: kube_api(c) for c in fleet.workers}
     apps = [f"{c.name}-configmap1" for c in fleet.workers]
     for cluster in fleet.workers:
         await fleet.set_cluster_secret(cluster, {"e2e": "lifecycle"})
@@ -242,11 +261,13 @@ async def test_lifecycle_of_an_application_set(pull_fleet: PullFleet) -> None:
     )
 
 
-async def test_inventory_changes_add_and_remove_targets(pull_fleet: PullFleet) -> None:
+async def test_inventory_changes_add_and_remove_targets(
+    pull_fleet: PullFleet, kube_api: Callable[[kube.Cluster], Kube]
+) -> None:
     fleet = pull_fleet
-    hub = Kube(fleet.hub)
+    hub = kube_api(fleet.hub)
     one, two = fleet.workers
-    workers = {c.name: Kube(c) for c in fleet.workers}
+    workers = {c.name: kube_api(c) for c in fleet.workers}
     await fleet.set_cluster_secret(one, {"e2e": "inventory"})
     await fleet.set_cluster_secret(two, {"e2e": "other"})
     appset = application_set("inventory", {"e2e": "inventory"}, fleet.apps_repo, namespace="inventory")
@@ -286,9 +307,11 @@ async def test_inventory_changes_add_and_remove_targets(pull_fleet: PullFleet) -
     await fleet.eventually("the inventory ApplicationSet and its works gone", gone)
 
 
-async def test_unknown_generator_is_reported_and_others_untouched(pull_fleet: PullFleet) -> None:
+async def test_unknown_generator_is_reported_and_others_untouched(
+    pull_fleet: PullFleet, kube_api: Callable[[kube.Cluster], Kube]
+) -> None:
     fleet = pull_fleet
-    hub = Kube(fleet.hub)
+    hub = kube_api(fleet.hub)
     one = fleet.workers[0]
     await fleet.set_cluster_secret(one, {"e2e": "healthy"})
     good = application_set("healthy", {"e2e": "healthy"}, fleet.apps_repo, namespace="healthy")
@@ -337,9 +360,11 @@ async def test_unknown_generator_is_reported_and_others_untouched(pull_fleet: Pu
     await fleet.eventually("both ApplicationSets and their works gone", gone)
 
 
-async def test_controllers_restarted_converge(pull_fleet: PullFleet) -> None:
+async def test_controllers_restarted_converge(
+    pull_fleet: PullFleet, kube_api: Callable[[kube.Cluster], Kube]
+) -> None:
     fleet = pull_fleet
-    hub = Kube(fleet.hub)
+    hub = kube_api(fleet.hub)
     one = fleet.workers[0]
     worker = Kube(one)
     app = f"{one.name}-restart"

@@ -23,12 +23,12 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from kubeio.rest import RetrySettings
 from localinfra import kube
 from maestro.agent import records, status
 from maestro.agent.applier import ApplyResult
 from maestro.agent.engine import ApplierSettings
 from maestro.agent.kube import KubeApplier
-from maestro.agent.kuberest import RetrySettings
 from maestro.agent.manifests import MARKER_LABEL
 
 pytestmark = pytest.mark.integration

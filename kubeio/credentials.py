@@ -1,0 +1,53 @@
+"""Where a cluster is and how to prove who we are: read from a kubeconfig or the pod's account.
+
+The ``kubernetes`` package's loaders do the parsing (contexts, embedded or file certificates,
+exec plugins, in-cluster token files); we keep only what an HTTP client needs. Loading runs
+once, before any request, and may block (an exec plugin runs), so async callers load in a thread.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client, config
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    ssl: ssl.SSLContext | None
+    # "Bearer <token>" for token auth, "" for client certificates
+    authorization: str = ""
+
+
+def _from_configuration(configuration: client.Configuration) -> Credentials:
+    server = configuration.host.rstrip("/")
+    context: ssl.SSLContext | None = None
+    if server.startswith("https://"):
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    authorization = configuration.get_api_key_with_prefix("authorization") or ""
+    return Credentials(server, context, authorization)
+
+
+def from_kubeconfig(path: str | Path, *, context: str | None = None) -> Credentials:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(path), context=context, client_configuration=configuration)
+    return _from_configuration(configuration)
+
+
+def in_cluster() -> Credentials:
+    configuration = client.Configuration()
+    config.load_incluster_config(client_configuration=configuration)
+    return _from_configuration(configuration)
+
+
+def load(kubeconfig: str | Path | None, *, context: str | None = None) -> Credentials:
+    """A kubeconfig's credentials, or the pod's service account when ``kubeconfig`` is None."""
+    return in_cluster() if kubeconfig is None else from_kubeconfig(kubeconfig, context=context)

@@ -1,0 +1,142 @@
+"""Requests to the API server: which failures are retried, and what the others become.
+
+Cases: a request retries through 503/429 answers and a server that is not listening yet, then
+succeeds; one that keeps failing becomes ClusterUnavailableError after its budget; 404/409/422 map
+to NotFoundError, ConflictError and ClusterError with the server's message, without retrying; a
+server-side apply body is sent as JSON with the apply-patch content type and the query string; a
+bearer token is sent when the credentials carry one. A real aiohttp server on loopback answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from kubeio import credentials
+from kubeio.errors import ClusterError, ClusterUnavailableError, ConflictError, NotFoundError
+from kubeio.rest import APPLY_PATCH, KubeRest, RetrySettings
+from localinfra import ports
+
+FAST = RetrySettings(budget=3.0, initial_backoff=0.01, max_backoff=0.05)
+
+Answer = tuple[int, dict[str, Any]]
+
+
+class FakeApiServer:
+    """Answers each request with the next scripted (status, body), repeating the last one."""
+
+    def __init__(self) -> None:
+        self.answers: list[Answer] = [(200, {})]
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.seen.append((request.method, request.path_qs, dict(request.headers), await request.read()))
+        status, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+async def _serve(fake: FakeApiServer, port: int) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[FakeApiServer, Callable[..., KubeRest]]]:
+    fake, port = FakeApiServer(), ports.free_port()
+    runner = await _serve(fake, port)
+    clients: list[KubeRest] = []
+
+    def client(retry: RetrySettings = FAST, token: str = "") -> KubeRest:
+        clients.append(KubeRest(credentials.Credentials(f"http://127.0.0.1:{port}", None, token), retry))
+        return clients[-1]
+
+    yield fake, client
+    for c in clients:
+        await c.close()
+    await runner.cleanup()
+
+
+RECOVERY_CASES = [
+    ("server-restarting", [(503, {"message": "starting"}), (503, {}), (200, {"ok": True})]),
+    ("throttled", [(429, {"message": "slow down"}), (200, {"ok": True})]),
+    ("at-once", [(200, {"ok": True})]),
+]
+
+
+@pytest.mark.parametrize("answers", [c[1] for c in RECOVERY_CASES], ids=[c[0] for c in RECOVERY_CASES])
+async def test_transient_answers_are_retried_until_success(api: Any, answers: list[Answer]) -> None:
+    fake, client = api
+    fake.answers = list(answers)
+    assert await client().request("GET", "/api/v1/namespaces") == {"ok": True}
+    assert len(fake.seen) == len(answers)
+
+
+async def test_a_server_that_comes_up_late_is_waited_for() -> None:
+    fake, port = FakeApiServer(), ports.free_port()
+    fake.answers = [(200, {"kind": "NamespaceList"})]
+    client = KubeRest(credentials.Credentials(f"http://127.0.0.1:{port}", None), FAST)
+
+    async def start_later() -> web.AppRunner:
+        await asyncio.sleep(0.3)
+        return await _serve(fake, port)
+
+    starter = asyncio.create_task(start_later())
+    try:
+        assert await client.request("GET", "/api/v1/namespaces") == {"kind": "NamespaceList"}
+    finally:
+        await client.close()
+        await (await starter).cleanup()
+
+
+async def test_a_server_that_keeps_failing_becomes_unavailable_after_the_budget(api: Any) -> None:
+    fake, client = api
+    fake.answers = [(503, {"message": "etcd is down"})]
+    with pytest.raises(ClusterUnavailableError, match=r"did not answer within 0s.*etcd is down"):
+        await client(RetrySettings(budget=0.2, initial_backoff=0.01, max_backoff=0.02)).request("GET", "/x")
+    assert len(fake.seen) > 1
+
+
+REFUSAL_CASES = [
+    ("not-found", 404, NotFoundError, 'configmaps "x" not found'),
+    ("conflict", 409, ConflictError, "already exists"),
+    ("invalid", 422, ClusterError, "spec.replicas: Invalid value"),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "message"), [c[1:] for c in REFUSAL_CASES], ids=[c[0] for c in REFUSAL_CASES]
+)
+async def test_refusals_carry_the_servers_message_and_are_not_retried(
+    api: Any, status: int, error: type[Exception], message: str
+) -> None:
+    fake, client = api
+    fake.answers = [(status, {"kind": "Status", "message": message, "reason": "Because"})]
+    with pytest.raises(error, match=message):
+        await client().request("GET", "/api/v1/namespaces/default/configmaps/x")
+    assert len(fake.seen) == 1
+
+
+async def test_server_side_apply_sends_json_with_the_apply_content_type_and_query(api: Any) -> None:
+    fake, client = api
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
+    await client(token="Bearer abc").request(
+        "PATCH",
+        "/api/v1/namespaces/d/configmaps/a",
+        query=[("fieldManager", "me")],
+        body=body,
+        content_type=APPLY_PATCH,
+    )
+    method, path, headers, sent = fake.seen[0]
+    assert (method, path) == ("PATCH", "/api/v1/namespaces/d/configmaps/a?fieldManager=me")
+    assert headers["Content-Type"] == APPLY_PATCH
+    assert headers["Authorization"] == "Bearer abc"
+    assert orjson.loads(sent) == body
