@@ -33,8 +33,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import kopf
@@ -48,6 +48,8 @@ from maestro.client import MaestroClient
 log = logging.getLogger(__name__)
 
 AppSetKey = tuple[str, str]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 #: ``(type, reason, message)`` -> a Kubernetes event on the ApplicationSet
 Report = Callable[[str, str, str], None]
 
@@ -75,6 +77,8 @@ class PropagationSettings:
     retry_seconds: float = 5.0
     #: passes running at once, over all ApplicationSets
     concurrency: int = 4
+    #: writes in flight at once within one pass (hub mirrors, then Maestro publishes, then deletes)
+    write_concurrency: int = 32
     field_manager: str = "fleetplane-propagation"
     #: ``plural.version.group`` of cluster decision resources whose changes wake the daemons of their
     #: namespace (others are picked up by the periodic pass)
@@ -334,37 +338,25 @@ class PropagationController:
 
         # Mirrors first, so that the first status report always has an object to land on; a mirror
         # follows what its cluster is sent, so one held back by the rollout keeps its old spec.
-        applied = 0
-        blocked: set[str] = set()
-        for work in desired.works:
-            if work.application in held:
-                continue
-            result = await self._apply_mirror(work, mirrors.get(work.application))
-            if isinstance(result, str):
-                problems.append(result)
-                blocked.add(work.application)
-            elif result:
-                applied += 1
+        # Writes of one kind go out together (bounded): at fleet scale one pass carries thousands,
+        # and the hub and Maestro batch what arrives at once.
+        to_mirror = [w for w in desired.works if w.application not in held]
+        results = await self._each(to_mirror, lambda w: self._apply_mirror(w, mirrors.get(w.application)))
+        applied = sum(1 for r in results if r is True)
+        blocked = {w.application for w, r in zip(to_mirror, results, strict=True) if isinstance(r, str)}
+        problems.extend(r for r in results if isinstance(r, str))
 
-        created = updated = 0
-        for work in creates:
-            if work.application not in blocked:
-                problem = await self._publish(work, create=True)
-                created += problem is None
-                problems.extend([problem] if problem else [])
-        for work, _ in updates:
-            if work.application not in blocked:
-                problem = await self._publish(work, create=False)
-                updated += problem is None
-                problems.extend([problem] if problem else [])
+        sends = [(w, True) for w in creates if w.application not in blocked]
+        sends += [(w, False) for w, _ in updates if w.application not in blocked]
+        refusals = await self._each(sends, lambda send: self._publish(send[0], create=send[1]))
+        problems.extend(r for r in refusals if r)
+        created = sum(1 for (_, create), r in zip(sends, refusals, strict=True) if create and r is None)
+        updated = sum(1 for (_, create), r in zip(sends, refusals, strict=True) if not create and r is None)
 
         doomed = self._deletion_group(strategy, work_diff.deletes, records, notes)
-        for existing in doomed:
-            await self._delete_work(existing.cluster, existing.work_id)
+        await self._each(doomed, lambda existing: self._delete_work(existing.cluster, existing.work_id))
 
-        for mirror in work_diff.mirror_deletes:
-            await self.hub.delete_application(namespace, mirror)
-            self.listener.mirror_deleted(namespace, mirror)
+        await self._each(list(work_diff.mirror_deletes), lambda m: self._delete_mirror(namespace, m))
 
         rolling = strategy.type == "RollingSync"
         statuses = {s.application: s for s in decision.statuses}
@@ -399,6 +391,22 @@ class PropagationController:
             notes=tuple(notes),
             rolling=rolling,
         )
+
+    async def _each(self, items: Sequence[_T], write: Callable[[_T], Awaitable[_R]]) -> list[_R]:
+        """``write`` for every item, ``settings.write_concurrency`` at a time, results in order; the
+        first exception cancels the rest and fails the pass (it is retried as a whole, and every
+        write is idempotent)."""
+        if not items:
+            return []
+        limit = asyncio.Semaphore(self.settings.write_concurrency)
+
+        async def one(item: _T) -> _R:
+            async with limit:
+                return await write(item)
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(item)) for item in items]
+        return [t.result() for t in tasks]
 
     def _deletion_group(
         self,
@@ -523,6 +531,10 @@ class PropagationController:
             )
         return None
 
+    async def _delete_mirror(self, namespace: str, name: str) -> None:
+        await self.hub.delete_application(namespace, name)
+        self.listener.mirror_deleted(namespace, name)
+
     async def _delete_work(self, cluster: str, work_id: str) -> None:
         try:
             await self.maestro.delete(cluster, uuid.UUID(work_id))
@@ -543,15 +555,16 @@ class PropagationController:
             except errors.RolloutError:
                 strategy = rollout.Strategy()
             live = [_existing(r) for r in records if not r.bundle.deleting]
-            for existing in self._deletion_group(strategy, live, records, []):
-                await self._delete_work(existing.cluster, existing.work_id)
+            doomed = self._deletion_group(strategy, live, records, [])
+            await self._each(doomed, lambda existing: self._delete_work(existing.cluster, existing.work_id))
             if records:
                 return len(records)
-            for mirror in await self.hub.list_applications(namespace, owner_labels(namespace, name)):
-                mirror_name = mirror["metadata"]["name"]
-                if _annotations(mirror).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}":
-                    await self.hub.delete_application(namespace, mirror_name)
-                    self.listener.mirror_deleted(namespace, mirror_name)
+            owned = [
+                m["metadata"]["name"]
+                for m in await self.hub.list_applications(namespace, owner_labels(namespace, name))
+                if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
+            ]
+            await self._each(owned, lambda mirror: self._delete_mirror(namespace, mirror))
             self.book.drop(key)
             self._reported.pop(key, None)
             self._locks.pop(key, None)

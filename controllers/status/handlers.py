@@ -53,7 +53,7 @@ class StatusSettings:
     write_rate: float = 200.0
     write_burst: int = 400
     #: status writes in flight at once
-    write_concurrency: int = 4
+    write_concurrency: int = 16
     #: seconds between two ApplicationSet rollups (changes in between are coalesced)
     rollup_seconds: float = 1.0
     #: seconds before reconnecting a broken watch
