@@ -30,3 +30,7 @@ class NotFoundError(ClusterError):
 
 class ClusterUnavailableError(KubeError):
     """The API server could not be reached, or kept failing, for the whole retry budget."""
+
+
+class UnknownKindError(KubeError):
+    """The cluster serves no resource for an apiVersion/kind (not even after a refresh)."""

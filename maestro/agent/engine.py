@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kubeio.discovery import ResourceType
 from maestro.agent import records as records_mod
 from maestro.agent.applier import ApplyResult, DeleteResult, ManifestOutcome
 from maestro.agent.errors import AgentError, ConflictError, ManifestError
@@ -79,12 +80,6 @@ class DeleteState(enum.Enum):
     GONE = "gone"  # deleted at once
     DELETING = "deleting"  # still there: finalizers or Foreground dependents first
     ABSENT = "absent"  # nothing to delete, or another object (uid differs) now has the name
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceType:
-    resource: str
-    namespaced: bool
 
 
 class Backend(Protocol):

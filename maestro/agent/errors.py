@@ -8,7 +8,14 @@ stops the others.
 
 from __future__ import annotations
 
-from kubeio.errors import ClusterError, ClusterUnavailableError, ConflictError, KubeError, NotFoundError
+from kubeio.errors import (
+    ClusterError,
+    ClusterUnavailableError,
+    ConflictError,
+    KubeError,
+    NotFoundError,
+    UnknownKindError,
+)
 
 # One base for the agent's own errors and the API server's: the engine catches them as one.
 AgentError = KubeError
@@ -31,7 +38,3 @@ class ManifestError(AgentError):
 
 class JsonPathError(AgentError):
     """A feedback rule's path is not in the JSONPath subset we evaluate."""
-
-
-class UnknownKindError(AgentError):
-    """The cluster serves no resource for a manifest's apiVersion/kind (not even after a refresh)."""

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from kubeio.discovery import Discovery
 from kubeio.rest import APPLY_PATCH, JSON_PATCH, KubeRest, RetrySettings
 from maestro.agent import records
-from maestro.agent.discovery import Discovery
 from maestro.agent.engine import ApplierSettings, BundleApplier, DeleteState, ResourceType
 from maestro.agent.errors import ClusterError, ClusterUnavailableError, ConflictError, NotFoundError
 from maestro.agent.manifests import DEFAULT_FIELD_MANAGER, ObjectRef, marker_value

@@ -1,16 +1,26 @@
 """Which resource serves a kind: the cluster's discovery, one group/version at a time, cached.
 
-Called by `kube.KubeBackend.resolve` for every manifest. A group/version is fetched the first
-time a manifest names it and again whenever a kind is missing from the cached answer — a CRD in
-the same bundle (or installed since) then resolves without a restart. A group/version the
-cluster does not serve at all is an `UnknownKindError`, which fails only the manifests using it.
+Called by the agent's `KubeBackend.resolve` for every manifest and by the provisioner's applier.
+A group/version is fetched the first time a manifest names it and again whenever a kind is
+missing from the cached answer — a CRD in the same bundle (or installed since) then resolves
+without a restart. A group/version the cluster does not serve at all is an `UnknownKindError`,
+which fails only the manifests using it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from kubeio.errors import NotFoundError, UnknownKindError
 from kubeio.rest import KubeRest
-from maestro.agent.engine import ResourceType
-from maestro.agent.errors import NotFoundError, UnknownKindError
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """How the API serves a kind: its resource (plural) name and whether objects live in namespaces."""
+
+    resource: str
+    namespaced: bool
 
 
 class Discovery:
