@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 
@@ -39,6 +40,13 @@ def _from_configuration(configuration: client.Configuration) -> Credentials:
 def from_kubeconfig(path: str | Path, *, context: str | None = None) -> Credentials:
     configuration = client.Configuration()
     config.load_kube_config(config_file=str(path), context=context, client_configuration=configuration)
+    return _from_configuration(configuration)
+
+
+def from_kubeconfig_dict(kubeconfig: dict[str, Any], *, context: str | None = None) -> Credentials:
+    """Credentials from a kubeconfig held in memory (a provisioned cluster's, before any file)."""
+    configuration = client.Configuration()
+    config.load_kube_config_from_dict(kubeconfig, context=context, client_configuration=configuration)
     return _from_configuration(configuration)
 
 

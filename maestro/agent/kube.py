@@ -10,16 +10,15 @@ API server is unreachable.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from kubeio import objects
 from kubeio.discovery import Discovery
 from kubeio.rest import APPLY_PATCH, JSON_PATCH, KubeRest, RetrySettings
 from maestro.agent import records
 from maestro.agent.engine import ApplierSettings, BundleApplier, DeleteState, ResourceType
-from maestro.agent.errors import ClusterError, ClusterUnavailableError, ConflictError, NotFoundError
+from maestro.agent.errors import ClusterError, ConflictError, NotFoundError
 from maestro.agent.manifests import DEFAULT_FIELD_MANAGER, ObjectRef, marker_value
 
 JsonObject = dict[str, Any]
@@ -30,10 +29,7 @@ _LIST_PAGE = 500
 
 
 def object_path(ref: ObjectRef) -> str:
-    base = f"/apis/{ref.group}/{ref.version}" if ref.group else f"/api/{ref.version}"
-    if ref.namespace:
-        base += f"/namespaces/{quote(ref.namespace, safe='')}"
-    return f"{base}/{ref.resource}/{quote(ref.name, safe='')}"
+    return objects.object_path(ref.group, ref.version, ref.resource, ref.namespace, ref.name)
 
 
 def collection_path(ref: ObjectRef) -> str:
@@ -59,16 +55,7 @@ class KubeBackend:
             body=records.CRD,
             content_type=APPLY_PATCH,
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.crd_timeout
-        while True:
-            crd = await self.rest.request("GET", f"{_CRD_PATH}/{name}")
-            conditions = (crd.get("status") or {}).get("conditions") or ()
-            if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
-                return
-            if loop.time() > deadline:
-                raise ClusterUnavailableError(f"CRD {name} not Established after {self.crd_timeout:.0f}s")
-            await asyncio.sleep(0.2)
+        await objects.wait_established(self.rest, name, self.crd_timeout)
 
     async def close(self) -> None:
         await self.rest.close()
