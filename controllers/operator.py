@@ -21,14 +21,13 @@ import logging
 from typing import Any
 
 import kopf
-from kubernetes import client as kube_client
-from kubernetes import config as kube_config
 
 from controllers import contract, hub
 from controllers.propagation import handlers as propagation
 from controllers.propagation import plan
 from controllers.status import book
 from controllers.status import handlers as status
+from kubeio import kopf_login
 from maestro.client import MaestroClient
 
 log = logging.getLogger(__name__)
@@ -61,30 +60,6 @@ class Operator:
     status: status.StatusController
 
 
-def login(kubeconfig: str | None) -> kopf.ConnectionInfo:
-    """kopf's connection from a kubeconfig file (or the in-cluster service account), as kopf's own
-    ``login_via_client`` does it but for an explicit file."""
-    configuration = kube_client.Configuration()
-    if kubeconfig:
-        kube_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        kube_config.load_incluster_config(client_configuration=configuration)
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
-    return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        scheme=scheme,
-        token=token,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
-    )
-
-
 def build(settings: OperatorSettings) -> Operator:
     """Wire both controllers into a kopf registry of their own (never kopf's global default)."""
     hub_client = hub.HubClient(settings.kubeconfig)
@@ -108,7 +83,7 @@ def build(settings: OperatorSettings) -> Operator:
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return login(settings.kubeconfig)
+        return kopf_login.connection(settings.kubeconfig)
 
     @kopf.on.startup(registry=registry)
     async def start_background(**_: Any) -> None:
