@@ -144,27 +144,31 @@ def _start_agent(
     )
 
 
-def _start_controllers(env: Environment, hub: kube.Cluster, maestro: str, log: Path) -> None:
-    liveness = f"http://127.0.0.1:{ports.free_port()}/healthz"
-    argv = fleetplane_argv(
+def controllers_args(kubeconfig: Path, maestro: str, *extra: str) -> list[str]:
+    """``fleetplane controllers run`` with short periods, so repairs and rollups show up fast (the
+    demo's and the end-to-end tests' settings)."""
+    return [
         "controllers",
         "run",
         "--kubeconfig",
-        str(hub.kubeconfig),
+        str(kubeconfig),
         "--maestro",
         maestro,
         "--inventory-namespace",
         INVENTORY_NAMESPACE,
-        # short periods, so the demo's repairs and rollups show up fast
         "--resync",
         "20",
         "--status-list",
         "15",
-        "--liveness",
-        liveness,
         "--log-level",
         "info",
-    )
+        *extra,
+    ]
+
+
+def _start_controllers(env: Environment, hub: kube.Cluster, maestro: str, log: Path) -> None:
+    liveness = f"http://127.0.0.1:{ports.free_port()}/healthz"
+    argv = fleetplane_argv(*controllers_args(hub.kubeconfig, maestro, "--liveness", liveness))
     record = env.add_process(process.spawn("hub/controllers", argv, log))
 
     def live() -> bool:

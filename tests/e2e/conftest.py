@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from fleetplane.demo import pipeline
+from fleetplane.demo.pipeline import controllers_args
 from localinfra import argocd, gitrepo, kube, kubectl, ports, postgres, process
 from maestro.agent import service as agent_service
 from maestro.client import MaestroClient
@@ -37,7 +39,7 @@ from maestro.transport import layout
 
 T = TypeVar("T")
 
-INVENTORY_NAMESPACE = "argocd"
+INVENTORY_NAMESPACE = pipeline.INVENTORY_NAMESPACE
 SECRET_TYPE = {"argocd.argoproj.io/secret-type": "cluster"}
 
 
@@ -178,29 +180,12 @@ async def running_agent(server: MaestroUnderTest, cluster: kube.Cluster) -> Asyn
             await task
 
 
-class Controllers:
-    """``fleetplane controllers run`` against the hub as a subprocess, with short periods so repairs
-    show up fast; stopped with SIGTERM as a user's Ctrl-C or a pod's termination would."""
+class Subcommand:
+    """A long-running ``fleetplane ...`` command (an operator) as a subprocess, its output in ``log``;
+    stopped with SIGTERM as a user's Ctrl-C or a pod's termination would."""
 
-    def __init__(self, hub: kube.Cluster, maestro: str, log: Path) -> None:
-        cli = Path(sys.executable).parent / "fleetplane"
-        self.argv = [
-            str(cli),
-            "controllers",
-            "run",
-            "--kubeconfig",
-            str(hub.kubeconfig),
-            "--maestro",
-            maestro,
-            "--inventory-namespace",
-            INVENTORY_NAMESPACE,
-            "--resync",
-            "20",
-            "--status-list",
-            "15",
-            "--log-level",
-            "info",
-        ]
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.argv = [str(Path(sys.executable).parent / "fleetplane"), *args]
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -228,6 +213,13 @@ class Controllers:
     def died(self) -> int | None:
         """The exit code if it exited on its own."""
         return self.proc.poll() if self.proc is not None else None
+
+
+class Controllers(Subcommand):
+    """``fleetplane controllers run`` against the hub, with short periods so repairs show up fast."""
+
+    def __init__(self, hub: kube.Cluster, maestro: str, log: Path) -> None:
+        super().__init__(controllers_args(hub.kubeconfig, maestro), log)
 
 
 @pytest.fixture(scope="module")
