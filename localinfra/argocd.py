@@ -74,8 +74,24 @@ def install_crds(cluster: kube.Cluster) -> None:
 
 
 def start(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
+    """Install Argo CD's CRDs and configuration on the cluster, then run its components."""
     install_crds(cluster)
     kubectl.apply(cluster.kubeconfig, config_objects(namespace))
+    return start_processes(env, cluster, namespace=namespace)
+
+
+def is_running(env: Environment, cluster: str) -> bool:
+    names = (
+        f"{cluster}/argocd-redis",
+        f"{cluster}/argocd-repo-server",
+        f"{cluster}/argocd-application-controller",
+    )
+    return all(n in env.processes and process.is_alive(env.processes[n]) for n in names)
+
+
+def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
+    """Run Argo CD's components (redis, repo-server, application-controller) against a cluster that
+    already holds its CRDs and configuration (applied by ``start`` or by a composition)."""
     folder = env.path("clusters", cluster.name, "argocd")
     for sub in ("tls", "ssh", "gpg", "plugins", "home"):
         (folder / sub).mkdir(exist_ok=True)

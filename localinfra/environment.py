@@ -88,9 +88,34 @@ class Environment:
                 process.stop(record)
                 self.save()
 
-    def down(self, *, remove_files: bool = True) -> list[str]:
-        """Stop every process (newest first, so clients go before their servers); returns problems."""
+    def remove_endpoint(self, name: str) -> None:
+        with self._lock:
+            if self.endpoints.pop(name, None) is not None:
+                self.save()
+
+    def stop_processes(self, prefix: str) -> list[str]:
+        """Stop every process whose name starts with ``prefix`` (newest first); returns problems."""
         problems: list[str] = []
+        with self._lock:
+            for name in reversed([n for n in self.processes if n.startswith(prefix)]):
+                try:
+                    process.stop(self.processes.pop(name))
+                except InfraError as exc:
+                    problems.append(str(exc))
+            self.save()
+        return problems
+
+    def child(self, name: str) -> Environment:
+        """An environment of its own inside this one (a component that records its own processes,
+        like the provisioner's clusters); ``down`` of this one takes it down first."""
+        return Environment(self.root / name)
+
+    def down(self, *, remove_files: bool = True) -> list[str]:
+        """Stop every process (newest first, so clients go before their servers), those of child
+        environments first; returns problems."""
+        problems: list[str] = []
+        for state in sorted(self.root.glob("*/state.json")) if self.root.exists() else []:
+            problems += Environment(state.parent).down(remove_files=remove_files)
         with self._lock:
             for name in reversed(list(self.processes)):
                 try:

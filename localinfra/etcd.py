@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.request
 
@@ -49,3 +50,25 @@ def start(env: Environment, name: str = "etcd", *, quota_gib: int = 8) -> str:
     process.wait_until(record, lambda: _healthy(url), timeout=60, what="healthy")
     env.set_endpoint(name, url=url)
     return url
+
+
+def _prefix_end(prefix: bytes) -> bytes:
+    """The smallest key after every key that starts with ``prefix`` (etcd's range end)."""
+    end = bytearray(prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"
+
+
+def delete_prefix(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix`` through etcd's JSON gateway; returns how many went."""
+    key = prefix.encode()
+    body = json.dumps(
+        {"key": base64.b64encode(key).decode(), "range_end": base64.b64encode(_prefix_end(key)).decode()}
+    ).encode()
+    request = urllib.request.Request(f"{url}/v3/kv/deleterange", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return int(json.loads(resp.read()).get("deleted") or 0)

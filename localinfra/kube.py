@@ -9,6 +9,7 @@ real cluster: garbage collection of owned objects and namespace deletion.
 from __future__ import annotations
 
 import base64
+import shutil
 import ssl
 import time
 import urllib.request
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from localinfra import paths, pki, ports, process
+from localinfra import etcd, paths, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -154,6 +155,22 @@ def start(env: Environment, name: str, etcd_url: str, *, controller_manager: boo
         _start_controller_manager(env, name, folder, kubeconfig, sa)
     env.set_endpoint(f"cluster/{name}", server=server, kubeconfig=str(kubeconfig))
     return Cluster(name, server, kubeconfig)
+
+
+def is_running(env: Environment, name: str) -> bool:
+    """Whether a cluster of this environment has its API server process alive (not whether it answers)."""
+    record = env.processes.get(f"{name}/kube-apiserver")
+    return record is not None and process.is_alive(record) and f"cluster/{name}" in env.endpoints
+
+
+def delete(env: Environment, name: str, etcd_url: str) -> list[str]:
+    """Stop a cluster's processes (and the workloads run for it, named ``<name>/...``), then remove
+    its data from the shared etcd and its folder; returns problems. Idempotent."""
+    problems = env.stop_processes(f"{name}/")
+    env.remove_endpoint(f"cluster/{name}")
+    etcd.delete_prefix(etcd_url, f"/clusters/{name}/")
+    shutil.rmtree(env.root / "clusters" / name, ignore_errors=True)
+    return problems
 
 
 def _start_controller_manager(

@@ -180,6 +180,21 @@ async def running_agent(server: MaestroUnderTest, cluster: kube.Cluster) -> Asyn
             await task
 
 
+def fleetplane(*args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run ``fleetplane ...`` to its end, as a user at a terminal would; fails the test on error."""
+    cli = Path(sys.executable).parent / "fleetplane"
+    out = subprocess.run(
+        [str(cli), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    if check and out.returncode != 0:
+        pytest.fail(f"fleetplane {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
 class Subcommand:
     """A long-running ``fleetplane ...`` command (an operator) as a subprocess, its output in ``log``;
     stopped with SIGTERM as a user's Ctrl-C or a pod's termination would."""

@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from localinfra import paths, ports, process
 from localinfra.environment import Environment
+from tests.e2e.conftest import fleetplane
 
 pytestmark = pytest.mark.e2e
-
-
-def fleetplane(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cli = Path(sys.executable).parent / "fleetplane"
-    out = subprocess.run(
-        [str(cli), *args], capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "250"}
-    )
-    if check and out.returncode != 0:
-        pytest.fail(f"fleetplane {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    return out
 
 
 def test_up_status_down(tmp_path: Path) -> None:

@@ -1,0 +1,183 @@
+"""``fleetplane trace`` and ``fleetplane diff``: what a claim became, and what applying one would change."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from pathlib import Path
+from typing import Any
+
+import grpc
+import typer
+import yaml
+from rich.console import Console
+
+from kubeio import objects
+from kubeio.errors import KubeError
+from kubeio.rest import APPLY_PATCH, KubeRest
+from maestro.api import queries
+from maestro.client import MaestroClient
+from provisioner import api, reconciler, trace
+
+err = Console(stderr=True)
+KUBECONFIG = typer.Option(
+    None, "--kubeconfig", envvar="KUBECONFIG", help="The management cluster's kubeconfig."
+)
+# Fields the API server writes itself: noise in a diff.
+_SERVER_FIELDS = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
+
+
+def trace_command(
+    ref: str = typer.Argument(..., help="KIND/NAME, e.g. clusterclaim/my-cluster or workercluster/x-1a2b3."),
+    namespace: str = typer.Option("default", "-n", "--namespace", help="The claim's namespace."),
+    kubeconfig: str = KUBECONFIG,
+    maestro: str = typer.Option(
+        "", "--maestro", envvar="MAESTRO_SERVER", help="Maestro gRPC, for the works."
+    ),
+) -> None:
+    """Print claim -> composite -> composed resources -> cluster -> agent -> apps, each with its state."""
+    kind, sep, name = ref.partition("/")
+    if not sep or not name:
+        err.print(f"[red]error:[/red] {ref!r} is not KIND/NAME (e.g. clusterclaim/my-cluster)")
+        raise typer.Exit(2)
+    try:
+        tree = asyncio.run(_trace(kind, name, namespace, kubeconfig or None, maestro))
+    except (KubeError, LookupError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    typer.echo("\n".join(trace.lines(tree)))
+
+
+async def _trace(kind: str, name: str, namespace: str, kubeconfig: str | None, maestro: str) -> trace.Node:
+    rest = KubeRest.from_kubeconfig(kubeconfig)
+    hub = objects.Objects(rest)
+    try:
+        definitions = (
+            await rest.request("GET", f"/apis/{api.GROUP}/{api.VERSION}/compositeresourcedefinitions")
+        )["items"]
+        definition, is_claim = _definition_for(definitions, kind)
+        group, version, _ = reconciler.kind_path(definition, claim=is_claim)
+        names = definition["spec"]["claimNames" if is_claim else "names"]
+        meta = {"name": name, "namespace": namespace} if is_claim else {"name": name}
+        found = await hub.get({"apiVersion": f"{group}/{version}", "kind": names["kind"], "metadata": meta})
+        if found is None:
+            raise LookupError(f"{names['kind']} {namespace + '/' if is_claim else ''}{name} not found")
+        claim, composite = (found, None) if is_claim else (None, found)
+        if claim is not None:
+            ref = (claim.get("spec") or {}).get("resourceRef") or {}
+            if ref.get("name"):
+                composite = await hub.get({**ref, "metadata": {"name": ref["name"]}})
+        cluster = str(((composite or {}).get("metadata") or {}).get("name") or "")
+        apps: list[dict[str, Any]] = []
+        if cluster:
+            reply = await rest.request(
+                "GET",
+                "/apis/argoproj.io/v1alpha1/applications",
+                query=[("labelSelector", f"fleetplane.io/cluster={cluster}")],
+            )
+            apps = reply.get("items") or []
+        works = await _works(maestro, cluster) if maestro and cluster else []
+        return trace.build(claim, composite, works, apps)
+    finally:
+        await rest.close()
+
+
+def _definition_for(definitions: list[dict[str, Any]], kind: str) -> tuple[dict[str, Any], bool]:
+    wanted = kind.lower()
+    for definition in definitions:
+        spec = definition.get("spec") or {}
+        for key, is_claim in (("claimNames", True), ("names", False)):
+            names = spec.get(key) or {}
+            aliases = {str(names.get("kind", "")).lower(), str(names.get("plural", "")).lower()}
+            aliases |= {str(s).lower() for s in names.get("shortNames") or []}
+            if wanted in aliases:
+                return definition, is_claim
+    known = sorted(str((d.get("spec") or {}).get("claimNames", {}).get("kind")) for d in definitions)
+    raise LookupError(f"no definition serves kind {kind!r} (claim kinds: {', '.join(known) or 'none'})")
+
+
+async def _works(address: str, cluster: str) -> list[dict[str, Any]]:
+    async with MaestroClient(address, source="fleetplane-trace") as client:
+        try:
+            records, _ = await client.list(queries.ResourceFilter(consumer=cluster))
+        except grpc.aio.AioRpcError as exc:
+            return [{"name": "(Maestro)", "applied": False, "message": f"{exc.code().name}: {exc.details()}"}]
+    out = []
+    for record in records:
+        status = record.status.conditions if record.status is not None else []
+        applied = next((c for c in status if c.get("type") == "Applied"), {})
+        out.append(
+            {
+                "name": record.bundle.metadata.get("name") or str(record.bundle.id),
+                "applied": applied.get("status") == "True",
+                "message": applied.get("message") or ("deleting" if record.bundle.deleting else ""),
+            }
+        )
+    return out
+
+
+def diff_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A claim (or any objects) YAML file."),
+    kubeconfig: str = KUBECONFIG,
+) -> None:
+    """Show what applying FILE would change on the live management cluster (a server-side dry run)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(file.read_text()) if d]
+    except yaml.YAMLError as exc:
+        err.print(f"[red]error:[/red] {file}: {exc}")
+        raise typer.Exit(1) from None
+    try:
+        changed = asyncio.run(_diff(docs, kubeconfig or None))
+    except KubeError as exc:
+        err.print(f"[red]error:[/red] the API server refused it: {exc}")
+        raise typer.Exit(1) from None
+    raise typer.Exit(1 if changed else 0)
+
+
+async def _diff(docs: list[dict[str, Any]], kubeconfig: str | None) -> bool:
+    rest = KubeRest.from_kubeconfig(kubeconfig)
+    hub = objects.Objects(rest)
+    changed = False
+    try:
+        for obj in docs:
+            live = await hub.get(obj)
+            path = await hub.path(obj)
+            query = [("fieldManager", reconciler.FIELD_MANAGER), ("dryRun", "All"), ("force", "true")]
+            after = await rest.request("PATCH", path, query=query, body=obj, content_type=APPLY_PATCH)
+            before_text, after_text = _text(live), _text(after)
+            label = objects.describe(obj)
+            if before_text == after_text:
+                typer.echo(f"{label}: no changes")
+                continue
+            changed = True
+            typer.echo(
+                "".join(
+                    difflib.unified_diff(
+                        before_text.splitlines(keepends=True),
+                        after_text.splitlines(keepends=True),
+                        f"live {label}" if live else "(absent)",
+                        f"applied {label}",
+                    )
+                )
+            )
+    finally:
+        await rest.close()
+    return changed
+
+
+def _text(obj: dict[str, Any] | None) -> str:
+    if obj is None:
+        return ""
+    clean = {k: v for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in (clean.get("metadata") or {}).items() if k not in _SERVER_FIELDS}
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if not k.startswith("provisioner.fleetplane.io")
+    }
+    meta = (
+        {**meta, "annotations": annotations}
+        if annotations
+        else {k: v for k, v in meta.items() if k != "annotations"}
+    )
+    return yaml.safe_dump({**clean, "metadata": meta}, sort_keys=True)

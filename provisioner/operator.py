@@ -1,0 +1,277 @@
+"""The provisioner as a kopf operator on the management cluster: wiring, kopf settings, lifetime.
+
+Called by ``fleetplane provisioner run`` through ``run`` and by tests and the demo through
+``serve``. Handlers are thin: each finds the definition an object belongs to and calls the
+``Reconciler``; ``Requeue`` becomes kopf's ``TemporaryError`` with the delay it asks for, so a
+cluster that is still starting is looked at again soon, and a timer re-runs every composite and
+claim periodically (a workload process that died is restarted, drift is repaired).
+
+Composite and claim kinds are generated at run time from definitions, so the handlers select them
+by CRD category (``composite`` / ``claim``, which the generated CRDs carry) and ignore kinds no
+fleetplane definition generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from kubeio import kopf_login, objects
+from kubeio.rest import KubeRest
+from localinfra import build, versions
+from localinfra.environment import Environment
+from maestro.client import MaestroClient
+from provisioner import api, catalog, compositions, reconciler, render, xrd
+from provisioner.providers.base import ClusterProvider
+from provisioner.providers.local import LocalProvider
+from provisioner.providers.local_workloads import LocalWorkloads
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "fleetplane.io/provisioner"
+MAESTRO_SOURCE = "fleetplane-provisioner"
+COMPOSITIONS_DIR = catalog.COMPOSITIONS_DIR
+
+
+@dataclasses.dataclass(frozen=True)
+class ProvisionerSettings:
+    kubeconfig: str | None
+    maestro: str
+    kafka: str
+    topic_prefix: str = ""
+    hub_name: str = "hub"
+    inventory_namespace: str = "argocd"
+    #: the folder of the local environment whose etcd local clusters share (``fleetplane local up``)
+    local_env: Path | None = None
+    aws_region: str | None = None
+    aws_endpoint: str | None = None
+    compositions_dir: Path = COMPOSITIONS_DIR
+    argocd_install: Path | None = None
+    resync_seconds: float = 30.0
+    drain_seconds: float = 120.0
+    liveness: str | None = None
+
+
+@dataclasses.dataclass
+class Provisioner:
+    registry: kopf.OperatorRegistry
+    kopf_settings: kopf.OperatorSettings
+    reconciler: reconciler.Reconciler
+
+
+def _providers(settings: ProvisionerSettings) -> tuple[dict[str, ClusterProvider], LocalWorkloads | None]:
+    providers: dict[str, ClusterProvider] = {}
+    workloads = None
+    if settings.local_env:
+        env = Environment(settings.local_env)
+        clusters = env.child("provisioned")
+        providers["local"] = LocalProvider(clusters, env.endpoint("etcd")["url"])
+        workloads = LocalWorkloads(clusters)
+    if settings.aws_region:
+        from provisioner.providers.aws import AwsProvider  # boto3 only when asked for
+
+        providers["aws"] = AwsProvider.for_region(settings.aws_region, endpoint_url=settings.aws_endpoint)
+    return providers, workloads
+
+
+def _platform(settings: ProvisionerSettings, hub_server: str) -> dict[str, Any]:
+    install = settings.argocd_install or build.argocd_manifests_dir() / "install.yaml"
+    if not install.is_file():
+        raise ValueError(
+            f"Argo CD's release manifests are not at {install}: run `fleetplane local build` (it caches them)"
+        )
+    return render.platform_values(
+        hub_name=settings.hub_name,
+        hub_server=hub_server,
+        inventory_namespace=settings.inventory_namespace,
+        maestro_grpc=settings.maestro,
+        kafka=settings.kafka,
+        topic_prefix=settings.topic_prefix,
+        argocd_version=versions.ARGOCD,
+        argocd_install=catalog.load_documents(install),
+    )
+
+
+def build_operator(settings: ProvisionerSettings) -> Provisioner:
+    hub = KubeRest.from_kubeconfig(settings.kubeconfig)
+    providers, workloads = _providers(settings)
+    if not providers:
+        raise ValueError("no cluster provider: pass --local-env NAME and/or --aws-region REGION")
+    maestro = MaestroClient(settings.maestro, source=MAESTRO_SOURCE)
+
+    def report(obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
+        kopf.event(obj, type=kind, reason=reason, message=message[:1000])  # type: ignore[arg-type]
+
+    rec = reconciler.Reconciler(
+        hub,
+        maestro,
+        providers,
+        reconciler.Settings(
+            compositions_dir=settings.compositions_dir,
+            platform=_platform(settings, hub.server),
+            drain_seconds=settings.drain_seconds,
+        ),
+        workloads=workloads,
+        report=report,
+    )
+    registry = kopf.OperatorRegistry()
+    _register(registry, rec, settings)
+
+    @kopf.on.login(registry=registry)
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return kopf_login.connection(settings.kubeconfig)
+
+    @kopf.on.startup(registry=registry)
+    async def install_crds(**_: Any) -> None:
+        await install_platform(rec.hub)
+
+    @kopf.on.cleanup(registry=registry)
+    async def close(**_: Any) -> None:
+        await rec.close()
+        await maestro.close()
+        await hub.close()
+
+    kopf_settings = kopf.OperatorSettings()
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="provisioner.fleetplane.io"
+    )
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="provisioner.fleetplane.io", key="last-handled-configuration"
+    )
+    kopf_settings.peering.standalone = True
+    kopf_settings.posting.level = logging.WARNING
+    return Provisioner(registry, kopf_settings, rec)
+
+
+async def install_platform(hub: objects.Objects) -> None:
+    """The provisioner's own CRDs (definitions, compositions, revisions), served before anything."""
+    crds = api.platform_crds()
+    for crd in crds:
+        await hub.apply(crd, field_manager=reconciler.FIELD_MANAGER)
+    for crd in crds:
+        await hub.wait_established(crd["metadata"]["name"])
+
+
+def _temporary(exc: reconciler.Requeue) -> kopf.TemporaryError:
+    return kopf.TemporaryError(str(exc), delay=exc.delay)
+
+
+def _register(
+    registry: kopf.OperatorRegistry, rec: reconciler.Reconciler, settings: ProvisionerSettings
+) -> None:
+    group, version = api.GROUP, api.VERSION
+
+    async def definition_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
+        definitions = await rec._list(group, version, "compositeresourcedefinitions")
+        return xrd.find_definition(definitions, str(body.get("apiVersion")), str(body.get("kind")))
+
+    @kopf.on.resume(group, version, "compositeresourcedefinitions", registry=registry, id="definition-resume")
+    @kopf.on.create(group, version, "compositeresourcedefinitions", registry=registry, id="definition-create")
+    @kopf.on.update(group, version, "compositeresourcedefinitions", registry=registry, id="definition-update")
+    async def definition(body: kopf.Body, **_: Any) -> None:
+        try:
+            await rec.reconcile_definition(dict(body))
+        except xrd.DefinitionError as exc:
+            raise kopf.PermanentError(str(exc)) from exc
+
+    @kopf.on.resume(group, version, "compositions", registry=registry, id="composition-resume")
+    @kopf.on.create(group, version, "compositions", registry=registry, id="composition-create")
+    @kopf.on.update(group, version, "compositions", registry=registry, id="composition-update")
+    async def composition(body: kopf.Body, **_: Any) -> None:
+        try:
+            await rec.reconcile_composition(dict(body))
+        except (compositions.CompositionError, catalog.CatalogError) as exc:
+            raise kopf.TemporaryError(str(exc), delay=30) from exc
+
+    async def composite(body: kopf.Body, **_: Any) -> None:
+        definition = await definition_of(body)
+        if definition is None or xrd.is_claim(body, definition):
+            return
+        try:
+            await rec.reconcile_composite(dict(body), definition)
+        except reconciler.Requeue as exc:
+            raise _temporary(exc) from None
+
+    async def claim(body: kopf.Body, **_: Any) -> None:
+        definition = await definition_of(body)
+        if definition is None or not xrd.is_claim(body, definition):
+            return
+        try:
+            await rec.reconcile_claim(dict(body), definition)
+        except reconciler.Requeue as exc:
+            raise _temporary(exc) from None
+
+    for category, handler in (("composite", composite), ("claim", claim)):
+        for on, suffix in (
+            (kopf.on.resume, "resume"),
+            (kopf.on.create, "create"),
+            (kopf.on.update, "update"),
+        ):
+            on(category=category, registry=registry, id=f"{category}-{suffix}")(handler)
+        kopf.timer(
+            category=category,
+            registry=registry,
+            id=f"{category}-resync",
+            interval=settings.resync_seconds,
+            idle=settings.resync_seconds,
+        )(_quiet(handler))
+
+    @kopf.on.delete(category="composite", registry=registry, id="composite-delete")
+    async def composite_deleted(body: kopf.Body, **_: Any) -> None:
+        definition = await definition_of(body)
+        if definition is None or xrd.is_claim(body, definition):
+            return
+        try:
+            await rec.delete_composite(dict(body), definition)
+        except reconciler.Requeue as exc:
+            raise _temporary(exc) from None
+
+    @kopf.on.delete(category="claim", registry=registry, id="claim-delete")
+    async def claim_deleted(body: kopf.Body, **_: Any) -> None:
+        definition = await definition_of(body)
+        if definition is None or not xrd.is_claim(body, definition):
+            return
+        try:
+            await rec.delete_claim(dict(body), definition)
+        except reconciler.Requeue as exc:
+            raise _temporary(exc) from None
+
+
+def _quiet(handler: Any) -> Any:
+    """A periodic pass that is still waiting is not a failure worth kopf's retry machinery."""
+
+    async def resync(**kwargs: Any) -> None:
+        try:
+            await handler(**kwargs)
+        except kopf.TemporaryError as exc:
+            log.debug("resync: %s", exc)
+
+    return resync
+
+
+async def serve(
+    settings: ProvisionerSettings,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    provisioner = build_operator(settings)
+    await kopf.operator(
+        registry=provisioner.registry,
+        settings=provisioner.kopf_settings,
+        clusterwide=True,
+        liveness_endpoint=settings.liveness,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )
+
+
+def run(settings: ProvisionerSettings) -> None:
+    asyncio.run(serve(settings))

@@ -1,0 +1,400 @@
+"""A team asks for a worker cluster with ``kubectl apply`` and gets one, with Argo CD and a Maestro agent.
+
+On the real local infrastructure (a hub kube-apiserver, etcd, PostgreSQL, Kafka, a Maestro server),
+``fleetplane provisioner install`` then ``fleetplane provisioner run`` as a subprocess. Cases:
+- a ClusterClaim becomes Ready: a new kube-apiserver answers with the connection secret's
+  kubeconfig; its Argo CD synced the ``worker-apps`` Application from a local git repository; the
+  cluster is a Maestro consumer and in the hub inventory with the claim's labels; a ManifestWork
+  sent through Maestro is applied on it by its agent;
+- under the Manual update policy, the composite stays on its revision after the Composition
+  changes, and moves (re-rendering the inventory labels) when the claim pins the new revision;
+- a claim that breaks the schema is refused by the API server naming the field; a composition
+  whose template fails sets Synced=False with the template line, and creates nothing;
+- deleting the claim removes the cluster's processes, its Maestro consumer and its inventory entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from kubeio import credentials, objects
+from kubeio.rest import KubeRest
+from localinfra import gitrepo, kube, kubectl, process
+from localinfra.environment import Environment
+from maestro.api import bundles
+from maestro.client import MaestroClient
+from tests.e2e.conftest import INVENTORY_NAMESPACE, MaestroUnderTest, Subcommand, fleetplane
+
+pytestmark = pytest.mark.e2e
+
+GROUP = "platform.fleetplane.io/v1alpha1"
+TEAM = "team-a"
+# line 5 names a parameter no claim has
+BROKEN_TEMPLATE = """name: cluster
+target: provider
+object:
+  spec:
+    provider: {{ parameters.nope.deeper }}
+"""
+
+
+@dataclasses.dataclass
+class Platform:
+    hub: kube.Cluster
+    hub_api: objects.Objects
+    maestro: MaestroUnderTest
+    provisioner: Subcommand
+    clusters: Environment
+    apps_repo: str
+
+    async def eventually(self, what: str, check: Any, timeout: float = 240) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seen: Any = None
+        while True:
+            try:
+                ok, seen = await check()
+            except Exception as exc:  # a read that fails is one more observation
+                ok, seen = False, f"{type(exc).__name__}: {exc}"
+            if ok:
+                return seen
+            if loop.time() > deadline:
+                pytest.fail(
+                    f"within {timeout:.0f}s, expected: {what}\nlast seen: {seen}\n--- provisioner log ---\n"
+                    f"{process.log_tail(self.provisioner.log, 60)}",
+                    pytrace=False,
+                )
+            await asyncio.sleep(1.0)
+
+    async def claim(self, name: str) -> dict[str, Any] | None:
+        return await self.hub_api.get(_claim_ref(name))
+
+    async def ready(self, name: str) -> tuple[bool, Any]:
+        claim = await self.claim(name)
+        conditions = ((claim or {}).get("status") or {}).get("conditions") or []
+        ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        return ok, conditions or (claim or {}).get("status")
+
+
+def _claim_ref(name: str) -> dict[str, Any]:
+    return {"apiVersion": GROUP, "kind": "ClusterClaim", "metadata": {"name": name, "namespace": TEAM}}
+
+
+def claim(name: str, repo: str, labels: dict[str, str], **spec: Any) -> dict[str, Any]:
+    return {
+        **_claim_ref(name),
+        "spec": {
+            "parameters": {
+                "provider": "local",
+                "labels": labels,
+                "apps": {"repoURL": repo, "path": "apps/configmap1"},
+            },
+            "writeConnectionSecretToRef": {"name": f"{name}-kubeconfig"},
+            **spec,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+async def platform(
+    hub: kube.Cluster,
+    infra_env: Environment,
+    e2e_maestro: MaestroUnderTest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Platform]:
+    folder = tmp_path_factory.mktemp("provisioner")
+    repo = await asyncio.to_thread(gitrepo.demo_apps_repo, folder / "apps")
+    await asyncio.to_thread(fleetplane, "provisioner", "install", "--kubeconfig", str(hub.kubeconfig))
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TEAM}}
+    await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [namespace])
+    provisioner = Subcommand(
+        [
+            "provisioner",
+            "run",
+            "--kubeconfig",
+            str(hub.kubeconfig),
+            "--maestro",
+            e2e_maestro.address,
+            "--kafka",
+            e2e_maestro.settings.kafka,
+            "--topic-prefix",
+            e2e_maestro.settings.topics.prefix,
+            "--local-env",
+            str(infra_env.root),
+            "--inventory-namespace",
+            INVENTORY_NAMESPACE,
+            "--resync",
+            "10",
+            "--drain",
+            "60",
+            "--log-level",
+            "info",
+        ],
+        folder / "provisioner.log",
+    )
+    provisioner.start()
+    rest = KubeRest.from_kubeconfig(hub.kubeconfig)
+    try:
+        served = Platform(
+            hub, objects.Objects(rest), e2e_maestro, provisioner, infra_env.child("provisioned"), repo
+        )
+
+        async def claim_kind_served() -> tuple[bool, Any]:
+            crd = await rest.request("GET", f"{objects.CRD_PATH}/clusterclaims.platform.fleetplane.io")
+            conditions = (crd.get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions), conditions
+
+        await served.eventually(
+            "the provisioner serving the ClusterClaim kind", claim_kind_served, timeout=60
+        )
+        yield served
+    finally:
+        died = provisioner.died()
+        provisioner.stop()
+        await rest.close()
+    if died is not None:
+        pytest.fail(f"the provisioner exited with {died}:\n{process.log_tail(provisioner.log, 60)}")
+
+
+async def _worker_api(platform: Platform, secret_name: str) -> objects.Objects:
+    secret = await platform.hub_api.get(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": TEAM}}
+    )
+    assert secret is not None, f"connection secret {TEAM}/{secret_name} missing"
+    kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
+    return objects.Objects(KubeRest(await asyncio.to_thread(credentials.from_kubeconfig_dict, kubeconfig)))
+
+
+async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(platform: Platform) -> None:
+    name = f"e2e-{uuid.uuid4().hex[:5]}"
+    await asyncio.to_thread(
+        kubectl.apply, platform.hub.kubeconfig, [claim(name, platform.apps_repo, {"env": "e2e", "team": "a"})]
+    )
+    await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
+    bound = await platform.claim(name)
+    assert bound is not None
+    cluster = bound["spec"]["resourceRef"]["name"]
+    assert {c["type"]: c["status"] for c in bound["status"]["conditions"]} == {
+        "Synced": "True",
+        "Ready": "True",
+    }
+
+    # The connection secret's kubeconfig reaches the new cluster's own API server.
+    worker = await _worker_api(platform, f"{name}-kubeconfig")
+    try:
+        namespace = await worker.rest.request("GET", "/api/v1/namespaces/argocd")
+        assert namespace["status"]["phase"] == "Active"
+
+        # Its Argo CD synced the worker-apps Application from git: configmap1 exists.
+        app_ref = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "worker-apps", "namespace": "argocd"},
+        }
+
+        async def synced() -> tuple[bool, Any]:
+            app = await worker.get(app_ref) or {}
+            status = app.get("status") or {}
+            cm = await worker.get(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "configmap1", "namespace": "default"},
+                }
+            )
+            ok = (status.get("sync") or {}).get("status") == "Synced" and cm is not None
+            return ok, {
+                "sync": status.get("sync"),
+                "health": status.get("health"),
+                "configmap1": cm is not None,
+            }
+
+        await platform.eventually("worker-apps Synced and configmap1 on the new cluster", synced, timeout=180)
+
+        # It is a Maestro consumer, and in the hub inventory with the claim's labels.
+        async with _maestro(platform) as client:
+            consumer = await client.get_consumer(cluster)
+            assert consumer.name == cluster
+            inventory = await _inventory(platform, cluster)
+            assert inventory is not None
+            assert {"env": "e2e", "team": "a"}.items() <= inventory["metadata"]["labels"].items()
+
+            # A ManifestWork sent through Maestro is applied by the cluster's agent.
+            work = uuid.uuid4()
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "from-maestro", "namespace": "default"},
+                "data": {"sent": "through maestro"},
+            }
+            await client.apply(cluster, work, bundles.ManifestBundle(manifests=[manifest]))
+            cm_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": manifest["metadata"]}
+
+            async def applied() -> tuple[bool, Any]:
+                found = await worker.get(cm_ref)
+                return found is not None and found.get("data") == manifest["data"], found
+
+            await platform.eventually("the work's ConfigMap applied by the agent", applied, timeout=120)
+            await client.delete(cluster, work)
+
+            async def works_gone() -> tuple[bool, Any]:
+                records, _ = await client.list()
+                mine = [r for r in records if r.bundle.consumer == cluster]
+                return not mine, len(mine)
+
+            await platform.eventually("the work deleted", works_gone, timeout=120)
+    finally:
+        await worker.rest.close()
+
+    # Deleting the claim removes the cluster, its consumer and its inventory entry.
+    await asyncio.to_thread(
+        kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM, "--wait=false"
+    )
+
+    async def gone() -> tuple[bool, Any]:
+        left = await platform.claim(name)
+        return left is None, (left or {}).get("status")
+
+    await platform.eventually(f"claim {name} deleted", gone, timeout=240)
+    clusters = Environment(platform.clusters.root)
+    alive = [n for n, r in clusters.processes.items() if n.startswith(f"{cluster}/") and process.is_alive(r)]
+    assert alive == []
+    assert f"cluster/{cluster}" not in clusters.endpoints
+    assert await _inventory(platform, cluster) is None
+    async with _maestro(platform) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await client.get_consumer(cluster)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_claim_that_breaks_the_schema_is_refused_naming_the_field(platform: Platform) -> None:
+    bad = claim("no-repo", platform.apps_repo, {})
+    del bad["spec"]["parameters"]["apps"]["repoURL"]
+    with pytest.raises(Exception, match=r"spec\.parameters\.apps\.repoURL"):
+        await asyncio.to_thread(kubectl.apply, platform.hub.kubeconfig, [bad])
+    assert await platform.claim("no-repo") is None
+
+
+async def test_a_template_error_sets_synced_false_with_the_line_and_creates_nothing(
+    platform: Platform,
+) -> None:
+    broken = {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Composition",
+        "metadata": {"name": "broken"},
+        "spec": {
+            "compositeTypeRef": {"apiVersion": GROUP, "kind": "WorkerCluster"},
+            "template": {"inline": BROKEN_TEMPLATE},
+        },
+    }
+    await asyncio.to_thread(kubectl.apply, platform.hub.kubeconfig, [broken])
+    name = "broken-template"
+    await asyncio.to_thread(
+        kubectl.apply,
+        platform.hub.kubeconfig,
+        [claim(name, platform.apps_repo, {}, compositionRef={"name": "broken"})],
+    )
+
+    async def not_synced() -> tuple[bool, Any]:
+        found = await platform.claim(name)
+        conditions = ((found or {}).get("status") or {}).get("conditions") or []
+        synced = next((c for c in conditions if c["type"] == "Synced"), None)
+        return synced is not None and synced["status"] == "False", conditions
+
+    seen = await platform.eventually("Synced=False on the claim", not_synced, timeout=120)
+    synced = next(c for c in seen if c["type"] == "Synced")
+    assert synced["reason"] == "RenderFailed"
+    assert ":5:" in synced["message"] and "nope" in synced["message"], synced["message"]
+    bound = await platform.claim(name)
+    cluster = ((bound or {}).get("spec") or {}).get("resourceRef", {}).get("name", "")
+    assert not any(n.startswith(f"{cluster}/") for n in Environment(platform.clusters.root).processes)
+    await asyncio.to_thread(kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM)
+
+
+async def _inventory(platform: Platform, cluster: str) -> dict[str, Any] | None:
+    reply = await platform.hub_api.rest.request(
+        "GET",
+        f"/api/v1/namespaces/{INVENTORY_NAMESPACE}/secrets",
+        query=[("labelSelector", f"fleetplane.io/composite-name={cluster}")],
+    )
+    items = reply.get("items") or []
+    return items[0] if items else None
+
+
+@contextlib.asynccontextmanager
+async def _maestro(platform: Platform) -> AsyncIterator[MaestroClient]:
+    async with MaestroClient(platform.maestro.address, source="e2e-provisioner") as client:
+        yield client
+
+
+async def _revision_of(platform: Platform, name: str) -> str:
+    found = await platform.claim(name) or {}
+    return str((found.get("status") or {}).get("compositionRevision") or "")
+
+
+async def _patch(platform: Platform, *args: str) -> None:
+    await asyncio.to_thread(kubectl.run, platform.hub.kubeconfig, "patch", *args)
+
+
+async def test_a_manual_composite_stays_on_its_revision_until_moved(platform: Platform) -> None:
+    name = f"manual-{uuid.uuid4().hex[:5]}"
+    await asyncio.to_thread(
+        kubectl.apply,
+        platform.hub.kubeconfig,
+        [claim(name, platform.apps_repo, {"env": "manual"}, compositionUpdatePolicy="Manual")],
+    )
+    await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
+    first = await _revision_of(platform, name)
+    assert first
+    cluster = (await platform.claim(name) or {})["spec"]["resourceRef"]["name"]
+    gold = json.dumps({"spec": {"defaults": {"labels": {"tier": "gold"}}}})
+    await _patch(platform, "composition", "worker-cluster", "--type", "merge", "-p", gold)
+    try:
+
+        async def new_revision() -> tuple[bool, Any]:
+            reply = await platform.hub_api.rest.request(
+                "GET",
+                "/apis/fleetplane.io/v1alpha1/compositionrevisions",
+                query=[("labelSelector", "fleetplane.io/composition-name=worker-cluster")],
+            )
+            latest = max(reply.get("items") or [], key=lambda r: r["spec"]["revision"])
+            return latest["metadata"]["name"] != first, latest["metadata"]["name"]
+
+        second = await platform.eventually("a new CompositionRevision", new_revision, timeout=60)
+        await asyncio.sleep(15)  # more than a resync: a pass that would move it has run
+        assert await _revision_of(platform, name) == first
+        labels = ((await _inventory(platform, cluster)) or {})["metadata"]["labels"]
+        assert "tier" not in labels
+
+        pin = json.dumps({"spec": {"compositionRevisionRef": {"name": second}}})
+        await _patch(platform, "clusterclaim", name, "-n", TEAM, "--type", "merge", "-p", pin)
+
+        async def moved() -> tuple[bool, Any]:
+            inventory = await _inventory(platform, cluster) or {}
+            tier = ((inventory.get("metadata") or {}).get("labels") or {}).get("tier")
+            revision = await _revision_of(platform, name)
+            return revision == second and tier == "gold", {"revision": revision, "tier": tier}
+
+        await platform.eventually("the composite on the pinned revision", moved, timeout=120)
+    finally:
+        plain = json.dumps({"spec": {"defaults": {"labels": None}}})
+        await _patch(platform, "composition", "worker-cluster", "--type", "merge", "-p", plain)
+        await asyncio.to_thread(
+            kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM, "--wait=false"
+        )
+
+    async def gone() -> tuple[bool, Any]:
+        return await platform.claim(name) is None, None
+
+    await platform.eventually(f"claim {name} deleted", gone, timeout=240)

@@ -1,0 +1,105 @@
+"""What the provisioner's unit tests start from: the shipped worker-cluster files, claims, platform values."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+from typing import Any
+
+from provisioner import catalog, render, schema, xrd
+
+HERE = pathlib.Path(__file__).parent
+WORKER = catalog.COMPOSITIONS_DIR / "worker-cluster"
+ARGOCD_INSTALL = HERE / "argocd-install.yaml"
+TEMPLATE_SOURCE = "compositions/worker-cluster/template.yaml.j2"
+
+
+def definition() -> dict[str, Any]:
+    return catalog.load_documents(WORKER / "definition.yaml")[0]
+
+
+def composition() -> dict[str, Any]:
+    return catalog.load_documents(WORKER / "composition.yaml")[0]
+
+
+def template() -> str:
+    return catalog.template_text(composition())
+
+
+def claim(name: str = "team-a", namespace: str = "apps", **parameters: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"labels": {"env": "dev"}, "apps": {"repoURL": "file:///srv/apps"}}
+    params.update(parameters)
+    return {
+        "apiVersion": "platform.fleetplane.io/v1alpha1",
+        "kind": "ClusterClaim",
+        "metadata": {"name": name, "namespace": namespace, "generation": 2},
+        "spec": {"parameters": params},
+    }
+
+
+def defaulted(obj: dict[str, Any]) -> dict[str, Any]:
+    """The claim as the API server stores it: with its schema's defaults."""
+    crd = xrd.generated_crds(definition())[1]
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return {**obj, "spec": schema.apply_defaults(obj["spec"], spec_schema)}
+
+
+def platform(install: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return render.platform_values(
+        hub_name="hub",
+        hub_server="https://127.0.0.1:6443",
+        inventory_namespace="argocd",
+        maestro_grpc="127.0.0.1:8090",
+        kafka="127.0.0.1:9092",
+        topic_prefix="fleetplane.maestro",
+        argocd_version="v3.6.1",
+        argocd_install=install if install is not None else catalog.load_documents(ARGOCD_INSTALL),
+    )
+
+
+def xrd_with(**spec: Any) -> dict[str, Any]:
+    """A small definition, with ``spec`` keys replaced (a value of ``None`` removes the key)."""
+    base: dict[str, Any] = {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "CompositeResourceDefinition",
+        "metadata": {"name": "databases.example.org", "uid": "xrd-uid"},
+        "spec": {
+            "group": "example.org",
+            "names": {"kind": "XDatabase", "plural": "xdatabases"},
+            "claimNames": {"kind": "Database", "plural": "databases"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "referenceable": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "properties": {
+                                        "parameters": {
+                                            "type": "object",
+                                            "properties": {"size": {"type": "integer"}},
+                                        }
+                                    },
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    out = copy.deepcopy(base)
+    for key, value in spec.items():
+        if value is None:
+            out["spec"].pop(key, None)
+        else:
+            out["spec"][key] = value
+    return out
+
+
+def user_schema(xrd: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
