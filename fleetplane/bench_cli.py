@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -42,14 +43,10 @@ def pipeline(
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
         return
-    table = Table(
-        title=f"fleetplane bench pipeline --clusters {clusters} --works-per-cluster {works_per_cluster}"
+    _print_table(
+        f"fleetplane bench pipeline --clusters {clusters} --works-per-cluster {works_per_cluster}",
+        result.as_dict(),
     )
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for key, value in result.as_dict().items():
-        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else str(value))
-    Console().print(table)
 
 
 @app.command()
@@ -79,10 +76,35 @@ def fleet(
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
         return
-    table = Table(title=f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}")
+    _print_table(
+        f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}",
+        result.as_dict(),
+    )
+
+
+@app.command()
+def provision(
+    clusters: int = typer.Option(10, min=1, help="ClusterClaims applied at once (local provider)."),
+    timeout: float = typer.Option(1800.0, help="Longest wait for all Ready, and for all deleted."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The provisioner end to end: N claims -> N local clusters with Argo CD and a Maestro agent."""
+    from fleetplane import bench_provision
+
+    result = asyncio.run(
+        bench_provision.run(clusters, timeout=timeout, report=lambda line: err.print(line, highlight=False))
+    )
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    _print_table(f"fleetplane bench provision --clusters {clusters}", result.as_dict())
+
+
+def _print_table(title: str, figures: dict[str, Any]) -> None:
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for key, value in result.as_dict().items():
+    for key, value in figures.items():
         if isinstance(value, float):
             shown = f"{value:,.1f}"
         elif isinstance(value, dict):

@@ -6,13 +6,12 @@ import asyncio
 from pathlib import Path
 
 import typer
-import yaml
 
 from fleetplane import logs
 from kubeio import objects
 from kubeio.rest import KubeRest
 from localinfra.environment import Environment
-from provisioner import operator, reconciler
+from provisioner import operator
 
 app = typer.Typer(help="Claims -> composites -> worker clusters with Argo CD and a Maestro agent.")
 
@@ -88,14 +87,7 @@ def install(
 
 async def _install(kubeconfig: str | None, folder: Path, inventory_namespace: str) -> None:
     rest = KubeRest.from_kubeconfig(kubeconfig)
-    hub = objects.Objects(rest)
     try:
-        await operator.install_platform(hub)
-        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": inventory_namespace}}
-        await hub.apply(namespace, field_manager=reconciler.FIELD_MANAGER)
-        for name in ("definition.yaml", "composition.yaml"):
-            for obj in yaml.safe_load_all((folder / name).read_text()):
-                if obj:
-                    await hub.apply(obj, field_manager=reconciler.FIELD_MANAGER)
+        await operator.install(objects.Objects(rest), folder, inventory_namespace)
     finally:
         await rest.close()

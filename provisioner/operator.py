@@ -159,6 +159,17 @@ async def install_platform(hub: objects.Objects) -> None:
         await hub.wait_established(crd["metadata"]["name"])
 
 
+async def install(hub: objects.Objects, folder: Path, inventory_namespace: str = "argocd") -> None:
+    """What a platform install applies: the provisioner's CRDs, the hub inventory's namespace, and a
+    composition folder's definition and Composition (``definition.yaml``, ``composition.yaml``)."""
+    await install_platform(hub)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": inventory_namespace}}
+    await hub.apply(namespace, field_manager=reconciler.FIELD_MANAGER)
+    for name in ("definition.yaml", "composition.yaml"):
+        for obj in catalog.load_documents(folder / name):
+            await hub.apply(obj, field_manager=reconciler.FIELD_MANAGER)
+
+
 def _temporary(exc: reconciler.Requeue) -> kopf.TemporaryError:
     return kopf.TemporaryError(str(exc), delay=exc.delay)
 
