@@ -37,7 +37,7 @@ def pipeline(
             paced_rate=paced_rate,
             paced_seconds=paced_seconds,
             durable=not fast_db,
-            report=lambda line: err.print(line, highlight=False),
+            report=lambda line: err.print(line, highlight=False, markup=False),
         )
     )
     if as_json:
@@ -70,7 +70,7 @@ def fleet(
             refresh_seconds=refresh,
             phase_timeout=phase_timeout,
             write_rate=write_rate,
-            report=lambda line: err.print(line, highlight=False),
+            report=lambda line: err.print(line, highlight=False, markup=False),
         )
     )
     if as_json:
@@ -92,7 +92,9 @@ def provision(
     from fleetplane import bench_provision
 
     result = asyncio.run(
-        bench_provision.run(clusters, timeout=timeout, report=lambda line: err.print(line, highlight=False))
+        bench_provision.run(
+            clusters, timeout=timeout, report=lambda line: err.print(line, highlight=False, markup=False)
+        )
     )
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))

@@ -1,10 +1,12 @@
 """The provisioner as a kopf operator on the management cluster: wiring, kopf settings, lifetime.
 
-Called by ``fleetplane provisioner run`` through ``run`` and by tests and the demo through
-``serve``. Handlers are thin: each finds the definition an object belongs to and calls the
-``Reconciler``; ``Requeue`` becomes kopf's ``TemporaryError`` with the delay it asks for, so a
-cluster that is still starting is looked at again soon, and a timer re-runs every composite and
-claim periodically (a workload process that died is restarted, drift is repaired).
+Called by ``fleetplane provisioner run`` through ``run`` and by the benchmark through ``serve``.
+Handlers are thin: each finds the definition an object belongs to and calls the ``Reconciler``.
+Every composite has a daemon: a loop that reconciles it, waits the ``Requeue`` delay while its
+cluster comes up (woken early by a spec change) and ``resync_seconds`` once it is Ready, so a
+workload process that died is restarted and drift is repaired. Claims are bound on create/update
+and follow their composite's status through its watch events; deletions wait in their handler,
+step by step, until the reconciler says they are done.
 
 Composite and claim kinds are generated at run time from definitions, so the handlers select them
 by CRD category (``composite`` / ``claim``, which the generated CRDs carry) and ignore kinds no
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,18 +172,35 @@ async def install(hub: objects.Objects, folder: Path, inventory_namespace: str =
             await hub.apply(obj, field_manager=reconciler.FIELD_MANAGER)
 
 
-def _temporary(exc: reconciler.Requeue) -> kopf.TemporaryError:
-    return kopf.TemporaryError(str(exc), delay=exc.delay)
+async def _until_done(step: Callable[[], Awaitable[None]], stopped: kopf.DaemonStopped | None = None) -> None:
+    """Run ``step`` until it no longer asks to be called again; the waits between calls are the
+    ``Requeue`` delays (kopf's own retries would log every wait as an error)."""
+    while True:
+        try:
+            await step()
+            return
+        except reconciler.Requeue as exc:
+            log.debug("%s; again in %.0fs", exc, exc.delay)
+            if stopped is not None:
+                if await stopped.wait(exc.delay):
+                    return
+            else:
+                await asyncio.sleep(exc.delay)
 
 
 def _register(
     registry: kopf.OperatorRegistry, rec: reconciler.Reconciler, settings: ProvisionerSettings
 ) -> None:
     group, version = api.GROUP, api.VERSION
+    wakeups: dict[str, asyncio.Event] = {}
 
-    async def definition_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
-        definitions = await rec._list(group, version, "compositeresourcedefinitions")
-        return xrd.find_definition(definitions, str(body.get("apiVersion")), str(body.get("kind")))
+    async def definition_of(body: Mapping[str, Any], *, claim: bool) -> dict[str, Any] | None:
+        """The definition that generated this kind, when ``body`` is of the side asked for."""
+        definitions = await rec.list_objects(group, version, "compositeresourcedefinitions")
+        found = xrd.find_definition(definitions, str(body.get("apiVersion")), str(body.get("kind")))
+        if found is None or xrd.is_claim(body, found) != claim:
+            return None
+        return found
 
     @kopf.on.resume(group, version, "compositeresourcedefinitions", registry=registry, id="definition-resume")
     @kopf.on.create(group, version, "compositeresourcedefinitions", registry=registry, id="definition-create")
@@ -201,70 +220,64 @@ def _register(
         except (compositions.CompositionError, catalog.CatalogError) as exc:
             raise kopf.TemporaryError(str(exc), delay=30) from exc
 
-    async def composite(body: kopf.Body, **_: Any) -> None:
-        definition = await definition_of(body)
-        if definition is None or xrd.is_claim(body, definition):
-            return
+    # A composite is served by a daemon: a level-based loop that reconciles, waits (briefly while
+    # its cluster comes up, ``resync_seconds`` once Ready) and is woken early by a spec change.
+    @kopf.daemon(category="composite", registry=registry, id="composite", cancellation_timeout=10.0)
+    async def composite(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        wakeup = wakeups.setdefault(name, asyncio.Event())
         try:
-            await rec.reconcile_composite(dict(body), definition)
-        except reconciler.Requeue as exc:
-            raise _temporary(exc) from None
+            while not stopped:
+                wakeup.clear()
+                delay = settings.resync_seconds
+                definition = await definition_of(body, claim=False)
+                if definition is None:
+                    return
+                if not body.meta.get("deletionTimestamp"):
+                    try:
+                        await rec.reconcile_composite(dict(body), definition)
+                    except reconciler.Requeue as exc:
+                        delay = exc.delay
+                    except Exception as exc:  # a pass failing for a reason we did not foresee
+                        log.warning("composite %s: pass failed, retrying in 30s: %s", name, exc)
+                        delay = 30.0
+                # Woken by a spec change or kopf stopping us (deleted, shutdown), else after ``delay``.
+                waits = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
+                await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
+        finally:
+            wakeups.pop(name, None)
 
-    async def claim(body: kopf.Body, **_: Any) -> None:
-        definition = await definition_of(body)
-        if definition is None or not xrd.is_claim(body, definition):
-            return
-        try:
-            await rec.reconcile_claim(dict(body), definition)
-        except reconciler.Requeue as exc:
-            raise _temporary(exc) from None
+    @kopf.on.event(category="composite", registry=registry, id="composite-changed")
+    async def composite_changed(type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        if type in ("ADDED", "MODIFIED", None) and await definition_of(body, claim=False) is not None:
+            await rec.composite_changed(dict(body))
 
-    for category, handler in (("composite", composite), ("claim", claim)):
-        for on, suffix in (
-            (kopf.on.resume, "resume"),
-            (kopf.on.create, "create"),
-            (kopf.on.update, "update"),
-        ):
-            on(category=category, registry=registry, id=f"{category}-{suffix}")(handler)
-        kopf.timer(
-            category=category,
-            registry=registry,
-            id=f"{category}-resync",
-            interval=settings.resync_seconds,
-            idle=settings.resync_seconds,
-        )(_quiet(handler))
+    @kopf.on.update(category="composite", registry=registry, id="composite-spec", field="spec")
+    async def composite_spec(name: str, **_: Any) -> None:
+        event = wakeups.get(name)
+        if event is not None:
+            event.set()
 
     @kopf.on.delete(category="composite", registry=registry, id="composite-delete")
     async def composite_deleted(body: kopf.Body, **_: Any) -> None:
-        definition = await definition_of(body)
-        if definition is None or xrd.is_claim(body, definition):
-            return
-        try:
-            await rec.delete_composite(dict(body), definition)
-        except reconciler.Requeue as exc:
-            raise _temporary(exc) from None
+        definition = await definition_of(body, claim=False)
+        if definition is not None:
+            await _until_done(lambda: rec.delete_composite(dict(body), definition))
+
+    @kopf.on.resume(category="claim", registry=registry, id="claim-resume")
+    @kopf.on.create(category="claim", registry=registry, id="claim-create")
+    @kopf.on.update(category="claim", registry=registry, id="claim-update")
+    async def claim(body: kopf.Body, **_: Any) -> None:
+        definition = await definition_of(body, claim=True)
+        if definition is not None:
+            await rec.reconcile_claim(dict(body), definition)
 
     @kopf.on.delete(category="claim", registry=registry, id="claim-delete")
     async def claim_deleted(body: kopf.Body, **_: Any) -> None:
-        definition = await definition_of(body)
-        if definition is None or not xrd.is_claim(body, definition):
-            return
-        try:
-            await rec.delete_claim(dict(body), definition)
-        except reconciler.Requeue as exc:
-            raise _temporary(exc) from None
-
-
-def _quiet(handler: Any) -> Any:
-    """A periodic pass that is still waiting is not a failure worth kopf's retry machinery."""
-
-    async def resync(**kwargs: Any) -> None:
-        try:
-            await handler(**kwargs)
-        except kopf.TemporaryError as exc:
-            log.debug("resync: %s", exc)
-
-    return resync
+        definition = await definition_of(body, claim=True)
+        if definition is not None:
+            await _until_done(lambda: rec.delete_claim(dict(body), definition))
 
 
 async def serve(

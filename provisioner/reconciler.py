@@ -153,7 +153,7 @@ class Reconciler:
     async def reconcile_composition(self, composition: Mapping[str, Any]) -> str:
         """Cut a revision when the template or defaults changed; returns the latest revision's name."""
         text = catalog.template_text(composition, self.settings.compositions_dir)
-        revisions = await self._list(api.GROUP, api.VERSION, "compositionrevisions")
+        revisions = await self.list_objects(api.GROUP, api.VERSION, "compositionrevisions")
         new = compositions.next_revision(composition, text, revisions)
         if new is not None:
             await self.hub.apply(new, field_manager=FIELD_MANAGER)
@@ -166,8 +166,8 @@ class Reconciler:
 
     async def _revisions_in_use(self) -> set[str]:
         in_use: set[str] = set()
-        for definition in await self._list(api.GROUP, api.VERSION, "compositeresourcedefinitions"):
-            for composite in await self._list(*kind_path(definition, claim=False)):
+        for definition in await self.list_objects(api.GROUP, api.VERSION, "compositeresourcedefinitions"):
+            for composite in await self.list_objects(*kind_path(definition, claim=False)):
                 name = (composite.get("status") or {}).get("compositionRevision")
                 if name:
                     in_use.add(str(name))
@@ -188,11 +188,23 @@ class Reconciler:
                 body={"spec": {"resourceRef": xrd.resource_ref(composite)}},
                 content_type="application/merge-patch+json",
             )
+        await self._copy_status(claim, composite)
+
+    async def composite_changed(self, composite: Mapping[str, Any]) -> None:
+        """Carry a composite's status to its claim (a claim shows what its cluster is doing)."""
+        ref = (composite.get("spec") or {}).get("claimRef") or {}
+        if not ref.get("name") or _meta(composite).get("deletionTimestamp"):
+            return
+        claim = await self.hub.get(
+            {**ref, "metadata": {"name": ref["name"], "namespace": ref.get("namespace")}}
+        )
+        if claim is not None and not _meta(claim).get("deletionTimestamp"):
+            await self._copy_status(claim, composite)
+
+    async def _copy_status(self, claim: Mapping[str, Any], composite: Mapping[str, Any]) -> None:
         status = xrd.claim_status(claim, composite)
         if status != (claim.get("status") or {}):
             await self.hub.patch_status(claim, {"status": status})
-        if not conditions.is_true(composite, conditions.READY):
-            raise Requeue("waiting for the composite to be Ready", self.settings.requeue_seconds)
 
     async def delete_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
         """Delete the claim's composite and wait until it is gone (its own deletion runs first)."""
@@ -260,10 +272,10 @@ class Reconciler:
     async def _render(
         self, composite: Mapping[str, Any], definition: Mapping[str, Any]
     ) -> tuple[JsonObject, list[render.ComposedResource]]:
-        all_compositions = await self._list(api.GROUP, api.VERSION, "compositions")
+        all_compositions = await self.list_objects(api.GROUP, api.VERSION, "compositions")
         default = ((definition.get("spec") or {}).get("defaultCompositionRef") or {}).get("name") or ""
         composition = compositions.select_composition(composite, all_compositions, default)
-        revisions = await self._list(api.GROUP, api.VERSION, "compositionrevisions")
+        revisions = await self.list_objects(api.GROUP, api.VERSION, "compositionrevisions")
         bound = {
             **composite,
             "spec": {**(composite.get("spec") or {}), "compositionRef": {"name": _meta(composition)["name"]}},
@@ -466,7 +478,7 @@ class Reconciler:
 
     async def _delete_hub_objects(self, name: str) -> None:
         selector = f"{api.LABEL_COMPOSITE_NAME}={name}"
-        for secret in await self._list("", "v1", "secrets", label_selector=selector):
+        for secret in await self.list_objects("", "v1", "secrets", label_selector=selector):
             await self.hub.delete({"apiVersion": "v1", "kind": "Secret", "metadata": _meta(secret)})
 
     async def _works_left(self, name: str) -> int:
@@ -563,7 +575,7 @@ class Reconciler:
             conds = conditions.ready(conds, status=ready, message=message, generation=generation, now=now)
         await self.hub.patch_status(obj, {"status": {"conditions": conds}})
 
-    async def _list(
+    async def list_objects(
         self, group: str, version: str, plural: str, *, label_selector: str = ""
     ) -> list[JsonObject]:
         base = f"/apis/{group}/{version}" if group else f"/api/{version}"
