@@ -37,7 +37,7 @@ def pipeline(
             paced_rate=paced_rate,
             paced_seconds=paced_seconds,
             durable=not fast_db,
-            report=lambda line: err.print(line, highlight=False, markup=False),
+            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
     )
     if as_json:
@@ -70,7 +70,7 @@ def fleet(
             refresh_seconds=refresh,
             phase_timeout=phase_timeout,
             write_rate=write_rate,
-            report=lambda line: err.print(line, highlight=False, markup=False),
+            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
     )
     if as_json:
@@ -93,7 +93,9 @@ def provision(
 
     result = asyncio.run(
         bench_provision.run(
-            clusters, timeout=timeout, report=lambda line: err.print(line, highlight=False, markup=False)
+            clusters,
+            timeout=timeout,
+            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
     )
     if as_json:
