@@ -27,7 +27,7 @@ from controllers.propagation import handlers as propagation
 from controllers.propagation import plan
 from controllers.status import book
 from controllers.status import handlers as status
-from kubeio import kopf_login
+from kubeio import kopf_operator
 from maestro.client import MaestroClient
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def build(settings: OperatorSettings) -> Operator:
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return kopf_login.connection(settings.kubeconfig)
+        return kopf_operator.connection(settings.kubeconfig)
 
     @kopf.on.startup(registry=registry)
     async def start_background(**_: Any) -> None:
@@ -98,15 +98,7 @@ def build(settings: OperatorSettings) -> Operator:
         await maestro.close()
         await hub_client.close()
 
-    kopf_settings = kopf.OperatorSettings()
-    kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="fleetplane.io")
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="fleetplane.io", key="last-handled-configuration"
-    )
-    kopf_settings.peering.standalone = True
-    # kopf's own INFO logs ("Handler ... succeeded") would become an event each; keep warnings only
-    kopf_settings.posting.level = logging.WARNING
+    kopf_settings = kopf_operator.settings(finalizer=FINALIZER, prefix="fleetplane.io")
     return Operator(
         registry,
         kopf_settings,
@@ -126,11 +118,10 @@ async def serve(
 ) -> None:
     """Run the operator in the current event loop until ``stop_flag`` is set or a signal arrives."""
     operator = build(settings)
-    await kopf.operator(
-        registry=operator.registry,
-        settings=operator.kopf_settings,
-        clusterwide=True,
-        liveness_endpoint=settings.liveness,
+    await kopf_operator.operate(
+        operator.registry,
+        operator.kopf_settings,
+        liveness=settings.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

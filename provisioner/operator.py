@@ -24,7 +24,7 @@ from typing import Any
 
 import kopf
 
-from kubeio import kopf_login, objects
+from kubeio import kopf_operator, objects
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
@@ -127,7 +127,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return kopf_login.connection(settings.kubeconfig)
+        return kopf_operator.connection(settings.kubeconfig)
 
     @kopf.on.startup(registry=registry)
     async def install_crds(**_: Any) -> None:
@@ -139,16 +139,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
         await maestro.close()
         await hub.close()
 
-    kopf_settings = kopf.OperatorSettings()
-    kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="provisioner.fleetplane.io"
-    )
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="provisioner.fleetplane.io", key="last-handled-configuration"
-    )
-    kopf_settings.peering.standalone = True
-    kopf_settings.posting.level = logging.WARNING
+    kopf_settings = kopf_operator.settings(finalizer=FINALIZER, prefix="provisioner.fleetplane.io")
     return Provisioner(registry, kopf_settings, rec)
 
 
@@ -280,21 +271,10 @@ def _register(
             await _until_done(lambda: rec.delete_claim(dict(body), definition))
 
 
-async def serve(
-    settings: ProvisionerSettings,
-    *,
-    stop_flag: asyncio.Event | None = None,
-    ready_flag: asyncio.Event | None = None,
-) -> None:
+async def serve(settings: ProvisionerSettings) -> None:
+    """Build and run the provisioner in the current event loop (its clients bind to it)."""
     provisioner = build_operator(settings)
-    await kopf.operator(
-        registry=provisioner.registry,
-        settings=provisioner.kopf_settings,
-        clusterwide=True,
-        liveness_endpoint=settings.liveness,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    await kopf_operator.operate(provisioner.registry, provisioner.kopf_settings, liveness=settings.liveness)
 
 
 def run(settings: ProvisionerSettings) -> None:

@@ -73,25 +73,7 @@ class PullFleet:
         timeout: float = 180,
         interval: float = 1.0,
     ) -> Any:
-        """Poll ``check`` (returning ``(ok, seen)``) until ok; on timeout fail with what was expected,
-        what was last seen and the controllers' log."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        seen: Any = None
-        while True:
-            try:
-                ok, seen = await check()
-            except Exception as exc:  # a transient read failure is just another observation
-                ok, seen = False, f"{type(exc).__name__}: {exc}"
-            if ok:
-                return seen
-            if loop.time() > deadline:
-                pytest.fail(
-                    f"within {timeout:.0f}s, expected: {what}\nlast seen: {seen}\n"
-                    f"--- controllers log (tail) ---\n{self.log_tail()}",
-                    pytrace=False,
-                )
-            await asyncio.sleep(interval)
+        return await eventually(what, check, self.controllers.log, timeout=timeout, interval=interval)
 
     async def set_cluster_secret(self, cluster: kube.Cluster, labels: dict[str, str]) -> None:
         """Register ``cluster`` in the hub's inventory (as the provisioner will), with ``labels``."""
@@ -110,6 +92,35 @@ class PullFleet:
             INVENTORY_NAMESPACE,
             "--ignore-not-found",
         )
+
+
+async def eventually(
+    what: str,
+    check: Callable[[], Awaitable[tuple[bool, Any]]],
+    log: Path,
+    *,
+    timeout: float = 180,
+    interval: float = 1.0,
+) -> Any:
+    """Poll ``check`` (returning ``(ok, seen)``) until ok; on timeout fail with what was expected,
+    what was last seen and the tail of the operator's ``log``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen: Any = None
+    while True:
+        try:
+            ok, seen = await check()
+        except Exception as exc:  # a transient read failure is just another observation
+            ok, seen = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            return seen
+        if loop.time() > deadline:
+            pytest.fail(
+                f"within {timeout:.0f}s, expected: {what}\nlast seen: {seen}\n"
+                f"--- {log.name} (tail) ---\n{process.log_tail(log, 60)}",
+                pytrace=False,
+            )
+        await asyncio.sleep(interval)
 
 
 def cluster_secret(cluster: kube.Cluster, labels: dict[str, str]) -> dict[str, Any]:

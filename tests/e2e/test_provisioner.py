@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -34,7 +34,7 @@ from localinfra import gitrepo, kube, kubectl, process
 from localinfra.environment import Environment
 from maestro.api import bundles
 from maestro.client import MaestroClient
-from tests.e2e.conftest import INVENTORY_NAMESPACE, MaestroUnderTest, Subcommand, fleetplane
+from tests.e2e.conftest import INVENTORY_NAMESPACE, MaestroUnderTest, Subcommand, eventually, fleetplane
 
 pytestmark = pytest.mark.e2e
 
@@ -58,24 +58,10 @@ class Platform:
     clusters: Environment
     apps_repo: str
 
-    async def eventually(self, what: str, check: Any, timeout: float = 240) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        seen: Any = None
-        while True:
-            try:
-                ok, seen = await check()
-            except Exception as exc:  # a read that fails is one more observation
-                ok, seen = False, f"{type(exc).__name__}: {exc}"
-            if ok:
-                return seen
-            if loop.time() > deadline:
-                pytest.fail(
-                    f"within {timeout:.0f}s, expected: {what}\nlast seen: {seen}\n--- provisioner log ---\n"
-                    f"{process.log_tail(self.provisioner.log, 60)}",
-                    pytrace=False,
-                )
-            await asyncio.sleep(1.0)
+    async def eventually(
+        self, what: str, check: Callable[[], Awaitable[tuple[bool, Any]]], timeout: float = 240
+    ) -> Any:
+        return await eventually(what, check, self.provisioner.log, timeout=timeout)
 
     async def claim(self, name: str) -> dict[str, Any] | None:
         return await self.hub_api.get(_claim_ref(name))
