@@ -112,13 +112,16 @@ class HubClient:
         """Applications of every namespace matching a raw label selector (``key``, ``key=value``...)."""
         return await self._list(f"/apis/{ARGOCD_GROUP}/{ARGOCD_VERSION}/{APPLICATIONS}", label_selector)
 
-    async def apply_application(self, application: Mapping[str, Any], *, field_manager: str) -> JsonObject:
-        """Server-side apply of a mirror's metadata and spec (never its status: another manager's)."""
+    async def apply_application(
+        self, application: Mapping[str, Any], *, field_manager: str, force: bool = True
+    ) -> JsonObject:
+        """Server-side apply of a mirror's metadata and spec (never its status: another manager's).
+        Without ``force``, fields another manager set differently are a ``ConflictError``."""
         meta = application["metadata"]
         return await self._rest.request(
             "PATCH",
             _argocd_path(meta["namespace"], APPLICATIONS, meta["name"]),
-            query=[("fieldManager", field_manager), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
             body=application,
             content_type=kuberest.APPLY_PATCH,
         )

@@ -487,7 +487,16 @@ class PropagationController:
         if current is not None and _annotations(current).get(contract.ANNOTATION_MIRROR_HASH) == digest:
             return False
         meta = mirror["metadata"]
-        if current is None:
+        meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = digest
+        manager = self.settings.field_manager
+        if current is not None:
+            await self.hub.apply_application(mirror, field_manager=manager)
+            return True
+        try:
+            # Not forced: an Application of that name set up by someone else conflicts instead of
+            # being taken over (and a new name costs one request, not a read and a write).
+            await self.hub.apply_application(mirror, field_manager=manager, force=False)
+        except hub.ConflictError:
             taken = await self.hub.get_application(meta["namespace"], meta["name"])
             if taken is not None and _annotations(taken).get(contract.ANNOTATION_APPSET) != (
                 _annotations(mirror).get(contract.ANNOTATION_APPSET)
@@ -496,10 +505,8 @@ class PropagationController:
                     f"hub Application {meta['namespace']}/{meta['name']} already exists and does not belong "
                     "to this ApplicationSet; rename the template's metadata.name or delete that Application"
                 )
-        meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = digest
-        await self.hub.apply_application(mirror, field_manager=self.settings.field_manager)
-        if current is None:
-            self.listener.mirror_created(meta["namespace"], meta["name"])
+            await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
+        self.listener.mirror_created(meta["namespace"], meta["name"])
         return True
 
     async def _publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:

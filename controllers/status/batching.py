@@ -56,6 +56,8 @@ class WriteBatcher:
         self._pending: collections.OrderedDict[Hashable, PendingWrite] = collections.OrderedDict()
         self._written: dict[Hashable, bytes] = {}
         self._in_flight: dict[Hashable, bytes] = {}
+        # keys with a write out now (whatever its digest): not drained again until it lands
+        self._busy: set[Hashable] = set()
         self.coalesced = 0
         self.skipped = 0
 
@@ -71,6 +73,7 @@ class WriteBatcher:
         self._pending.pop(key, None)
         self._written.pop(key, None)
         self._in_flight.pop(key, None)
+        self._busy.discard(key)
 
     def offer(self, key: Hashable, patch: Mapping[str, Any]) -> bool:
         """Queue ``patch`` for ``key``; ``False`` when the object already is (or is about to be) that."""
@@ -88,24 +91,34 @@ class WriteBatcher:
         return True
 
     def drain(self, limit: int | None = None) -> list[PendingWrite]:
-        """The writes allowed now, oldest first, each using one token."""
+        """The writes allowed now, oldest first, each using one token. A key whose write is still
+        in flight waits (two writes of one object in flight could land in the wrong order)."""
         self._refill()
+        chosen: list[Hashable] = []
+        for key in self._pending:
+            if self._tokens < len(chosen) + 1 or (limit is not None and len(chosen) >= limit):
+                break
+            if key not in self._busy:
+                chosen.append(key)
         out: list[PendingWrite] = []
-        while self._pending and self._tokens >= 1 and (limit is None or len(out) < limit):
-            _, write = self._pending.popitem(last=False)
+        for key in chosen:
+            write = self._pending.pop(key)
             self._tokens -= 1
-            self._in_flight[write.key] = write.digest
+            self._in_flight[key] = write.digest
+            self._busy.add(key)
             out.append(write)
         return out
 
     def written(self, write: PendingWrite) -> None:
         """The write succeeded: remember it, so the same patch is not written again."""
         self._written[write.key] = write.digest
+        self._busy.discard(write.key)
         if self._in_flight.get(write.key) == write.digest:
             del self._in_flight[write.key]
 
     def failed(self, write: PendingWrite) -> None:
         """The write failed: queue it again unless a newer patch for the key is already waiting."""
+        self._busy.discard(write.key)
         if self._in_flight.get(write.key) == write.digest:
             del self._in_flight[write.key]
         if write.key not in self._pending:

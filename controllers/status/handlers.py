@@ -167,28 +167,26 @@ class StatusController:
                     self._offer((APPLICATION_SET, *key), result.status)
 
     async def _writer(self) -> None:
-        semaphore = asyncio.Semaphore(self.settings.write_concurrency)
+        """Keep up to ``write_concurrency`` writes in flight, topping up as each lands (a slow write
+        holds one slot, not a whole round)."""
+        limit = self.settings.write_concurrency
         pending: set[asyncio.Task[None]] = set()
-
-        async def write(one: batching.PendingWrite) -> None:
-            async with semaphore:
-                await self._write(one)
-
         while True:
-            writes = self.batcher.drain(limit=self.settings.write_concurrency * 4)
+            writes = self.batcher.drain(limit=limit - len(pending)) if len(pending) < limit else []
             for one in writes:
-                task = asyncio.create_task(write(one))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+                pending.add(asyncio.create_task(self._write(one)))
             if writes:
-                # let this round finish before draining again, so the in-flight count stays bounded
-                await asyncio.gather(*list(pending), return_exceptions=True)
-                continue
-            if len(self.batcher):
-                await asyncio.sleep(max(self.batcher.delay(), 0.01))  # rate-limited: wait for a token
                 continue
             self._offered.clear()
-            await self._offered.wait()
+            waits: set[asyncio.Future[Any]] = set(pending)
+            offered = asyncio.ensure_future(self._offered.wait())
+            waits.add(offered)
+            timeout = None
+            if len(self.batcher) and len(pending) < limit:
+                timeout = max(self.batcher.delay(), 0.01)  # rate-limited (or every key busy): retry soon
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            offered.cancel()
+            pending -= done
 
     async def _write(self, one: batching.PendingWrite) -> None:
         kind, namespace, name = typing.cast(WriteKey, one.key)

@@ -133,11 +133,13 @@ class FakeHub:
         ]
 
     async def apply_application(
-        self, application: Mapping[str, Any], *, field_manager: str
+        self, application: Mapping[str, Any], *, field_manager: str, force: bool = True
     ) -> dict[str, Any]:
         meta = application["metadata"]
         key = (meta["namespace"], meta["name"])
         current = self.applications.get(key)
+        if not force and current is not None and current.get("spec") != application.get("spec"):
+            raise hub.ConflictError(f"Apply failed with 1 conflict: {field_manager} vs another manager")
         stored = copy.deepcopy(dict(application))
         if current is not None and "status" in current:
             stored["status"] = current["status"]

@@ -85,6 +85,18 @@ def test_a_change_while_in_flight_is_queued() -> None:
     assert [w.patch for w in b.drain()] == [patch(0)]
 
 
+def test_a_key_in_flight_is_not_drained_again_until_it_lands() -> None:
+    b, _ = make()
+    b.offer("a", patch(1))
+    b.offer("b", patch(1))
+    (first, _) = b.drain(limit=2)
+    b.offer("a", patch(2))  # newer than what is in flight
+    b.offer("c", patch(1))
+    assert keys(b.drain()) == ["c"]  # "a" waits: two writes of one object could land out of order
+    b.failed(first)  # the older write failed; the newer patch stays queued, not the failed one
+    assert [(w.key, w.patch) for w in b.drain()] == [("a", patch(2))]
+
+
 def test_token_bucket_bursts_then_spaces_writes() -> None:
     b, clock = make(rate=2.0, burst=3)
     for i in range(6):
