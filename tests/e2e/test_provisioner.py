@@ -243,6 +243,37 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
     finally:
         await worker.rest.close()
 
+    # trace shows the chain down to the agent's works; diff shows what a changed claim would do.
+    hub_kubeconfig = str(platform.hub.kubeconfig)
+    traced = await asyncio.to_thread(
+        fleetplane,
+        "trace",
+        f"clusterclaim/{name}",
+        "-n",
+        TEAM,
+        "--kubeconfig",
+        hub_kubeconfig,
+        "--maestro",
+        platform.maestro.address,
+    )
+    assert f"ClusterClaim {TEAM}/{name}  [Synced=True Ready=True]" in traced.stdout
+    assert f"WorkerCluster {cluster}  [Synced=True Ready=True  revision worker-cluster-" in traced.stdout
+    assert f"cluster {cluster} (local)  [Ready]" in traced.stdout
+    assert "agent: workload Deployment open-cluster-management-agent/maestro-agent  [Ready]" in traced.stdout
+    claim_file = platform.clusters.root / f"{name}.yaml"
+    unchanged = claim(name, platform.apps_repo, {"env": "e2e", "team": "a"})
+    claim_file.write_text(yaml.safe_dump(unchanged))
+    same = await asyncio.to_thread(fleetplane, "diff", str(claim_file), "--kubeconfig", hub_kubeconfig)
+    assert f"ClusterClaim {TEAM}/{name}: no changes" in same.stdout
+    claim_file.write_text(yaml.safe_dump(claim(name, platform.apps_repo, {"env": "e2e", "team": "b"})))
+    changed = await asyncio.to_thread(
+        fleetplane, "diff", str(claim_file), "--kubeconfig", hub_kubeconfig, check=False
+    )
+    assert changed.returncode == 1, changed.stderr
+    lines = changed.stdout.splitlines()
+    assert any(line.startswith("-") and line.endswith("team: a") for line in lines), changed.stdout
+    assert any(line.startswith("+") and line.endswith("team: b") for line in lines), changed.stdout
+
     # Deleting the claim removes the cluster, its consumer and its inventory entry.
     await asyncio.to_thread(
         kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM, "--wait=false"
@@ -344,6 +375,16 @@ async def test_a_manual_composite_stays_on_its_revision_until_moved(platform: Pl
     first = await _revision_of(platform, name)
     assert first
     cluster = (await platform.claim(name) or {})["spec"]["resourceRef"]["name"]
+
+    # A provisioner restart adopts the running cluster: the same API server process serves it.
+    apiserver = Environment(platform.clusters.root).processes[f"{cluster}/kube-apiserver"]
+    platform.provisioner.stop()
+    platform.provisioner.start()
+    await asyncio.sleep(15)  # its daemons have made their first pass
+    again = Environment(platform.clusters.root).processes[f"{cluster}/kube-apiserver"]
+    assert (again.pid, again.start_ticks) == (apiserver.pid, apiserver.start_ticks)
+    assert process.is_alive(again)
+    assert (await platform.ready(name))[0]
     gold = json.dumps({"spec": {"defaults": {"labels": {"tier": "gold"}}}})
     await _patch(platform, "composition", "worker-cluster", "--type", "merge", "-p", gold)
     try:
