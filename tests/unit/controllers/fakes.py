@@ -18,6 +18,7 @@ import grpc
 
 from controllers import hub
 from maestro.api import bundles, queries
+from maestro.wire import query as wire_query
 
 
 def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -47,6 +48,12 @@ class FakeMaestro:
             and _matches(r.bundle.labels, where.labels)
         ]
         return out, "7"
+
+    async def list_messages(
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0
+    ) -> tuple[list[Any], str]:
+        records, token = await self.list(where, page_size)
+        return [wire_query.record_to_pb(r) for r in records], token
 
     async def apply(
         self,

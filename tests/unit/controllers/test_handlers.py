@@ -200,6 +200,27 @@ async def test_a_report_becomes_the_mirror_status_and_rolls_up() -> None:
         assert result.counts.sync == {"Synced": 1, "Unknown": 1}
 
 
+async def test_the_periodic_list_shows_new_reports_and_skips_those_already_shown() -> None:
+    world = World()
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    await world.reconcile()
+    record = reported(world, "c1", "Synced", 5)
+    world.maestro.records[record.bundle.id] = record
+    assert await controller.list_once() == 2
+    await drain(controller)
+    assert world.hub.applications[("apps", "c1-guestbook")]["status"]["sync"]["status"] == "Synced"
+
+    seen: list[str] = []
+    controller.observe_record = lambda r: seen.append(r.bundle.consumer)  # type: ignore[method-assign]
+    await controller.list_once()
+    assert seen == ["c2"]  # c1's report 5 was shown already; c2 has none yet, so it is looked at
+    newer = reported(world, "c1", "OutOfSync", 6)
+    world.maestro.records[newer.bundle.id] = newer
+    seen.clear()
+    await controller.list_once()
+    assert sorted(seen) == ["c1", "c2"]
+
+
 async def test_a_status_before_its_mirror_is_written_when_the_mirror_appears() -> None:
     world = World()
     controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
