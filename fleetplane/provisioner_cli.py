@@ -44,6 +44,7 @@ def run(
     inventory_namespace: str = typer.Option("argocd", help="Namespace of the hub's Argo CD cluster Secrets."),
     resync: float = typer.Option(30.0, help="Seconds between periodic passes over each claim and composite."),
     drain: float = typer.Option(120.0, help="Seconds a deletion waits for a live agent to remove its works."),
+    liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Reconcile definitions, compositions, claims and composites until interrupted."""
@@ -60,6 +61,7 @@ def run(
             inventory_namespace=inventory_namespace,
             resync_seconds=resync,
             drain_seconds=drain,
+            liveness=liveness or None,
         )
     )
 

@@ -163,6 +163,11 @@ def _go_env() -> dict[str, str]:
 
 def _go_mod_path(module: str, version: str, cwd: Path, log: Path) -> Path:
     """Download a module's go.mod through the proxy and return its path in the module cache."""
+    return Path(_go_download(module, version, cwd, log)["GoMod"])
+
+
+def _go_download(module: str, version: str, cwd: Path, log: Path) -> dict[str, str]:
+    """``go mod download -json``: where the module's files are in the module cache."""
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
         cwd=cwd,
@@ -177,8 +182,8 @@ def _go_mod_path(module: str, version: str, cwd: Path, log: Path) -> Path:
         raise InfraError(
             f"cannot download {module}@{version}", fix=f"read {log}", log_tail=out.stderr[-2000:]
         )
-    info = json.loads(out.stdout)
-    return Path(info["GoMod"])
+    info: dict[str, str] = json.loads(out.stdout)
+    return info
 
 
 def _versioned_replaces(gomod: Path) -> list[str]:
@@ -365,6 +370,82 @@ def ensure_etcd(report: Reporter = stderr_reporter) -> None:
     _mark_built("etcd", versions.ETCD)
 
 
+PULUMI_PKG = "github.com/pulumi/pulumi/pkg/v3"
+PULUMI_SDK = "github.com/pulumi/pulumi/sdk/v3"
+
+# The language host is fleetplane's own (``localinfra.pulumi_plugins`` says why), run by the
+# interpreter of the virtualenv on PATH, as upstream's scripts run theirs.
+_LANGUAGE_HOST = """#!/bin/sh
+# Pulumi's Python language host, fleetplane's (see localinfra/pulumi_plugins.py).
+PY="${PULUMI_PYTHON_CMD:-python3}"
+if ! "$PY" -c "import localinfra.pulumi_plugins" 2>/dev/null; then
+    echo "fleetplane's Pulumi language host needs fleetplane's virtualenv on PATH:" >&2
+    echo "    source <fleetplane checkout>/.venv/bin/activate   (make build creates it)" >&2
+    exit 1
+fi
+exec "$PY" -u -m localinfra.pulumi_plugins "$@"
+"""
+
+
+def ensure_pulumi(report: Reporter = stderr_reporter) -> None:
+    """The Pulumi CLI compiled from its Go module at the SDK's pinned version, with the Python
+    plugins next to it (found there as bundled plugins): upstream's program launcher and dynamic
+    provider script from the same SDK module, and fleetplane's language host."""
+    bin_dir = paths.bin_dir()
+    outputs = [bin_dir / n for n in ("pulumi", *PULUMI_PLUGINS)]
+    if _is_built("pulumi", versions.PULUMI, outputs):
+        return
+    _require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    work = paths.build_dir("pulumi")
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    pin = f"v{versions.PULUMI}"
+    (work / "go.mod").write_text("module fleetplane.local/pulumibuild\n\ngo 1.26.0\n")
+    with step(report, f"building the Pulumi CLI {pin} from its Go module"):
+        env = _go_env()
+        pkg_mod = _go_mod_path(PULUMI_PKG, pin, work, log)
+        replaces = "\n".join(f"replace {r}" for r in _versioned_replaces(pkg_mod))
+        (work / "go.mod").write_text((work / "go.mod").read_text() + replaces + "\n")
+        _run(
+            ["go", "get", f"{PULUMI_PKG}/cmd/pulumi@{pin}", f"{PULUMI_SDK}@{pin}"],
+            cwd=work,
+            log=log,
+            what="go get pulumi",
+            env=env,
+            report=report,
+        )
+        version_flag = f"-X {PULUMI_SDK}/go/common/version.Version={pin}"
+        _run(
+            [
+                "go",
+                "build",
+                "-trimpath",
+                f"-ldflags=-s -w {version_flag}",
+                "-o",
+                str(bin_dir / "pulumi"),
+                f"{PULUMI_PKG}/cmd/pulumi",
+            ],
+            cwd=work,
+            log=log,
+            what="go build pulumi",
+            env=env,
+            report=report,
+        )
+    sdk = Path(_go_download(PULUMI_SDK, pin, work, log)["Dir"]) / "python"
+    for source in (
+        sdk / "cmd" / "pulumi-language-python-exec",
+        sdk / "dist" / "pulumi-resource-pulumi-python",
+    ):
+        shutil.copyfile(source, bin_dir / source.name)
+    (bin_dir / "pulumi-language-python").write_text(_LANGUAGE_HOST)
+    for name in PULUMI_PLUGINS:
+        (bin_dir / name).chmod(0o755)
+    _mark_built("pulumi", versions.PULUMI)
+
+
+PULUMI_PLUGINS = ("pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
+
+
 def ensure_all(report: Reporter = stderr_reporter, *, kube: bool = True) -> None:
     """Everything the fleet needs. Downloads (apt, Maven) run while Go compiles."""
     errors: list[BaseException] = []
@@ -385,6 +466,7 @@ def ensure_all(report: Reporter = stderr_reporter, *, kube: bool = True) -> None
             def go_builds(rep: Reporter) -> None:
                 ensure_etcd(rep)
                 ensure_kube_and_argocd(rep)
+                ensure_pulumi(rep)
 
             pool.submit(guarded, go_builds)
     if errors:

@@ -22,3 +22,7 @@ GO_TOOLCHAIN = "go1.27.4"
 
 # Debian packages started as plain local processes.
 DEBIAN_PACKAGES = ("postgresql", "redis-server", "git")
+
+# The Pulumi CLI, built from github.com/pulumi/pulumi/pkg/v3 at the version of the Python SDK that
+# pyproject.toml pins (a test checks they agree).
+PULUMI = "3.259.0"

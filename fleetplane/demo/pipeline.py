@@ -52,7 +52,8 @@ def start(env: Environment, running: fleet.Fleet, report: Reporter) -> Pipeline:
     folder = env.path("pipeline")
     logs: dict[str, Path] = {}
     with step(report, "starting the Maestro server"):
-        address = _start_server(env, running, folder / "maestro-server.log")
+        dsn = running.postgres.create_database("maestro")
+        address = start_server(env, dsn, running.kafka.bootstrap, folder / "maestro-server.log")
         logs["maestro server"] = folder / "maestro-server.log"
     with step(report, "registering the workers as Maestro consumers"):
         register_consumers(address, [w.name for w in running.workers])
@@ -65,25 +66,28 @@ def start(env: Environment, running: fleet.Fleet, report: Reporter) -> Pipeline:
         write_inventory(running.hub, running.workers)
     with step(report, "starting the hub controllers"):
         log = folder / "controllers.log"
-        _start_controllers(env, running.hub, address, log)
+        start_controllers(env, running.hub.kubeconfig, address, log)
         logs["controllers"] = log
     return Pipeline(address, logs)
 
 
-def _start_server(env: Environment, running: fleet.Fleet, log: Path) -> str:
-    dsn = running.postgres.create_database("maestro")
-    port = ports.free_port()
+def start_server(
+    env: Environment, dsn: str, kafka: str, log: Path, *, port: int = 0, server_id: str = "maestro-demo"
+) -> str:
+    """Start ``fleetplane maestro server`` (it migrates its schema first) on ``port`` (0: a free one)
+    and wait until it serves gRPC; returns its address (also the environment's ``maestro`` endpoint)."""
+    port = port or ports.free_port()
     argv = fleetplane_argv(
         "maestro",
         "server",
         "--dsn",
         dsn,
         "--kafka",
-        running.kafka.bootstrap,
+        kafka,
         "--port",
         str(port),
         "--server-id",
-        "maestro-demo",
+        server_id,
         # Argo CD deletes an Application's resources before the Application goes: wait for it.
         "--deletion-grace",
         "300",
@@ -166,10 +170,38 @@ def controllers_args(kubeconfig: Path, maestro: str, *extra: str) -> list[str]:
     ]
 
 
-def _start_controllers(env: Environment, hub: kube.Cluster, maestro: str, log: Path) -> None:
+def start_controllers(env: Environment, hub_kubeconfig: Path, maestro: str, log: Path) -> None:
+    """``fleetplane controllers run`` on the hub, waited for until kopf's liveness probe answers."""
+    _start_operator(env, "hub/controllers", controllers_args(hub_kubeconfig, maestro), log)
+
+
+def start_provisioner(
+    env: Environment, hub_kubeconfig: Path, maestro: str, kafka: str, local_env: Path, log: Path
+) -> None:
+    """``fleetplane provisioner run`` serving the ``local`` provider in ``local_env`` (whose etcd the
+    new clusters share), waited for until kopf's liveness probe answers."""
+    args = [
+        "provisioner",
+        "run",
+        "--kubeconfig",
+        str(hub_kubeconfig),
+        "--maestro",
+        maestro,
+        "--kafka",
+        kafka,
+        "--local-env",
+        str(local_env),
+        "--inventory-namespace",
+        INVENTORY_NAMESPACE,
+        "--log-level",
+        "info",
+    ]
+    _start_operator(env, "hub/provisioner", args, log)
+
+
+def _start_operator(env: Environment, name: str, args: list[str], log: Path) -> None:
     liveness = f"http://127.0.0.1:{ports.free_port()}/healthz"
-    argv = fleetplane_argv(*controllers_args(hub.kubeconfig, maestro, "--liveness", liveness))
-    record = env.add_process(process.spawn("hub/controllers", argv, log))
+    record = env.add_process(process.spawn(name, fleetplane_argv(*args, "--liveness", liveness), log))
 
     def live() -> bool:
         with urllib.request.urlopen(liveness, timeout=3) as resp:

@@ -1,0 +1,1 @@
+"""fleetplane's bootstrap: the Pulumi program (``__main__.py``) and its stacks."""
