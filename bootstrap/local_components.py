@@ -24,7 +24,7 @@ import yaml
 from fleetplane.demo import pipeline
 from kubeio import objects
 from kubeio.rest import KubeRest
-from localinfra import argocd, build, etcd, gitrepo, kafka, kube, postgres, process
+from localinfra import argocd, build, etcd, gitrepo, kafka, kube, postgres
 from localinfra.environment import Environment
 from localinfra.progress import Reporter
 from provisioner import api, catalog, operator
@@ -249,13 +249,3 @@ COMPONENTS: dict[str, Component] = {
     "controllers": Component(_start_controllers, _alive_child("controllers"), _stop_child("controllers")),
     "demo": Component(_start_demo, _demo_present, _stop_demo),
 }
-
-
-def processes(root: Path) -> list[process.ProcessRecord]:
-    """Every process the stack's environment records now (children included)."""
-    found: list[process.ProcessRecord] = []
-    if not root.exists():
-        return found
-    for state in sorted(root.glob("**/state.json")):
-        found += Environment(state.parent).processes.values()
-    return found

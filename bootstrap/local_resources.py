@@ -49,7 +49,8 @@ class LocalPartProvider(dynamic.ResourceProvider):
         return dynamic.ReadResult(id_=id_, outs={**props, RUNNING: self._alive(props)})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> dynamic.DiffResult:
-        changed = [k for k, v in _inputs(news).items() if olds.get(k) != v]
+        # Output-only properties are given as None (see LocalPart); they are not inputs.
+        changed = [k for k, v in _inputs(news).items() if v is not None and olds.get(k) != v]
         if not changed and not (olds.get(RUNNING) and self._alive(olds)):
             changed = [RUNNING]
         # A part moving to another folder is a new part; the old one stops first (ports are fixed).

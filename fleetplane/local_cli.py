@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fleetplane.demo import journey
-from localinfra import build, fleet
+from localinfra import build, fleet, kube, process, pulumi_cli
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -99,36 +100,67 @@ def down(env: str = ENV_OPTION) -> None:
 
 
 def demo(
-    workers: int = typer.Option(2, min=1, help="Number of worker clusters."),
-    env: str = typer.Option("demo", "--env", help="Name of the demo environment."),
+    clusters: int = typer.Option(2, min=1, max=8, help="Cluster claims to apply (fleetplane:demoClusters)."),
+    stack: str = typer.Option("local", "--stack", help="The bootstrap project's stack to bring up."),
     hold: bool = typer.Option(True, help="Keep running until Ctrl-C (--no-hold: stop at once)."),
 ) -> None:
-    """The demo: start the local fleet and the pull pipeline, play the source document's three
-    ApplicationSet cases (``fleetplane/demo/journey.py``), hold until Ctrl-C, then clean up."""
-    environment = Environment.named(env)
-    fleet.down(environment)
-    environment = Environment.named(env)
+    """The README's journey: ``pulumi up`` (the local stack), ``kubectl apply`` the cluster claims,
+    wait until they are Ready, play the source document's three ApplicationSet cases
+    (``fleetplane/demo/journey.py``), hold until Ctrl-C, then ``pulumi destroy``."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     out = Console()
+    bootstrap = pulumi_cli.Stack(stack)
+    failed = selected = False
     try:
-        running = fleet.up(environment, workers)
-        journey.play(environment, running, out)
-        print_endpoints(environment)
+        build.ensure_all()
+        bootstrap.select()
+        selected = True
+        bootstrap.run("config", "set", "fleetplane:demoClusters", str(clusters))
+        out.rule("pulumi up: the management cluster and the platform")
+        out.print(f"[bold]$[/bold] cd bootstrap && pulumi up --stack {stack}")
+        bootstrap.run("up", "--yes", "--skip-preview", capture=False)
+        outputs = bootstrap.outputs()
+        root = Environment(Path(outputs["environment"]))
+        hub = kube.Cluster("hub", outputs["hubServer"], Path(outputs["kubeconfig"]))
+
+        def dead() -> list[process.ProcessRecord]:
+            return [r for r in root.all_processes() if not process.is_alive(r)]
+
+        journey.provision(Path(outputs["claimsFile"]), hub, out, dead)
+        provisioned = root.child("provisioned")
+        workers = [
+            kube.Cluster.from_env(provisioned, n.removeprefix("cluster/")) for n in provisioned.endpoints
+        ]
+        logs = {name: root.root / name / "logs" / f"{name}.log" for name in ("controllers", "provisioner")}
+        stage = journey.Stage(hub, workers, outputs["appsRepo"], root.path("demo"), logs, dead)
+        journey.play(stage, out)
         if hold:
-            journey.hints(environment, running, out)
-            console.print("press Ctrl-C to stop everything")
-            while True:
+            journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo")
+            console.print("press Ctrl-C to run `pulumi destroy`")
+            while not dead():
                 time.sleep(5)
-                if environment.dead_processes():
-                    print_status(environment)
-                    raise InfraError("a process died", fix="read its log (listed above)")
+            raise InfraError("a process died: " + ", ".join(f"{r.name} ({r.log})" for r in dead()))
     except InfraError as exc:
+        failed = True
         console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
     finally:
-        console.print("stopping the fleet ...")
-        for problem in fleet.down(environment):
-            console.print(f"[yellow]warning:[/yellow] {problem}")
-        console.print("stopped")
+        if selected:
+            failed = not _destroy(out, bootstrap) or failed
+    if failed:
+        raise typer.Exit(1)
+
+
+def _destroy(out: Console, bootstrap: pulumi_cli.Stack) -> bool:
+    out.rule("pulumi destroy")
+    out.print(f"[bold]$[/bold] cd bootstrap && pulumi destroy --stack {bootstrap.name}")
+    destroyed = bootstrap.run("destroy", "--yes", "--skip-preview", capture=False, check=False)
+    if destroyed.returncode != 0:
+        console.print(
+            "[red]pulumi destroy failed[/red]: stop what is left with "
+            f"`fleetplane local down --env pulumi-{bootstrap.name}`"
+        )
+        return False
+    bootstrap.remove()
+    return True

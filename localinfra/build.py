@@ -392,6 +392,8 @@ def ensure_pulumi(report: Reporter = stderr_reporter) -> None:
     plugins next to it (found there as bundled plugins): upstream's program launcher and dynamic
     provider script from the same SDK module, and fleetplane's language host."""
     bin_dir = paths.bin_dir()
+    # The bootstrap project's file backend (Pulumi.yaml's backend.url), which must exist.
+    (paths.cache_root() / "pulumi").mkdir(parents=True, exist_ok=True)
     outputs = [bin_dir / n for n in ("pulumi", *PULUMI_PLUGINS)]
     if _is_built("pulumi", versions.PULUMI, outputs):
         return

@@ -105,6 +105,13 @@ class Environment:
             self.save()
         return problems
 
+    def all_processes(self) -> list[process.ProcessRecord]:
+        """The processes of this environment and of every environment inside it."""
+        found = list(self.processes.values())
+        for state in sorted(self.root.glob("*/state.json")) if self.root.exists() else []:
+            found += Environment(state.parent).all_processes()
+        return found
+
     def child(self, name: str) -> Environment:
         """An environment of its own inside this one (a component that records its own processes,
         like the provisioner's clusters); ``down`` of this one takes it down first."""

@@ -7,7 +7,9 @@ so the kubeconfigs we hand out authenticate the way production ones do.
 from __future__ import annotations
 
 import datetime
+import fcntl
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +49,21 @@ def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
 
 
 def ensure_ca(folder: Path) -> KeyPair:
+    """The folder's CA, made the first time. Clusters started at once (the provisioner starts each
+    in a thread; two processes may share a folder) must all get the same one: a CA made twice
+    signs some clusters' client certificates with a key their API server does not trust."""
     pair = KeyPair(folder / "ca.crt", folder / "ca.key")
     if pair.cert.exists() and pair.key.exists():
         return pair
     folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".ca.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (pair.cert.exists() and pair.key.exists()):
+            _make_ca(pair)
+    return pair
+
+
+def _make_ca(pair: KeyPair) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name("fleetplane-local-ca")
     cert = (
@@ -76,9 +89,12 @@ def ensure_ca(folder: Path) -> KeyPair:
         )
         .sign(key, hashes.SHA256())
     )
-    _write_key(key, pair.key)
-    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return pair
+    # Written aside and renamed, the certificate last: a reader outside the lock never sees half.
+    staged = KeyPair(pair.cert.with_suffix(".crt.tmp"), pair.key.with_suffix(".key.tmp"))
+    _write_key(key, staged.key)
+    staged.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    os.replace(staged.key, pair.key)
+    os.replace(staged.cert, pair.cert)
 
 
 def issue(

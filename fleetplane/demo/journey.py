@@ -10,6 +10,7 @@ that died is an ``InfraError`` naming what was expected, what was last seen and 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,18 +21,18 @@ import yaml
 from rich.console import Console, Group
 from rich.live import Live
 from rich.spinner import Spinner
+from rich.table import Table
 
 from controllers import contract
 from fleetplane.demo import pipeline
 from fleetplane.demo.view import FleetView, Snapshot, render
-from localinfra import fleet, gitrepo, kubectl, paths, process
-from localinfra.environment import Environment
+from localinfra import kube, kubectl, paths, process
 from localinfra.errors import InfraError
-from localinfra.progress import Reporter, stderr_reporter, step
 
 APPSET = "configmap1"
 MISSING_REPO = "file:///nonexistent/fleetplane-demo/apps.git"
 CASE_TIMEOUT = 240.0
+PROVISION_TIMEOUT = 420.0
 
 
 @dataclass(frozen=True)
@@ -118,27 +119,29 @@ def cases(apps: list[str], manifest: Path, hub: Path) -> list[Case]:
     ]
 
 
-def play(
-    env: Environment,
-    running: fleet.Fleet,
-    console: Console,
-    *,
-    timeout: float = CASE_TIMEOUT,
-    report: Reporter = stderr_reporter,
-) -> None:
-    """Start the pipeline on ``running`` and play the three cases; raises ``InfraError`` on failure."""
-    pipe = pipeline.start(env, running, report)
-    with step(report, "making the local git repository of the apps"):
-        repo = gitrepo.demo_apps_repo(env.root / "apps")
-    env.set_endpoint("apps-repo", url=repo)
-    manifest = env.path("demo") / "applicationset.yaml"
-    hub = running.hub.kubeconfig
-    apps = [f"{w.name}-configmap1" for w in running.workers]
-    view = FleetView(running.hub, running.workers, APPSET, pipeline.INVENTORY_NAMESPACE)
+@dataclass(frozen=True)
+class Stage:
+    """Where the cases play: the hub and the workers the ApplicationSet targets, the apps
+    repository, a folder for the manifest, the pipeline's logs, and how to find a dead process."""
+
+    hub: kube.Cluster
+    workers: list[kube.Cluster]
+    repo: str
+    folder: Path
+    logs: dict[str, Path]
+    dead: Callable[[], list[process.ProcessRecord]]
+
+
+def play(stage: Stage, console: Console, *, timeout: float = CASE_TIMEOUT) -> None:
+    """Play the three cases on ``stage``; raises ``InfraError`` on failure."""
+    manifest = stage.folder / "applicationset.yaml"
+    hub = stage.hub.kubeconfig
+    apps = [f"{w.name}-configmap1" for w in stage.workers]
+    view = FleetView(stage.hub, stage.workers, APPSET, pipeline.INVENTORY_NAMESPACE)
     one, two, three = cases(apps, manifest, hub)
     actions: list[tuple[Case, Callable[[], object]]] = [
         (one, lambda: _apply(hub, manifest, MISSING_REPO)),
-        (two, lambda: _apply(hub, manifest, repo)),
+        (two, lambda: _apply(hub, manifest, stage.repo)),
         (three, lambda: kubectl.run(hub, "delete", "-f", str(manifest), "--wait=false")),
     ]
     started = time.monotonic()
@@ -147,7 +150,7 @@ def play(
             console.rule(f"case {case.number} of 3: {case.title}")
             console.print(f"[bold]$[/bold] {case.action}", soft_wrap=True)
             act()
-            wait_for(case, view.snapshot, env, pipe, console, timeout)
+            wait_for(case, view.snapshot, stage, console, timeout)
     finally:
         view.close()
     console.rule(f"[green]all three cases passed in {time.monotonic() - started:.0f}s[/green]")
@@ -161,14 +164,13 @@ def _apply(hub: Path, manifest: Path, repo: str) -> None:
 def wait_for(
     case: Case,
     read: Callable[[], Snapshot],
-    env: Environment,
-    pipe: pipeline.Pipeline,
+    stage: Stage,
     console: Console,
     timeout: float,
 ) -> float:
     """Poll ``read`` (``FleetView.snapshot``) once a second, showing the table live, until ``case``
-    passed; returns how long it took. Fails at once if a process of the environment died, and
-    after ``timeout`` otherwise."""
+    passed; returns how long it took. Fails at once if a process of the stage died, and after
+    ``timeout`` otherwise."""
     started = time.monotonic()
     spinner = Spinner("dots", text=f"case {case.number}: waiting for {case.expect}")
     with Live(console=console, refresh_per_second=4, transient=True) as live:
@@ -177,14 +179,19 @@ def wait_for(
             elapsed = time.monotonic() - started
             if case.passed(snapshot):
                 break
-            _check_alive(env, case)
+            for record in stage.dead():
+                raise InfraError(
+                    f"{record.name} died while the demo waited for case {case.number}",
+                    fix=f"read {record.log}",
+                    log_tail=process.log_tail(record.log),
+                )
             if elapsed > timeout:
                 raise InfraError(
                     f"case {case.number} did not pass within {timeout:.0f}s\n"
                     f"expected: {case.expect}\nlast seen:\n{snapshot.describe()}",
                     fix="read the logs (the controllers' last lines are below): "
-                    + ", ".join(f"{k} {v}" for k, v in pipe.logs.items()),
-                    log_tail=process.log_tail(pipe.logs.get("controllers", ""), 15),
+                    + ", ".join(f"{k} {v}" for k, v in stage.logs.items()),
+                    log_tail=process.log_tail(stage.logs.get("controllers", ""), 15),
                 )
             spinner.update(text=f"case {case.number}: waiting for {case.expect} ({elapsed:.0f}s)")
             live.update(Group(spinner, render(snapshot)))
@@ -194,26 +201,99 @@ def wait_for(
     return elapsed
 
 
-def _check_alive(env: Environment, case: Case) -> None:
-    for record in env.dead_processes():
-        raise InfraError(
-            f"{record.name} died while the demo waited for case {case.number}",
-            fix=f"read {record.log}",
-            log_tail=process.log_tail(record.log),
+def provision(
+    claims_file: Path,
+    hub: kube.Cluster,
+    console: Console,
+    dead: Callable[[], list[process.ProcessRecord]],
+    *,
+    timeout: float = PROVISION_TIMEOUT,
+) -> list[str]:
+    """``kubectl apply`` the demo's cluster claims and wait, showing them live, until every claim is
+    Ready (its cluster up with Argo CD and a Maestro agent); returns the claims' names."""
+    command = f"kubectl --kubeconfig {hub.kubeconfig} apply -f {claims_file}"
+    console.rule("the teams' cluster claims")
+    console.print(f"[bold]$[/bold] {command}", soft_wrap=True)
+    kubectl.apply_files(hub.kubeconfig, claims_file, field_manager="fleetplane-demo")
+    started = time.monotonic()
+    rows: list[ClaimRow] = []
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        while True:
+            rows = claim_rows(hub)
+            elapsed = time.monotonic() - started
+            if rows and all(r.ready == "True" for r in rows):
+                break
+            for record in dead():
+                raise InfraError(
+                    f"{record.name} died while claims were provisioned",
+                    fix=f"read {record.log}",
+                    log_tail=process.log_tail(record.log),
+                )
+            if elapsed > timeout:
+                raise InfraError(
+                    f"the claims were not all Ready within {timeout:.0f}s",
+                    fix="`kubectl describe clusterclaims -A` and `fleetplane trace` show why",
+                    log_tail="\n".join(str(r) for r in rows),
+                )
+            live.update(
+                Group(
+                    Spinner("dots", text=f"waiting for every claim to be Ready ({elapsed:.0f}s)"),
+                    claims_table(rows),
+                )
+            )
+            time.sleep(2)
+    console.print(claims_table(rows))
+    console.print(f"[green]✓ {len(rows)} clusters Ready[/green] in {time.monotonic() - started:.1f}s")
+    return [r.name for r in rows]
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    name: str
+    synced: str
+    ready: str
+    message: str
+
+
+def claim_rows(hub: kube.Cluster) -> list[ClaimRow]:
+    try:
+        listed = json.loads(
+            kubectl.run(hub.kubeconfig, "get", "clusterclaims", "-A", "-o", "json", timeout=20)
         )
+    except InfraError:
+        return []  # the claim kind is served a moment after the provisioner starts
+    rows = []
+    for item in listed.get("items") or []:
+        conditions = {c["type"]: c for c in (item.get("status") or {}).get("conditions") or []}
+        ready = conditions.get("Ready", {})
+        rows.append(
+            ClaimRow(
+                item["metadata"]["name"],
+                conditions.get("Synced", {}).get("status", "-"),
+                ready.get("status", "-"),
+                ready.get("message") or ready.get("reason") or "",
+            )
+        )
+    return sorted(rows, key=lambda r: r.name)
 
 
-def hints(env: Environment, running: fleet.Fleet, console: Console) -> None:
-    """What a user can try while the demo holds the fleet (printed by ``fleetplane demo``)."""
+def claims_table(rows: list[ClaimRow]) -> Table:
+    table = Table("claim", "synced", "ready", "message", title="ClusterClaims (namespace team-a)")
+    for r in rows:
+        table.add_row(r.name, r.synced, r.ready, r.message[:90])
+    return table
+
+
+def hints(console: Console, hub: kube.Cluster, maestro: str, folder: Path) -> None:
+    """What a user can try while the demo holds the platform (printed by ``fleetplane demo``)."""
     kubectl_bin = paths.bin_dir() / "kubectl"
-    manifest = env.root / "demo" / "applicationset.yaml"
-    maestro = env.endpoints.get("maestro", {}).get("address", "")
-    console.print("the fleet and the pipeline keep running; try:")
+    console.print("the platform and the clusters keep running; try:")
     console.print(
-        f"  {kubectl_bin} --kubeconfig {running.hub.kubeconfig} apply -f {manifest}", soft_wrap=True
+        f"  {kubectl_bin} --kubeconfig {hub.kubeconfig} apply -f {folder / 'applicationset.yaml'}",
+        soft_wrap=True,
     )
     console.print(
-        f"  {kubectl_bin} --kubeconfig {running.hub.kubeconfig} get applications -n argocd", soft_wrap=True
+        f"  {kubectl_bin} --kubeconfig {hub.kubeconfig} get clusterclaims,applications -A", soft_wrap=True
     )
     works = " ".join(pipeline.fleetplane_argv("maestro", "works", "list", "--server", maestro))
     console.print(f"  {works}", soft_wrap=True)
