@@ -209,7 +209,8 @@ def claims(repo: str, count: int) -> list[Values]:
                 "parameters": {
                     "provider": "local",
                     "labels": dict(pipeline.CLUSTER_LABELS),
-                    "apps": {"repoURL": repo, "path": "apps/configmap1"},
+                    # the cluster's own apps; configmap1 comes only from the ApplicationSet
+                    "apps": {"repoURL": repo, "path": "apps/platform"},
                 },
                 "writeConnectionSecretToRef": {"name": f"demo-{i}-kubeconfig"},
             },

@@ -128,9 +128,9 @@ def demo(
 
         journey.provision(Path(outputs["claimsFile"]), hub, out, dead)
         provisioned = root.child("provisioned")
-        workers = [
-            kube.Cluster.from_env(provisioned, n.removeprefix("cluster/")) for n in provisioned.endpoints
-        ]
+        # A cluster's endpoint is `cluster/<name>`; its Argo CD's is `argocd/<name>`.
+        names = [n.removeprefix("cluster/") for n in provisioned.endpoints if n.startswith("cluster/")]
+        workers = [kube.Cluster.from_env(provisioned, n) for n in names]
         logs = {name: root.root / name / "logs" / f"{name}.log" for name in ("controllers", "provisioner")}
         stage = journey.Stage(hub, workers, outputs["appsRepo"], root.path("demo"), logs, dead)
         journey.play(stage, out)

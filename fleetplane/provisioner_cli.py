@@ -11,6 +11,7 @@ from fleetplane import logs
 from kubeio import objects
 from kubeio.rest import KubeRest
 from localinfra.environment import Environment
+from maestro.transport import layout
 from provisioner import operator
 
 app = typer.Typer(help="Claims -> composites -> worker clusters with Argo CD and a Maestro agent.")
@@ -33,7 +34,11 @@ def run(
     kubeconfig: str = KUBECONFIG,
     maestro: str = typer.Option("127.0.0.1:8090", "--maestro", envvar="MAESTRO_SERVER", help="Maestro gRPC."),
     kafka: str = typer.Option(..., "--kafka", envvar="KAFKA_BOOTSTRAP", help="Kafka the agents connect to."),
-    topic_prefix: str = typer.Option("", "--topic-prefix", help="Maestro's topic prefix (as the server's)."),
+    topic_prefix: str = typer.Option(
+        layout.DEFAULT.prefix,
+        "--topic-prefix",
+        help="Maestro's topic prefix (the server's; the agents get it).",
+    ),
     local_env: str = typer.Option(
         None,
         "--local-env",

@@ -54,7 +54,20 @@ data:
 """
 
 
+#: What every cluster of the demo syncs from its claim (the composition's ``worker-apps``):
+#: something other than ``configmap1``, which only the ApplicationSet's cases bring.
+PLATFORM_APPS = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: fleetplane-platform
+data:
+  owner: platform team
+"""
+
+
 def demo_apps_repo(repo: Path) -> str:
-    """The apps repository of the source document's cases: ``configmap1`` under ``apps/configmap1``."""
-    commit(repo, {"apps/configmap1/configmap.yaml": CONFIGMAP1}, "configmap1")
+    """The apps repository of the demo: the source document's ``configmap1`` under
+    ``apps/configmap1`` and the clusters' own ``apps/platform``."""
+    files = {"apps/configmap1/configmap.yaml": CONFIGMAP1, "apps/platform/configmap.yaml": PLATFORM_APPS}
+    commit(repo, files, "configmap1 and the platform apps")
     return url(repo)

@@ -99,7 +99,8 @@ def start(env: Environment, name: str = "postgres", *, durable: bool = True) -> 
         check=False,
     )
     if init.returncode != 0:
-        raise InfraError("initdb failed", fix=f"check that {data} is writable", log_tail=init.stderr[-2000:])
+        output = (init.stdout + init.stderr)[-2000:]
+        raise InfraError("initdb failed", fix=f"check that {data} is writable", log_tail=output)
     port = ports.free_port()
     argv = [
         str(bindir / "postgres"),

@@ -29,6 +29,7 @@ from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
 from maestro.client import MaestroClient
+from maestro.transport import layout
 from provisioner import api, catalog, compositions, reconciler, render, xrd
 from provisioner.providers.base import ClusterProvider
 from provisioner.providers.local import LocalProvider
@@ -46,7 +47,8 @@ class ProvisionerSettings:
     kubeconfig: str | None
     maestro: str
     kafka: str
-    topic_prefix: str = ""
+    #: the Maestro server's (its default unless the server was given another)
+    topic_prefix: str = layout.DEFAULT.prefix
     hub_name: str = "hub"
     inventory_namespace: str = "argocd"
     #: the folder of the local environment whose etcd local clusters share (``fleetplane local up``)

@@ -102,4 +102,5 @@ def test_demo_claims_select_the_demo_applicationset() -> None:
     assert [d["metadata"]["name"] for d in docs[1:]] == ["demo-1", "demo-2"]
     params = docs[1]["spec"]["parameters"]
     assert params["labels"] == {"fleetplane.io/demo": "true"}
-    assert params["apps"]["repoURL"] == "file:///repo" and params["provider"] == "local"
+    assert params["apps"] == {"repoURL": "file:///repo", "path": "apps/platform"}
+    assert params["provider"] == "local"

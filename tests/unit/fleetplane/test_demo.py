@@ -5,27 +5,31 @@ operation's message is shown; case 1 needs every Application Unknown with an err
 configmap1; case 2 needs every Application Synced/Healthy and configmap1 everywhere; case 3 needs
 everything gone, and a failed read never counts as gone. A wait that times out names what was
 expected, what was last seen and the logs; a process of the environment that died stops the wait
-at once with its log.
+at once with its log (the provisioned clusters' processes included).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from controllers import contract
-from fleetplane.demo import pipeline
-from fleetplane.demo.journey import application_set, cases, wait_for
+from fleetplane.demo.journey import Stage, application_set, cases, wait_for
 from fleetplane.demo.view import AppRow, Snapshot, app_row
-from localinfra import process
+from localinfra import kube, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
 APPS = ["worker-1-configmap1", "worker-2-configmap1"]
+
+
+def make_stage(folder: Path, dead: Callable[[], list[process.ProcessRecord]]) -> Stage:
+    hub = kube.Cluster("hub", "https://127.0.0.1:1", folder / "hub")
+    return Stage(hub, [], "file:///repo", folder, {"controllers": folder / "controllers.log"}, dead)
 
 
 def hub_app(name: str, status: Mapping[str, object]) -> dict[str, object]:
@@ -95,10 +99,10 @@ def test_application_set_is_opted_in_and_selects_the_demo_clusters() -> None:
 def test_a_case_not_passing_in_time_names_what_was_expected_and_seen(tmp_path: Path) -> None:
     one = cases(APPS, tmp_path / "appset.yaml", tmp_path / "hub")[0]
     seen = Snapshot([row(APPS[0], "OutOfSync")], True, {"worker-1": False})
-    pipe = pipeline.Pipeline("127.0.0.1:1", {"controllers": tmp_path / "controllers.log"})
+    stage = make_stage(tmp_path, lambda: [])
     console = Console(file=io.StringIO())
     with pytest.raises(InfraError) as failed:
-        wait_for(one, lambda: seen, Environment(tmp_path / "env"), pipe, console, timeout=0.5)
+        wait_for(one, lambda: seen, stage, console, timeout=0.5)
     message = str(failed.value)
     assert "case 1 did not pass within" in message
     assert one.expect in message
@@ -111,11 +115,12 @@ def test_a_dead_process_stops_the_wait_with_its_log(tmp_path: Path) -> None:
     env = Environment(tmp_path / "env")
     log = tmp_path / "agent.log"
     log.write_text("boom: cannot reach Kafka\n")
-    env.add_process(process.ProcessRecord("worker-1/maestro-agent", 2**22 + 7, 1, ("agent",), str(log)))
+    env.child("provisioned").add_process(
+        process.ProcessRecord("worker-1/maestro-agent", 2**22 + 7, 1, ("agent",), str(log))
+    )
+    stage = make_stage(tmp_path, lambda: [r for r in env.all_processes() if not process.is_alive(r)])
     with pytest.raises(InfraError) as failed:
-        wait_for(
-            one, Snapshot, env, pipeline.Pipeline("127.0.0.1:1"), Console(file=io.StringIO()), timeout=60
-        )
+        wait_for(one, Snapshot, stage, Console(file=io.StringIO()), timeout=60)
     message = str(failed.value)
     assert "worker-1/maestro-agent died while the demo waited for case 1" in message
     assert "boom: cannot reach Kafka" in message
