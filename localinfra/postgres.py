@@ -81,26 +81,30 @@ def start(env: Environment, name: str = "postgres", *, durable: bool = True) -> 
             os.chmod(parent, os.stat(parent).st_mode | 0o011)
     log = env.root / name / "postgres.log"
     init = subprocess.run(
-        [
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "--no-instructions",
-        ],
+        process.as_user(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            user,
+        ),
         capture_output=True,
         text=True,
-        user=user,
         check=False,
     )
     if init.returncode != 0:
         output = (init.stdout + init.stderr)[-2000:]
-        raise InfraError("initdb failed", fix=f"check that {data} is writable", log_tail=output)
+        raise InfraError(
+            f"initdb failed (exit {init.returncode})", fix=f"check that {data} is writable", log_tail=output
+        )
     port = ports.free_port()
     argv = [
         str(bindir / "postgres"),

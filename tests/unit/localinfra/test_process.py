@@ -2,11 +2,15 @@
 
 Cases: a spawned process is alive and survives in a fresh record read back from JSON; stop ends it;
 a process that exits before it is ready raises at once with the last lines of its log; a recycled
-pid (same pid, another start time) does not count as ours.
+pid (same pid, another start time) does not count as ours; a command run as another user goes
+through setpriv (a Python fork in a gRPC process crashed the child) and runs as that user.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
+import subprocess
 import time
 from pathlib import Path
 
@@ -42,3 +46,14 @@ def test_recycled_pid_is_not_ours(tmp_path: Path) -> None:
     impostor = process.ProcessRecord("sleeper", record.pid, record.start_ticks + 1, record.argv, record.log)
     assert process.is_alive(record) and not process.is_alive(impostor)
     process.stop(record)
+
+
+def test_as_user_runs_the_command_as_that_user_without_forking_python() -> None:
+    assert process.as_user(["initdb", "-D", "x"], None) == ["initdb", "-D", "x"]
+    if os.geteuid() != 0:
+        pytest.skip("switching users needs root")
+    nobody = pwd.getpwnam("nobody")
+    argv = process.as_user(["id", "-u"], "nobody")
+    assert argv[0] == "setpriv" and argv[-3:] == ["--", "id", "-u"]
+    shown = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == str(nobody.pw_uid)
