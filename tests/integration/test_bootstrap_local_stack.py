@@ -6,7 +6,8 @@ Cases, in order on one stack:
   of the wrong type is refused by Pulumi's typed project config, naming the key too;
 - ``pulumi up`` creates the platform: the provisioner's CRDs and the default composition are
   served, the provisioner generated the claim kind from the definition, Maestro's gRPC health
-  says SERVING, the provisioner and the controllers are alive, the outputs say where things are;
+  says SERVING, the provisioner and the controllers are alive, the outputs say where things are
+  (the PostgreSQL DSN as a secret);
 - a second ``pulumi up`` changes nothing (``preview --expect-no-changes`` passes);
 - after the Maestro server is killed, ``pulumi refresh`` shows the drift, and ``pulumi up``
   restarts it on the same address;
@@ -94,7 +95,9 @@ def test_up_serves_the_platform(stack: pulumi_cli.Stack) -> None:
     root = Environment(Path(out["environment"]))
     names = {r.name for r in root.all_processes() if process.is_alive(r)}
     assert {"etcd", "hub/kube-apiserver", "maestro/server", "hub/provisioner", "hub/controllers"} <= names
-    assert out["postgresDsn"].startswith("postgresql://")
+    assert out["postgresDsn"] == "[secret]"  # shown only when asked for
+    shown = stack.run("stack", "output", "postgresDsn", "--show-secrets").stdout
+    assert shown.startswith("postgresql://") and shown.strip().endswith("/maestro")
     assert Path(out["claimsFile"]).is_file() and out["appsRepo"].startswith("file://")
 
 
