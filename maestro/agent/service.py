@@ -25,10 +25,10 @@ from maestro.wire import stubs
 
 log = logging.getLogger(__name__)
 
-# How long a status report is waited for: as long as the producer keeps trying to deliver it
-# (librdkafka's message.timeout.ms, 5 minutes by default). A broker restart is waited out, and a
-# report is then either delivered or has definitely failed (the agent exits, to resync on start).
-PUBLISH_TIMEOUT = 310.0
+# Status reports are published with `Publisher.deliver`: a broker restart is waited out (the
+# producer keeps every report queued until Kafka acknowledges it), and a report Kafka definitely
+# refused for a transient reason is sent again; only a permanent refusal (e.g. too large) raises,
+# and the agent exits, to resync on start.
 
 
 def _transient(exc: KafkaException) -> bool:
@@ -45,6 +45,9 @@ class AgentSettings:
     topics: layout.Layout = field(default_factory=layout.Layout)
     refresh_seconds: float = 5.0
     batch: int = 500
+    # Polling this long with nothing received while the broker holds more for the agent's
+    # partition means the consumer is stuck (it can be, after a broker restart): it is restarted.
+    stall_seconds: float = 20.0
 
 
 async def lookup_placement(server: str, cluster: str, timeout: float = 60.0) -> consumers.Consumer:
@@ -72,12 +75,15 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
     applier = KubeApplier(settings.cluster, settings.kubeconfig)
     publisher = clients.Publisher(settings.kafka, client_id=f"agent-{settings.cluster}")
     reader = clients.Reader(
-        settings.kafka, settings.topics.agent_group(settings.cluster), client_id=f"agent-{settings.cluster}"
+        settings.kafka,
+        settings.topics.agent_group(settings.cluster),
+        client_id=f"agent-{settings.cluster}",
+        stall_after=settings.stall_seconds,
     )
     await asyncio.to_thread(
         reader.assign, [(consumer.spec_placement.topic, consumer.spec_placement.partition)]
     )
-    publish = functools.partial(publisher.publish, timeout=PUBLISH_TIMEOUT)
+    publish = functools.partial(publisher.deliver, what=f"{settings.cluster}: status reports")
     agent = Agent(applier, publish, status_topic=settings.topics.status_topic)
     await agent.start()
     refresher = asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh")

@@ -56,6 +56,19 @@ class Running:
                 await result
 
 
+def _report_stopped(task: asyncio.Task[None]) -> None:
+    """A background loop runs until cancelled; one that ends otherwise must not go unnoticed."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    log.critical(
+        "background loop %s stopped: %r; this replica no longer does its work",
+        task.get_name(),
+        error,
+        exc_info=error,
+    )
+
+
 async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
     if migrate:
         await migrations.migrate(settings.dsn)
@@ -75,6 +88,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         settings.topics.server_group,
         client_id=settings.server_id,
         bundle_limit=settings.bundle_limit,
+        stall_after=settings.stall_seconds,
     )
     relay = OutboxRelay(st, publisher, topics, notifier, settings.relay_batch)
     ingester = StatusIngester(
@@ -111,6 +125,8 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         asyncio.create_task(ingester.run(), name="status-ingest"),
         asyncio.create_task(reaper.run(), name="deletion-reaper"),
     ]
+    for task in tasks:
+        task.add_done_callback(_report_stopped)
     log.info("maestro server %s serving on %s:%d", settings.server_id, settings.host, port)
 
     async def close_store() -> None:

@@ -51,14 +51,33 @@ class StatusIngester:
         while True:
             try:
                 messages = await self._reader.poll_batch(self._batch, 0.2)
-                if messages:
-                    await self.handle(messages)
-                    await self._reader.commit(messages)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("status ingest failed; the batch will be read again")
+                log.exception("reading status events failed; retrying")
                 await asyncio.sleep(1)
+                continue
+            if not messages:
+                continue
+            # The consumer's position is already past this batch: it is handled here, however many
+            # tries that takes (storing a report twice is a no-op), or it would never be read again.
+            pause = 0.5
+            while True:
+                try:
+                    await self.handle(messages)
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("status ingest failed; handling the batch again in %.1fs", pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 10.0)
+            try:
+                await self._reader.commit(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("committing status offsets failed (the next commit covers them): %s", exc)
 
     async def handle(self, messages: list[clients.Incoming]) -> None:
         reports: list[bundles.StatusReport] = []

@@ -24,6 +24,9 @@ class ServerSettings:
     relay_batch: int = 1000
     ingest_batch: int = 2000
     pool_size: int = 16
+    # The status reader restarts its consumer after polling this long with nothing received
+    # while the group's committed offsets lag the broker and do not move (clients.Reader).
+    stall_seconds: float = 30.0
     topics: layout.Layout = layout.DEFAULT
     server_id: str = dataclasses.field(default_factory=lambda: f"maestro-{socket.gethostname()}")
 

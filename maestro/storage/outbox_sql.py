@@ -90,6 +90,16 @@ async def ack(conn: psycopg.AsyncConnection, ids: Sequence[int], owner: str) -> 
         await conn.execute(_ACK, {"ids": list(ids), "owner": owner})
 
 
+async def renew(conn: psycopg.AsyncConnection, consumers: Sequence[str], owner: str, lease: timedelta) -> int:
+    """Extend this owner's leases of `consumers`; returns how many it still held."""
+    cur = await conn.execute(
+        "UPDATE consumers SET relay_lease_until = now() + %(lease)s "
+        "WHERE name = ANY(%(names)s) AND relay_owner = %(owner)s",
+        {"lease": lease, "names": list(consumers), "owner": owner},
+    )
+    return cur.rowcount
+
+
 async def release(conn: psycopg.AsyncConnection, owner: str) -> None:
     await conn.execute(
         "UPDATE consumers SET relay_owner = NULL, relay_lease_until = NULL WHERE relay_owner = %s", (owner,)

@@ -208,6 +208,15 @@ class Store:
         async with self._pool.connection() as conn, conn.transaction():
             await outbox_sql.ack(conn, ids, self.owner)
 
+    async def renew_outbox(self, consumers: Sequence[str], lease: timedelta = timedelta(seconds=30)) -> int:
+        """Keep leasing `consumers` while their events are still on their way to Kafka.
+
+        Returns how many of them this store still held (a lease that had expired and was taken by
+        another relay is not taken back).
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            return await outbox_sql.renew(conn, consumers, self.owner, lease)
+
     async def release_outbox(self) -> None:
         """Give back every lease this store holds (unacked events become claimable at once)."""
         async with self._pool.connection() as conn, conn.transaction():

@@ -1,0 +1,207 @@
+"""The Kafka clients' edges around a broker restart, over fake librdkafka handles.
+
+Cases: an error event in the middle of a consumed batch is logged and the messages around it are
+still handed over (the consumer's position is already past them: raising would lose them for
+good), while a fatal one raises; a publish tracks its own messages, not the producer's whole queue,
+so a flush timeout says how many of *its* messages are pending and a later wait sees them
+delivered; `deliver` waits a broker outage out without sending anything twice, sends again only
+what Kafka definitely refused for a transient reason, and raises on a permanent refusal; an
+assigned reader whose consumer hands out nothing while the broker holds more is started afresh at
+the next offset it would hand out (asking a fresh consumer if the stuck one cannot answer), and
+one that is caught up, cannot ask the broker, or does not watch is left alone; a group member
+restarts only when the group's committed offsets lag the broker and stopped moving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from maestro.transport import clients
+from tests.unit.maestro import kafkafakes
+from tests.unit.maestro.kafkafakes import FakeConsumer, FakeMessage, FakeProducer
+
+
+def outgoing(n: int, partition: int = 0) -> list[clients.Outgoing]:
+    return [clients.Outgoing("t.spec", "c1", [], f"m{i}".encode(), partition) for i in range(n)]
+
+
+def test_an_error_event_in_a_batch_does_not_drop_its_messages(caplog: pytest.LogCaptureFixture) -> None:
+    batch = [
+        FakeMessage(10),
+        FakeMessage(11),
+        FakeMessage(-1, KafkaError(KafkaError._TRANSPORT, "broker went away")),
+        FakeMessage(12),
+    ]
+    reader = kafkafakes.reader(FakeConsumer([batch]))
+    with caplog.at_level(logging.WARNING):
+        got = reader.poll_batch_sync(500, 0.1)
+    assert [m.offset for m in got] == [10, 11, 12]
+    assert "broker went away" in caplog.text
+
+
+def test_a_fatal_consumer_error_raises() -> None:
+    fatal = KafkaError(KafkaError._FENCED, "fenced", fatal=True)
+    reader = kafkafakes.reader(FakeConsumer([[FakeMessage(1), FakeMessage(-1, fatal)]]))
+    with pytest.raises(KafkaException):
+        reader.poll_batch_sync(500, 0.1)
+
+
+def test_a_timed_out_publish_counts_its_own_messages_and_settles_later() -> None:
+    producer = FakeProducer()
+    publisher = kafkafakes.publisher(producer)
+    other = publisher.send_sync(outgoing(5, partition=1))  # another caller's, never answered here
+    with pytest.raises(clients.PublishError, match="0 failed, 2 unacknowledged"):
+        publisher.publish_sync(outgoing(2), timeout=0.05)
+    mine = publisher.send_sync(outgoing(3))
+    assert not publisher.wait_sync(mine, 0.05) and mine.pending == 3
+    # The broker is back: the queued messages are delivered, whoever polls.
+    producer.settle(producer.unsettled())
+    assert publisher.wait_sync(other, 1.0)
+    assert mine.settled and mine.ok and sorted(mine.delivered) == [0, 1, 2]
+
+
+def test_a_refusal_reported_to_another_callers_poll_still_fails_the_publish() -> None:
+    producer = FakeProducer()
+    publisher = kafkafakes.publisher(producer)
+    mine = publisher.send_sync(outgoing(2))
+    producer.settle(producer.produced[:1], KafkaError(KafkaError._MSG_TIMED_OUT))
+    producer.settle(producer.produced[1:])
+    other = publisher.send_sync(outgoing(1, partition=1))
+    producer.settle(producer.produced[2:])
+    assert publisher.wait_sync(other, 1.0)  # served every report, mine included
+    assert mine.settled and not mine.ok
+    assert [item.value for item in mine.failed_items()] == [b"m0"]
+    assert "1 failed, 0 unacknowledged" in str(mine.error())
+
+
+def test_a_message_the_producer_refuses_at_once_counts_as_failed() -> None:
+    producer = FakeProducer()
+    producer.refuse = KafkaError(KafkaError._UNKNOWN_PARTITION, "unknown partition")
+    delivery = kafkafakes.publisher(producer).send_sync(outgoing(2))
+    assert delivery.settled and len(delivery.failed) == 2 and not producer.produced
+
+
+async def test_deliver_waits_out_an_outage_and_sends_again_only_what_was_refused() -> None:
+    producer = FakeProducer()
+    publisher = kafkafakes.publisher(producer)
+    task = asyncio.create_task(publisher.deliver(outgoing(3), what="test"))
+    await asyncio.sleep(0.2)
+    # Broker away: nothing settles, nothing is produced twice.
+    assert len(producer.produced) == 3 and not task.done()
+    first = list(producer.produced)
+    producer.settle(first[:2])
+    producer.settle(first[2:], KafkaError(KafkaError._MSG_TIMED_OUT))
+    for _ in range(200):
+        if len(producer.produced) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert [p.value for p in producer.produced] == [b"m0", b"m1", b"m2", b"m2"]
+    producer.settle(producer.produced[3:])
+    await asyncio.wait_for(task, 5)
+
+
+async def test_deliver_raises_on_a_permanent_refusal() -> None:
+    producer = FakeProducer()
+    publisher = kafkafakes.publisher(producer)
+    task = asyncio.create_task(publisher.deliver(outgoing(1), what="test"))
+    await asyncio.sleep(0.05)
+    producer.settle(producer.produced, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+    with pytest.raises(clients.PublishError, match="1 failed"):
+        await asyncio.wait_for(task, 5)
+
+
+def poll_for(reader: clients.Reader, seconds: float) -> list[clients.Incoming]:
+    got: list[clients.Incoming] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got.extend(reader.poll_batch_sync(500, 0.0))
+        time.sleep(0.01)
+    return got
+
+
+@pytest.mark.parametrize("wedged", [False, True], ids=["answers", "wedged"])
+def test_a_stuck_assigned_consumer_is_started_afresh_at_the_next_offset(
+    wedged: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck = FakeConsumer([[FakeMessage(5), FakeMessage(6)]], committed=5)
+    reader = kafkafakes.reader(stuck, stall_after=0.1)
+    reader.assign([("t.spec", 0)])
+    assert stuck.assigned == [("t.spec", 0, 5)]
+    fresh, probe = FakeConsumer([[FakeMessage(7)]]), FakeConsumer()
+    made = [probe, fresh] if wedged else [fresh]
+    monkeypatch.setattr(clients, "Consumer", lambda config: made.pop(0))
+    if wedged:
+        # The stuck consumer cannot even answer for its end offsets: a fresh one is asked.
+        stuck.broker_away = True
+        probe.end_offset = 9
+    assert [m.offset for m in reader.poll_batch_sync(500, 0.0)] == [5, 6]
+    # The broker holds offsets up to 9, but the consumer hands out nothing: it is stuck.
+    stuck.end_offset = 9
+    got = poll_for(reader, 0.5)
+    assert reader.restarts == 1 and stuck.closed
+    assert fresh.assigned == [("t.spec", 0, 7)], "restarted exactly where it stopped: no loss, no repeat"
+    assert [m.offset for m in got] == [7]
+    assert probe.closed == wedged and not fresh.closed
+
+
+@pytest.mark.parametrize("case", ["caught-up", "broker-away", "no-watch"])
+def test_an_idle_consumer_is_left_alone_when_it_is_not_behind(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = FakeConsumer(committed=3)
+    consumer.end_offset = 3 if case == "caught-up" else 10
+    consumer.broker_away = case == "broker-away"
+    reader = kafkafakes.reader(consumer, stall_after=None if case == "no-watch" else 0.05)
+    probes: list[FakeConsumer] = []
+
+    def probe(config: object) -> FakeConsumer:
+        probes.append(FakeConsumer())
+        probes[-1].broker_away = True  # the broker is away for a fresh consumer too
+        return probes[-1]
+
+    monkeypatch.setattr(clients, "Consumer", probe)
+    reader.assign([("t.spec", 0)])
+    poll_for(reader, 0.3)
+    assert reader.restarts == 0 and not consumer.closed
+    assert all(p.closed for p in probes) and bool(probes) == (case == "broker-away")
+
+
+def test_a_group_member_restarts_only_when_the_group_makes_no_progress(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(clients.time, "monotonic", lambda: clock[0])
+    stuck = FakeConsumer()
+    stuck.group_committed, stuck.end_offset = {0: 4, 1: 7}, 7
+    reader = kafkafakes.reader(stuck, stall_after=10.0)
+    reader.subscribe(["t.status"])
+    fresh = FakeConsumer()
+    monkeypatch.setattr(clients, "Consumer", lambda config: fresh)
+
+    def idle_for(seconds: float) -> None:
+        for _ in range(int(seconds)):
+            reader.poll_batch_sync(500, 0.0)
+            clock[0] += 1.0
+
+    # Another member is reading partition 0: its committed offset moves between checks.
+    for committed in (4, 5, 6):
+        stuck.group_committed[0] = committed
+        idle_for(11)
+    assert reader.restarts == 0
+    # Nobody reads it any more: the member leaves and joins again with a fresh consumer.
+    idle_for(11)
+    assert reader.restarts == 1 and stuck.closed and fresh.subscribed == ["t.status"]
+
+
+def test_an_idle_group_member_that_is_caught_up_is_left_alone() -> None:
+    consumer = FakeConsumer()
+    consumer.group_committed, consumer.end_offset = {0: 7, 1: 7}, 7
+    reader = kafkafakes.reader(consumer, stall_after=0.05)
+    reader.subscribe(["t.status"])
+    poll_for(reader, 0.3)
+    assert reader.restarts == 0 and not consumer.closed
