@@ -32,7 +32,7 @@ lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/lint-imports
-	@$(BIN)/mypy kubeio maestro localinfra fleetplane controllers provisioner
+	@$(BIN)/mypy kubeio maestro localinfra fleetplane controllers provisioner bootstrap
 
 unit: $(STAMP)
 	@echo "[fleetplane] tier: unit"

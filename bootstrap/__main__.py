@@ -18,8 +18,9 @@ try:
 
         local_stack.run(local_stack.LocalConfig.read(reader, pulumi.get_stack()))
     else:
-        from bootstrap import aws_stack
+        # Imported only here: the AWS SDKs take seconds to load, and the local stack needs none.
+        import bootstrap.aws_stack
 
-        aws_stack.main(reader, config)
+        bootstrap.aws_stack.main(reader, config)
 except stack_config.ConfigError as exc:
     raise pulumi.RunError(str(exc)) from None

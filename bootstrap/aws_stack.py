@@ -1,0 +1,290 @@
+"""The ``aws`` stack: a VPC, an EKS management cluster, RDS PostgreSQL, MSK, and the platform on EKS.
+
+Config (``pulumi config set fleetplane:<key> <value>``; ``aws:region`` picks the region):
+- ``vpcCidr`` (default ``10.40.0.0/16``; a /16 to /20): carved into one public and one private
+  subnet per availability zone;
+- ``availabilityZones`` (2..3, default 2);
+- ``eksVersion`` (default ``1.33``), ``nodeInstanceType`` (default ``m6i.large``), ``nodeCount``
+  (1..20, default 2): the management cluster's nodes, in the private subnets;
+- ``dbInstanceClass`` (default ``db.t4g.medium``) and ``dbPassword`` (required, set with
+  ``--secret``): Maestro's PostgreSQL, private and encrypted;
+- ``kafkaVersion`` (default ``3.8.x``), ``kafkaBrokers`` (default 2; a multiple of the zones):
+  MSK, in the private subnets;
+- ``image`` (default ``ghcr.io/fleetplane/fleetplane:0.1.0``): the container image of the
+  platform's processes. No image is built here: building and publishing it is left out.
+
+It cannot reach AWS from this machine: ``tests/unit/bootstrap/test_aws_stack.py`` runs it against
+Pulumi's mocks and checks the resources, their wiring and the outputs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from bootstrap import aws_platform
+from bootstrap.stack_config import ConfigError, Reader
+
+POSTGRES_PORT = 5432
+#: MSK's plaintext listener: fleetplane's Kafka clients do not speak TLS yet (see the README).
+KAFKA_PORT = 9092
+CLUSTER_NAME = "fleetplane-management"
+#: registry[:port]/path..., then a tag or a digest (a bare `latest` would drift under the stack)
+IMAGE_PATTERN = (
+    r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
+    r"(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})"
+)
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    vpc_cidr: str
+    availability_zones: int
+    eks_version: str
+    node_instance_type: str
+    node_count: int
+    db_instance_class: str
+    kafka_version: str
+    kafka_brokers: int
+    image: str
+
+    @classmethod
+    def read(cls, reader: Reader) -> AwsConfig:
+        cidr = reader.string("vpcCidr", "10.40.0.0/16", r"[0-9./]+", "an IPv4 CIDR such as 10.40.0.0/16")
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            raise ConfigError(
+                "vpcCidr", cidr, "an IPv4 network address such as 10.40.0.0/16", "10.40.0.0/16"
+            ) from None
+        if not 16 <= network.prefixlen <= 20:
+            raise ConfigError(
+                "vpcCidr", cidr, "a /16 to /20 network (six subnets are carved from it)", "10.40.0.0/16"
+            )
+        zones = reader.integer("availabilityZones", 2, 2, 3)
+        brokers = reader.integer("kafkaBrokers", zones, zones, 3 * zones)
+        if brokers % zones:
+            raise ConfigError(
+                "kafkaBrokers", str(brokers), f"a multiple of availabilityZones ({zones})", str(zones)
+            )
+        return cls(
+            vpc_cidr=cidr,
+            availability_zones=zones,
+            eks_version=reader.string(
+                "eksVersion", "1.33", r"1\.(2[89]|3[0-9])", "an EKS version from 1.28 to 1.39"
+            ),
+            node_instance_type=reader.string(
+                "nodeInstanceType",
+                "m6i.large",
+                r"[a-z][a-z0-9-]*\.[0-9]*[a-z]+",
+                "an EC2 instance type such as m6i.large",
+            ),
+            node_count=reader.integer("nodeCount", 2, 1, 20),
+            db_instance_class=reader.string(
+                "dbInstanceClass",
+                "db.t4g.medium",
+                r"db\.[a-z0-9]+\.[0-9]*[a-z]+",
+                "an RDS class such as db.t4g.medium",
+            ),
+            kafka_version=reader.string(
+                "kafkaVersion", "3.8.x", r"[0-9]+\.[0-9]+\.([0-9]+|x)", "an MSK Kafka version such as 3.8.x"
+            ),
+            kafka_brokers=brokers,
+            image=reader.string(
+                "image",
+                "ghcr.io/fleetplane/fleetplane:0.1.0",
+                IMAGE_PATTERN,
+                "an image reference with a tag or digest",
+            ),
+        )
+
+
+def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
+    """Public and private subnets, one of each per zone, each an eighth of the VPC."""
+    blocks = [str(b) for b in ipaddress.IPv4Network(vpc_cidr).subnets(prefixlen_diff=3)]
+    return blocks[:zones], blocks[zones : 2 * zones]
+
+
+def _tags(name: str, **extra: str) -> dict[str, str]:
+    return {"Name": f"fleetplane-{name}", "app.kubernetes.io/part-of": "fleetplane", **extra}
+
+
+@dataclass(frozen=True)
+class Created:
+    """What ``run`` made that its tests look into (everything is exported or wired below)."""
+
+    vpc: aws.ec2.Vpc
+    cluster: eks.Cluster
+    db: aws.rds.Instance
+    db_security_group: aws.ec2.SecurityGroup
+    kafka: aws.msk.Cluster
+    kafka_security_group: aws.ec2.SecurityGroup
+    dsn: pulumi.Output[str]
+    maestro_address: pulumi.Output[str]
+
+
+def run(config: AwsConfig, db_password: pulumi.Output[str]) -> Created:
+    zones = aws.get_availability_zones(state="available").names[: config.availability_zones]
+    vpc = aws.ec2.Vpc(
+        "vpc",
+        cidr_block=config.vpc_cidr,
+        enable_dns_hostnames=True,
+        enable_dns_support=True,
+        tags=_tags("vpc"),
+    )
+    igw = aws.ec2.InternetGateway("igw", vpc_id=vpc.id, tags=_tags("igw"))
+    public_cidrs, private_cidrs = subnet_cidrs(config.vpc_cidr, config.availability_zones)
+    public = [
+        aws.ec2.Subnet(
+            f"public-{i}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=zone,
+            map_public_ip_on_launch=True,
+            tags=_tags(f"public-{i}", **{"kubernetes.io/role/elb": "1"}),
+        )
+        for i, (cidr, zone) in enumerate(zip(public_cidrs, zones, strict=True))
+    ]
+    private = [
+        aws.ec2.Subnet(
+            f"private-{i}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=zone,
+            tags=_tags(f"private-{i}", **{"kubernetes.io/role/internal-elb": "1"}),
+        )
+        for i, (cidr, zone) in enumerate(zip(private_cidrs, zones, strict=True))
+    ]
+    public_routes = aws.ec2.RouteTable(
+        "public",
+        vpc_id=vpc.id,
+        routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
+        tags=_tags("public"),
+    )
+    # One NAT gateway for the private subnets: the management plane's egress is light, and a NAT
+    # per zone triples its cost; a zone outage then cuts egress only, not the cluster.
+    nat = aws.ec2.NatGateway(
+        "nat",
+        subnet_id=public[0].id,
+        allocation_id=aws.ec2.Eip("nat", domain="vpc", tags=_tags("nat")).id,
+        tags=_tags("nat"),
+    )
+    private_routes = aws.ec2.RouteTable(
+        "private",
+        vpc_id=vpc.id,
+        routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
+        tags=_tags("private"),
+    )
+    for i, subnet in enumerate(public):
+        aws.ec2.RouteTableAssociation(f"public-{i}", subnet_id=subnet.id, route_table_id=public_routes.id)
+    for i, subnet in enumerate(private):
+        aws.ec2.RouteTableAssociation(f"private-{i}", subnet_id=subnet.id, route_table_id=private_routes.id)
+    private_ids = [s.id for s in private]
+
+    cluster = eks.Cluster(
+        "management",
+        name=CLUSTER_NAME,
+        vpc_id=vpc.id,
+        public_subnet_ids=[s.id for s in public],
+        private_subnet_ids=private_ids,
+        node_associate_public_ip_address=False,
+        instance_type=config.node_instance_type,
+        desired_capacity=config.node_count,
+        min_size=config.node_count,
+        max_size=2 * config.node_count,
+        version=config.eks_version,
+        tags=_tags("management"),
+    )
+    nodes = cluster.node_security_group_id
+
+    db_sg = _reachable_from_nodes("postgres", vpc.id, nodes, POSTGRES_PORT)
+    db = aws.rds.Instance(
+        "maestro",
+        engine="postgres",
+        engine_version="17",
+        instance_class=config.db_instance_class,
+        allocated_storage=50,
+        db_name="maestro",
+        username="maestro",
+        password=db_password,
+        db_subnet_group_name=aws.rds.SubnetGroup(
+            "maestro", subnet_ids=private_ids, tags=_tags("maestro")
+        ).name,
+        vpc_security_group_ids=[db_sg.id],
+        publicly_accessible=False,
+        storage_encrypted=True,
+        backup_retention_period=7,
+        final_snapshot_identifier="fleetplane-maestro-final",
+        tags=_tags("maestro"),
+    )
+
+    kafka_sg = _reachable_from_nodes("kafka", vpc.id, nodes, KAFKA_PORT)
+    kafka = aws.msk.Cluster(
+        "kafka",
+        cluster_name="fleetplane",
+        kafka_version=config.kafka_version,
+        number_of_broker_nodes=config.kafka_brokers,
+        broker_node_group_info={
+            "instance_type": "kafka.m5.large",
+            "client_subnets": private_ids,
+            "security_groups": [kafka_sg.id],
+            "storage_info": {"ebs_storage_info": {"volume_size": 100}},
+        },
+        encryption_info={"encryption_in_transit": {"client_broker": "TLS_PLAINTEXT", "in_cluster": True}},
+        tags=_tags("kafka"),
+    )
+
+    dsn: pulumi.Output[str] = pulumi.Output.secret(
+        pulumi.Output.all(db.address, db_password).apply(
+            lambda parts: (
+                f"postgresql://maestro:{parts[1]}@{parts[0]}:{POSTGRES_PORT}/maestro?sslmode=require"
+            )
+        )
+    )
+    provider = k8s.Provider("management", kubeconfig=cluster.kubeconfig_json)
+    region = aws.get_region().region
+    maestro_address = aws_platform.install(
+        provider,
+        aws_platform.PlatformSettings(
+            image=config.image, dsn=dsn, kafka=kafka.bootstrap_brokers, aws_region=region
+        ),
+    )
+
+    pulumi.export("vpcId", vpc.id)
+    pulumi.export("clusterName", CLUSTER_NAME)
+    pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig_json))
+    pulumi.export("postgresEndpoint", db.endpoint)
+    pulumi.export("kafkaBootstrap", kafka.bootstrap_brokers)
+    pulumi.export("maestroAddress", maestro_address)
+    pulumi.export("platformNamespace", aws_platform.NAMESPACE)
+    return Created(vpc, cluster, db, db_sg, kafka, kafka_sg, dsn, maestro_address)
+
+
+def _reachable_from_nodes(
+    name: str, vpc_id: pulumi.Input[str], nodes: pulumi.Input[str], port: int
+) -> aws.ec2.SecurityGroup:
+    """A security group that lets only the cluster's nodes in, on ``port`` only."""
+    return aws.ec2.SecurityGroup(
+        name,
+        vpc_id=vpc_id,
+        description=f"fleetplane {name}: port {port} from the management cluster's nodes only",
+        ingress=[{"protocol": "tcp", "from_port": port, "to_port": port, "security_groups": [nodes]}],
+        egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": ["0.0.0.0/0"]}],
+        tags=_tags(name),
+    )
+
+
+def main(reader: Reader, config: pulumi.Config) -> None:
+    """Read and check the config (a missing password is a config error too), then create it all."""
+    settings = AwsConfig.read(reader)
+    password = config.get_secret("dbPassword")
+    if password is None:
+        raise ConfigError(
+            "dbPassword", "", "Maestro's PostgreSQL password, set as a secret", "--secret <password>"
+        )
+    run(settings, password)
