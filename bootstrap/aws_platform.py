@@ -70,11 +70,24 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
         "name": "KAFKA_BOOTSTRAP",
         "valueFrom": {"configMapKeyRef": {"name": "kafka", "key": "bootstrap"}},
     }
-    server = ["maestro", "server", "--kafka", "$(KAFKA_BOOTSTRAP)", "--port", str(MAESTRO_PORT)]
+    # The DSN reaches `maestro server` and `maestro migrate` through MAESTRO_DSN, the variable
+    # their --dsn reads: as a flag it would sit in every process listing of the pod.
     _deployment(
         "maestro",
         settings.image,
-        [*server, "--server-id", "$(POD_NAME)"],
+        [
+            "maestro",
+            "server",
+            "--kafka",
+            "$(KAFKA_BOOTSTRAP)",
+            # the default, 127.0.0.1, would hide the server from its Service and its probe
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(MAESTRO_PORT),
+            "--server-id",
+            "$(POD_NAME)",
+        ],
         [db, kafka, {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         in_namespace,
         replicas=2,
@@ -187,7 +200,8 @@ def _deployment(
         }
     else:
         container["ports"] = [{"name": "grpc", "containerPort": port}]
-        container["readinessProbe"] = {"tcpSocket": {"port": port}, "periodSeconds": 10}
+        # The server reports SERVING on gRPC health once it listens (EKS 1.28+ probes gRPC).
+        container["readinessProbe"] = {"grpc": {"port": port}, "periodSeconds": 10}
     pod: dict[str, Any] = {"serviceAccountName": SERVICE_ACCOUNT, "containers": [container]}
     if init:
         pod["initContainers"] = [

@@ -3,11 +3,12 @@
 Config (``pulumi config set fleetplane:<key> <value>``; ``aws:region`` picks the region):
 - ``vpcCidr`` (default ``10.40.0.0/16``; a /16 to /20): carved into one public and one private
   subnet per availability zone;
-- ``availabilityZones`` (2..3, default 2);
+- ``availabilityZones`` (2..3, default 2; no more than the region has available);
 - ``eksVersion`` (default ``1.33``), ``nodeInstanceType`` (default ``m6i.large``), ``nodeCount``
   (1..20, default 2): the management cluster's nodes, in the private subnets;
-- ``dbInstanceClass`` (default ``db.t4g.medium``) and ``dbPassword`` (required, set with
-  ``--secret``): Maestro's PostgreSQL, private and encrypted;
+- ``dbInstanceClass`` (default ``db.t4g.medium``) and ``dbPassword`` (required, and refused unless
+  set with ``--secret``; 8 to 128 printable ASCII characters but ``/ ' " @`` and space, as RDS
+  requires): Maestro's PostgreSQL, private and encrypted;
 - ``kafkaVersion`` (default ``3.8.x``), ``kafkaBrokers`` (default 2; a multiple of the zones):
   MSK, in the private subnets;
 - ``image`` (default ``ghcr.io/fleetplane/fleetplane:0.1.0``): the container image of the
@@ -20,7 +21,9 @@ Pulumi's mocks and checks the resources, their wiring and the outputs.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import pulumi
 import pulumi_aws as aws
@@ -39,6 +42,8 @@ IMAGE_PATTERN = (
     r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
     r"(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})"
 )
+#: What RDS accepts as a PostgreSQL master password.
+DB_PASSWORD_PATTERN = r"[!#-&(-.0-?A-~]{8,128}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,15 @@ class Created:
 
 
 def run(config: AwsConfig, db_password: pulumi.Output[str]) -> Created:
-    zones = aws.get_availability_zones(state="available").names[: config.availability_zones]
+    zones = aws.get_availability_zones(state="available").names
+    if len(zones) < config.availability_zones:
+        raise ConfigError(
+            "availabilityZones",
+            str(config.availability_zones),
+            f"at most {len(zones)}, the zones this region has available",
+            str(len(zones)),
+        )
+    zones = zones[: config.availability_zones]
     vpc = aws.ec2.Vpc(
         "vpc",
         cidr_block=config.vpc_cidr,
@@ -240,11 +253,7 @@ def run(config: AwsConfig, db_password: pulumi.Output[str]) -> Created:
     )
 
     dsn: pulumi.Output[str] = pulumi.Output.secret(
-        pulumi.Output.all(db.address, db_password).apply(
-            lambda parts: (
-                f"postgresql://maestro:{parts[1]}@{parts[0]}:{POSTGRES_PORT}/maestro?sslmode=require"
-            )
-        )
+        pulumi.Output.all(db.address, db_password).apply(lambda parts: postgres_dsn(*parts))
     )
     provider = k8s.Provider("management", kubeconfig=cluster.kubeconfig_json)
     region = aws.get_region().region
@@ -279,12 +288,30 @@ def _reachable_from_nodes(
     )
 
 
+def read_db_password(reader: Reader, stored_as_secret: bool) -> str:
+    """The required ``dbPassword``; a refusal never repeats the value."""
+    expected = "8 to 128 printable ASCII characters except / ' \" @ and space, set with --secret"
+    fix = "--secret <password>"
+    raw = reader.get("dbPassword")
+    if raw is None or raw == "":
+        raise ConfigError("dbPassword", "", expected, fix)
+    # A plain value would sit unencrypted in Pulumi.<stack>.yaml, which is committed.
+    if not stored_as_secret:
+        raise ConfigError("dbPassword", "<set without --secret>", expected, fix)
+    if not re.fullmatch(DB_PASSWORD_PATTERN, raw):
+        raise ConfigError("dbPassword", "<secret>", expected, fix)
+    return raw
+
+
+def postgres_dsn(address: str, password: str) -> str:
+    # quoted: ':', '#', '%' or '?' in a password would otherwise end the URI's user-info
+    return (
+        f"postgresql://maestro:{quote(password, safe='')}@{address}:{POSTGRES_PORT}/maestro?sslmode=require"
+    )
+
+
 def main(reader: Reader, config: pulumi.Config) -> None:
-    """Read and check the config (a missing password is a config error too), then create it all."""
+    """Read and check the config, the password included, then create it all."""
     settings = AwsConfig.read(reader)
-    password = config.get_secret("dbPassword")
-    if password is None:
-        raise ConfigError(
-            "dbPassword", "", "Maestro's PostgreSQL password, set as a secret", "--secret <password>"
-        )
-    run(settings, password)
+    password = read_db_password(reader, pulumi.runtime.is_config_secret(config.full_key("dbPassword")))
+    run(settings, pulumi.Output.secret(password))
