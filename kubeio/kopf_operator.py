@@ -7,10 +7,22 @@ cluster to serve (the hub, a management cluster) by a path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Iterable
 
 import kopf
+
+# kopf.operator takes an ``insights`` argument but exports its type only from here.
+from kopf._cogs.structs.references import Insights
 from kubernetes import client, config
+
+from kubeio.errors import ClusterUnavailableError
+from kubeio.objects import CRD_PATH
+from kubeio.rest import MERGE_PATCH, KubeRest
+
+log = logging.getLogger(__name__)
 
 
 def connection(kubeconfig: str | None) -> kopf.ConnectionInfo:
@@ -57,6 +69,7 @@ async def operate(
     liveness: str | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    late_kinds: LateKinds | None = None,
 ) -> None:
     """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal."""
     await kopf.operator(
@@ -66,4 +79,56 @@ async def operate(
         liveness_endpoint=liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        insights=late_kinds.insights if late_kinds is not None else None,
     )
+
+
+class LateKinds:
+    """Makes sure kopf watches kinds whose CRDs the operator itself creates while it runs.
+
+    kopf learns of a new kind by re-reading discovery on each CRD watch event. The API server adds a
+    CRD to discovery a moment after it is ``Established``, so the rescan of the CRD's last event can
+    miss it; no later event rescans, and the kind's handlers never run (seen on a cold machine: a
+    claim kind's objects went unanswered for minutes). ``ensure_watched`` waits until kopf's own
+    view includes the kind, touching an annotation on the CRD (a new event, a new rescan) meanwhile.
+    """
+
+    NUDGE_ANNOTATION = "fleetplane.io/rescan"
+
+    def __init__(self, rest: KubeRest, *, nudge_every: float = 2.0, timeout: float = 60.0) -> None:
+        self.rest = rest
+        self.insights = Insights()
+        self.nudge_every = nudge_every
+        self.timeout = timeout
+
+    def watched(self, crd_name: str) -> bool:
+        plural, _, group = crd_name.partition(".")
+        return any(r.plural == plural and r.group == group for r in self.insights.watched_resources)
+
+    async def ensure_watched(self, crd_names: Iterable[str]) -> None:
+        for name in crd_names:
+            await self._ensure(name)
+
+    async def _ensure(self, crd_name: str) -> None:
+        deadline = time.monotonic() + self.timeout
+        nudges = 0
+        while not self.watched(crd_name):
+            if time.monotonic() > deadline:
+                raise ClusterUnavailableError(
+                    f"kopf did not start watching {crd_name} within {self.timeout:.0f}s of it being "
+                    "served; check the API server's discovery (kubectl api-resources)"
+                )
+            if nudges:
+                await self._nudge(crd_name)
+            nudges += 1
+            async with self.insights.revised:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.insights.revised.wait_for(lambda: self.watched(crd_name)), self.nudge_every
+                    )
+        if nudges > 1:
+            log.info("kopf watches %s after %d rescan nudges", crd_name, nudges - 1)
+
+    async def _nudge(self, crd_name: str) -> None:
+        patch = {"metadata": {"annotations": {self.NUDGE_ANNOTATION: str(time.time_ns())}}}
+        await self.rest.request("PATCH", f"{CRD_PATH}/{crd_name}", body=patch, content_type=MERGE_PATCH)

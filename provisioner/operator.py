@@ -67,6 +67,7 @@ class Provisioner:
     registry: kopf.OperatorRegistry
     kopf_settings: kopf.OperatorSettings
     reconciler: reconciler.Reconciler
+    late_kinds: kopf_operator.LateKinds
 
 
 def _providers(settings: ProvisionerSettings) -> tuple[dict[str, ClusterProvider], LocalWorkloads | None]:
@@ -112,6 +113,8 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
     def report(obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         kopf.event(obj, type=kind, reason=reason, message=message[:1000])  # type: ignore[arg-type]
 
+    # composite and claim kinds are served while the operator runs
+    late_kinds = kopf_operator.LateKinds(hub)
     rec = reconciler.Reconciler(
         hub,
         maestro,
@@ -123,6 +126,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
         ),
         workloads=workloads,
         report=report,
+        kinds_served=late_kinds.ensure_watched,
     )
     registry = kopf.OperatorRegistry()
     _register(registry, rec, settings)
@@ -142,7 +146,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
         await hub.close()
 
     kopf_settings = kopf_operator.settings(finalizer=FINALIZER, prefix="provisioner.fleetplane.io")
-    return Provisioner(registry, kopf_settings, rec)
+    return Provisioner(registry, kopf_settings, rec, late_kinds)
 
 
 async def install_platform(hub: objects.Objects) -> None:
@@ -276,7 +280,12 @@ def _register(
 async def serve(settings: ProvisionerSettings) -> None:
     """Build and run the provisioner in the current event loop (its clients bind to it)."""
     provisioner = build_operator(settings)
-    await kopf_operator.operate(provisioner.registry, provisioner.kopf_settings, liveness=settings.liveness)
+    await kopf_operator.operate(
+        provisioner.registry,
+        provisioner.kopf_settings,
+        liveness=settings.liveness,
+        late_kinds=provisioner.late_kinds,
+    )
 
 
 def run(settings: ProvisionerSettings) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,8 +114,11 @@ class Reconciler:
         *,
         workloads: LocalWorkloads | None = None,
         report: Reporter | None = None,
+        kinds_served: Callable[[Sequence[str]], Awaitable[None]] | None = None,
     ) -> None:
         self.hub = objects.Objects(hub)
+        # waits until the operator's own watches include kinds whose CRDs were just served
+        self.kinds_served = kinds_served
         self.maestro = maestro
         self.providers = providers
         self.settings = settings
@@ -147,6 +150,8 @@ class Reconciler:
         for crd in crds:
             await self.hub.wait_established(crd["metadata"]["name"])
         names = [c["metadata"]["name"] for c in crds]
+        if self.kinds_served is not None:
+            await self.kinds_served(names)
         await self._set_conditions(definition, ok=True, ready=True, message="serving " + ", ".join(names))
         return names
 
