@@ -82,7 +82,9 @@ def agent(
     kubeconfig: str = typer.Option(..., "--kubeconfig", help="Kubeconfig of the cluster to apply to."),
     kafka: str = KAFKA,
     server: str = SERVER,
-    refresh: float = typer.Option(5.0, help="Seconds between status refreshes of applied objects."),
+    refresh: float = typer.Option(
+        60.0, help="Seconds between full re-reads of applied objects (changes are watched: a safety net)."
+    ),
     topic_prefix: str = PREFIX,
     log_level: str = LOG,
 ) -> None:

@@ -12,7 +12,7 @@ as ``ClusterUnavailableError``; other failures map to ``NotFoundError`` (404), `
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,15 +145,27 @@ class KubeRest:
         if 200 <= status < 300:
             parsed: JsonObject = orjson.loads(reply) if reply else {}
             return parsed
-        message = _message(reply) or f"HTTP {status}"
-        reason = _reason(reply)
-        if status == 404:
-            raise NotFoundError(message, status=status, reason=reason)
-        if status == 409:
-            raise ConflictError(message)
-        raise ClusterError(
-            f"{message} (HTTP {status}{f' {reason}' if reason else ''})", status=status, reason=reason
-        )
+        raise _refusal(status, reply)
+
+    async def stream(self, path: str, *, query: Sequence[tuple[str, str]] = ()) -> AsyncIterator[JsonObject]:
+        """The JSON lines of a streaming GET (a watch) as they arrive. Not retried: a watcher that
+        loses its stream lists again. The server ends the stream (``timeoutSeconds``), so no read
+        timeout applies; a 429 or 5xx raises ``ClusterUnavailableError``."""
+        timeout = aiohttp.ClientTimeout(sock_connect=self.retry.connect_timeout)
+        async with self._http().get(path, params=list(query), timeout=timeout) as resp:
+            if resp.status != 200:
+                reply = await resp.read()
+                if resp.status in TRANSIENT_STATUSES:
+                    raise ClusterUnavailableError(f"GET {path}: HTTP {resp.status}: {_message(reply)}")
+                raise _refusal(resp.status, reply)
+            # Lines are read by hand: one event may be larger than aiohttp's line limit (64 KiB).
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield orjson.loads(line)
 
     async def _send(
         self, method: str, path: str, query: Sequence[tuple[str, str]], data: bytes | None, content_type: str
@@ -161,6 +173,18 @@ class KubeRest:
         headers = {"Content-Type": content_type} if data is not None else None
         async with self._http().request(method, path, params=list(query), data=data, headers=headers) as resp:
             return resp.status, await resp.read()
+
+
+def _refusal(status: int, reply: bytes) -> ClusterError | ConflictError:
+    message = _message(reply) or f"HTTP {status}"
+    reason = _reason(reply)
+    if status == 404:
+        return NotFoundError(message, status=status, reason=reason)
+    if status == 409:
+        return ConflictError(message)
+    return ClusterError(
+        f"{message} (HTTP {status}{f' {reason}' if reason else ''})", status=status, reason=reason
+    )
 
 
 def _log_retry(state: RetryCallState) -> None:

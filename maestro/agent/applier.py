@@ -90,6 +90,10 @@ class Applier(Protocol):
         """The cached record of a bundle (after `load_records` or the applier's own writes)."""
         ...
 
+    def records(self) -> list[AppliedRecord]:
+        """Every cached record (what `load_records` found and the applier's writes since)."""
+        ...
+
     async def apply(self, resource_id: str, version: int, bundle: Mapping[str, Any]) -> ApplyResult:
         """Apply every manifest, record what is ours, delete what the previous version dropped."""
         ...

@@ -174,6 +174,9 @@ class BundleApplier:
     def record(self, resource_id: str) -> AppliedRecord | None:
         return self._records.get(resource_id)
 
+    def records(self) -> list[AppliedRecord]:
+        return list(self._records.values())
+
     async def apply(self, resource_id: str, version: int, bundle: Mapping[str, Any]) -> ApplyResult:
         async with self._lock(resource_id):
             await self._ensure_loaded()

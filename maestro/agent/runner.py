@@ -9,7 +9,11 @@ callable, so the real agent (one Kafka partition, one cluster) and the benchmark
   a delete removes what the bundle applied and reports ``Deleted`` only when everything is gone.
 - Status is published only when it changed (by hash), each report with a sequence id above every
   earlier one, so the server can drop stale reports.
-- A periodic refresh re-reads applied objects and reports feedback changes (e.g. Argo CD's sync).
+- Objects change after they are applied (Argo CD syncs an Application, a Deployment rolls out):
+  ``mark_changed`` is told which bundles changed (by a watch of the applied objects, see
+  ``watcher``) and ``changes_forever`` re-reads just those, a moment later so a burst of events is
+  one read. A periodic ``refresh`` of every bundle is the safety net (and the only source of
+  changes for appliers nothing watches, such as the benchmark's in-memory one).
 """
 
 from __future__ import annotations
@@ -17,18 +21,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from maestro.agent import status as status_mod
 from maestro.agent.applier import Applier
+from maestro.agent.records import AppliedRecord
 from maestro.api import bundle_events, bundles, errors
 from maestro.transport import clients, cloudevents
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[clients.Outgoing]], Awaitable[None]]
+# Told every record the applier holds, each time they may have changed (a watcher follows them).
+Follow = Callable[[Iterable[AppliedRecord]], None]
 
 
 @dataclass
@@ -64,8 +71,10 @@ class Agent:
         status_topic: str,
         agent_id: str | None = None,
         sequences: status_mod.SequenceGenerator | None = None,
+        follow: Follow | None = None,
     ) -> None:
         self.applier = applier
+        self._follow = follow
         self.consumer = applier.consumer
         self._publish = publish
         self._status_topic = status_topic
@@ -73,6 +82,8 @@ class Agent:
         self._sequences = sequences or status_mod.SequenceGenerator()
         self._works: dict[str, _Work] = {}
         self._lock = asyncio.Lock()
+        self._changed: set[str] = set()
+        self._changed_event = asyncio.Event()
         self.stats = AgentStats()
 
     async def start(self) -> None:
@@ -84,8 +95,13 @@ class Agent:
             self._works[rid] = _Work(version=record.version, source="", applied_ok=record.version > 0)
             if record.version > 0:
                 versions[uuid.UUID(rid)] = record.version
+        self._followed()
         event = bundle_events.spec_resync_request_event(self.consumer, versions, source=self.agent_id)
         await self._publish([cloudevents.to_message(event, topic=self._status_topic, key=self.consumer)])
+
+    def _followed(self) -> None:
+        if self._follow is not None:
+            self._follow(self.applier.records())
 
     async def handle(self, messages: Sequence[clients.Incoming]) -> None:
         out: list[clients.Outgoing] = []
@@ -110,6 +126,7 @@ class Agent:
                 report = await self._handle_bundle(bundle)
                 if report is not None:
                     out.append(report)
+            self._followed()
         if out:
             await self._publish(out)
 
@@ -183,11 +200,16 @@ class Agent:
         event = bundle_events.status_report_event(report, source=self.agent_id)
         return cloudevents.to_message(event, topic=self._status_topic, key=self.consumer)
 
-    async def refresh(self) -> None:
-        """Re-read applied objects; report the works whose status changed; retry unfinished deletes."""
+    async def refresh(self, only: Iterable[str] | None = None) -> None:
+        """Re-read applied objects (of every bundle, or of ``only`` these); report the works whose
+        status changed; retry unfinished deletes."""
         out: list[clients.Outgoing] = []
         async with self._lock:
-            for rid, work in list(self._works.items()):
+            rids = list(self._works) if only is None else [rid for rid in only if rid in self._works]
+            for rid in rids:
+                work = self._works.get(rid)
+                if work is None:
+                    continue  # deleted by an earlier pass of this loop
                 if work.deleting:
                     bundle = bundles.ResourceBundle(
                         id=uuid.UUID(rid),
@@ -201,8 +223,29 @@ class Agent:
                     report = await self._observe(rid, work)
                 if report is not None:
                     out.append(report)
+            self._followed()
         if out:
             await self._publish(out)
+
+    def mark_changed(self, rids: set[str]) -> None:
+        """Objects of these bundles changed in the cluster (called by a watch)."""
+        self._changed |= rids
+        self._changed_event.set()
+
+    async def changes_forever(self, settle: float = 0.2) -> None:
+        """Re-read the bundles ``mark_changed`` named, ``settle`` seconds after the first of a burst."""
+        while True:
+            await self._changed_event.wait()
+            await asyncio.sleep(settle)
+            self._changed_event.clear()
+            rids, self._changed = self._changed, set()
+            try:
+                await self.refresh(rids)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the periodic refresh will see these again
+                log.exception("%s: reading changed objects failed", self.consumer)
 
     async def _observe(self, rid: str, work: _Work) -> clients.Outgoing | None:
         record = self.applier.record(rid)

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from maestro.agent.kube import KubeApplier
 from maestro.agent.runner import Agent
+from maestro.agent.watcher import AppliedObjectWatcher
 from maestro.api import consumers
 from maestro.transport import clients, layout
 from maestro.wire import query as wire_query
@@ -43,7 +44,8 @@ class AgentSettings:
     kafka: str
     server: str
     topics: layout.Layout = field(default_factory=layout.Layout)
-    refresh_seconds: float = 5.0
+    # Changes are watched; the periodic re-read of every applied object is the safety net.
+    refresh_seconds: float = 60.0
     batch: int = 500
     # Polling this long with nothing received while the broker holds more for the agent's
     # partition means the consumer is stuck (it can be, after a broker restart): it is restarted.
@@ -84,9 +86,14 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
         reader.assign, [(consumer.spec_placement.topic, consumer.spec_placement.partition)]
     )
     publish = functools.partial(publisher.deliver, what=f"{settings.cluster}: status reports")
-    agent = Agent(applier, publish, status_topic=settings.topics.status_topic)
+    # The watcher starts watching when the agent's start lists its records.
+    watcher = AppliedObjectWatcher(applier.backend.rest, lambda rids: agent.mark_changed(rids))
+    agent = Agent(applier, publish, status_topic=settings.topics.status_topic, follow=watcher.follow)
     await agent.start()
-    refresher = asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh")
+    background = [
+        asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh"),
+        asyncio.create_task(agent.changes_forever(), name="agent-changes"),
+    ]
     log.info(
         "agent for %s reading %s[%d]",
         settings.cluster,
@@ -121,8 +128,11 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
                         exc,
                     )
     finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await watcher.close()
         reader.close()
         await applier.close()

@@ -171,7 +171,6 @@ async def running_agent(server: MaestroUnderTest, cluster: kube.Cluster) -> Asyn
         kafka=server.settings.kafka,
         server=server.address,
         topics=server.settings.topics,
-        refresh_seconds=2.0,
     )
     ready = asyncio.Event()
     task = asyncio.create_task(agent_service.run(settings, ready=ready), name=f"agent-{cluster.name}")

@@ -4,7 +4,8 @@ real kube-apiservers.
 Cases: a bundle for each of two clusters is applied in the right cluster only, and its status
 (conditions and feedback values) reaches the query API; an update changes the object; a delete
 removes it from the cluster and the bundle from Maestro; an agent restarted later resyncs and
-applies what it missed while it was down.
+applies what it missed while it was down; a change made in the cluster to an applied object reaches
+the query API through the agent's watch, long before its periodic re-read.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def read_value(cluster: kube.Cluster, namespace: str, name: str) -> str | None:
         raise
 
 
+async def feedback_value(source: MaestroClient, work: uuid.UUID) -> str | None:
+    record = await source.get(work)
+    if record.status is None:
+        return None
+    for rs in record.status.resource_status:
+        for value in (rs.get("statusFeedback") or {}).get("values", []):
+            if value["name"] == "value":
+                return str(value["fieldValue"].get("string"))
+    return None
+
+
 async def eventually(check: Any, timeout: float = 60) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -81,14 +93,16 @@ async def eventually(check: Any, timeout: float = 60) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_agent(server: MaestroUnderTest, cluster: kube.Cluster) -> AsyncIterator[None]:
+async def running_agent(
+    server: MaestroUnderTest, cluster: kube.Cluster, refresh_seconds: float = 1.0
+) -> AsyncIterator[None]:
     settings = agent_service.AgentSettings(
         cluster=cluster.name,
         kubeconfig=str(cluster.kubeconfig),
         kafka=server.settings.kafka,
         server=server.address,
         topics=server.settings.topics,
-        refresh_seconds=1.0,
+        refresh_seconds=refresh_seconds,
     )
     ready = asyncio.Event()
     task = asyncio.create_task(agent_service.run(settings, ready=ready))
@@ -184,3 +198,27 @@ async def test_agent_resyncs_what_it_missed_while_down(
         await eventually(both_reported)
     status = (await source_client.get(work)).status
     assert status is not None and json.dumps(status.to_json())
+
+
+async def test_a_change_in_the_cluster_is_reported_when_it_happens(
+    maestro_server: MaestroUnderTest, source_client: MaestroClient, worker_clusters: list[kube.Cluster]
+) -> None:
+    cluster = worker_clusters[0]
+    ns = f"watch-{uuid.uuid4().hex[:6]}"
+    await source_client.create_consumer(cluster.name)
+    work = uuid.uuid4()
+    # An hour between full re-reads: only the watch can bring the change back within the test.
+    async with running_agent(maestro_server, cluster, refresh_seconds=3600):
+        await source_client.apply(cluster.name, work, bundle_for(ns, "cm", "as-applied"))
+
+        async def reported(value: str) -> bool:
+            return await feedback_value(source_client, work) == value
+
+        await eventually(lambda: reported("as-applied"))
+
+        # Someone edits the object in the cluster (as Argo CD writes an Application's status).
+        api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+        await asyncio.to_thread(api.patch_namespaced_config_map, "cm", ns, {"data": {"value": "edited"}})
+        await eventually(lambda: reported("edited"), timeout=20)
+        # The edit was reported, not reverted: the agent writes only when the spec changes.
+        assert read_value(cluster, ns, "cm") == "edited"

@@ -8,6 +8,8 @@ for another cluster is refused; a status only goes out again when it changed.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -122,3 +124,60 @@ async def test_delete_reports_deleted_and_foreign_events_are_refused() -> None:
     await agent.handle([spec_message(deleting, 2, events.Action.DELETE_REQUEST)])
     assert conditions(sent.statuses()[-1])["Deleted"] == "True"
     assert applier.record(str(rid)) is None
+
+
+def feedback_bundle(rid: uuid.UUID, name: str) -> bundles.ResourceBundle:
+    bundle = configmap_bundle(rid, 1, "a")
+    manifest = {**bundle.manifests[0], "metadata": {"name": name, "namespace": "default"}}
+    rule = {"type": "JSONPaths", "jsonPaths": [{"name": "v", "path": ".data.v"}]}
+    config = {
+        "resourceIdentifier": {"group": "", "resource": "configmaps", "name": name, "namespace": "default"},
+        "feedbackRules": [rule],
+    }
+    return dataclasses.replace(bundle, manifests=[manifest], manifest_configs=[config])
+
+
+def feedback(status: dict[str, Any]) -> str:
+    values = status["resourceStatus"][0]["statusFeedback"]["values"]
+    return str(values[0]["fieldValue"]["string"])
+
+
+async def test_the_watcher_follows_the_records_and_only_changed_bundles_are_read_again() -> None:
+    sent = Sent()
+    applier = MemoryApplier("c1", argocd_sync_delay=0)
+    followed: list[set[str]] = []
+    agent = Agent(
+        applier,
+        sent,
+        status_topic=STATUS_TOPIC,
+        follow=lambda records: followed.append({r.resource_id for r in records}),
+    )
+    await agent.start()
+    assert followed == [set()]
+    one, two = uuid.uuid4(), uuid.uuid4()
+    await agent.handle(
+        [
+            spec_message(feedback_bundle(one, "cm-one"), 0, events.Action.CREATE_REQUEST),
+            spec_message(feedback_bundle(two, "cm-two"), 1, events.Action.CREATE_REQUEST),
+        ]
+    )
+    assert followed[-1] == {str(one), str(two)}
+    before = len(sent.statuses())
+
+    # Both objects are edited in the cluster; a watch saw only the first edit so far.
+    for name in ("cm-one", "cm-two"):
+        applier.backend.objects[("", "configmaps", "default", name)]["data"]["v"] = "edited"
+    changes = asyncio.create_task(agent.changes_forever(settle=0.01))
+    try:
+        agent.mark_changed({str(one)})
+        for _ in range(100):
+            if len(sent.statuses()) > before:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        changes.cancel()
+    reports = sent.statuses()[before:]
+    assert len(reports) == 1
+    assert feedback(reports[0]) == "edited"
+    attributes, _ = binding.decode(sent.messages[-1].headers)
+    assert attributes["resourceid"] == str(one)
