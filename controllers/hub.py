@@ -69,20 +69,11 @@ class HubClient:
             return None
 
     async def _list(self, path: str, labels: Mapping[str, str] | str | None = None) -> list[JsonObject]:
-        """Every item, page by page (a fleet's worth of mirrors does not fit one reply)."""
-        items: list[JsonObject] = []
-        token = ""
-        while True:
-            query = [("limit", str(_PAGE))]
-            if labels:
-                query.append(("labelSelector", labels if isinstance(labels, str) else selector(labels)))
-            if token:
-                query.append(("continue", token))
-            reply = await self._rest.request("GET", path, query=query)
-            items.extend(reply.get("items") or [])
-            token = (reply.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items
+        query = []
+        if labels:
+            query.append(("labelSelector", labels if isinstance(labels, str) else selector(labels)))
+        items, _ = await self._rest.list_all(path, query=query, page=_PAGE)
+        return items
 
     # --- ApplicationSets -------------------------------------------------------------------------
 

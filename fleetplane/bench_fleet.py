@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import re
 import shutil
 import ssl
@@ -31,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +40,8 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from controllers import contract
+from kubeio import watch
+from kubeio.rest import KubeRest
 from localinfra import argocd, etcd, kafka, kube, kubectl, pki, postgres, process
 from localinfra.environment import Environment
 from maestro.api import queries
@@ -164,29 +165,69 @@ def vm_hwm_mb(status_text: str) -> float:
     return 0.0
 
 
-def count_apps(apps: Iterable[dict[str, Any]], old_revisions: dict[str, str] | None = None) -> dict[str, int]:
+# (Synced and Healthy, sync.revision) of one hub Application
+AppSummary = tuple[bool, str]
+
+
+def summarize(app: Mapping[str, Any]) -> AppSummary:
+    status = app.get("status") or {}
+    sync = status.get("sync") or {}
+    ok = sync.get("status") == "Synced" and (status.get("health") or {}).get("status") == "Healthy"
+    return ok, str(sync.get("revision") or "")
+
+
+def count_apps(
+    apps: Mapping[str, AppSummary], old_revisions: Mapping[str, str] | None = None
+) -> dict[str, int]:
     """Hub Applications: total, Synced+Healthy, and (given the revisions before a change) those
     Synced+Healthy at another revision; ``no_revision`` counts Synced ones without a revision."""
-    total = ready = moved = no_revision = 0
-    for app in apps:
-        total += 1
-        status = app.get("status") or {}
-        sync = status.get("sync") or {}
-        ok = sync.get("status") == "Synced" and (status.get("health") or {}).get("status") == "Healthy"
+    ready = moved = no_revision = 0
+    for key, (ok, revision) in apps.items():
         if not ok:
             continue
         ready += 1
-        revision = sync.get("revision") or ""
         if not revision:
             no_revision += 1
-        if old_revisions is not None and revision and revision != old_revisions.get(_key(app)):
+        if old_revisions is not None and revision and revision != old_revisions.get(key):
             moved += 1
-    return {"apps": total, "ready": ready, "moved": moved, "no_revision": no_revision}
+    return {"apps": len(apps), "ready": ready, "moved": moved, "no_revision": no_revision}
 
 
-def _key(app: dict[str, Any]) -> str:
+def _key(app: Mapping[str, Any]) -> str:
     meta = app.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+class HubApps:
+    """Every hub Application's summary, kept by one list-and-watch.
+
+    The sampler used to list every Application once a second; at fleet scale those lists were a
+    large share of the hub kube-apiserver's work, so the benchmark slowed what it measured. A watch
+    costs the server one event per change, served from its watch cache.
+    """
+
+    PATH = f"/apis/{ARGOCD[0]}/{ARGOCD[1]}/applications"
+
+    def __init__(self, rest: KubeRest) -> None:
+        self.rest = rest
+        self.apps: dict[str, AppSummary] = {}
+        self.listed = asyncio.Event()
+
+    async def run(self) -> None:
+        await watch.follow(self.rest, self.PATH, self._listed, self._changed)
+
+    def _listed(self, items: Sequence[dict[str, Any]]) -> None:
+        self.apps = {_key(app): summarize(app) for app in items}
+        self.listed.set()
+
+    def _changed(self, kind: str, app: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            self.apps.pop(_key(app), None)
+        else:
+            self.apps[_key(app)] = summarize(app)
+
+    def revisions(self) -> dict[str, str]:
+        return {key: revision for key, (_, revision) in self.apps.items()}
 
 
 # --- the hub, read and written from threads ---------------------------------------------------------
@@ -234,27 +275,6 @@ class Hub:
         group, version = ARGOCD
         with contextlib.suppress(kube_client.ApiException):
             self.custom.delete_namespaced_custom_object(group, version, NAMESPACE, "applicationsets", name)
-
-    def list_applications(self) -> list[dict[str, Any]]:
-        """Every Application on the hub, in pages of 500, as raw JSON (no model decoding)."""
-        items: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            group, version = ARGOCD
-            response: Any = self.custom.list_cluster_custom_object(
-                group,
-                version,
-                "applications",
-                limit=500,
-                _continue=token or None,
-                _preload_content=False,
-                _request_timeout=60,
-            )
-            page = json.loads(response.data)
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items
 
     def writes(self) -> dict[str, int]:
         ctx = ssl.create_default_context(cafile=str(self._ca))
@@ -351,33 +371,45 @@ class _Sample:
 
 
 class _Sampler:
-    """Counts works in Maestro and hub Applications in a loop; prints every 5 s."""
+    """Counts works in Maestro and hub Applications in a loop; prints every 5 s.
 
-    def __init__(self, client: MaestroClient, hub: Hub, report: Report) -> None:
+    Hub Applications come from a watch (``HubApps``). Works are listed from Maestro, which at
+    150,000 takes seconds of the server's time: every sample in the phases whose end depends on
+    works (update, delete), every 30 s otherwise (for the progress line only).
+    """
+
+    WORKS_EVERY = 30.0
+
+    def __init__(self, client: MaestroClient, apps: HubApps, report: Report) -> None:
         self.client = client
-        self.hub = hub
+        self.apps = apps
         self.report = report
         self.latest = _Sample()
         self.target_revision = REVISIONS[0]
         self.old_revisions: dict[str, str] | None = None
         self.phase = "setup"
         self._printed = 0.0
+        self._works_listed = 0.0
         self._fresh = asyncio.Event()
 
     async def sample(self) -> _Sample:
-        records, _ = await self.client.list(
-            queries.ResourceFilter(source=contract.MAESTRO_SOURCE), page_size=500
-        )
-        works_new = sum(
-            1
-            for r in records
-            if r.bundle.manifests
-            and ((r.bundle.manifests[0].get("spec") or {}).get("source") or {}).get("targetRevision")
-            == self.target_revision
-        )
-        apps = await asyncio.to_thread(self.hub.list_applications)
-        counts = count_apps(apps, self.old_revisions)
-        return _Sample(len(records), works_new, at=time.monotonic(), **counts)
+        at = time.monotonic()
+        works, works_new = self.latest.works, self.latest.works_new
+        if self.phase in ("update", "delete") or at - self._works_listed >= self.WORKS_EVERY:
+            records, _ = await self.client.list(
+                queries.ResourceFilter(source=contract.MAESTRO_SOURCE), page_size=500
+            )
+            self._works_listed = at
+            works = len(records)
+            works_new = sum(
+                1
+                for r in records
+                if r.bundle.manifests
+                and ((r.bundle.manifests[0].get("spec") or {}).get("source") or {}).get("targetRevision")
+                == self.target_revision
+            )
+        counts = count_apps(self.apps.apps, self.old_revisions)
+        return _Sample(works, works_new, at=at, **counts)
 
     async def run(self) -> None:
         while True:
@@ -482,7 +514,10 @@ async def _measure(
                 root / "controllers.log",
             )
         )
-        sampler = _Sampler(client, hub, report)
+        hub_apps = HubApps(KubeRest.from_kubeconfig(hub_cluster.kubeconfig))
+        watching = asyncio.create_task(hub_apps.run())
+        await asyncio.wait_for(hub_apps.listed.wait(), 60)
+        sampler = _Sampler(client, hub_apps, report)
         sampling = asyncio.create_task(sampler.run())
         result.setup_seconds = round(time.monotonic() - started, 1)
         writes_before = await asyncio.to_thread(hub.writes)
@@ -501,10 +536,7 @@ async def _measure(
             _check_alive(controllers, result, "create")
 
             # --- update ---
-            apps = await asyncio.to_thread(hub.list_applications)
-            sampler.old_revisions = {
-                _key(a): ((a.get("status") or {}).get("sync") or {}).get("revision") or "" for a in apps
-            }
+            sampler.old_revisions = hub_apps.revisions()
             if not any(sampler.old_revisions.values()):
                 result.notes.append("update: hub Applications carry no sync.revision; timed works only")
             report(f"[bench] changing targetRevision to {REVISIONS[1]} in all {m} ApplicationSets ...")
@@ -548,10 +580,11 @@ async def _measure(
                 result.hub_writes = sum(result.hub_writes_by_verb.values())
                 result.hub_writes_per_s = round(result.hub_writes / max(result.hub_writes_seconds, 1e-9), 1)
             result.peak_rss_mb = _peak_rss(env)
-            for task in (sampling, refresher):
+            for task in (sampling, watching, refresher):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await hub_apps.rest.close()
             env.stop_process("controllers")
             await fleet.stop()
 

@@ -147,6 +147,24 @@ class KubeRest:
             return parsed
         raise _refusal(status, reply)
 
+    async def list_all(
+        self, path: str, *, query: Sequence[tuple[str, str]] = (), page: int = 500
+    ) -> tuple[list[JsonObject], str]:
+        """Every item of a collection, page by page (a fleet's worth does not fit one reply), and
+        the list's resourceVersion (where a watch that must miss nothing starts)."""
+        items: list[JsonObject] = []
+        token = ""
+        while True:
+            paged = [*query, ("limit", str(page))]
+            if token:
+                paged.append(("continue", token))
+            reply = await self.request("GET", path, query=paged)
+            items.extend(reply.get("items") or ())
+            meta = reply.get("metadata") or {}
+            token = str(meta.get("continue") or "")
+            if not token:
+                return items, str(meta.get("resourceVersion") or "")
+
     async def stream(self, path: str, *, query: Sequence[tuple[str, str]] = ()) -> AsyncIterator[JsonObject]:
         """The JSON lines of a streaming GET (a watch) as they arrive. Not retried: a watcher that
         loses its stream lists again. The server ends the stream (``timeoutSeconds``), so no read

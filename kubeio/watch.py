@@ -27,8 +27,6 @@ JsonObject = dict[str, Any]
 OnList = Callable[[Sequence[JsonObject]], None]
 OnEvent = Callable[[str, JsonObject], None]
 
-LIST_PAGE = 500
-
 
 class _Relist(Exception):
     """The watch cannot resume from its resourceVersion: list again."""
@@ -61,19 +59,9 @@ async def follow(
 
 
 async def _list(rest: KubeRest, path: str, selector: list[tuple[str, str]], on_list: OnList) -> str:
-    items: list[JsonObject] = []
-    token = ""
-    while True:
-        query = [*selector, ("limit", str(LIST_PAGE))]
-        if token:
-            query.append(("continue", token))
-        page = await rest.request("GET", path, query=query)
-        items.extend(page.get("items") or ())
-        meta = page.get("metadata") or {}
-        token = str(meta.get("continue") or "")
-        if not token:
-            on_list(items)
-            return str(meta.get("resourceVersion") or "")
+    items, version = await rest.list_all(path, query=selector)
+    on_list(items)
+    return version
 
 
 async def _watch(

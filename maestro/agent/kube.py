@@ -25,7 +25,6 @@ JsonObject = dict[str, Any]
 
 _CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _RECORDS_PATH = f"/apis/{records.GROUP}/{records.VERSION}/{records.PLURAL}"
-_LIST_PAGE = 500
 
 
 def object_path(ref: ObjectRef) -> str:
@@ -125,20 +124,11 @@ class KubeBackend:
 
     async def list_records(self, consumer: str) -> list[JsonObject]:
         selector = f"{records.CONSUMER_LABEL}={marker_value(consumer)}"
-        items: list[JsonObject] = []
-        token = ""
-        while True:
-            query = [("labelSelector", selector), ("limit", str(_LIST_PAGE))]
-            if token:
-                query.append(("continue", token))
-            try:
-                page = await self.rest.request("GET", _RECORDS_PATH, query=query)
-            except NotFoundError:
-                return []  # the CRD is not installed yet: nothing was ever recorded here
-            items.extend(page.get("items") or ())
-            token = str((page.get("metadata") or {}).get("continue") or "")
-            if not token:
-                return items
+        try:
+            items, _ = await self.rest.list_all(_RECORDS_PATH, query=[("labelSelector", selector)])
+        except NotFoundError:
+            return []  # the CRD is not installed yet: nothing was ever recorded here
+        return items
 
     async def put_record(self, obj: JsonObject) -> None:
         # Server-side apply: create or update in one call, no resourceVersion to track.

@@ -73,6 +73,18 @@ def test_count_apps() -> None:
         _app("e", "Synced", "Healthy"),
         {"metadata": {"namespace": "argocd", "name": "f"}},
     ]
-    assert bench_fleet.count_apps(apps) == {"apps": 6, "ready": 3, "moved": 0, "no_revision": 1}
+    summaries = {bench_fleet._key(app): bench_fleet.summarize(app) for app in apps}
+    assert bench_fleet.count_apps(summaries) == {"apps": 6, "ready": 3, "moved": 0, "no_revision": 1}
     old = {"argocd/a": "r1", "argocd/b": "r1", "argocd/c": "r1", "argocd/e": "r0"}
-    assert bench_fleet.count_apps(apps, old)["moved"] == 1
+    assert bench_fleet.count_apps(summaries, old)["moved"] == 1
+
+
+def test_hub_apps_follow_a_list_then_each_change() -> None:
+    apps = bench_fleet.HubApps(rest=None)  # type: ignore[arg-type]
+    apps._listed([_app("a", "Synced", "Healthy", "r1"), _app("b", "Unknown", "Missing")])
+    apps._changed("MODIFIED", _app("b", "Synced", "Healthy", "r1"))
+    apps._changed("ADDED", _app("c", "OutOfSync", "Healthy"))
+    apps._changed("DELETED", _app("a", "Synced", "Healthy", "r1"))
+    assert apps.listed.is_set()
+    assert bench_fleet.count_apps(apps.apps) == {"apps": 2, "ready": 1, "moved": 0, "no_revision": 0}
+    assert apps.revisions() == {"argocd/b": "r1", "argocd/c": ""}

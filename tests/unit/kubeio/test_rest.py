@@ -32,10 +32,14 @@ class FakeApiServer:
 
     def __init__(self) -> None:
         self.answers: list[Answer] = [(200, {})]
+        # when set, every answer is these bytes (a watch stream's lines)
+        self.raw: bytes | None = None
         self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append((request.method, request.path_qs, dict(request.headers), await request.read()))
+        if self.raw is not None:
+            return web.Response(status=200, body=self.raw, content_type="application/json")
         status, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
@@ -140,3 +144,32 @@ async def test_server_side_apply_sends_json_with_the_apply_content_type_and_quer
     assert headers["Content-Type"] == APPLY_PATCH
     assert headers["Authorization"] == "Bearer abc"
     assert orjson.loads(sent) == body
+
+
+async def test_list_all_follows_continue_tokens_and_returns_the_lists_version(
+    api: tuple[FakeApiServer, Callable[..., KubeRest]],
+) -> None:
+    fake, client = api
+    fake.answers = [
+        (200, {"items": [{"n": 1}, {"n": 2}], "metadata": {"continue": "t1", "resourceVersion": "7"}}),
+        (200, {"items": [{"n": 3}], "metadata": {"resourceVersion": "7"}}),
+    ]
+    items, version = await client().list_all("/api/v1/configmaps", query=[("labelSelector", "a=b")], page=2)
+    assert [i["n"] for i in items] == [1, 2, 3] and version == "7"
+    assert [path for _, path, _, _ in fake.seen] == [
+        "/api/v1/configmaps?labelSelector=a%3Db&limit=2",
+        "/api/v1/configmaps?labelSelector=a%3Db&limit=2&continue=t1",
+    ]
+
+
+async def test_a_stream_yields_each_json_line_even_one_larger_than_aiohttps_line_limit(
+    api: tuple[FakeApiServer, Callable[..., KubeRest]],
+) -> None:
+    fake, client = api
+    big = "x" * 200_000
+    fake.raw = (
+        b'{"type": "ADDED", "object": {"v": "' + big.encode() + b'"}}\n{"type": "DELETED", "object": {}}\n'
+    )
+    events = [e async for e in client().stream("/api/v1/configmaps", query=[("watch", "1")])]
+    assert [e["type"] for e in events] == ["ADDED", "DELETED"]
+    assert events[0]["object"]["v"] == big

@@ -22,12 +22,9 @@ class ScriptedServer:
         self.lists = 0
         self.watched_from: list[str] = []
 
-    async def request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+    async def list_all(self, path: str, **_: Any) -> tuple[list[dict[str, Any]], str]:
         self.lists += 1
-        return {
-            "items": [{"metadata": {"name": f"cm{self.lists}"}}],
-            "metadata": {"resourceVersion": f"{self.lists}00"},
-        }
+        return [{"metadata": {"name": f"cm{self.lists}"}}], f"{self.lists}00"
 
     async def stream(self, path: str, *, query: Sequence[tuple[str, str]]) -> AsyncIterator[dict[str, Any]]:
         self.watched_from.append(dict(query)["resourceVersion"])
