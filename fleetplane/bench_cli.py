@@ -57,10 +57,18 @@ def fleet(
     refresh: float = typer.Option(2.0, help="Seconds between the simulated agents' status refreshes."),
     phase_timeout: float = typer.Option(1800.0, help="Longest wait of each phase (create, update, delete)."),
     write_rate: float = typer.Option(200.0, help="The controllers' hub status writes per second."),
+    phases: str = typer.Option(
+        "create,update,delete", help="Phases to time, comma-separated; create always runs."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The hub controllers end to end: ApplicationSets -> Maestro -> simulated agents -> hub status."""
     from fleetplane import bench_fleet
+
+    try:
+        chosen = bench_fleet.parse_phases(phases)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--phases") from None
 
     result = asyncio.run(
         bench_fleet.run(
@@ -70,6 +78,7 @@ def fleet(
             refresh_seconds=refresh,
             phase_timeout=phase_timeout,
             write_rate=write_rate,
+            phases=chosen,
             report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
     )

@@ -57,6 +57,7 @@ BENCH_LABEL = "fleetplane.io/bench"
 ARGOCD = ("argoproj.io", "v1alpha1")
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection", "apply"})
 REVISIONS = ("HEAD", "v2")
+PHASES = frozenset({"create", "update", "delete"})
 
 
 @dataclass
@@ -84,6 +85,19 @@ class FleetResult:
 
 
 # --- pure helpers (unit-tested) ----------------------------------------------------------------------
+
+
+def parse_phases(text: str) -> frozenset[str]:
+    """``--phases``: create always runs (the others need what it made); update and delete may be
+    left out, e.g. to time create alone at a scale where all three would not fit the time at hand."""
+    phases = frozenset(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(phases - PHASES)
+    if unknown or "create" not in phases:
+        raise ValueError(
+            f"--phases {text!r}: expected a comma-separated list of create, update, delete that "
+            "includes create (e.g. create or create,update,delete)"
+        )
+    return phases
 
 
 def cluster_name(index: int) -> str:
@@ -297,6 +311,7 @@ async def run(
     refresh_seconds: float = 2.0,
     phase_timeout: float = 1800.0,
     write_rate: float = 200.0,
+    phases: frozenset[str] = PHASES,
     report: Report = print,
 ) -> FleetResult:
     result = FleetResult(clusters, apps_per_cluster, clusters * apps_per_cluster)
@@ -332,6 +347,7 @@ async def run(
                 refresh_seconds=refresh_seconds,
                 phase_timeout=phase_timeout,
                 write_rate=write_rate,
+                phases=phases,
                 started=started,
                 report=report,
             )
@@ -392,10 +408,10 @@ class _Sampler:
         self._works_listed = 0.0
         self._fresh = asyncio.Event()
 
-    async def sample(self) -> _Sample:
+    async def sample(self, *, works_too: bool = False) -> _Sample:
         at = time.monotonic()
         works, works_new = self.latest.works, self.latest.works_new
-        if self.phase in ("update", "delete") or at - self._works_listed >= self.WORKS_EVERY:
+        if works_too or self.phase in ("update", "delete") or at - self._works_listed >= self.WORKS_EVERY:
             records, _ = await self.client.list(
                 queries.ResourceFilter(source=contract.MAESTRO_SOURCE), page_size=500
             )
@@ -468,6 +484,7 @@ async def _measure(
     refresh_seconds: float,
     phase_timeout: float,
     write_rate: float,
+    phases: frozenset[str],
     started: float,
     report: Report,
 ) -> None:
@@ -530,46 +547,53 @@ async def _measure(
             await _apply_all(hub, [application_set(i) for i in range(m)])
             elapsed = await sampler.until(lambda s: s.apps >= total and s.ready >= total, t0, phase_timeout)
             result.create_seconds = _round(elapsed)
+            sampler.latest = await sampler.sample(works_too=True)
             result.create_reached = sampler.reached()
             if elapsed is None:
                 result.notes.append(f"create: not all Synced/Healthy within {phase_timeout:.0f}s")
             _check_alive(controllers, result, "create")
+            if skipped := sorted(PHASES - phases):
+                result.notes.append(f"{', '.join(skipped)}: not run (--phases)")
 
-            # --- update ---
-            sampler.old_revisions = hub_apps.revisions()
-            if not any(sampler.old_revisions.values()):
-                result.notes.append("update: hub Applications carry no sync.revision; timed works only")
-            report(f"[bench] changing targetRevision to {REVISIONS[1]} in all {m} ApplicationSets ...")
-            sampler.phase = "update"
-            sampler.target_revision = REVISIONS[1]
-            t0 = time.monotonic()
-            await _apply_all(hub, [application_set(i, REVISIONS[1]) for i in range(m)])
-            works_done = await sampler.until(lambda s: s.works_new >= total, t0, phase_timeout)
-            result.update_works_seconds = _round(works_done)
-            if any(sampler.old_revisions.values()):
-                remaining = max(1.0, phase_timeout - (works_done or phase_timeout))
-                elapsed = await sampler.until(lambda s: s.moved >= total, t0, remaining)
-                result.update_seconds = _round(elapsed)
-            result.update_reached = sampler.reached()
-            if result.update_seconds is None:
-                result.notes.append("update: not every hub Application reached the new revision in time")
-            _check_alive(controllers, result, "update")
+            if "update" in phases:
+                # --- update ---
+                sampler.old_revisions = hub_apps.revisions()
+                if not any(sampler.old_revisions.values()):
+                    result.notes.append("update: hub Applications carry no sync.revision; timed works only")
+                report(f"[bench] changing targetRevision to {REVISIONS[1]} in all {m} ApplicationSets ...")
+                sampler.phase = "update"
+                sampler.target_revision = REVISIONS[1]
+                t0 = time.monotonic()
+                await _apply_all(hub, [application_set(i, REVISIONS[1]) for i in range(m)])
+                works_done = await sampler.until(lambda s: s.works_new >= total, t0, phase_timeout)
+                result.update_works_seconds = _round(works_done)
+                if any(sampler.old_revisions.values()):
+                    remaining = max(1.0, phase_timeout - (works_done or phase_timeout))
+                    elapsed = await sampler.until(lambda s: s.moved >= total, t0, remaining)
+                    result.update_seconds = _round(elapsed)
+                result.update_reached = sampler.reached()
+                if result.update_seconds is None:
+                    result.notes.append("update: not every hub Application reached the new revision in time")
+                _check_alive(controllers, result, "update")
 
-            # --- delete ---
-            report(f"[bench] deleting all {m} ApplicationSets ...")
-            sampler.phase = "delete"
-            t0 = time.monotonic()
-            await asyncio.gather(
-                *(
-                    asyncio.to_thread(hub.delete_application_set, application_set(i)["metadata"]["name"])
-                    for i in range(m)
+            if "delete" in phases:
+                # --- delete ---
+                report(f"[bench] deleting all {m} ApplicationSets ...")
+                sampler.phase = "delete"
+                t0 = time.monotonic()
+                await asyncio.gather(
+                    *(
+                        asyncio.to_thread(hub.delete_application_set, application_set(i)["metadata"]["name"])
+                        for i in range(m)
+                    )
                 )
-            )
-            elapsed = await sampler.until(lambda s: s.works == 0 and s.apps == 0, t0, phase_timeout)
-            result.delete_seconds = _round(elapsed)
-            result.delete_reached = sampler.reached()
-            if elapsed is None:
-                result.notes.append(f"delete: works or hub Applications remained after {phase_timeout:.0f}s")
+                elapsed = await sampler.until(lambda s: s.works == 0 and s.apps == 0, t0, phase_timeout)
+                result.delete_seconds = _round(elapsed)
+                result.delete_reached = sampler.reached()
+                if elapsed is None:
+                    result.notes.append(
+                        f"delete: works or hub Applications remained after {phase_timeout:.0f}s"
+                    )
         finally:
             with contextlib.suppress(Exception):
                 writes_after = await asyncio.to_thread(hub.writes)

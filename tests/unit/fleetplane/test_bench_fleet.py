@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 
+import pytest
+
 from controllers import contract
 from fleetplane import bench_fleet
 
@@ -88,3 +90,11 @@ def test_hub_apps_follow_a_list_then_each_change() -> None:
     assert apps.listed.is_set()
     assert bench_fleet.count_apps(apps.apps) == {"apps": 2, "ready": 1, "moved": 0, "no_revision": 0}
     assert apps.revisions() == {"argocd/b": "r1", "argocd/c": ""}
+
+
+def test_phases_must_include_create_and_name_only_known_phases() -> None:
+    assert bench_fleet.parse_phases("create") == {"create"}
+    assert bench_fleet.parse_phases(" create, delete ") == {"create", "delete"}
+    for bad in ("update", "create,destroy", ""):
+        with pytest.raises(ValueError, match="--phases"):
+            bench_fleet.parse_phases(bad)
