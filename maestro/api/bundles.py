@@ -144,9 +144,10 @@ class StatusChange:
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """A stored bundle with its JSON documents left as bytes: listing passes them through unparsed."""
+    """A stored bundle as listing passes it through: the JSON documents as bytes, unparsed; the id
+    in its text form; times in microseconds since the epoch (what the wire's Timestamp takes)."""
 
-    id: uuid.UUID
+    id: str
     consumer: str
     source: str
     version: int
@@ -156,6 +157,6 @@ class RawRecord:
     status_version: int
     status_sequence: int
     status_hash: str
-    deleted_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    deleted_at_us: int | None = None
+    created_at_us: int | None = None
+    updated_at_us: int | None = None

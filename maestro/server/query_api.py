@@ -107,11 +107,11 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
             page = await self._store.list_resources_raw(
                 wire.resource_filter(request), queries.page_size(request.page_size), request.page_token
             )
-            return pb.ListResourceBundlesResponse(
-                items=[wire.raw_record_to_pb(r) for r in page.items],
-                next_page_token=page.next_page_token,
-                watch_resume_token=token,
+            response = pb.ListResourceBundlesResponse(
+                next_page_token=page.next_page_token, watch_resume_token=token
             )
+            wire.add_raw_records(response.items, page.items)
+            return response
 
         return await _answer(context, list_)
 

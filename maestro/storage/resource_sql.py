@@ -167,10 +167,12 @@ async def list_page_raw(
 ) -> queries.Page[bundles.RawRecord]:
     """The same page with the JSON documents as PostgreSQL's text: nothing is parsed, for listing."""
     query, params = _page_query(where, size, token, rows.RAW_RESOURCE_COLUMNS)
-    cur = await conn.execute(query, params)
-    found = [rows.raw_record(r) for r in await cur.fetchall()]
+    # Binary results: uuids and timestamps arrive without parsing their text form.
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(query, params)
+        found = [rows.raw_record(r) for r in await cur.fetchall()]
     if len(found) > size:
-        return queries.Page(found[:size], paging.resource_token(found[size - 1].id))
+        return queries.Page(found[:size], paging.resource_token(uuid.UUID(found[size - 1].id)))
     return queries.Page(found)
 
 

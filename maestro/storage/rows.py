@@ -14,10 +14,17 @@ RESOURCE_COLUMNS = (
     "status, status_version, status_sequence, status_hash, status_rev"
 )
 
+
 # For listing: the JSON documents as text, passed through to the wire unparsed.
+def _epoch_us(column: str) -> str:
+    return f"(extract(epoch FROM {column}) * 1000000)::bigint"
+
+
+# For listing: documents and the id as text, times as integers; nothing to convert per row.
 RAW_RESOURCE_COLUMNS = (
-    "id, consumer, source, version, spec::text, metadata::text, status::text, status_version, "
-    "status_sequence, status_hash, deleted_at, created_at, updated_at"
+    "id::text, consumer, source, version, spec::text, metadata::text, status::text, status_version, "
+    f"status_sequence, status_hash, {_epoch_us('deleted_at')}, {_epoch_us('created_at')}, "
+    f"{_epoch_us('updated_at')}"
 )
 
 # The same shape from resource_tombstones (no spec, no created/updated times).
@@ -80,9 +87,9 @@ def record(row: tuple[Any, ...]) -> bundles.BundleRecord:
 
 def raw_record(row: tuple[Any, ...]) -> bundles.RawRecord:
     rid, consumer_name, source, version, spec, metadata, status, status_version, sequence, digest = row[:10]
-    deleted_at, created_at, updated_at = row[10:13]
+    deleted_at_us, created_at_us, updated_at_us = row[10:13]
     return bundles.RawRecord(
-        id=rid if isinstance(rid, uuid.UUID) else uuid.UUID(str(rid)),
+        id=rid,
         consumer=consumer_name,
         source=source,
         version=version,
@@ -92,7 +99,7 @@ def raw_record(row: tuple[Any, ...]) -> bundles.RawRecord:
         status_version=status_version or 0,
         status_sequence=sequence or 0,
         status_hash=digest or "",
-        deleted_at=deleted_at,
-        created_at=created_at,
-        updated_at=updated_at,
+        deleted_at_us=deleted_at_us,
+        created_at_us=created_at_us,
+        updated_at_us=updated_at_us,
     )

@@ -28,8 +28,8 @@ STATUS_REV_LOCK = 0x6D61_6573_7472_6F03
 _INGEST = """
 WITH incoming AS (
     SELECT DISTINCT ON (t.id) t.id, t.version, t.seq, t.status, t.hash
-    FROM jsonb_to_recordset(%(batch)s::jsonb)
-         AS t(id uuid, version bigint, seq bigint, status jsonb, hash text)
+    FROM json_to_recordset(%(batch)s::json)
+         AS t(id uuid, version bigint, seq bigint, status json, hash text)
     ORDER BY t.id, t.seq DESC
 )
 UPDATE resources r

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import calendar
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from google.protobuf import timestamp_pb2
@@ -83,23 +85,38 @@ def record_to_pb(record: bundles.BundleRecord) -> pb.ResourceBundle:
     )
 
 
-def raw_record_to_pb(record: bundles.RawRecord) -> pb.ResourceBundle:
-    return pb.ResourceBundle(
-        id=str(record.id),
-        consumer=record.consumer,
-        source=record.source,
-        version=record.version,
-        spec=record.spec,
-        metadata=record.metadata,
-        status=record.status,
-        status_sequence=record.status_sequence,
-        status_hash=record.status_hash,
-        status_version=record.status_version,
-        deletion_state=pb.DELETION_STATE_DELETING if record.deleted_at else pb.DELETION_STATE_ACTIVE,
-        deleted_at=_timestamp(record.deleted_at),
-        created_at=_timestamp(record.created_at),
-        updated_at=_timestamp(record.updated_at),
-    )
+def add_raw_records(items: Any, records: Iterable[bundles.RawRecord]) -> None:
+    """Append listed bundles to a response's repeated ``items`` field, built in place: messages
+    built apart and handed over as ``items=[...]`` are copied one by one, which with the per-row
+    datetime conversions was most of a 6,000-bundle list's time in the server."""
+    add = items.add
+    for record in records:
+        message = add(
+            id=record.id,
+            consumer=record.consumer,
+            source=record.source,
+            version=record.version,
+            spec=record.spec,
+            metadata=record.metadata,
+            status=record.status,
+            status_sequence=record.status_sequence,
+            status_hash=record.status_hash,
+            status_version=record.status_version,
+            deletion_state=(
+                pb.DELETION_STATE_DELETING if record.deleted_at_us is not None else pb.DELETION_STATE_ACTIVE
+            ),
+        )
+        if record.deleted_at_us is not None:
+            _set_us(message.deleted_at, record.deleted_at_us)
+        if record.created_at_us is not None:
+            _set_us(message.created_at, record.created_at_us)
+        if record.updated_at_us is not None:
+            _set_us(message.updated_at, record.updated_at_us)
+
+
+def _set_us(field: timestamp_pb2.Timestamp, micros: int) -> None:
+    field.seconds, rest = divmod(micros, 1_000_000)
+    field.nanos = rest * 1000
 
 
 def record_from_pb(message: pb.ResourceBundle) -> bundles.BundleRecord:

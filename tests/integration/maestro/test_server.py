@@ -246,3 +246,22 @@ async def test_bad_input_is_refused_and_stores_nothing(
     assert names.lower() in (err.value.details() or "").lower()
     listed, _ = await source_client.list()
     assert listed == []
+
+
+async def test_a_listed_bundle_is_what_get_returns(
+    maestro_server: MaestroUnderTest, source_client: MaestroClient
+) -> None:
+    # Listing passes stored documents and times through without decoding them: same answer as get.
+    await source_client.create_consumer("cluster-list")
+    kept, deleted = uuid.uuid4(), uuid.uuid4()
+    for work in (kept, deleted):
+        await source_client.apply("cluster-list", work, bundle_of(configmap(f"cm-{work.hex[:6]}")))
+    await source_client.delete("cluster-list", deleted)
+    listed, _ = await source_client.list(queries.ResourceFilter(consumer="cluster-list"))
+    by_id = {r.bundle.id: r for r in listed}
+    assert set(by_id) == {kept, deleted}
+    for work in (kept, deleted):
+        got = await source_client.get(work)
+        assert by_id[work] == got
+    assert by_id[kept].bundle.deleted_at is None
+    assert by_id[deleted].bundle.deleted_at is not None
