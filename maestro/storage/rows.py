@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from maestro.api import bundles, consumers
@@ -15,16 +16,11 @@ RESOURCE_COLUMNS = (
 )
 
 
-# For listing: the JSON documents as text, passed through to the wire unparsed.
-def _epoch_us(column: str) -> str:
-    return f"(extract(epoch FROM {column}) * 1000000)::bigint"
-
-
-# For listing: documents and the id as text, times as integers; nothing to convert per row.
+# For listing: the JSON documents as text, passed through to the wire unparsed, and the id as text
+# (aliased: ORDER BY id must stay the uuid column, in its index's order).
 RAW_RESOURCE_COLUMNS = (
-    "id::text, consumer, source, version, spec::text, metadata::text, status::text, status_version, "
-    f"status_sequence, status_hash, {_epoch_us('deleted_at')}, {_epoch_us('created_at')}, "
-    f"{_epoch_us('updated_at')}"
+    "id::text AS id_text, consumer, source, version, spec::text, metadata::text, status::text, "
+    "status_version, status_sequence, status_hash, deleted_at, created_at, updated_at"
 )
 
 # The same shape from resource_tombstones (no spec, no created/updated times).
@@ -87,7 +83,7 @@ def record(row: tuple[Any, ...]) -> bundles.BundleRecord:
 
 def raw_record(row: tuple[Any, ...]) -> bundles.RawRecord:
     rid, consumer_name, source, version, spec, metadata, status, status_version, sequence, digest = row[:10]
-    deleted_at_us, created_at_us, updated_at_us = row[10:13]
+    deleted_at, created_at, updated_at = row[10:13]
     return bundles.RawRecord(
         id=rid,
         consumer=consumer_name,
@@ -99,7 +95,16 @@ def raw_record(row: tuple[Any, ...]) -> bundles.RawRecord:
         status_version=status_version or 0,
         status_sequence=sequence or 0,
         status_hash=digest or "",
-        deleted_at_us=deleted_at_us,
-        created_at_us=created_at_us,
-        updated_at_us=updated_at_us,
+        deleted_at_us=_epoch_us(deleted_at),
+        created_at_us=_epoch_us(created_at),
+        updated_at_us=_epoch_us(updated_at),
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _epoch_us(value: datetime | None) -> int | None:
+    # A tenth of the cost of calendar.timegm, which showed in list profiles.
+    return None if value is None else (value - _EPOCH) // _MICROSECOND
