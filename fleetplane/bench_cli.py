@@ -54,7 +54,9 @@ def fleet(
     clusters: int = typer.Option(20, min=1, help="Simulated clusters (agents and inventory Secrets)."),
     apps_per_cluster: int = typer.Option(5, min=1, help="ApplicationSets, each targeting every cluster."),
     argocd_sync_delay: float = typer.Option(1.0, help="Seconds the simulated Argo CD takes to sync."),
-    refresh: float = typer.Option(2.0, help="Seconds between the simulated agents' status refreshes."),
+    refresh: float = typer.Option(
+        60.0, help="Seconds between the simulated agents' full status re-reads (changes are signalled)."
+    ),
     phase_timeout: float = typer.Option(1800.0, help="Longest wait of each phase (create, update, delete)."),
     write_rate: float = typer.Option(200.0, help="The controllers' hub status writes per second."),
     phases: str = typer.Option(

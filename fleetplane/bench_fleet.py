@@ -308,7 +308,7 @@ async def run(
     apps_per_cluster: int,
     *,
     argocd_sync_delay: float = 1.0,
-    refresh_seconds: float = 2.0,
+    refresh_seconds: float = 60.0,
     phase_timeout: float = 1800.0,
     write_rate: float = 200.0,
     phases: frozenset[str] = PHASES,

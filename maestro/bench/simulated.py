@@ -3,6 +3,10 @@
 They share one Kafka reader, *assigned* every simulated cluster's partition (no group
 rebalancing), and one producer; each message is dispatched to the agent owning its partition, so
 each agent still reads only its own cluster's events and counts the bytes it was handed.
+
+A real agent sees Argo CD sync an Application through its watch; here the simulated Argo CD's sync
+(``argocd_sync_delay`` after an apply) tells the agent the same way (``Agent.mark_changed``), so
+status flows when it changes and the periodic ``refresh`` is only the safety net, as in a cluster.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from maestro.agent.applier import ApplyResult
 from maestro.agent.memory import MemoryApplier
 from maestro.agent.runner import Agent
 from maestro.api import consumers
@@ -34,16 +40,29 @@ class SimulatedFleet:
         self._on_applied = on_applied
         self.agents: dict[tuple[str, int], Agent] = {}
         self._task: asyncio.Task[None] | None = None
+        self._watches: list[asyncio.Task[None]] = []
 
     async def add(self, placements: list[consumers.Consumer]) -> None:
         for consumer in placements:
             applier = MemoryApplier(consumer.name, argocd_sync_delay=self._sync_delay)
-            if self._on_applied is not None:
-                applier = _timed(applier, self._on_applied)
             agent = Agent(applier, self._publisher.publish, status_topic=self._names.status_topic)
+            _after_apply(applier, self._applied_callback(agent))
             self.agents[(consumer.spec_placement.topic, consumer.spec_placement.partition)] = agent
         await asyncio.to_thread(self._reader.assign, sorted(self.agents))
         await asyncio.gather(*(a.start() for a in self.agents.values()))
+
+    def _applied_callback(self, agent: Agent) -> Callable[[str, Mapping[str, Any]], None]:
+        loop = asyncio.get_running_loop()
+        # a hair after the sync is due, so the re-read finds it done
+        delay = self._sync_delay + 0.05
+
+        def applied(resource_id: str, bundle: Mapping[str, Any]) -> None:
+            if self._on_applied is not None:
+                self._on_applied(resource_id, loop.time())
+            if any(m.get("kind") == "Application" for m in bundle.get("manifests") or ()):
+                loop.call_later(delay, agent.mark_changed, {resource_id})
+
+        return applied
 
     async def run(self) -> None:
         while True:
@@ -58,26 +77,31 @@ class SimulatedFleet:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="simulated-agents")
+        self._watches = [
+            asyncio.create_task(agent.changes_forever(), name="simulated-watch")
+            for agent in self.agents.values()
+        ]
 
     async def refresh(self) -> None:
         await asyncio.gather(*(a.refresh() for a in self.agents.values()))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._watches) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         self._reader.close()
 
 
-def _timed(applier: MemoryApplier, on_applied: Callable[[str, float], None]) -> MemoryApplier:
-    """Report the moment each bundle is applied (for create -> applied latency)."""
+def _after_apply(applier: MemoryApplier, applied: Callable[[str, Mapping[str, Any]], None]) -> None:
+    """Call ``applied(resource_id, bundle)`` after each apply."""
     original = applier.apply
 
-    async def apply(resource_id: str, version: int, bundle: dict) -> object:  # type: ignore[type-arg]
+    async def apply(resource_id: str, version: int, bundle: Mapping[str, Any]) -> ApplyResult:
         result = await original(resource_id, version, bundle)
-        on_applied(resource_id, asyncio.get_running_loop().time())
+        applied(resource_id, bundle)
         return result
 
-    applier.apply = apply  # type: ignore[method-assign,assignment]
-    return applier
+    applier.apply = apply  # type: ignore[method-assign]
