@@ -54,10 +54,17 @@ def _replace_status(status: Mapping[str, Any]) -> list[JsonObject]:
 
 
 class HubClient:
-    def __init__(self, kubeconfig: str | Path | None, *, retry: kuberest.RetrySettings | None = None) -> None:
+    """The hub API server over a connection pool of its own: ``max_connections`` requests in
+    flight at once, more wait for a free connection."""
+
+    def __init__(self, kubeconfig: str | Path | None, *, max_connections: int = 64) -> None:
         self._rest = kuberest.KubeRest.from_kubeconfig(
-            kubeconfig, retry=retry or kuberest.RetrySettings(budget=20.0, max_connections=64)
+            kubeconfig, retry=kuberest.RetrySettings(budget=20.0, max_connections=max_connections)
         )
+
+    @property
+    def max_connections(self) -> int:
+        return self._rest.retry.max_connections
 
     async def close(self) -> None:
         await self._rest.close()
