@@ -88,14 +88,14 @@ class MaestroClient:
         reply = await self._query.GetResourceBundle(stubs.query.GetResourceBundleRequest(id=str(resource_id)))
         return wire_query.record_from_pb(reply)
 
-    async def list_messages(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0
-    ) -> tuple[list[stubs.query.ResourceBundle], str]:
-        """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes), and
-        the watch token taken before the first page."""
+    async def pages(
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+    ) -> AsyncIterator[stubs.query.ListResourceBundlesResponse]:
+        """Every page of bundles matching ``where``, as the wire sends them (JSON documents left as
+        bytes; each spec empty unless ``with_spec``). The first page carries the watch token taken
+        before it. A reader that handles each page as it comes holds one page at a time."""
         where = where or queries.ResourceFilter()
-        out: list[stubs.query.ResourceBundle] = []
-        token, watch_token = "", ""
+        token = ""
         while True:
             reply = await self._query.ListResourceBundles(
                 stubs.query.ListResourceBundlesRequest(
@@ -104,13 +104,25 @@ class MaestroClient:
                     consumer=where.consumer,
                     source=where.source,
                     label_selector=dict(where.labels),
+                    without_spec=not with_spec,
                 )
             )
-            watch_token = watch_token or reply.watch_resume_token
-            out.extend(reply.items)
+            yield reply
             token = reply.next_page_token
             if not token:
-                return out, watch_token
+                return
+
+    async def list_messages(
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0
+    ) -> tuple[list[stubs.query.ResourceBundle], str]:
+        """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes), and
+        the watch token taken before the first page."""
+        out: list[stubs.query.ResourceBundle] = []
+        watch_token = ""
+        async for reply in self.pages(where, page_size):
+            watch_token = watch_token or reply.watch_resume_token
+            out.extend(reply.items)
+        return out, watch_token
 
     async def list(
         self, where: queries.ResourceFilter | None = None, page_size: int = 0

@@ -41,8 +41,6 @@ from maestro.wire import stubs
 
 log = logging.getLogger(__name__)
 
-_YIELD_EVERY = 500
-
 APPLICATION, APPLICATION_SET = "Application", "ApplicationSet"
 #: batcher keys: ``(kind, namespace, name)``
 WriteKey = tuple[str, str, str]
@@ -145,17 +143,20 @@ class StatusController:
         """Observe every work of the source; keeps the list's watch token if none is held yet.
 
         A work whose status report is the one already shown is skipped before decoding: at fleet
-        scale decoding every work's JSON each period was most of this controller's CPU."""
-        items, token = await self.maestro.list_messages(queries.ResourceFilter(source=self.source))
-        for index, item in enumerate(items):
-            if item.status_sequence and self._sequences.get(item.id) == item.status_sequence:
-                continue
-            self.observe_record(wire_query.record_from_pb(item))
-            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # let the writer and the watch run during a long list
+        scale decoding every work's JSON each period was most of this controller's CPU. Specs are
+        not asked for (they were most of the bytes) and each page is handled as it arrives, so a
+        list of 150,000 works holds one page in memory, not all of them."""
+        count, token = 0, ""
+        async for page in self.maestro.pages(queries.ResourceFilter(source=self.source), with_spec=False):
+            token = token or page.watch_resume_token
+            for item in page.items:
+                if not (item.status_sequence and self._sequences.get(item.id) == item.status_sequence):
+                    self.observe_record(wire_query.record_from_pb(item))
+            count += len(page.items)
+            await asyncio.sleep(0)  # let the writer and the watch run during a long list
         if not self.token:
             self.token = token
-        return len(items)
+        return count
 
     async def _safety_net(self) -> None:
         while True:

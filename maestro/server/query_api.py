@@ -105,7 +105,10 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
             # Taken before the page: a watch from it cannot miss a change made while listing.
             token = await self._store.current_status_token() if not request.page_token else ""
             page = await self._store.list_resources_raw(
-                wire.resource_filter(request), queries.page_size(request.page_size), request.page_token
+                wire.resource_filter(request),
+                queries.page_size(request.page_size),
+                request.page_token,
+                with_spec=not request.without_spec,
             )
             response = pb.ListResourceBundlesResponse(
                 next_page_token=page.next_page_token, watch_resume_token=token

@@ -163,10 +163,17 @@ async def list_page(
 
 
 async def list_page_raw(
-    conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
+    conn: psycopg.AsyncConnection,
+    where: queries.ResourceFilter,
+    size: int,
+    token: str,
+    *,
+    with_spec: bool = True,
 ) -> queries.Page[bundles.RawRecord]:
-    """The same page with the JSON documents as PostgreSQL's text: nothing is parsed, for listing."""
-    query, params = _page_query(where, size, token, rows.RAW_RESOURCE_COLUMNS)
+    """The same page with the JSON documents as PostgreSQL's text: nothing is parsed, for listing.
+    Without the spec, each record's ``spec`` is empty."""
+    columns = rows.RAW_RESOURCE_COLUMNS if with_spec else rows.RAW_RESOURCE_COLUMNS_WITHOUT_SPEC
+    query, params = _page_query(where, size, token, columns)
     # Binary results: uuids and timestamps arrive without parsing their text form.
     async with conn.cursor(binary=True) as cur:
         await cur.execute(query, params)

@@ -22,6 +22,8 @@ RAW_RESOURCE_COLUMNS = (
     "id::text AS id_text, consumer, source, version, spec::text, metadata::text, status::text, "
     "status_version, status_sequence, status_hash, deleted_at, created_at, updated_at"
 )
+# The same without the spec, for readers of status alone (the specs are most of a list's bytes).
+RAW_RESOURCE_COLUMNS_WITHOUT_SPEC = RAW_RESOURCE_COLUMNS.replace("spec::text", "NULL::text AS spec")
 
 # The same shape from resource_tombstones (no spec, no created/updated times).
 TOMBSTONE_COLUMNS = (
@@ -89,7 +91,7 @@ def raw_record(row: tuple[Any, ...]) -> bundles.RawRecord:
         consumer=consumer_name,
         source=source,
         version=version,
-        spec=(spec or "{}").encode(),
+        spec=spec.encode() if spec is not None else b"",
         metadata=(metadata or "{}").encode(),
         status=status.encode() if status else b"",
         status_version=status_version or 0,

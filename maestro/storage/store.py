@@ -142,10 +142,16 @@ class Store:
         where: queries.ResourceFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        *,
+        with_spec: bool = True,
     ) -> queries.Page[bundles.RawRecord]:
         async with self._pool.connection() as conn:
             return await resource_sql.list_page_raw(
-                conn, where or queries.ResourceFilter(), queries.page_size(page_size), page_token
+                conn,
+                where or queries.ResourceFilter(),
+                queries.page_size(page_size),
+                page_token,
+                with_spec=with_spec,
             )
 
     async def resources_for_resync(self, consumer: str) -> list[bundles.ResourceBundle]:

@@ -265,3 +265,23 @@ async def test_a_listed_bundle_is_what_get_returns(
         assert by_id[work] == got
     assert by_id[kept].bundle.deleted_at is None
     assert by_id[deleted].bundle.deleted_at is not None
+
+
+async def test_a_list_without_specs_is_the_same_list_with_every_spec_left_empty(
+    maestro_server: MaestroUnderTest, source_client: MaestroClient
+) -> None:
+    # What the hub's status controller asks for each minute: everything but the specs.
+    await source_client.create_consumer("cluster-nospec")
+    for _ in range(3):
+        await source_client.apply("cluster-nospec", uuid.uuid4(), bundle_of(configmap("cm-nospec")))
+    where = queries.ResourceFilter(consumer="cluster-nospec")
+    full = [item async for page in source_client.pages(where, page_size=2) for item in page.items]
+    slim = [
+        item async for page in source_client.pages(where, page_size=2, with_spec=False) for item in page.items
+    ]
+    assert len(full) == len(slim) == 3
+    assert all(item.spec for item in full)
+    for whole, without in zip(full, slim, strict=True):
+        assert without.spec == b""
+        without.spec = whole.spec
+        assert without == whole

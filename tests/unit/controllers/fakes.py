@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import grpc
 from controllers import hub
 from maestro.api import bundles, queries
 from maestro.wire import query as wire_query
+from maestro.wire import stubs
 
 
 def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
@@ -49,11 +50,14 @@ class FakeMaestro:
         ]
         return out, "7"
 
-    async def list_messages(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0
-    ) -> tuple[list[Any], str]:
+    async def pages(
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+    ) -> AsyncIterator[stubs.query.ListResourceBundlesResponse]:
         records, token = await self.list(where, page_size)
-        return [wire_query.record_to_pb(r) for r in records], token
+        items = [wire_query.record_to_pb(r) for r in records]
+        for item in items if not with_spec else ():
+            item.spec = b""
+        yield stubs.query.ListResourceBundlesResponse(items=items, watch_resume_token=token)
 
     async def apply(
         self,

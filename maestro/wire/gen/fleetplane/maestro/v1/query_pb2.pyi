@@ -433,12 +433,17 @@ class ListResourceBundlesRequest(_message.Message):
     CONSUMER_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    WITHOUT_SPEC_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """0 means the server default (500)."""
     page_token: _builtins.str
     consumer: _builtins.str
     """Filters; empty means any."""
     source: _builtins.str
+    without_spec: _builtins.bool
+    """Leave every item's spec empty, for readers of status alone: at fleet scale the specs are most
+    of a list's bytes, and a status reader listing every work each minute needs none of them.
+    """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Every pair must match the bundle's metadata labels."""
@@ -451,10 +456,11 @@ class ListResourceBundlesRequest(_message.Message):
         consumer: _builtins.str = ...,
         source: _builtins.str = ...,
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        without_spec: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "without_spec", b"without_spec"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
