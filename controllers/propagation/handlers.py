@@ -38,12 +38,14 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 import kopf
+import orjson
 
 from controllers import contract, hub
 from controllers.propagation import diff, errors, generators, inventory, plan, rollout
 from controllers.status import aggregate, book
 from maestro.api import bundles, queries
 from maestro.client import MaestroClient
+from maestro.wire import stubs
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +321,7 @@ class PropagationController:
         current_status: Mapping[str, Any] | None,
     ) -> Outcome:
         namespace, name = key
-        records = await self._works(namespace, name)
+        records = await self._works(namespace, name, with_spec=_needs_manifests(strategy))
         by_id = {str(r.bundle.id): r for r in records}
         mirrors = {
             m["metadata"]["name"]: m
@@ -327,7 +329,7 @@ class PropagationController:
             if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
         }
         work_diff = diff.diff(desired, [_existing(r) for r in records], mirrors.keys())
-        decision = rollout.plan_rollout(strategy, _targets(desired, work_diff, by_id))
+        decision = rollout.plan_rollout(strategy, _targets(desired, work_diff, by_id, strategy))
         problems = [e.message for e in desired.errors]
         notes = list(work_diff.notes) + list(decision.warnings)
 
@@ -466,11 +468,13 @@ class PropagationController:
                 decisions[(api_version, kind)] = await self.hub.list_namespaced(api_version, kind, namespace)
         return generators.GeneratorInputs(clusters, config_maps, decisions)
 
-    async def _works(self, namespace: str, name: str) -> list[bundles.BundleRecord]:
+    async def _works(self, namespace: str, name: str, *, with_spec: bool) -> list[bundles.BundleRecord]:
         """The works Maestro holds for this ApplicationSet (labels may be hashed, so the full name
-        in the annotation decides)."""
+        in the annotation decides). Their specs only ``with_spec``: a pass compares the spec-hash
+        annotations, and at fleet scale every pass reading thousands of manifests was wasted work."""
         records, _ = await self.maestro.list(
-            queries.ResourceFilter(source=self.options.source, labels=owner_labels(namespace, name))
+            queries.ResourceFilter(source=self.options.source, labels=owner_labels(namespace, name)),
+            with_spec=with_spec,
         )
         ref = f"{namespace}/{name}"
         return [
@@ -556,11 +560,11 @@ class PropagationController:
         agent confirmed the deletion on its cluster), delete its mirrors. Returns the works left."""
         key = (namespace, name)
         async with self._lock(key):
-            records = await self._works(namespace, name)
             try:
                 strategy = rollout.parse_strategy(spec)
             except errors.RolloutError:
                 strategy = rollout.Strategy()
+            records = await self._works(namespace, name, with_spec=_needs_manifests(strategy))
             live = [_existing(r) for r in records if not r.bundle.deleting]
             doomed = self._deletion_group(strategy, live, records, [])
             await self._each(doomed, lambda existing: self._delete_work(existing.cluster, existing.work_id))
@@ -580,13 +584,23 @@ class PropagationController:
     async def sweep(self) -> int:
         """Delete the works (and mirrors) of ApplicationSets that are gone or no longer opted in:
         what the finalizer could not do (the label removed, the finalizer removed by hand)."""
-        records, _ = await self.maestro.list(queries.ResourceFilter(source=self.options.source))
-        owners: dict[AppSetKey, list[bundles.BundleRecord]] = {}
-        for record in records:
-            ref = _work_annotations(record.bundle.metadata).get(contract.ANNOTATION_APPSET, "")
-            namespace, _, name = ref.partition("/")
-            if namespace and name:
-                owners.setdefault((namespace, name), []).append(record)
+        # Every work of the source, each minute: page by page, reading only the metadata (decoding
+        # 150,000 specs and statuses to find the few orphans would dwarf the sweep's use).
+        owners: dict[AppSetKey, list[_OwnedWork]] = {}
+        async for page in self.maestro.pages(
+            queries.ResourceFilter(source=self.options.source), with_spec=False
+        ):
+            for item in page.items:
+                meta = orjson.loads(item.metadata) if item.metadata else {}
+                namespace, _, name = str(
+                    _work_annotations(meta).get(contract.ANNOTATION_APPSET, "")
+                ).partition("/")
+                if namespace and name:
+                    deleting = item.deletion_state == stubs.query.DELETION_STATE_DELETING
+                    owners.setdefault((namespace, name), []).append(
+                        _OwnedWork(item.consumer, item.id, deleting)
+                    )
+            await asyncio.sleep(0)
         deleted = 0
         for key, owned in owners.items():
             if key in self._wakeups:
@@ -595,9 +609,9 @@ class PropagationController:
             if body is not None and plan.is_pull_enabled(body):
                 continue  # its daemon is starting, or its finalizer is running
             async with self._lock(key):
-                for record in owned:
-                    if not record.bundle.deleting:
-                        await self._delete_work(record.bundle.consumer, str(record.bundle.id))
+                for work in owned:
+                    if not work.deleting:
+                        await self._delete_work(work.cluster, work.work_id)
                         deleted += 1
                 if body is not None:  # opted out: its mirrors would otherwise stay until it is deleted
                     for mirror in await self.hub.list_applications(key[0], owner_labels(*key)):
@@ -620,14 +634,31 @@ class PropagationController:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _OwnedWork:
+    """What the sweep needs of a work: where it is, and whether its deletion already started."""
+
+    cluster: str
+    work_id: str
+    deleting: bool
+
+
+def _needs_manifests(strategy: rollout.Strategy) -> bool:
+    """Whether a pass reads the works' manifests: only a reverse deletion order does (it groups the
+    works by their Application's labels); everything else is in the works' metadata."""
+    return strategy.deletion_order == "Reverse"
+
+
 def _existing(record: bundles.BundleRecord) -> diff.ExistingWork:
     meta = record.bundle.metadata
+    spec_hash = _work_annotations(meta).get(contract.ANNOTATION_SPEC_HASH)
     return diff.ExistingWork(
         work_id=str(record.bundle.id),
         cluster=record.bundle.consumer,
         name=str(meta.get("name") or ""),
-        spec_hash=_work_annotations(meta).get(contract.ANNOTATION_SPEC_HASH),
-        bundle=record.bundle.spec.to_json(),
+        spec_hash=spec_hash,
+        # A work without the hash (sent by something else) compares by its spec, when it was read.
+        bundle=None if spec_hash or not record.bundle.manifests else record.bundle.spec.to_json(),
         deleting=record.bundle.deleting,
     )
 
@@ -640,14 +671,21 @@ def _worker_app(record: bundles.BundleRecord) -> tuple[str, Mapping[str, str]]:
 
 
 def _targets(
-    desired: plan.Plan, work_diff: diff.WorkDiff, records: Mapping[str, bundles.BundleRecord]
+    desired: plan.Plan,
+    work_diff: diff.WorkDiff,
+    records: Mapping[str, bundles.BundleRecord],
+    strategy: rollout.Strategy,
 ) -> list[rollout.RolloutTarget]:
     pending = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
+    # Only a RollingSync's gates read the statuses: other passes skip aggregating thousands of them.
+    rolling = strategy.type == "RollingSync"
+    status: Mapping[str, Any] = {"sync": {"status": "Unknown"}, "health": {"status": "Unknown"}}
     targets = []
     for work in desired.works:
         record = records.get(work.work_id)
-        reported = record.status.to_json() if record is not None and record.status is not None else None
-        status = aggregate.application_status(reported, cluster=work.cluster)
+        if rolling:
+            reported = record.status.to_json() if record is not None and record.status is not None else None
+            status = aggregate.application_status(reported, cluster=work.cluster)
         targets.append(
             rollout.RolloutTarget(
                 application=work.application,

@@ -38,7 +38,7 @@ class FakeMaestro:
         self.calls: list[tuple[str, str]] = []
 
     async def list(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
     ) -> tuple[list[bundles.BundleRecord], str]:
         where = where or queries.ResourceFilter()
         out = [
@@ -48,6 +48,16 @@ class FakeMaestro:
             and (not where.consumer or r.bundle.consumer == where.consumer)
             and _matches(r.bundle.labels, where.labels)
         ]
+        if not with_spec:  # as the server answers: no manifests, no options
+            out = [
+                dataclasses.replace(
+                    r,
+                    bundle=dataclasses.replace(
+                        r.bundle, manifests=[], delete_option=None, manifest_configs=[], executer=None
+                    ),
+                )
+                for r in out
+            ]
         return out, "7"
 
     async def pages(
