@@ -75,11 +75,13 @@ class HubClient:
         except NotFoundError:
             return None
 
-    async def _list(self, path: str, labels: Mapping[str, str] | str | None = None) -> list[JsonObject]:
+    async def _list(
+        self, path: str, labels: Mapping[str, str] | str | None = None, *, accept: str = kuberest.JSON
+    ) -> list[JsonObject]:
         query = []
         if labels:
             query.append(("labelSelector", labels if isinstance(labels, str) else selector(labels)))
-        items, _ = await self._rest.list_all(path, query=query, page=_PAGE)
+        items, _ = await self._rest.list_all(path, query=query, page=_PAGE, accept=accept)
         return items
 
     # --- ApplicationSets -------------------------------------------------------------------------
@@ -103,8 +105,10 @@ class HubClient:
     async def get_application(self, namespace: str, name: str) -> JsonObject | None:
         return await self._get(_argocd_path(namespace, APPLICATIONS, name))
 
-    async def list_applications(self, namespace: str, labels: Mapping[str, str]) -> list[JsonObject]:
-        return await self._list(_argocd_path(namespace, APPLICATIONS), labels)
+    async def list_application_metadata(self, namespace: str, labels: Mapping[str, str]) -> list[JsonObject]:
+        """The matching Applications as ``{"metadata": ...}`` alone: a pass over 3,000 mirrors needs
+        their names and annotations, not their specs and statuses."""
+        return await self._list(_argocd_path(namespace, APPLICATIONS), labels, accept=kuberest.METADATA_LIST)
 
     async def list_all_applications(self, label_selector: str) -> list[JsonObject]:
         """Applications of every namespace matching a raw label selector (``key``, ``key=value``...)."""

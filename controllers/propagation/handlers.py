@@ -325,7 +325,7 @@ class PropagationController:
         by_id = {str(r.bundle.id): r for r in records}
         mirrors = {
             m["metadata"]["name"]: m
-            for m in await self.hub.list_applications(namespace, owner_labels(namespace, name))
+            for m in await self.hub.list_application_metadata(namespace, owner_labels(namespace, name))
             if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
         }
         work_diff = diff.diff(desired, [_existing(r) for r in records], mirrors.keys())
@@ -572,7 +572,7 @@ class PropagationController:
                 return len(records)
             owned = [
                 m["metadata"]["name"]
-                for m in await self.hub.list_applications(namespace, owner_labels(namespace, name))
+                for m in await self.hub.list_application_metadata(namespace, owner_labels(namespace, name))
                 if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
             ]
             await self._each(owned, lambda mirror: self._delete_mirror(namespace, mirror))
@@ -614,7 +614,7 @@ class PropagationController:
                         await self._delete_work(work.cluster, work.work_id)
                         deleted += 1
                 if body is not None:  # opted out: its mirrors would otherwise stay until it is deleted
-                    for mirror in await self.hub.list_applications(key[0], owner_labels(*key)):
+                    for mirror in await self.hub.list_application_metadata(key[0], owner_labels(*key)):
                         await self.hub.delete_application(key[0], mirror["metadata"]["name"])
                         self.listener.mirror_deleted(key[0], mirror["metadata"]["name"])
             log.info("ApplicationSet %s/%s is gone or opted out: deleting its %d works", *key, len(owned))

@@ -139,9 +139,11 @@ class FakeHub:
         found = self.applications.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
-    async def list_applications(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    async def list_application_metadata(
+        self, namespace: str, labels: Mapping[str, str]
+    ) -> list[dict[str, Any]]:
         return [
-            copy.deepcopy(a)
+            {"metadata": copy.deepcopy(a["metadata"])}
             for (ns, _), a in sorted(self.applications.items())
             if ns == namespace and _matches(a["metadata"].get("labels") or {}, labels)
         ]
