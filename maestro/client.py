@@ -125,15 +125,21 @@ class MaestroClient:
         return out, watch_token
 
     async def list(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+        self,
+        where: queries.ResourceFilter | None = None,
+        page_size: int = 0,
+        *,
+        with_spec: bool = True,
+        with_status: bool = True,
     ) -> tuple[list[bundles.BundleRecord], str]:
         """Every bundle matching ``where`` (all pages), decoded, and the watch token of the listing;
-        without ``with_spec`` each record's manifests are empty."""
+        without ``with_spec`` each record's manifests are empty, without ``with_status`` its status
+        is ``None`` (not decoded)."""
         records: list[bundles.BundleRecord] = []
         watch_token = ""
         async for reply in self.pages(where, page_size, with_spec=with_spec):
             watch_token = watch_token or reply.watch_resume_token
-            records.extend(wire_query.record_from_pb(item) for item in reply.items)
+            records.extend(wire_query.record_from_pb(item, with_status=with_status) for item in reply.items)
         return records, watch_token
 
     async def watch(

@@ -38,7 +38,12 @@ class FakeMaestro:
         self.calls: list[tuple[str, str]] = []
 
     async def list(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+        self,
+        where: queries.ResourceFilter | None = None,
+        page_size: int = 0,
+        *,
+        with_spec: bool = True,
+        with_status: bool = True,
     ) -> tuple[list[bundles.BundleRecord], str]:
         where = where or queries.ResourceFilter()
         out = [
@@ -58,6 +63,8 @@ class FakeMaestro:
                 )
                 for r in out
             ]
+        if not with_status:
+            out = [dataclasses.replace(r, status=None) for r in out]
         return out, "7"
 
     async def pages(

@@ -1,15 +1,15 @@
 """The controllers' I/O side against in-memory fakes of the hub and Maestro (``fakes.py``).
 
-Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes
-nothing; a template change updates every work and mirror; a cluster leaving the inventory loses its
-work and mirror only; an unregistered Maestro consumer and an unknown generator become problems
-(nothing created or deleted); deletion deletes the works, waits for them to be gone, then deletes
-the mirrors; the sweep deletes the works of an ApplicationSet that no longer exists; RollingSync
-sends step 2 only once step 1 reports Synced and Healthy at its latest spec; the daemon passes
-when woken, reports each distinct problem once and exits when stopped. Status: a
-report becomes the mirror's status and rolls up into the ApplicationSet's; an older report is
-dropped; a status that arrived before its mirror is written once the mirror exists; a deleted work
-forgets its Application.
+Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes nothing;
+a template change updates every work and mirror; a cluster leaving the inventory loses its work and
+mirror only; a pass renders again only when the spec or the generators' inputs changed; an
+unregistered Maestro consumer and an unknown generator become problems (nothing created or deleted);
+deletion deletes the works, waits for them to be gone, then deletes the mirrors; the sweep deletes
+the works of an ApplicationSet that no longer exists; RollingSync sends step 2 only once step 1
+reports Synced and Healthy at its latest spec; the daemon passes when woken, reports each distinct
+problem once and exits when stopped. Status: a report becomes the mirror's status and rolls up into
+the ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
+once the mirror exists; a deleted work forgets its Application.
 """
 
 from __future__ import annotations
@@ -96,6 +96,36 @@ async def test_cluster_leaving_the_inventory_loses_only_its_app() -> None:
     assert deleting == {"c1": False, "c2": True}
     assert ("apps", "c2-guestbook") not in world.hub.applications
     assert world.listener.deleted == [("apps", "c2-guestbook")]
+
+
+async def test_a_pass_renders_again_only_when_the_spec_or_the_inventory_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    renders: list[int] = []
+    real = propagation.plan.plan_application_set
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        renders.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(propagation.plan, "plan_application_set", counting)
+    world = World(consumers=("c1", "c2", "c3"))
+    await world.reconcile()
+    world.controller.inventory_changed()  # re-listed, but the same clusters
+    await world.reconcile()
+    assert len(renders) == 1
+
+    world.hub.secrets.append(builders.cluster_secret("c3"))
+    world.controller.inventory_changed()
+    outcome = await world.reconcile()
+    assert len(renders) == 2
+    assert (outcome.created, outcome.mirrors_applied) == (1, 1)
+
+    world.hub.appsets[KEY]["spec"]["template"]["spec"]["source"]["repoURL"] = "https://git.example/new.git"
+    outcome = await world.reconcile()
+    assert len(renders) == 3
+    assert outcome.updated == 3
+    assert set(world.repos().values()) == {"https://git.example/new.git"}
 
 
 async def test_unregistered_consumer_is_a_problem_for_that_cluster_only() -> None:
