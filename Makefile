@@ -40,11 +40,11 @@ unit: $(STAMP)
 
 integration: build
 	@echo "[fleetplane] tier: integration (real PostgreSQL, Kafka, kube-apiserver, Argo CD)"
-	@$(BIN)/pytest tests/integration -q
+	@$(BIN)/pytest tests/integration -q --durations=0 --durations-min=2
 
 e2e: build
 	@echo "[fleetplane] tier: end to end"
-	@$(BIN)/pytest tests/e2e -q
+	@$(BIN)/pytest tests/e2e -q --durations=0 --durations-min=2
 
 # Make stops at the first failing prerequisite, so a failing tier stops the ones after it.
 test: lint unit integration e2e
