@@ -113,13 +113,13 @@ class MaestroClient:
                 return
 
     async def list_messages(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0
+        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
     ) -> tuple[list[stubs.query.ResourceBundle], str]:
-        """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes), and
-        the watch token taken before the first page."""
+        """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes; each
+        spec empty unless ``with_spec``), and the watch token taken before the first page."""
         out: list[stubs.query.ResourceBundle] = []
         watch_token = ""
-        async for reply in self.pages(where, page_size):
+        async for reply in self.pages(where, page_size, with_spec=with_spec):
             watch_token = watch_token or reply.watch_resume_token
             out.extend(reply.items)
         return out, watch_token
@@ -135,12 +135,8 @@ class MaestroClient:
         """Every bundle matching ``where`` (all pages), decoded, and the watch token of the listing;
         without ``with_spec`` each record's manifests are empty, without ``with_status`` its status
         is ``None`` (not decoded)."""
-        records: list[bundles.BundleRecord] = []
-        watch_token = ""
-        async for reply in self.pages(where, page_size, with_spec=with_spec):
-            watch_token = watch_token or reply.watch_resume_token
-            records.extend(wire_query.record_from_pb(item, with_status=with_status) for item in reply.items)
-        return records, watch_token
+        items, token = await self.list_messages(where, page_size, with_spec=with_spec)
+        return [wire_query.record_from_pb(item, with_status=with_status) for item in items], token
 
     async def watch(
         self, resume_token: str = "", *, source: str = "", consumer: str = ""

@@ -337,8 +337,9 @@ class PropagationController:
         current_status: Mapping[str, Any] | None,
     ) -> Outcome:
         namespace, name = key
+        rolling = strategy.type == "RollingSync"
         records = await self._works(
-            namespace, name, with_spec=_needs_manifests(strategy), with_status=strategy.type == "RollingSync"
+            namespace, name, with_spec=_needs_manifests(strategy), with_status=rolling
         )
         by_id = {str(r.bundle.id): r for r in records}
         mirrors = {
@@ -347,7 +348,7 @@ class PropagationController:
             if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
         }
         work_diff = diff.diff(desired, [_existing(r) for r in records], mirrors.keys())
-        decision = rollout.plan_rollout(strategy, _targets(desired, work_diff, by_id, strategy))
+        decision = rollout.plan_rollout(strategy, _targets(desired, work_diff, by_id, rolling=rolling))
         problems = [e.message for e in desired.errors]
         notes = list(work_diff.notes) + list(decision.warnings)
 
@@ -378,7 +379,6 @@ class PropagationController:
 
         await self._each(list(work_diff.mirror_deletes), lambda m: self._delete_mirror(namespace, m))
 
-        rolling = strategy.type == "RollingSync"
         statuses = {s.application: s for s in decision.statuses}
         if rolling:
             self._rolling.add(key)
@@ -708,11 +708,11 @@ def _targets(
     desired: plan.Plan,
     work_diff: diff.WorkDiff,
     records: Mapping[str, bundles.BundleRecord],
-    strategy: rollout.Strategy,
+    *,
+    rolling: bool,
 ) -> list[rollout.RolloutTarget]:
     pending = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
     # Only a RollingSync's gates read the statuses: other passes skip aggregating thousands of them.
-    rolling = strategy.type == "RollingSync"
     status: Mapping[str, Any] = {"sync": {"status": "Unknown"}, "health": {"status": "Unknown"}}
     targets = []
     for work in desired.works:
