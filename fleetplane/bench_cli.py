@@ -59,6 +59,9 @@ def fleet(
     ),
     phase_timeout: float = typer.Option(1800.0, help="Longest wait of each phase (create, update, delete)."),
     write_rate: float = typer.Option(200.0, help="The controllers' hub status writes per second."),
+    write_concurrency: int = typer.Option(
+        16, min=1, help="The controllers' hub status writes in flight at once."
+    ),
     phases: str = typer.Option(
         "create,update,delete", help="Phases to time, comma-separated; create always runs."
     ),
@@ -79,7 +82,7 @@ def fleet(
             argocd_sync_delay=argocd_sync_delay,
             refresh_seconds=refresh,
             phase_timeout=phase_timeout,
-            write_rate=write_rate,
+            writes=bench_fleet.StatusWrites(write_rate, write_concurrency),
             phases=chosen,
             report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )

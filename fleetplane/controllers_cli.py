@@ -32,6 +32,9 @@ def run(
     status_list: float = typer.Option(60.0, help="Seconds between full status lists (watch safety net)."),
     write_rate: float = typer.Option(200.0, help="Hub status writes per second."),
     write_burst: int = typer.Option(400, help="Hub status writes allowed in a burst."),
+    write_concurrency: int = typer.Option(
+        16, min=1, help="Hub status writes in flight at once (each has its own connection)."
+    ),
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -44,7 +47,10 @@ def run(
             inventory_namespace=inventory_namespace, resync_seconds=resync
         ),
         status=status.StatusSettings(
-            list_seconds=status_list, write_rate=write_rate, write_burst=write_burst
+            list_seconds=status_list,
+            write_rate=write_rate,
+            write_burst=write_burst,
+            write_concurrency=write_concurrency,
         ),
         liveness=liveness or None,
     )

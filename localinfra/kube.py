@@ -13,6 +13,7 @@ import shutil
 import ssl
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,16 @@ def _get_ok(url: str, ca: Path, client: pki.KeyPair) -> bool:
         return bool(resp.status == 200)
 
 
-def start(env: Environment, name: str, etcd_url: str, *, controller_manager: bool = True) -> Cluster:
+def start(
+    env: Environment,
+    name: str,
+    etcd_url: str,
+    *,
+    controller_manager: bool = True,
+    go_runtime: Mapping[str, str] | None = None,
+) -> Cluster:
+    """A kube-apiserver on ``etcd_url`` (and its controller-manager); ``go_runtime`` is the API
+    server's Go runtime environment (``GOGC``, ``GOMEMLIMIT``) for a hub sized for its load."""
     folder = env.path("clusters", name)
     ca = pki.ensure_ca(env.path("pki"))
     port = ports.free_port()
@@ -142,11 +152,15 @@ def start(env: Environment, name: str, etcd_url: str, *, controller_manager: boo
         "--endpoint-reconciler-type",
         "none",
         "--enable-priority-and-fairness=false",
-        "--profiling=false",
+        # Served to cluster admins only: `kubectl get --raw /debug/pprof/profile` shows where a
+        # hub's CPU goes under a benchmark.
+        "--profiling=true",
         "-v",
         "0",
     ]
-    record = env.add_process(process.spawn(f"{name}/kube-apiserver", argv, folder / "kube-apiserver.log"))
+    record = env.add_process(
+        process.spawn(f"{name}/kube-apiserver", argv, folder / "kube-apiserver.log", env=go_runtime)
+    )
     kubeconfig = write_kubeconfig(folder / "kubeconfig", kubeconfig_dict(name, server, ca.cert, admin))
     process.wait_until(
         record, lambda: _get_ok(f"{server}/readyz", ca.cert, admin), timeout=120, what="ready (/readyz)"

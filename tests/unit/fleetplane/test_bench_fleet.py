@@ -10,6 +10,7 @@ than the one recorded for them (a missing revision is counted apart, never as mo
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 
@@ -98,3 +99,13 @@ def test_phases_must_include_create_and_name_only_known_phases() -> None:
     for bad in ("update", "create,destroy", ""):
         with pytest.raises(ValueError, match="--phases"):
             bench_fleet.parse_phases(bad)
+
+
+def test_hub_go_runtime_collects_less_often_under_a_memory_limit() -> None:
+    runtime = bench_fleet.hub_go_runtime(memory_share=0.25)
+
+    assert runtime["GOGC"] == "400"
+    limit = runtime["GOMEMLIMIT"]
+    assert limit.endswith("MiB")  # a unit Go's runtime accepts
+    total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert abs(int(limit.removesuffix("MiB")) - total_mib / 4) <= 1
