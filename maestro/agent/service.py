@@ -135,4 +135,5 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
                 await task
         await watcher.close()
         reader.close()
+        await asyncio.to_thread(publisher.close)
         await applier.close()

@@ -93,6 +93,7 @@ class SimulatedFleet:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._reader.close()
+        await asyncio.to_thread(self._publisher.close)
 
 
 def _after_apply(applier: MemoryApplier, applied: Callable[[str, Mapping[str, Any]], None]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -134,7 +135,19 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         await db.close()
 
     return Running(
-        server, port, relay, ingester, reaper, tasks, [writer.stop, notifier.stop, reader.close, close_store]
+        server,
+        port,
+        relay,
+        ingester,
+        reaper,
+        tasks,
+        [
+            writer.stop,
+            notifier.stop,
+            reader.close,
+            functools.partial(asyncio.to_thread, publisher.close),
+            close_store,
+        ],
     )
 
 

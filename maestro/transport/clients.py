@@ -247,6 +247,19 @@ class Publisher:
     async def publish(self, items: Sequence[Outgoing], timeout: float = 30.0) -> None:
         await asyncio.to_thread(self.publish_sync, items, timeout)
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (for at most ``timeout``), then stop the producer's threads: one
+        left to the garbage collector outlives a stopped broker and logs each reconnection.
+
+        What is still undelivered is dropped, its senders told so (as after a crash, the outbox
+        and the agents' resync send it again); the producer's own close would wait for it until
+        its delivery timeout.
+        """
+        if self._producer.flush(timeout):
+            self._producer.purge()
+            self._producer.flush(0)
+        self._producer.close()
+
     async def send(self, items: Sequence[Outgoing]) -> Delivery:
         return await asyncio.to_thread(self.send_sync, items)
 

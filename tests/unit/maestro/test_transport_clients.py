@@ -21,12 +21,13 @@ import time
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from localinfra import ports
 from maestro.transport import clients
 from tests.unit.maestro import kafkafakes
 from tests.unit.maestro.kafkafakes import FakeConsumer, FakeMessage, FakeProducer
 
 
-def outgoing(n: int, partition: int = 0) -> list[clients.Outgoing]:
+def outgoing(n: int, partition: int | None = 0) -> list[clients.Outgoing]:
     return [clients.Outgoing("t.spec", "c1", [], f"m{i}".encode(), partition) for i in range(n)]
 
 
@@ -205,3 +206,16 @@ def test_an_idle_group_member_that_is_caught_up_is_left_alone() -> None:
     reader.subscribe(["t.status"])
     poll_for(reader, 0.3)
     assert reader.restarts == 0 and not consumer.closed
+
+
+def test_closing_a_publisher_whose_broker_is_gone_drops_its_queue_and_tells_the_senders() -> None:
+    # Nothing listens on the port: the messages can never be delivered. The producer's own close
+    # would wait for them until the delivery timeout; ours hands them back as failed.
+    publisher = clients.Publisher(f"127.0.0.1:{ports.free_port()}", client_id="closing")
+    delivery = publisher.send_sync(outgoing(3, partition=None))
+
+    publisher.close(timeout=0.2)
+
+    assert delivery.settled and not delivery.delivered
+    assert sorted(i for i, _ in delivery.failed) == [0, 1, 2]
+    assert {err.code() for _, err in delivery.failed} == {KafkaError._PURGE_QUEUE}
