@@ -26,6 +26,9 @@ def pipeline(
     paced_rate: float = typer.Option(100.0, help="Creates/s of the paced latency phase."),
     paced_seconds: float = typer.Option(10.0, help="Length of the paced phase."),
     fast_db: bool = typer.Option(False, help="PostgreSQL without fsync (faster, not durable)."),
+    server_replicas: int = typer.Option(
+        1, min=1, help="Maestro server processes sharing PostgreSQL and Kafka; creates alternate over them."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Drive the Maestro pipeline with simulated agents over real PostgreSQL and Kafka."""
@@ -37,6 +40,7 @@ def pipeline(
             paced_rate=paced_rate,
             paced_seconds=paced_seconds,
             durable=not fast_db,
+            replicas=server_replicas,
             report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
     )

@@ -40,6 +40,8 @@ class PipelineResult:
     clusters: int
     works_per_cluster: int
     total: int
+    #: server processes sharing the database and Kafka; RSS figures are their sum
+    server_replicas: int = 1
     create_seconds: float = 0.0
     creates_per_s: float = 0.0
     end_to_end_seconds: float = 0.0
@@ -163,29 +165,44 @@ async def start_server(
     env: Environment, pg: postgres.Postgres, kf: kafka.Kafka, root: Path
 ) -> tuple[process.ProcessRecord, str, layout.Layout]:
     """A Maestro server process of the environment, on its own database and topic prefix, healthy."""
+    servers, names = await start_servers(env, pg, kf, root, 1)
+    return servers[0][0], servers[0][1], names
+
+
+async def start_servers(
+    env: Environment, pg: postgres.Postgres, kf: kafka.Kafka, root: Path, replicas: int
+) -> tuple[list[tuple[process.ProcessRecord, str]], layout.Layout]:
+    """``replicas`` Maestro server processes sharing one new database and topic prefix, healthy."""
     dsn = await asyncio.to_thread(pg.create_database, "maestro")
-    port = ports.free_port()
     names = layout.Layout(f"bench.{uuid.uuid4().hex[:8]}")
     cli = str(Path(sys.executable).parent / "fleetplane")
-    argv = [
-        cli,
-        "maestro",
-        "server",
-        "--dsn",
-        dsn,
-        "--kafka",
-        kf.bootstrap,
-        "--port",
-        str(port),
-        "--topic-prefix",
-        names.prefix,
-        "--log-level",
-        "warning",
-    ]
-    server = env.add_process(process.spawn("maestro-server", argv, root / "server.log"))
-    address = f"127.0.0.1:{port}"
-    await wait_healthy(address, server)
-    return server, address, names
+    servers = []
+    for replica in range(replicas):
+        port = ports.free_port()
+        argv = [
+            cli,
+            "maestro",
+            "server",
+            "--dsn",
+            dsn,
+            "--kafka",
+            kf.bootstrap,
+            "--port",
+            str(port),
+            "--topic-prefix",
+            names.prefix,
+            "--server-id",
+            f"bench-{replica}",
+            "--log-level",
+            "warning",
+        ]
+        name = "maestro-server" if replicas == 1 else f"maestro-server-{replica}"
+        servers.append(
+            (env.add_process(process.spawn(name, argv, root / f"{name}.log")), f"127.0.0.1:{port}")
+        )
+    for record, address in servers:
+        await wait_healthy(address, record)
+    return servers, names
 
 
 async def run(
@@ -196,21 +213,20 @@ async def run(
     paced_rate: float = 100.0,
     paced_seconds: float = 10.0,
     durable: bool = True,
+    replicas: int = 1,
     report: Report = print,
 ) -> PipelineResult:
-    result = PipelineResult(clusters, works_per_cluster, clusters * works_per_cluster)
+    result = PipelineResult(clusters, works_per_cluster, clusters * works_per_cluster, replicas)
     root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-"))
     env = Environment(root / "env")
-    server: process.ProcessRecord | None = None
     try:
         report("[bench] starting PostgreSQL and Kafka ...")
         pg = postgres.start(env, durable=durable)
         kf = kafka.start(env, heap="1g")
-        server, address, names = await start_server(env, pg, kf, root)
-        report(f"[bench] server up (pid {server.pid}); registering {clusters} clusters ...")
-        await _measure(
-            result, address, kf.bootstrap, names, server, concurrency, paced_rate, paced_seconds, report
-        )
+        servers, names = await start_servers(env, pg, kf, root, replicas)
+        pids = ", ".join(str(record.pid) for record, _ in servers)
+        report(f"[bench] {replicas} server replica(s) up (pid {pids}); registering {clusters} clusters ...")
+        await _measure(result, servers, kf.bootstrap, names, concurrency, paced_rate, paced_seconds, report)
     finally:
         env.down()
         with contextlib.suppress(OSError):
@@ -220,10 +236,9 @@ async def run(
 
 async def _measure(
     result: PipelineResult,
-    address: str,
+    servers: list[tuple[process.ProcessRecord, str]],
     bootstrap: str,
     names: layout.Layout,
-    server: process.ProcessRecord,
     concurrency: int,
     paced_rate: float,
     paced_seconds: float,
@@ -232,7 +247,12 @@ async def _measure(
     loop = asyncio.get_running_loop()
     clock = _Clock()
     gate = asyncio.Semaphore(concurrency)
-    async with MaestroClient(address, source="bench") as client:
+    async with contextlib.AsyncExitStack() as stack:
+        # Creates are spread over the replicas, as a load balancer in front of them would.
+        replicas = [
+            await stack.enter_async_context(MaestroClient(address, source="bench")) for _, address in servers
+        ]
+        client = replicas[0]
 
         async def register(i: int) -> Any:
             async with gate:
@@ -245,16 +265,20 @@ async def _measure(
         token = (await client.list(page_size=1))[1]
         watcher = asyncio.create_task(_watch(client, token, clock))
 
-        async def create(cluster: str, index: int) -> None:
+        async def create(cluster: str, index: int, replica: MaestroClient) -> None:
             rid = uuid.uuid4()
             async with gate:
                 clock.sent[str(rid)] = loop.time()
-                await client.apply(cluster, rid, work_bundle(cluster, index))
+                await replica.apply(cluster, rid, work_bundle(cluster, index))
 
         report(f"[bench] creating {result.total} works ({result.works_per_cluster} per cluster) ...")
         started = loop.time()
         progress = asyncio.create_task(_progress(clock, result.total, report))
-        jobs = [create(c.name, i) for i in range(result.works_per_cluster) for c in registered]
+        jobs = [
+            create(c.name, i, replicas[(i + j) % len(replicas)])
+            for i in range(result.works_per_cluster)
+            for j, c in enumerate(registered)
+        ]
         for chunk in range(0, len(jobs), 10_000):
             await asyncio.gather(*jobs[chunk : chunk + 10_000])
         result.create_seconds = loop.time() - started
@@ -280,7 +304,7 @@ async def _measure(
             cluster = registered[i % len(registered)].name
             clock.sent[str(rid)] = loop.time()
             paced.append(str(rid))
-            await client.apply(cluster, rid, work_bundle(cluster, 10_000 + i))
+            await replicas[i % len(replicas)].apply(cluster, rid, work_bundle(cluster, 10_000 + i))
         await _until(lambda: all(r in clock.applied for r in paced), 300)
         result.paced_rate = paced_rate
         result.paced_create_to_applied_p50_ms = _ms([clock.applied[r] - clock.sent[r] for r in paced], 0.5)
@@ -291,7 +315,9 @@ async def _measure(
         listed, _ = await client.list_messages(page_size=500)
         result.list_seconds = time.perf_counter() - list_started
         result.listed = len(listed)
-        result.server_rss_mb, result.server_peak_rss_mb = _rss_mb(server.pid)
+        memory = [_rss_mb(record.pid) for record, _ in servers]
+        result.server_rss_mb = sum(rss for rss, _ in memory)
+        result.server_peak_rss_mb = sum(peak for _, peak in memory)
         agents = list(fleet.agents.values())
         per_agent = [a.stats.bytes_read for a in agents]
         result.agent_bytes_mean = statistics.fmean(per_agent)

@@ -1,0 +1,51 @@
+"""The benchmarks as a user runs them, at a small scale: each starts what it needs, finishes, and
+prints figures that add up (every work created, applied and its status seen; nothing read by an
+agent that was not its own). Their speed is not asserted here: the figures are the output.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import fleetplane
+
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_pipeline_with_two_server_replicas() -> None:
+    out = fleetplane(
+        "bench", "pipeline", "--clusters", "3", "--works-per-cluster", "40", "--server-replicas", "2",
+        "--paced-rate", "20", "--paced-seconds", "1", "--json",
+    )  # fmt: skip
+
+    figures = json.loads(out.stdout)
+    assert (figures["total"], figures["server_replicas"]) == (120, 2)
+    assert figures["creates_per_s"] > 0 and figures["end_to_end_seconds"] > 0
+    # every bulk and paced work is listed back over gRPC
+    assert figures["listed"] == 120 + 20
+    assert figures["foreign_events_read"] == 0
+    assert 0 < figures["agent_bytes_max"] < figures["spec_bytes_total"]
+    assert figures["server_peak_rss_mb"] >= figures["server_rss_mb"] > 0
+    assert "server replica(s) up" in out.stderr
+    assert "Connection refused" not in out.stderr  # Kafka clients closed before the broker stopped
+
+
+def test_bench_fleet_create_update_delete() -> None:
+    out = fleetplane(
+        "bench", "fleet", "--clusters", "3", "--apps-per-cluster", "2", "--write-concurrency", "4",
+        "--argocd-sync-delay", "0.2", "--phase-timeout", "300", "--json",
+    )  # fmt: skip
+
+    figures = json.loads(out.stdout)
+    assert figures["total"] == 6
+    assert figures["create_reached"] == {"works": 6, "hub_apps": 6, "synced_healthy": 6, "at_new_revision": 0}
+    assert (
+        figures["update_reached"]["works_new_template"] == figures["update_reached"]["at_new_revision"] == 6
+    )
+    assert (figures["delete_reached"]["works"], figures["delete_reached"]["hub_apps"]) == (0, 0)
+    assert figures["hub_writes_by_verb"]["apply"] >= 6 and figures["hub_writes_by_verb"]["delete"] >= 6
+    assert figures["peak_rss_mb"]["hub/kube-apiserver"] > 0
+    assert figures["notes"] == []
+    assert "Connection refused" not in out.stderr
