@@ -23,6 +23,18 @@ class Credentials:
     authorization: str = ""
 
 
+def authorization_header(configuration: client.Configuration) -> str:
+    """The ``Authorization`` header a loaded configuration asks for ("" for client certificates).
+
+    The ``kubernetes`` package keeps a kubeconfig's or the pod's token under ``BearerToken``
+    (``authorization`` in its older releases), prefix included.
+    """
+    for key in ("BearerToken", "authorization"):
+        if header := configuration.get_api_key_with_prefix(key):
+            return str(header)
+    return ""
+
+
 def _from_configuration(configuration: client.Configuration) -> Credentials:
     server = configuration.host.rstrip("/")
     context: ssl.SSLContext | None = None
@@ -33,8 +45,7 @@ def _from_configuration(configuration: client.Configuration) -> Credentials:
             context.verify_mode = ssl.CERT_NONE
         if configuration.cert_file:
             context.load_cert_chain(configuration.cert_file, configuration.key_file)
-    authorization = configuration.get_api_key_with_prefix("authorization") or ""
-    return Credentials(server, context, authorization)
+    return Credentials(server, context, authorization_header(configuration))
 
 
 def from_kubeconfig(path: str | Path, *, context: str | None = None) -> Credentials:

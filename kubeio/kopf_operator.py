@@ -18,6 +18,7 @@ import kopf
 from kopf._cogs.structs.references import Insights
 from kubernetes import client, config
 
+from kubeio import credentials
 from kubeio.errors import ClusterUnavailableError
 from kubeio.objects import CRD_PATH
 from kubeio.rest import MERGE_PATCH, KubeRest
@@ -31,11 +32,8 @@ def connection(kubeconfig: str | None) -> kopf.ConnectionInfo:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     else:
         config.load_incluster_config(client_configuration=configuration)
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] if parts else None)
+    parts = credentials.authorization_header(configuration).split(" ", 1)
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] or None)
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert,

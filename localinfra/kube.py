@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from localinfra import etcd, paths, pki, ports, process
+from localinfra import etcd, kubectl, paths, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -69,6 +69,41 @@ def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
     return path
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, namespace: str, name: str, dest: Path, *, cluster_role: str = "cluster-admin"
+) -> Path:
+    """A kubeconfig for ServiceAccount ``namespace/name`` (created, bound to ``cluster_role``) with a
+    token from the TokenRequest API: the identity an operator has inside a cluster. The API server
+    caches a token's authentication, where a client certificate's chain is verified per request."""
+    kubectl.apply(
+        cluster.kubeconfig,
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": name, "namespace": namespace},
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": f"{namespace}-{name}"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": cluster_role,
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            },
+        ],
+    )
+    token = kubectl.run(cluster.kubeconfig, "create", "token", name, "-n", namespace, "--duration", "48h")
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    user = f"{namespace}-{name}"
+    config["users"] = [{"name": user, "user": {"token": token.strip()}}]
+    config["contexts"][0]["context"]["user"] = user
+    return write_kubeconfig(dest, config)
 
 
 def with_namespace(kubeconfig: Path, namespace: str, dest: Path) -> Path:

@@ -167,3 +167,22 @@ def test_controller_manager_collects_owned_objects(hub: kube.Cluster) -> None:
             return
         time.sleep(0.5)
     pytest.fail("the garbage collector did not delete the ConfigMap owned by a deleted owner")
+
+
+def test_a_service_account_kubeconfig_acts_as_that_account(
+    hub: kube.Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = kube.service_account_kubeconfig(
+        hub, "default", "smoke-operator", tmp_path_factory.mktemp("sa") / "kubeconfig", cluster_role="view"
+    )
+
+    api = config.new_client_from_config(str(path))
+    review = client.AuthenticationV1Api(api).create_self_subject_review(
+        client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+    )
+    assert review.status.user_info.username == "system:serviceaccount:default:smoke-operator"
+    core = client.CoreV1Api(api)
+    assert any(ns.metadata.name == "default" for ns in core.list_namespace().items)  # view may read
+    with pytest.raises(ApiException) as err:  # but not write
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="not-allowed")))
+    assert err.value.status == 403
