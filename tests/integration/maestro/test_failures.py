@@ -164,11 +164,6 @@ async def test_worker_api_server_restarted(rig: Rig, infra_env: Environment) -> 
     await wait_exactly_once(rig, server.address, works)
 
 
-@pytest.mark.xfail(
-    reason="intermittent: in one run of four, one agent stopped receiving its partition's events after "
-    "the broker came back (125/250 applied); under investigation in issue 4",
-    strict=False,
-)
 async def test_kafka_broker_restarted(rig: Rig, infra_env: Environment, kafka_bootstrap: str) -> None:
     (server,) = await start_servers(rig, "server")
     await start_agents(rig, [server])
