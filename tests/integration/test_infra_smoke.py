@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from localinfra import kube
+from localinfra import kube, kubectl
 
 pytestmark = pytest.mark.integration
 
@@ -172,9 +172,17 @@ def test_controller_manager_collects_owned_objects(hub: kube.Cluster) -> None:
 def test_a_service_account_kubeconfig_acts_as_that_account(
     hub: kube.Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    reader = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "smoke-configmap-reader"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}],
+    }
+    kubectl.apply(hub.kubeconfig, [reader])
     path = kube.service_account_kubeconfig(
-        hub, "default", "smoke-operator", tmp_path_factory.mktemp("sa") / "kubeconfig", cluster_role="view"
-    )
+        hub, "default", "smoke-operator", tmp_path_factory.mktemp("sa") / "kubeconfig",
+        cluster_role="smoke-configmap-reader",
+    )  # fmt: skip
 
     api = config.new_client_from_config(str(path))
     review = client.AuthenticationV1Api(api).create_self_subject_review(
@@ -182,7 +190,9 @@ def test_a_service_account_kubeconfig_acts_as_that_account(
     )
     assert review.status.user_info.username == "system:serviceaccount:default:smoke-operator"
     core = client.CoreV1Api(api)
-    assert any(ns.metadata.name == "default" for ns in core.list_namespace().items)  # view may read
+    core.list_namespaced_config_map("default")  # its role may read
     with pytest.raises(ApiException) as err:  # but not write
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="not-allowed")))
+        core.create_namespaced_config_map(
+            "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="not-allowed"))
+        )
     assert err.value.status == 403
