@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 from typing import Any
 
 import typer
@@ -16,6 +18,13 @@ app = typer.Typer(
     help="Benchmarks that start what they need and print what they measure.", no_args_is_help=True
 )
 err = Console(stderr=True)
+
+
+@app.callback()
+def _stop_cleanly() -> None:
+    # A benchmark stopped with SIGTERM (kill, a CI timeout) unwinds as on Ctrl-C: the processes it
+    # started are stopped and its temporary environment removed, instead of left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 @app.command()

@@ -15,6 +15,10 @@ RESOURCE_COLUMNS = (
     "status, status_version, status_sequence, status_hash, status_rev"
 )
 
+# A status change's row: its readers (the status watch, sources' subscriptions) stream statuses,
+# so the spec — most of the row, decoded for nothing — stays in the table.
+STATUS_CHANGE_COLUMNS = RESOURCE_COLUMNS.replace("spec,", "NULL::json AS spec,")
+
 
 # For listing: the JSON documents as text, passed through to the wire unparsed, and the id as text
 # (aliased: ORDER BY id must stay the uuid column, in its index's order).

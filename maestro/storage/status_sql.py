@@ -111,7 +111,7 @@ async def changes_since(
         (SELECT {gone}, true FROM resource_tombstones WHERE {where} ORDER BY status_rev LIMIT %(limit)s)
         ORDER BY status_rev LIMIT %(limit)s
         """
-    ).format(live=sql.SQL(rows.RESOURCE_COLUMNS), gone=sql.SQL(rows.TOMBSTONE_COLUMNS), where=where_sql)
+    ).format(live=sql.SQL(rows.STATUS_CHANGE_COLUMNS), gone=sql.SQL(rows.TOMBSTONE_COLUMNS), where=where_sql)
     cur = await conn.execute(query, params)
     out = []
     for row in await cur.fetchall():

@@ -5,7 +5,14 @@ agent that was not its own). Their speed is not asserted here: the figures are t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,3 +60,46 @@ def test_bench_fleet_create_update_delete() -> None:
     assert figures["hub_writes_by_verb"]["apply"] >= 6 and figures["hub_writes_by_verb"]["delete"] >= 6
     assert figures["peak_rss_mb"]["hub/kube-apiserver"] > 0
     assert figures["notes"] == [] and figures["skipped_phases"] == []
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "stat").read_text().split(")")[-1].split()[0] != "Z"
+    return False
+
+
+def test_a_benchmark_stopped_with_sigterm_stops_what_it_started(tmp_path: Path) -> None:
+    log = tmp_path / "bench.log"
+    cli = Path(sys.executable).parent / "fleetplane"
+    args = ["bench", "pipeline", "--clusters", "2", "--works-per-cluster", "50000"]
+    with open(log, "wb") as out:
+        bench = subprocess.Popen([str(cli), *args], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while b"creating" not in log.read_bytes():
+            assert bench.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        started = _children(bench.pid)  # PostgreSQL, Kafka, the Maestro server
+        assert len(started) >= 3
+
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+
+    left = [pid for pid in started if _alive(pid)]
+    for pid in left:  # never leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert bench.returncode != 0  # stopped, not finished
+    assert left == []

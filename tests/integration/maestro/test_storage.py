@@ -330,6 +330,8 @@ async def test_status_changes_resume_after_a_token_and_report_deletions(maestro_
 
     everything = await maestro_store.status_changes_since("")
     assert [c.record.bundle.id for c in everything] == [r.resource_id for r in reqs]
+    # a change carries the status, not the spec (its readers stream statuses)
+    assert all(c.record.status is not None and c.record.bundle.manifests == [] for c in everything)
     only_c1 = await maestro_store.status_changes_since("", queries.ResourceFilter(consumer="c1"))
     assert [c.record.bundle.id for c in only_c1] == [reqs[0].resource_id, reqs[2].resource_id]
     token = queries.resume_token(everything[0].rev)
