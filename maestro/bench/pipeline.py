@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -219,6 +219,7 @@ async def run(
     result = PipelineResult(clusters, works_per_cluster, clusters * works_per_cluster, replicas)
     root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-"))
     env = Environment(root / "env")
+    finished = False
     try:
         report("[bench] starting PostgreSQL and Kafka ...")
         pg = postgres.start(env, durable=durable)
@@ -227,10 +228,14 @@ async def run(
         pids = ", ".join(str(record.pid) for record, _ in servers)
         report(f"[bench] {replicas} server replica(s) up (pid {pids}); registering {clusters} clusters ...")
         await _measure(result, servers, kf.bootstrap, names, concurrency, paced_rate, paced_seconds, report)
+        finished = True
     finally:
         env.down()
-        with contextlib.suppress(OSError):
-            os.rmdir(root)
+        # The servers' logs are worth keeping only when something went wrong.
+        if finished:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            report(f"[bench] logs kept in {root}")
     return result
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +45,7 @@ def test_bench_pipeline_with_two_server_replicas() -> None:
     assert 0 < figures["agent_bytes_max"] < figures["spec_bytes_total"]
     assert figures["server_peak_rss_mb"] >= figures["server_rss_mb"] > 0
     assert "2 server replica(s) up" in progress
+    assert "logs kept" not in progress  # a run that went well leaves nothing behind
 
 
 def test_bench_fleet_create_update_delete() -> None:
@@ -103,3 +106,6 @@ def test_a_benchmark_stopped_with_sigterm_stops_what_it_started(tmp_path: Path) 
         os.kill(pid, signal.SIGKILL)
     assert bench.returncode != 0  # stopped, not finished
     assert left == []
+    kept = re.search(r"logs kept in (\S+)", log.read_text())  # and the user is told where its logs are
+    assert kept is not None and Path(kept[1]).is_dir()
+    shutil.rmtree(kept[1])
