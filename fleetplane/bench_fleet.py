@@ -25,7 +25,6 @@ import base64
 import contextlib
 import os
 import re
-import shutil
 import ssl
 import sys
 import tempfile
@@ -377,11 +376,7 @@ async def run(
         finished = True
     finally:
         result.peak_rss_mb = _peak_rss(env) | result.peak_rss_mb
-        env.down()
-        if result.notes or not finished:
-            report(f"[bench] logs kept in {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        pipeline.end_run(env, root, keep_logs=bool(result.notes) or not finished, report=report)
     return result
 
 

@@ -230,13 +230,18 @@ async def run(
         await _measure(result, servers, kf.bootstrap, names, concurrency, paced_rate, paced_seconds, report)
         finished = True
     finally:
-        env.down()
-        # The servers' logs are worth keeping only when something went wrong.
-        if finished:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            report(f"[bench] logs kept in {root}")
+        end_run(env, root, keep_logs=not finished, report=report)
     return result
+
+
+def end_run(env: Environment, root: Path, *, keep_logs: bool, report: Report) -> None:
+    """Stop every process a benchmark started; remove its folder, or — when something went wrong —
+    keep it and say where the logs are."""
+    env.down()
+    if keep_logs:
+        report(f"[bench] logs kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _measure(
