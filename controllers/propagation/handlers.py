@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
-import hashlib
 import json
 import logging
 import uuid
@@ -146,10 +145,6 @@ def _annotations(obj: Mapping[str, Any]) -> Mapping[str, str]:
 def _work_annotations(meta: Mapping[str, Any]) -> Mapping[str, str]:
     """The annotations in an ObjectMeta (a work's metadata is one, without an enclosing object)."""
     return meta.get("annotations") or {}
-
-
-def _mirror_hash(application: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(application, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class PropagationController:
@@ -297,7 +292,7 @@ class PropagationController:
             try:
                 clusters = await self._inventory()
                 inputs = await self._generator_inputs(namespace, spec, clusters)
-                desired, strategy = self._planned(key, body, inputs)
+                desired, strategy, render = self._planned(key, body, inputs)
             except errors.PropagationError as exc:
                 # Like Argo CD: a failed generation creates and deletes nothing; what runs keeps running.
                 previous = self.book.facts(key)
@@ -308,32 +303,43 @@ class PropagationController:
                 )
                 return Outcome(problems=(str(exc),), generation_failed=True)
             log.debug("ApplicationSet %s/%s: %d works planned", namespace, name, len(desired.works))
-            return await self._converge(key, desired, strategy, current_status)
+            return await self._converge(key, desired, strategy, render, current_status)
 
     def _planned(
         self, key: AppSetKey, body: Mapping[str, Any], inputs: generators.GeneratorInputs
-    ) -> tuple[plan.Plan, rollout.Strategy]:
-        """The pass's plan, made again only when what it is made of changed: the ApplicationSet's
-        identity and spec, and the generators' inputs. Rendering every target's Application was
-        most of a pass, and at 3,000 clusters x 50 ApplicationSets each minute's resyncs
-        re-rendered 150,000 Applications that had not changed, starving the status writer."""
-        uid, spec = (body.get("metadata") or {}).get("uid"), body.get("spec") or {}
+    ) -> tuple[plan.Plan, rollout.Strategy, Callable[[], plan.Plan]]:
+        """The pass's plan, its rollout strategy, and how to render it again.
+
+        The plan is made again only when what it is made of changed (the ApplicationSet's identity
+        and spec, the generators' inputs): rendering every target's Application was most of a pass,
+        and at 3,000 clusters x 50 ApplicationSets each minute's resyncs re-rendered 150,000
+        Applications that had not changed, starving the status writer. What is kept between passes
+        is the plan's summary (hashes, no documents); a pass that finds something to write
+        renders again."""
+        meta = body.get("metadata") or {}
+        uid, spec = meta.get("uid"), body.get("spec") or {}
         cached = self._plans.get(key)
         if cached is not None and cached.uid == uid and cached.spec == spec and cached.inputs == inputs:
-            return cached.desired, cached.strategy
-        generation = generators.generate(spec, inputs)
-        desired = plan.plan_application_set(
-            body, generation.params, inputs.inventory, unmatched=generation.unmatched, options=self.options
-        )
+            kept = cached.appset
+            return cached.summary, cached.strategy, lambda: self._render(kept, inputs)
+        appset = {"metadata": copy.deepcopy(meta), "spec": copy.deepcopy(spec)}
+        desired = self._render(appset, inputs)
         strategy = rollout.parse_strategy(spec)
-        self._plans[key] = _CachedPlan(uid, copy.deepcopy(spec), inputs, desired, strategy)
-        return desired, strategy
+        self._plans[key] = _CachedPlan(uid, appset["spec"], inputs, appset, desired.summary(), strategy)
+        return desired, strategy, lambda: desired
+
+    def _render(self, appset: Mapping[str, Any], inputs: generators.GeneratorInputs) -> plan.Plan:
+        generation = generators.generate(appset.get("spec") or {}, inputs)
+        return plan.plan_application_set(
+            appset, generation.params, inputs.inventory, unmatched=generation.unmatched, options=self.options
+        )
 
     async def _converge(
         self,
         key: AppSetKey,
         desired: plan.Plan,
         strategy: rollout.Strategy,
+        render: Callable[[], plan.Plan],
         current_status: Mapping[str, Any] | None,
     ) -> Outcome:
         namespace, name = key
@@ -361,14 +367,23 @@ class PropagationController:
         # follows what its cluster is sent, so one held back by the rollout keeps its old spec.
         # Writes of one kind go out together (bounded): at fleet scale one pass carries thousands,
         # and the hub and Maestro batch what arrives at once.
-        to_mirror = [w for w in desired.works if w.application not in held]
+        to_mirror = [
+            w
+            for w in desired.works
+            if w.application not in held and not _mirror_current(w, mirrors.get(w.application))
+        ]
+        sends: list[tuple[plan.DesiredWork, bool]] = [(w, True) for w in creates]
+        sends += [(w, False) for w, _ in updates]
+        if (to_mirror or sends) and not desired.rendered:
+            rendered = {w.key: w for w in render().works}
+            to_mirror = [rendered[w.key] for w in to_mirror]
+            sends = [(rendered[w.key], create) for w, create in sends]
         results = await self._each(to_mirror, lambda w: self._apply_mirror(w, mirrors.get(w.application)))
-        applied = sum(1 for r in results if r is True)
-        blocked = {w.application for w, r in zip(to_mirror, results, strict=True) if isinstance(r, str)}
-        problems.extend(r for r in results if isinstance(r, str))
+        applied = sum(1 for r in results if r is None)
+        blocked = {w.application for w, r in zip(to_mirror, results, strict=True) if r is not None}
+        problems.extend(r for r in results if r is not None)
 
-        sends = [(w, True) for w in creates if w.application not in blocked]
-        sends += [(w, False) for w, _ in updates if w.application not in blocked]
+        sends = [(w, create) for w, create in sends if w.application not in blocked]
         refusals = await self._each(sends, lambda send: self._publish(send[0], create=send[1]))
         problems.extend(r for r in refusals if r)
         created = sum(1 for (_, create), r in zip(sends, refusals, strict=True) if create and r is None)
@@ -505,19 +520,16 @@ class PropagationController:
 
     # --- writes ------------------------------------------------------------------------------------
 
-    async def _apply_mirror(self, work: plan.DesiredWork, current: Mapping[str, Any] | None) -> bool | str:
-        """Create or update the hub mirror; ``True`` if written, ``False`` if already up to date, or
-        a problem when the name is taken by an Application that is not this ApplicationSet's."""
-        digest = _mirror_hash(work.hub_application)
-        if current is not None and _annotations(current).get(contract.ANNOTATION_MIRROR_HASH) == digest:
-            return False
+    async def _apply_mirror(self, work: plan.DesiredWork, current: Mapping[str, Any] | None) -> str | None:
+        """Create or update the hub mirror (the caller found it missing or out of date); a problem
+        when the name is taken by an Application that is not this ApplicationSet's."""
         mirror = copy.deepcopy(work.hub_application)  # the plan may be reused by later passes
         meta = mirror["metadata"]
-        meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = digest
+        meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = work.mirror_hash
         manager = self.settings.field_manager
         if current is not None:
             await self.hub.apply_application(mirror, field_manager=manager)
-            return True
+            return None
         try:
             # Not forced: an Application of that name set up by someone else conflicts instead of
             # being taken over (and a new name costs one request, not a read and a write).
@@ -533,7 +545,7 @@ class PropagationController:
                 )
             await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
         self.listener.mirror_created(meta["namespace"], meta["name"])
-        return True
+        return None
 
     async def _publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:
         """Send a create or update; a problem message when Maestro refuses it for good."""
@@ -664,7 +676,9 @@ class _CachedPlan:
     uid: str | None
     spec: Mapping[str, Any]
     inputs: generators.GeneratorInputs
-    desired: plan.Plan
+    #: the ApplicationSet's metadata and spec, to render the plan again
+    appset: Mapping[str, Any]
+    summary: plan.Plan
     strategy: rollout.Strategy
 
 
@@ -675,6 +689,12 @@ class _OwnedWork:
     cluster: str
     work_id: str
     deleting: bool
+
+
+def _mirror_current(work: plan.DesiredWork, current: Mapping[str, Any] | None) -> bool:
+    if current is None:
+        return False
+    return _annotations(current).get(contract.ANNOTATION_MIRROR_HASH) == work.mirror_hash
 
 
 def _needs_manifests(strategy: rollout.Strategy) -> bool:

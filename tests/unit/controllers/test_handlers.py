@@ -2,7 +2,8 @@
 
 Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes nothing;
 a template change updates every work and mirror; a cluster leaving the inventory loses its work and
-mirror only; a pass renders again only when the spec or the generators' inputs changed; an
+mirror only; a pass renders again only when the spec or the generators' inputs changed, and the
+plan it keeps holds no documents (a pass that repairs a lost work or mirror renders them again); an
 unregistered Maestro consumer and an unknown generator become problems (nothing created or deleted);
 deletion deletes the works, waits for them to be gone, then deletes the mirrors; the sweep deletes
 the works of an ApplicationSet that no longer exists; RollingSync sends step 2 only once step 1
@@ -126,6 +127,39 @@ async def test_a_pass_renders_again_only_when_the_spec_or_the_inventory_changed(
     assert len(renders) == 3
     assert outcome.updated == 3
     assert set(world.repos().values()) == {"https://git.example/new.git"}
+
+
+async def test_the_kept_plan_holds_no_documents_and_a_repair_renders_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    renders: list[int] = []
+    real = propagation.plan.plan_application_set
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        renders.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(propagation.plan, "plan_application_set", counting)
+    world = World()
+    await world.reconcile()
+    kept = world.controller._plans[KEY].summary
+    assert len(kept.works) == 2 and not kept.rendered
+    with pytest.raises(propagation.plan.NotRenderedError, match="render the plan again"):
+        _ = kept.works[0].bundle
+
+    # Someone deletes a work and a mirror behind the controller's back: the next pass puts them back.
+    lost = next(r for r in world.maestro.records.values() if r.bundle.consumer == "c2")
+    del world.maestro.records[lost.bundle.id]
+    del world.hub.applications[("apps", "c1-guestbook")]
+    outcome = await world.reconcile()
+    assert (outcome.created, outcome.mirrors_applied) == (1, 1)
+    assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
+    assert world.hub.applications[("apps", "c1-guestbook")]["spec"]["destination"]["name"] == "c1"
+    assert len(renders) == 2, "the repair renders once more; the cache still keeps the summary only"
+    assert not world.controller._plans[KEY].summary.rendered
+
+    await world.reconcile()
+    assert len(renders) == 2, "a pass with nothing to write renders nothing"
 
 
 async def test_unregistered_consumer_is_a_problem_for_that_cluster_only() -> None:
