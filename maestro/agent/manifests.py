@@ -328,6 +328,15 @@ def _parse_rule(where: str, raw: Any) -> FeedbackRule:
     return FeedbackRule(str(raw["type"]), tuple(paths))
 
 
+def lenient_manifest_configs(raw: Sequence[Mapping[str, Any]]) -> tuple[ManifestConfig, ...]:
+    """The configs of a bundle already applied; ``()`` when malformed (the apply reported that on
+    its manifests, and status goes on without them)."""
+    try:
+        return parse_manifest_configs(list(raw))
+    except ManifestError:
+        return ()
+
+
 def find_config(configs: Sequence[ManifestConfig], meta: ManifestMeta) -> ManifestConfig | None:
     """The first config naming this manifest (OCM takes the first match too)."""
     return next((c for c in configs if c.matches(meta)), None)

@@ -191,6 +191,7 @@ class MemoryBackend:
         if due is None or self.clock() < due:
             return
         del self._sync_due[key]
+        obj["metadata"]["resourceVersion"] = str(next(self._counter))  # Argo CD's status write
         spec = obj.get("spec") or {}
         source = spec.get("source") or {}
         # A stable fake commit: the same spec always "syncs" to the same revision.

@@ -18,10 +18,16 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from maestro.agent.manifests import ManifestMeta, ObjectRef, marker_value
+from maestro.agent.manifests import (
+    ManifestConfig,
+    ManifestMeta,
+    ObjectRef,
+    lenient_manifest_configs,
+    marker_value,
+)
 
 JsonObject = dict[str, Any]
 
@@ -99,6 +105,12 @@ class AppliedRecord:
     manifest_configs: tuple[JsonObject, ...] = ()
     delete_option: JsonObject | None = None
     applied_resources: tuple[AppliedResource, ...] = ()
+    #: ``manifest_configs`` parsed once, here: every status refresh needs them, and parsing them
+    #: again on each was most of a refresh's cost
+    configs: tuple[ManifestConfig, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "configs", lenient_manifest_configs(self.manifest_configs))
 
 
 def record_name(resource_id: str) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,8 @@ class _Work:
     hash: str = ""
     deleting: bool = False
     applied_ok: bool = False
+    #: what the last refresh saw: (record version, each live object's uid and resourceVersion)
+    observed: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -180,6 +182,7 @@ class Agent:
     def _report(
         self, rid: str, work: _Work, status: dict[str, Any], *, force: bool = False
     ) -> clients.Outgoing | None:
+        work.observed = None  # a status from elsewhere (apply, delete): the next refresh builds anew
         digest = status_mod.status_hash(status)
         if digest == work.hash and not force:
             return None
@@ -252,11 +255,19 @@ class Agent:
         if record is None or record.version == 0:
             return None
         live = await self.applier.observe(rid)
+        # An object the API server still has at the same resourceVersion is the object last seen,
+        # so the status built from it would be the one already reported: at 50 works per cluster
+        # a refresh is mostly this check.
+        seen = (record.version, *(_identity(obj) for obj in live))
+        if seen == work.observed:
+            return None
         outcomes = status_mod.observed_outcomes(record, live)
         status = status_mod.build_status(
-            record.version, outcomes, record.manifest_configs, previous=work.status
+            record.version, outcomes, configs=record.configs, previous=work.status
         )
-        return self._report(rid, work, status)
+        report = self._report(rid, work, status)
+        work.observed = seen
+        return report
 
     async def refresh_forever(self, period: float) -> None:
         while True:
@@ -267,3 +278,12 @@ class Agent:
                 raise
             except Exception:
                 log.exception("%s: status refresh failed; retrying next period", self.consumer)
+
+
+def _identity(obj: Mapping[str, Any] | None) -> object:
+    if obj is None:
+        return None
+    meta = obj.get("metadata") or {}
+    version = meta.get("resourceVersion")
+    # without a resourceVersion nothing says the object is unchanged: never equal to anything
+    return (meta.get("uid"), version) if version else object()

@@ -35,13 +35,12 @@ import orjson
 
 from maestro.agent import feedback
 from maestro.agent.applier import ApplyResult, DeleteResult, ManifestOutcome
-from maestro.agent.errors import ManifestError
 from maestro.agent.manifests import (
     READ_ONLY,
     ManifestConfig,
     ManifestMeta,
     find_config,
-    parse_manifest_configs,
+    lenient_manifest_configs,
 )
 from maestro.agent.records import AppliedRecord
 
@@ -62,13 +61,17 @@ def build_status(
     outcomes: Sequence[ManifestOutcome],
     manifest_configs: Sequence[Mapping[str, Any]] = (),
     *,
+    configs: Sequence[ManifestConfig] | None = None,
     errors: Sequence[str] = (),
     previous: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> JsonObject:
-    """The status of a bundle at `version`: one resourceStatus entry per outcome, in ordinal order."""
+    """The status of a bundle at `version`: one resourceStatus entry per outcome, in ordinal order.
+    Its feedback rules come from ``configs`` when given (an `AppliedRecord`'s, parsed once), else
+    from ``manifest_configs`` as the bundle carries them."""
     stamp = _timestamp(now)
-    configs = _lenient_configs(manifest_configs)
+    if configs is None:
+        configs = lenient_manifest_configs(manifest_configs)
     old_conditions = list((previous or {}).get("conditions") or ())
     old_manifests = {
         (m.get("resourceMeta") or {}).get("ordinal"): m for m in (previous or {}).get("resourceStatus") or ()
@@ -117,9 +120,9 @@ def apply_status(
     result: ApplyResult, *, previous: Mapping[str, Any] | None = None, now: datetime | None = None
 ) -> JsonObject:
     """`build_status` for what `Applier.apply` just returned."""
-    configs = result.record.manifest_configs if result.record else ()
+    configs = result.record.configs if result.record else ()
     return build_status(
-        result.version, result.outcomes, configs, errors=result.errors, previous=previous, now=now
+        result.version, result.outcomes, configs=configs, errors=result.errors, previous=previous, now=now
     )
 
 
@@ -128,7 +131,7 @@ def observed_outcomes(
 ) -> tuple[ManifestOutcome, ...]:
     """Outcomes rebuilt from a record and `Applier.observe` — after a restart nothing was applied
     in this process, but the record says the version was, so each manifest counts as applied."""
-    configs = _lenient_configs(record.manifest_configs)
+    configs = record.configs
     owned = {r.key for r in record.applied_resources}
     outcomes = []
     for meta, obj in zip(record.manifests, live, strict=True):
@@ -309,14 +312,6 @@ def _failure_message(failed: Sequence[ManifestOutcome], errors: Sequence[str]) -
 def _names(items: Sequence[str]) -> str:
     shown = "; ".join(items[:_MAX_NAMED])
     return shown + (f"; and {len(items) - _MAX_NAMED} more" if len(items) > _MAX_NAMED else "")
-
-
-def _lenient_configs(raw: Sequence[Mapping[str, Any]]) -> tuple[ManifestConfig, ...]:
-    try:
-        return parse_manifest_configs(list(raw))
-    except ManifestError:
-        # The apply already reported a malformed config on its manifests; status goes on without it.
-        return ()
 
 
 def _timestamp(now: datetime | None) -> str:

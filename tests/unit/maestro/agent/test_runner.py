@@ -3,7 +3,8 @@
 Cases: on start it asks the server for a resync naming the versions it holds; a spec event is
 applied once and reported once; the same event delivered again changes nothing and reports
 nothing; an older version is ignored; a delete removes the objects and reports Deleted; an event
-for another cluster is refused; a status only goes out again when it changed.
+for another cluster is refused; a status only goes out again when it changed; a refresh builds a
+status only for bundles whose objects changed (a new resourceVersion, or gone).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from maestro.agent import status as status_mod
 from maestro.agent.memory import MemoryApplier
 from maestro.agent.runner import Agent
 from maestro.api import bundle_events, bundles, events
@@ -166,7 +170,9 @@ async def test_the_watcher_follows_the_records_and_only_changed_bundles_are_read
 
     # Both objects are edited in the cluster; a watch saw only the first edit so far.
     for name in ("cm-one", "cm-two"):
-        applier.backend.objects[("", "configmaps", "default", name)]["data"]["v"] = "edited"
+        live = applier.backend.objects[("", "configmaps", "default", name)]
+        live["data"]["v"] = "edited"
+        live["metadata"]["resourceVersion"] += "-edited"
     changes = asyncio.create_task(agent.changes_forever(settle=0.01))
     try:
         agent.mark_changed({str(one)})
@@ -181,3 +187,42 @@ async def test_the_watcher_follows_the_records_and_only_changed_bundles_are_read
     assert feedback(reports[0]) == "edited"
     attributes, _ = binding.decode(sent.messages[-1].headers)
     assert attributes["resourceid"] == str(one)
+
+
+async def test_a_refresh_builds_status_only_for_objects_whose_resource_version_moved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = Sent()
+    applier = MemoryApplier("c1", argocd_sync_delay=0)
+    agent = Agent(applier, sent, status_topic=STATUS_TOPIC)
+    await agent.start()
+    one, two = uuid.uuid4(), uuid.uuid4()
+    await agent.handle(
+        [
+            spec_message(feedback_bundle(one, "cm-one"), 0, events.Action.CREATE_REQUEST),
+            spec_message(feedback_bundle(two, "cm-two"), 1, events.Action.CREATE_REQUEST),
+        ]
+    )
+    await agent.refresh()
+    built: list[int] = []
+    real = status_mod.build_status
+
+    def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(status_mod, "build_status", counting)
+    before = len(sent.messages)
+    await agent.refresh()
+    assert (built, len(sent.messages)) == ([], before), "unchanged objects: no status built, none sent"
+
+    live = applier.backend.objects[("", "configmaps", "default", "cm-two")]
+    live["data"]["v"] = "edited"
+    live["metadata"]["resourceVersion"] += "-edited"
+    await agent.refresh()
+    assert len(built) == 1
+    assert [feedback(s) for s in sent.statuses()[-1:]] == ["edited"]
+    del applier.backend.objects[("", "configmaps", "default", "cm-one")]
+    await agent.refresh()
+    assert len(built) == 2, "an object gone is a change too"
+    assert conditions(sent.statuses()[-1])["Available"] == "False"
