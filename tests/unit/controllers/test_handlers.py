@@ -99,17 +99,21 @@ async def test_cluster_leaving_the_inventory_loses_only_its_app() -> None:
     assert world.listener.deleted == [("apps", "c2-guestbook")]
 
 
-async def test_a_pass_renders_again_only_when_the_spec_or_the_inventory_changed(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    renders: list[int] = []
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per plan rendered."""
+    counted: list[int] = []
     real = propagation.plan.plan_application_set
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        renders.append(1)
+        counted.append(1)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(propagation.plan, "plan_application_set", counting)
+    return counted
+
+
+async def test_a_pass_renders_again_only_when_the_spec_or_the_inventory_changed(renders: list[int]) -> None:
     world = World(consumers=("c1", "c2", "c3"))
     await world.reconcile()
     world.controller.inventory_changed()  # re-listed, but the same clusters
@@ -129,17 +133,7 @@ async def test_a_pass_renders_again_only_when_the_spec_or_the_inventory_changed(
     assert set(world.repos().values()) == {"https://git.example/new.git"}
 
 
-async def test_the_kept_plan_holds_no_documents_and_a_repair_renders_them_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    renders: list[int] = []
-    real = propagation.plan.plan_application_set
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        renders.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(propagation.plan, "plan_application_set", counting)
+async def test_the_kept_plan_holds_no_documents_and_a_repair_renders_them_again(renders: list[int]) -> None:
     world = World()
     await world.reconcile()
     kept = world.controller._plans[KEY].summary
