@@ -15,10 +15,11 @@ rules and a delete still needs the option.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from maestro.agent.manifests import (
@@ -89,7 +90,8 @@ class AppliedResource:
         return cls(ref.group, ref.version, ref.resource, ref.namespace, ref.name, uid)
 
 
-@dataclass(frozen=True, slots=True)
+# no slots: `configs` is cached on the instance
+@dataclass(frozen=True)
 class AppliedRecord:
     """The agent's durable memory of one bundle: its version and everything it owns in the cluster.
 
@@ -105,12 +107,12 @@ class AppliedRecord:
     manifest_configs: tuple[JsonObject, ...] = ()
     delete_option: JsonObject | None = None
     applied_resources: tuple[AppliedResource, ...] = ()
-    #: ``manifest_configs`` parsed once, here: every status refresh needs them, and parsing them
-    #: again on each was most of a refresh's cost
-    configs: tuple[ManifestConfig, ...] = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "configs", lenient_manifest_configs(self.manifest_configs))
+    @functools.cached_property
+    def configs(self) -> tuple[ManifestConfig, ...]:
+        """``manifest_configs`` parsed once: every status refresh needs them, and parsing them
+        again on each was most of a refresh's cost."""
+        return lenient_manifest_configs(self.manifest_configs)
 
 
 def record_name(resource_id: str) -> str:
