@@ -87,9 +87,13 @@ class PropagationSettings:
 
 
 class MirrorListener(Protocol):
-    """Told when a hub mirror appears or goes, so its status can be (re)written or forgotten."""
+    """The status side of the hub mirrors: what status a mirror should carry when it is written,
+    and which mirrors were written (with what status) or deleted, so the status writer knows what
+    each holds."""
 
-    def mirror_created(self, namespace: str, name: str) -> None: ...
+    def status_of(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None: ...
 
     def mirror_deleted(self, namespace: str, name: str) -> None: ...
 
@@ -176,6 +180,8 @@ class PropagationController:
         self._seen: dict[AppSetKey, tuple[Any, ...]] = {}
         self._reported: dict[AppSetKey, str] = {}
         self._plans: dict[AppSetKey, _CachedPlan] = {}
+        #: Applications whose hub name another Application holds, per ApplicationSet (last pass)
+        self._names_taken: dict[AppSetKey, set[str]] = {}
         self._inventory_generation = 0
         self._inventory_cache: tuple[int, float, inventory.Inventory] | None = None
 
@@ -363,31 +369,44 @@ class PropagationController:
         held = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
         held -= decision.allowed
 
-        # Mirrors first, so that the first status report always has an object to land on; a mirror
-        # follows what its cluster is sent, so one held back by the rollout keeps its old spec.
-        # Writes of one kind go out together (bounded): at fleet scale one pass carries thousands,
-        # and the hub and Maestro batch what arrives at once.
+        # Works first, then mirrors: a mirror carries the status known when it is written, so when
+        # the hub lags behind (at fleet scale it does) a new mirror is created with its status in
+        # one write instead of a create and a status patch, each a full write of a large object. A
+        # mirror follows what its cluster is sent, so one held back by the rollout keeps its old
+        # spec. Writes of one kind go out together (bounded): at fleet scale one pass carries
+        # thousands, and the hub and Maestro batch what arrives at once.
         to_mirror = [
             w
             for w in desired.works
             if w.application not in held and not _mirror_current(w, mirrors.get(w.application))
         ]
-        sends: list[tuple[plan.DesiredWork, bool]] = [(w, True) for w in creates]
-        sends += [(w, False) for w, _ in updates]
+        taken = self._names_taken.get(key, set())
+        sends: list[tuple[plan.DesiredWork, bool]] = [
+            (w, True) for w in creates if w.application not in taken
+        ]
+        sends += [(w, False) for w, _ in updates if w.application not in taken]
         if (to_mirror or sends) and not desired.rendered:
             rendered = {w.key: w for w in render().works}
             to_mirror = [rendered[w.key] for w in to_mirror]
             sends = [(rendered[w.key], create) for w, create in sends]
-        results = await self._each(to_mirror, lambda w: self._apply_mirror(w, mirrors.get(w.application)))
-        applied = sum(1 for r in results if r is None)
-        blocked = {w.application for w, r in zip(to_mirror, results, strict=True) if r is not None}
-        problems.extend(r for r in results if r is not None)
-
-        sends = [(w, create) for w, create in sends if w.application not in blocked]
         refusals = await self._each(sends, lambda send: self._publish(send[0], create=send[1]))
         problems.extend(r for r in refusals if r)
-        created = sum(1 for (_, create), r in zip(sends, refusals, strict=True) if create and r is None)
-        updated = sum(1 for (_, create), r in zip(sends, refusals, strict=True) if not create and r is None)
+        sent = {
+            w.application: (w, create) for (w, create), r in zip(sends, refusals, strict=True) if r is None
+        }
+
+        results = await self._each(to_mirror, lambda w: self._apply_mirror(w, mirrors.get(w.application)))
+        applied = sum(1 for r in results if r is None)
+        problems.extend(r for r in results if r is not None)
+        # A hub name taken by an Application that is not ours: that target is not deployed while
+        # the name is taken (its work, if this pass created it, is deleted again), and its mirror
+        # is tried first on the next passes.
+        blocked = {w.application for w, r in zip(to_mirror, results, strict=True) if r is not None}
+        self._names_taken[key] = blocked
+        retracted = [sent.pop(app)[0] for app in sorted(blocked) if app in sent and sent[app][1]]
+        await self._each(retracted, lambda w: self._delete_work(w.cluster, w.work_id))
+        created = sum(1 for _, create in sent.values() if create)
+        updated = sum(1 for _, create in sent.values() if not create)
 
         doomed = self._deletion_group(strategy, work_diff.deletes, records, notes)
         await self._each(doomed, lambda existing: self._delete_work(existing.cluster, existing.work_id))
@@ -419,7 +438,7 @@ class PropagationController:
         return Outcome(
             created=created,
             updated=updated,
-            deleted=len(doomed),
+            deleted=len(doomed) + len(retracted),
             mirrors_applied=applied,
             mirrors_deleted=len(work_diff.mirror_deletes),
             problems=tuple(problems),
@@ -521,30 +540,38 @@ class PropagationController:
     # --- writes ------------------------------------------------------------------------------------
 
     async def _apply_mirror(self, work: plan.DesiredWork, current: Mapping[str, Any] | None) -> str | None:
-        """Create or update the hub mirror (the caller found it missing or out of date); a problem
-        when the name is taken by an Application that is not this ApplicationSet's."""
+        """Create or update the hub mirror (the caller found it missing or out of date) with the
+        status known for it now; a problem when the name is taken by an Application that is not
+        this ApplicationSet's.
+
+        The status goes with every apply, not only the first: a field the propagation's manager
+        once applied and later leaves out would be removed by server-side apply."""
         mirror = copy.deepcopy(work.hub_application)  # the plan may be reused by later passes
         meta = mirror["metadata"]
         meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = work.mirror_hash
+        status = self.listener.status_of(meta["namespace"], meta["name"])
+        if status is not None:
+            mirror["status"] = dict(status)
         manager = self.settings.field_manager
         if current is not None:
             await self.hub.apply_application(mirror, field_manager=manager)
-            return None
-        try:
-            # Not forced: an Application of that name set up by someone else conflicts instead of
-            # being taken over (and a new name costs one request, not a read and a write).
-            await self.hub.apply_application(mirror, field_manager=manager, force=False)
-        except hub.ConflictError:
-            taken = await self.hub.get_application(meta["namespace"], meta["name"])
-            if taken is not None and _annotations(taken).get(contract.ANNOTATION_APPSET) != (
-                _annotations(mirror).get(contract.ANNOTATION_APPSET)
-            ):
-                return (
-                    f"hub Application {meta['namespace']}/{meta['name']} already exists and does not belong "
-                    "to this ApplicationSet; rename the template's metadata.name or delete that Application"
-                )
-            await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
-        self.listener.mirror_created(meta["namespace"], meta["name"])
+        else:
+            try:
+                # Not forced: an Application of that name set up by someone else conflicts instead
+                # of being taken over (and a new name costs one request, not a read and a write).
+                await self.hub.apply_application(mirror, field_manager=manager, force=False)
+            except hub.ConflictError:
+                taken = await self.hub.get_application(meta["namespace"], meta["name"])
+                if taken is not None and _annotations(taken).get(contract.ANNOTATION_APPSET) != (
+                    _annotations(mirror).get(contract.ANNOTATION_APPSET)
+                ):
+                    return (
+                        f"hub Application {meta['namespace']}/{meta['name']} already exists and does not "
+                        "belong to this ApplicationSet; rename the template's metadata.name or delete that "
+                        "Application"
+                    )
+                await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
+        self.listener.mirror_written(meta["namespace"], meta["name"], status)
         return None
 
     async def _publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:

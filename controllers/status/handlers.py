@@ -15,7 +15,8 @@ It runs four loops:
 A status report is turned into the hub Application's status by ``aggregate.application_status``.
 Reports are ordered by the agent's per-work sequence: an older one (a list answered while the
 watch already delivered a newer one) is dropped. The propagation controller tells it (as its
-``MirrorListener``) when a mirror is created, so a status that arrived first is written then.
+``MirrorListener``) which status it wrote with each mirror, and asks it for the one to write, so a
+status known before its mirror exists is written with it.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class StatusController:
                 await self.hub.replace_application_set_status(namespace, name, one.patch)
         except hub.NotFoundError:
             # No object to write to (the mirror is not created yet, or is gone). Count it as written,
-            # so the same status is not retried in a loop: ``mirror_created`` forgets it and offers
+            # so the same status is not retried in a loop: ``mirror_written`` forgets it and offers
             # it again once the mirror exists.
             self.batcher.written(one)
         except hub.ClusterError as exc:
@@ -286,13 +287,21 @@ class StatusController:
 
     # --- told by the propagation controller ----------------------------------------------------------
 
-    def mirror_created(self, namespace: str, name: str) -> None:
-        key = (APPLICATION, namespace, name)
-        self.batcher.forget(key)  # a new object has no status, whatever we wrote to an old one
+    def status_of(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The status the mirror should carry now, when a report for it arrived."""
         appset = self._appset_of.get((namespace, name))
-        status = self.book.app_status(appset, name) if appset else None
+        return self.book.app_status(appset, name) if appset else None
+
+    def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
+        """The propagation created or updated the mirror carrying ``status`` (``None``: none, so
+        whatever it held may be gone): remember that, and write the latest status if it differs."""
+        key = (APPLICATION, namespace, name)
+        self.batcher.forget(key)
         if status is not None:
-            self._offer(key, status)
+            self.batcher.prime(key, status)
+        latest = self.status_of(namespace, name)
+        if latest is not None:
+            self._offer(key, latest)
 
     def mirror_deleted(self, namespace: str, name: str) -> None:
         self.batcher.forget((APPLICATION, namespace, name))

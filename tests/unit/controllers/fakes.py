@@ -171,7 +171,7 @@ class FakeHub:
         if not force and current is not None and current.get("spec") != application.get("spec"):
             raise hub.ConflictError(f"Apply failed with 1 conflict: {field_manager} vs another manager")
         stored = copy.deepcopy(dict(application))
-        if current is not None and "status" in current:
+        if current is not None and "status" in current and "status" not in stored:
             stored["status"] = current["status"]
         self.applications[key] = stored
         self.writes.append(("apply", *key))
@@ -201,9 +201,15 @@ class Listener:
     def __init__(self) -> None:
         self.created: list[tuple[str, str]] = []
         self.deleted: list[tuple[str, str]] = []
+        #: statuses to hand out with mirrors, by (namespace, name)
+        self.statuses: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def mirror_created(self, namespace: str, name: str) -> None:
-        self.created.append((namespace, name))
+    def status_of(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.statuses.get((namespace, name))
+
+    def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
+        if (namespace, name) not in self.created:
+            self.created.append((namespace, name))
 
     def mirror_deleted(self, namespace: str, name: str) -> None:
         self.deleted.append((namespace, name))

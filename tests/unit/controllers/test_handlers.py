@@ -288,9 +288,59 @@ async def test_a_status_before_its_mirror_is_written_when_the_mirror_appears() -
     await drain(controller)  # 404: nothing to write to
     assert not controller.batcher.drain()
     world.hub.applications[("apps", "c2-guestbook")] = saved
-    controller.mirror_created("apps", "c2-guestbook")
+    controller.mirror_written("apps", "c2-guestbook", None)  # written by something without a status
     await drain(controller)
     assert world.hub.applications[("apps", "c2-guestbook")]["status"]["sync"]["status"] == "Synced"
+
+
+async def test_a_mirror_is_written_with_the_status_known_then_and_keeps_it_through_updates() -> None:
+    world = World()
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world.controller.listener = controller
+    await world.reconcile()
+    await drain(controller)
+    # The mirror is lost after its work reported Synced: the next pass writes it back with that
+    # status, in one write (no status patch after it).
+    del world.hub.applications[("apps", "c2-guestbook")]
+    controller.observe_record(reported(world, "c2", "Synced", 3))
+    await drain(controller)  # 404: nothing to write to yet
+    writes = len(world.hub.writes)
+    await world.reconcile()
+    await drain(controller)
+    assert world.hub.writes[writes:] == [("apply", "apps", "c2-guestbook")]
+    assert world.hub.applications[("apps", "c2-guestbook")]["status"]["sync"]["status"] == "Synced"
+
+    # A template change applies the mirror again: the status goes with it, not lost.
+    world.hub.appsets[KEY]["spec"]["template"]["spec"]["source"]["repoURL"] = "https://git.example/new.git"
+    await world.reconcile()
+    await drain(controller)
+    mirror = world.hub.applications[("apps", "c2-guestbook")]
+    assert mirror["spec"]["source"]["repoURL"] == "https://git.example/new.git"
+    assert mirror["status"]["sync"]["status"] == "Synced"
+
+
+async def test_a_hub_name_held_by_another_application_is_not_deployed() -> None:
+    world = World()
+    foreign = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "c2-guestbook", "namespace": "apps", "labels": {}, "annotations": {}},
+        "spec": {"project": "someone-else"},
+    }
+    world.hub.applications[("apps", "c2-guestbook")] = copy.deepcopy(foreign)
+    outcome = await world.reconcile()
+    assert any("c2-guestbook already exists and does not belong" in p for p in outcome.problems)
+    assert world.hub.applications[("apps", "c2-guestbook")]["spec"] == foreign["spec"]
+    live = {r.bundle.consumer: r.bundle.deleting for r in world.maestro.records.values()}
+    assert live == {"c1": False, "c2": True}, "the work sent for the taken name is deleted again"
+
+    world.maestro.confirm_deletions()
+    again = await world.reconcile()
+    assert again.created == 0 and {r.bundle.consumer for r in world.maestro.records.values()} == {"c1"}
+    del world.hub.applications[("apps", "c2-guestbook")]  # the name is free again
+    await world.reconcile()  # the mirror goes first this time ...
+    await world.reconcile()  # ... then the work
+    assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
 
 
 async def test_a_deleted_work_forgets_its_application() -> None:
