@@ -32,7 +32,7 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
@@ -94,6 +94,8 @@ class MirrorListener(Protocol):
     def status_of(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
 
     def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None: ...
+
+    def mirrors_seen(self, namespace: str, names: Iterable[str]) -> None: ...
 
     def mirror_deleted(self, namespace: str, name: str) -> None: ...
 
@@ -359,6 +361,7 @@ class PropagationController:
             for m in await self.hub.list_application_metadata(namespace, owner_labels(namespace, name))
             if _annotations(m).get(contract.ANNOTATION_APPSET) == f"{namespace}/{name}"
         }
+        self.listener.mirrors_seen(namespace, mirrors.keys())
         work_diff = diff.diff(desired, [_existing(r) for r in records], mirrors.keys())
         decision = rollout.plan_rollout(strategy, _targets(desired, work_diff, by_id, rolling=rolling))
         problems = [e.message for e in desired.errors]

@@ -26,7 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +95,9 @@ class StatusController:
         self._sequences: dict[str, int] = {}
         #: hub Application -> its ApplicationSet
         self._appset_of: dict[tuple[str, str], book.AppSetKey] = {}
+        #: hub mirrors known to exist: a status is written only to those (one that arrives first
+        #: is written with its mirror, by the propagation, instead of a patch answered 404)
+        self._mirrors: set[tuple[str, str]] = set()
         self.token = ""
         self.writes = 0
 
@@ -119,6 +122,7 @@ class StatusController:
             return
         for mirror in mirrors:
             meta, status = mirror.get("metadata") or {}, mirror.get("status")
+            self._mirrors.add((meta.get("namespace", ""), meta.get("name", "")))
             if status:
                 self.batcher.prime((APPLICATION, meta.get("namespace", ""), meta.get("name", "")), status)
 
@@ -208,10 +212,11 @@ class StatusController:
             else:
                 await self.hub.replace_application_set_status(namespace, name, one.patch)
         except hub.NotFoundError:
-            # No object to write to (the mirror is not created yet, or is gone). Count it as written,
-            # so the same status is not retried in a loop: ``mirror_written`` forgets it and offers
-            # it again once the mirror exists.
+            # No object to write to (the mirror is gone). Count it as written, so the same status is
+            # not retried in a loop: ``mirror_written`` offers it again if the mirror comes back.
             self.batcher.written(one)
+            if kind == APPLICATION:
+                self._mirrors.discard((namespace, name))
         except hub.ClusterError as exc:
             if exc.status in (400, 422):
                 # the hub refuses this status as invalid: retrying the same patch cannot help
@@ -281,7 +286,8 @@ class StatusController:
         cluster = str(annotations.get(contract.ANNOTATION_CLUSTER) or consumer)
         computed = aggregate.application_status(status, cluster=cluster)
         self._appset_of[application] = appset
-        self._offer(key, computed)
+        if application in self._mirrors:
+            self._offer(key, computed)
         if self.book.set_app_status(appset, application[1], computed) and self.on_app_status:
             self.on_app_status(appset)
 
@@ -296,6 +302,7 @@ class StatusController:
         """The propagation created or updated the mirror carrying ``status`` (``None``: none, so
         whatever it held may be gone): remember that, and write the latest status if it differs."""
         key = (APPLICATION, namespace, name)
+        self._mirrors.add((namespace, name))
         self.batcher.forget(key)
         if status is not None:
             self.batcher.prime(key, status)
@@ -303,7 +310,17 @@ class StatusController:
         if latest is not None:
             self._offer(key, latest)
 
+    def mirrors_seen(self, namespace: str, names: Iterable[str]) -> None:
+        """Mirrors a propagation pass found on the hub (some may predate this process's list)."""
+        for name in names:
+            if (namespace, name) not in self._mirrors:
+                self._mirrors.add((namespace, name))
+                latest = self.status_of(namespace, name)
+                if latest is not None:
+                    self._offer((APPLICATION, namespace, name), latest)
+
     def mirror_deleted(self, namespace: str, name: str) -> None:
+        self._mirrors.discard((namespace, name))
         self.batcher.forget((APPLICATION, namespace, name))
         appset = self._appset_of.pop((namespace, name), None)
         if appset is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -210,6 +210,9 @@ class Listener:
     def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
         if (namespace, name) not in self.created:
             self.created.append((namespace, name))
+
+    def mirrors_seen(self, namespace: str, names: Iterable[str]) -> None:
+        return None
 
     def mirror_deleted(self, namespace: str, name: str) -> None:
         self.deleted.append((namespace, name))

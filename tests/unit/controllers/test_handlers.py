@@ -7,8 +7,10 @@ plan it keeps holds no documents (a pass that repairs a lost work or mirror rend
 unregistered Maestro consumer and an unknown generator become problems (nothing created or deleted);
 deletion deletes the works, waits for them to be gone, then deletes the mirrors; the sweep deletes
 the works of an ApplicationSet that no longer exists; RollingSync sends step 2 only once step 1
-reports Synced and Healthy at its latest spec; the daemon passes when woken, reports each distinct
-problem once and exits when stopped. Status: a report becomes the mirror's status and rolls up into
+reports Synced and Healthy at its latest spec; works go out before mirrors, and a mirror is written
+with the status known for it (kept through later applies); a status waits until its mirror is known
+to exist; a hub name held by another Application keeps its target undeployed; the daemon passes
+when woken, reports each distinct problem once and exits when stopped. Status: a report becomes the mirror's status and rolls up into
 the ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
 once the mirror exists; a deleted work forgets its Application.
 """
@@ -236,14 +238,21 @@ def reported(world: World, cluster: str, sync: str, sequence: int) -> bundles.Bu
     )
 
 
+def with_status() -> tuple[World, status.StatusController]:
+    """A world whose propagation tells a status controller about the mirrors it writes."""
+    world = World()
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world.controller.listener = controller
+    return world, controller
+
+
 async def drain(controller: status.StatusController) -> None:
     for one in controller.batcher.drain():
         await controller._write(one)
 
 
 async def test_a_report_becomes_the_mirror_status_and_rolls_up() -> None:
-    world = World()
-    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world, controller = with_status()
     await world.reconcile()
     controller.observe_record(reported(world, "c1", "Synced", 5))
     controller.observe_record(reported(world, "c1", "OutOfSync", 4))  # older: dropped
@@ -259,8 +268,7 @@ async def test_a_report_becomes_the_mirror_status_and_rolls_up() -> None:
 
 
 async def test_the_periodic_list_shows_new_reports_and_skips_those_already_shown() -> None:
-    world = World()
-    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world, controller = with_status()
     await world.reconcile()
     record = reported(world, "c1", "Synced", 5)
     world.maestro.records[record.bundle.id] = record
@@ -280,8 +288,7 @@ async def test_the_periodic_list_shows_new_reports_and_skips_those_already_shown
 
 
 async def test_a_status_before_its_mirror_is_written_when_the_mirror_appears() -> None:
-    world = World()
-    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world, controller = with_status()
     await world.reconcile()
     saved = copy.deepcopy(world.hub.applications.pop(("apps", "c2-guestbook")))
     controller.observe_record(reported(world, "c2", "Synced", 3))
@@ -294,9 +301,7 @@ async def test_a_status_before_its_mirror_is_written_when_the_mirror_appears() -
 
 
 async def test_a_mirror_is_written_with_the_status_known_then_and_keeps_it_through_updates() -> None:
-    world = World()
-    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
-    world.controller.listener = controller
+    world, controller = with_status()
     await world.reconcile()
     await drain(controller)
     # The mirror is lost after its work reported Synced: the next pass writes it back with that
@@ -317,6 +322,19 @@ async def test_a_mirror_is_written_with_the_status_known_then_and_keeps_it_throu
     mirror = world.hub.applications[("apps", "c2-guestbook")]
     assert mirror["spec"]["source"]["repoURL"] == "https://git.example/new.git"
     assert mirror["status"]["sync"]["status"] == "Synced"
+
+
+async def test_a_status_waits_for_its_mirror_to_be_known_instead_of_patching_blindly() -> None:
+    world = World()
+    await world.reconcile()  # mirrors written before this status controller existed (a restart)
+    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world.controller.listener = controller
+    controller.observe_record(reported(world, "c1", "Synced", 4))
+    assert not controller.batcher.drain(), "no patch to a mirror not known to exist"
+    await world.reconcile()  # the pass lists the mirrors: now they are known
+    await drain(controller)
+    assert world.hub.applications[("apps", "c1-guestbook")]["status"]["sync"]["status"] == "Synced"
+    assert [w for w in world.hub.writes if w[0] == "app-status"] == [("app-status", "apps", "c1-guestbook")]
 
 
 async def test_a_hub_name_held_by_another_application_is_not_deployed() -> None:
@@ -344,8 +362,7 @@ async def test_a_hub_name_held_by_another_application_is_not_deployed() -> None:
 
 
 async def test_a_deleted_work_forgets_its_application() -> None:
-    world = World()
-    controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
+    world, controller = with_status()
     await world.reconcile()
     record = reported(world, "c1", "Synced", 3)
     controller.observe_record(record)
