@@ -1,18 +1,19 @@
 """The controllers' I/O side against in-memory fakes of the hub and Maestro (``fakes.py``).
 
-Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes nothing;
-a template change updates every work and mirror; a cluster leaving the inventory loses its work and
-mirror only; a pass renders again only when the spec or the generators' inputs changed, and the
-plan it keeps holds no documents (a pass that repairs a lost work or mirror renders them again); an
-unregistered Maestro consumer and an unknown generator become problems (nothing created or deleted);
-deletion deletes the works, waits for them to be gone, then deletes the mirrors; the sweep deletes
-the works of an ApplicationSet that no longer exists; RollingSync sends step 2 only once step 1
-reports Synced and Healthy at its latest spec; works go out before mirrors, and a mirror is written
-with the status known for it (kept through later applies); a status waits until its mirror is known
-to exist; a hub name held by another Application keeps its target undeployed; the daemon passes
-when woken, reports each distinct problem once and exits when stopped. Status: a report becomes the mirror's status and rolls up into
-the ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
-once the mirror exists; a deleted work forgets its Application.
+Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes
+nothing; a template change updates every work and mirror; a cluster leaving the inventory loses its
+work and mirror only; a pass renders again only when the spec or the generators' inputs changed,
+and the plan it keeps holds no documents (a pass that repairs a lost work or mirror renders them
+again); an unregistered Maestro consumer and an unknown generator become problems (nothing created
+or deleted); deletion deletes the works, waits for them to be gone, then deletes the mirrors; the
+sweep deletes the works of an ApplicationSet that no longer exists; RollingSync sends step 2 only
+once step 1 reports Synced and Healthy at its latest spec; a hub name held by another Application
+keeps its target undeployed; the daemon passes when woken, reports each distinct problem once and
+exits when stopped. Status: a report becomes the mirror's status and rolls up into the
+ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
+once the mirror exists, with the mirror when the propagation writes it (and kept through later
+applies); a status waits until its mirror is known to exist; a deleted work forgets its
+Application.
 """
 
 from __future__ import annotations
