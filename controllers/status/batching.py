@@ -58,6 +58,8 @@ class WriteBatcher:
         self._in_flight: dict[Hashable, bytes] = {}
         # keys with a write out now (whatever its digest): not drained again until it lands
         self._busy: set[Hashable] = set()
+        # keys written by someone else while a write of ours was out: which landed last is unknown
+        self._unsure: set[Hashable] = set()
         self.coalesced = 0
         self.skipped = 0
 
@@ -68,12 +70,25 @@ class WriteBatcher:
         """Record what the hub already holds for ``key`` (e.g. at start), so an equal patch is skipped."""
         self._written[key] = digest(current)
 
+    def overwritten(self, key: Hashable, current: Mapping[str, Any] | None) -> None:
+        """Someone else wrote the object, leaving ``current`` (``None``: nothing we know of). If a
+        write of ours is out, it may land before or after theirs: ``written`` or ``failed`` then
+        return ``True``, and the caller offers the latest value again."""
+        if key in self._busy:
+            self._unsure.add(key)
+        self._in_flight.pop(key, None)
+        if current is None:
+            self._written.pop(key, None)
+        else:
+            self._written[key] = digest(current)
+
     def forget(self, key: Hashable) -> None:
         """The object is gone: drop its pending patch and its memory."""
         self._pending.pop(key, None)
         self._written.pop(key, None)
         self._in_flight.pop(key, None)
         self._busy.discard(key)
+        self._unsure.discard(key)
 
     def offer(self, key: Hashable, patch: Mapping[str, Any]) -> bool:
         """Queue ``patch`` for ``key``; ``False`` when the object already is (or is about to be) that."""
@@ -109,20 +124,32 @@ class WriteBatcher:
             out.append(write)
         return out
 
-    def written(self, write: PendingWrite) -> None:
-        """The write succeeded: remember it, so the same patch is not written again."""
-        self._written[write.key] = write.digest
+    def written(self, write: PendingWrite) -> bool:
+        """The write succeeded: remember it, so the same patch is not written again. ``True`` when
+        the object was overwritten meanwhile (see ``overwritten``): offer the latest value again."""
         self._busy.discard(write.key)
         if self._in_flight.get(write.key) == write.digest:
             del self._in_flight[write.key]
+        if write.key in self._unsure:
+            self._unsure.discard(write.key)
+            self._written.pop(write.key, None)
+            return True
+        self._written[write.key] = write.digest
+        return False
 
-    def failed(self, write: PendingWrite) -> None:
-        """The write failed: queue it again unless a newer patch for the key is already waiting."""
+    def failed(self, write: PendingWrite) -> bool:
+        """The write failed: queue it again unless a newer patch for the key is already waiting.
+        ``True`` as for ``written``."""
         self._busy.discard(write.key)
         if self._in_flight.get(write.key) == write.digest:
             del self._in_flight[write.key]
         if write.key not in self._pending:
             self._pending[write.key] = write
+        if write.key in self._unsure:
+            self._unsure.discard(write.key)
+            self._written.pop(write.key, None)
+            return True
+        return False
 
     def delay(self) -> float:
         """Seconds until the next write may go out (0 when one may go now, or nothing waits)."""

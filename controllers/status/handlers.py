@@ -214,23 +214,29 @@ class StatusController:
         except hub.NotFoundError:
             # No object to write to (the mirror is gone). Count it as written, so the same status is
             # not retried in a loop: ``mirror_written`` offers it again if the mirror comes back.
-            self.batcher.written(one)
+            unsure = self.batcher.written(one)
             if kind == APPLICATION:
                 self._mirrors.discard((namespace, name))
+                unsure = False
         except hub.ClusterError as exc:
             if exc.status in (400, 422):
                 # the hub refuses this status as invalid: retrying the same patch cannot help
                 log.error("hub refused the status of %s %s/%s: %s", kind, namespace, name, exc)
-                self.batcher.written(one)
+                unsure = self.batcher.written(one)
             else:
                 log.warning("writing the status of %s %s/%s failed: %s", kind, namespace, name, exc)
-                self.batcher.failed(one)
+                unsure = self.batcher.failed(one)
         except Exception as exc:
             log.warning("writing the status of %s %s/%s failed: %s", kind, namespace, name, exc)
-            self.batcher.failed(one)
+            unsure = self.batcher.failed(one)
         else:
-            self.batcher.written(one)
+            unsure = self.batcher.written(one)
             self.writes += 1
+        if unsure and kind == APPLICATION:
+            # the propagation wrote the mirror while this write was out: write the latest again
+            latest = self.status_of(namespace, name)
+            if latest is not None:
+                self._offer(typing.cast(WriteKey, one.key), latest)
 
     def _offer(self, key: WriteKey, status: Mapping[str, Any]) -> None:
         if self.batcher.offer(key, status):
@@ -303,9 +309,7 @@ class StatusController:
         whatever it held may be gone): remember that, and write the latest status if it differs."""
         key = (APPLICATION, namespace, name)
         self._mirrors.add((namespace, name))
-        self.batcher.forget(key)
-        if status is not None:
-            self.batcher.prime(key, status)
+        self.batcher.overwritten(key, status)
         latest = self.status_of(namespace, name)
         if latest is not None:
             self._offer(key, latest)

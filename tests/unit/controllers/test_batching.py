@@ -2,6 +2,7 @@
 
 Cases: coalescing keeps the queue position and the latest patch; identical patches (written,
 primed, in flight) are skipped; a patch returning to the written state cancels the pending one;
+a write by someone else sets the baseline, and one that races ours makes its outcome unsure;
 token bucket bursts and refills; delay; failed writes are retried unless superseded; forget;
 bad settings; property: never more writes than the bucket allows, and every key ends at its
 latest patch.
@@ -95,6 +96,29 @@ def test_a_key_in_flight_is_not_drained_again_until_it_lands() -> None:
     assert keys(b.drain()) == ["c"]  # "a" waits: two writes of one object could land out of order
     b.failed(first)  # the older write failed; the newer patch stays queued, not the failed one
     assert [(w.key, w.patch) for w in b.drain()] == [("a", patch(2))]
+
+
+def test_written_by_someone_else_sets_the_baseline() -> None:
+    b, _ = make()
+    b.offer("a", patch(1))
+    (write,) = b.drain()
+    assert b.written(write) is False
+    b.overwritten("a", patch(2))
+    assert b.offer("a", patch(2)) is False  # the object holds it already
+    b.overwritten("a", None)
+    assert b.offer("a", patch(2)) is True  # unknown again: written
+
+
+def test_written_by_someone_else_while_ours_is_out_makes_the_outcome_unsure() -> None:
+    b, _ = make()
+    b.offer("a", patch(1))
+    (write,) = b.drain()
+    b.overwritten("a", patch(2))  # theirs and ours race: which landed last is unknown
+    assert b.offer("a", patch(2)) is False
+    assert b.written(write) is True, "the caller must offer the latest again"
+    assert b.offer("a", patch(2)) is True
+    (again,) = b.drain()
+    assert b.written(again) is False
 
 
 def test_token_bucket_bursts_then_spaces_writes() -> None:
