@@ -372,12 +372,12 @@ class PropagationController:
         held = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
         held -= decision.allowed
 
-        # Works first, then mirrors: a mirror carries the status known when it is written, so when
-        # the hub lags behind (at fleet scale it does) a new mirror is created with its status in
-        # one write instead of a create and a status patch, each a full write of a large object. A
-        # mirror follows what its cluster is sent, so one held back by the rollout keeps its old
-        # spec. Writes of one kind go out together (bounded): at fleet scale one pass carries
-        # thousands, and the hub and Maestro batch what arrives at once.
+        # A target's work before its mirror: a mirror carries the status known when it is written,
+        # so when the hub lags behind (at fleet scale it does) a new mirror is created with its
+        # status in one write instead of a create and a status patch, each a full write of a large
+        # object. A mirror follows what its cluster is sent, so one held back by the rollout keeps
+        # its old spec. Writes are bounded per stream: at fleet scale one pass carries thousands,
+        # and the hub and Maestro batch what arrives at once.
         to_mirror = [
             w
             for w in desired.works
@@ -392,13 +392,31 @@ class PropagationController:
             rendered = {w.key: w for w in render().works}
             to_mirror = [rendered[w.key] for w in to_mirror]
             sends = [(rendered[w.key], create) for w, create in sends]
-        refusals = await self._each(sends, lambda send: self._publish(send[0], create=send[1]))
+        # Two streams at once, so that Maestro and the hub both work: the works, and the mirrors,
+        # each mirror once its own work went out (the hub is the slower of the two, so under load
+        # the mirrors trail the works by enough for most statuses to arrive first).
+        gates = {w.application: asyncio.Event() for w, _ in sends}
+
+        async def publish(send: tuple[plan.DesiredWork, bool]) -> str | None:
+            try:
+                return await self._publish(send[0], create=send[1])
+            finally:
+                gates[send[0].application].set()
+
+        async def mirror(work: plan.DesiredWork) -> str | None:
+            gate = gates.get(work.application)
+            if gate is not None:
+                await gate.wait()
+            return await self._apply_mirror(work, mirrors.get(work.application))
+
+        async with asyncio.TaskGroup() as group:  # one failing cancels the other; the pass is retried
+            publishing = group.create_task(self._each(sends, publish))
+            mirroring = group.create_task(self._each(to_mirror, mirror))
+        refusals, results = publishing.result(), mirroring.result()
         problems.extend(r for r in refusals if r)
         sent = {
             w.application: (w, create) for (w, create), r in zip(sends, refusals, strict=True) if r is None
         }
-
-        results = await self._each(to_mirror, lambda w: self._apply_mirror(w, mirrors.get(w.application)))
         applied = sum(1 for r in results if r is None)
         problems.extend(r for r in results if r is not None)
         # A hub name taken by an Application that is not ours: that target is not deployed while
