@@ -127,12 +127,7 @@ class WriteBatcher:
     def written(self, write: PendingWrite) -> bool:
         """The write succeeded: remember it, so the same patch is not written again. ``True`` when
         the object was overwritten meanwhile (see ``overwritten``): offer the latest value again."""
-        self._busy.discard(write.key)
-        if self._in_flight.get(write.key) == write.digest:
-            del self._in_flight[write.key]
-        if write.key in self._unsure:
-            self._unsure.discard(write.key)
-            self._written.pop(write.key, None)
+        if self._landed(write):
             return True
         self._written[write.key] = write.digest
         return False
@@ -140,16 +135,21 @@ class WriteBatcher:
     def failed(self, write: PendingWrite) -> bool:
         """The write failed: queue it again unless a newer patch for the key is already waiting.
         ``True`` as for ``written``."""
+        if write.key not in self._pending:
+            self._pending[write.key] = write
+        return self._landed(write)
+
+    def _landed(self, write: PendingWrite) -> bool:
+        """The write is no longer out; ``True`` (and nothing known of the object) when someone else
+        wrote it meanwhile."""
         self._busy.discard(write.key)
         if self._in_flight.get(write.key) == write.digest:
             del self._in_flight[write.key]
-        if write.key not in self._pending:
-            self._pending[write.key] = write
-        if write.key in self._unsure:
-            self._unsure.discard(write.key)
-            self._written.pop(write.key, None)
-            return True
-        return False
+        if write.key not in self._unsure:
+            return False
+        self._unsure.discard(write.key)
+        self._written.pop(write.key, None)
+        return True
 
     def delay(self) -> float:
         """Seconds until the next write may go out (0 when one may go now, or nothing waits)."""

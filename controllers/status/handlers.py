@@ -234,9 +234,7 @@ class StatusController:
             self.writes += 1
         if unsure and kind == APPLICATION:
             # the propagation wrote the mirror while this write was out: write the latest again
-            latest = self.status_of(namespace, name)
-            if latest is not None:
-                self._offer(typing.cast(WriteKey, one.key), latest)
+            self._offer_latest(namespace, name)
 
     def _offer(self, key: WriteKey, status: Mapping[str, Any]) -> None:
         if self.batcher.offer(key, status):
@@ -307,21 +305,21 @@ class StatusController:
     def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
         """The propagation created or updated the mirror carrying ``status`` (``None``: none, so
         whatever it held may be gone): remember that, and write the latest status if it differs."""
-        key = (APPLICATION, namespace, name)
         self._mirrors.add((namespace, name))
-        self.batcher.overwritten(key, status)
-        latest = self.status_of(namespace, name)
-        if latest is not None:
-            self._offer(key, latest)
+        self.batcher.overwritten((APPLICATION, namespace, name), status)
+        self._offer_latest(namespace, name)
 
     def mirrors_seen(self, namespace: str, names: Iterable[str]) -> None:
         """Mirrors a propagation pass found on the hub (some may predate this process's list)."""
         for name in names:
             if (namespace, name) not in self._mirrors:
                 self._mirrors.add((namespace, name))
-                latest = self.status_of(namespace, name)
-                if latest is not None:
-                    self._offer((APPLICATION, namespace, name), latest)
+                self._offer_latest(namespace, name)
+
+    def _offer_latest(self, namespace: str, name: str) -> None:
+        latest = self.status_of(namespace, name)
+        if latest is not None:
+            self._offer((APPLICATION, namespace, name), latest)
 
     def mirror_deleted(self, namespace: str, name: str) -> None:
         self._mirrors.discard((namespace, name))
