@@ -213,11 +213,11 @@ class StatusController:
                 await self.hub.replace_application_set_status(namespace, name, one.patch)
         except hub.NotFoundError:
             # No object to write to (the mirror is gone). Count it as written, so the same status is
-            # not retried in a loop: ``mirror_written`` offers it again if the mirror comes back.
+            # not retried in a loop: ``mirror_written`` offers it again if the mirror comes back,
+            # which may have happened while this write was out (then it is still known).
             unsure = self.batcher.written(one)
-            if kind == APPLICATION:
+            if kind == APPLICATION and not unsure:
                 self._mirrors.discard((namespace, name))
-                unsure = False
         except hub.ClusterError as exc:
             if exc.status in (400, 422):
                 # the hub refuses this status as invalid: retrying the same patch cannot help

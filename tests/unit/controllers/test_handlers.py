@@ -338,6 +338,22 @@ async def test_a_status_waits_for_its_mirror_to_be_known_instead_of_patching_bli
     assert [w for w in world.hub.writes if w[0] == "app-status"] == [("app-status", "apps", "c1-guestbook")]
 
 
+async def test_a_404_that_raced_the_mirror_being_written_again_keeps_the_mirror_known() -> None:
+    world, controller = with_status()
+    await world.reconcile()
+    saved = copy.deepcopy(world.hub.applications.pop(("apps", "c2-guestbook")))
+    controller.observe_record(reported(world, "c2", "Synced", 3))
+    (patch,) = controller.batcher.drain()  # out now; it will find no mirror
+    controller.mirror_written("apps", "c2-guestbook", None)  # the propagation writes it meanwhile,
+    await controller._write(patch)  # but the patch lands first: 404
+    world.hub.applications[("apps", "c2-guestbook")] = saved  # then the propagation's write lands
+    await drain(controller)
+    assert world.hub.applications[("apps", "c2-guestbook")]["status"]["sync"]["status"] == "Synced"
+    controller.observe_record(reported(world, "c2", "OutOfSync", 4))  # the mirror is still known
+    await drain(controller)
+    assert world.hub.applications[("apps", "c2-guestbook")]["status"]["sync"]["status"] == "OutOfSync"
+
+
 async def test_a_hub_name_held_by_another_application_is_not_deployed() -> None:
     world = World()
     foreign = {
