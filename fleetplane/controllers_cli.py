@@ -35,6 +35,12 @@ def run(
     write_concurrency: int = typer.Option(
         16, min=1, help="Hub status writes in flight at once (each has its own connection)."
     ),
+    mirror_status_wait: float = typer.Option(
+        10.0,
+        min=0.0,
+        help="Seconds a hub Application waits, after its work is sent, for its cluster's status, so "
+        "both are written at once (0: write it at once and patch the status when it comes).",
+    ),
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -44,7 +50,9 @@ def run(
         kubeconfig=kubeconfig or None,
         maestro=maestro,
         propagation=propagation.PropagationSettings(
-            inventory_namespace=inventory_namespace, resync_seconds=resync
+            inventory_namespace=inventory_namespace,
+            resync_seconds=resync,
+            mirror_status_seconds=mirror_status_wait,
         ),
         status=status.StatusSettings(
             list_seconds=status_list,

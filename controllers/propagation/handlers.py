@@ -76,10 +76,17 @@ class PropagationSettings:
     resync_seconds: float = 60.0
     #: seconds before a pass that failed for a transient reason (Maestro or the hub away) is retried
     retry_seconds: float = 5.0
-    #: passes running at once, over all ApplicationSets
+    #: passes planning and sending their works at once, over all ApplicationSets (a pass gives its
+    #: place up once its works are out: writing its mirrors waits on the hub and on the clusters)
     concurrency: int = 4
+    #: passes under way at once, those still writing their mirrors included (each holds its plan's
+    #: rendered documents until it ends)
+    passes_under_way: int = 50
     #: writes in flight at once within one pass (hub mirrors, then Maestro publishes, then deletes)
     write_concurrency: int = 32
+    #: seconds a mirror waits, once its work went out, for the status its cluster reports for that
+    #: work, so that the mirror is written with it (one hub write instead of a write and a patch)
+    mirror_status_seconds: float = 10.0
     field_manager: str = "fleetplane-propagation"
     #: ``plural.version.group`` of cluster decision resources whose changes wake the daemons of their
     #: namespace (others are picked up by the periodic pass)
@@ -92,6 +99,10 @@ class MirrorListener(Protocol):
     each holds."""
 
     def status_of(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+    def expect(self, namespace: str, name: str, newer_than: int) -> asyncio.Future[None]: ...
+
+    def release(self, namespace: str, names: Iterable[str]) -> None: ...
 
     def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None: ...
 
@@ -176,6 +187,7 @@ class PropagationController:
         self.settings = settings
         self.options = options
         self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self._under_way = asyncio.Semaphore(max(settings.passes_under_way, settings.concurrency))
         self._locks: dict[AppSetKey, asyncio.Lock] = {}
         self._wakeups: dict[AppSetKey, asyncio.Event] = {}
         self._rolling: set[AppSetKey] = set()
@@ -288,7 +300,7 @@ class PropagationController:
     async def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """One level-based pass; ``None`` when the ApplicationSet is gone, deleting or not opted in."""
         key = (namespace, name)
-        async with self._semaphore, self._lock(key):
+        async with self._under_way, self._lock(key), _Slot(self._semaphore) as slot:
             # Read it again under the lock: the deletion handler may have run since we were woken.
             body = await self.hub.get_application_set(namespace, name)
             if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -311,7 +323,7 @@ class PropagationController:
                 )
                 return Outcome(problems=(str(exc),), generation_failed=True)
             log.debug("ApplicationSet %s/%s: %d works planned", namespace, name, len(desired.works))
-            return await self._converge(key, desired, strategy, render, current_status)
+            return await self._converge(key, desired, strategy, render, current_status, slot.release)
 
     def _planned(
         self, key: AppSetKey, body: Mapping[str, Any], inputs: generators.GeneratorInputs
@@ -349,7 +361,10 @@ class PropagationController:
         strategy: rollout.Strategy,
         render: Callable[[], plan.Plan],
         current_status: Mapping[str, Any] | None,
+        works_out: Callable[[], None] = lambda: None,
     ) -> Outcome:
+        """Make Maestro and the hub hold what ``desired`` says; ``works_out`` is called once every
+        work of the pass was sent (the rest of the pass writes mirrors and deletes)."""
         namespace, name = key
         rolling = strategy.type == "RollingSync"
         records = await self._works(
@@ -372,12 +387,12 @@ class PropagationController:
         held = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
         held -= decision.allowed
 
-        # A target's work before its mirror: a mirror carries the status known when it is written,
-        # so when the hub lags behind (at fleet scale it does) a new mirror is created with its
-        # status in one write instead of a create and a status patch, each a full write of a large
-        # object. A mirror follows what its cluster is sent, so one held back by the rollout keeps
-        # its old spec. Writes are bounded per stream: at fleet scale one pass carries thousands,
-        # and the hub and Maestro batch what arrives at once.
+        # A target's work before its mirror, and the mirror once its cluster reported the work's
+        # new spec (for a bounded time): a mirror carries the status known when it is written, so it
+        # is created or changed with that status in one write instead of a write and a status patch,
+        # each a full write of a large object. A mirror follows what its cluster is sent, so one
+        # held back by the rollout keeps its old spec. Writes are bounded per stream: at fleet
+        # scale one pass carries thousands, and the hub and Maestro batch what arrives at once.
         to_mirror = [
             w
             for w in desired.works
@@ -392,26 +407,46 @@ class PropagationController:
             rendered = {w.key: w for w in render().works}
             to_mirror = [rendered[w.key] for w in to_mirror]
             sends = [(rendered[w.key], create) for w, create in sends]
+        listed = {w.application: by_id[e.work_id].bundle.version for w, e in updates}
+        mirrored = {w.application for w in to_mirror}
         # Two streams at once, so that Maestro and the hub both work: the works, and the mirrors,
-        # each mirror once its own work went out (the hub is the slower of the two, so under load
-        # the mirrors trail the works by enough for most statuses to arrive first).
+        # each mirror once its own work went out and its status came back.
         gates = {w.application: asyncio.Event() for w, _ in sends}
+        reported = {
+            w.application: self.listener.expect(namespace, w.application, listed.get(w.application, 0))
+            for w, _ in sends
+            if w.application in mirrored
+        }
 
         async def publish(send: tuple[plan.DesiredWork, bool]) -> str | None:
+            refused: str | None = "not sent"
             try:
-                return await self._publish(send[0], create=send[1])
+                refused = await self._publish(send[0], create=send[1])
+                return refused
             finally:
+                waiting = reported.get(send[0].application)
+                if refused and waiting is not None:
+                    waiting.cancel()  # no new status will come: do not wait for one
                 gates[send[0].application].set()
 
-        async def mirror(work: plan.DesiredWork) -> str | None:
+        async def ready(work: plan.DesiredWork) -> None:
             gate = gates.get(work.application)
             if gate is not None:
                 await gate.wait()
+            waiting = reported.get(work.application)
+            if waiting is not None:  # done, given up (cancelled) or timed out: write it then
+                await asyncio.wait((waiting,), timeout=self.settings.mirror_status_seconds)
+
+        async def mirror(work: plan.DesiredWork) -> str | None:
             return await self._apply_mirror(work, mirrors.get(work.application))
 
-        async with asyncio.TaskGroup() as group:  # one failing cancels the other; the pass is retried
-            publishing = group.create_task(self._each(sends, publish))
-            mirroring = group.create_task(self._each(to_mirror, mirror))
+        try:
+            async with asyncio.TaskGroup() as group:  # one failing cancels the other; the pass is retried
+                publishing = group.create_task(self._each(sends, publish))
+                publishing.add_done_callback(lambda _: works_out())
+                mirroring = group.create_task(self._each(to_mirror, mirror, ready=ready))
+        finally:
+            self.listener.release(namespace, reported)  # those whose mirror was not written
         refusals, results = publishing.result(), mirroring.result()
         problems.extend(r for r in refusals if r)
         sent = {
@@ -467,15 +502,24 @@ class PropagationController:
             rolling=rolling,
         )
 
-    async def _each(self, items: Sequence[_T], write: Callable[[_T], Awaitable[_R]]) -> list[_R]:
-        """``write`` for every item, ``settings.write_concurrency`` at a time, results in order; the
-        first exception cancels the rest and fails the pass (it is retried as a whole, and every
-        write is idempotent)."""
+    async def _each(
+        self,
+        items: Sequence[_T],
+        write: Callable[[_T], Awaitable[_R]],
+        *,
+        ready: Callable[[_T], Awaitable[None]] | None = None,
+    ) -> list[_R]:
+        """``write`` for every item (once ``ready`` for it returned, when given: waiting holds no
+        write slot), ``settings.write_concurrency`` at a time, results in order; the first exception
+        cancels the rest and fails the pass (it is retried as a whole, and every write is
+        idempotent)."""
         if not items:
             return []
         limit = asyncio.Semaphore(self.settings.write_concurrency)
 
         async def one(item: _T) -> _R:
+            if ready is not None:
+                await ready(item)
             async with limit:
                 return await write(item)
 
@@ -715,6 +759,27 @@ class PropagationController:
 
 
 # --- helpers -----------------------------------------------------------------------------------------
+
+
+class _Slot:
+    """A place of a semaphore that its holder may give up before the end of its block."""
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self._held = False
+
+    async def __aenter__(self) -> _Slot:
+        await self._semaphore.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

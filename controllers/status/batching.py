@@ -35,6 +35,35 @@ def digest(patch: Mapping[str, Any]) -> bytes:
     ).digest()
 
 
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up. Spending may run into debt, so a cost
+    larger than the burst (a large status) goes out once and is paid back before anything else."""
+
+    def __init__(self, *, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError("a token bucket needs rate > 0 and burst > 0")
+        self.rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._refilled_at = clock()
+
+    @property
+    def tokens(self) -> float:
+        now = self._clock()
+        elapsed = max(0.0, now - self._refilled_at)
+        self._tokens = min(self._burst, self._tokens + elapsed * self.rate)
+        self._refilled_at = now
+        return self._tokens
+
+    def spend(self, amount: float) -> None:
+        self._tokens = self.tokens - amount
+
+    def delay(self, amount: float) -> float:
+        """Seconds until ``amount`` tokens are there."""
+        return max(0.0, amount - self.tokens) / self.rate
+
+
 @dataclasses.dataclass(frozen=True)
 class PendingWrite:
     key: Hashable
@@ -48,11 +77,7 @@ class WriteBatcher:
     def __init__(self, *, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("WriteBatcher needs rate > 0 writes/second and burst >= 1")
-        self._rate = rate
-        self._burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._refilled_at = clock()
+        self._bucket = TokenBucket(rate=rate, burst=burst, clock=clock)
         self._pending: collections.OrderedDict[Hashable, PendingWrite] = collections.OrderedDict()
         self._written: dict[Hashable, bytes] = {}
         self._in_flight: dict[Hashable, bytes] = {}
@@ -108,17 +133,17 @@ class WriteBatcher:
     def drain(self, limit: int | None = None) -> list[PendingWrite]:
         """The writes allowed now, oldest first, each using one token. A key whose write is still
         in flight waits (two writes of one object in flight could land in the wrong order)."""
-        self._refill()
+        tokens = self._bucket.tokens
         chosen: list[Hashable] = []
         for key in self._pending:
-            if self._tokens < len(chosen) + 1 or (limit is not None and len(chosen) >= limit):
+            if tokens < len(chosen) + 1 or (limit is not None and len(chosen) >= limit):
                 break
             if key not in self._busy:
                 chosen.append(key)
         out: list[PendingWrite] = []
         for key in chosen:
             write = self._pending.pop(key)
-            self._tokens -= 1
+            self._bucket.spend(1)
             self._in_flight[key] = write.digest
             self._busy.add(key)
             out.append(write)
@@ -155,11 +180,4 @@ class WriteBatcher:
         """Seconds until the next write may go out (0 when one may go now, or nothing waits)."""
         if not self._pending:
             return 0.0
-        self._refill()
-        return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
-
-    def _refill(self) -> None:
-        now = self._clock()
-        elapsed = max(0.0, now - self._refilled_at)
-        self._tokens = min(float(self._burst), self._tokens + elapsed * self._rate)
-        self._refilled_at = now
+        return self._bucket.delay(1)

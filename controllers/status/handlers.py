@@ -8,7 +8,8 @@ It runs four loops:
   (and listing again only if the server no longer understands the token);
 - **safety net**: a full list every ``list_seconds``, in case a change was missed anyway;
 - **rollup**: recomputes the status of every ApplicationSet whose facts or Application statuses
-  changed (``book.StatusBook``);
+  changed (``book.StatusBook``), oldest change first, within a budget of bytes per second (an
+  ApplicationSet of 3,000 Applications has a status of over a megabyte);
 - **writer**: drains ``batching.WriteBatcher`` (coalesced, de-duplicated, rate-limited) and writes
   each status to the hub, a few at a time.
 
@@ -16,7 +17,9 @@ A status report is turned into the hub Application's status by ``aggregate.appli
 Reports are ordered by the agent's per-work sequence: an older one (a list answered while the
 watch already delivered a newer one) is dropped. The propagation controller tells it (as its
 ``MirrorListener``) which status it wrote with each mirror, and asks it for the one to write, so a
-status known before its mirror exists is written with it.
+status known before its mirror exists is written with it; while it is about to write a mirror
+(``expect``), that mirror's statuses are kept for that write and it hears when the status of the
+work's new spec came.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ class StatusSettings:
     write_concurrency: int = 16
     #: seconds between two ApplicationSet rollups (changes in between are coalesced)
     rollup_seconds: float = 1.0
+    #: bytes of ApplicationSet status written per second, over all of them: the hub's cost of a
+    #: status write grows with its size, and one of 3,000 Applications is over a megabyte, so
+    #: large ApplicationSets are rolled up less often while their Applications change
+    rollup_bytes_per_second: float = 256 * 1024
     #: seconds before reconnecting a broken watch
     reconnect_seconds: float = 2.0
 
@@ -98,6 +105,11 @@ class StatusController:
         #: hub mirrors known to exist: a status is written only to those (one that arrives first
         #: is written with its mirror, by the propagation, instead of a patch answered 404)
         self._mirrors: set[tuple[str, str]] = set()
+        #: spec version of the latest status per hub Application
+        self._versions: dict[tuple[str, str], int] = {}
+        #: mirrors the propagation is about to write, with the spec version a status must be newer
+        #: than to be worth waiting for: their statuses go with that write, not in a patch of their own
+        self._expected: dict[tuple[str, str], tuple[int, asyncio.Future[None]]] = {}
         self.token = ""
         self.writes = 0
 
@@ -174,13 +186,26 @@ class StatusController:
                 log.warning("periodic status list failed, retrying next period: %s", exc)
 
     async def _rollups(self) -> None:
+        budget = batching.TokenBucket(
+            rate=self.settings.rollup_bytes_per_second, burst=self.settings.rollup_bytes_per_second
+        )
+        waiting: dict[book.AppSetKey, None] = {}  # oldest first
         while True:
             await asyncio.sleep(self.settings.rollup_seconds)
-            now = _now()
-            for key in self.book.take_dirty():
-                result = self.book.rollup(key, now=now)
-                if result is not None:
-                    self._offer((APPLICATION_SET, *key), result.status)
+            self.rollup_once(waiting, budget)
+
+    def rollup_once(self, waiting: dict[book.AppSetKey, None], budget: batching.TokenBucket) -> None:
+        """Offer the status of the changed ApplicationSets, oldest change first, while the byte
+        budget lasts; the others wait in ``waiting`` (coalescing their later changes)."""
+        waiting.update(dict.fromkeys(self.book.take_dirty()))
+        now = _now()
+        for key in list(waiting):
+            if budget.tokens <= 0:
+                break
+            del waiting[key]
+            result = self.book.rollup(key, now=now)
+            if result is not None and self._offer((APPLICATION_SET, *key), result.status):
+                budget.spend(len(orjson.dumps(result.status)))
 
     async def _writer(self) -> None:
         """Keep up to ``write_concurrency`` writes in flight, topping up as each lands (a slow write
@@ -236,9 +261,12 @@ class StatusController:
             # the propagation wrote the mirror while this write was out: write the latest again
             self._offer_latest(namespace, name)
 
-    def _offer(self, key: WriteKey, status: Mapping[str, Any]) -> None:
+    def _offer(self, key: WriteKey, status: Mapping[str, Any]) -> bool:
+        """Queue a write; whether one was queued (not one equal to what the hub holds)."""
         if self.batcher.offer(key, status):
             self._offered.set()
+            return True
+        return False
 
     # --- observing Maestro ---------------------------------------------------------------------------
 
@@ -250,6 +278,7 @@ class StatusController:
             record.bundle.metadata,
             status.to_json() if status is not None else None,
             status.sequence_id if status is not None else 0,
+            record.status_version,
             deleted=False,
         )
 
@@ -260,6 +289,7 @@ class StatusController:
             orjson.loads(change.metadata) if change.metadata else {},
             orjson.loads(change.status) if change.status else None,
             change.status_sequence,
+            change.version,
             deleted=change.deletion_state == stubs.query.DELETION_STATE_DELETED,
         )
 
@@ -270,6 +300,7 @@ class StatusController:
         metadata: Mapping[str, Any],
         status: Mapping[str, Any] | None,
         sequence: int,
+        version: int,
         *,
         deleted: bool,
     ) -> None:
@@ -286,11 +317,18 @@ class StatusController:
             self.batcher.forget(key)
             self.book.drop_app_status(appset, application[1])
             self._appset_of.pop(application, None)
+            self._versions.pop(application, None)
             return
         cluster = str(annotations.get(contract.ANNOTATION_CLUSTER) or consumer)
         computed = aggregate.application_status(status, cluster=cluster)
         self._appset_of[application] = appset
-        if application in self._mirrors:
+        if status is not None:
+            self._versions[application] = version
+        expected = self._expected.get(application)
+        if expected is not None:
+            if status is not None and version > expected[0] and not expected[1].done():
+                expected[1].set_result(None)
+        elif application in self._mirrors:
             self._offer(key, computed)
         if self.book.set_app_status(appset, application[1], computed) and self.on_app_status:
             self.on_app_status(appset)
@@ -302,9 +340,37 @@ class StatusController:
         appset = self._appset_of.get((namespace, name))
         return self.book.app_status(appset, name) if appset else None
 
+    def expect(self, namespace: str, name: str, newer_than: int) -> asyncio.Future[None]:
+        """The propagation is about to write this mirror after sending its work a spec newer than
+        ``newer_than`` (0 for a new work): until it does (``mirror_written``) or gives up
+        (``release``), statuses of this Application are kept for that write instead of patched on
+        their own — one hub write instead of two. The future is done once a status reported for
+        the new spec is known (the writer waits for it, for a bounded time)."""
+        key = (namespace, name)
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._versions.get(key, 0) > newer_than:
+            ready.set_result(None)
+        previous = self._expected.get(key)
+        if previous is not None:
+            previous[1].cancel()
+        self._expected[key] = (newer_than, ready)
+        return ready
+
+    def release(self, namespace: str, names: Iterable[str]) -> None:
+        """The propagation will not write these mirrors after all (its pass failed or the target
+        was refused): their statuses go out as patches again."""
+        for name in names:
+            expected = self._expected.pop((namespace, name), None)
+            if expected is not None:
+                expected[1].cancel()
+                self._offer_latest(namespace, name)
+
     def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
         """The propagation created or updated the mirror carrying ``status`` (``None``: none, so
         whatever it held may be gone): remember that, and write the latest status if it differs."""
+        expected = self._expected.pop((namespace, name), None)
+        if expected is not None:
+            expected[1].cancel()
         self._mirrors.add((namespace, name))
         self.batcher.overwritten((APPLICATION, namespace, name), status)
         self._offer_latest(namespace, name)
@@ -317,12 +383,15 @@ class StatusController:
                 self._offer_latest(namespace, name)
 
     def _offer_latest(self, namespace: str, name: str) -> None:
+        """Offer the mirror's latest status, unless the propagation is about to write it."""
+        key = (namespace, name)
         latest = self.status_of(namespace, name)
-        if latest is not None:
+        if latest is not None and key in self._mirrors and key not in self._expected:
             self._offer((APPLICATION, namespace, name), latest)
 
     def mirror_deleted(self, namespace: str, name: str) -> None:
         self._mirrors.discard((namespace, name))
+        self._versions.pop((namespace, name), None)
         self.batcher.forget((APPLICATION, namespace, name))
         appset = self._appset_of.pop((namespace, name), None)
         if appset is not None:

@@ -207,3 +207,14 @@ def test_rate_is_respected_and_every_key_ends_at_its_latest_patch(
             b.written(write)
     for key, last in latest.items():
         assert b.offer(key, last) is False  # what was written last is what was offered last
+
+
+def test_a_token_bucket_lets_a_cost_above_its_burst_go_once_and_be_paid_back() -> None:
+    clock = [0.0]
+    bucket = batching.TokenBucket(rate=10.0, burst=10.0, clock=lambda: clock[0])
+    bucket.spend(25.0)  # one large status: allowed while tokens remain, leaving a debt
+    assert bucket.tokens == -15.0 and bucket.delay(1.0) == 1.6
+    clock[0] += 1.5
+    assert bucket.tokens == 0.0
+    clock[0] += 100.0
+    assert bucket.tokens == 10.0, "no more than the burst is saved up"

@@ -12,22 +12,27 @@ keeps its target undeployed; the daemon passes when woken, reports each distinct
 exits when stopped. Status: a report becomes the mirror's status and rolls up into the
 ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
 once the mirror exists, with the mirror when the propagation writes it (and kept through later
-applies); a status waits until its mirror is known to exist; a deleted work forgets its
-Application.
+applies); a status waits until its mirror is known to exist; a mirror waits (bounded) for the
+status its cluster reports for its work's new spec and is written with it, with no patch of its
+own, and is written without it when none comes; a failed pass hands the statuses it held back to
+the status writer; a pass writing its mirrors lets another ApplicationSet's pass send its works; a
+deleted work forgets its Application.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
 
 from controllers import contract
 from controllers.propagation import handlers as propagation
-from controllers.status import book
+from controllers.status import batching, book
 from controllers.status import handlers as status
 from maestro.api import bundles
 from tests.unit.controllers import builders, fakes
@@ -236,15 +241,22 @@ def reported(world: World, cluster: str, sync: str, sequence: int) -> bundles.Bu
     return bundles.BundleRecord(
         record.bundle,
         bundles.BundleStatus(report["conditions"], report["resourceStatus"], sequence_id=sequence),
+        status_version=record.bundle.version,
     )
 
 
-def with_status() -> tuple[World, status.StatusController]:
-    """A world whose propagation tells a status controller about the mirrors it writes."""
+def with_status(mirror_status_seconds: float = 0.01) -> tuple[World, status.StatusController]:
+    """A world whose propagation tells a status controller about the mirrors it writes (and waits
+    that long for a work's status before writing its mirror)."""
     world = World()
     controller = status.StatusController(cast(Any, world.hub), cast(Any, world.maestro), world.book)
     world.controller.listener = controller
+    mirror_wait(world, mirror_status_seconds)
     return world, controller
+
+
+def mirror_wait(world: World, seconds: float) -> None:
+    world.controller.settings = dataclasses.replace(world.controller.settings, mirror_status_seconds=seconds)
 
 
 async def drain(controller: status.StatusController) -> None:
@@ -354,6 +366,149 @@ async def test_a_404_that_raced_the_mirror_being_written_again_keeps_the_mirror_
     assert world.hub.applications[("apps", "c2-guestbook")]["status"]["sync"]["status"] == "OutOfSync"
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the controllers' tasks run until ``condition`` holds."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the controllers never got there")
+
+
+async def until_works(world: World, count: int) -> None:
+    await until(lambda: len(world.maestro.records) >= count)
+
+
+async def test_a_new_mirror_waits_for_its_first_status_and_is_created_with_it() -> None:
+    world, controller = with_status(mirror_status_seconds=30)
+    passing = asyncio.create_task(world.reconcile())
+    await until_works(world, 2)  # both works sent; their mirrors wait for the clusters' reports
+    await asyncio.sleep(0.05)
+    assert not world.hub.applications, "a mirror must wait for its work's status"
+    for sequence, cluster in enumerate(("c1", "c2"), start=1):
+        record = reported(world, cluster, "Synced", sequence)
+        world.maestro.records[record.bundle.id] = record
+        controller.observe_record(record)
+    assert not controller.batcher.drain(), "a status the propagation is about to write is no patch"
+    outcome = await asyncio.wait_for(passing, 5)
+    assert outcome.mirrors_applied == 2
+    await drain(controller)
+    assert sorted(world.hub.writes) == [("apply", "apps", "c1-guestbook"), ("apply", "apps", "c2-guestbook")]
+    for cluster in ("c1", "c2"):
+        assert (
+            world.hub.applications[("apps", f"{cluster}-guestbook")]["status"]["sync"]["status"] == "Synced"
+        )
+
+
+async def test_a_template_change_writes_each_mirror_with_the_status_of_its_new_spec() -> None:
+    world, controller = with_status()
+    await world.reconcile()  # no status came: each mirror was written after its wait
+    mirror_wait(world, 30)
+    for cluster in ("c1", "c2"):
+        controller.observe_record(reported(world, cluster, "Synced", 1))
+    await drain(controller)
+    writes = len(world.hub.writes)
+
+    world.hub.appsets[KEY]["spec"]["template"]["spec"]["source"]["repoURL"] = "https://git.example/new.git"
+    passing = asyncio.create_task(world.reconcile())
+    await until(lambda: set(world.repos().values()) == {"https://git.example/new.git"})
+    old = next(r for r in world.maestro.records.values() if r.bundle.consumer == "c1")
+    controller.observe_record(  # a report for the spec before the change does not end the wait
+        bundles.BundleRecord(old.bundle, reported(world, "c1", "OutOfSync", 2).status, status_version=1)
+    )
+    await asyncio.sleep(0.05)
+    assert not passing.done() and not controller.batcher.drain()
+    for sequence, cluster in enumerate(("c1", "c2"), start=3):
+        controller.observe_record(reported(world, cluster, "Synced", sequence))  # at version 2
+    await asyncio.wait_for(passing, 5)
+    await drain(controller)
+    assert sorted(world.hub.writes[writes:]) == [
+        ("apply", "apps", "c1-guestbook"),
+        ("apply", "apps", "c2-guestbook"),
+    ], "one write per mirror: its new spec and status together"
+    mirror = world.hub.applications[("apps", "c1-guestbook")]
+    assert mirror["spec"]["source"]["repoURL"] == "https://git.example/new.git"
+    assert mirror["status"]["sync"]["status"] == "Synced"
+
+
+async def test_a_mirror_whose_status_does_not_come_is_written_after_the_wait_and_patched_later() -> None:
+    world, controller = with_status(mirror_status_seconds=0.05)
+    outcome = await asyncio.wait_for(world.reconcile(), 5)
+    assert outcome.mirrors_applied == 2 and "status" not in world.hub.applications[("apps", "c1-guestbook")]
+    controller.observe_record(reported(world, "c1", "Synced", 1))
+    await drain(controller)
+    assert world.hub.writes[-1] == ("app-status", "apps", "c1-guestbook")
+    assert world.hub.applications[("apps", "c1-guestbook")]["status"]["sync"]["status"] == "Synced"
+
+
+async def test_a_failed_pass_hands_the_statuses_it_held_back_to_the_status_writer() -> None:
+    world, controller = with_status()
+    await world.reconcile()  # the mirrors exist
+    mirror_wait(world, 30)
+    world.hub.appsets[KEY]["spec"]["template"]["spec"]["source"]["repoURL"] = "https://git.example/new.git"
+
+    async def hub_down(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("hub unreachable")
+
+    world.hub.apply_application = hub_down  # type: ignore[method-assign]
+    passing = asyncio.create_task(world.reconcile())
+    await until(lambda: set(world.repos().values()) == {"https://git.example/new.git"})
+    controller.observe_record(reported(world, "c1", "Synced", 1))
+    assert not controller.batcher.drain()
+    with pytest.raises(ExceptionGroup):
+        await asyncio.wait_for(passing, 5)
+    (patch,) = controller.batcher.drain()
+    assert patch.key == ("Application", "apps", "c1-guestbook")
+
+
+def add_other_appset(world: World) -> None:
+    """A second ApplicationSet, ``apps/other``, over the same clusters."""
+    other = builders.appset(template={**builders.TEMPLATE, "metadata": {"name": "{{name}}-other"}})
+    other["metadata"].update(name="other", uid="0c4d-uid")
+    world.hub.appsets[("apps", "other")] = other
+
+
+async def test_a_pass_writing_its_mirrors_lets_another_send_its_works() -> None:
+    world, controller = with_status(mirror_status_seconds=30)
+    world.controller.settings = dataclasses.replace(world.controller.settings, concurrency=1)
+    world.controller._semaphore = asyncio.Semaphore(1)
+    add_other_appset(world)
+    first = asyncio.create_task(world.reconcile())
+    await until_works(world, 2)  # the first pass waits for its clusters' statuses
+    second = asyncio.create_task(world.controller.reconcile("apps", "other"))
+    await asyncio.wait_for(until_works(world, 4), 5)  # its works went out meanwhile
+    for sequence, record in enumerate(list(world.maestro.records.values()), start=1):
+        controller.observe_record(
+            bundles.BundleRecord(
+                record.bundle, reported(world, "c1", "Synced", sequence).status, status_version=1
+            )
+        )
+    assert all(
+        o is not None and o.mirrors_applied == 2
+        for o in await asyncio.wait_for(asyncio.gather(first, second), 5)
+    )
+
+
+async def test_application_set_statuses_are_rolled_up_within_a_byte_budget() -> None:
+    world, controller = with_status()
+    add_other_appset(world)
+    await world.reconcile()
+    await world.controller.reconcile("apps", "other")
+    clock = [0.0]
+    budget = batching.TokenBucket(rate=100, burst=100, clock=lambda: clock[0])
+    waiting: dict[book.AppSetKey, None] = {}
+    controller.rollup_once(waiting, budget)
+    (first,) = controller.batcher.drain()  # a status of more than 100 bytes goes out whole,
+    assert budget.tokens < 0 and len(waiting) == 1  # and the other waits until it is paid back
+    controller.rollup_once(waiting, budget)
+    assert not controller.batcher.drain()
+    clock[0] += 60.0
+    controller.rollup_once(waiting, budget)
+    (second,) = controller.batcher.drain()
+    assert {first.key, second.key} == {("ApplicationSet", *KEY), ("ApplicationSet", "apps", "other")}
+    assert not waiting
+
+
 async def test_a_hub_name_held_by_another_application_is_not_deployed() -> None:
     world = World()
     foreign = {
@@ -384,10 +539,10 @@ async def test_a_deleted_work_forgets_its_application() -> None:
     record = reported(world, "c1", "Synced", 3)
     controller.observe_record(record)
     meta = record.bundle.metadata
-    controller._observe(str(record.bundle.id), "c1", meta, None, 4, deleted=True)
+    controller._observe(str(record.bundle.id), "c1", meta, None, 4, 1, deleted=True)
     assert world.book.app_status(KEY, "c1-guestbook") is None
     assert not controller.batcher.drain()
-    controller._observe(str(uuid.uuid4()), "c1", {"annotations": {}}, None, 1, deleted=False)  # not ours
+    controller._observe(str(uuid.uuid4()), "c1", {"annotations": {}}, None, 1, 1, deleted=False)  # not ours
 
 
 def synced(world: World, cluster: str) -> None:
