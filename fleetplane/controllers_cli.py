@@ -35,6 +35,12 @@ def run(
     write_concurrency: int = typer.Option(
         16, min=1, help="Hub status writes in flight at once (each has its own connection)."
     ),
+    rollup_bytes: float = typer.Option(
+        256 * 1024,
+        min=1.0,
+        help="Bytes of ApplicationSet status written per second, over all of them (large "
+        "ApplicationSets are rolled up less often while their Applications change).",
+    ),
     mirror_status_wait: float = typer.Option(
         10.0,
         min=0.0,
@@ -59,6 +65,7 @@ def run(
             write_rate=write_rate,
             write_burst=write_burst,
             write_concurrency=write_concurrency,
+            rollup_bytes_per_second=rollup_bytes,
         ),
         liveness=liveness or None,
     )
