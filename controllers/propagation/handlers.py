@@ -82,6 +82,10 @@ class PropagationSettings:
     #: passes under way at once, those still writing their mirrors included (each holds its plan's
     #: rendered documents until it ends)
     passes_under_way: int = 50
+    #: targets whose work was sent and whose mirror is not yet written, over all ApplicationSets:
+    #: how far the works may run ahead of the hub (at 3,000 x 50, unbounded, they flooded the
+    #: status path the mirrors wait on while the hub API server sat idle)
+    targets_in_flight: int = 8000
     #: writes in flight at once within one pass (hub mirrors, then Maestro publishes, then deletes)
     write_concurrency: int = 32
     #: seconds a mirror waits, once its work went out, for the status its cluster reports for that
@@ -188,6 +192,7 @@ class PropagationController:
         self.options = options
         self._semaphore = asyncio.Semaphore(settings.concurrency)
         self._under_way = asyncio.Semaphore(max(settings.passes_under_way, settings.concurrency))
+        self._in_flight = asyncio.Semaphore(settings.targets_in_flight)
         self._locks: dict[AppSetKey, asyncio.Lock] = {}
         self._wakeups: dict[AppSetKey, asyncio.Event] = {}
         self._rolling: set[AppSetKey] = set()
@@ -418,16 +423,29 @@ class PropagationController:
             if w.application in mirrored
         }
 
+        holding: set[str] = set()  # targets of this pass holding a place in flight
+
+        def landed(application: str) -> None:
+            """The target's mirror was written, or none will be: its place in flight is free."""
+            if application in holding:
+                holding.discard(application)
+                self._in_flight.release()
+
         async def publish(send: tuple[plan.DesiredWork, bool]) -> str | None:
+            application = send[0].application
             refused: str | None = "not sent"
             try:
+                await self._in_flight.acquire()
+                holding.add(application)
                 refused = await self._publish(send[0], create=send[1])
                 return refused
             finally:
-                waiting = reported.get(send[0].application)
+                waiting = reported.get(application)
                 if refused and waiting is not None:
                     waiting.cancel()  # no new status will come: do not wait for one
-                gates[send[0].application].set()
+                if refused or application not in mirrored:
+                    landed(application)
+                gates[application].set()
 
         async def ready(work: plan.DesiredWork) -> None:
             gate = gates.get(work.application)
@@ -438,7 +456,10 @@ class PropagationController:
                 await asyncio.wait((waiting,), timeout=self.settings.mirror_status_seconds)
 
         async def mirror(work: plan.DesiredWork) -> str | None:
-            return await self._apply_mirror(work, mirrors.get(work.application))
+            try:
+                return await self._apply_mirror(work, mirrors.get(work.application))
+            finally:
+                landed(work.application)
 
         try:
             async with asyncio.TaskGroup() as group:  # one failing cancels the other; the pass is retried
@@ -446,6 +467,8 @@ class PropagationController:
                 publishing.add_done_callback(lambda _: works_out())
                 mirroring = group.create_task(self._each(to_mirror, mirror, ready=ready))
         finally:
+            for application in list(holding):
+                landed(application)
             self.listener.release(namespace, reported)  # those whose mirror was not written
         refusals, results = publishing.result(), mirroring.result()
         problems.extend(r for r in refusals if r)

@@ -459,6 +459,24 @@ async def test_a_failed_pass_hands_the_statuses_it_held_back_to_the_status_write
         await asyncio.wait_for(passing, 5)
     (patch,) = controller.batcher.drain()
     assert patch.key == ("Application", "apps", "c1-guestbook")
+    assert world.controller._in_flight._value == world.controller.settings.targets_in_flight
+
+
+async def test_works_run_ahead_of_their_mirrors_by_at_most_the_targets_in_flight() -> None:
+    world, controller = with_status(mirror_status_seconds=30)
+    world.controller._in_flight = asyncio.Semaphore(1)
+    passing = asyncio.create_task(world.reconcile())
+    await until_works(world, 1)
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert len(world.maestro.records) == 1, "the second work waits for the first target's mirror"
+    (first,) = world.maestro.records.values()
+    controller.observe_record(reported(world, first.bundle.consumer, "Synced", 1))
+    await until_works(world, 2)  # the first mirror was written: the second work goes
+    second = next(r for r in world.maestro.records.values() if r.bundle.id != first.bundle.id)
+    controller.observe_record(reported(world, second.bundle.consumer, "Synced", 2))
+    assert (await asyncio.wait_for(passing, 5)).mirrors_applied == 2
+    assert world.controller._in_flight._value == 1, "every place in flight is given back"
 
 
 def add_other_appset(world: World) -> None:
