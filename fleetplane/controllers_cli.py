@@ -47,6 +47,12 @@ def run(
         help="Seconds a hub Application waits, after its work is sent, for its cluster's status, so "
         "both are written at once (0: write it at once and patch the status when it comes).",
     ),
+    targets_in_flight: int = typer.Option(
+        8000,
+        min=1,
+        help="Targets whose work was sent and whose hub Application is not yet written, over all "
+        "ApplicationSets (how far the works may run ahead of the hub).",
+    ),
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
 ) -> None:
@@ -59,6 +65,7 @@ def run(
             inventory_namespace=inventory_namespace,
             resync_seconds=resync,
             mirror_status_seconds=mirror_status_wait,
+            targets_in_flight=targets_in_flight,
         ),
         status=status.StatusSettings(
             list_seconds=status_list,

@@ -13,7 +13,7 @@ def test_status_write_options_reach_the_status_controller(monkeypatch: pytest.Mo
     started: list[operator.OperatorSettings] = []
     monkeypatch.setattr(operator, "run", started.append)
     args = ["controllers", "run", "--maestro", "m:1", "--write-rate", "500", "--write-concurrency", "48"]
-    args += ["--mirror-status-wait", "2.5", "--rollup-bytes", "65536"]
+    args += ["--mirror-status-wait", "2.5", "--rollup-bytes", "65536", "--targets-in-flight", "99"]
 
     result = CliRunner().invoke(app, args)
 
@@ -24,6 +24,7 @@ def test_status_write_options_reach_the_status_controller(monkeypatch: pytest.Mo
     assert settings.maestro == "m:1"
     assert settings.propagation.mirror_status_seconds == 2.5
     assert settings.status.rollup_bytes_per_second == 65536
+    assert settings.propagation.targets_in_flight == 99
 
 
 def test_write_concurrency_below_one_is_refused_naming_the_option() -> None:
