@@ -22,6 +22,10 @@ from typing import Any
 from controllers.status import aggregate
 
 APPLICATION_GROUP, APPLICATION_VERSION = "argoproj.io", "v1alpha1"
+#: entries of ``applicationStatus`` and ``resources``: each is ~200 bytes, and the whole object
+#: must stay under etcd's request limit (1.5 MiB by default; 3,000 Applications listed in both
+#: made 1.2 MB, so about 4,000 would not fit) and cheap to write (the hub's cost grows with size)
+MAX_LISTED = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,15 +69,22 @@ def application_set_status(
     rollout_progressing: bool | None = None,
     rollout_step: int | None = None,
     previous: Mapping[str, Any] | None = None,
-    max_resources: int = 5000,
+    max_listed: int = MAX_LISTED,
 ) -> Rollup:
     """The ApplicationSet ``status`` (a full replacement) and its counts.
 
     ``target_errors`` are the messages of the plan's per-target errors; ``generation_error`` is
     set when the generators failed as a whole; ``rollout_progressing`` is ``None`` when no
-    RollingSync strategy is set.
+    RollingSync strategy is set. The per-Application lists hold at most ``max_listed`` entries,
+    those not Synced and Healthy first (the counts cover every Application).
     """
     ordered = sorted(apps, key=lambda a: a.name)
+    listed = ordered
+    if len(ordered) > max_listed:
+        listed = sorted(
+            ordered, key=lambda a: (_sync(a.status) == "Synced" and _health(a.status) == "Healthy", a.name)
+        )
+        listed = sorted(listed[:max_listed], key=lambda a: a.name)
     counts = Counts(
         total=len(ordered),
         sync=dict(collections.Counter(_sync(a.status) for a in ordered)),
@@ -84,7 +95,9 @@ def application_set_status(
     }
     conditions = [
         _stamp(c, old_conditions.get(c["type"]), now, ("status", "reason", "message"))
-        for c in _conditions(counts, target_errors, generation_error, rollout_progressing, rollout_step)
+        for c in _conditions(
+            counts, target_errors, generation_error, rollout_progressing, rollout_step, len(listed)
+        )
     ]
     old_apps = {
         a.get("application"): a
@@ -93,7 +106,7 @@ def application_set_status(
     }
     application_status = [
         _stamp(entry, old_apps.get(entry["application"]), now, ("status", "step", "message"))
-        for entry in (_app_status(a) for a in ordered)
+        for entry in (_app_status(a) for a in listed)
     ]
     resources = [
         {
@@ -105,7 +118,7 @@ def application_set_status(
             "status": _sync(a.status),
             "health": {"status": _health(a.status)},
         }
-        for a in ordered[:max_resources]
+        for a in listed
     ]
     status = {
         "conditions": conditions,
@@ -130,8 +143,12 @@ def _conditions(
     generation_error: str | None,
     rollout_progressing: bool | None,
     rollout_step: int | None,
+    listed: int,
 ) -> list[dict[str, Any]]:
     error_text = generation_error or _join_errors(target_errors)
+    summary = counts.describe()
+    if listed < counts.total:
+        summary += f" (status lists {listed} of them: those not Synced and Healthy first)"
     conditions = [
         {
             "type": "ErrorOccurred",
@@ -149,7 +166,7 @@ def _conditions(
             "type": "ResourcesUpToDate",
             "status": "False" if error_text else "True",
             "reason": "ErrorOccurred" if error_text else "ApplicationSetUpToDate",
-            "message": f"{error_text}; {counts.describe()}" if error_text else counts.describe(),
+            "message": f"{error_text}; {summary}" if error_text else summary,
         },
     ]
     if rollout_progressing is not None:

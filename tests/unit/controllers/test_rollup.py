@@ -166,10 +166,13 @@ def test_timestamps_are_kept_while_nothing_changes() -> None:
     assert cond_times == {"ErrorOccurred": T0, "ParametersGenerated": T0, "ResourcesUpToDate": T1}
 
 
-def test_resources_are_capped_but_counted() -> None:
-    status = rollup.application_set_status(
-        "apps", [app(f"a{i}") for i in range(5)], now=T0, max_resources=2
-    ).status
-    assert [r["name"] for r in status["resources"]] == ["a0", "a1"]
-    assert status["resourcesCount"] == 5
-    assert len(status["applicationStatus"]) == 5
+def test_the_lists_are_capped_showing_what_needs_attention_first_and_everything_is_counted() -> None:
+    apps = [app(f"a{i}") for i in range(5)] + [app("a3-x", "OutOfSync", "Progressing")]
+    result = rollup.application_set_status("apps", apps, now=T0, max_listed=3)
+    status = result.status
+    assert [r["name"] for r in status["resources"]] == ["a0", "a1", "a3-x"]
+    assert [a["application"] for a in status["applicationStatus"]] == ["a0", "a1", "a3-x"]
+    assert status["resourcesCount"] == 6 and result.counts.total == 6
+    message = conditions(status)["ResourcesUpToDate"][2]
+    assert message.startswith("6 applications; sync: OutOfSync 1, Synced 5")
+    assert "lists 3 of them: those not Synced and Healthy first" in message
