@@ -350,27 +350,29 @@ class StatusController:
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._versions.get(key, 0) > newer_than:
             ready.set_result(None)
-        previous = self._expected.get(key)
-        if previous is not None:
-            previous[1].cancel()
+        self._stop_expecting(key)
         self._expected[key] = (newer_than, ready)
         return ready
+
+    def _stop_expecting(self, key: tuple[str, str]) -> bool:
+        """Forget that the propagation is about to write this mirror (ending its wait); whether it was."""
+        expected = self._expected.pop(key, None)
+        if expected is None:
+            return False
+        expected[1].cancel()
+        return True
 
     def release(self, namespace: str, names: Iterable[str]) -> None:
         """The propagation will not write these mirrors after all (its pass failed or the target
         was refused): their statuses go out as patches again."""
         for name in names:
-            expected = self._expected.pop((namespace, name), None)
-            if expected is not None:
-                expected[1].cancel()
+            if self._stop_expecting((namespace, name)):
                 self._offer_latest(namespace, name)
 
     def mirror_written(self, namespace: str, name: str, status: Mapping[str, Any] | None) -> None:
         """The propagation created or updated the mirror carrying ``status`` (``None``: none, so
         whatever it held may be gone): remember that, and write the latest status if it differs."""
-        expected = self._expected.pop((namespace, name), None)
-        if expected is not None:
-            expected[1].cancel()
+        self._stop_expecting((namespace, name))
         self._mirrors.add((namespace, name))
         self.batcher.overwritten((APPLICATION, namespace, name), status)
         self._offer_latest(namespace, name)
