@@ -35,7 +35,10 @@ class SimulatedFleet:
     ) -> None:
         self._names = names
         self._publisher = clients.Publisher(kafka, client_id="simulated-agents")
-        self._reader = clients.Reader(kafka, names.agent_group("simulated"), client_id="simulated-agents")
+        # One reader assigned every simulated cluster's partition: it batches its fetches.
+        self._reader = clients.Reader(
+            kafka, names.agent_group("simulated"), client_id="simulated-agents", fetch_wait=0.1
+        )
         self._sync_delay = argocd_sync_delay
         self._on_applied = on_applied
         self.agents: dict[tuple[str, int], Agent] = {}
