@@ -80,27 +80,3 @@ async def test_a_stuck_group_member_joins_again_and_resumes_from_the_committed_o
         assert [(m.offset, m.value) for m in rest] == [(3, b"m3"), (4, b"m4"), (5, b"m5")]
     finally:
         reader.close()
-
-
-async def test_a_batching_reader_of_many_partitions_gets_a_trickle_within_its_fetch_wait(
-    kafka_bootstrap: str,
-) -> None:
-    """The simulated fleet's reader waits up to `fetch_wait` to fill a fetch: a lone message on one
-    of many partitions still arrives (the broker answers at the wait's end), in partition order."""
-    topic = f"test.transport.{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, 64, 1)])[topic].result(30)
-    publisher = clients.Publisher(kafka_bootstrap)
-    reader = clients.Reader(kafka_bootstrap, f"{topic}.agents", fetch_wait=0.1)
-    try:
-        await asyncio.to_thread(reader.assign, [(topic, p) for p in range(64)])
-        for i in range(5):
-            await publisher.publish([clients.Outgoing(topic, "c", [], f"m{i}".encode(), i * 13)])
-            got = await read(reader, 1, 10)
-            assert [(m.partition, m.value) for m in got] == [(i * 13, f"m{i}".encode())]
-        await publisher.publish([clients.Outgoing(topic, "c", [], f"n{i}".encode(), 7) for i in range(50)])
-        burst = await read(reader, 50, 10)
-        assert [m.value for m in burst] == [f"n{i}".encode() for i in range(50)]
-        assert [m.offset for m in burst] == list(range(50))
-    finally:
-        reader.close()
