@@ -229,19 +229,41 @@ class HubApps:
         self.rest = rest
         self.apps: dict[str, AppSummary] = {}
         self.listed = asyncio.Event()
+        # Revisions before a template change, once one is timed.
+        self.old_revisions: Mapping[str, str] | None = None
+        # `count_apps`' figures, kept as changes come: counting 150,000 each second took ~4% of a
+        # core from the machine under test.
+        self._counts = count_apps({})
 
     async def run(self) -> None:
         await watch.follow(self.rest, self.PATH, self._listed, self._changed)
 
+    def counts(self) -> dict[str, int]:
+        return {**self._counts, "apps": len(self.apps)}
+
+    def compare_with(self, old_revisions: Mapping[str, str]) -> None:
+        """Count as ``moved`` the Applications Synced+Healthy at a revision other than these."""
+        self.old_revisions = old_revisions
+        self._counts = count_apps(self.apps, old_revisions)
+
     def _listed(self, items: Sequence[dict[str, Any]]) -> None:
         self.apps = {_key(app): summarize(app) for app in items}
+        self._counts = count_apps(self.apps, self.old_revisions)
         self.listed.set()
 
     def _changed(self, kind: str, app: dict[str, Any]) -> None:
-        if kind == "DELETED":
-            self.apps.pop(_key(app), None)
-        else:
-            self.apps[_key(app)] = summarize(app)
+        key = _key(app)
+        before = self.apps.pop(key, None)
+        if before is not None:
+            self._tally(key, before, -1)
+        if kind != "DELETED":
+            self.apps[key] = summary = summarize(app)
+            self._tally(key, summary, 1)
+
+    def _tally(self, key: str, summary: AppSummary, sign: int) -> None:
+        for name, value in count_apps({key: summary}, self.old_revisions).items():
+            if name != "apps":
+                self._counts[name] += sign * value
 
     def revisions(self) -> dict[str, str]:
         return {key: revision for key, (_, revision) in self.apps.items()}
@@ -405,15 +427,14 @@ class _Sample:
 class _Sampler:
     """Counts works in Maestro and hub Applications in a loop; prints every 5 s.
 
-    Hub Applications come from a watch (``HubApps``). Works are listed from Maestro, which at
-    150,000 takes seconds of the server's time: every sample in the phases whose end depends on
-    works (update, delete), every 30 s otherwise (for the progress line only). Only the update
-    phase reads the works' specs (to count those at the new template); the others count the
-    listed items without decoding them: at 75,000 works, decoding every spec each 30 s took half
-    of a core from the system under test.
+    Hub Applications come from a watch (``HubApps``). Works are counted by Maestro (one SQL
+    count): every sample while deleting (the phase ends when none is left), every 5 s otherwise,
+    for the progress line. Until session 9 they were listed, every 30 s: at 150,000 works a list
+    took seconds of the server's time, from the system under test. The update phase still lists
+    them with their specs, to count those at the new template.
     """
 
-    WORKS_EVERY = 30.0
+    COUNT_EVERY = 5.0
 
     def __init__(self, client: MaestroClient, apps: HubApps, report: Report) -> None:
         self.client = client
@@ -421,26 +442,24 @@ class _Sampler:
         self.report = report
         self.latest = _Sample()
         self.target_revision = REVISIONS[0]
-        self.old_revisions: dict[str, str] | None = None
         self.phase = "setup"
         self._printed = 0.0
-        self._works_listed = 0.0
+        self._works_counted = 0.0
         self._fresh = asyncio.Event()
 
     async def sample(self, *, works_too: bool = False) -> _Sample:
         at = time.monotonic()
         works, works_new = self.latest.works, self.latest.works_new
-        if works_too or self.phase in ("update", "delete") or at - self._works_listed >= self.WORKS_EVERY:
-            with_spec = self.phase == "update"
+        where = queries.ResourceFilter(source=contract.MAESTRO_SOURCE)
+        if self.phase == "update":
             works = works_new = 0
-            async for page in self.client.pages(
-                queries.ResourceFilter(source=contract.MAESTRO_SOURCE), page_size=500, with_spec=with_spec
-            ):
+            async for page in self.client.pages(where, page_size=500, with_spec=True):
                 works += len(page.items)
-                if with_spec:
-                    works_new += sum(1 for item in page.items if self._at_target(item.spec))
-            self._works_listed = at
-        counts = count_apps(self.apps.apps, self.old_revisions)
+                works_new += sum(1 for item in page.items if self._at_target(item.spec))
+        elif works_too or self.phase == "delete" or at - self._works_counted >= self.COUNT_EVERY:
+            works = await self.client.count(where)
+            self._works_counted = at
+        counts = self.apps.counts()
         return _Sample(works, works_new, at=at, **counts)
 
     def _at_target(self, spec: bytes) -> bool:
@@ -461,7 +480,7 @@ class _Sampler:
             if now - self._printed >= 5:
                 self._printed = now
                 s = self.latest
-                extra = f", at new revision {s.moved}" if self.old_revisions is not None else ""
+                extra = f", at new revision {s.moved}" if self.apps.old_revisions is not None else ""
                 new = f" (new template {s.works_new})" if self.phase == "update" else ""
                 self.report(
                     f"[bench]   {self.phase}: works in Maestro {s.works}{new}, "
@@ -589,8 +608,9 @@ async def _measure(
 
             if "update" in phases:
                 # --- update ---
-                sampler.old_revisions = hub_apps.revisions()
-                if not any(sampler.old_revisions.values()):
+                old_revisions = hub_apps.revisions()
+                hub_apps.compare_with(old_revisions)
+                if not any(old_revisions.values()):
                     result.notes.append("update: hub Applications carry no sync.revision; timed works only")
                 report(f"[bench] changing targetRevision to {REVISIONS[1]} in all {m} ApplicationSets ...")
                 sampler.phase = "update"
@@ -599,7 +619,7 @@ async def _measure(
                 await _apply_all(hub, [application_set(i, REVISIONS[1]) for i in range(m)])
                 works_done = await sampler.until(lambda s: s.works_new >= total, t0, phase_timeout)
                 result.update_works_seconds = _round(works_done)
-                if any(sampler.old_revisions.values()):
+                if any(old_revisions.values()):
                     remaining = max(1.0, phase_timeout - (works_done or phase_timeout))
                     elapsed = await sampler.until(lambda s: s.moved >= total, t0, remaining)
                     result.update_seconds = _round(elapsed)

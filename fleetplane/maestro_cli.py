@@ -222,6 +222,20 @@ def works_list(
     console.print(table)
 
 
+@works_app.command("count")
+def works_count(
+    consumer: str = typer.Option("", help="Only this consumer's works."),
+    source: str = typer.Option("", help="Only this source's works."),
+    server: str = SERVER,
+) -> None:
+    """How many works there are (deleting ones included), without listing them."""
+    reply = _call(
+        _query(server).CountResourceBundles,
+        stubs.query.CountResourceBundlesRequest(consumer=consumer, source=source),
+    )
+    console.print(reply.count)
+
+
 @works_app.command("get")
 def works_get(work_id: str, server: str = SERVER) -> None:
     """One work: spec, metadata and status as JSON."""

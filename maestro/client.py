@@ -112,6 +112,16 @@ class MaestroClient:
             if not token:
                 return
 
+    async def count(self, where: queries.ResourceFilter | None = None) -> int:
+        """How many bundles match ``where`` (deleting ones included), without listing them."""
+        where = where or queries.ResourceFilter()
+        reply = await self._query.CountResourceBundles(
+            stubs.query.CountResourceBundlesRequest(
+                consumer=where.consumer, source=where.source, label_selector=dict(where.labels)
+            )
+        )
+        return int(reply.count)
+
     async def list_messages(
         self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
     ) -> tuple[list[stubs.query.ResourceBundle], str]:

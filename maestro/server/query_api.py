@@ -118,6 +118,16 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
 
         return await _answer(context, list_)
 
+    async def CountResourceBundles(
+        self, request: pb.CountResourceBundlesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CountResourceBundlesResponse:
+        async def count() -> pb.CountResourceBundlesResponse:
+            return pb.CountResourceBundlesResponse(
+                count=await self._store.count_resources(wire.resource_filter(request))
+            )
+
+        return await _answer(context, count)
+
     async def WatchStatus(
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StatusChange]:

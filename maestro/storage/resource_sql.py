@@ -151,6 +151,16 @@ def _page_query(
     return query, params
 
 
+async def count(conn: psycopg.AsyncConnection, where: queries.ResourceFilter) -> int:
+    params: dict[str, object] = {}
+    query = sql.SQL("SELECT count(*) FROM resources WHERE {where}").format(
+        where=sql.SQL(" AND ").join(filter_conditions(where, params))
+    )
+    cur = await conn.execute(query, params)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def list_page(
     conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
 ) -> queries.Page[bundles.BundleRecord]:

@@ -137,6 +137,10 @@ class Store:
                 conn, where or queries.ResourceFilter(), queries.page_size(page_size), page_token
             )
 
+    async def count_resources(self, where: queries.ResourceFilter | None = None) -> int:
+        async with self._pool.connection() as conn:
+            return await resource_sql.count(conn, where or queries.ResourceFilter())
+
     async def list_resources_raw(
         self,
         where: queries.ResourceFilter | None = None,

@@ -166,8 +166,10 @@ def status_change_to_pb(change: bundles.StatusChange) -> pb.StatusChange:
     )
 
 
-def resource_filter(request: pb.ListResourceBundlesRequest | pb.WatchStatusRequest) -> queries.ResourceFilter:
-    labels = dict(request.label_selector) if isinstance(request, pb.ListResourceBundlesRequest) else {}
+def resource_filter(
+    request: pb.ListResourceBundlesRequest | pb.CountResourceBundlesRequest | pb.WatchStatusRequest,
+) -> queries.ResourceFilter:
+    labels = dict(request.label_selector) if not isinstance(request, pb.WatchStatusRequest) else {}
     return queries.ResourceFilter(consumer=request.consumer, source=request.source, labels=labels)
 
 

@@ -89,8 +89,23 @@ def test_hub_apps_follow_a_list_then_each_change() -> None:
     apps._changed("ADDED", _app("c", "OutOfSync", "Healthy"))
     apps._changed("DELETED", _app("a", "Synced", "Healthy", "r1"))
     assert apps.listed.is_set()
-    assert bench_fleet.count_apps(apps.apps) == {"apps": 2, "ready": 1, "moved": 0, "no_revision": 0}
+    assert apps.counts() == {"apps": 2, "ready": 1, "moved": 0, "no_revision": 0}
     assert apps.revisions() == {"argocd/b": "r1", "argocd/c": ""}
+
+
+def test_hub_apps_keep_their_counts_through_a_template_change() -> None:
+    apps = bench_fleet.HubApps(rest=None)  # type: ignore[arg-type]
+    apps._listed([_app(n, "Synced", "Healthy", "r1") for n in "abc"] + [_app("d", "Unknown", "Missing")])
+    apps.compare_with(apps.revisions())
+    assert apps.counts() == {"apps": 4, "ready": 3, "moved": 0, "no_revision": 0}
+    apps._changed("MODIFIED", _app("a", "Synced", "Healthy", "r2"))
+    apps._changed("MODIFIED", _app("b", "OutOfSync", "Healthy", "r1"))
+    apps._changed("MODIFIED", _app("d", "Synced", "Healthy", "r2"))
+    apps._changed("ADDED", _app("e", "Synced", "Healthy"))
+    apps._changed("MODIFIED", _app("a", "Synced", "Healthy", "r2"))  # the same again
+    apps._changed("DELETED", _app("c", "Synced", "Healthy", "r1"))
+    assert apps.counts() == {"apps": 4, "ready": 3, "moved": 2, "no_revision": 1}
+    assert apps.counts() == bench_fleet.count_apps(apps.apps, apps.old_revisions)
 
 
 def test_phases_must_include_create_and_name_only_known_phases() -> None:

@@ -69,6 +69,11 @@ class MaestroQueryStub:
                 request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListResourceBundlesRequest.SerializeToString,
                 response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListResourceBundlesResponse.FromString,
                 _registered_method=True)
+        self.CountResourceBundles = channel.unary_unary(
+                '/fleetplane.maestro.v1.MaestroQuery/CountResourceBundles',
+                request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.CountResourceBundlesRequest.SerializeToString,
+                response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.CountResourceBundlesResponse.FromString,
+                _registered_method=True)
         self.WatchStatus = channel.unary_stream(
                 '/fleetplane.maestro.v1.MaestroQuery/WatchStatus',
                 request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
@@ -123,6 +128,13 @@ class MaestroQueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountResourceBundles(self, request, context):
+        """How many bundles match, deleting ones included, without listing them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchStatus(self, request, context):
         """Every stored status change after `resume_token`, then new ones as they are stored.
         A client that reconnects with the last token it saw misses nothing.
@@ -168,6 +180,11 @@ def add_MaestroQueryServicer_to_server(servicer, server):
                     servicer.ListResourceBundles,
                     request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListResourceBundlesRequest.FromString,
                     response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListResourceBundlesResponse.SerializeToString,
+            ),
+            'CountResourceBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountResourceBundles,
+                    request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.CountResourceBundlesRequest.FromString,
+                    response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.CountResourceBundlesResponse.SerializeToString,
             ),
             'WatchStatus': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchStatus,
@@ -364,6 +381,33 @@ class MaestroQuery:
             '/fleetplane.maestro.v1.MaestroQuery/ListResourceBundles',
             fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListResourceBundlesRequest.SerializeToString,
             fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListResourceBundlesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountResourceBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleetplane.maestro.v1.MaestroQuery/CountResourceBundles',
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.CountResourceBundlesRequest.SerializeToString,
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.CountResourceBundlesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ class MaestroQueryStub:
     """Fails with FAILED_PRECONDITION while the consumer still has resource bundles."""
     GetResourceBundle: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetResourceBundleRequest, _query_pb2.ResourceBundle]
     ListResourceBundles: _grpc.UnaryUnaryMultiCallable[_query_pb2.ListResourceBundlesRequest, _query_pb2.ListResourceBundlesResponse]
+    CountResourceBundles: _grpc.UnaryUnaryMultiCallable[_query_pb2.CountResourceBundlesRequest, _query_pb2.CountResourceBundlesResponse]
+    """How many bundles match, deleting ones included, without listing them."""
     WatchStatus: _grpc.UnaryStreamMultiCallable[_query_pb2.WatchStatusRequest, _query_pb2.StatusChange]
     """Every stored status change after `resume_token`, then new ones as they are stored.
     A client that reconnects with the last token it saw misses nothing.
@@ -60,6 +62,8 @@ class MaestroQueryAsyncStub(MaestroQueryStub):
     """Fails with FAILED_PRECONDITION while the consumer still has resource bundles."""
     GetResourceBundle: _aio.UnaryUnaryMultiCallable[_query_pb2.GetResourceBundleRequest, _query_pb2.ResourceBundle]  # type: ignore[assignment]
     ListResourceBundles: _aio.UnaryUnaryMultiCallable[_query_pb2.ListResourceBundlesRequest, _query_pb2.ListResourceBundlesResponse]  # type: ignore[assignment]
+    CountResourceBundles: _aio.UnaryUnaryMultiCallable[_query_pb2.CountResourceBundlesRequest, _query_pb2.CountResourceBundlesResponse]  # type: ignore[assignment]
+    """How many bundles match, deleting ones included, without listing them."""
     WatchStatus: _aio.UnaryStreamMultiCallable[_query_pb2.WatchStatusRequest, _query_pb2.StatusChange]  # type: ignore[assignment]
     """Every stored status change after `resume_token`, then new ones as they are stored.
     A client that reconnects with the last token it saw misses nothing.
@@ -116,6 +120,14 @@ class MaestroQueryServicer(metaclass=_abc_1.ABCMeta):
         request: _query_pb2.ListResourceBundlesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_query_pb2.ListResourceBundlesResponse, _abc.Awaitable[_query_pb2.ListResourceBundlesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CountResourceBundles(
+        self,
+        request: _query_pb2.CountResourceBundlesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.CountResourceBundlesResponse, _abc.Awaitable[_query_pb2.CountResourceBundlesResponse]]:
+        """How many bundles match, deleting ones included, without listing them."""
 
     @_abc_1.abstractmethod
     def WatchStatus(
