@@ -32,6 +32,8 @@ err = Console(stderr=True)
 DSN = typer.Option(..., "--dsn", envvar="MAESTRO_DSN", help="PostgreSQL DSN.")
 KAFKA = typer.Option(..., "--kafka", envvar="MAESTRO_KAFKA", help="Kafka bootstrap servers.")
 SERVER = typer.Option("127.0.0.1:8090", "--server", envvar="MAESTRO_SERVER", help="Maestro gRPC address.")
+WORKS_OF_CONSUMER = typer.Option("", help="Only this consumer's works.")
+WORKS_OF_SOURCE = typer.Option("", help="Only this source's works.")
 LOG = typer.Option("warning", "--log-level", help="debug, info, warning or error.")
 PREFIX = typer.Option(
     layout.DEFAULT.prefix,
@@ -195,8 +197,8 @@ def _conditions(status: bytes) -> str:
 
 @works_app.command("list")
 def works_list(
-    consumer: str = typer.Option("", help="Only this consumer's works."),
-    source: str = typer.Option("", help="Only this source's works."),
+    consumer: str = WORKS_OF_CONSUMER,
+    source: str = WORKS_OF_SOURCE,
     server: str = SERVER,
 ) -> None:
     """Every work, page by page, with its version, state and status conditions."""
@@ -224,8 +226,8 @@ def works_list(
 
 @works_app.command("count")
 def works_count(
-    consumer: str = typer.Option("", help="Only this consumer's works."),
-    source: str = typer.Option("", help="Only this source's works."),
+    consumer: str = WORKS_OF_CONSUMER,
+    source: str = WORKS_OF_SOURCE,
     server: str = SERVER,
 ) -> None:
     """How many works there are (deleting ones included), without listing them."""
