@@ -101,10 +101,8 @@ class MaestroClient:
                 stubs.query.ListResourceBundlesRequest(
                     page_size=page_size,
                     page_token=token,
-                    consumer=where.consumer,
-                    source=where.source,
-                    label_selector=dict(where.labels),
                     without_spec=not with_spec,
+                    **wire_query.resource_filter_fields(where),
                 )
             )
             yield reply
@@ -114,12 +112,8 @@ class MaestroClient:
 
     async def count(self, where: queries.ResourceFilter | None = None) -> int:
         """How many bundles match ``where`` (deleting ones included), without listing them."""
-        where = where or queries.ResourceFilter()
-        reply = await self._query.CountResourceBundles(
-            stubs.query.CountResourceBundlesRequest(
-                consumer=where.consumer, source=where.source, label_selector=dict(where.labels)
-            )
-        )
+        fields = wire_query.resource_filter_fields(where or queries.ResourceFilter())
+        reply = await self._query.CountResourceBundles(stubs.query.CountResourceBundlesRequest(**fields))
         return int(reply.count)
 
     async def list_messages(

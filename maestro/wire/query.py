@@ -173,6 +173,11 @@ def resource_filter(
     return queries.ResourceFilter(consumer=request.consumer, source=request.source, labels=labels)
 
 
+def resource_filter_fields(where: queries.ResourceFilter) -> dict[str, Any]:
+    """A filter as the fields a list or count request carries (the inverse of ``resource_filter``)."""
+    return {"consumer": where.consumer, "source": where.source, "label_selector": dict(where.labels)}
+
+
 def consumer_filter(request: pb.ListConsumersRequest) -> queries.ConsumerFilter:
     return queries.ConsumerFilter(labels=dict(request.label_selector))
 
