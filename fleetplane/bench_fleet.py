@@ -8,9 +8,9 @@ controllers (``fleetplane controllers run``, its own process). Then it applies M
 ApplicationSets, each with a ``clusters`` generator selecting all N clusters, and measures:
 
 - create: until all N*M hub Applications are Synced/Healthy;
-- update: a ``targetRevision`` change in all M ApplicationSets until every work in Maestro carries
-  it and every hub Application reports Synced/Healthy at a revision other than its previous one
-  (the simulated Argo CD derives the revision from the Application's spec);
+- update: a ``targetRevision`` change in all M ApplicationSets until every simulated agent has
+  applied it and every hub Application reports Synced/Healthy at a revision other than its previous
+  one (the simulated Argo CD derives the revision from the Application's spec);
 - delete: all M ApplicationSets until no work and no hub Application remains;
 - hub API writes/s (``apiserver_request_total`` of create/update/patch/delete/apply) and the peak
   RSS (VmHWM) of every process.
@@ -30,13 +30,13 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
@@ -210,6 +210,37 @@ def count_apps(
     return {"apps": len(apps), "ready": ready, "moved": moved, "no_revision": no_revision}
 
 
+def target_revision(bundle: Mapping[str, Any]) -> str | None:
+    """The ``targetRevision`` of the Application a work's bundle carries (its first manifest)."""
+    manifests = bundle.get("manifests") or ()
+    source = ((manifests[0].get("spec") or {}).get("source") or {}) if manifests else {}
+    revision = source.get("targetRevision")
+    return str(revision) if revision is not None else None
+
+
+class AppliedRevisions:
+    """How many works the simulated agents last applied at each ``targetRevision``, kept per apply.
+
+    The template change is timed to the last agent's apply of the new template. Until session 10 the
+    benchmark listed every work with its spec from Maestro each second instead: at 150,000 works a
+    listing is ~180 MB of specs, seconds of the server's time, taken from the system it measures.
+    """
+
+    def __init__(self) -> None:
+        self._revisions: dict[str, str | None] = {}
+        self._counts: dict[str | None, int] = defaultdict(int)
+
+    def applied(self, resource_id: str, bundle: Mapping[str, Any], at: float) -> None:
+        revision = target_revision(bundle)
+        if resource_id in self._revisions:
+            self._counts[self._revisions[resource_id]] -= 1
+        self._revisions[resource_id] = revision
+        self._counts[revision] += 1
+
+    def count(self, revision: str) -> int:
+        return self._counts.get(revision, 0)
+
+
 def _key(app: Mapping[str, Any]) -> str:
     meta = app.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
@@ -292,23 +323,32 @@ class Hub:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(create, names))
 
-    def apply_application_set(self, body: dict[str, Any]) -> None:
+    def apply_application_set(self, body: dict[str, Any], attempts: int = 10) -> None:
+        """Create or replace; a replace that lost a race with the controllers (their finalizer or
+        status write) is read and tried again."""
         group, version = ARGOCD
         name = body["metadata"]["name"]
-        try:
-            current: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
-                group, version, NAMESPACE, "applicationsets", name
-            )
-        except kube_client.ApiException as exc:
-            if exc.status != 404:
-                raise
-            self.custom.create_namespaced_custom_object(group, version, NAMESPACE, "applicationsets", body)
-            return
-        body = {
-            **body,
-            "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
-        }
-        self.custom.replace_namespaced_custom_object(group, version, NAMESPACE, "applicationsets", name, body)
+        for attempt in range(attempts):
+            try:
+                current: dict[str, Any] = self.custom.get_namespaced_custom_object(  # type: ignore[assignment]
+                    group, version, NAMESPACE, "applicationsets", name
+                )
+            except kube_client.ApiException as exc:
+                if exc.status != 404:
+                    raise
+                self.custom.create_namespaced_custom_object(
+                    group, version, NAMESPACE, "applicationsets", body
+                )
+                return
+            meta = {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
+            try:
+                self.custom.replace_namespaced_custom_object(
+                    group, version, NAMESPACE, "applicationsets", name, {**body, "metadata": meta}
+                )
+                return
+            except kube_client.ApiException as exc:
+                if exc.status != 409 or attempt == attempts - 1:
+                    raise
 
     def delete_application_set(self, name: str) -> None:
         group, version = ARGOCD
@@ -430,15 +470,18 @@ class _Sampler:
     Hub Applications come from a watch (``HubApps``). Works are counted by Maestro (one SQL
     count): every sample while deleting (the phase ends when none is left), every 5 s otherwise,
     for the progress line. Until session 9 they were listed, every 30 s: at 150,000 works a list
-    took seconds of the server's time, from the system under test. The update phase still lists
-    them with their specs, to count those at the new template.
+    took seconds of the server's time, from the system under test. Works at the new template are
+    those the simulated agents applied (``AppliedRevisions``).
     """
 
     COUNT_EVERY = 5.0
 
-    def __init__(self, client: MaestroClient, apps: HubApps, report: Report) -> None:
+    def __init__(
+        self, client: MaestroClient, apps: HubApps, applied: AppliedRevisions, report: Report
+    ) -> None:
         self.client = client
         self.apps = apps
+        self.applied = applied
         self.report = report
         self.latest = _Sample()
         self.target_revision = REVISIONS[0]
@@ -451,21 +494,13 @@ class _Sampler:
         at = time.monotonic()
         works, works_new = self.latest.works, self.latest.works_new
         where = queries.ResourceFilter(source=contract.MAESTRO_SOURCE)
-        if self.phase == "update":
-            works = works_new = 0
-            async for page in self.client.pages(where, page_size=500, with_spec=True):
-                works += len(page.items)
-                works_new += sum(1 for item in page.items if self._at_target(item.spec))
-        elif works_too or self.phase == "delete" or at - self._works_counted >= self.COUNT_EVERY:
+        if works_too or self.phase == "delete" or at - self._works_counted >= self.COUNT_EVERY:
             works = await self.client.count(where)
             self._works_counted = at
+        if self.phase == "update":
+            works_new = self.applied.count(self.target_revision)
         counts = self.apps.counts()
         return _Sample(works, works_new, at=at, **counts)
-
-    def _at_target(self, spec: bytes) -> bool:
-        manifests = orjson.loads(spec).get("manifests") if spec else None
-        source = ((manifests[0].get("spec") or {}).get("source") or {}) if manifests else {}
-        return bool(source.get("targetRevision") == self.target_revision)
 
     async def run(self) -> None:
         while True:
@@ -481,7 +516,7 @@ class _Sampler:
                 self._printed = now
                 s = self.latest
                 extra = f", at new revision {s.moved}" if self.apps.old_revisions is not None else ""
-                new = f" (new template {s.works_new})" if self.phase == "update" else ""
+                new = f" (applied at the new template {s.works_new})" if self.phase == "update" else ""
                 self.report(
                     f"[bench]   {self.phase}: works in Maestro {s.works}{new}, "
                     f"hub Applications {s.apps}, Synced+Healthy {s.ready}{extra}"
@@ -543,7 +578,10 @@ async def _measure(
             asyncio.gather(*(register(i) for i in range(n))),
             asyncio.to_thread(hub.create_secrets, [cluster_name(i) for i in range(n)]),
         )
-        fleet = SimulatedFleet(bootstrap, names, argocd_sync_delay=argocd_sync_delay)
+        applied = AppliedRevisions()
+        fleet = SimulatedFleet(
+            bootstrap, names, argocd_sync_delay=argocd_sync_delay, on_applied=applied.applied
+        )
         await fleet.add(list(registered))
         fleet.start()
         refresher = asyncio.create_task(_refresh_forever(fleet, refresh_seconds, report))
@@ -586,7 +624,7 @@ async def _measure(
         hub_apps = HubApps(KubeRest.from_kubeconfig(hub_cluster.kubeconfig))
         watching = asyncio.create_task(hub_apps.run())
         await asyncio.wait_for(hub_apps.listed.wait(), 60)
-        sampler = _Sampler(client, hub_apps, report)
+        sampler = _Sampler(client, hub_apps, applied, report)
         sampling = asyncio.create_task(sampler.run())
         result.setup_seconds = round(time.monotonic() - started, 1)
         writes_before = await asyncio.to_thread(hub.writes)

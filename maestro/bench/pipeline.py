@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,7 +157,7 @@ class _Clock:
         self.applied: dict[str, float] = {}
         self.status: dict[str, float] = {}
 
-    def on_applied(self, rid: str, at: float) -> None:
+    def on_applied(self, rid: str, bundle: Mapping[str, Any], at: float) -> None:
         self.applied.setdefault(rid, at)
 
 

@@ -41,7 +41,7 @@ class SimulatedFleet:
         names: layout.Layout,
         *,
         argocd_sync_delay: float = 0.0,
-        on_applied: Callable[[str, float], None] | None = None,
+        on_applied: Callable[[str, Mapping[str, Any], float], None] | None = None,
     ) -> None:
         self._kafka = kafka
         self._names = names
@@ -78,7 +78,7 @@ class SimulatedFleet:
 
         def applied(resource_id: str, bundle: Mapping[str, Any]) -> None:
             if self._on_applied is not None:
-                self._on_applied(resource_id, loop.time())
+                self._on_applied(resource_id, bundle, loop.time())
             if any(m.get("kind") == "Application" for m in bundle.get("manifests") or ()):
                 loop.call_later(delay, agent.mark_changed, {resource_id})
 

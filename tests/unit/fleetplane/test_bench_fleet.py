@@ -4,7 +4,8 @@ Cases: a cluster Secret is an Argo CD cluster Secret the benchmark's generator s
 ApplicationSet opts in to the pull model and selects those Secrets, its revision is a parameter;
 hub writes are summed by verb over resources and codes, reads ignored; VmHWM is read in MB;
 Applications are counted as Synced+Healthy only with both, and as moved only at a revision other
-than the one recorded for them (a missing revision is counted apart, never as moved).
+than the one recorded for them (a missing revision is counted apart, never as moved); works are
+counted at the revision their agent last applied, each once however often it was applied.
 """
 
 from __future__ import annotations
@@ -106,6 +107,25 @@ def test_hub_apps_keep_their_counts_through_a_template_change() -> None:
     apps._changed("DELETED", _app("c", "Synced", "Healthy", "r1"))
     assert apps.counts() == {"apps": 4, "ready": 3, "moved": 2, "no_revision": 1}
     assert apps.counts() == bench_fleet.count_apps(apps.apps, apps.old_revisions)
+
+
+def _bundle(revision: str) -> dict[str, object]:
+    application = {"kind": "Application", "spec": {"source": {"targetRevision": revision}}}
+    return {"manifests": [application]}
+
+
+def test_applied_revisions_count_each_work_at_what_its_agent_last_applied() -> None:
+    applied = bench_fleet.AppliedRevisions()
+    old, new = bench_fleet.REVISIONS
+    for rid in ("w1", "w2", "w3"):
+        applied.applied(rid, _bundle(old), 1.0)
+    applied.applied("w1", _bundle(new), 2.0)
+    applied.applied("w1", _bundle(new), 3.0)  # delivered again
+    applied.applied("w2", _bundle(new), 3.0)
+    applied.applied("w4", {"manifests": []}, 3.0)  # no Application in it: counted at no revision
+    assert (applied.count(old), applied.count(new)) == (1, 2)
+    assert bench_fleet.target_revision(_bundle(new)) == new
+    assert bench_fleet.target_revision({"manifests": []}) is None
 
 
 def test_phases_must_include_create_and_name_only_known_phases() -> None:
