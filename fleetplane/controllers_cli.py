@@ -28,8 +28,16 @@ def run(
     inventory_namespace: str = typer.Option(
         "argocd", help="Namespace of the hub's Argo CD cluster Secrets (the inventory)."
     ),
-    resync: float = typer.Option(60.0, help="Seconds between passes over each ApplicationSet."),
-    status_list: float = typer.Option(60.0, help="Seconds between full status lists (watch safety net)."),
+    resync: float = typer.Option(
+        60.0,
+        help="Seconds between passes over each ApplicationSet, and between sweeps for orphaned works "
+        "(a sweep that takes long waits longer: it stays under 5% of the time).",
+    ),
+    status_list: float = typer.Option(
+        60.0,
+        help="Seconds between full status lists (the watch's safety net; a list that takes long waits "
+        "longer: it stays under 5% of the time).",
+    ),
     write_rate: float = typer.Option(200.0, help="Hub status writes per second."),
     write_burst: int = typer.Option(400, help="Hub status writes allowed in a burst."),
     write_concurrency: int = typer.Option(

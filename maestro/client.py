@@ -89,10 +89,16 @@ class MaestroClient:
         return wire_query.record_from_pb(reply)
 
     async def pages(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+        self,
+        where: queries.ResourceFilter | None = None,
+        page_size: int = 0,
+        *,
+        with_spec: bool = True,
+        with_status: bool = True,
     ) -> AsyncIterator[stubs.query.ListResourceBundlesResponse]:
         """Every page of bundles matching ``where``, as the wire sends them (JSON documents left as
-        bytes; each spec empty unless ``with_spec``). The first page carries the watch token taken
+        bytes; each spec empty unless ``with_spec``, each status unless ``with_status``: its
+        sequence, hash and version are always there). The first page carries the watch token taken
         before it. A reader that handles each page as it comes holds one page at a time."""
         where = where or queries.ResourceFilter()
         token = ""
@@ -102,6 +108,7 @@ class MaestroClient:
                     page_size=page_size,
                     page_token=token,
                     without_spec=not with_spec,
+                    without_status=not with_status,
                     **wire_query.resource_filter_fields(where),
                 )
             )
@@ -117,13 +124,19 @@ class MaestroClient:
         return int(reply.count)
 
     async def list_messages(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+        self,
+        where: queries.ResourceFilter | None = None,
+        page_size: int = 0,
+        *,
+        with_spec: bool = True,
+        with_status: bool = True,
     ) -> tuple[list[stubs.query.ResourceBundle], str]:
         """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes; each
-        spec empty unless ``with_spec``), and the watch token taken before the first page."""
+        spec empty unless ``with_spec``, each status unless ``with_status``), and the watch token
+        taken before the first page."""
         out: list[stubs.query.ResourceBundle] = []
         watch_token = ""
-        async for reply in self.pages(where, page_size, with_spec=with_spec):
+        async for reply in self.pages(where, page_size, with_spec=with_spec, with_status=with_status):
             watch_token = watch_token or reply.watch_resume_token
             out.extend(reply.items)
         return out, watch_token
@@ -138,9 +151,11 @@ class MaestroClient:
     ) -> tuple[list[bundles.BundleRecord], str]:
         """Every bundle matching ``where`` (all pages), decoded, and the watch token of the listing;
         without ``with_spec`` each record's manifests are empty, without ``with_status`` its status
-        is ``None`` (not decoded)."""
-        items, token = await self.list_messages(where, page_size, with_spec=with_spec)
-        return [wire_query.record_from_pb(item, with_status=with_status) for item in items], token
+        is ``None`` (not sent)."""
+        items, token = await self.list_messages(
+            where, page_size, with_spec=with_spec, with_status=with_status
+        )
+        return [wire_query.record_from_pb(item) for item in items], token
 
     async def watch(
         self, resume_token: str = "", *, source: str = "", consumer: str = ""

@@ -39,7 +39,7 @@ import grpc
 import kopf
 import orjson
 
-from controllers import contract, hub
+from controllers import contract, hub, periodic
 from controllers.propagation import diff, errors, generators, inventory, plan, rollout
 from controllers.status import aggregate, book
 from maestro.api import bundles, queries
@@ -734,11 +734,11 @@ class PropagationController:
     async def sweep(self) -> int:
         """Delete the works (and mirrors) of ApplicationSets that are gone or no longer opted in:
         what the finalizer could not do (the label removed, the finalizer removed by hand)."""
-        # Every work of the source, each minute: page by page, reading only the metadata (decoding
+        # Every work of the source, each minute: page by page, asking only for the metadata (reading
         # 150,000 specs and statuses to find the few orphans would dwarf the sweep's use).
         owners: dict[AppSetKey, list[_OwnedWork]] = {}
         async for page in self.maestro.pages(
-            queries.ResourceFilter(source=self.options.source), with_spec=False
+            queries.ResourceFilter(source=self.options.source), with_spec=False, with_status=False
         ):
             for item in page.items:
                 meta = orjson.loads(item.metadata) if item.metadata else {}
@@ -771,14 +771,9 @@ class PropagationController:
         return deleted
 
     async def sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.resync_seconds)
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("sweep of orphaned works failed, retrying next period: %s", exc)
+        await periodic.run_periodically(
+            self.sweep, self.settings.resync_seconds, what="sweep of orphaned works"
+        )
 
 
 # --- helpers -----------------------------------------------------------------------------------------

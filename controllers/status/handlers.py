@@ -6,7 +6,8 @@ It runs four loops:
 - **follow**: lists every work of the propagation source once, then follows the query service's
   status watch from the list's token, reconnecting from the last token it saw after a disconnect
   (and listing again only if the server no longer understands the token);
-- **safety net**: a full list every ``list_seconds``, in case a change was missed anyway;
+- **safety net**: a full list every ``list_seconds`` (or less often, so that it stays a small share
+  of the time: ``controllers.periodic``), in case a change was missed anyway;
 - **rollup**: recomputes the status of every ApplicationSet whose facts or Application statuses
   changed (``book.StatusBook``), oldest change first, within a budget of bytes per second (an
   ApplicationSet of 3,000 Applications has a status of over a megabyte);
@@ -29,6 +30,7 @@ import contextlib
 import dataclasses
 import logging
 import typing
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +38,7 @@ from typing import Any
 import grpc
 import orjson
 
-from controllers import contract, hub
+from controllers import contract, hub, periodic
 from controllers.status import aggregate, batching, book
 from maestro.api import bundles, queries
 from maestro.client import MaestroClient
@@ -46,6 +48,8 @@ from maestro.wire import stubs
 log = logging.getLogger(__name__)
 
 APPLICATION, APPLICATION_SET = "Application", "ApplicationSet"
+#: a safety-net list that finds more newer statuses than this missing lists again with the statuses
+READ_ONE_BY_ONE = 500
 #: batcher keys: ``(kind, namespace, name)``
 WriteKey = tuple[str, str, str]
 
@@ -67,6 +71,9 @@ class StatusSettings:
     rollup_bytes_per_second: float = 256 * 1024
     #: seconds before reconnecting a broken watch
     reconnect_seconds: float = 2.0
+    #: seconds a safety-net list gives the watch to deliver the statuses it found newer than those
+    #: shown, before reading those still missing (while works change, the watch is a little behind)
+    list_settle_seconds: float = 5.0
 
 
 def _now() -> str:
@@ -156,34 +163,64 @@ class StatusController:
                 log.exception("status watch failed; resuming")
             await asyncio.sleep(self.settings.reconnect_seconds)
 
-    async def list_once(self) -> int:
+    async def list_once(self, *, with_status: bool | None = None) -> int:
         """Observe every work of the source; keeps the list's watch token if none is held yet.
 
-        A work whose status report is the one already shown is skipped before decoding: at fleet
-        scale decoding every work's JSON each period was most of this controller's CPU. Specs are
-        not asked for (they were most of the bytes) and each page is handled as it arrives, so a
-        list of 150,000 works holds one page in memory, not all of them."""
-        count, token = 0, ""
-        async for page in self.maestro.pages(queries.ResourceFilter(source=self.source), with_spec=False):
+        Specs are never asked for, and each page is handled as it arrives, so a list of 150,000
+        works holds one page in memory. Once a watch token is held (the periodic safety net),
+        statuses are not asked for either: each work's status sequence says whether its status is
+        newer than the one shown, and those the watch has still not delivered
+        ``list_settle_seconds`` later are read, one by one (or, past ``READ_ONE_BY_ONE`` of them,
+        by listing again with statuses). At fleet scale the statuses were most of each minute's
+        list: ~150 MB for the server to send and this controller to receive, to find the few a
+        broken watch might have missed."""
+        if with_status is None:
+            with_status = not self.token
+        count, token, newer = 0, "", {}
+        async for page in self.maestro.pages(
+            queries.ResourceFilter(source=self.source), with_spec=False, with_status=with_status
+        ):
             token = token or page.watch_resume_token
             for item in page.items:
-                if not (item.status_sequence and self._sequences.get(item.id) == item.status_sequence):
+                shown = self._sequences.get(item.id)
+                if item.status_sequence and shown == item.status_sequence:
+                    continue  # the report already shown: skipped before decoding anything
+                if with_status or not item.status_sequence:
                     self.observe_record(wire_query.record_from_pb(item))
+                elif item.status_sequence > (shown or 0):
+                    newer[item.id] = item.status_sequence
             count += len(page.items)
             await asyncio.sleep(0)  # let the writer and the watch run during a long list
+        if newer:
+            await asyncio.sleep(self.settings.list_settle_seconds)
+            missing = [w for w, sequence in newer.items() if self._sequences.get(w, 0) < sequence]
+            if len(missing) > READ_ONE_BY_ONE:
+                return await self.list_once(with_status=True)
+            await self._read(missing)
         if not self.token:
             self.token = token
         return count
 
+    async def _read(self, work_ids: list[str], concurrency: int = 8) -> None:
+        """Observe these works whole (a work deleted meanwhile is skipped: the watch tells of it)."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(work_id: str) -> None:
+            async with gate:
+                try:
+                    record = await self.maestro.get(uuid.UUID(work_id))
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    return
+            self.observe_record(record)
+
+        await asyncio.gather(*(one(work_id) for work_id in work_ids))
+
     async def _safety_net(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.list_seconds)
-            try:
-                await self.list_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("periodic status list failed, retrying next period: %s", exc)
+        await periodic.run_periodically(
+            self.list_once, self.settings.list_seconds, what="periodic status list"
+        )
 
     async def _rollups(self) -> None:
         budget = batching.TokenBucket(

@@ -55,6 +55,10 @@ class PipelineResult:
     paced_create_to_applied_p99_ms: float = 0.0
     listed: int = 0
     list_seconds: float = 0.0
+    #: the same list without specs (what a status reader asks for), and without statuses either
+    #: (what the hub controllers' periodic safety nets ask for)
+    list_without_spec_seconds: float = 0.0
+    list_without_spec_or_status_seconds: float = 0.0
     server_rss_mb: float = 0.0
     server_peak_rss_mb: float = 0.0
     agent_bytes_mean: float = 0.0
@@ -320,11 +324,18 @@ async def _measure(
         result.paced_create_to_applied_p50_ms = _ms([clock.applied[r] - clock.sent[r] for r in paced], 0.5)
         result.paced_create_to_applied_p99_ms = _ms([clock.applied[r] - clock.sent[r] for r in paced], 0.99)
 
-        report("[bench] listing every bundle ...")
+        report("[bench] listing every bundle (whole, without specs, without specs or statuses) ...")
         list_started = time.perf_counter()
         listed, _ = await client.list_messages(page_size=500)
         result.list_seconds = time.perf_counter() - list_started
         result.listed = len(listed)
+        for attribute, with_status in (
+            ("list_without_spec_seconds", True),
+            ("list_without_spec_or_status_seconds", False),
+        ):
+            list_started = time.perf_counter()
+            await client.list_messages(page_size=500, with_spec=False, with_status=with_status)
+            setattr(result, attribute, time.perf_counter() - list_started)
         memory = [_rss_mb(record.pid) for record, _ in servers]
         result.server_rss_mb = sum(rss for rss, _ in memory)
         result.server_peak_rss_mb = sum(peak for _, peak in memory)

@@ -109,6 +109,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
                 queries.page_size(request.page_size),
                 request.page_token,
                 with_spec=not request.without_spec,
+                with_status=not request.without_status,
             )
             response = pb.ListResourceBundlesResponse(
                 next_page_token=page.next_page_token, watch_resume_token=token

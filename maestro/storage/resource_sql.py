@@ -179,10 +179,11 @@ async def list_page_raw(
     token: str,
     *,
     with_spec: bool = True,
+    with_status: bool = True,
 ) -> queries.Page[bundles.RawRecord]:
     """The same page with the JSON documents as PostgreSQL's text: nothing is parsed, for listing.
-    Without the spec, each record's ``spec`` is empty."""
-    columns = rows.RAW_RESOURCE_COLUMNS if with_spec else rows.RAW_RESOURCE_COLUMNS_WITHOUT_SPEC
+    Without the spec (the status), each record's ``spec`` (``status``) is empty."""
+    columns = rows.raw_resource_columns(with_spec=with_spec, with_status=with_status)
     query, params = _page_query(where, size, token, columns)
     # Binary results: uuids and timestamps arrive without parsing their text form.
     async with conn.cursor(binary=True) as cur:

@@ -26,8 +26,18 @@ RAW_RESOURCE_COLUMNS = (
     "id::text AS id_text, consumer, source, version, spec::text, metadata::text, status::text, "
     "status_version, status_sequence, status_hash, deleted_at, created_at, updated_at"
 )
-# The same without the spec, for readers of status alone (the specs are most of a list's bytes).
-RAW_RESOURCE_COLUMNS_WITHOUT_SPEC = RAW_RESOURCE_COLUMNS.replace("spec::text", "NULL::text AS spec")
+
+
+def raw_resource_columns(*, with_spec: bool = True, with_status: bool = True) -> str:
+    """``RAW_RESOURCE_COLUMNS``, with NULL for the spec or the status a reader does not want: specs
+    are most of a list's bytes, and statuses most of the rest."""
+    columns = RAW_RESOURCE_COLUMNS
+    if not with_spec:
+        columns = columns.replace("spec::text", "NULL::text AS spec")
+    if not with_status:
+        columns = columns.replace("status::text", "NULL::text AS status")
+    return columns
+
 
 # The same shape from resource_tombstones (no spec, no created/updated times).
 TOMBSTONE_COLUMNS = (

@@ -148,6 +148,7 @@ class Store:
         page_token: str = "",
         *,
         with_spec: bool = True,
+        with_status: bool = True,
     ) -> queries.Page[bundles.RawRecord]:
         async with self._pool.connection() as conn:
             return await resource_sql.list_page_raw(
@@ -156,6 +157,7 @@ class Store:
                 queries.page_size(page_size),
                 page_token,
                 with_spec=with_spec,
+                with_status=with_status,
             )
 
     async def resources_for_resync(self, consumer: str) -> list[bundles.ResourceBundle]:

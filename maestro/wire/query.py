@@ -119,11 +119,11 @@ def _set_us(field: timestamp_pb2.Timestamp, micros: int) -> None:
     field.nanos = rest * 1000
 
 
-def record_from_pb(message: pb.ResourceBundle, *, with_status: bool = True) -> bundles.BundleRecord:
-    """The record a message holds; without ``with_status`` its status is left undecoded (``None``)."""
+def record_from_pb(message: pb.ResourceBundle) -> bundles.BundleRecord:
+    """The record a message holds (its status ``None`` if the message has none)."""
     spec = orjson.loads(message.spec) if message.spec else {}
     status = None
-    if message.status and with_status:
+    if message.status:
         body = orjson.loads(message.status)
         status = bundles.BundleStatus(
             conditions=body.get("conditions") or [],

@@ -303,21 +303,41 @@ async def test_a_count_is_the_length_of_the_same_list(
     assert result.output.strip() == "3"
 
 
-async def test_a_list_without_specs_is_the_same_list_with_every_spec_left_empty(
+async def test_a_list_without_specs_or_statuses_is_the_same_list_with_those_left_empty(
     maestro_server: MaestroUnderTest, source_client: MaestroClient
 ) -> None:
-    # What the hub's status controller asks for each minute: everything but the specs.
+    # What the hub's controllers ask for each minute: everything but the specs (and the statuses,
+    # whose sequences alone say which changed).
     await source_client.create_consumer("cluster-nospec")
-    for _ in range(3):
-        await source_client.apply("cluster-nospec", uuid.uuid4(), bundle_of(configmap("cm-nospec")))
+    works = [uuid.uuid4() for _ in range(3)]
+    for work in works:
+        await source_client.apply("cluster-nospec", work, bundle_of(configmap("cm-nospec")))
+    await send_status(maestro_server, (await source_client.get(works[0])).bundle, 7, APPLIED)
+
+    async def reported() -> bool:
+        return (await source_client.get(works[0])).status is not None
+
+    await eventually(reported)
     where = queries.ResourceFilter(consumer="cluster-nospec")
-    full = [item async for page in source_client.pages(where, page_size=2) for item in page.items]
-    slim = [
-        item async for page in source_client.pages(where, page_size=2, with_spec=False) for item in page.items
-    ]
-    assert len(full) == len(slim) == 3
+
+    async def listed(**kwargs: bool) -> list[stubs.query.ResourceBundle]:
+        return [
+            item async for page in source_client.pages(where, page_size=2, **kwargs) for item in page.items
+        ]
+
+    full = await listed()
+    assert len(full) == 3
     assert all(item.spec for item in full)
-    for whole, without in zip(full, slim, strict=True):
-        assert without.spec == b""
-        without.spec = whole.spec
-        assert without == whole
+    assert sum(1 for item in full if item.status) == 1
+    for kwargs, emptied in (
+        ({"with_spec": False}, ("spec",)),
+        ({"with_status": False}, ("status",)),
+        ({"with_spec": False, "with_status": False}, ("spec", "status")),
+    ):
+        slim = await listed(**kwargs)
+        assert len(slim) == 3, kwargs
+        for whole, without in zip(full, slim, strict=True):
+            for name in emptied:
+                assert getattr(without, name) == b"", (kwargs, name)
+                setattr(without, name, getattr(whole, name))
+            assert without == whole, kwargs  # the status sequence, hash and version included

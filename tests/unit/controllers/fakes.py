@@ -69,13 +69,29 @@ class FakeMaestro:
         return out, "7"
 
     async def pages(
-        self, where: queries.ResourceFilter | None = None, page_size: int = 0, *, with_spec: bool = True
+        self,
+        where: queries.ResourceFilter | None = None,
+        page_size: int = 0,
+        *,
+        with_spec: bool = True,
+        with_status: bool = True,
     ) -> AsyncIterator[stubs.query.ListResourceBundlesResponse]:
+        self.calls.append(("list", "with status" if with_status else "without status"))
         records, token = await self.list(where, page_size)
         items = [wire_query.record_to_pb(r) for r in records]
-        for item in items if not with_spec else ():
-            item.spec = b""
+        for item in items:
+            if not with_spec:
+                item.spec = b""
+            if not with_status:  # as the server answers: the sequence stays
+                item.status = b""
         yield stubs.query.ListResourceBundlesResponse(items=items, watch_resume_token=token)
+
+    async def get(self, resource_id: uuid.UUID) -> bundles.BundleRecord:
+        self.calls.append(("get", str(resource_id)))
+        found = self.records.get(resource_id)
+        if found is None:
+            raise rpc_error(grpc.StatusCode.NOT_FOUND, "resource bundle not found")
+        return found
 
     async def apply(
         self,

@@ -35,6 +35,7 @@ from controllers.propagation import handlers as propagation
 from controllers.status import batching, book
 from controllers.status import handlers as status
 from maestro.api import bundles
+from maestro.wire import query as wire_query
 from tests.unit.controllers import builders, fakes
 
 KEY = ("apps", "guestbook")
@@ -280,24 +281,58 @@ async def test_a_report_becomes_the_mirror_status_and_rolls_up() -> None:
         assert result.counts.sync == {"Synced": 1, "Unknown": 1}
 
 
-async def test_the_periodic_list_shows_new_reports_and_skips_those_already_shown() -> None:
+async def test_the_periodic_list_reads_only_the_statuses_newer_than_those_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     world, controller = with_status()
+    controller.settings = dataclasses.replace(controller.settings, list_settle_seconds=0.05)
     await world.reconcile()
     record = reported(world, "c1", "Synced", 5)
     world.maestro.records[record.bundle.id] = record
-    assert await controller.list_once() == 2
+    world.maestro.calls.clear()
+    assert await controller.list_once() == 2  # the first list, with every status
+    assert world.maestro.calls == [("list", "with status")]
     await drain(controller)
     assert world.hub.applications[("apps", "c1-guestbook")]["status"]["sync"]["status"] == "Synced"
 
-    seen: list[str] = []
-    controller.observe_record = lambda r: seen.append(r.bundle.consumer)  # type: ignore[method-assign]
-    await controller.list_once()
-    assert seen == ["c2"]  # c1's report 5 was shown already; c2 has none yet, so it is looked at
+    seen: list[tuple[str, int | None]] = []
+
+    def observe(r: bundles.BundleRecord) -> None:
+        seen.append((r.bundle.consumer, r.status.sequence_id if r.status else None))
+
+    controller.observe_record = observe  # type: ignore[method-assign]
+    world.maestro.calls.clear()
+    assert await controller.list_once() == 2
+    assert seen == [("c2", None)]  # c1's report 5 was shown already; c2 has none yet, so it is looked at
+    assert world.maestro.calls == [("list", "without status")]
+
+    # c1 reports 6: the watch delivers it while the list settles, so it is not read again
     newer = reported(world, "c1", "OutOfSync", 6)
     world.maestro.records[newer.bundle.id] = newer
+    change = wire_query.status_change_to_pb(bundles.StatusChange(rev=8, record=newer))
+    asyncio.get_running_loop().call_later(0.01, controller.observe_change, change)
     seen.clear()
+    world.maestro.calls.clear()
     await controller.list_once()
-    assert sorted(seen) == ["c1", "c2"]
+    assert seen == [("c2", None)]
+    assert world.maestro.calls == [("list", "without status")]
+
+    # c1 reports 7 and the watch misses it: read by itself
+    newer = reported(world, "c1", "Synced", 7)
+    world.maestro.records[newer.bundle.id] = newer
+    seen.clear()
+    world.maestro.calls.clear()
+    await controller.list_once()
+    assert sorted(seen) == [("c1", 7), ("c2", None)]
+    assert world.maestro.calls == [("list", "without status"), ("get", str(newer.bundle.id))]
+
+    # past READ_ONE_BY_ONE newer statuses, one list with the statuses reads them all
+    monkeypatch.setattr(status, "READ_ONE_BY_ONE", 0)
+    seen.clear()
+    world.maestro.calls.clear()
+    await controller.list_once()
+    assert sorted(set(seen)) == [("c1", 7), ("c2", None)]
+    assert world.maestro.calls == [("list", "without status"), ("list", "with status")]
 
 
 async def test_a_status_before_its_mirror_is_written_when_the_mirror_appears() -> None:

@@ -434,6 +434,7 @@ class ListResourceBundlesRequest(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
     WITHOUT_SPEC_FIELD_NUMBER: _builtins.int
+    WITHOUT_STATUS_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """0 means the server default (500)."""
     page_token: _builtins.str
@@ -443,6 +444,10 @@ class ListResourceBundlesRequest(_message.Message):
     without_spec: _builtins.bool
     """Leave every item's spec empty, for readers of status alone: at fleet scale the specs are most
     of a list's bytes, and a status reader listing every work each minute needs none of them.
+    """
+    without_status: _builtins.bool
+    """Leave every item's status empty (its status_sequence, status_hash and status_version are still
+    set): readers of metadata alone, or of which statuses changed since they last looked.
     """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -457,10 +462,11 @@ class ListResourceBundlesRequest(_message.Message):
         source: _builtins.str = ...,
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         without_spec: _builtins.bool = ...,
+        without_status: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "without_spec", b"without_spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "without_spec", b"without_spec", "without_status", b"without_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
