@@ -196,6 +196,8 @@ class BundleApplier:
         record = self._records.get(resource_id)
         if record is None:
             return []
+        if len(record.manifests) == 1:  # the usual work: read directly (a gather is a task per read)
+            return [await self.backend.get(record.manifests[0].ref)]
         return list(await asyncio.gather(*(self.backend.get(m.ref) for m in record.manifests)))
 
     # -- apply ---------------------------------------------------------------------------------
