@@ -10,7 +10,8 @@ object re-created by someone else under the same name survives; stale versions a
 a failed write fails only its manifest and the version is claimed only when all applied; a
 malformed manifest blocks pruning; a duplicate or namespace-less manifest fails with a clear
 message; Argo CD Applications turn Synced/Healthy after the configured delay and their status
-feedback flows into the bundle status, also after a restart.
+feedback flows into the bundle status, also after a restart; reads of an unchanged object share
+one copy and see every change (a removed label too).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from maestro.agent import status
 from maestro.agent.applier import Applier
 from maestro.agent.errors import ClusterError
 from maestro.agent.kube import KubeApplier
-from maestro.agent.manifests import MARKER_LABEL
+from maestro.agent.manifests import MARKER_LABEL, ObjectRef
 from maestro.agent.memory import MemoryApplier, MemoryBackend
 
 RID = "0b6a8e2e-3c1a-4c55-9a55-1c0d3b2f6a10"
@@ -450,3 +451,18 @@ def test_both_appliers_satisfy_the_protocol() -> None:
     implementations: list[type[Applier]] = [MemoryApplier, KubeApplier]
     for cls in implementations:
         assert all(callable(getattr(cls, m)) for m in ("start", "apply", "delete", "observe", "load_records"))
+
+
+async def test_reads_see_every_change_and_an_unchanged_object_is_copied_once() -> None:
+    backend = MemoryBackend()
+    labelled = cm("shared", {"k": "v1"})
+    labelled["metadata"]["labels"] = {"team": "a"}
+    stored = backend.put(labelled)
+    ref = ObjectRef("", "v1", "configmaps", NS, "shared")
+    first, second = await backend.get(ref), await backend.get(ref)
+    assert first is not None and first is second  # readers of one version share one copy
+    assert first is not backend.objects[ref.key]  # never the stored object itself
+    await backend.remove_label(ref, "team", uid=stored["metadata"]["uid"])
+    after = await backend.get(ref)
+    assert after is not None and "team" not in after["metadata"]["labels"]
+    assert first["metadata"]["labels"] == {"team": "a"}  # what an earlier reader holds is unchanged
