@@ -165,6 +165,15 @@ class _Clock:
         self.applied.setdefault(rid, at)
 
 
+async def _timed_list(
+    client: MaestroClient, *, with_spec: bool = True, with_status: bool = True
+) -> tuple[float, int]:
+    """Seconds to list every bundle (pages of 500), and how many were listed."""
+    started = time.perf_counter()
+    listed, _ = await client.list_messages(page_size=500, with_spec=with_spec, with_status=with_status)
+    return time.perf_counter() - started, len(listed)
+
+
 async def start_server(
     env: Environment, pg: postgres.Postgres, kf: kafka.Kafka, root: Path
 ) -> tuple[process.ProcessRecord, str, layout.Layout]:
@@ -325,17 +334,11 @@ async def _measure(
         result.paced_create_to_applied_p99_ms = _ms([clock.applied[r] - clock.sent[r] for r in paced], 0.99)
 
         report("[bench] listing every bundle (whole, without specs, without specs or statuses) ...")
-        list_started = time.perf_counter()
-        listed, _ = await client.list_messages(page_size=500)
-        result.list_seconds = time.perf_counter() - list_started
-        result.listed = len(listed)
-        for attribute, with_status in (
-            ("list_without_spec_seconds", True),
-            ("list_without_spec_or_status_seconds", False),
-        ):
-            list_started = time.perf_counter()
-            await client.list_messages(page_size=500, with_spec=False, with_status=with_status)
-            setattr(result, attribute, time.perf_counter() - list_started)
+        result.list_seconds, result.listed = await _timed_list(client)
+        result.list_without_spec_seconds, _ = await _timed_list(client, with_spec=False)
+        result.list_without_spec_or_status_seconds, _ = await _timed_list(
+            client, with_spec=False, with_status=False
+        )
         memory = [_rss_mb(record.pid) for record, _ in servers]
         result.server_rss_mb = sum(rss for rss, _ in memory)
         result.server_peak_rss_mb = sum(peak for _, peak in memory)
