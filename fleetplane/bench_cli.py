@@ -138,11 +138,17 @@ def _print_table(title: str, figures: dict[str, Any]) -> None:
     for key, value in figures.items():
         if isinstance(value, float):
             shown = f"{value:,.1f}"
+        elif isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            shown = "\n".join(f"{k}: {_pairs(v)}" for k, v in value.items())
         elif isinstance(value, dict):
-            shown = ", ".join(f"{k}={v}" for k, v in value.items())
+            shown = _pairs(value)
         elif isinstance(value, list):
             shown = "\n".join(value)
         else:
             shown = "-" if value is None else str(value)
         table.add_row(key, shown)
     Console().print(table)
+
+
+def _pairs(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())

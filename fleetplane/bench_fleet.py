@@ -81,6 +81,10 @@ class FleetResult:
     hub_writes_per_s: float = 0.0
     hub_writes_by_verb: dict[str, int] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds each process used during each phase, and the same per Application in ms: where
+    #: a phase's time goes on a machine whose cores every process shares
+    cpu_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu_ms_per_application: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -172,6 +176,25 @@ def write_counts(metrics_text: str) -> dict[str, int]:
         if verb in WRITE_VERBS:
             out[verb] = out.get(verb, 0) + int(float(match.group(2)))
     return out
+
+
+def phase_cpu(
+    before: Mapping[str, float], after: Mapping[str, float], applications: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU seconds of each process between two readings (one that was not alive at both is left
+    out) with their sum as ``all``, and the same in milliseconds per Application."""
+    used = {name: after[name] - before[name] for name in after if name in before}
+    used["all"] = sum(used.values())
+    seconds = {name: round(v, 1) for name, v in used.items()}
+    per_app = {name: round(1000 * v / max(applications, 1), 2) for name, v in used.items()}
+    return seconds, per_app
+
+
+def _cpu_now(env: Environment) -> dict[str, float]:
+    """CPU seconds so far of every process of the environment and of this one (the simulated
+    agents and the observers run here; the processes it started are counted apart)."""
+    own = os.times()
+    return process.cpu_seconds(env.processes) | {"bench (this process)": own.user + own.system}
 
 
 def vm_hwm_mb(status_text: str) -> float:
@@ -633,10 +656,12 @@ async def _measure(
             # --- create ---
             report(f"[bench] applying {m} ApplicationSets x {n} clusters = {total} Applications ...")
             sampler.phase = "create"
+            cpu_before = await asyncio.to_thread(_cpu_now, env)
             t0 = time.monotonic()
             await _apply_all(hub, [application_set(i) for i in range(m)])
             elapsed = await sampler.until(lambda s: s.apps >= total and s.ready >= total, t0, phase_timeout)
             result.create_seconds = _round(elapsed)
+            _record_cpu(result, "create", cpu_before, await asyncio.to_thread(_cpu_now, env))
             sampler.latest = await sampler.sample(works_too=True)
             result.create_reached = sampler.reached()
             if elapsed is None:
@@ -653,6 +678,7 @@ async def _measure(
                 report(f"[bench] changing targetRevision to {REVISIONS[1]} in all {m} ApplicationSets ...")
                 sampler.phase = "update"
                 sampler.target_revision = REVISIONS[1]
+                cpu_before = await asyncio.to_thread(_cpu_now, env)
                 t0 = time.monotonic()
                 await _apply_all(hub, [application_set(i, REVISIONS[1]) for i in range(m)])
                 works_done = await sampler.until(lambda s: s.works_new >= total, t0, phase_timeout)
@@ -661,6 +687,7 @@ async def _measure(
                     remaining = max(1.0, phase_timeout - (works_done or phase_timeout))
                     elapsed = await sampler.until(lambda s: s.moved >= total, t0, remaining)
                     result.update_seconds = _round(elapsed)
+                _record_cpu(result, "update", cpu_before, await asyncio.to_thread(_cpu_now, env))
                 result.update_reached = sampler.reached()
                 if result.update_seconds is None:
                     result.notes.append("update: not every hub Application reached the new revision in time")
@@ -670,6 +697,7 @@ async def _measure(
                 # --- delete ---
                 report(f"[bench] deleting all {m} ApplicationSets ...")
                 sampler.phase = "delete"
+                cpu_before = await asyncio.to_thread(_cpu_now, env)
                 t0 = time.monotonic()
                 await asyncio.gather(
                     *(
@@ -679,6 +707,7 @@ async def _measure(
                 )
                 elapsed = await sampler.until(lambda s: s.works == 0 and s.apps == 0, t0, phase_timeout)
                 result.delete_seconds = _round(elapsed)
+                _record_cpu(result, "delete", cpu_before, await asyncio.to_thread(_cpu_now, env))
                 result.delete_reached = sampler.reached()
                 if elapsed is None:
                     result.notes.append(
@@ -705,6 +734,12 @@ async def _measure(
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _record_cpu(
+    result: FleetResult, phase: str, before: Mapping[str, float], after: Mapping[str, float]
+) -> None:
+    result.cpu_seconds[phase], result.cpu_ms_per_application[phase] = phase_cpu(before, after, result.total)
 
 
 def _check_alive(record: process.ProcessRecord, result: FleetResult, phase: str) -> None:

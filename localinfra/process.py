@@ -61,6 +61,40 @@ def _start_ticks(pid: int) -> int:
     return int(fields[19]) if fields else -1
 
 
+def tree_cpu_ticks(roots: Mapping[str, int], stats: Mapping[int, tuple[int, int]]) -> dict[str, int]:
+    """Clock ticks used by each root process and every live descendant, from ``stats`` (pid ->
+    (parent pid, ticks of that process with its reaped children)): PostgreSQL's work is done in
+    its server's child processes, which a figure of the server alone would leave out."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[str, int] = {}
+    for name, root in roots.items():
+        if root not in stats:
+            continue
+        total, pending = 0, [root]
+        while pending:
+            pid = pending.pop()
+            total += stats[pid][1]
+            pending.extend(children.get(pid, ()))
+        out[name] = total
+    return out
+
+
+def cpu_seconds(records: Mapping[str, ProcessRecord]) -> dict[str, float]:
+    """CPU seconds (user and system) each live process and its descendants have used so far."""
+    stats: dict[int, tuple[int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None:
+                # after the name: ppid is field 1; utime, stime, cutime, cstime are fields 11-14
+                stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+    live = {name: r.pid for name, r in records.items() if is_alive(r)}
+    hz = os.sysconf("SC_CLK_TCK")
+    return {name: ticks / hz for name, ticks in tree_cpu_ticks(live, stats).items()}
+
+
 def is_alive(record: ProcessRecord) -> bool:
     fields = _stat_fields(record.pid)
     if fields is None or fields[0] in ("Z", "X"):

@@ -61,6 +61,14 @@ def test_vm_hwm_in_mb() -> None:
     assert bench_fleet.vm_hwm_mb("Name:\tx\n") == 0.0
 
 
+def test_phase_cpu_per_process_and_per_application() -> None:
+    before = {"hub/kube-apiserver": 10.0, "kafka": 5.0, "controllers": 1.0}
+    after = {"hub/kube-apiserver": 40.0, "kafka": 11.0, "maestro-server": 3.0}  # controllers gone
+    seconds, per_app = bench_fleet.phase_cpu(before, after, 3000)
+    assert seconds == {"hub/kube-apiserver": 30.0, "kafka": 6.0, "all": 36.0}
+    assert per_app == {"hub/kube-apiserver": 10.0, "kafka": 2.0, "all": 12.0}
+
+
 def _app(name: str, sync: str, health: str, revision: str = "") -> dict:
     return {
         "metadata": {"namespace": "argocd", "name": name},

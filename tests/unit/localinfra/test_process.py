@@ -57,3 +57,24 @@ def test_as_user_runs_the_command_as_that_user_without_forking_python() -> None:
     assert argv[0] == "setpriv" and argv[-3:] == ["--", "id", "-u"]
     shown = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     assert shown.strip() == str(nobody.pw_uid)
+
+
+def test_cpu_of_a_process_counts_its_descendants_and_nothing_else() -> None:
+    # 10 -> 11 -> 12 (a server, a backend, the backend's helper); 20 beside them; 30 is gone
+    stats = {10: (1, 100), 11: (10, 40), 12: (11, 2), 20: (1, 7), 21: (20, 1)}
+    assert process.tree_cpu_ticks({"postgres": 10, "kafka": 20, "dead": 30}, stats) == {
+        "postgres": 142,
+        "kafka": 8,
+    }
+
+
+def test_cpu_seconds_grow_while_a_spawned_process_works(tmp_path: Path) -> None:
+    busy = ["python3", "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"]
+    env = Environment(tmp_path / "env")
+    try:
+        env.add_process(process.spawn("busy", busy, tmp_path / "busy.log"))
+        first = process.cpu_seconds(env.processes)["busy"]
+        time.sleep(1.0)
+        assert process.cpu_seconds(env.processes)["busy"] > first + 0.3
+    finally:
+        env.down()
