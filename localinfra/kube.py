@@ -120,6 +120,13 @@ def _get_ok(url: str, ca: Path, client: pki.KeyPair) -> bool:
         return bool(resp.status == 200)
 
 
+def feature_gates_flag(gates: Mapping[str, bool]) -> list[str]:
+    """``--feature-gates A=false,B=true`` (sorted, so the command line is stable), or nothing."""
+    if not gates:
+        return []
+    return ["--feature-gates", ",".join(f"{name}={str(on).lower()}" for name, on in sorted(gates.items()))]
+
+
 def start(
     env: Environment,
     name: str,
@@ -127,9 +134,11 @@ def start(
     *,
     controller_manager: bool = True,
     go_runtime: Mapping[str, str] | None = None,
+    feature_gates: Mapping[str, bool] | None = None,
 ) -> Cluster:
     """A kube-apiserver on ``etcd_url`` (and its controller-manager); ``go_runtime`` is the API
-    server's Go runtime environment (``GOGC``, ``GOMEMLIMIT``) for a hub sized for its load."""
+    server's Go runtime environment (``GOGC``, ``GOMEMLIMIT``) and ``feature_gates`` its
+    ``--feature-gates``, for a hub sized for its load."""
     folder = env.path("clusters", name)
     ca = pki.ensure_ca(env.path("pki"))
     port = ports.free_port()
@@ -193,6 +202,11 @@ def start(
         "-v",
         "0",
     ]
+    if feature_gates:
+        argv += [
+            "--feature-gates",
+            ",".join(f"{k}={str(v).lower()}" for k, v in sorted(feature_gates.items())),
+        ]
     record = env.add_process(
         process.spawn(f"{name}/kube-apiserver", argv, folder / "kube-apiserver.log", env=go_runtime)
     )
