@@ -202,11 +202,7 @@ def start(
         "-v",
         "0",
     ]
-    if feature_gates:
-        argv += [
-            "--feature-gates",
-            ",".join(f"{k}={str(v).lower()}" for k, v in sorted(feature_gates.items())),
-        ]
+    argv += feature_gates_flag(feature_gates or {})
     record = env.add_process(
         process.spawn(f"{name}/kube-apiserver", argv, folder / "kube-apiserver.log", env=go_runtime)
     )
