@@ -62,6 +62,12 @@ def test_bench_fleet_create_update_delete() -> None:
     assert (figures["delete_reached"]["works"], figures["delete_reached"]["hub_apps"]) == (0, 0)
     assert figures["hub_writes_by_verb"]["apply"] >= 6 and figures["hub_writes_by_verb"]["delete"] >= 6
     assert figures["peak_rss_mb"]["hub/kube-apiserver"] > 0
+    # each phase's CPU, for every process the benchmark started: the hub worked in every phase
+    for phase in ("create", "update", "delete"):
+        used = figures["cpu_seconds"][phase]
+        assert {"hub/kube-apiserver", "postgres", "kafka", "maestro-server", "controllers"} <= used.keys()
+        assert used["hub/kube-apiserver"] > 0 and used["all"] >= used["hub/kube-apiserver"]
+        assert figures["cpu_ms_per_application"][phase].keys() == used.keys()
     assert figures["notes"] == [] and figures["skipped_phases"] == []
 
 
