@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import os
 import re
 import ssl
@@ -85,6 +86,10 @@ class FleetResult:
     #: a phase's time goes on a machine whose cores every process shares
     cpu_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     cpu_ms_per_application: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the create phase's CPU per Application between readings taken at each tenth of the
+    #: Applications Synced/Healthy, keyed by the range of that count: whether an Application costs
+    #: more while the fleet is larger (a cost that grows with what is stored) or the same
+    create_cpu_ms_by_progress: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -188,6 +193,33 @@ def phase_cpu(
     seconds = {name: round(v, 1) for name, v in used.items()}
     per_app = {name: round(1000 * v / max(applications, 1), 2) for name, v in used.items()}
     return seconds, per_app
+
+
+class ProgressCpu:
+    """CPU readings taken as a phase's count of finished Applications passes each ``1/parts`` of
+    ``total``; ``per_application`` gives each stretch's CPU per Application finished in it."""
+
+    def __init__(self, total: int, start: Mapping[str, float], parts: int = 10) -> None:
+        self.total = total
+        self.parts = parts
+        self.readings: list[tuple[int, Mapping[str, float]]] = [(0, start)]
+
+    def due(self, done: int) -> bool:
+        """Whether ``done`` has reached the next reading's share of the total."""
+        taken = len(self.readings)
+        return done > self.readings[-1][0] and done * self.parts >= self.total * taken
+
+    def add(self, done: int, cpu: Mapping[str, float]) -> None:
+        """Record a reading (one at no more Applications finished than the last is left out)."""
+        if done > self.readings[-1][0]:
+            self.readings.append((done, cpu))
+
+    def per_application(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for (done_before, before), (done_after, after) in itertools.pairwise(self.readings):
+            if done_after > done_before:
+                out[f"{done_before}-{done_after}"] = phase_cpu(before, after, done_after - done_before)[1]
+        return out
 
 
 def _cpu_now(env: Environment) -> dict[str, float]:
@@ -521,6 +553,9 @@ class _Sampler:
         self._printed = 0.0
         self._works_counted = 0.0
         self._fresh = asyncio.Event()
+        #: set during the create phase: CPU read at each tenth of the Applications Synced/Healthy
+        self.progress: ProgressCpu | None = None
+        self.read_cpu: Callable[[], Mapping[str, float]] = dict
 
     async def sample(self, *, works_too: bool = False) -> _Sample:
         at = time.monotonic()
@@ -542,6 +577,8 @@ class _Sampler:
                 raise
             except Exception as exc:  # a transient read failure: report it, sample again
                 self.report(f"[bench]   (sample failed: {type(exc).__name__}: {exc})")
+            if self.progress is not None and self.progress.due(self.latest.ready):
+                self.progress.add(self.latest.ready, await asyncio.to_thread(self.read_cpu))
             self._fresh.set()
             now = time.monotonic()
             if now - self._printed >= 5:
@@ -657,6 +694,7 @@ async def _measure(
         watching = asyncio.create_task(hub_apps.run())
         await asyncio.wait_for(hub_apps.listed.wait(), 60)
         sampler = _Sampler(client, hub_apps, applied, report)
+        sampler.read_cpu = lambda: _cpu_now(env)
         sampling = asyncio.create_task(sampler.run())
         result.setup_seconds = round(time.monotonic() - started, 1)
         writes_before = await asyncio.to_thread(hub.writes)
@@ -666,11 +704,16 @@ async def _measure(
             report(f"[bench] applying {m} ApplicationSets x {n} clusters = {total} Applications ...")
             sampler.phase = "create"
             cpu_before = await asyncio.to_thread(_cpu_now, env)
+            sampler.progress = progress = ProgressCpu(total, cpu_before)
             t0 = time.monotonic()
             await _apply_all(hub, [application_set(i) for i in range(m)])
             elapsed = await sampler.until(lambda s: s.apps >= total and s.ready >= total, t0, phase_timeout)
             result.create_seconds = _round(elapsed)
-            _record_cpu(result, "create", cpu_before, await asyncio.to_thread(_cpu_now, env))
+            sampler.progress = None
+            cpu_after = await asyncio.to_thread(_cpu_now, env)
+            _record_cpu(result, "create", cpu_before, cpu_after)
+            progress.add(sampler.latest.ready, cpu_after)
+            result.create_cpu_ms_by_progress = progress.per_application()
             sampler.latest = await sampler.sample(works_too=True)
             result.create_reached = sampler.reached()
             if elapsed is None:

@@ -68,6 +68,10 @@ def test_bench_fleet_create_update_delete() -> None:
         assert {"hub/kube-apiserver", "postgres", "kafka", "maestro-server", "controllers"} <= used.keys()
         assert used["hub/kube-apiserver"] > 0 and used["all"] >= used["hub/kube-apiserver"]
         assert figures["cpu_ms_per_application"][phase].keys() == used.keys()
+    # the create phase's CPU by stretches of Applications finished, from none to all six
+    stretches = figures["create_cpu_ms_by_progress"]
+    assert stretches and next(iter(stretches)).startswith("0-") and list(stretches)[-1].endswith("-6")
+    assert all(per_app["all"] > 0 for per_app in stretches.values())
     assert figures["notes"] == [] and figures["skipped_phases"] == []
 
 

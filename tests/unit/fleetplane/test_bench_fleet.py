@@ -152,3 +152,21 @@ def test_hub_go_runtime_collects_less_often_under_a_memory_limit() -> None:
     assert limit.endswith("MiB")  # a unit Go's runtime accepts
     total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     assert abs(int(limit.removesuffix("MiB")) - total_mib / 4) <= 1
+
+
+def test_progress_cpu_per_application_in_each_tenth() -> None:
+    progress = bench_fleet.ProgressCpu(1000, {"maestro": 0.0}, parts=4)
+    assert not progress.due(249)
+    assert progress.due(250)
+    progress.add(250, {"maestro": 1.0})
+    assert not progress.due(260)
+    progress.add(500, {"maestro": 3.0})  # it grows: 4 ms per Application after 8 ms
+    progress.add(500, {"maestro": 3.5})  # no more finished: left out
+    assert progress.due(999)
+    progress.add(1000, {"maestro": 8.0, "late": 1.0})  # a process seen only at the end is left out
+    assert progress.per_application() == {
+        "0-250": {"maestro": 4.0, "all": 4.0},
+        "250-500": {"maestro": 8.0, "all": 8.0},
+        "500-1000": {"maestro": 10.0, "all": 10.0},
+    }
+    assert not progress.due(1000)  # every reading taken: none more at the end
