@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fleetplane import gc_tuning
 from maestro.bench import pipeline as pipeline_bench
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ def pipeline(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Drive the Maestro pipeline with simulated agents over real PostgreSQL and Kafka."""
+    gc_tuning.tune()  # as in the agents it simulates
     result = asyncio.run(
         pipeline_bench.run(
             clusters,
@@ -81,6 +83,7 @@ def fleet(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The hub controllers end to end: ApplicationSets -> Maestro -> simulated agents -> hub status."""
+    gc_tuning.tune()  # as in the agents it simulates
     from fleetplane import bench_fleet
 
     try:

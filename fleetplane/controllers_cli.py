@@ -7,7 +7,7 @@ import typer
 from controllers import operator
 from controllers.propagation import handlers as propagation
 from controllers.status import handlers as status
-from fleetplane import logs
+from fleetplane import gc_tuning, logs
 
 app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
 
@@ -66,6 +66,7 @@ def run(
 ) -> None:
     """Watch opted-in ApplicationSets (label fleetplane.io/pull=true) and serve them through Maestro."""
     logs.configure(log_level)
+    gc_tuning.tune()
     settings = operator.OperatorSettings(
         kubeconfig=kubeconfig or None,
         maestro=maestro,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fleetplane import logs
+from fleetplane import gc_tuning, logs
 from maestro.agent import service as agent_service
 from maestro.api import validation
 from maestro.server import app as server_app
@@ -64,6 +64,7 @@ def server(
 ) -> None:
     """Serve the gRPC APIs, relay the outbox to Kafka and ingest agents' status."""
     logs.configure(log_level)
+    gc_tuning.tune()
     settings = ServerSettings(
         dsn=dsn,
         kafka=kafka,
@@ -92,6 +93,7 @@ def agent(
 ) -> None:
     """Run the agent of one cluster: apply its works, report their status."""
     logs.configure(log_level)
+    gc_tuning.tune()
     settings = agent_service.AgentSettings(
         cluster=cluster,
         kubeconfig=kubeconfig,
