@@ -83,9 +83,9 @@ def fleet(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The hub controllers end to end: ApplicationSets -> Maestro -> simulated agents -> hub status."""
-    gc_tuning.tune()  # as in the agents it simulates
     from fleetplane import bench_fleet
 
+    gc_tuning.tune()  # as in the agents it simulates (after the import: what it loaded is frozen too)
     try:
         chosen = bench_fleet.parse_phases(phases)
     except ValueError as exc:
