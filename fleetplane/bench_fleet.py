@@ -541,7 +541,12 @@ class _Sampler:
     COUNT_EVERY = 5.0
 
     def __init__(
-        self, client: MaestroClient, apps: HubApps, applied: AppliedRevisions, report: Report
+        self,
+        client: MaestroClient,
+        apps: HubApps,
+        applied: AppliedRevisions,
+        report: Report,
+        read_cpu: Callable[[], Mapping[str, float]],
     ) -> None:
         self.client = client
         self.apps = apps
@@ -555,7 +560,7 @@ class _Sampler:
         self._fresh = asyncio.Event()
         #: set during the create phase: CPU read at each tenth of the Applications Synced/Healthy
         self.progress: ProgressCpu | None = None
-        self.read_cpu: Callable[[], Mapping[str, float]] = dict
+        self.read_cpu = read_cpu
 
     async def sample(self, *, works_too: bool = False) -> _Sample:
         at = time.monotonic()
@@ -693,8 +698,7 @@ async def _measure(
         hub_apps = HubApps(KubeRest.from_kubeconfig(hub_cluster.kubeconfig))
         watching = asyncio.create_task(hub_apps.run())
         await asyncio.wait_for(hub_apps.listed.wait(), 60)
-        sampler = _Sampler(client, hub_apps, applied, report)
-        sampler.read_cpu = lambda: _cpu_now(env)
+        sampler = _Sampler(client, hub_apps, applied, report, read_cpu=lambda: _cpu_now(env))
         sampling = asyncio.create_task(sampler.run())
         result.setup_seconds = round(time.monotonic() - started, 1)
         writes_before = await asyncio.to_thread(hub.writes)
