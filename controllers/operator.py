@@ -72,7 +72,7 @@ def build(settings: OperatorSettings) -> Operator:
     status_hub_client = hub.HubClient(
         settings.kubeconfig, max_connections=settings.status.write_concurrency + 4
     )
-    maestro = MaestroClient(settings.maestro, source=contract.MAESTRO_SOURCE)
+    maestro = MaestroClient(settings.maestro, source=contract.MAESTRO_SOURCE, batch_publish=True)
     status_book = book.StatusBook()
     status_controller = status.StatusController(status_hub_client, maestro, status_book, settings.status)
     propagation_controller = propagation.PropagationController(

@@ -39,6 +39,12 @@ def pipeline(
     server_replicas: int = typer.Option(
         1, min=1, help="Maestro server processes sharing PostgreSQL and Kafka; creates alternate over them."
     ),
+    batch_publish: bool = typer.Option(
+        False,
+        "--batch-publish/--single-publish",
+        help="Send creates with fleetplane's PublishBatch (as the hub controllers do) instead of one "
+        "upstream-compatible Publish call each.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Drive the Maestro pipeline with simulated agents over real PostgreSQL and Kafka."""
@@ -52,6 +58,7 @@ def pipeline(
             paced_seconds=paced_seconds,
             durable=not fast_db,
             replicas=server_replicas,
+            batch_publish=batch_publish,
             report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
         )
     )

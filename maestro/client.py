@@ -1,13 +1,16 @@
 """An asyncio client of a Maestro server for sources: the hub controllers, the CLI's scripts, benchmarks.
 
-Writes go through the upstream-compatible CloudEvents Publish API; reads through the query service.
-A failed call raises ``grpc.aio.AioRpcError`` carrying the server's code and message.
+Writes go through the upstream-compatible CloudEvents Publish API, or, with ``batch_publish``,
+through fleetplane's PublishBatch (a server without it is sent single Publish calls instead); reads
+go through the query service. A failed call raises ``grpc.aio.AioRpcError`` carrying the server's
+code and message, whichever way the event went.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -17,9 +20,105 @@ from maestro.wire import cloudevents as wire_events
 from maestro.wire import query as wire_query
 from maestro.wire import stubs
 
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+_Pending = tuple[stubs.cloudevent.CloudEvent, "asyncio.Future[None]"]
+
+
+class _PublishBatcher:
+    """Sends the events published while earlier batches are in flight as one PublishBatch call.
+
+    At most ``in_flight`` calls are under way: an idle client sends an event at once (in a batch of
+    one), a busy one gathers what its callers publish meanwhile, up to ``max_events`` per call. Each
+    caller gets its own event's outcome. A server without PublishBatch gets single Publish calls.
+    """
+
+    def __init__(
+        self,
+        batch: Callable[[stubs.source.PublishBatchRequest], Awaitable[stubs.source.PublishBatchResponse]],
+        single: Callable[[stubs.cloudevent.CloudEvent], Awaitable[object]],
+        *,
+        in_flight: int = 4,
+        max_events: int = 500,
+    ) -> None:
+        self._batch = batch
+        self._single = single
+        self._in_flight = in_flight
+        self._max_events = max_events
+        self._pending: list[_Pending] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._supported = True
+
+    async def publish(self, event: stubs.cloudevent.CloudEvent) -> None:
+        if not self._supported:
+            await self._single(event)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, done))
+        self._send_more()
+        await done
+
+    def _send_more(self) -> None:
+        while self._pending and len(self._sending) < self._in_flight:
+            batch, self._pending = self._pending[: self._max_events], self._pending[self._max_events :]
+            task = asyncio.create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._send_more()
+
+    async def _send(self, batch: list[_Pending]) -> None:
+        try:
+            reply = await self._batch(stubs.source.PublishBatchRequest(events=[event for event, _ in batch]))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self._supported = False
+                batch, self._pending = batch + self._pending, []
+                await asyncio.gather(*(self._send_single(event, done) for event, done in batch))
+                return
+            _settle(batch, [exc] * len(batch))
+            return
+        except BaseException as exc:
+            _settle(batch, [exc] * len(batch))
+            raise
+        _settle(batch, [_error(result) for result in reply.results])
+
+    async def _send_single(self, event: stubs.cloudevent.CloudEvent, done: asyncio.Future[None]) -> None:
+        try:
+            await self._single(event)
+        except Exception as exc:
+            _settle([(event, done)], [exc])
+        else:
+            _settle([(event, done)], [None])
+
+
+def _error(result: stubs.source.PublishResult) -> grpc.aio.AioRpcError | None:
+    if result.code == 0:
+        return None
+    code = _STATUS_CODES.get(result.code, grpc.StatusCode.UNKNOWN)
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=result.message)
+
+
+def _settle(batch: list[_Pending], outcomes: list[BaseException | None]) -> None:
+    for (_, done), outcome in zip(batch, outcomes, strict=True):
+        if done.done():
+            continue  # its caller gave up waiting
+        if outcome is None:
+            done.set_result(None)
+        else:
+            done.set_exception(outcome)
+
 
 class MaestroClient:
-    def __init__(self, address: str, *, source: str, message_limit: int = 2 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        source: str,
+        message_limit: int = 2 * 1024 * 1024,
+        batch_publish: bool = False,
+    ) -> None:
         self.source = source
         self._channel = grpc.aio.insecure_channel(
             address,
@@ -30,6 +129,10 @@ class MaestroClient:
         )
         self._events = stubs.cloudevent_grpc.CloudEventServiceStub(self._channel)
         self._query = stubs.query_grpc.MaestroQueryStub(self._channel)
+        self._batcher: _PublishBatcher | None = None
+        if batch_publish:
+            batch = stubs.source_grpc.MaestroSourceStub(self._channel).PublishBatch
+            self._batcher = _PublishBatcher(batch, self._publish_one)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -43,8 +146,14 @@ class MaestroClient:
     # Writes (CloudEvents Publish).
 
     async def publish(self, request: bundles.SpecRequest) -> None:
-        event = bundle_events.spec_request_event(request)
-        await self._events.Publish(stubs.cloudevent.PublishRequest(event=wire_events.to_pb(event)))
+        event = wire_events.to_pb(bundle_events.spec_request_event(request))
+        if self._batcher is not None:
+            await self._batcher.publish(event)
+        else:
+            await self._publish_one(event)
+
+    async def _publish_one(self, event: stubs.cloudevent.CloudEvent) -> None:
+        await self._events.Publish(stubs.cloudevent.PublishRequest(event=event))
 
     async def apply(
         self,

@@ -42,6 +42,8 @@ class PipelineResult:
     total: int
     #: server processes sharing the database and Kafka; RSS figures are their sum
     server_replicas: int = 1
+    #: creates sent with fleetplane's PublishBatch (as the hub controllers do), not one Publish each
+    batch_publish: bool = False
     create_seconds: float = 0.0
     creates_per_s: float = 0.0
     end_to_end_seconds: float = 0.0
@@ -227,9 +229,12 @@ async def run(
     paced_seconds: float = 10.0,
     durable: bool = True,
     replicas: int = 1,
+    batch_publish: bool = False,
     report: Report = print,
 ) -> PipelineResult:
-    result = PipelineResult(clusters, works_per_cluster, clusters * works_per_cluster, replicas)
+    result = PipelineResult(
+        clusters, works_per_cluster, clusters * works_per_cluster, replicas, batch_publish=batch_publish
+    )
     root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-"))
     env = Environment(root / "env")
     finished = False
@@ -273,7 +278,10 @@ async def _measure(
     async with contextlib.AsyncExitStack() as stack:
         # Creates are spread over the replicas, as a load balancer in front of them would.
         replicas = [
-            await stack.enter_async_context(MaestroClient(address, source="bench")) for _, address in servers
+            await stack.enter_async_context(
+                MaestroClient(address, source="bench", batch_publish=result.batch_publish)
+            )
+            for _, address in servers
         ]
         client = replicas[0]
 

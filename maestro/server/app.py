@@ -23,7 +23,7 @@ from maestro.server.query_api import QueryService
 from maestro.server.reaper import DeletionReaper
 from maestro.server.relay import OutboxRelay
 from maestro.server.settings import ServerSettings
-from maestro.server.source_api import SourceService
+from maestro.server.source_api import BatchSourceService, SourceService
 from maestro.server.spec_writer import SpecWriter
 from maestro.storage import migrations, pool, store
 from maestro.transport import clients
@@ -106,20 +106,27 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
             ("grpc.max_send_message_length", settings.grpc_reply_limit),
         ]
     )
-    stubs.cloudevent_grpc.add_CloudEventServiceServicer_to_server(
-        SourceService(st, notifier, settings, writer), server
-    )
+    source = SourceService(st, notifier, settings, writer)
+    stubs.cloudevent_grpc.add_CloudEventServiceServicer_to_server(source, server)
+    stubs.source_grpc.add_MaestroSourceServicer_to_server(BatchSourceService(source), server)
     stubs.query_grpc.add_MaestroQueryServicer_to_server(QueryService(st, notifier, topics, settings), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (stubs.CLOUDEVENT_SERVICE, stubs.QUERY_SERVICE, reflection.SERVICE_NAME, health.SERVICE_NAME), server
+        (
+            stubs.CLOUDEVENT_SERVICE,
+            stubs.QUERY_SERVICE,
+            stubs.SOURCE_SERVICE,
+            reflection.SERVICE_NAME,
+            health.SERVICE_NAME,
+        ),
+        server,
     )
     port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if port == 0:
         raise OSError(f"cannot listen on {settings.host}:{settings.port}: is the port in use?")
     await server.start()
-    for service in ("", stubs.CLOUDEVENT_SERVICE, stubs.QUERY_SERVICE):
+    for service in ("", stubs.CLOUDEVENT_SERVICE, stubs.QUERY_SERVICE, stubs.SOURCE_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     tasks = [
         asyncio.create_task(relay.run(), name="outbox-relay"),

@@ -48,16 +48,20 @@ class SourceService(stubs.cloudevent_grpc.CloudEventServiceServicer):
                 raise errors.InvalidArgument(
                     "event", "the request carries no event", "set PublishRequest.event"
                 )
-            event = wire_events.from_pb(request.event)
-            kind = bundle_events.event_type(event)
-            if kind.sub_resource is events.SubResource.STATUS and kind.action is events.Action.RESYNC_REQUEST:
-                await self._resync_source(bundle_events.parse_status_resync_request(event))
-            else:
-                spec = bundle_events.parse_spec_request(event, max_bytes=self._settings.bundle_limit)
-                await self._writer.submit(spec)
+            await self.publish(request.event)
         except errors.MaestroError as exc:
             await context.abort(status_codes.code_for(exc), str(exc))
         return empty_pb2.Empty()
+
+    async def publish(self, pb: stubs.cloudevent.CloudEvent) -> None:
+        """Store one published event (a spec request, or answer a status resync request)."""
+        event = wire_events.from_pb(pb)
+        kind = bundle_events.event_type(event)
+        if kind.sub_resource is events.SubResource.STATUS and kind.action is events.Action.RESYNC_REQUEST:
+            await self._resync_source(bundle_events.parse_status_resync_request(event))
+        else:
+            spec = bundle_events.parse_spec_request(event, max_bytes=self._settings.bundle_limit)
+            await self._writer.submit(spec)
 
     async def _resync_source(self, request: bundle_events.SourceResyncRequest) -> None:
         records = await self._store.records_for_source(request.source)
@@ -98,3 +102,28 @@ class SourceService(stubs.cloudevent_grpc.CloudEventServiceServicer):
 
     def _status_event(self, change: bundles.StatusChange) -> events.CloudEvent:
         return bundle_events.status_event(change.record, source=self._settings.server_id)
+
+
+class BatchSourceService(stubs.source_grpc.MaestroSourceServicer):
+    """``PublishBatch``: each event handled as `SourceService.Publish` would, all at once (they
+    share the spec writer's transactions), each answered with its own status."""
+
+    def __init__(self, source: SourceService) -> None:
+        self._source = source
+
+    async def PublishBatch(
+        self, request: stubs.source.PublishBatchRequest, context: grpc.aio.ServicerContext
+    ) -> stubs.source.PublishBatchResponse:
+        outcomes = await asyncio.gather(
+            *(self._source.publish(event) for event in request.events), return_exceptions=True
+        )
+        results = []
+        for outcome in outcomes:
+            if isinstance(outcome, errors.MaestroError):
+                code = status_codes.code_for(outcome)
+                results.append(stubs.source.PublishResult(code=code.value[0], message=str(outcome)))
+            elif isinstance(outcome, BaseException):
+                raise outcome  # not the event's fault (the store is away...): the call fails
+            else:
+                results.append(stubs.source.PublishResult())
+        return stubs.source.PublishBatchResponse(results=results)

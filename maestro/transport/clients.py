@@ -1,16 +1,20 @@
 """confluent-kafka clients for the Maestro server and agents, with asyncio-friendly edges.
 
 confluent-kafka calls block (poll, flush, commit), so every blocking call goes to a thread: the
-event loop of a server or agent never waits on Kafka.
+event loop of a server or agent never waits on Kafka. Publishing is the exception: handing a
+message to the producer does not block, and one thread per producer serves its delivery reports
+and wakes the waiting coroutines, so a publish costs no thread hop of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,10 +115,12 @@ class Delivery:
         self._lock = threading.Lock()
         self._settled = threading.Event()
         self._open = len(self.items)
+        self._on_settled: list[Callable[[], None]] = []
         if not self._open:
             self._settled.set()
 
     def _record(self, index: int, err: KafkaError | None) -> None:
+        callbacks: list[Callable[[], None]] = []
         with self._lock:
             if err is None:
                 self.delivered.append(index)
@@ -123,6 +129,27 @@ class Delivery:
             self._open -= 1
             if self._open == 0:
                 self._settled.set()
+                callbacks, self._on_settled = self._on_settled, []
+        for callback in callbacks:
+            callback()
+
+    async def settled_within(self, timeout: float) -> bool:
+        """Wait on the event loop, without a thread, until every message is settled or ``timeout``
+        passes; somebody must be serving the producer's delivery reports (`Publisher` does)."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed by then
+                loop.call_soon_threadsafe(_resolve, done)
+
+        with self._lock:
+            if self._open == 0:
+                return True
+            self._on_settled.append(wake)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done, timeout)
+        return self.settled
 
     @property
     def pending(self) -> int:
@@ -151,6 +178,11 @@ class Delivery:
             return PublishError(f"{len(self.failed)} failed, {self._open} unacknowledged: {failures}")
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _incoming(msg: Message) -> Incoming:
     attributes, content_type = binding.decode(msg.headers())
     key = msg.key()
@@ -170,58 +202,103 @@ def max_message_bytes(bundle_limit: int) -> int:
     return bundle_limit + 64 * 1024
 
 
+def _serve_reports(producer: Producer, closing: threading.Event) -> None:
+    while not closing.is_set():
+        producer.poll(0.1)
+
+
+class _Produced(enum.Enum):
+    SENT = enum.auto()  # queued, or refused at once and recorded as failed
+    FULL = enum.auto()
+    STALE = enum.auto()
+
+
 class Publisher:
     """An idempotent producer: retries never duplicate or reorder a partition's messages."""
 
     def __init__(
         self, bootstrap: str, *, bundle_limit: int = 1024 * 1024, client_id: str = "maestro"
     ) -> None:
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-                "message.max.bytes": max_message_bytes(bundle_limit),
-                "message.timeout.ms": int(DELIVERY_TIMEOUT * 1000),
-            }
+        self._attach(
+            Producer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "client.id": client_id,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 5,
+                    "compression.type": "lz4",
+                    "message.max.bytes": max_message_bytes(bundle_limit),
+                    "message.timeout.ms": int(DELIVERY_TIMEOUT * 1000),
+                }
+            )
         )
 
-    def _produce(self, item: Outgoing, on_delivery: Callable[[KafkaError | None, Message], None]) -> None:
+    def _attach(self, producer: Producer) -> None:
+        self._producer = producer
+        self._reports: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def _serving(self) -> None:
+        """Start the thread that serves delivery reports (once, on the first asynchronous use).
+        It holds the producer, not this publisher: one dropped without `close` still stops it."""
+        if self._reports is None:
+            self._reports = threading.Thread(
+                target=_serve_reports, args=(self._producer, self._closing), name="kafka-reports", daemon=True
+            )
+            weakref.finalize(self, self._closing.set)
+            self._reports.start()
+
+    def _produce(self, delivery: Delivery, index: int, *, may_be_stale: bool) -> _Produced:
+        """Hand one message to the producer: ``FULL`` while its queue is full (try again later),
+        ``STALE`` for a partition its metadata does not know yet when ``may_be_stale`` (refresh
+        it, then try again). A message the producer refuses at once otherwise (e.g. its partition
+        is unknown while the broker restarts) counts as failed, like one Kafka refused later."""
+        item = delivery.items[index]
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            delivery._record(index, err)
+
         kwargs: dict[str, Any] = {
             "key": item.key,
             "value": item.value,
             "headers": item.headers,
-            "on_delivery": on_delivery,
+            "on_delivery": delivered,
         }
         if item.partition is not None:
             kwargs["partition"] = item.partition
-        while True:
-            try:
-                self._producer.produce(item.topic, **kwargs)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        try:
+            self._producer.produce(item.topic, **kwargs)
+        except BufferError:
+            return _Produced.FULL
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if may_be_stale and error is not None and error.code() == KafkaError._UNKNOWN_PARTITION:
+                return _Produced.STALE
+            delivery._record(index, error or KafkaError(KafkaError._FAIL, str(exc)))
+        return _Produced.SENT
+
+    def _refresh(self, topic: str) -> None:
+        """Read the topic's partitions again. The producer refreshes its metadata only every few
+        minutes, and until then refuses a partition added since (a newly registered cluster's)."""
+        try:
+            self._producer.list_topics(topic, timeout=10)
+        except KafkaException as exc:
+            log.warning("reading the partitions of %s failed: %s", topic, exc)
 
     def send_sync(self, items: Sequence[Outgoing]) -> Delivery:
-        """Hand every message to the producer; the returned `Delivery` tracks what becomes of them.
-
-        A message the producer refuses at once (e.g. its partition is unknown while the broker
-        restarts) counts as failed, like one Kafka refused later; the others stay queued.
-        """
+        """Hand every message to the producer; the returned `Delivery` tracks what becomes of them."""
         delivery = Delivery(items)
+        refreshed: set[str] = set()
         for index, item in enumerate(delivery.items):
-
-            def delivered(err: KafkaError | None, msg: Message, index: int = index) -> None:
-                delivery._record(index, err)
-
-            try:
-                self._produce(item, delivered)
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                delivery._record(index, error or KafkaError(KafkaError._FAIL, str(exc)))
+            while (
+                produced := self._produce(delivery, index, may_be_stale=item.topic not in refreshed)
+            ) is not _Produced.SENT:
+                if produced is _Produced.FULL:
+                    self._producer.poll(0.05)
+                else:
+                    self._refresh(item.topic)
+                    refreshed.add(item.topic)
         return delivery
 
     def wait_sync(self, delivery: Delivery, timeout: float) -> bool:
@@ -245,7 +322,10 @@ class Publisher:
             raise delivery.error()
 
     async def publish(self, items: Sequence[Outgoing], timeout: float = 30.0) -> None:
-        await asyncio.to_thread(self.publish_sync, items, timeout)
+        """Publish and wait until Kafka acknowledged every message; raise if any failed or is pending."""
+        delivery = await self.send(items)
+        if not await self.wait(delivery, timeout) or delivery.failed:
+            raise delivery.error()
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued (for at most ``timeout``), then stop the producer's threads: one
@@ -255,16 +335,34 @@ class Publisher:
         and the agents' resync send it again); the producer's own close would wait for it until
         its delivery timeout.
         """
+        self._closing.set()
+        if self._reports is not None:
+            self._reports.join()
         if self._producer.flush(timeout):
             self._producer.purge()
             self._producer.flush(0)
         self._producer.close()
 
     async def send(self, items: Sequence[Outgoing]) -> Delivery:
-        return await asyncio.to_thread(self.send_sync, items)
+        """`send_sync` on the event loop: a full producer queue is waited out without blocking it."""
+        self._serving()
+        delivery = Delivery(items)
+        refreshed: set[str] = set()
+        for index, item in enumerate(delivery.items):
+            while (
+                produced := self._produce(delivery, index, may_be_stale=item.topic not in refreshed)
+            ) is not _Produced.SENT:
+                if produced is _Produced.FULL:
+                    await asyncio.sleep(0.05)
+                else:
+                    await asyncio.to_thread(self._refresh, item.topic)
+                    refreshed.add(item.topic)
+        return delivery
 
     async def wait(self, delivery: Delivery, timeout: float) -> bool:
-        return await asyncio.to_thread(self.wait_sync, delivery, timeout)
+        """`wait_sync` on the event loop: whether every message of ``delivery`` settled in time."""
+        self._serving()
+        return await delivery.settled_within(timeout)
 
     async def deliver(self, items: Sequence[Outgoing], *, what: str = "events") -> None:
         """Publish and never give up on a transient failure: wait out a broker outage, then send again.

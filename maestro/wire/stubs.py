@@ -11,8 +11,21 @@ from maestro.wire.gen.fleetplane.cloudevents.v1 import cloudevent_pb2 as cloudev
 from maestro.wire.gen.fleetplane.cloudevents.v1 import cloudevent_pb2_grpc as cloudevent_grpc
 from maestro.wire.gen.fleetplane.maestro.v1 import query_pb2 as query
 from maestro.wire.gen.fleetplane.maestro.v1 import query_pb2_grpc as query_grpc
+from maestro.wire.gen.fleetplane.maestro.v1 import source_pb2 as source
+from maestro.wire.gen.fleetplane.maestro.v1 import source_pb2_grpc as source_grpc
 
 CLOUDEVENT_SERVICE = "io.cloudevents.v1.CloudEventService"
 QUERY_SERVICE = "fleetplane.maestro.v1.MaestroQuery"
+SOURCE_SERVICE = "fleetplane.maestro.v1.MaestroSource"
 
-__all__ = ["CLOUDEVENT_SERVICE", "QUERY_SERVICE", "cloudevent", "cloudevent_grpc", "query", "query_grpc"]
+__all__ = [
+    "CLOUDEVENT_SERVICE",
+    "QUERY_SERVICE",
+    "SOURCE_SERVICE",
+    "cloudevent",
+    "cloudevent_grpc",
+    "query",
+    "query_grpc",
+    "source",
+    "source_grpc",
+]

@@ -34,10 +34,10 @@ def run_bench(*args: str) -> tuple[dict[str, Any], str]:
 def test_bench_pipeline_with_two_server_replicas() -> None:
     figures, progress = run_bench(
         "pipeline", "--clusters", "3", "--works-per-cluster", "40", "--server-replicas", "2",
-        "--paced-rate", "20", "--paced-seconds", "1",
+        "--paced-rate", "20", "--paced-seconds", "1", "--batch-publish",
     )  # fmt: skip
 
-    assert (figures["total"], figures["server_replicas"]) == (120, 2)
+    assert (figures["total"], figures["server_replicas"], figures["batch_publish"]) == (120, 2, True)
     assert figures["creates_per_s"] > 0 and figures["end_to_end_seconds"] > 0
     # every bulk and paced work is listed back over gRPC
     assert figures["listed"] == 120 + 20

@@ -68,9 +68,12 @@ async def send_status(
     report = bundles.StatusReport(record.id, record.consumer, record.version, status, record.source, "")
     event = bundle_events.status_report_event(report, source=f"agent-{record.consumer}")
     publisher = clients.Publisher(server.settings.kafka)
-    await publisher.publish(
-        [cloudevents.to_message(event, topic=server.settings.topics.status_topic, key=record.consumer)]
-    )
+    try:
+        await publisher.publish(
+            [cloudevents.to_message(event, topic=server.settings.topics.status_topic, key=record.consumer)]
+        )
+    finally:
+        publisher.close()
 
 
 async def eventually(check: Any, timeout: float = 20) -> Any:
@@ -341,3 +344,21 @@ async def test_a_list_without_specs_or_statuses_is_the_same_list_with_those_left
                 assert getattr(without, name) == b"", (kwargs, name)
                 setattr(without, name, getattr(whole, name))
             assert without == whole, kwargs  # the status sequence, hash and version included
+
+
+async def test_a_batch_publish_answers_each_event_on_its_own(maestro_server: MaestroUnderTest) -> None:
+    async with MaestroClient(maestro_server.address, source="test-source", batch_publish=True) as client:
+        await client.create_consumer("cluster-1")
+        ids = [uuid.uuid4() for _ in range(3)]
+        outcomes = await asyncio.gather(
+            client.apply("cluster-1", ids[0], bundle_of(configmap("a"))),
+            client.apply("no-such-cluster", ids[1], bundle_of(configmap("b"))),
+            client.apply("cluster-1", ids[2], bundle_of(configmap("c"))),
+            return_exceptions=True,
+        )
+        assert outcomes[0] is None and outcomes[2] is None
+        refused = outcomes[1]
+        assert isinstance(refused, grpc.aio.AioRpcError) and refused.code() == grpc.StatusCode.NOT_FOUND
+        assert "no-such-cluster" in (refused.details() or "")
+        listed, _ = await client.list()
+        assert sorted(str(r.bundle.id) for r in listed) == sorted([str(ids[0]), str(ids[2])])

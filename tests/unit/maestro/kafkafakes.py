@@ -39,6 +39,9 @@ class FakeProducer:
         self._ready: list[tuple[Produced, KafkaError | None]] = []
         self._lock = threading.Lock()
         self.refuse: KafkaError | None = None
+        self.refreshes = 0
+        # Whether reading the metadata again makes the refused partition known (one added lately).
+        self.known_after_refresh = False
 
     def produce(self, topic: str, **kwargs: Any) -> None:
         if self.refuse is not None:
@@ -65,10 +68,27 @@ class FakeProducer:
             time.sleep(min(timeout, 0.005))
         return len(ready)
 
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.refreshes += 1
+        if self.known_after_refresh:
+            self.refuse = None
+
+    def flush(self, timeout: float) -> int:
+        self.poll(timeout)
+        return len(self.unsettled())
+
+    def purge(self) -> None:
+        for produced in self.unsettled():
+            produced.settled = True
+            produced.on_delivery(KafkaError(KafkaError._PURGE_QUEUE), None)
+
+    def close(self) -> None:
+        pass
+
 
 def publisher(producer: FakeProducer) -> clients.Publisher:
     made = object.__new__(clients.Publisher)
-    made._producer = producer  # type: ignore[assignment]
+    made._attach(producer)  # type: ignore[arg-type]
     return made
 
 

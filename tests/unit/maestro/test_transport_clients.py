@@ -15,7 +15,9 @@ restarts only when the group's committed offsets lag the broker and stopped movi
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import threading
 import time
 
 import pytest
@@ -85,6 +87,21 @@ def test_a_message_the_producer_refuses_at_once_counts_as_failed() -> None:
     producer.refuse = KafkaError(KafkaError._UNKNOWN_PARTITION, "unknown partition")
     delivery = kafkafakes.publisher(producer).send_sync(outgoing(2))
     assert delivery.settled and len(delivery.failed) == 2 and not producer.produced
+    assert producer.refreshes == 1  # the metadata was read again once, in case it was stale
+
+
+async def test_a_partition_added_after_the_producer_read_the_metadata_is_produced_to() -> None:
+    # A newly registered cluster's partition: the producer's metadata (refreshed by itself only
+    # every few minutes) does not know it yet.
+    producer = FakeProducer()
+    producer.refuse = KafkaError(KafkaError._UNKNOWN_PARTITION, "unknown partition")
+    producer.known_after_refresh = True
+    publisher = kafkafakes.publisher(producer)
+    try:
+        delivery = await publisher.send(outgoing(2, partition=7))
+        assert not delivery.failed and len(producer.produced) == 2 and producer.refreshes == 1
+    finally:
+        publisher.close(timeout=0.1)
 
 
 async def test_deliver_waits_out_an_outage_and_sends_again_only_what_was_refused() -> None:
@@ -104,6 +121,25 @@ async def test_deliver_waits_out_an_outage_and_sends_again_only_what_was_refused
     assert [p.value for p in producer.produced] == [b"m0", b"m1", b"m2", b"m2"]
     producer.settle(producer.produced[3:])
     await asyncio.wait_for(task, 5)
+
+
+async def test_an_async_publish_is_woken_by_its_own_delivery_reports() -> None:
+    producer = FakeProducer()
+    publisher = kafkafakes.publisher(producer)
+    try:
+        waiting = asyncio.create_task(publisher.publish(outgoing(3), timeout=5.0))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and len(producer.produced) == 3
+        other = await publisher.send(outgoing(1, partition=1))
+        producer.settle(producer.produced[:3])  # the broker answers for the first call's messages
+        await asyncio.wait_for(waiting, 1.0)
+        assert not other.settled
+        with pytest.raises(clients.PublishError, match="0 failed, 1 unacknowledged"):
+            await publisher.publish(outgoing(1), timeout=0.05)
+        producer.settle(producer.unsettled())
+        assert await publisher.wait(other, 1.0) and other.ok
+    finally:
+        publisher.close(timeout=0.1)
 
 
 async def test_deliver_raises_on_a_permanent_refusal() -> None:
@@ -219,3 +255,14 @@ def test_closing_a_publisher_whose_broker_is_gone_drops_its_queue_and_tells_the_
     assert delivery.settled and not delivery.delivered
     assert sorted(i for i, _ in delivery.failed) == [0, 1, 2]
     assert {err.code() for _, err in delivery.failed} == {KafkaError._PURGE_QUEUE}
+
+
+async def test_a_publisher_dropped_without_close_stops_serving_its_reports() -> None:
+    before = set(threading.enumerate())
+    publisher = kafkafakes.publisher(FakeProducer())
+    await publisher.send(outgoing(1))
+    (serving,) = [t for t in threading.enumerate() if t not in before and t.name == "kafka-reports"]
+    del publisher
+    gc.collect()
+    serving.join(5.0)
+    assert not serving.is_alive()
