@@ -129,6 +129,7 @@ class MaestroClient:
         )
         self._events = stubs.cloudevent_grpc.CloudEventServiceStub(self._channel)
         self._query = stubs.query_grpc.MaestroQueryStub(self._channel)
+        self._watch_batches = True
         self._batcher: _PublishBatcher | None = None
         if batch_publish:
             batch = stubs.source_grpc.MaestroSourceStub(self._channel).PublishBatch
@@ -269,10 +270,19 @@ class MaestroClient:
     async def watch(
         self, resume_token: str = "", *, source: str = "", consumer: str = ""
     ) -> AsyncIterator[stubs.query.StatusChange]:
-        """Status changes after ``resume_token``; keep-alives (no resource id) are skipped."""
-        stream = self._query.WatchStatus(
-            stubs.query.WatchStatusRequest(resume_token=resume_token, source=source, consumer=consumer)
-        )
-        async for change in stream:
+        """Status changes after ``resume_token``; keep-alives (no resource id) are skipped. They
+        come in batches (WatchStatusBatches), or one by one from a server without it."""
+        request = stubs.query.WatchStatusRequest(resume_token=resume_token, source=source, consumer=consumer)
+        if self._watch_batches:
+            try:
+                async for batch in self._query.WatchStatusBatches(request):
+                    for change in batch.changes:
+                        yield change
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self._watch_batches = False
+        async for change in self._query.WatchStatus(request):
             if change.resource_id:
                 yield change

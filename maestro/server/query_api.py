@@ -129,14 +129,23 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
 
         return await _answer(context, count)
 
+    async def WatchStatusBatches(
+        self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StatusChanges]:
+        where = await _watch_filter(request, context)
+        next_beat = time.monotonic() + self._settings.heartbeat_seconds
+        follow = status_stream.follow_batches(self._store, self._notifier, request.resume_token, where)
+        async for changes in follow:
+            if changes:
+                yield pb.StatusChanges(changes=[wire.status_change_to_pb(change) for change in changes])
+            elif time.monotonic() >= next_beat:
+                yield pb.StatusChanges()  # the keep-alive
+                next_beat = time.monotonic() + self._settings.heartbeat_seconds
+
     async def WatchStatus(
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StatusChange]:
-        try:
-            queries.parse_resume_token(request.resume_token)
-        except errors.MaestroError as exc:
-            await context.abort(status_codes.code_for(exc), str(exc))
-        where = wire.resource_filter(request)
+        where = await _watch_filter(request, context)
         next_beat = time.monotonic() + self._settings.heartbeat_seconds
         async for change in status_stream.follow(self._store, self._notifier, request.resume_token, where):
             if change is not None:
@@ -145,3 +154,13 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
                 # An empty change is the keep-alive: clients skip it (no resource id).
                 yield pb.StatusChange()
                 next_beat = time.monotonic() + self._settings.heartbeat_seconds
+
+
+async def _watch_filter(
+    request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
+) -> queries.ResourceFilter:
+    try:
+        queries.parse_resume_token(request.resume_token)
+    except errors.MaestroError as exc:
+        await context.abort(status_codes.code_for(exc), str(exc))
+    return wire.resource_filter(request)

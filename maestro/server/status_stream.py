@@ -13,6 +13,27 @@ from maestro.server.notifier import Notifier
 from maestro.storage import store as store_mod
 
 
+async def follow_batches(
+    store: store_mod.Store,
+    notifier: Notifier,
+    token: str,
+    where: queries.ResourceFilter,
+    *,
+    idle: float = 1.0,
+    page: int = 500,
+) -> AsyncIterator[list[bundles.StatusChange]]:
+    """Yield the changes after ``token`` forever, as read (up to ``page`` at a time); yield an
+    empty list when idle (time for a heartbeat)."""
+    while True:
+        changes = await store.status_changes_since(token, where, page)
+        if changes:
+            token = queries.resume_token(changes[-1].rev)
+            yield changes
+        if len(changes) < page:
+            await notifier.wait(store_mod.STATUS_CHANNEL, idle)
+            yield []
+
+
 async def follow(
     store: store_mod.Store,
     notifier: Notifier,
@@ -23,11 +44,8 @@ async def follow(
     page: int = 500,
 ) -> AsyncIterator[bundles.StatusChange | None]:
     """Yield each change after ``token`` forever; yield ``None`` when idle (time for a heartbeat)."""
-    while True:
-        changes = await store.status_changes_since(token, where, page)
+    async for changes in follow_batches(store, notifier, token, where, idle=idle, page=page):
         for change in changes:
-            token = queries.resume_token(change.rev)
             yield change
-        if len(changes) < page:
-            await notifier.wait(store_mod.STATUS_CHANNEL, idle)
+        if not changes:
             yield None

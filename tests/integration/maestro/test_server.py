@@ -362,3 +362,37 @@ async def test_a_batch_publish_answers_each_event_on_its_own(maestro_server: Mae
         assert "no-such-cluster" in (refused.details() or "")
         listed, _ = await client.list()
         assert sorted(str(r.bundle.id) for r in listed) == sorted([str(ids[0]), str(ids[2])])
+
+
+async def test_the_batched_status_watch_delivers_what_the_single_one_does(
+    maestro_server: MaestroUnderTest, source_client: MaestroClient
+) -> None:
+    await source_client.create_consumer("cluster-1")
+    ids = [uuid.uuid4() for _ in range(3)]
+    for rid in ids:
+        await source_client.apply("cluster-1", rid, bundle_of(configmap(f"cm-{rid.hex[:6]}")))
+    for record in [(await source_client.get(rid)).bundle for rid in ids]:
+        await send_status(maestro_server, record, 1, APPLIED)
+    query = stubs.query_grpc.MaestroQueryStub(grpc.aio.insecure_channel(maestro_server.address))
+    request = stubs.query.WatchStatusRequest(source="test-source")
+
+    async def single() -> list[tuple[str, str]]:
+        got = []
+        async for change in query.WatchStatus(request):
+            if change.resource_id:
+                got.append((change.resource_id, change.resume_token))
+            if len(got) == 3:
+                return got
+        raise AssertionError("stream ended")
+
+    async def batched() -> list[tuple[str, str]]:
+        got = []
+        async for batch in query.WatchStatusBatches(request):
+            got += [(change.resource_id, change.resume_token) for change in batch.changes]
+            if len(got) >= 3:
+                return got
+        raise AssertionError("stream ended")
+
+    one_by_one = await asyncio.wait_for(single(), 20)
+    assert sorted(rid for rid, _ in one_by_one) == sorted(str(rid) for rid in ids)
+    assert await asyncio.wait_for(batched(), 20) == one_by_one

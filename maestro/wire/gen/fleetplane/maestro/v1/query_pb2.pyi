@@ -597,6 +597,28 @@ class WatchStatusRequest(_message.Message):
 Global___WatchStatusRequest: _TypeAlias = WatchStatusRequest  # noqa: Y015
 
 @_typing.final
+class StatusChanges(_message.Message):
+    """A batch of changes in the order they were stored; an empty batch is the keep-alive."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusChange]: ...
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___StatusChange] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusChanges: _TypeAlias = StatusChanges  # noqa: Y015
+
+@_typing.final
 class StatusChange(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -79,6 +79,11 @@ class MaestroQueryStub:
                 request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
                 response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChange.FromString,
                 _registered_method=True)
+        self.WatchStatusBatches = channel.unary_stream(
+                '/fleetplane.maestro.v1.MaestroQuery/WatchStatusBatches',
+                request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
+                response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChanges.FromString,
+                _registered_method=True)
 
 
 class MaestroQueryServicer:
@@ -143,6 +148,14 @@ class MaestroQueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchStatusBatches(self, request, context):
+        """The same changes, as many to a message as were stored together (at most 500): a watcher of a
+        whole fleet's statuses pays one message's overhead per batch instead of per change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MaestroQueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +203,11 @@ def add_MaestroQueryServicer_to_server(servicer, server):
                     servicer.WatchStatus,
                     request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.FromString,
                     response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChange.SerializeToString,
+            ),
+            'WatchStatusBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStatusBatches,
+                    request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.FromString,
+                    response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChanges.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +453,33 @@ class MaestroQuery:
             '/fleetplane.maestro.v1.MaestroQuery/WatchStatus',
             fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
             fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStatusBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fleetplane.maestro.v1.MaestroQuery/WatchStatusBatches',
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChanges.FromString,
             options,
             channel_credentials,
             insecure,

@@ -49,6 +49,10 @@ class MaestroQueryStub:
     """Every stored status change after `resume_token`, then new ones as they are stored.
     A client that reconnects with the last token it saw misses nothing.
     """
+    WatchStatusBatches: _grpc.UnaryStreamMultiCallable[_query_pb2.WatchStatusRequest, _query_pb2.StatusChanges]
+    """The same changes, as many to a message as were stored together (at most 500): a watcher of a
+    whole fleet's statuses pays one message's overhead per batch instead of per change.
+    """
 
 @_typing.type_check_only
 class MaestroQueryAsyncStub(MaestroQueryStub):
@@ -67,6 +71,10 @@ class MaestroQueryAsyncStub(MaestroQueryStub):
     WatchStatus: _aio.UnaryStreamMultiCallable[_query_pb2.WatchStatusRequest, _query_pb2.StatusChange]  # type: ignore[assignment]
     """Every stored status change after `resume_token`, then new ones as they are stored.
     A client that reconnects with the last token it saw misses nothing.
+    """
+    WatchStatusBatches: _aio.UnaryStreamMultiCallable[_query_pb2.WatchStatusRequest, _query_pb2.StatusChanges]  # type: ignore[assignment]
+    """The same changes, as many to a message as were stored together (at most 500): a watcher of a
+    whole fleet's statuses pays one message's overhead per batch instead of per change.
     """
 
 class MaestroQueryServicer(metaclass=_abc_1.ABCMeta):
@@ -137,6 +145,16 @@ class MaestroQueryServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_query_pb2.StatusChange], _abc.AsyncIterator[_query_pb2.StatusChange]]:
         """Every stored status change after `resume_token`, then new ones as they are stored.
         A client that reconnects with the last token it saw misses nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchStatusBatches(
+        self,
+        request: _query_pb2.WatchStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_query_pb2.StatusChanges], _abc.AsyncIterator[_query_pb2.StatusChanges]]:
+        """The same changes, as many to a message as were stored together (at most 500): a watcher of a
+        whole fleet's statuses pays one message's overhead per batch instead of per change.
         """
 
 def add_MaestroQueryServicer_to_server(servicer: MaestroQueryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
