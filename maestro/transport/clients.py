@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,19 +286,26 @@ class Publisher:
         except KafkaException as exc:
             log.warning("reading the partitions of %s failed: %s", topic, exc)
 
-    def send_sync(self, items: Sequence[Outgoing]) -> Delivery:
-        """Hand every message to the producer; the returned `Delivery` tracks what becomes of them."""
-        delivery = Delivery(items)
+    def _producing(self, delivery: Delivery) -> Iterator[tuple[_Produced, str]]:
+        """Hand every message of ``delivery`` to the producer; yield what to do before going on
+        (``FULL``: let the queue drain; ``STALE``: read that topic's partitions again)."""
         refreshed: set[str] = set()
         for index, item in enumerate(delivery.items):
             while (
                 produced := self._produce(delivery, index, may_be_stale=item.topic not in refreshed)
             ) is not _Produced.SENT:
-                if produced is _Produced.FULL:
-                    self._producer.poll(0.05)
-                else:
-                    self._refresh(item.topic)
+                if produced is _Produced.STALE:
                     refreshed.add(item.topic)
+                yield produced, item.topic
+
+    def send_sync(self, items: Sequence[Outgoing]) -> Delivery:
+        """Hand every message to the producer; the returned `Delivery` tracks what becomes of them."""
+        delivery = Delivery(items)
+        for produced, topic in self._producing(delivery):
+            if produced is _Produced.FULL:
+                self._producer.poll(0.05)
+            else:
+                self._refresh(topic)
         return delivery
 
     def wait_sync(self, delivery: Delivery, timeout: float) -> bool:
@@ -347,16 +354,11 @@ class Publisher:
         """`send_sync` on the event loop: a full producer queue is waited out without blocking it."""
         self._serving()
         delivery = Delivery(items)
-        refreshed: set[str] = set()
-        for index, item in enumerate(delivery.items):
-            while (
-                produced := self._produce(delivery, index, may_be_stale=item.topic not in refreshed)
-            ) is not _Produced.SENT:
-                if produced is _Produced.FULL:
-                    await asyncio.sleep(0.05)
-                else:
-                    await asyncio.to_thread(self._refresh, item.topic)
-                    refreshed.add(item.topic)
+        for produced, topic in self._producing(delivery):
+            if produced is _Produced.FULL:
+                await asyncio.sleep(0.05)
+            else:
+                await asyncio.to_thread(self._refresh, topic)
         return delivery
 
     async def wait(self, delivery: Delivery, timeout: float) -> bool:
