@@ -21,15 +21,20 @@ from maestro.wire import query as wire_query
 from maestro.wire import stubs
 
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
-_Pending = tuple[stubs.cloudevent.CloudEvent, "asyncio.Future[None]"]
+_Pending = tuple[stubs.cloudevent.CloudEvent, int, "asyncio.Future[None]"]  # the event, its size, its outcome
+# What one PublishBatch carries at most: a server takes messages of one bundle and its envelope
+# (its bundle limit, 1 MiB by default, plus 64 KiB), so a batch stays within the default bundle limit.
+BATCH_BYTES = 1024 * 1024
 
 
 class _PublishBatcher:
     """Sends the events published while earlier batches are in flight as one PublishBatch call.
 
     At most ``in_flight`` calls are under way: an idle client sends an event at once (in a batch of
-    one), a busy one gathers what its callers publish meanwhile, up to ``max_events`` per call. Each
-    caller gets its own event's outcome. A server without PublishBatch gets single Publish calls.
+    one), a busy one gathers what its callers publish meanwhile, up to ``max_events`` and
+    ``max_bytes`` per call (an event larger than that goes alone, as it would in Publish). Each
+    caller gets its own event's outcome. A server without PublishBatch gets single Publish calls, and
+    so do the events of a batch the server refuses as too large (its bundle limit is below ours).
     """
 
     def __init__(
@@ -39,11 +44,13 @@ class _PublishBatcher:
         *,
         in_flight: int = 4,
         max_events: int = 500,
+        max_bytes: int = BATCH_BYTES,
     ) -> None:
         self._batch = batch
         self._single = single
         self._in_flight = in_flight
         self._max_events = max_events
+        self._max_bytes = max_bytes
         self._pending: list[_Pending] = []
         self._sending: set[asyncio.Task[None]] = set()
         self._supported = True
@@ -53,13 +60,19 @@ class _PublishBatcher:
             await self._single(event)
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((event, done))
+        self._pending.append((event, event.ByteSize(), done))
         self._send_more()
         await done
 
     def _send_more(self) -> None:
         while self._pending and len(self._sending) < self._in_flight:
-            batch, self._pending = self._pending[: self._max_events], self._pending[self._max_events :]
+            taken, size = 1, self._pending[0][1]
+            while taken < min(len(self._pending), self._max_events):
+                size += self._pending[taken][1]
+                if size > self._max_bytes:
+                    break
+                taken += 1
+            batch, self._pending = self._pending[:taken], self._pending[taken:]
             task = asyncio.create_task(self._send(batch))
             self._sending.add(task)
             task.add_done_callback(self._sent)
@@ -69,28 +82,30 @@ class _PublishBatcher:
         self._send_more()
 
     async def _send(self, batch: list[_Pending]) -> None:
+        request = stubs.source.PublishBatchRequest(events=[event for event, _, _ in batch])
         try:
-            reply = await self._batch(stubs.source.PublishBatchRequest(events=[event for event, _ in batch]))
+            reply = await self._batch(request)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
                 self._supported = False
                 batch, self._pending = batch + self._pending, []
-                await asyncio.gather(*(self._send_single(event, done) for event, done in batch))
+            elif exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or len(batch) == 1:
+                _settle(batch, [exc] * len(batch))
                 return
-            _settle(batch, [exc] * len(batch))
+            await asyncio.gather(*(self._send_single(pending) for pending in batch))
             return
         except BaseException as exc:
             _settle(batch, [exc] * len(batch))
             raise
         _settle(batch, [_error(result) for result in reply.results])
 
-    async def _send_single(self, event: stubs.cloudevent.CloudEvent, done: asyncio.Future[None]) -> None:
+    async def _send_single(self, pending: _Pending) -> None:
         try:
-            await self._single(event)
+            await self._single(pending[0])
         except Exception as exc:
-            _settle([(event, done)], [exc])
+            _settle([pending], [exc])
         else:
-            _settle([(event, done)], [None])
+            _settle([pending], [None])
 
 
 def _error(result: stubs.source.PublishResult) -> grpc.aio.AioRpcError | None:
@@ -101,7 +116,7 @@ def _error(result: stubs.source.PublishResult) -> grpc.aio.AioRpcError | None:
 
 
 def _settle(batch: list[_Pending], outcomes: list[BaseException | None]) -> None:
-    for (_, done), outcome in zip(batch, outcomes, strict=True):
+    for (_, _, done), outcome in zip(batch, outcomes, strict=True):
         if done.done():
             continue  # its caller gave up waiting
         if outcome is None:

@@ -132,35 +132,33 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
     async def WatchStatusBatches(
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StatusChanges]:
-        where = await _watch_filter(request, context)
-        next_beat = time.monotonic() + self._settings.heartbeat_seconds
-        follow = status_stream.follow_batches(self._store, self._notifier, request.resume_token, where)
-        async for changes in follow:
-            if changes:
-                yield pb.StatusChanges(changes=[wire.status_change_to_pb(change) for change in changes])
-            elif time.monotonic() >= next_beat:
-                yield pb.StatusChanges()  # the keep-alive
-                next_beat = time.monotonic() + self._settings.heartbeat_seconds
+        async for changes in self._watched(request, context):
+            yield pb.StatusChanges(changes=changes or ())  # an empty one is the keep-alive
 
     async def WatchStatus(
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StatusChange]:
-        where = await _watch_filter(request, context)
-        next_beat = time.monotonic() + self._settings.heartbeat_seconds
-        async for change in status_stream.follow(self._store, self._notifier, request.resume_token, where):
-            if change is not None:
-                yield wire.status_change_to_pb(change)
-            elif time.monotonic() >= next_beat:
+        async for changes in self._watched(request, context):
+            if changes is None:
                 # An empty change is the keep-alive: clients skip it (no resource id).
                 yield pb.StatusChange()
+            for change in changes or ():
+                yield change
+
+    async def _watched(
+        self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[list[pb.StatusChange] | None]:
+        """The changes after the request's token as stored together; ``None`` when a keep-alive is due."""
+        try:
+            queries.parse_resume_token(request.resume_token)
+        except errors.MaestroError as exc:
+            await context.abort(status_codes.code_for(exc), str(exc))
+        where = wire.resource_filter(request)
+        next_beat = time.monotonic() + self._settings.heartbeat_seconds
+        follow = status_stream.follow_batches(self._store, self._notifier, request.resume_token, where)
+        async for changes in follow:
+            if changes:
+                yield [wire.status_change_to_pb(change) for change in changes]
+            elif time.monotonic() >= next_beat:
+                yield None
                 next_beat = time.monotonic() + self._settings.heartbeat_seconds
-
-
-async def _watch_filter(
-    request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
-) -> queries.ResourceFilter:
-    try:
-        queries.parse_resume_token(request.resume_token)
-    except errors.MaestroError as exc:
-        await context.abort(status_codes.code_for(exc), str(exc))
-    return wire.resource_filter(request)

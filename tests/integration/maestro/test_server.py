@@ -364,6 +364,20 @@ async def test_a_batch_publish_answers_each_event_on_its_own(maestro_server: Mae
         assert sorted(str(r.bundle.id) for r in listed) == sorted([str(ids[0]), str(ids[2])])
 
 
+async def test_large_works_published_at_once_all_fit_the_servers_message_limit(
+    maestro_server: MaestroUnderTest,
+) -> None:
+    # Each bundle alone is well under the server's limit (a bundle and its envelope); together
+    # they are not, so the client must not put them all in one PublishBatch.
+    async with MaestroClient(maestro_server.address, source="test-source", batch_publish=True) as client:
+        await client.create_consumer("cluster-1")
+        ids = [uuid.uuid4() for _ in range(12)]  # more than the client's calls in flight: they gather
+        await asyncio.gather(
+            *(client.apply("cluster-1", rid, bundle_of(configmap("big", "v" * 400_000))) for rid in ids)
+        )
+        assert await client.count() == 12
+
+
 async def test_the_batched_status_watch_delivers_what_the_single_one_does(
     maestro_server: MaestroUnderTest, source_client: MaestroClient
 ) -> None:

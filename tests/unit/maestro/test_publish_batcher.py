@@ -3,7 +3,8 @@
 Cases: events published while a call is in flight go out together in the next call, and each
 caller gets its own event's outcome (a refused one raises with the server's code and message); a
 failed call fails every caller of its batch; a server without PublishBatch gets single Publish
-calls from then on.
+calls from then on; no call carries more than the most events or bytes (a larger event goes
+alone), and the events of a batch the server refuses as too large are sent one by one.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from maestro.client import _PublishBatcher
 from maestro.wire import stubs
 
 
-def event(n: int) -> stubs.cloudevent.CloudEvent:
-    return stubs.cloudevent.CloudEvent(id=f"e{n}")
+def event(n: int, size: int = 0) -> stubs.cloudevent.CloudEvent:
+    return stubs.cloudevent.CloudEvent(id=f"e{n}", binary_data=b"x" * size)
 
 
 class FakeServer:
@@ -94,3 +95,29 @@ async def test_no_call_carries_more_than_the_most_events(size: int) -> None:
     await asyncio.gather(*(batcher.publish(event(n)) for n in range(size)))
     assert max(len(c) for c in server.calls) <= 500
     assert sorted(e for c in server.calls for e in c) == sorted(f"e{n}" for n in range(size))
+
+
+async def test_no_call_carries_more_than_the_most_bytes_and_a_larger_event_goes_alone() -> None:
+    server = FakeServer()
+    server.release.set()
+    batcher = _PublishBatcher(server.batch, server.publish, in_flight=1, max_bytes=1000)
+    sizes = {0: 300, 1: 300, 2: 300, 3: 300, 4: 2500, 5: 100}
+    await asyncio.gather(*(batcher.publish(event(n, size)) for n, size in sizes.items()))
+    assert server.calls == [["e0"], ["e1", "e2", "e3"], ["e4"], ["e5"]]
+
+
+async def test_the_events_of_a_batch_refused_as_too_large_are_sent_one_by_one() -> None:
+    server = FakeServer()
+    server.fail = grpc.StatusCode.RESOURCE_EXHAUSTED
+    batcher = _PublishBatcher(server.batch, server.publish, in_flight=1)
+    first = asyncio.create_task(batcher.publish(event(0)))
+    await asyncio.sleep(0)
+    later = [asyncio.create_task(batcher.publish(event(n))) for n in (1, 2)]
+    await asyncio.sleep(0.01)
+    server.release.set()
+    # A batch of one is refused as Publish would refuse it; the others still get through alone.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await first
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await asyncio.gather(*later)
+    assert server.calls == [["e0"], ["e1", "e2"]] and server.single == ["e1", "e2"]
