@@ -606,7 +606,8 @@ class _Sampler:
             if s.at > since and check(s):
                 return s.at - since
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._fresh.wait(), timeout=max(0.1, deadline - time.monotonic()))
+                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    await self._fresh.wait()
         return None
 
     def reached(self) -> dict[str, int]:
@@ -697,7 +698,8 @@ async def _measure(
         )
         hub_apps = HubApps(KubeRest.from_kubeconfig(hub_cluster.kubeconfig))
         watching = asyncio.create_task(hub_apps.run())
-        await asyncio.wait_for(hub_apps.listed.wait(), 60)
+        async with asyncio.timeout(60):
+            await hub_apps.listed.wait()
         sampler = _Sampler(client, hub_apps, applied, report, read_cpu=lambda: _cpu_now(env))
         sampling = asyncio.create_task(sampler.run())
         result.setup_seconds = round(time.monotonic() - started, 1)

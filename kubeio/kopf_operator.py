@@ -121,9 +121,8 @@ class LateKinds:
             nudges += 1
             async with self.insights.revised:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.insights.revised.wait_for(lambda: self.watched(crd_name)), self.nudge_every
-                    )
+                    async with asyncio.timeout(self.nudge_every):
+                        await self.insights.revised.wait_for(lambda: self.watched(crd_name))
         if nudges > 1:
             log.info("kopf watches %s after %d rescan nudges", crd_name, nudges - 1)
 

@@ -269,7 +269,8 @@ class PropagationController:
                     if outcome is not None:
                         self._report_outcome(key, outcome, report)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await wakeup.wait()
         finally:
             self._wakeups.pop(key, None)
             self._rolling.discard(key)

@@ -57,4 +57,5 @@ class Notifier:
         condition = self._conditions[channel]
         async with condition:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(condition.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await condition.wait()

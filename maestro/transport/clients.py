@@ -148,7 +148,8 @@ class Delivery:
                 return True
             self._on_settled.append(wake)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done, timeout)
+            async with asyncio.timeout(timeout):
+                await done
         return self.settled
 
     @property

@@ -142,6 +142,24 @@ async def test_an_async_publish_is_woken_by_its_own_delivery_reports() -> None:
         publisher.close(timeout=0.1)
 
 
+async def test_a_wait_cancelled_as_its_delivery_settles_is_cancelled() -> None:
+    """The agent stopped while a status report was being acknowledged must stop: a wait that
+    swallowed the cancellation (as `asyncio.wait_for` does on 3.11) left it running forever."""
+    for spins in range(4):  # cancel at each step of the wake-up that follows the acknowledgement
+        delivery = clients.Delivery(outgoing(1))
+        waiting = asyncio.create_task(delivery.settled_within(30))
+        await asyncio.sleep(0)
+        delivery._record(0, None)
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        if waiting.done():
+            assert waiting.result() is True
+            continue
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+
+
 async def test_deliver_raises_on_a_permanent_refusal() -> None:
     producer = FakeProducer()
     publisher = kafkafakes.publisher(producer)
