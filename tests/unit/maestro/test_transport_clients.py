@@ -145,6 +145,7 @@ async def test_an_async_publish_is_woken_by_its_own_delivery_reports() -> None:
 async def test_a_wait_cancelled_as_its_delivery_settles_is_cancelled() -> None:
     """The agent stopped while a status report was being acknowledged must stop: a wait that
     swallowed the cancellation (as `asyncio.wait_for` does on 3.11) left it running forever."""
+    cancelled = 0
     for spins in range(4):  # cancel at each step of the wake-up that follows the acknowledgement
         delivery = clients.Delivery(outgoing(1))
         waiting = asyncio.create_task(delivery.settled_within(30))
@@ -158,6 +159,8 @@ async def test_a_wait_cancelled_as_its_delivery_settles_is_cancelled() -> None:
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
+        cancelled += 1
+    assert cancelled, "some cancellation must land while the wake-up is under way"
 
 
 async def test_deliver_raises_on_a_permanent_refusal() -> None:
