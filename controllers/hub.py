@@ -31,6 +31,11 @@ ClusterError = kube_errors.ClusterError
 ClusterUnavailableError = kube_errors.ClusterUnavailableError
 
 _PAGE = 500
+# Every write of the controllers is built by them, from parsed JSON: it has no duplicate fields,
+# and unknown ones are pruned by the CRD's schema whatever the setting. The default ("Warn") has the
+# API server decode each apply body a second time, strictly, only to word warnings nobody reads:
+# 6% of the hub API server's CPU while mirrors are created.
+_WRITE_QUERY = (("fieldValidation", "Ignore"),)
 
 
 def selector(labels: Mapping[str, str]) -> str:
@@ -96,8 +101,10 @@ class HubClient:
         await self._rest.request(
             "PATCH",
             _argocd_path(namespace, APPLICATION_SETS, name, "status"),
+            query=_WRITE_QUERY,
             body=_replace_status(status),
             content_type=kuberest.JSON_PATCH,
+            accept=kuberest.METADATA,
         )
 
     # --- Applications (the hub mirrors) ----------------------------------------------------------
@@ -117,15 +124,17 @@ class HubClient:
     async def apply_application(
         self, application: Mapping[str, Any], *, field_manager: str, force: bool = True
     ) -> JsonObject:
-        """Server-side apply of a mirror's metadata and spec (never its status: another manager's).
-        Without ``force``, fields another manager set differently are a ``ConflictError``."""
+        """Server-side apply of a mirror (its metadata, spec and the status known when it is
+        written); returns the mirror's metadata. Without ``force``, fields another manager set differently
+        are a ``ConflictError``."""
         meta = application["metadata"]
         return await self._rest.request(
             "PATCH",
             _argocd_path(meta["namespace"], APPLICATIONS, meta["name"]),
-            query=[("fieldManager", field_manager), ("force", "true" if force else "false")],
+            query=[*_WRITE_QUERY, ("fieldManager", field_manager), ("force", "true" if force else "false")],
             body=application,
             content_type=kuberest.APPLY_PATCH,
+            accept=kuberest.METADATA,
         )
 
     async def delete_application(self, namespace: str, name: str) -> bool:
@@ -142,8 +151,10 @@ class HubClient:
         await self._rest.request(
             "PATCH",
             _argocd_path(namespace, APPLICATIONS, name),
+            query=_WRITE_QUERY,
             body=_replace_status(status),
             content_type=kuberest.JSON_PATCH,
+            accept=kuberest.METADATA,
         )
 
     # --- inventory and generator inputs ----------------------------------------------------------

@@ -35,10 +35,15 @@ JsonObject = dict[str, Any]
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: a 500 that is the request's own fault: server-side apply answers it when the applied object has
+#: a field the resource's schema does not declare, and the same request always gets it again
+_APPLY_SCHEMA_ERROR = "failed to create typed patch object"
 JSON = "application/json"
 # Lists of objects' metadata alone (what metadata-only informers ask for): the API server sends no
 # spec or status, which for big objects at fleet scale are most of a list's bytes.
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#: a reply holding the object's metadata alone (for a write whose reply only says it landed)
+METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -138,7 +143,7 @@ class KubeRest:
             async for attempt in retrying:
                 with attempt:
                     status, reply = await self._send(method, path, query, data, content_type, accept)
-                    if status in TRANSIENT_STATUSES:
+                    if status in TRANSIENT_STATUSES and not _refused_apply(status, reply):
                         raise TransientStatus(status, reply)
         except Exception as exc:
             if is_transient(exc):
@@ -216,6 +221,10 @@ def _refusal(status: int, reply: bytes) -> ClusterError | ConflictError:
     return ClusterError(
         f"{message} (HTTP {status}{f' {reason}' if reason else ''})", status=status, reason=reason
     )
+
+
+def _refused_apply(status: int, reply: bytes) -> bool:
+    return status == 500 and _message(reply).startswith(_APPLY_SCHEMA_ERROR)
 
 
 def _log_retry(state: RetryCallState) -> None:

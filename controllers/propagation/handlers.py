@@ -199,8 +199,9 @@ class PropagationController:
         self._seen: dict[AppSetKey, tuple[Any, ...]] = {}
         self._reported: dict[AppSetKey, str] = {}
         self._plans: dict[AppSetKey, _CachedPlan] = {}
-        #: Applications whose hub name another Application holds, per ApplicationSet (last pass)
-        self._names_taken: dict[AppSetKey, set[str]] = {}
+        #: Applications whose mirror the hub did not take, per ApplicationSet (last pass): the name is
+        #: another Application's, or the hub refuses it
+        self._mirrors_refused: dict[AppSetKey, set[str]] = {}
         self._inventory_generation = 0
         self._inventory_cache: tuple[int, float, inventory.Inventory] | None = None
 
@@ -404,11 +405,11 @@ class PropagationController:
             for w in desired.works
             if w.application not in held and not _mirror_current(w, mirrors.get(w.application))
         ]
-        taken = self._names_taken.get(key, set())
+        refused = self._mirrors_refused.get(key, set())
         sends: list[tuple[plan.DesiredWork, bool]] = [
-            (w, True) for w in creates if w.application not in taken
+            (w, True) for w in creates if w.application not in refused
         ]
-        sends += [(w, False) for w, _ in updates if w.application not in taken]
+        sends += [(w, False) for w, _ in updates if w.application not in refused]
         if (to_mirror or sends) and not desired.rendered:
             rendered = {w.key: w for w in render().works}
             to_mirror = [rendered[w.key] for w in to_mirror]
@@ -478,11 +479,11 @@ class PropagationController:
         }
         applied = sum(1 for r in results if r is None)
         problems.extend(r for r in results if r is not None)
-        # A hub name taken by an Application that is not ours: that target is not deployed while
-        # the name is taken (its work, if this pass created it, is deleted again), and its mirror
-        # is tried first on the next passes.
+        # A mirror the hub did not take (its name is another Application's, or the hub refuses
+        # it): that target is not deployed meanwhile (its work, if this pass created it, is deleted
+        # again), and on the next passes its mirror is tried before its work is sent.
         blocked = {w.application for w, r in zip(to_mirror, results, strict=True) if r is not None}
-        self._names_taken[key] = blocked
+        self._mirrors_refused[key] = blocked
         retracted = [sent.pop(app)[0] for app in sorted(blocked) if app in sent and sent[app][1]]
         await self._each(retracted, lambda w: self._delete_work(w.cluster, w.work_id))
         created = sum(1 for _, create in sent.values() if create)
@@ -631,36 +632,55 @@ class PropagationController:
     async def _apply_mirror(self, work: plan.DesiredWork, current: Mapping[str, Any] | None) -> str | None:
         """Create or update the hub mirror (the caller found it missing or out of date) with the
         status known for it now; a problem when the name is taken by an Application that is not
-        this ApplicationSet's.
+        this ApplicationSet's, or the hub refuses the Application.
 
         The status goes with every apply, not only the first: a field the propagation's manager
         once applied and later leaves out would be removed by server-side apply."""
-        mirror = copy.deepcopy(work.hub_application)  # the plan may be reused by later passes
-        meta = mirror["metadata"]
-        meta["annotations"][contract.ANNOTATION_MIRROR_HASH] = work.mirror_hash
+        # copies of what changes: the plan may be reused by later passes
+        planned_meta = work.hub_application["metadata"]
+        meta = {
+            **planned_meta,
+            "annotations": {**planned_meta["annotations"], contract.ANNOTATION_MIRROR_HASH: work.mirror_hash},
+        }
+        mirror = {**work.hub_application, "metadata": meta}
         status = self.listener.status_of(meta["namespace"], meta["name"])
         if status is not None:
             mirror["status"] = dict(status)
-        manager = self.settings.field_manager
-        if current is not None:
-            await self.hub.apply_application(mirror, field_manager=manager)
-        else:
-            try:
-                # Not forced: an Application of that name set up by someone else conflicts instead
-                # of being taken over (and a new name costs one request, not a read and a write).
-                await self.hub.apply_application(mirror, field_manager=manager, force=False)
-            except hub.ConflictError:
-                taken = await self.hub.get_application(meta["namespace"], meta["name"])
-                if taken is not None and _annotations(taken).get(contract.ANNOTATION_APPSET) != (
-                    _annotations(mirror).get(contract.ANNOTATION_APPSET)
-                ):
-                    return (
-                        f"hub Application {meta['namespace']}/{meta['name']} already exists and does not "
-                        "belong to this ApplicationSet; rename the template's metadata.name or delete that "
-                        "Application"
-                    )
-                await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
+        try:
+            problem = await self._write_mirror(mirror, created=current is None)
+        except hub.ClusterError as exc:
+            # refused for good (e.g. a field the hub's Application CRD does not declare): the hub
+            # names the field, and the same write would be refused again on every pass
+            problem = (
+                f"the hub refused Application {meta['namespace']}/{meta['name']}: {exc}; "
+                "fix the ApplicationSet's template"
+            )
+        if problem is not None:
+            return problem
         self.listener.mirror_written(meta["namespace"], meta["name"], status)
+        return None
+
+    async def _write_mirror(self, mirror: Mapping[str, Any], *, created: bool) -> str | None:
+        """One server-side apply of the mirror; a problem when the name is someone else's."""
+        meta, manager = mirror["metadata"], self.settings.field_manager
+        if not created:
+            await self.hub.apply_application(mirror, field_manager=manager)
+            return None
+        try:
+            # Not forced: an Application of that name set up by someone else conflicts instead
+            # of being taken over (and a new name costs one request, not a read and a write).
+            await self.hub.apply_application(mirror, field_manager=manager, force=False)
+        except hub.ConflictError:
+            taken = await self.hub.get_application(meta["namespace"], meta["name"])
+            if taken is not None and _annotations(taken).get(contract.ANNOTATION_APPSET) != (
+                _annotations(mirror).get(contract.ANNOTATION_APPSET)
+            ):
+                return (
+                    f"hub Application {meta['namespace']}/{meta['name']} already exists and does not "
+                    "belong to this ApplicationSet; rename the template's metadata.name or delete that "
+                    "Application"
+                )
+            await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
         return None
 
     async def _publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:

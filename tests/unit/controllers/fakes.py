@@ -146,6 +146,8 @@ class FakeHub:
         self.secrets: list[dict[str, Any]] = []
         self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.writes: list[tuple[str, str, str]] = []
+        #: Applications whose apply the hub refuses, with its message
+        self.refusals: dict[tuple[str, str], str] = {}
 
     async def get_application_set(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.appsets.get((namespace, name))
@@ -184,6 +186,8 @@ class FakeHub:
     ) -> dict[str, Any]:
         meta = application["metadata"]
         key = (meta["namespace"], meta["name"])
+        if key in self.refusals:
+            raise hub.ClusterError(self.refusals[key], status=500)
         current = self.applications.get(key)
         if not force and current is not None and current.get("spec") != application.get("spec"):
             raise hub.ConflictError(f"Apply failed with 1 conflict: {field_manager} vs another manager")

@@ -586,6 +586,28 @@ async def test_a_hub_name_held_by_another_application_is_not_deployed() -> None:
     assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
 
 
+async def test_a_mirror_the_hub_refuses_is_a_problem_of_its_target_alone() -> None:
+    world = World()
+    world.hub.refusals[("apps", "c2-guestbook")] = (
+        "failed to create typed patch object: .spec.source.unknownField: field not declared in schema"
+    )
+    outcome = await world.reconcile()
+    (problem,) = outcome.problems
+    assert "the hub refused Application apps/c2-guestbook" in problem
+    assert ".spec.source.unknownField: field not declared in schema" in problem
+    assert "fix the ApplicationSet's template" in problem
+    assert set(world.hub.applications) == {("apps", "c1-guestbook")}
+    live = {r.bundle.consumer: r.bundle.deleting for r in world.maestro.records.values()}
+    assert live == {"c1": False, "c2": True}, "the refused target's work is deleted again"
+
+    del world.hub.refusals[("apps", "c2-guestbook")]  # the template was fixed
+    world.maestro.confirm_deletions()
+    await world.reconcile()
+    await world.reconcile()
+    assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
+    assert set(world.hub.applications) == {("apps", "c1-guestbook"), ("apps", "c2-guestbook")}
+
+
 async def test_a_deleted_work_forgets_its_application() -> None:
     world, controller = with_status()
     await world.reconcile()
