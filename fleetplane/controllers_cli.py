@@ -44,7 +44,7 @@ def run(
         16, min=1, help="Hub status writes in flight at once (each has its own connection)."
     ),
     rollup_bytes: float = typer.Option(
-        256 * 1024,
+        status.StatusSettings.rollup_bytes_per_second,
         min=1.0,
         help="Bytes of ApplicationSet status written per second, over all of them (large "
         "ApplicationSets are rolled up less often while their Applications change).",

@@ -66,9 +66,9 @@ class StatusSettings:
     #: seconds between two ApplicationSet rollups (changes in between are coalesced)
     rollup_seconds: float = 1.0
     #: bytes of ApplicationSet status written per second, over all of them: the hub's cost of a
-    #: status write grows with its size, and one of 3,000 Applications is over a megabyte, so
+    #: status write grows with its size (~100 KB for 250 Applications listed, the most listed), so
     #: large ApplicationSets are rolled up less often while their Applications change
-    rollup_bytes_per_second: float = 256 * 1024
+    rollup_bytes_per_second: float = 64 * 1024
     #: seconds before reconnecting a broken watch
     reconnect_seconds: float = 2.0
     #: seconds a safety-net list gives the watch to deliver the statuses it found newer than those
