@@ -651,10 +651,8 @@ class PropagationController:
         except hub.ClusterError as exc:
             # refused for good (e.g. a field the hub's Application CRD does not declare): the hub
             # names the field, and the same write would be refused again on every pass
-            problem = (
-                f"the hub refused Application {meta['namespace']}/{meta['name']}: {exc}; "
-                "fix the ApplicationSet's template"
-            )
+            fix = "; fix the ApplicationSet's template" if exc.status in (400, 422, 500) else ""
+            problem = f"the hub refused Application {meta['namespace']}/{meta['name']}: {exc}{fix}"
         if problem is not None:
             return problem
         self.listener.mirror_written(meta["namespace"], meta["name"], status)
