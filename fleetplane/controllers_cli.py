@@ -26,22 +26,27 @@ def run(
         "127.0.0.1:8090", "--maestro", envvar="MAESTRO_SERVER", help="Maestro gRPC address."
     ),
     inventory_namespace: str = typer.Option(
-        "argocd", help="Namespace of the hub's Argo CD cluster Secrets (the inventory)."
+        propagation.PropagationSettings.inventory_namespace,
+        help="Namespace of the hub's Argo CD cluster Secrets (the inventory).",
     ),
     resync: float = typer.Option(
-        60.0,
+        propagation.PropagationSettings.resync_seconds,
         help="Seconds between passes over each ApplicationSet, and between sweeps for orphaned works "
         "(a sweep that takes long waits longer: it stays under 5% of the time).",
     ),
     status_list: float = typer.Option(
-        60.0,
+        status.StatusSettings.list_seconds,
         help="Seconds between full status lists (the watch's safety net; a list that takes long waits "
         "longer: it stays under 5% of the time).",
     ),
-    write_rate: float = typer.Option(200.0, help="Hub status writes per second."),
-    write_burst: int = typer.Option(400, help="Hub status writes allowed in a burst."),
+    write_rate: float = typer.Option(status.StatusSettings.write_rate, help="Hub status writes per second."),
+    write_burst: int = typer.Option(
+        status.StatusSettings.write_burst, help="Hub status writes allowed in a burst."
+    ),
     write_concurrency: int = typer.Option(
-        16, min=1, help="Hub status writes in flight at once (each has its own connection)."
+        status.StatusSettings.write_concurrency,
+        min=1,
+        help="Hub status writes in flight at once (each has its own connection).",
     ),
     rollup_bytes: float = typer.Option(
         status.StatusSettings.rollup_bytes_per_second,
@@ -50,13 +55,13 @@ def run(
         "ApplicationSets are rolled up less often while their Applications change).",
     ),
     mirror_status_wait: float = typer.Option(
-        10.0,
+        propagation.PropagationSettings.mirror_status_seconds,
         min=0.0,
         help="Seconds a hub Application waits, after its work is sent, for its cluster's status, so "
         "both are written at once (0: write it at once and patch the status when it comes).",
     ),
     targets_in_flight: int = typer.Option(
-        8000,
+        propagation.PropagationSettings.targets_in_flight,
         min=1,
         help="Targets whose work was sent and whose hub Application is not yet written, over all "
         "ApplicationSets (how far the works may run ahead of the hub).",
