@@ -120,6 +120,33 @@ def fleet(
 
 
 @app.command()
+def hub(
+    writes: int = typer.Option(3000, min=1, help="Measured writes of each mode."),
+    concurrency: int = typer.Option(48, min=1, help="Writes in flight at once (the controllers' default)."),
+    warmup: int = typer.Option(200, min=0, help="Writes of each mode done before measuring."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """The hub API server's CPU per Application mirror write, alone (vs a ConfigMap of the same bytes)."""
+    from fleetplane import bench_hub
+
+    result = asyncio.run(
+        bench_hub.run(
+            writes,
+            concurrency=concurrency,
+            warmup=warmup,
+            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
+        )
+    )
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    figures = result.as_dict()
+    modes = figures.pop("modes")
+    figures |= {mode: {**m.pop("cpu_ms_per_write"), **m} for mode, m in modes.items()}
+    _print_table(f"fleetplane bench hub --writes {writes} --concurrency {concurrency}", figures)
+
+
+@app.command()
 def provision(
     clusters: int = typer.Option(10, min=1, help="ClusterClaims applied at once (local provider)."),
     timeout: float = typer.Option(1800.0, help="Longest wait for all Ready, and for all deleted."),

@@ -75,6 +75,21 @@ def test_bench_fleet_create_update_delete() -> None:
     assert figures["notes"] == [] and figures["skipped_phases"] == []
 
 
+def test_bench_hub_times_each_write_mode_against_a_configmap_baseline() -> None:
+    figures, progress = run_bench("hub", "--writes", "40", "--warmup", "5", "--concurrency", "8")
+
+    assert (figures["writes"], figures["concurrency"]) == (40, 8)
+    assert figures["mirror_bytes"] > 500  # the controllers' own mirror: labels, owner, spec, status
+    assert list(figures["modes"]) == ["mirror-apply", "mirror-reapply", "mirror-post", "configmap-apply"]
+    for mode in figures["modes"].values():
+        assert mode["writes"] == 40 and mode["writes_per_s"] > 0
+        assert mode["cpu_ms_per_write"]["hub"] > 0 and mode["cpu_ms_per_write"]["client"] > 0
+        assert mode["vs_configmap"] > 0
+    assert figures["modes"]["configmap-apply"]["vs_configmap"] == 1.0
+    assert "mirror-reapply: 45 writes" in progress
+    assert "logs kept" not in progress
+
+
 def _children(pid: int) -> set[int]:
     found = set()
     for entry in Path("/proc").iterdir():

@@ -1,0 +1,271 @@
+"""``fleetplane bench hub``: what one hub Application mirror costs the hub's API server, alone.
+
+In ``bench fleet`` the hub kube-apiserver is the largest single user of CPU (2.6-2.9 ms per
+Application of about 10). This benchmark isolates that share: it starts etcd and a hub
+kube-apiserver configured as ``bench fleet`` does (Argo CD's CRDs; its Go runtime, feature gates
+and admission settings), renders N mirrors with the propagation controller's own planning code
+(the fleet benchmark's ApplicationSet over N inventory clusters) carrying the status the status
+controller makes of a Synced/Healthy report, and times these writes, one mode after the other:
+
+- ``mirror-apply``: each mirror created as the controllers create it (``HubClient.apply_application``:
+  server-side apply, not forced, ``fieldValidation=Ignore``, metadata-only reply);
+- ``mirror-reapply``: the same mirrors applied again at a new revision (a template change);
+- ``mirror-post``: N other mirrors by plain POST (what a create costs without server-side apply);
+- ``configmap-apply``: N ConfigMaps holding each mirror's JSON, by server-side apply: a built-in
+  kind with the same bytes, the baseline the others are compared with (``vs_configmap``).
+
+For each: writes/s, and CPU milliseconds per write of the API server, etcd and this process (the
+client). Writes go ``concurrency`` at a time; the first ``warmup`` of each mode are not measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from controllers import contract, hub
+from controllers.propagation import generators, inventory, plan
+from controllers.status import aggregate
+from fleetplane import bench_fleet
+from kubeio import rest as kuberest
+from localinfra import argocd, etcd, kube, kubectl, process
+from localinfra.environment import Environment
+from maestro.bench import pipeline
+
+Report = Callable[[str], None]
+JsonObject = dict[str, Any]
+
+MODES = ("mirror-apply", "mirror-reapply", "mirror-post", "configmap-apply")
+BASELINE = "configmap-apply"
+FIELD_MANAGER = "fleetplane-propagation"
+_PROCESSES = {"hub": "hub/kube-apiserver", "etcd": "etcd"}
+
+
+@dataclasses.dataclass
+class ModeFigures:
+    writes: int
+    seconds: float
+    writes_per_s: float
+    #: CPU milliseconds per write: the hub API server, etcd, this process
+    cpu_ms_per_write: dict[str, float]
+    #: the hub API server's CPU per write over the baseline's (``configmap-apply``)
+    vs_configmap: float | None = None
+
+
+@dataclasses.dataclass
+class HubResult:
+    writes: int
+    concurrency: int
+    mirror_bytes: int
+    modes: dict[str, ModeFigures] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def render_mirrors(count: int, *, revision: str = bench_fleet.REVISIONS[0]) -> list[JsonObject]:
+    """``count`` hub mirrors as the propagation controller writes them in ``bench fleet`` (its
+    ApplicationSet over ``count`` inventory clusters), each with the status of a Synced/Healthy
+    report at ``revision``."""
+    appset = bench_fleet.application_set(0, target_revision=revision)
+    appset["metadata"]["uid"] = "00000000-0000-4000-8000-000000000000"
+    secrets = [bench_fleet.cluster_secret(bench_fleet.cluster_name(i)) for i in range(count)]
+    inputs = generators.GeneratorInputs(inventory=inventory.Inventory.from_secrets(secrets))
+    generation = generators.generate(appset["spec"], inputs)
+    desired = plan.plan_application_set(appset, generation.params, inputs.inventory)
+    if desired.errors:
+        raise RuntimeError(f"the benchmark's ApplicationSet does not plan: {desired.errors[0]}")
+    mirrors = []
+    for work in desired.works:
+        meta = work.hub_application["metadata"]
+        status = aggregate.application_status(_synced_report(revision), cluster=work.cluster)
+        mirrors.append(
+            {
+                **work.hub_application,
+                "metadata": {
+                    **meta,
+                    "annotations": {**meta["annotations"], contract.ANNOTATION_MIRROR_HASH: work.mirror_hash},
+                },
+                "status": status,
+            }
+        )
+    return mirrors
+
+
+def _synced_report(revision: str) -> JsonObject:
+    """A work status as the agent reports a Synced/Healthy Application (its feedback values)."""
+
+    def value(name: str, text: str) -> JsonObject:
+        return {"name": name, "fieldValue": {"type": "String", "string": text}}
+
+    return {
+        "conditions": [{"type": "Applied", "status": "True"}, {"type": "Available", "status": "True"}],
+        "resourceStatus": [
+            {
+                "resourceMeta": {"kind": "Application", "ordinal": 0},
+                "statusFeedback": {
+                    "values": [
+                        value(contract.FEEDBACK_SYNC_STATUS, "Synced"),
+                        value(contract.FEEDBACK_HEALTH_STATUS, "Healthy"),
+                        value(contract.FEEDBACK_SYNC_REVISION, hashlib.sha1(revision.encode()).hexdigest()),
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def configmap_of(mirror: Mapping[str, Any]) -> JsonObject:
+    """A ConfigMap carrying the mirror's JSON: the same bytes in a built-in kind."""
+    meta = mirror["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": meta.get("labels") or {},
+        },
+        "data": {"application.json": orjson.dumps(mirror).decode()},
+    }
+
+
+def renamed(mirror: Mapping[str, Any], suffix: str) -> JsonObject:
+    meta = mirror["metadata"]
+    return {**mirror, "metadata": {**meta, "name": f"{meta['name']}-{suffix}"}}
+
+
+async def run(writes: int, *, concurrency: int = 48, warmup: int = 200, report: Report = print) -> HubResult:
+    mirrors = render_mirrors(warmup + writes)
+    updated = render_mirrors(warmup + writes, revision=bench_fleet.REVISIONS[1])
+    result = HubResult(writes, concurrency, len(orjson.dumps(mirrors[0])))
+    root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-hub-"))
+    env = Environment(root / "env")
+    finished = False
+    try:
+        report("[bench] starting etcd and the hub kube-apiserver (as bench fleet does) ...")
+        etcd_url = await asyncio.to_thread(etcd.start, env, quota_gib=8)
+        cluster = await asyncio.to_thread(
+            kube.start,
+            env,
+            "hub",
+            etcd_url,
+            go_runtime=bench_fleet.hub_go_runtime(),
+            feature_gates=bench_fleet.HUB_FEATURE_GATES,
+        )
+        await asyncio.to_thread(argocd.install_crds, cluster)
+        await asyncio.to_thread(
+            kubectl.apply,
+            cluster.kubeconfig,
+            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": bench_fleet.NAMESPACE}}],
+        )
+        controllers_hub = hub.HubClient(cluster.kubeconfig, max_connections=concurrency)
+        rest = kuberest.KubeRest.from_kubeconfig(
+            cluster.kubeconfig, retry=kuberest.RetrySettings(budget=20.0, max_connections=concurrency)
+        )
+        try:
+            writers: dict[str, tuple[Callable[[JsonObject], Awaitable[object]], Sequence[JsonObject]]] = {
+                "mirror-apply": (_apply_new(controllers_hub), mirrors),
+                "mirror-reapply": (_apply_again(controllers_hub), updated),
+                "mirror-post": (_post(rest), [renamed(m, "post") for m in mirrors]),
+                BASELINE: (_apply_configmap(rest), [configmap_of(m) for m in mirrors]),
+            }
+            for mode, (write, bodies) in writers.items():
+                report(f"[bench] {mode}: {len(bodies):,} writes, {concurrency} at a time ...")
+                result.modes[mode] = await _timed(env, write, bodies, warmup, concurrency)
+                figures = result.modes[mode]
+                report(
+                    f"[bench]   {figures.writes_per_s:,.0f} writes/s, hub API server "
+                    f"{figures.cpu_ms_per_write['hub']:.2f} ms CPU per write"
+                )
+        finally:
+            await controllers_hub.close()
+            await rest.close()
+        baseline = result.modes[BASELINE].cpu_ms_per_write["hub"]
+        for figures in result.modes.values():
+            figures.vs_configmap = round(figures.cpu_ms_per_write["hub"] / baseline, 2) if baseline else None
+        finished = True
+    finally:
+        pipeline.end_run(env, root, keep_logs=not finished, report=report)
+    return result
+
+
+def _apply_new(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
+    async def write(mirror: JsonObject) -> object:
+        return await client.apply_application(mirror, field_manager=FIELD_MANAGER, force=False)
+
+    return write
+
+
+def _apply_again(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
+    async def write(mirror: JsonObject) -> object:
+        return await client.apply_application(mirror, field_manager=FIELD_MANAGER)
+
+    return write
+
+
+def _post(rest: kuberest.KubeRest) -> Callable[[JsonObject], Awaitable[object]]:
+    async def write(mirror: JsonObject) -> object:
+        path = f"/apis/argoproj.io/v1alpha1/namespaces/{mirror['metadata']['namespace']}/applications"
+        query = [("fieldValidation", "Ignore"), ("fieldManager", FIELD_MANAGER)]
+        return await rest.request("POST", path, query=query, body=mirror, accept=kuberest.METADATA)
+
+    return write
+
+
+def _apply_configmap(rest: kuberest.KubeRest) -> Callable[[JsonObject], Awaitable[object]]:
+    async def write(configmap: JsonObject) -> object:
+        meta = configmap["metadata"]
+        return await rest.request(
+            "PATCH",
+            f"/api/v1/namespaces/{meta['namespace']}/configmaps/{meta['name']}",
+            query=[("fieldValidation", "Ignore"), ("fieldManager", FIELD_MANAGER), ("force", "false")],
+            body=configmap,
+            content_type=kuberest.APPLY_PATCH,
+            accept=kuberest.METADATA,
+        )
+
+    return write
+
+
+async def _timed(
+    env: Environment,
+    write: Callable[[JsonObject], Awaitable[object]],
+    bodies: Sequence[JsonObject],
+    warmup: int,
+    concurrency: int,
+) -> ModeFigures:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(body: JsonObject) -> None:
+        async with gate:
+            await write(body)
+
+    await asyncio.gather(*(one(b) for b in bodies[:warmup]))
+    before, own_before, started = _cpu(env), _own_cpu(), time.monotonic()
+    await asyncio.gather(*(one(b) for b in bodies[warmup:]))
+    seconds = time.monotonic() - started
+    after, own_after = _cpu(env), _own_cpu()
+    measured = max(len(bodies) - warmup, 1)
+    per_write = {key: round(1000 * (after[key] - before[key]) / measured, 3) for key in _PROCESSES}
+    per_write["client"] = round(1000 * (own_after - own_before) / measured, 3)
+    return ModeFigures(measured, round(seconds, 2), round(measured / seconds, 1), per_write)
+
+
+def _cpu(env: Environment) -> dict[str, float]:
+    used = process.cpu_seconds(env.processes)
+    return {key: used[name] for key, name in _PROCESSES.items()}
+
+
+def _own_cpu() -> float:
+    own = os.times()
+    return own.user + own.system
