@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -59,15 +60,13 @@ def pipeline(
             durable=not fast_db,
             replicas=server_replicas,
             batch_publish=batch_publish,
-            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
+            report=_progress,
         )
     )
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
-        return
-    _print_table(
-        f"fleetplane bench pipeline --clusters {clusters} --works-per-cluster {works_per_cluster}",
+    _output(
         result.as_dict(),
+        f"fleetplane bench pipeline --clusters {clusters} --works-per-cluster {works_per_cluster}",
+        as_json=as_json,
     )
 
 
@@ -107,43 +106,45 @@ def fleet(
             phase_timeout=phase_timeout,
             writes=bench_fleet.StatusWrites(write_rate, write_concurrency),
             phases=chosen,
-            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
+            report=_progress,
         )
     )
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
-        return
-    _print_table(
-        f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}",
+    _output(
         result.as_dict(),
+        f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}",
+        as_json=as_json,
     )
 
 
 @app.command()
 def hub(
     writes: int = typer.Option(3000, min=1, help="Measured writes of each mode."),
-    concurrency: int = typer.Option(48, min=1, help="Writes in flight at once (the controllers' default)."),
+    concurrency: int = typer.Option(
+        48, min=1, help="Writes in flight at once (as in the fleet benchmark's --write-concurrency 48)."
+    ),
     warmup: int = typer.Option(200, min=0, help="Writes of each mode done before measuring."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The hub API server's CPU per Application mirror write, alone (vs a ConfigMap of the same bytes)."""
     from fleetplane import bench_hub
 
-    result = asyncio.run(
-        bench_hub.run(
-            writes,
-            concurrency=concurrency,
-            warmup=warmup,
-            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
-        )
+    result = asyncio.run(bench_hub.run(writes, concurrency=concurrency, warmup=warmup, report=_progress))
+    _output(
+        result.as_dict(),
+        f"fleetplane bench hub --writes {writes} --concurrency {concurrency}",
+        as_json=as_json,
+        flat=_modes_as_rows,
     )
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
-        return
-    figures = result.as_dict()
-    modes = figures.pop("modes")
-    figures |= {mode: {**m.pop("cpu_ms_per_write"), **m} for mode, m in modes.items()}
-    _print_table(f"fleetplane bench hub --writes {writes} --concurrency {concurrency}", figures)
+
+
+def _modes_as_rows(figures: dict[str, Any]) -> dict[str, Any]:
+    """A table row per mode of ``bench hub``, its CPU per write first."""
+    rows = {k: v for k, v in figures.items() if k != "modes"}
+    for mode, measured in figures["modes"].items():
+        rows[mode] = measured["cpu_ms_per_write"] | {
+            k: v for k, v in measured.items() if k != "cpu_ms_per_write"
+        }
+    return rows
 
 
 @app.command()
@@ -155,17 +156,26 @@ def provision(
     """The provisioner end to end: N claims -> N local clusters with Argo CD and a Maestro agent."""
     from fleetplane import bench_provision
 
-    result = asyncio.run(
-        bench_provision.run(
-            clusters,
-            timeout=timeout,
-            report=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True),
-        )
-    )
+    result = asyncio.run(bench_provision.run(clusters, timeout=timeout, report=_progress))
+    _output(result.as_dict(), f"fleetplane bench provision --clusters {clusters}", as_json=as_json)
+
+
+def _progress(line: str) -> None:
+    err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _output(
+    figures: dict[str, Any],
+    title: str,
+    *,
+    as_json: bool,
+    flat: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
+    """The figures as JSON on stdout, or as a table titled with the command that made them."""
     if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
-        return
-    _print_table(f"fleetplane bench provision --clusters {clusters}", result.as_dict())
+        print(json.dumps(figures, indent=2))
+    else:
+        _print_table(title, flat(figures) if flat else figures)
 
 
 def _print_table(title: str, figures: dict[str, Any]) -> None:
