@@ -255,7 +255,7 @@ async def run(
 def end_run(env: Environment, root: Path, *, keep_logs: bool, report: Report) -> None:
     """Stop every process a benchmark started; remove its folder, or — when something went wrong —
     keep it and say where the logs are."""
-    env.down()
+    env.down(remove_files=not keep_logs)
     if keep_logs:
         report(f"[bench] logs kept in {root}")
     else:

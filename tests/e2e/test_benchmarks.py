@@ -132,5 +132,7 @@ def test_a_benchmark_stopped_with_sigterm_stops_what_it_started(tmp_path: Path) 
     assert bench.returncode != 0  # stopped, not finished
     assert left == []
     kept = re.search(r"logs kept in (\S+)", log.read_text())  # and the user is told where its logs are
-    assert kept is not None and Path(kept[1]).is_dir()
+    assert kept is not None
+    logs = {p.name for p in Path(kept[1]).rglob("*.log") if p.stat().st_size}
+    assert {"kafka.log", "postgres.log"} <= logs, logs  # the logs themselves, not an empty folder
     shutil.rmtree(kept[1])
