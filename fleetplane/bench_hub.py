@@ -45,7 +45,6 @@ from maestro.bench import pipeline
 Report = Callable[[str], None]
 JsonObject = dict[str, Any]
 
-MODES = ("mirror-apply", "mirror-reapply", "mirror-post", "configmap-apply")
 BASELINE = "configmap-apply"
 FIELD_MANAGER = "fleetplane-propagation"
 _PROCESSES = {"hub": "hub/kube-apiserver", "etcd": "etcd"}
@@ -85,21 +84,10 @@ def render_mirrors(count: int, *, revision: str = bench_fleet.REVISIONS[0]) -> l
     desired = plan.plan_application_set(appset, generation.params, inputs.inventory)
     if desired.errors:
         raise RuntimeError(f"the benchmark's ApplicationSet does not plan: {desired.errors[0]}")
-    mirrors = []
-    for work in desired.works:
-        meta = work.hub_application["metadata"]
-        status = aggregate.application_status(_synced_report(revision), cluster=work.cluster)
-        mirrors.append(
-            {
-                **work.hub_application,
-                "metadata": {
-                    **meta,
-                    "annotations": {**meta["annotations"], contract.ANNOTATION_MIRROR_HASH: work.mirror_hash},
-                },
-                "status": status,
-            }
-        )
-    return mirrors
+    report = _synced_report(revision)
+    return [
+        work.hub_mirror(aggregate.application_status(report, cluster=work.cluster)) for work in desired.works
+    ]
 
 
 def _synced_report(revision: str) -> JsonObject:

@@ -636,16 +636,9 @@ class PropagationController:
 
         The status goes with every apply, not only the first: a field the propagation's manager
         once applied and later leaves out would be removed by server-side apply."""
-        # copies of what changes: the plan may be reused by later passes
-        planned_meta = work.hub_application["metadata"]
-        meta = {
-            **planned_meta,
-            "annotations": {**planned_meta["annotations"], contract.ANNOTATION_MIRROR_HASH: work.mirror_hash},
-        }
-        mirror = {**work.hub_application, "metadata": meta}
+        meta = work.hub_application["metadata"]
         status = self.listener.status_of(meta["namespace"], meta["name"])
-        if status is not None:
-            mirror["status"] = dict(status)
+        mirror = work.hub_mirror(status)
         try:
             problem = await self._write_mirror(mirror, created=current is None)
         except hub.ClusterError as exc:

@@ -135,6 +135,23 @@ class DesiredWork:
     def worker_application(self) -> dict[str, Any]:
         return self._documents().worker_application
 
+    def hub_mirror(self, status: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The hub mirror as written: the planned Application annotated with its hash, carrying
+        ``status`` when one is known. New dicts where it differs from the plan, which later passes
+        may reuse."""
+        planned = self.hub_application
+        meta = planned["metadata"]
+        mirror = {
+            **planned,
+            "metadata": {
+                **meta,
+                "annotations": {**meta["annotations"], contract.ANNOTATION_MIRROR_HASH: self.mirror_hash},
+            },
+        }
+        if status is not None:
+            mirror["status"] = dict(status)
+        return mirror
+
 
 @dataclasses.dataclass(frozen=True)
 class TargetError:

@@ -401,3 +401,16 @@ def test_label_values_are_always_valid(text: str) -> None:
     assert re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value)
     if len(text) <= 63 and re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", text):
         assert value == text
+
+
+def test_the_hub_mirror_as_written_carries_its_hash_and_status_and_leaves_the_plan_alone() -> None:
+    work = plan.plan_application_set(appset(), PARAMS, INVENTORY).works[0]
+    planned = copy.deepcopy(work.hub_application)
+    status = {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}
+
+    mirror = work.hub_mirror(status)
+
+    assert mirror["metadata"]["annotations"][contract.ANNOTATION_MIRROR_HASH] == work.mirror_hash
+    assert mirror["status"] == status and mirror["spec"] == planned["spec"]
+    assert "status" not in work.hub_mirror(None)
+    assert work.hub_application == planned  # a later pass may write the same plan again
