@@ -35,7 +35,7 @@ _PAGE = 500
 # and unknown ones are pruned by the CRD's schema whatever the setting. The default ("Warn") has the
 # API server decode each apply body a second time, strictly, only to word warnings nobody reads:
 # 6% of the hub API server's CPU while mirrors are created.
-_WRITE_QUERY = (("fieldValidation", "Ignore"),)
+WRITE_QUERY = (("fieldValidation", "Ignore"),)
 
 
 def selector(labels: Mapping[str, str]) -> str:
@@ -101,7 +101,7 @@ class HubClient:
         await self._rest.request(
             "PATCH",
             _argocd_path(namespace, APPLICATION_SETS, name, "status"),
-            query=_WRITE_QUERY,
+            query=WRITE_QUERY,
             body=_replace_status(status),
             content_type=kuberest.JSON_PATCH,
             accept=kuberest.METADATA,
@@ -131,7 +131,7 @@ class HubClient:
         return await self._rest.request(
             "PATCH",
             _argocd_path(meta["namespace"], APPLICATIONS, meta["name"]),
-            query=[*_WRITE_QUERY, ("fieldManager", field_manager), ("force", "true" if force else "false")],
+            query=[*WRITE_QUERY, ("fieldManager", field_manager), ("force", "true" if force else "false")],
             body=application,
             content_type=kuberest.APPLY_PATCH,
             accept=kuberest.METADATA,
@@ -151,7 +151,7 @@ class HubClient:
         await self._rest.request(
             "PATCH",
             _argocd_path(namespace, APPLICATIONS, name),
-            query=_WRITE_QUERY,
+            query=WRITE_QUERY,
             body=_replace_status(status),
             content_type=kuberest.JSON_PATCH,
             accept=kuberest.METADATA,

@@ -436,6 +436,21 @@ def hub_go_runtime(memory_share: float = 0.4) -> dict[str, str]:
 HUB_FEATURE_GATES = {"DetectCacheInconsistency": False}
 
 
+async def start_hub(env: Environment) -> kube.Cluster:
+    """etcd and the hub kube-apiserver sized for this load, with Argo CD's CRDs and namespace."""
+    etcd_url = await asyncio.to_thread(etcd.start, env, quota_gib=8)
+    cluster = await asyncio.to_thread(
+        kube.start, env, "hub", etcd_url, go_runtime=hub_go_runtime(), feature_gates=HUB_FEATURE_GATES
+    )
+    await asyncio.to_thread(argocd.install_crds, cluster)
+    await asyncio.to_thread(
+        kubectl.apply,
+        cluster.kubeconfig,
+        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}],
+    )
+    return cluster
+
+
 @dataclass(frozen=True)
 class StatusWrites:
     """How the controllers under test write hub statuses (their ``--write-*`` options)."""
@@ -465,16 +480,7 @@ async def run(
     finished = False
     try:
         report("[bench] starting etcd, the hub kube-apiserver, PostgreSQL and Kafka ...")
-        etcd_url = await asyncio.to_thread(etcd.start, env, quota_gib=8)
-        hub_cluster = await asyncio.to_thread(
-            kube.start, env, "hub", etcd_url, go_runtime=hub_go_runtime(), feature_gates=HUB_FEATURE_GATES
-        )
-        await asyncio.to_thread(argocd.install_crds, hub_cluster)
-        await asyncio.to_thread(
-            kubectl.apply,
-            hub_cluster.kubeconfig,
-            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}],
-        )
+        hub_cluster = await start_hub(env)
         pg = await asyncio.to_thread(postgres.start, env)
         kf = await asyncio.to_thread(kafka.start, env, heap="1g")
         _server, address, names = await pipeline.start_server(env, pg, kf, root)

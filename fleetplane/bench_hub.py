@@ -38,7 +38,7 @@ from controllers.propagation import generators, inventory, plan
 from controllers.status import aggregate
 from fleetplane import bench_fleet
 from kubeio import rest as kuberest
-from localinfra import argocd, etcd, kube, kubectl, process
+from localinfra import process
 from localinfra.environment import Environment
 from maestro.bench import pipeline
 
@@ -153,7 +153,8 @@ async def run(writes: int, *, concurrency: int = 48, warmup: int = 200, report: 
         env = Environment(root / "env")
         finished = False
         try:
-            cluster = await _start_hub(env, report)
+            report("[bench] starting etcd and a hub kube-apiserver (as bench fleet does) ...")
+            cluster = await bench_fleet.start_hub(env)
             writers = _Writers(cluster.kubeconfig, concurrency)
             try:
                 for mode in group:
@@ -177,26 +178,6 @@ async def run(writes: int, *, concurrency: int = 48, warmup: int = 200, report: 
     return result
 
 
-async def _start_hub(env: Environment, report: Report) -> kube.Cluster:
-    report("[bench] starting etcd and a hub kube-apiserver (as bench fleet does) ...")
-    etcd_url = await asyncio.to_thread(etcd.start, env, quota_gib=8)
-    cluster = await asyncio.to_thread(
-        kube.start,
-        env,
-        "hub",
-        etcd_url,
-        go_runtime=bench_fleet.hub_go_runtime(),
-        feature_gates=bench_fleet.HUB_FEATURE_GATES,
-    )
-    await asyncio.to_thread(argocd.install_crds, cluster)
-    await asyncio.to_thread(
-        kubectl.apply,
-        cluster.kubeconfig,
-        [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": bench_fleet.NAMESPACE}}],
-    )
-    return cluster
-
-
 class _Writers:
     """One write per mode: the controllers' own client for the mirrors they apply, a plain one else."""
 
@@ -208,8 +189,8 @@ class _Writers:
 
     def of(self, mode: str) -> Callable[[JsonObject], Awaitable[object]]:
         return {
-            "mirror-apply": _apply_new(self._hub),
-            "mirror-reapply": _apply_again(self._hub),
+            "mirror-apply": _apply(self._hub, force=False),
+            "mirror-reapply": _apply(self._hub, force=True),
             "mirror-post": _post(self._rest),
             BASELINE: _apply_configmap(self._rest),
         }[mode]
@@ -219,16 +200,11 @@ class _Writers:
         await self._rest.close()
 
 
-def _apply_new(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
+def _apply(client: hub.HubClient, *, force: bool) -> Callable[[JsonObject], Awaitable[object]]:
+    """As the controllers apply a mirror: not forced when they create it, forced when they update it."""
+
     async def write(mirror: JsonObject) -> object:
-        return await client.apply_application(mirror, field_manager=FIELD_MANAGER, force=False)
-
-    return write
-
-
-def _apply_again(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
-    async def write(mirror: JsonObject) -> object:
-        return await client.apply_application(mirror, field_manager=FIELD_MANAGER)
+        return await client.apply_application(mirror, field_manager=FIELD_MANAGER, force=force)
 
     return write
 
@@ -236,7 +212,7 @@ def _apply_again(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[obje
 def _post(rest: kuberest.KubeRest) -> Callable[[JsonObject], Awaitable[object]]:
     async def write(mirror: JsonObject) -> object:
         path = f"/apis/argoproj.io/v1alpha1/namespaces/{mirror['metadata']['namespace']}/applications"
-        query = [("fieldValidation", "Ignore"), ("fieldManager", FIELD_MANAGER)]
+        query = [*hub.WRITE_QUERY, ("fieldManager", FIELD_MANAGER)]
         return await rest.request("POST", path, query=query, body=mirror, accept=kuberest.METADATA)
 
     return write
@@ -248,7 +224,7 @@ def _apply_configmap(rest: kuberest.KubeRest) -> Callable[[JsonObject], Awaitabl
         return await rest.request(
             "PATCH",
             f"/api/v1/namespaces/{meta['namespace']}/configmaps/{meta['name']}",
-            query=[("fieldValidation", "Ignore"), ("fieldManager", FIELD_MANAGER), ("force", "false")],
+            query=[*hub.WRITE_QUERY, ("fieldManager", FIELD_MANAGER), ("force", "false")],
             body=configmap,
             content_type=kuberest.APPLY_PATCH,
             accept=kuberest.METADATA,
