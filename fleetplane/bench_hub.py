@@ -15,8 +15,9 @@ controller makes of a Synced/Healthy report, and times these writes, one mode af
   kind with the same bytes, the baseline the others are compared with (``vs_configmap``).
 
 For each: writes/s, and CPU milliseconds per write of the API server, etcd and this process (the
-client). Writes go ``concurrency`` at a time; the first ``warmup`` of each mode are not measured.
-The two mirror applies share a hub; the POST and ConfigMap modes each start on a fresh one.
+client). Every write is made as the controllers' ServiceAccount, as in ``bench fleet``. Writes go
+``concurrency`` at a time; the first ``warmup`` of each mode are not measured. The two mirror
+applies share a hub; the POST and ConfigMap modes each start on a fresh one.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ async def run(writes: int, *, concurrency: int = 48, warmup: int = 200, report: 
         try:
             report("[bench] starting etcd and a hub kube-apiserver (as bench fleet does) ...")
             cluster = await bench_fleet.start_hub(env)
-            writers = _Writers(cluster.kubeconfig, concurrency)
+            writers = _Writers(await bench_fleet.controllers_identity(cluster, root), concurrency)
             try:
                 for mode in group:
                     todo = bodies[mode]()
