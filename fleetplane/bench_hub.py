@@ -67,6 +67,8 @@ class HubResult:
     writes: int
     concurrency: int
     mirror_bytes: int
+    #: the user the hub API server authenticated the writes as (the controllers' ServiceAccount)
+    writes_as: str = ""
     modes: dict[str, ModeFigures] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -158,6 +160,7 @@ async def run(writes: int, *, concurrency: int = 48, warmup: int = 200, report: 
             cluster = await bench_fleet.start_hub(env)
             writers = _Writers(await bench_fleet.controllers_identity(cluster, root), concurrency)
             try:
+                result.writes_as = await writers.user()
                 for mode in group:
                     todo = bodies[mode]()
                     report(f"[bench] {mode}: {len(todo):,} writes, {concurrency} at a time ...")
@@ -195,6 +198,15 @@ class _Writers:
             "mirror-post": _post(self._rest),
             BASELINE: _apply_configmap(self._rest),
         }[mode]
+
+    async def user(self) -> str:
+        """Who the hub says the writers are: authentication differs in cost per identity."""
+        review = await self._rest.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        return str(review["status"]["userInfo"]["username"])
 
     async def close(self) -> None:
         await self._hub.close()
