@@ -7,12 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint unit integration e2e build proto clean-cache help
+.PHONY: demo test lint unit integration e2e build image proto clean-cache help
 
 help:
 	@echo "make demo   - start the local fleet demo (Ctrl-C stops and cleans up)"
 	@echo "make test   - lint, then unit, integration and end-to-end tests (stops at the first failing tier)"
 	@echo "make build  - only build/install the real components into ~/.cache/fleetplane"
+	@echo "make image  - build the server, agent and hub OCI images (as root; see docs/images.md)"
 
 $(STAMP):
 	@echo "[fleetplane] creating $(VENV) and installing fleetplane ..."
@@ -24,6 +25,10 @@ $(STAMP):
 build: $(STAMP)
 	@$(BIN)/fleetplane local build
 
+# The role images, as OCI layouts in ~/.cache/fleetplane/images (mmdebstrap, pip, umoci; no engine).
+image: $(STAMP)
+	@$(BIN)/fleetplane local image
+
 demo: build
 	@$(BIN)/fleetplane demo
 
@@ -32,7 +37,7 @@ lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/lint-imports
-	@$(BIN)/mypy kubeio maestro localinfra fleetplane controllers provisioner bootstrap
+	@$(BIN)/mypy trust kubeio maestro localinfra fleetplane controllers provisioner bootstrap benchmarks
 
 unit: $(STAMP)
 	@echo "[fleetplane] tier: unit"

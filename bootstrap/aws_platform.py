@@ -2,10 +2,12 @@
 
 The same processes the local stack runs (``local_components``), here as Deployments of one image:
 the Maestro server (its schema migrated first, by an init container) behind a ClusterIP Service,
-the provisioner (serving the ``aws`` provider in the stack's region) and the hub controllers. The
-PostgreSQL DSN stays a Pulumi secret and reaches the pods only through a Secret. The
-provisioner's CRDs and the default ``worker-cluster`` definition and Composition are applied from
-the same files ``fleetplane provisioner install`` applies.
+the provisioner (serving the ``aws`` provider in the stack's region) and the hub controllers.
+The Maestro server and its migration reach RDS over TLS, verifying its certificate and name
+against the RDS CA bundle mounted from a ConfigMap (``DB_CA_FILE``). The DSN holds no password:
+the password stays a Pulumi secret and reaches those two containers only through a Secret, as
+``PGPASSWORD``. The provisioner's CRDs and the default ``worker-cluster`` definition and
+Composition are applied from the same files ``fleetplane provisioner install`` applies.
 
 Left out: Argo CD's CRDs on the hub (Argo CD's own install brings them), IAM roles for the
 service account (IRSA) that the provisioner's EKS calls need, and a published image.
@@ -26,12 +28,18 @@ INVENTORY_NAMESPACE = "argocd"
 MAESTRO_PORT = 8090
 HEALTH_PORT = 8080
 SERVICE_ACCOUNT = "fleetplane"
+#: where the Maestro containers find the CAs that sign RDS's certificate (the DSN's sslrootcert)
+DB_CA_DIR = "/etc/fleetplane/postgres-ca"
+DB_CA_FILE = f"{DB_CA_DIR}/ca.pem"
 
 
 @dataclass(frozen=True)
 class PlatformSettings:
     image: str
     dsn: pulumi.Output[str]
+    db_password: pulumi.Output[str]
+    #: PEM text of the CAs that sign RDS's certificate
+    db_ca_bundle: str
     kafka: pulumi.Input[str]
     aws_region: str
 
@@ -45,7 +53,13 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
     k8s.core.v1.Secret(
         "maestro-db",
         metadata={"name": "maestro-db", "namespace": NAMESPACE},
-        string_data={"dsn": settings.dsn},
+        string_data={"dsn": settings.dsn, "password": settings.db_password},
+        opts=in_namespace,
+    )
+    k8s.core.v1.ConfigMap(
+        "maestro-db-ca",
+        metadata={"name": "maestro-db-ca", "namespace": NAMESPACE},
+        data={"ca.pem": settings.db_ca_bundle},
         opts=in_namespace,
     )
     k8s.core.v1.ConfigMap(
@@ -66,6 +80,13 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
 
     address = f"maestro.{NAMESPACE}.svc:{MAESTRO_PORT}"
     db = {"name": "MAESTRO_DSN", "valueFrom": {"secretKeyRef": {"name": "maestro-db", "key": "dsn"}}}
+    # libpq reads the password from PGPASSWORD, so no DSN carries it. Not a passfile mounted from
+    # the Secret: libpq ignores a passfile its group may read (what an fsGroup makes of it), and
+    # a root-only one is unreadable to an image that runs as another user.
+    db_password = {
+        "name": "PGPASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "maestro-db", "key": "password"}},
+    }
     kafka = {
         "name": "KAFKA_BOOTSTRAP",
         "valueFrom": {"configMapKeyRef": {"name": "kafka", "key": "bootstrap"}},
@@ -80,6 +101,9 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
             "server",
             "--kafka",
             "$(KAFKA_BOOTSTRAP)",
+            # MSK is reached over plaintext inside the VPC: no certificates are issued for it here
+            # (the server and agents secure Kafka with --tls-dir where the broker has TLS and ACLs)
+            "--insecure",
             # the default, 127.0.0.1, would hide the server from its Service and its probe
             "--host",
             "0.0.0.0",
@@ -88,11 +112,17 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
             "--server-id",
             "$(POD_NAME)",
         ],
-        [db, kafka, {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        [
+            db,
+            db_password,
+            kafka,
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
         in_namespace,
         replicas=2,
         init=["maestro", "migrate"],
         port=MAESTRO_PORT,
+        config_maps={"maestro-db-ca": DB_CA_DIR},
     )
     k8s.core.v1.Service(
         "maestro",
@@ -184,7 +214,10 @@ def _deployment(
     replicas: int = 1,
     init: list[str] | None = None,
     port: int | None = None,
+    config_maps: dict[str, str] | None = None,
 ) -> k8s.apps.v1.Deployment:
+    """``config_maps``: ConfigMap name -> the folder every container of the pod reads it in."""
+    mounts = [{"name": cm, "mountPath": path, "readOnly": True} for cm, path in (config_maps or {}).items()]
     container: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -192,6 +225,8 @@ def _deployment(
         "args": [*args, "--log-level", "info"],
         "env": env,
     }
+    if mounts:
+        container["volumeMounts"] = mounts
     if port is None:
         container["ports"] = [{"name": "health", "containerPort": HEALTH_PORT}]
         container["livenessProbe"] = {
@@ -203,10 +238,19 @@ def _deployment(
         # The server reports SERVING on gRPC health once it listens (EKS 1.28+ probes gRPC).
         container["readinessProbe"] = {"grpc": {"port": port}, "periodSeconds": 10}
     pod: dict[str, Any] = {"serviceAccountName": SERVICE_ACCOUNT, "containers": [container]}
+    if mounts:
+        pod["volumes"] = [{"name": cm, "configMap": {"name": cm}} for cm in config_maps or {}]
     if init:
-        pod["initContainers"] = [
-            {"name": "migrate", "image": image, "command": ["fleetplane"], "args": init, "env": env}
-        ]
+        migrate: dict[str, Any] = {
+            "name": "migrate",
+            "image": image,
+            "command": ["fleetplane"],
+            "args": init,
+            "env": env,
+        }
+        if mounts:
+            migrate["volumeMounts"] = mounts
+        pod["initContainers"] = [migrate]
     spec: Any = {
         "replicas": replicas,
         "selector": {"matchLabels": {"app": name}},

@@ -9,6 +9,10 @@ Config (``pulumi config set fleetplane:<key> <value>``; ``aws:region`` picks the
 - ``dbInstanceClass`` (default ``db.t4g.medium``) and ``dbPassword`` (required, and refused unless
   set with ``--secret``; 8 to 128 printable ASCII characters but ``/ ' " @`` and space, as RDS
   requires): Maestro's PostgreSQL, private and encrypted;
+- ``dbCaBundle`` (required): a PEM file of the certificate authorities that sign RDS's server
+  certificates (AWS publishes it: ``RDS_CA_BUNDLE_URL``; nothing here downloads it). RDS refuses
+  connections without TLS (``rds.force_ssl``) and Maestro verifies the server against this bundle
+  and its name (``sslmode=verify-full``);
 - ``kafkaVersion`` (default ``3.8.x``), ``kafkaBrokers`` (default 2; a multiple of the zones):
   MSK, in the private subnets;
 - ``image`` (default ``ghcr.io/fleetplane/fleetplane:0.1.0``): the container image of the
@@ -23,17 +27,19 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
+from cryptography import x509
 
 from bootstrap import aws_platform
 from bootstrap.stack_config import ConfigError, Reader
 
 POSTGRES_PORT = 5432
+POSTGRES_VERSION = "17"
 #: MSK's plaintext listener: fleetplane's Kafka clients do not speak TLS yet (see the README).
 KAFKA_PORT = 9092
 CLUSTER_NAME = "fleetplane-management"
@@ -44,6 +50,8 @@ IMAGE_PATTERN = (
 )
 #: What RDS accepts as a PostgreSQL master password.
 DB_PASSWORD_PATTERN = r"[!#-&(-.0-?A-~]{8,128}"
+#: Where AWS publishes the certificate authorities of every region's RDS server certificates.
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,8 @@ class Created:
     maestro_address: pulumi.Output[str]
 
 
-def run(config: AwsConfig, db_password: pulumi.Output[str]) -> Created:
+def run(config: AwsConfig, db_password: pulumi.Output[str], db_ca_bundle: str) -> Created:
+    """Everything; ``db_ca_bundle`` is the PEM text of the CAs RDS's certificate is checked against."""
     zones = aws.get_availability_zones(state="available").names
     if len(zones) < config.availability_zones:
         raise ConfigError(
@@ -216,15 +225,27 @@ def run(config: AwsConfig, db_password: pulumi.Output[str]) -> Created:
     nodes = cluster.node_security_group_id
 
     db_sg = _reachable_from_nodes("postgres", vpc.id, nodes, POSTGRES_PORT)
+    # TLS or nothing, said explicitly rather than left to the engine version's default.
+    db_parameters = aws.rds.ParameterGroup(
+        "maestro",
+        family=f"postgres{POSTGRES_VERSION}",
+        description="fleetplane maestro: TLS required, SCRAM passwords",
+        parameters=[
+            {"name": "rds.force_ssl", "value": "1"},
+            {"name": "password_encryption", "value": "scram-sha-256"},
+        ],
+        tags=_tags("maestro"),
+    )
     db = aws.rds.Instance(
         "maestro",
         engine="postgres",
-        engine_version="17",
+        engine_version=POSTGRES_VERSION,
         instance_class=config.db_instance_class,
         allocated_storage=50,
         db_name="maestro",
         username="maestro",
         password=db_password,
+        parameter_group_name=db_parameters.name,
         db_subnet_group_name=aws.rds.SubnetGroup(
             "maestro", subnet_ids=private_ids, tags=_tags("maestro")
         ).name,
@@ -252,15 +273,18 @@ def run(config: AwsConfig, db_password: pulumi.Output[str]) -> Created:
         tags=_tags("kafka"),
     )
 
-    dsn: pulumi.Output[str] = pulumi.Output.secret(
-        pulumi.Output.all(db.address, db_password).apply(lambda parts: postgres_dsn(*parts))
-    )
+    dsn: pulumi.Output[str] = db.address.apply(postgres_dsn)
     provider = k8s.Provider("management", kubeconfig=cluster.kubeconfig_json)
     region = aws.get_region().region
     maestro_address = aws_platform.install(
         provider,
         aws_platform.PlatformSettings(
-            image=config.image, dsn=dsn, kafka=kafka.bootstrap_brokers, aws_region=region
+            image=config.image,
+            dsn=dsn,
+            db_password=db_password,
+            db_ca_bundle=db_ca_bundle,
+            kafka=kafka.bootstrap_brokers,
+            aws_region=region,
         ),
     )
 
@@ -303,10 +327,32 @@ def read_db_password(reader: Reader, stored_as_secret: bool) -> str:
     return raw
 
 
-def postgres_dsn(address: str, password: str) -> str:
-    # quoted: ':', '#', '%' or '?' in a password would otherwise end the URI's user-info
+def read_db_ca_bundle(reader: Reader) -> str:
+    """The required ``dbCaBundle``: the PEM text of the file it names, holding certificates only."""
+    expected = f"a PEM file of RDS's certificate authorities ({RDS_CA_BUNDLE_URL})"
+    fix = "global-bundle.pem"
+    raw = reader.get("dbCaBundle")
+    if raw is None or raw == "":
+        raise ConfigError("dbCaBundle", "", expected, fix)
+    try:
+        text = Path(raw).expanduser().read_text()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError("dbCaBundle", raw, f"a readable file: {expected}", fix) from None
+    try:
+        certificates = x509.load_pem_x509_certificates(text.encode())
+    except ValueError:
+        certificates = []
+    if not certificates or "PRIVATE KEY" in text:
+        raise ConfigError("dbCaBundle", raw, f"PEM certificates only: {expected}", fix)
+    return text
+
+
+def postgres_dsn(address: str) -> str:
+    """Maestro's DSN: TLS with RDS's certificate and name verified against the bundle the pods
+    mount; no password (libpq reads it from PGPASSWORD, which the pods get from a Secret)."""
     return (
-        f"postgresql://maestro:{quote(password, safe='')}@{address}:{POSTGRES_PORT}/maestro?sslmode=require"
+        f"postgresql://maestro@{address}:{POSTGRES_PORT}/maestro"
+        f"?sslmode=verify-full&sslrootcert={aws_platform.DB_CA_FILE}"
     )
 
 
@@ -314,4 +360,4 @@ def main(reader: Reader, config: pulumi.Config) -> None:
     """Read and check the config, the password included, then create it all."""
     settings = AwsConfig.read(reader)
     password = read_db_password(reader, pulumi.runtime.is_config_secret(config.full_key("dbPassword")))
-    run(settings, pulumi.Output.secret(password))
+    run(settings, pulumi.Output.secret(password), read_db_ca_bundle(reader))

@@ -1,8 +1,8 @@
 """The parts of the local management cluster, each with a start, a liveness check and a stop.
 
 ``local_resources`` turns each into a Pulumi dynamic resource; this module knows nothing of Pulumi,
-so it is the same code ``fleetplane local up`` and the tests run (``localinfra``, and the pipeline
-starters of ``fleetplane.demo.pipeline``). Every part keeps its processes in an environment of its
+so it is the same code ``fleetplane local up`` and the tests run (``localinfra``, whose ``platform``
+starts the platform's processes). Every part keeps its processes in an environment of its
 own under the stack's environment folder (one state file each: Pulumi creates independent parts in
 parallel), except the management cluster, which owns the folder itself: the provisioner's clusters
 share its etcd and live in its ``provisioned`` child, so taking the cluster down takes them too.
@@ -21,18 +21,25 @@ from typing import Any
 
 import yaml
 
-from fleetplane.demo import pipeline
+from controllers import contract
 from kubeio import objects
 from kubeio.rest import KubeRest
-from localinfra import argocd, build, etcd, gitrepo, kafka, kube, postgres
+from localinfra import argocd, build, etcd, gitrepo, kafka, kube, platform, postgres
 from localinfra.environment import Environment
 from localinfra.progress import Reporter
 from provisioner import api, catalog, operator
+from trust.identity import Identity
 
 Values = dict[str, Any]
 HUB = "hub"
 CLAIMS_NAMESPACE = "team-a"
 CLAIM_GROUP = "platform.fleetplane.io/v1alpha1"
+#: Labels the demo's claims give their clusters (a team's own key: ``fleetplane.io/`` is the
+#: platform's); the demo's ApplicationSet selects clusters by them.
+CLUSTER_LABELS = {"demo": "true"}
+CONTROLLERS_IDENTITY = Identity.source(contract.MAESTRO_SOURCE)
+#: the provisioner registers clusters: an admin
+PROVISIONER_IDENTITY = Identity.admin(operator.MAESTRO_SOURCE)
 
 
 def _quiet(message: str) -> None:
@@ -115,7 +122,9 @@ def _start_postgres(root: Path, inputs: Values, previous: Values) -> Values:
 def _start_kafka(root: Path, inputs: Values, previous: Values) -> Values:
     env = _child(root, "kafka")
     env.down()
-    return {"bootstrap": kafka.start(env).bootstrap}
+    # The stack's CA (the management cluster's folder) issues the broker's certificate and every
+    # client's: the server's, and the agents' the provisioner starts.
+    return {"bootstrap": kafka.start(env, pki_env=Environment(root)).bootstrap}
 
 
 # --- the platform: CRDs and the default composition ------------------------------------------------
@@ -127,7 +136,7 @@ def _install(root: Path, inputs: Values, previous: Values) -> Values:
 
 
 async def _install_on(hub: objects.Objects) -> bool:
-    await operator.install(hub, operator.COMPOSITIONS_DIR / "worker-cluster", pipeline.INVENTORY_NAMESPACE)
+    await operator.install(hub, operator.COMPOSITIONS_DIR / "worker-cluster", platform.INVENTORY_NAMESPACE)
     return True
 
 
@@ -170,8 +179,16 @@ def _start_maestro(root: Path, inputs: Values, previous: Values) -> Values:
     log = env.path("logs") / "maestro-server.log"
     # A restart keeps the port it had, so the operators and users need not follow it.
     port = int(inputs["port"]) or int(previous.get("address", ":0").rsplit(":", 1)[1])
-    address = pipeline.start_server(
-        env, inputs["dsn"], inputs["kafka"], log, port=port, server_id="maestro-bootstrap"
+    # Every part's identity comes from the stack's one CA (the management cluster's folder), which
+    # also issues the provisioned clusters' agents theirs.
+    address = platform.start_server(
+        env,
+        inputs["dsn"],
+        inputs["kafka"],
+        log,
+        port=port,
+        server_id="maestro-bootstrap",
+        identities=Environment(root),
     )
     return {"address": address, "log": str(log)}
 
@@ -181,7 +198,8 @@ def _start_provisioner(root: Path, inputs: Values, previous: Values) -> Values:
     env.down()
     log = env.path("logs") / "provisioner.log"
     kubeconfig = Path(inputs["kubeconfig"])
-    pipeline.start_provisioner(env, kubeconfig, inputs["maestro"], inputs["kafka"], root, log)
+    tls = platform.identity(Environment(root), PROVISIONER_IDENTITY)
+    platform.start_provisioner(env, kubeconfig, inputs["maestro"], inputs["kafka"], root, log, tls)
     return {"log": str(log)}
 
 
@@ -189,7 +207,8 @@ def _start_controllers(root: Path, inputs: Values, previous: Values) -> Values:
     env = _child(root, "controllers")
     env.down()
     log = env.path("logs") / "controllers.log"
-    pipeline.start_controllers(env, Path(inputs["kubeconfig"]), inputs["maestro"], log)
+    tls = platform.identity(Environment(root), CONTROLLERS_IDENTITY)
+    platform.start_controllers(env, Path(inputs["kubeconfig"]), inputs["maestro"], log, tls)
     return {"log": str(log)}
 
 
@@ -208,7 +227,7 @@ def claims(repo: str, count: int) -> list[Values]:
             "spec": {
                 "parameters": {
                     "provider": "local",
-                    "labels": dict(pipeline.CLUSTER_LABELS),
+                    "labels": dict(CLUSTER_LABELS),
                     # the cluster's own apps; configmap1 comes only from the ApplicationSet
                     "apps": {"repoURL": repo, "path": "apps/platform"},
                 },

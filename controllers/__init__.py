@@ -1,7 +1,8 @@
 """Hub controllers: Application Propagation and Status Aggregation.
 
-This package holds the pure domain logic only (no Kubernetes client, no gRPC, no I/O):
-``propagation`` turns an ApplicationSet into per-cluster Maestro works, ``status`` turns Maestro
-status back into hub ``Application`` status. The kopf handlers that feed them live beside them and
-are the only callers that touch the network.
+``propagation`` turns an ApplicationSet into per-cluster Maestro works and hub mirrors, ``status``
+turns Maestro status back into hub ``Application`` and ``ApplicationSet`` status. Each keeps its
+domain logic pure; the modules that touch the network (the hub adapter ``hub``, the controllers and
+their kopf wiring, ``operator``) are listed in the purity test, and reach Maestro only through
+``maestro.client``.
 """

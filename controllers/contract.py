@@ -19,7 +19,7 @@ PULL_LABEL_VALUE: Final = "true"
 # --- Maestro ------------------------------------------------------------------------------------------
 
 #: The CloudEvents source the propagation controller publishes works as and the status controller
-#: follows. It is part of every work id (``plan.work_id``): changing it orphans every existing work.
+#: follows. It is part of every work id (``identities.work_id``): changing it orphans every existing work.
 MAESTRO_SOURCE: Final = "fleetplane"
 
 # --- labels and annotations that tie objects back to their ApplicationSet and cluster ---------------

@@ -1,10 +1,10 @@
 """The hub cluster as the controllers see it: ApplicationSets, mirror Applications, cluster Secrets.
 
-Called by ``controllers.propagation.handlers`` and ``controllers.status.handlers``. Every request
-is plain JSON in and out through ``kubeio.rest.KubeRest`` (the project's one raw-JSON Kubernetes
-client: asyncio over a pooled aiohttp session, retried with backoff while the API server is
-away). kopf's own API is not used here because these calls also run outside kopf handlers (the
-status controller's writer loop).
+Called by the propagation and status controllers (``controllers.propagation``,
+``controllers.status``). Every request is plain JSON in and out through ``kubeio.rest.KubeRest``
+(the project's one raw-JSON Kubernetes client: asyncio over a pooled aiohttp session, retried
+with backoff while the API server is away). kopf's own API is not used here because these calls
+also run outside kopf handlers (the status controller's writer loop).
 
 Errors are the ones ``KubeRest`` raises: ``NotFoundError`` (404), ``ConflictError`` (409),
 ``ClusterError`` (other refusals, with ``status``) and ``ClusterUnavailableError``.

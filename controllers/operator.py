@@ -23,12 +23,14 @@ from typing import Any
 import kopf
 
 from controllers import contract, hub
-from controllers.propagation import handlers as propagation
+from controllers.propagation import controller as propagation
+from controllers.propagation import handlers as propagation_handlers
 from controllers.propagation import plan
+from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
-from controllers.status import handlers as status
+from controllers.status import controller as status
 from kubeio import kopf_operator
-from maestro.client import MaestroClient
+from maestro.client import Credentials, MaestroClient
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,10 @@ FINALIZER = "fleetplane.io/propagation"
 class OperatorSettings:
     kubeconfig: str | None
     maestro: str
-    propagation: propagation.PropagationSettings = dataclasses.field(
-        default_factory=propagation.PropagationSettings
-    )
+    #: the controllers' Maestro identity: a certificate of source ``fleetplane``, or a hub token
+    #: allowed ``publish``, ``subscribe`` and ``list`` on ``sources/fleetplane``
+    maestro_credentials: Credentials
+    propagation: PropagationSettings = dataclasses.field(default_factory=PropagationSettings)
     status: status.StatusSettings = dataclasses.field(default_factory=status.StatusSettings)
     #: e.g. ``http://127.0.0.1:8080/healthz``; kopf serves its liveness probe there
     liveness: str | None = None
@@ -72,7 +75,12 @@ def build(settings: OperatorSettings) -> Operator:
     status_hub_client = hub.HubClient(
         settings.kubeconfig, max_connections=settings.status.write_concurrency + 4
     )
-    maestro = MaestroClient(settings.maestro, source=contract.MAESTRO_SOURCE, batch_publish=True)
+    maestro = MaestroClient(
+        settings.maestro,
+        source=contract.MAESTRO_SOURCE,
+        credentials=settings.maestro_credentials,
+        batch_publish=True,
+    )
     status_book = book.StatusBook()
     status_controller = status.StatusController(status_hub_client, maestro, status_book, settings.status)
     propagation_controller = propagation.PropagationController(
@@ -87,7 +95,7 @@ def build(settings: OperatorSettings) -> Operator:
     status_controller.on_app_status = propagation_controller.wake_if_rolling
 
     registry = kopf.OperatorRegistry()
-    propagation.register(registry, propagation_controller)
+    propagation_handlers.register(registry, propagation_controller)
     background: list[asyncio.Task[Any]] = []
 
     @kopf.on.login(registry=registry)

@@ -3,23 +3,69 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import compare, progress
+from benchmarks import pipeline as pipeline_bench
+from benchmarks.timeline import Timeline
 from fleetplane import gc_tuning
-from maestro.bench import pipeline as pipeline_bench
 
 app = typer.Typer(
     help="Benchmarks that start what they need and print what they measure.", no_args_is_help=True
 )
 err = Console(stderr=True)
+INSECURE = typer.Option(
+    False,
+    "--insecure",
+    help="Plaintext with no authentication or authorization, for Maestro's gRPC and Kafka alike "
+    "(default: TLS, a certificate per process, per-call authorization and Kafka ACLs, as deployed): "
+    "to measure what security costs.",
+)
+REPORT = typer.Option(
+    None,
+    "--report",
+    file_okay=False,
+    help="Also write a report into this folder: the figures and what the run counted each second "
+    "as JSON, with charts of throughput and latency over time (PNG).",
+)
+COMPARE = typer.Option(
+    False,
+    "--compare",
+    help="Run it secure, then --insecure, in turn (--rounds times each) and print what security "
+    "costs: each mode's figures and the ratios secure / insecure.",
+)
+ROUNDS = typer.Option(1, min=1, help="With --compare: alternating rounds of each mode.")
+
+
+def _modes(
+    measure: Callable[[str, bool], dict[str, Any]],
+    name: str,
+    insecure: bool,
+    compare_modes: bool,
+    rounds: int,
+    shown: Callable[[str], None],
+    rates: tuple[str, ...],
+) -> dict[str, Any]:
+    """One run in the mode asked for; or, with --compare, alternating secure and insecure rounds
+    and what security costs. ``measure(label, insecure)`` runs once and labels its timeline."""
+    if not compare_modes:
+        return measure(name, insecure)
+    secure_runs, insecure_runs = [], []
+    for round_ in range(1, rounds + 1):
+        shown(f"[bench] round {round_} of {rounds}: secure, then --insecure")
+        secure_runs.append(measure(f"{name}-secure-{round_}", False))
+        insecure_runs.append(measure(f"{name}-insecure-{round_}", True))
+    return compare.security_price(secure_runs, insecure_runs, rates)
 
 
 @app.callback()
@@ -46,28 +92,42 @@ def pipeline(
         help="Send creates with fleetplane's PublishBatch (as the hub controllers do) instead of one "
         "upstream-compatible Publish call each.",
     ),
+    insecure: bool = INSECURE,
+    compare_modes: bool = COMPARE,
+    rounds: int = ROUNDS,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    report: Path | None = REPORT,
 ) -> None:
     """Drive the Maestro pipeline with simulated agents over real PostgreSQL and Kafka."""
     gc_tuning.tune()  # as in the agents it simulates
-    result = asyncio.run(
-        pipeline_bench.run(
-            clusters,
-            works_per_cluster,
-            concurrency=concurrency,
-            paced_rate=paced_rate,
-            paced_seconds=paced_seconds,
-            durable=not fast_db,
-            replicas=server_replicas,
-            batch_publish=batch_publish,
-            report=_progress,
+    settings = pipeline_bench.PipelineSettings(
+        clusters,
+        works_per_cluster,
+        concurrency=concurrency,
+        paced_rate=paced_rate,
+        paced_seconds=paced_seconds,
+        durable=not fast_db,
+        replicas=server_replicas,
+        batch_publish=batch_publish,
+        insecure=insecure,
+    )
+    title = f"fleetplane bench pipeline --clusters {clusters} --works-per-cluster {works_per_cluster}"
+    timelines: dict[str, Timeline] = {}
+    with progress.for_console(err) as shown:
+
+        def measure(label: str, plaintext: bool) -> dict[str, Any]:
+            run = pipeline_bench.run(dataclasses.replace(settings, insecure=plaintext), shown)
+            result, timelines[label] = asyncio.run(run)
+            return result.as_dict()
+
+        figures = _modes(
+            measure, "pipeline", insecure, compare_modes, rounds, shown, pipeline_bench.PRICED_RATES
         )
-    )
-    _output(
-        result.as_dict(),
-        f"fleetplane bench pipeline --clusters {clusters} --works-per-cluster {works_per_cluster}",
-        as_json=as_json,
-    )
+    if compare_modes:
+        title += " --compare"
+    _output(figures, title, as_json=as_json)
+    if report is not None:
+        _write_report(report, "pipeline", title, figures, timelines)
 
 
 @app.command()
@@ -86,34 +146,47 @@ def fleet(
     phases: str = typer.Option(
         "create,update,delete", help="Phases to time, comma-separated; create always runs."
     ),
+    insecure: bool = INSECURE,
+    compare_modes: bool = COMPARE,
+    rounds: int = ROUNDS,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    report: Path | None = REPORT,
 ) -> None:
     """The hub controllers end to end: ApplicationSets -> Maestro -> simulated agents -> hub status."""
-    from fleetplane import bench_fleet
+    from benchmarks.fleet import harness, workload
+    from benchmarks.fleet import report as fleet_report
 
     gc_tuning.tune()  # as in the agents it simulates (after the import: what it loaded is frozen too)
     try:
-        chosen = bench_fleet.parse_phases(phases)
+        chosen = workload.parse_phases(phases)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--phases") from None
+    settings = harness.FleetSettings(
+        clusters,
+        apps_per_cluster,
+        argocd_sync_delay=argocd_sync_delay,
+        refresh_seconds=refresh,
+        phase_timeout=phase_timeout,
+        writes=harness.StatusWrites(write_rate, write_concurrency),
+        phases=chosen,
+        insecure=insecure,
+    )
+    title = f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}"
+    timelines: dict[str, Timeline] = {}
+    with progress.for_console(err) as shown:
 
-    result = asyncio.run(
-        bench_fleet.run(
-            clusters,
-            apps_per_cluster,
-            argocd_sync_delay=argocd_sync_delay,
-            refresh_seconds=refresh,
-            phase_timeout=phase_timeout,
-            writes=bench_fleet.StatusWrites(write_rate, write_concurrency),
-            phases=chosen,
-            report=_progress,
-        )
-    )
-    _output(
-        result.as_dict(),
-        f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}",
-        as_json=as_json,
-    )
+        def measure(label: str, plaintext: bool) -> dict[str, Any]:
+            result, timelines[label] = asyncio.run(
+                harness.run(dataclasses.replace(settings, insecure=plaintext), shown)
+            )
+            return result.as_dict()
+
+        figures = _modes(measure, "fleet", insecure, compare_modes, rounds, shown, fleet_report.PRICED_RATES)
+    if compare_modes:
+        title += " --compare"
+    _output(figures, title, as_json=as_json)
+    if report is not None:
+        _write_report(report, "fleet", title, figures, timelines)
 
 
 @app.command()
@@ -126,9 +199,10 @@ def hub(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The hub API server's CPU per Application mirror write, alone (vs a ConfigMap of the same bytes)."""
-    from fleetplane import bench_hub
+    from benchmarks import hub as hub_bench
 
-    result = asyncio.run(bench_hub.run(writes, concurrency=concurrency, warmup=warmup, report=_progress))
+    with progress.for_console(err) as shown:
+        result = asyncio.run(hub_bench.run(writes, progress=shown, concurrency=concurrency, warmup=warmup))
     _output(
         result.as_dict(),
         f"fleetplane bench hub --writes {writes} --concurrency {concurrency}",
@@ -151,17 +225,25 @@ def _modes_as_rows(figures: dict[str, Any]) -> dict[str, Any]:
 def provision(
     clusters: int = typer.Option(10, min=1, help="ClusterClaims applied at once (local provider)."),
     timeout: float = typer.Option(1800.0, help="Longest wait for all Ready, and for all deleted."),
+    insecure: bool = INSECURE,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """The provisioner end to end: N claims -> N local clusters with Argo CD and a Maestro agent."""
-    from fleetplane import bench_provision
+    from benchmarks import provision as provision_bench
 
-    result = asyncio.run(bench_provision.run(clusters, timeout=timeout, report=_progress))
+    with progress.for_console(err) as shown:
+        run = provision_bench.run(clusters, progress=shown, timeout=timeout, insecure=insecure)
+        result = asyncio.run(run)
     _output(result.as_dict(), f"fleetplane bench provision --clusters {clusters}", as_json=as_json)
 
 
-def _progress(line: str) -> None:
-    err.print(line, highlight=False, markup=False, soft_wrap=True)
+def _write_report(
+    folder: Path, name: str, title: str, figures: dict[str, Any], timelines: Mapping[str, Timeline]
+) -> None:
+    from benchmarks import reports
+
+    written = reports.write(folder, name, title, figures, timelines)
+    err.print(f"[bench] report written to {written}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _output(

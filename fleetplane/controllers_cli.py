@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from controllers import operator
-from controllers.propagation import handlers as propagation
-from controllers.status import handlers as status
-from fleetplane import gc_tuning, logs
+from controllers.propagation import settings as propagation
+from controllers.status import controller as status
+from fleetplane import gc_tuning, kube_options, logs, tls_options
 
 app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
+KUBECONFIG = kube_options.kubeconfig_option("the hub")
 
 
 @app.callback()
@@ -19,9 +20,8 @@ def _group() -> None:
 
 @app.command()
 def run(
-    kubeconfig: str = typer.Option(
-        None, "--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig of the hub (default: in-cluster)."
-    ),
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = kube_options.CONTEXT,
     maestro: str = typer.Option(
         "127.0.0.1:8090", "--maestro", envvar="MAESTRO_SERVER", help="Maestro gRPC address."
     ),
@@ -66,15 +66,21 @@ def run(
         help="Targets whose work was sent and whose hub Application is not yet written, over all "
         "ApplicationSets (how far the works may run ahead of the hub).",
     ),
+    tls_dir: str = tls_options.TLS_DIR,
+    token_file: str = tls_options.TOKEN_FILE,
+    insecure: bool = tls_options.INSECURE,
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
-    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
+    log_level: str = logs.LEVEL,
+    log_format: logs.Format = logs.FORMAT,
 ) -> None:
     """Watch opted-in ApplicationSets (label fleetplane.io/pull=true) and serve them through Maestro."""
-    logs.configure(log_level)
+    logs.configure(log_level, log_format)
     gc_tuning.tune()
+    credentials = tls_options.credentials(tls_dir, token_file, insecure)
     settings = operator.OperatorSettings(
-        kubeconfig=kubeconfig or None,
+        kubeconfig=kube_options.single_file(kube_options.load(kubeconfig, context)),
         maestro=maestro,
+        maestro_credentials=credentials,
         propagation=propagation.PropagationSettings(
             inventory_namespace=inventory_namespace,
             resync_seconds=resync,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from fleetplane import build_progress, local_status, output
 from fleetplane.demo import journey
-from localinfra import build, fleet, kube, process, pulumi_cli
+from localinfra import build, fleet, image, kube, paths, platform, process, pulumi_cli
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -20,7 +23,25 @@ app = typer.Typer(
     help="The local fleet: PostgreSQL, Kafka, a hub cluster and worker clusters with Argo CD.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+
+
+class _Console(Console):
+    """A console that outlives its terminal: when a write finds the pipe's reader gone (``make
+    demo | tee`` stopped with Ctrl-C stops ``tee`` too) it goes quiet, and standard output and
+    error go to /dev/null, instead of rich's default of exiting at once — which would skip the
+    demo's ``pulumi destroy``."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        sink = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            os.dup2(sink, stream.fileno())
+        os.close(sink)
+
+
+console = _Console(stderr=True)
+#: the environment of a bootstrap stack is named after it (the local stack's default)
+STACK_ENV_PREFIX = "pulumi-"
 ENV_OPTION = typer.Option("default", "--env", help="Name of the local environment (state under the cache).")
 
 
@@ -33,16 +54,37 @@ def _fail(exc: InfraError, env_name: str | None = None) -> None:
 
 @app.command("build")
 def build_cmd() -> None:
-    """Install or build every component into the cache (skips what is already there)."""
+    """Install or build every component into the cache (skips what is already there), and make
+    this machine's Pulumi passphrase (~/.cache/fleetplane/pulumi-passphrase) if there is none."""
     try:
-        build.ensure_all()
+        with build_progress.reporter() as report:
+            build.ensure_all(report)
     except InfraError as exc:
         _fail(exc)
+    console.print(f"the bootstrap stacks' passphrase is in {pulumi_cli.passphrase_file()}")
+
+
+@app.command("image")
+def image_cmd(
+    role: list[str] = typer.Argument(None, help="Roles to build: server, agent, hub (default: all)."),
+) -> None:
+    """Build fleetplane's OCI images (docs/images.md) into ~/.cache/fleetplane/images, cached by
+    their inputs, and print each one's layout, digest and size."""
+    try:
+        with build_progress.reporter() as report:
+            built = image.build_images(role or tuple(image.ROLES), report)
+    except InfraError as exc:
+        _fail(exc)
+    for item in built:
+        size = f"{item.size / 1e6:.0f} MB"
+        typer.echo(f"{item.name}:{item.tag}  {item.digest}  {size}  oci:{item.reference}")
 
 
 @app.command()
 def up(
-    workers: int = typer.Option(2, min=0, help="Number of worker clusters."), env: str = ENV_OPTION
+    workers: int = typer.Option(2, min=0, help="Number of worker clusters."),
+    env: str = ENV_OPTION,
+    out: output.Format = output.OUTPUT,
 ) -> None:
     """Start the fleet and print where each part is. Processes keep running after this returns."""
     environment = Environment.named(env)
@@ -53,50 +95,31 @@ def up(
         fleet.up(environment, workers)
     except InfraError as exc:
         _fail(exc, env)
-    print_endpoints(environment)
-
-
-def print_endpoints(environment: Environment) -> None:
-    table = Table(title=f"fleetplane local environment ({environment.root})")
-    table.add_column("component")
-    table.add_column("where")
-    for name, values in sorted(environment.endpoints.items()):
-        table.add_row(name, "  ".join(f"{k}={v}" for k, v in values.items()))
-    Console().print(table)
-
-
-def print_status(environment: Environment) -> int:
-    table = Table(title="processes")
-    for col in ("process", "pid", "state", "log"):
-        table.add_column(col)
-    dead = 0
-    for row in fleet.status(environment):
-        dead += not row["alive"]
-        state = "[green]running[/green]" if row["alive"] else "[red]dead[/red]"
-        table.add_row(row["name"], str(row["pid"]), state, row["log"])
-    Console().print(table)
-    return dead
+    local_status.show(environment, out, processes=False)
 
 
 @app.command()
-def status(env: str = ENV_OPTION) -> None:
-    """Show each process (alive or dead) and the endpoints. Exit code 1 if any process died."""
+def status(env: str = ENV_OPTION, out: output.Format = output.OUTPUT) -> None:
+    """Show the endpoints and each process (running or dead). Exit code 1 if any process died."""
     environment = Environment.named(env)
     if not environment.processes:
         console.print(f"environment `{env}` is not running; start it with `fleetplane local up`")
         raise typer.Exit(1)
-    print_endpoints(environment)
-    if print_status(environment):
+    if local_status.show(environment, out, processes=True):
         raise typer.Exit(1)
 
 
 @app.command()
 def down(env: str = ENV_OPTION) -> None:
     """Stop every process of the environment and delete its state (also after a crash)."""
-    problems = fleet.down(Environment.named(env))
-    for problem in problems:
-        console.print(f"[yellow]warning:[/yellow] {problem}")
+    _stop(Environment.named(env))
     console.print(f"environment `{env}` is down")
+    # The processes were the stack's resources: a state still listing them would make the next
+    # `pulumi up` update parts that no longer exist instead of creating them.
+    stack = pulumi_cli.Stack(env.removeprefix(STACK_ENV_PREFIX))
+    if env.startswith(STACK_ENV_PREFIX) and stack.exists():
+        stack.remove()
+        console.print(f"Pulumi stack `{stack.name}` forgotten: the next `pulumi up` creates it afresh")
 
 
 def demo(
@@ -104,15 +127,20 @@ def demo(
     stack: str = typer.Option("local", "--stack", help="The bootstrap project's stack to bring up."),
     hold: bool = typer.Option(True, help="Keep running until Ctrl-C (--no-hold: stop at once)."),
 ) -> None:
-    """The README's journey: ``pulumi up`` (the local stack), ``kubectl apply`` the cluster claims,
-    wait until they are Ready, play the source document's three ApplicationSet cases
-    (``fleetplane/demo/journey.py``), hold until Ctrl-C, then ``pulumi destroy``."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    out = Console()
+    """Play the journey of docs/demo.md: pulumi up the local stack, apply the cluster claims, wait
+    until they are Ready, play the three ApplicationSet cases, hold until Ctrl-C, then pulumi
+    destroy (also when the terminal goes away)."""
+    # A SIGTERM, or the terminal going away, ends the demo as Ctrl-C does: through pulumi destroy.
+    for ended in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(ended, lambda *_: sys.exit(0))
+    out = _Console()
     bootstrap = pulumi_cli.Stack(stack)
     failed = selected = False
     try:
-        build.ensure_all()
+        _only_demo_of(stack)
+        with build_progress.reporter() as report:
+            build.ensure_all(report)
+        _forget_interrupted(bootstrap)
         bootstrap.select()
         selected = True
         bootstrap.run("config", "set", "fleetplane:demoClusters", str(clusters))
@@ -135,7 +163,8 @@ def demo(
         stage = journey.Stage(hub, workers, outputs["appsRepo"], root.path("demo"), logs, dead)
         journey.play(stage, out)
         if hold:
-            journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo")
+            user = platform.tls_dir(platform.identity(root, platform.USER_IDENTITY))
+            journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo", user)
             console.print("press Ctrl-C to run `pulumi destroy`")
             while not dead():
                 time.sleep(5)
@@ -152,13 +181,64 @@ def demo(
         raise typer.Exit(1)
 
 
+#: the demo locks this process holds: open for as long as it lives
+_HELD: list[IO[bytes]] = []
+
+
+def _only_demo_of(stack: str) -> None:
+    """Hold the stack's demo lock for the life of this process (the kernel lets go of it however
+    the process ends, kill -9 included); refuse when another demo of the stack holds it."""
+    folder = paths.envs_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = (folder / f".demo-{stack}.lock").open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise InfraError(
+            f"another `fleetplane demo` of stack {stack!r} is running",
+            fix="stop it with Ctrl-C first, or give this one another stack with --stack",
+        ) from None
+    _HELD.append(lock)
+
+
+def _forget_interrupted(bootstrap: pulumi_cli.Stack) -> None:
+    """A stack present when no demo runs is what an interrupted demo left (killed before its
+    ``pulumi destroy``): stop its processes and forget it, so ``pulumi up`` creates every part
+    afresh rather than updating parts that are half gone."""
+    if not bootstrap.exists():
+        return
+    environment = Environment.named(f"{STACK_ENV_PREFIX}{bootstrap.name}")
+    console.print(
+        f"stack `{bootstrap.name}` was left by an interrupted demo: stopping what it started "
+        f"({environment.root}) and starting afresh"
+    )
+    _stop(environment)
+    bootstrap.remove()
+
+
+def _stop(environment: Environment) -> None:
+    """Stop every process of the environment and delete its state, saying what did not stop."""
+    for problem in fleet.down(environment):
+        console.print(f"[yellow]warning:[/yellow] {problem}")
+
+
 def _destroy(out: Console, bootstrap: pulumi_cli.Stack) -> bool:
+    """``pulumi destroy``, to its end whatever happens to the terminal meanwhile: the user's
+    second Ctrl-C, a closed output pipe (``make demo | tee demo.log`` stopped with Ctrl-C stops
+    ``tee`` too) or a lost terminal. Its output goes to a log file as well as the terminal."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    log = paths.cache_root() / "logs" / f"demo-destroy-{bootstrap.name}.log"
     out.rule("pulumi destroy")
     out.print(f"[bold]$[/bold] cd bootstrap && pulumi destroy --stack {bootstrap.name}")
-    destroyed = bootstrap.run("destroy", "--yes", "--skip-preview", capture=False, check=False)
-    if destroyed.returncode != 0:
+    out.print(f"(also written to {log}; Ctrl-C is ignored until it is done)")
+    code = bootstrap.run_logged(
+        "destroy", "--yes", "--skip-preview", log=log, echo=lambda line: out.out(line, highlight=False)
+    )
+    if code != 0:
         console.print(
-            "[red]pulumi destroy failed[/red]: stop what is left with "
+            f"[red]pulumi destroy failed[/red] ({log}): stop what is left with "
             f"`fleetplane local down --env pulumi-{bootstrap.name}`"
         )
         return False

@@ -1,51 +1,77 @@
-"""``fleetplane maestro``: run the server or an agent, and look at consumers and works."""
+"""``fleetplane maestro``: run the server or an agent, look at consumers and works, revoke certificates."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
+from typing import TypeVar
 
-import grpc
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from fleetplane import gc_tuning, logs
+from fleetplane import gc_tuning, kube_options, logs, maestro_records, output, tls_options
+from maestro import client_errors
 from maestro.agent import service as agent_service
-from maestro.api import validation
-from maestro.server import app as server_app
+from maestro.api import errors as maestro_errors
+from maestro.api import lifecycle, queries, revocations, validation
+from maestro.client import MaestroClient
 from maestro.server.settings import ServerSettings
-from maestro.storage import migrations
 from maestro.transport import layout
-from maestro.wire import stubs
+from maestro.transport.connection import KafkaSettings, KafkaSettingsError
+from maestro.transport.errors import AuthorizationError
+from maestro.wire import channels
+from trust import identity as trust_identity
 
 app = typer.Typer(help="The Maestro server, its agents, and what they hold.", no_args_is_help=True)
 consumers_app = typer.Typer(help="Clusters that receive work.", no_args_is_help=True)
 works_app = typer.Typer(help="Resource bundles (ManifestWorks) and their status.", no_args_is_help=True)
+certificates_app = typer.Typer(help="Client certificates the server refuses.", no_args_is_help=True)
 app.add_typer(consumers_app, name="consumers")
 app.add_typer(works_app, name="works")
+app.add_typer(certificates_app, name="certificates")
 console = Console()
 err = Console(stderr=True)
+T = TypeVar("T")
 
-DSN = typer.Option(..., "--dsn", envvar="MAESTRO_DSN", help="PostgreSQL DSN.")
+DSN = typer.Option(
+    ..., "--dsn", envvar="MAESTRO_DSN", help="PostgreSQL connection string (DSN) of Maestro's database."
+)
 KAFKA = typer.Option(..., "--kafka", envvar="MAESTRO_KAFKA", help="Kafka bootstrap servers.")
 SERVER = typer.Option("127.0.0.1:8090", "--server", envvar="MAESTRO_SERVER", help="Maestro gRPC address.")
 WORKS_OF_CONSUMER = typer.Option("", help="Only this consumer's works.")
 WORKS_OF_SOURCE = typer.Option("", help="Only this source's works.")
-LOG = typer.Option("warning", "--log-level", help="debug, info, warning or error.")
+AGENT_KUBECONFIG = kube_options.kubeconfig_option("the cluster to apply to")
+
+
+def _kafka(bootstrap: str, tls_dir: str | None, insecure: bool) -> KafkaSettings:
+    try:
+        return KafkaSettings.from_flags(bootstrap, tls_dir, insecure)
+    except KafkaSettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
 PREFIX = typer.Option(
     layout.DEFAULT.prefix,
     "--topic-prefix",
     help="Prefix of the Kafka topic and group names (server and agents must agree).",
 )
+TLS_DIR = tls_options.TLS_DIR
+TOKEN_FILE = tls_options.TOKEN_FILE
+INSECURE = tls_options.INSECURE
+# What the CLI names itself as a source; its reads and admin calls do not publish.
+CLI_SOURCE = "fleetplane-cli"
 
 
 @app.command()
-def migrate(dsn: str = DSN, log_level: str = LOG) -> None:
+def migrate(dsn: str = DSN, log_level: str = logs.LEVEL, log_format: logs.Format = logs.FORMAT) -> None:
     """Create or upgrade the database schema (idempotent; safe with several replicas)."""
-    logs.configure(log_level)
+    from maestro.storage import migrations  # the server's extra: an agent's image has no PostgreSQL driver
+
+    logs.configure(log_level, log_format)
     applied = asyncio.run(migrations.migrate(dsn))
     console.print(f"applied migrations: {applied or 'none (up to date)'}")
 
@@ -59,21 +85,108 @@ def server(
     bundle_limit: int = typer.Option(validation.DEFAULT_MAX_BUNDLE_BYTES, help="Largest bundle, bytes."),
     deletion_grace: float = typer.Option(600.0, help="Seconds before an unconfirmed delete is orphaned."),
     server_id: str = typer.Option("", help="This replica's id (default: maestro-<hostname>)."),
+    max_streams: int = typer.Option(
+        1000, help="Open status streams (Subscribe, WatchStatus) this replica serves; more are refused."
+    ),
+    max_streams_per_caller: int = typer.Option(
+        100, help="Open status streams per caller (as authenticated); more are refused."
+    ),
+    stream_backlog: int = typer.Option(
+        10_000, help="Resync events a Subscribe stream may have unsent before it is ended (slow client)."
+    ),
+    max_page_size: int = typer.Option(
+        queries.MAX_PAGE_SIZE, help=f"Most bundles in one list page (at most {queries.MAX_PAGE_SIZE})."
+    ),
+    status_sequence_ahead: float = typer.Option(
+        lifecycle.DEFAULT_SEQUENCE_AHEAD.total_seconds(),
+        help="Seconds a status sequence id (an agent's clock) may be ahead of this server's clock.",
+    ),
     topic_prefix: str = PREFIX,
-    log_level: str = LOG,
+    tls_dir: str = typer.Option(
+        None,
+        "--tls-dir",
+        envvar="FLEETPLANE_TLS_DIR",
+        help="Folder with ca.crt (the CA clients' certificates must chain to), tls.crt and tls.key "
+        "(the serving certificate, for the names clients connect to). Re-read when replaced.",
+    ),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Serve plaintext with no authentication: anyone may do anything."
+    ),
+    token_port: int = typer.Option(
+        None,
+        "--token-port",
+        help="Also serve TLS here to callers with a hub token instead of a certificate (each token "
+        "reviewed by the hub, each call authorized by the hub's RBAC).",
+    ),
+    hub_kubeconfig: Path = typer.Option(
+        None,
+        "--hub-kubeconfig",
+        envvar="FLEETPLANE_HUB_KUBECONFIG",
+        help="The hub that reviews tokens (needs system:auth-delegator); default: in-cluster.",
+    ),
+    token_audience: list[str] = typer.Option(
+        [], "--token-audience", help="Accept only tokens issued for this audience (repeatable)."
+    ),
+    trust_domain: str = typer.Option(
+        trust_identity.DEFAULT_TRUST_DOMAIN, help="SPIFFE trust domain of client certificates."
+    ),
+    health_port: int = typer.Option(
+        None,
+        "--health-port",
+        help="Serve plain HTTP /healthz (liveness) and /readyz (readiness: database reachable, "
+        "every background loop running) on this port; default: not at all.",
+    ),
+    health_host: str = typer.Option("127.0.0.1", "--health-host", help="Address of the health port."),
+    metrics_port: int = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve Prometheus metrics (gRPC calls by method and code, the outbox's depth and age) "
+        "as plain HTTP /metrics on this port; default: not at all.",
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address of the metrics port."),
+    log_level: str = logs.LEVEL,
+    log_format: logs.Format = logs.FORMAT,
 ) -> None:
     """Serve the gRPC APIs, relay the outbox to Kafka and ingest agents' status."""
-    logs.configure(log_level)
+    from maestro.server import app as server_app  # the server's extra: an agent's image lacks it
+
+    logs.configure(log_level, log_format)
     gc_tuning.tune()
-    settings = ServerSettings(
-        dsn=dsn,
-        kafka=kafka,
-        host=host,
-        port=port,
-        bundle_limit=bundle_limit,
-        deletion_grace=timedelta(seconds=deletion_grace),
-        topics=layout.Layout(topic_prefix),
-    )
+    tls = None
+    if tls_dir and not insecure:
+        try:
+            tls = channels.tls_files(Path(tls_dir))
+        except channels.CredentialsError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    try:
+        settings = ServerSettings(
+            dsn=dsn,
+            kafka=_kafka(kafka, tls_dir, insecure),
+            host=host,
+            port=port,
+            bundle_limit=bundle_limit,
+            deletion_grace=timedelta(seconds=deletion_grace),
+            topics=layout.Layout(topic_prefix),
+            max_streams=max_streams,
+            max_streams_per_caller=max_streams_per_caller,
+            stream_backlog=stream_backlog,
+            max_page_size=max_page_size,
+            status_sequence_ahead=timedelta(seconds=status_sequence_ahead),
+            tls=tls,
+            insecure=insecure,
+            token_port=token_port,
+            hub_kubeconfig=hub_kubeconfig,
+            token_audiences=tuple(token_audience),
+            trust_domain=trust_domain,
+            health_port=health_port,
+            health_host=health_host,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     if server_id:
         settings = dataclasses.replace(settings, server_id=server_id)
     asyncio.run(server_app.serve(settings))
@@ -82,38 +195,60 @@ def server(
 @app.command()
 def agent(
     cluster: str = typer.Option(..., "--cluster", help="The consumer (cluster) name registered in Maestro."),
-    kubeconfig: str = typer.Option(..., "--kubeconfig", help="Kubeconfig of the cluster to apply to."),
+    kubeconfig: str | None = AGENT_KUBECONFIG,
+    context: str | None = kube_options.CONTEXT,
     kafka: str = KAFKA,
     server: str = SERVER,
     refresh: float = typer.Option(
         60.0, help="Seconds between full re-reads of applied objects (changes are watched: a safety net)."
     ),
     topic_prefix: str = PREFIX,
-    log_level: str = LOG,
+    tls_dir: str | None = TLS_DIR,
+    insecure: bool = INSECURE,
+    log_level: str = logs.LEVEL,
+    log_format: logs.Format = logs.FORMAT,
 ) -> None:
     """Run the agent of one cluster: apply its works, report their status."""
-    logs.configure(log_level)
+    logs.configure(log_level, log_format)
     gc_tuning.tune()
     settings = agent_service.AgentSettings(
         cluster=cluster,
-        kubeconfig=kubeconfig,
-        kafka=kafka,
+        kubeconfig=kube_options.single_file(kube_options.load(kubeconfig, context)),
+        kafka=_kafka(kafka, tls_dir, insecure),
         server=server,
+        credentials=tls_options.credentials(tls_dir, None, insecure),
         refresh_seconds=refresh,
         topics=layout.Layout(topic_prefix),
     )
-    asyncio.run(agent_service.run(settings))
-
-
-def _query(address: str) -> stubs.query_grpc.MaestroQueryStub:
-    return stubs.query_grpc.MaestroQueryStub(grpc.insecure_channel(address))
-
-
-def _call(fn, request):  # type: ignore[no-untyped-def]
     try:
-        return fn(request, timeout=30)
-    except grpc.RpcError as exc:
-        err.print(f"[red]error:[/red] {exc.code().name}: {exc.details()}")
+        asyncio.run(agent_service.run(settings))
+    except AuthorizationError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _call(
+    server: str,
+    tls_dir: str | None,
+    token_file: str | None,
+    insecure: bool,
+    call: Callable[[MaestroClient], Awaitable[T]],
+) -> T:
+    """Run ``call`` with a client of ``server``; a refusal is printed and exits 1."""
+    credentials = tls_options.credentials(tls_dir, token_file, insecure)
+
+    async def run() -> T:
+        async with MaestroClient(server, source=CLI_SOURCE, credentials=credentials) as client:
+            async with asyncio.timeout(60):
+                return await call(client)
+
+    try:
+        return asyncio.run(run())
+    except client_errors.MaestroCallError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except TimeoutError:
+        err.print(f"[red]error:[/red] Maestro at {server} did not answer within 60s")
         raise typer.Exit(1) from None
 
 
@@ -128,73 +263,80 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+LABELS = typer.Option([], "--label", "-l", help="A label, key=value (repeatable).")
+CONSUMER_NAME = typer.Argument(..., help="The consumer's (cluster's) name.")
+
+
 @consumers_app.command("create")
 def consumers_create(
-    name: str, label: list[str] = typer.Option([], "--label", "-l", help="key=value"), server: str = SERVER
+    name: str = CONSUMER_NAME,
+    label: list[str] = LABELS,
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
 ) -> None:
     """Register a cluster; allocates its Kafka partition."""
-    c = _call(
-        _query(server).CreateConsumer, stubs.query.CreateConsumerRequest(name=name, labels=_labels(label))
+    c = _call(server, tls_dir, token_file, insecure, lambda m: m.create_consumer(name, _labels(label)))
+    where = c.spec_placement
+    console.print(
+        f"consumer {c.name} created (incarnation {c.slot}): spec events on {where.topic}, status on "
+        f"{c.status_topic}; its agent's Kafka principal is User:cluster.{c.name}.{c.slot}"
     )
-    console.print(f"consumer {c.name} created: spec events on {c.spec_topic}[{c.spec_partition}]")
 
 
 @consumers_app.command("list")
-def consumers_list(server: str = SERVER) -> None:
-    table = Table("name", "labels", "topic", "partition")
-    token = ""
-    while True:
-        page = _call(_query(server).ListConsumers, stubs.query.ListConsumersRequest(page_token=token))
-        for c in page.items:
-            table.add_row(
-                c.name,
-                ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())),
-                c.spec_topic,
-                str(c.spec_partition),
-            )
-        token = page.next_page_token
-        if not token:
-            break
-    console.print(table)
+def consumers_list(
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+    out: output.Format = output.OUTPUT,
+) -> None:
+    """Every registered cluster with its labels, incarnation and Kafka topics."""
+    found = _call(server, tls_dir, token_file, insecure, lambda m: m.list_consumers())
+    output.show([maestro_records.consumer(c) for c in found], maestro_records.CONSUMER_COLUMNS, out)
 
 
 @consumers_app.command("get")
-def consumers_get(name: str, server: str = SERVER) -> None:
-    c = _call(_query(server).GetConsumer, stubs.query.GetConsumerRequest(name=name))
-    console.print_json(
-        json.dumps(
-            {"name": c.name, "labels": dict(c.labels), "topic": c.spec_topic, "partition": c.spec_partition}
-        )
-    )
+def consumers_get(
+    name: str = CONSUMER_NAME,
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+    out: output.Format = output.OUTPUT,
+) -> None:
+    """One registered cluster: its labels, incarnation, Kafka topics and partition."""
+    c = _call(server, tls_dir, token_file, insecure, lambda m: m.get_consumer(name))
+    output.show_one(maestro_records.consumer(c), maestro_records.CONSUMER_COLUMNS, out)
 
 
 @consumers_app.command("label")
 def consumers_label(
-    name: str, label: list[str] = typer.Option([], "--label", "-l", help="key=value"), server: str = SERVER
+    name: str = CONSUMER_NAME,
+    label: list[str] = LABELS,
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
 ) -> None:
     """Replace a consumer's labels."""
-    _call(
-        _query(server).UpdateConsumerLabels,
-        stubs.query.UpdateConsumerLabelsRequest(name=name, labels=_labels(label)),
-    )
+    _call(server, tls_dir, token_file, insecure, lambda m: m.update_consumer_labels(name, _labels(label)))
     console.print(f"consumer {name} labelled")
 
 
 @consumers_app.command("delete")
-def consumers_delete(name: str, server: str = SERVER) -> None:
+def consumers_delete(
+    name: str = CONSUMER_NAME,
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+) -> None:
     """Delete a consumer (refused while it still has works)."""
-    _call(_query(server).DeleteConsumer, stubs.query.DeleteConsumerRequest(name=name))
+    _call(server, tls_dir, token_file, insecure, lambda m: m.delete_consumer(name))
     console.print(f"consumer {name} deleted")
-
-
-_STATE = {0: "?", 1: "active", 2: "deleting", 3: "deleted"}
-
-
-def _conditions(status: bytes) -> str:
-    if not status:
-        return "-"
-    conds = json.loads(status).get("conditions") or []
-    return " ".join(f"{c.get('type')}={c.get('status')}" for c in conds)
 
 
 @works_app.command("list")
@@ -202,28 +344,16 @@ def works_list(
     consumer: str = WORKS_OF_CONSUMER,
     source: str = WORKS_OF_SOURCE,
     server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+    out: output.Format = output.OUTPUT,
 ) -> None:
-    """Every work, page by page, with its version, state and status conditions."""
-    table = Table("id", "consumer", "source", "version", "state", "status")
-    token = ""
-    while True:
-        page = _call(
-            _query(server).ListResourceBundles,
-            stubs.query.ListResourceBundlesRequest(consumer=consumer, source=source, page_token=token),
-        )
-        for w in page.items:
-            table.add_row(
-                w.id,
-                w.consumer,
-                w.source,
-                str(w.version),
-                _STATE.get(w.deletion_state, "?"),
-                _conditions(w.status),
-            )
-        token = page.next_page_token
-        if not token:
-            break
-    console.print(table)
+    """Every work, page by page, with its version, state and status conditions (a source's
+    certificate sees its own works)."""
+    where = queries.ResourceFilter(consumer=consumer, source=source)
+    items, _ = _call(server, tls_dir, token_file, insecure, lambda m: m.list_summaries(where))
+    output.show([maestro_records.work(w) for w in items], maestro_records.WORK_COLUMNS, out)
 
 
 @works_app.command("count")
@@ -231,30 +361,66 @@ def works_count(
     consumer: str = WORKS_OF_CONSUMER,
     source: str = WORKS_OF_SOURCE,
     server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
 ) -> None:
     """How many works there are (deleting ones included), without listing them."""
-    reply = _call(
-        _query(server).CountResourceBundles,
-        stubs.query.CountResourceBundlesRequest(consumer=consumer, source=source),
-    )
-    console.print(reply.count)
+    where = queries.ResourceFilter(consumer=consumer, source=source)
+    console.print(_call(server, tls_dir, token_file, insecure, lambda m: m.count(where)))
 
 
 @works_app.command("get")
-def works_get(work_id: str, server: str = SERVER) -> None:
-    """One work: spec, metadata and status as JSON."""
-    w = _call(_query(server).GetResourceBundle, stubs.query.GetResourceBundleRequest(id=work_id))
-    console.print_json(
-        json.dumps(
-            {
-                "id": w.id,
-                "consumer": w.consumer,
-                "source": w.source,
-                "version": w.version,
-                "state": _STATE.get(w.deletion_state, "?"),
-                "spec": json.loads(w.spec or b"{}"),
-                "metadata": json.loads(w.metadata or b"{}"),
-                "status": json.loads(w.status or b"{}"),
-            }
-        )
+def works_get(
+    work_id: str = typer.Argument(..., help="The work's id (a UUID, as `works list` shows it)."),
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+    out: output.Format = output.OUTPUT,
+) -> None:
+    """One work: its state and status conditions; with -o yaml or json also its spec, metadata and
+    full status."""
+    w = _call(server, tls_dir, token_file, insecure, lambda m: m.get_summary(work_id))
+    output.show_one(maestro_records.work(w), maestro_records.WORK_COLUMNS, out)
+
+
+@certificates_app.command("revoke")
+def certificates_revoke(
+    serial: str = typer.Option(
+        ...,
+        "--serial",
+        help="The certificate's serial: decimal, or hex with 0x (openssl x509 -noout -serial prints hex).",
+    ),
+    reason: str = typer.Option("", "--reason", help="Why, for whoever reads the list later."),
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+) -> None:
+    """Refuse a client certificate from now on, on every replica (admin only)."""
+    try:
+        number = revocations.parse_serial(serial)
+    except maestro_errors.InvalidArgument as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    done = _call(server, tls_dir, token_file, insecure, lambda m: m.revoke_certificate(number, reason))
+    console.print(f"certificate 0x{revocations.serial_text(done.serial)} revoked by {done.revoked_by}")
+
+
+@certificates_app.command("list")
+def certificates_list(
+    server: str = SERVER,
+    tls_dir: str = TLS_DIR,
+    token_file: str = TOKEN_FILE,
+    insecure: bool = INSECURE,
+    out: output.Format = output.OUTPUT,
+) -> None:
+    """Every revoked serial (admin only)."""
+    found = _call(server, tls_dir, token_file, insecure, lambda m: m.revoked_certificates())
+    output.show(
+        [maestro_records.revocation(r) for r in found],
+        maestro_records.REVOCATION_COLUMNS,
+        out,
+        empty="No revoked certificates.",
     )

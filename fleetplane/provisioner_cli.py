@@ -7,21 +7,16 @@ from pathlib import Path
 
 import typer
 
-from fleetplane import logs
+from fleetplane import kube_options, logs, tls_options
 from kubeio import objects
-from kubeio.rest import KubeRest
+from kubeio.kubeconfig import Kubeconfig
 from localinfra.environment import Environment
 from maestro.transport import layout
 from provisioner import operator
 
 app = typer.Typer(help="Claims -> composites -> worker clusters with Argo CD and a Maestro agent.")
 
-KUBECONFIG = typer.Option(
-    None,
-    "--kubeconfig",
-    envvar="KUBECONFIG",
-    help="The management cluster's kubeconfig (default: in-cluster).",
-)
+KUBECONFIG = kube_options.kubeconfig_option("the management cluster")
 
 
 @app.callback()
@@ -31,8 +26,11 @@ def _group() -> None:
 
 @app.command()
 def run(
-    kubeconfig: str = KUBECONFIG,
-    maestro: str = typer.Option("127.0.0.1:8090", "--maestro", envvar="MAESTRO_SERVER", help="Maestro gRPC."),
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = kube_options.CONTEXT,
+    maestro: str = typer.Option(
+        "127.0.0.1:8090", "--maestro", envvar="MAESTRO_SERVER", help="The Maestro server's gRPC address."
+    ),
     kafka: str = typer.Option(..., "--kafka", envvar="KAFKA_BOOTSTRAP", help="Kafka the agents connect to."),
     topic_prefix: str = typer.Option(
         layout.DEFAULT.prefix,
@@ -49,16 +47,29 @@ def run(
     inventory_namespace: str = typer.Option("argocd", help="Namespace of the hub's Argo CD cluster Secrets."),
     resync: float = typer.Option(30.0, help="Seconds between periodic passes over each claim and composite."),
     drain: float = typer.Option(120.0, help="Seconds a deletion waits for a live agent to remove its works."),
+    tls_dir: str = tls_options.TLS_DIR,
+    token_file: str = tls_options.TOKEN_FILE,
+    insecure: bool = tls_options.INSECURE,
+    ca_dir: Path = typer.Option(
+        None,
+        "--ca-dir",
+        envvar="FLEETPLANE_CA_DIR",
+        help="The platform CA (ca.crt, ca.key) that issues each cluster's agent certificate; "
+        "default: the local environment's.",
+    ),
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
-    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
+    log_level: str = logs.LEVEL,
+    log_format: logs.Format = logs.FORMAT,
 ) -> None:
     """Reconcile definitions, compositions, claims and composites until interrupted."""
-    logs.configure(log_level)
+    logs.configure(log_level, log_format)
+    credentials = tls_options.credentials(tls_dir, token_file, insecure)
     operator.run(
         operator.ProvisionerSettings(
-            kubeconfig=kubeconfig or None,
+            kubeconfig=kube_options.single_file(kube_options.load(kubeconfig, context)),
             maestro=maestro,
             kafka=kafka,
+            maestro_credentials=credentials,
             topic_prefix=topic_prefix,
             local_env=_environment(local_env),
             aws_region=aws_region,
@@ -67,6 +78,7 @@ def run(
             resync_seconds=resync,
             drain_seconds=drain,
             liveness=liveness or None,
+            ca_dir=ca_dir,
         )
     )
 
@@ -79,21 +91,22 @@ def _environment(name_or_folder: str | None) -> Path | None:
 
 @app.command()
 def install(
-    kubeconfig: str = KUBECONFIG,
+    kubeconfig: str | None = KUBECONFIG,
+    context: str | None = kube_options.CONTEXT,
     inventory_namespace: str = typer.Option("argocd", help="Namespace of the hub's Argo CD cluster Secrets."),
     folder: Path = typer.Option(
         operator.COMPOSITIONS_DIR / "worker-cluster",
-        help="Holds definition.yaml, composition.yaml.",
+        help="The composition folder to apply (holds definition.yaml and composition.yaml).",
     ),
 ) -> None:
     """Serve the provisioner's CRDs, create the inventory namespace, and apply a composition
     folder's definition and Composition."""
-    asyncio.run(_install(kubeconfig or None, folder, inventory_namespace))
+    asyncio.run(_install(kube_options.load(kubeconfig, context), folder, inventory_namespace))
     typer.echo(f"installed the provisioner's CRDs and {folder.name}")
 
 
-async def _install(kubeconfig: str | None, folder: Path, inventory_namespace: str) -> None:
-    rest = KubeRest.from_kubeconfig(kubeconfig)
+async def _install(config: Kubeconfig, folder: Path, inventory_namespace: str) -> None:
+    rest = kube_options.rest(config)
     try:
         await operator.install(objects.Objects(rest), folder, inventory_namespace)
     finally:

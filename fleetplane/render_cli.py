@@ -13,6 +13,8 @@ from typing import Any
 import typer
 import yaml
 
+from fleetplane import output
+from fleetplane.output import Column
 from localinfra import build, versions
 from maestro.transport import layout
 from provisioner import catalog, compositions, render, schema, xrd
@@ -20,6 +22,10 @@ from provisioner import catalog, compositions, render, schema, xrd
 DEFAULT_DEFINITION = catalog.COMPOSITIONS_DIR / "worker-cluster" / "definition.yaml"
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+# `crossplane render` prints YAML: so does render unless told otherwise.
+_OUTPUT = output.output_option(output.Format.YAML)
 
 
 class _Invalid(Exception):
@@ -54,10 +60,13 @@ def render_claim(
         "--argocd-install",
         help="Argo CD's released install.yaml (default: the one `fleetplane local build` caches).",
     ),
+    out: output.Format = _OUTPUT,
 ) -> None:
     """Print the composed resources of a claim, in the order they are applied, without a cluster.
 
-    Renders the Composition as it is now (not a revision a composite may be pinned to).
+    Renders the Composition as it is now (not a revision a composite may be pinned to). The default
+    output is the YAML stream to apply, each resource under a comment with its index, target and
+    name; json prints them as a v1 List; table and wide list them one a line.
     """
     try:
         resources = _render(
@@ -83,6 +92,12 @@ def render_claim(
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if out is output.Format.JSON:
+        output.show([r.object for r in resources], _COLUMNS, out, kubernetes=True)
+        return
+    if out is not output.Format.YAML:
+        output.show([_row(r) for r in resources], _COLUMNS, out)
+        return
     for resource in resources:
         typer.echo(f"---\n# {resource.index} {resource.target} {resource.name}")
         if resource.wait_ready:
@@ -90,6 +105,30 @@ def render_claim(
         typer.echo(
             yaml.dump(resource.object, Dumper=_Dumper, sort_keys=False, default_flow_style=False), nl=False
         )
+
+
+_COLUMNS = (
+    Column.key("index", "index"),
+    Column.key("resource", "name"),
+    Column.key("target", "target"),
+    Column.key("kind", "kind"),
+    Column.key("namespace", "namespace", wide=True),
+    Column.key("object", "object"),
+    Column.key("wait ready", "waitReady", wide=True),
+)
+
+
+def _row(resource: render.ComposedResource) -> dict[str, Any]:
+    meta = resource.object.get("metadata") or {}
+    return {
+        "index": resource.index,
+        "name": resource.name,
+        "target": str(resource.target),
+        "kind": resource.object.get("kind"),
+        "namespace": meta.get("namespace"),
+        "object": meta.get("name"),
+        "waitReady": resource.wait_ready,
+    }
 
 
 def _render(
@@ -120,9 +159,13 @@ def _render(
 
 
 def _one_object(path: Path) -> dict[str, Any]:
-    docs = catalog.load_documents(path)
+    # A claim file often carries its namespace too (to be `kubectl apply`-ed as it is): objects of
+    # Kubernetes' core group are never claims or composites, so they are passed over.
+    docs = [d for d in catalog.load_documents(path) if "/" in str(d.get("apiVersion", "/"))]
     if len(docs) != 1:
-        raise _Invalid(f"{path} holds {len(docs)} objects — render one claim (or composite) at a time")
+        raise _Invalid(
+            f"{path} holds {len(docs)} claims or composites — render one at a time (a file of its own)"
+        )
     obj = docs[0]
     for key in ("apiVersion", "kind"):
         if not isinstance(obj.get(key), str):

@@ -6,11 +6,14 @@ a thread hop plus the ``kubernetes`` client's per-call overhead was their bottle
 failures, timeouts, 429 and 5xx are retried with jittered exponential backoff (tenacity) for
 ``RetrySettings.budget`` seconds — long enough to ride out an API server restart — and then raised
 as ``ClusterUnavailableError``; other failures map to ``NotFoundError`` (404), ``ConflictError``
-(409) or ``ClusterError``, carrying the server's own message.
+(409) or ``ClusterError``, carrying the server's own message. A 401 has the credentials loaded
+again (a rotated ServiceAccount token, an exec plugin's expired credential) and the request sent
+once more with them when they changed: long-running processes outlive their tokens.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +38,9 @@ JsonObject = dict[str, Any]
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+UNAUTHORIZED = 401
+#: how long a session replaced by fresh credentials stays open for the requests still using it
+_RETIRED_SESSION_SECONDS = 60.0
 #: a 500 that is the request's own fault: server-side apply answers it when the applied object has
 #: a field the resource's schema does not declare, and the same request always gets it again
 _APPLY_SCHEMA_ERROR = "failed to create typed patch object"
@@ -85,6 +91,11 @@ class KubeRest:
         self.creds = creds
         self.retry = retry or RetrySettings()
         self._session: aiohttp.ClientSession | None = None
+        self._reloading = asyncio.Lock()
+        #: sessions that carried credentials since replaced, open for the requests still on them
+        self._retired: set[aiohttp.ClientSession] = set()
+        #: how many times the server refused our credentials and fresh ones were loaded
+        self.reloads = 0
 
     @classmethod
     def from_kubeconfig(
@@ -116,9 +127,23 @@ class KubeRest:
         return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for retired in [*self._retired, self._session]:
+            if retired is not None:
+                await retired.close()
+        self._retired.clear()
+        self._session = None
+
+    def _retire(self, session: aiohttp.ClientSession) -> None:
+        """Close ``session`` once the requests still using it have had time to end."""
+        self._retired.add(session)
+
+        async def close() -> None:
+            self._retired.discard(session)
+            await session.close()
+
+        asyncio.get_running_loop().call_later(
+            _RETIRED_SESSION_SECONDS, lambda: asyncio.ensure_future(close())
+        )
 
     async def request(
         self,
@@ -132,6 +157,25 @@ class KubeRest:
     ) -> JsonObject:
         """The response body as a dict (a `Status` for some deletes); raises on any non-2xx."""
         data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
+        used = self.creds
+        status, reply = await self._retried(method, path, query, data, content_type, accept)
+        if status == UNAUTHORIZED and await self._reloaded(used):
+            status, reply = await self._retried(method, path, query, data, content_type, accept)
+        if 200 <= status < 300:
+            parsed: JsonObject = orjson.loads(reply) if reply else {}
+            return parsed
+        raise _refusal(status, reply)
+
+    async def _retried(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        data: bytes | None,
+        content_type: str,
+        accept: str,
+    ) -> tuple[int, bytes]:
+        """One request, sent again while the server is away or shedding load."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential_jitter(initial=self.retry.initial_backoff, max=self.retry.max_backoff),
@@ -151,10 +195,27 @@ class KubeRest:
                     f"{method} {path}: the API server did not answer within {self.retry.budget:.0f}s: {exc}"
                 ) from exc
             raise
-        if 200 <= status < 300:
-            parsed: JsonObject = orjson.loads(reply) if reply else {}
-            return parsed
-        raise _refusal(status, reply)
+        return status, reply
+
+    async def _reloaded(self, used: credentials.Credentials) -> bool:
+        """After the server refused ``used``: whether the credentials to send now differ (loaded
+        again here, or by a request refused at the same time). The session that carried the old
+        ones is closed once the requests still on it are done."""
+        async with self._reloading:
+            if self.creds is not used:
+                return True
+            if used.reload is None:
+                return False
+            fresh = await asyncio.to_thread(used.reload)
+            if fresh.authorization == used.authorization:
+                return False
+            self.creds = fresh
+            self.reloads += 1
+            retired, self._session = self._session, None
+        log.info("the API server refused our credentials; loaded them again (%d reloads)", self.reloads)
+        if retired is not None:
+            self._retire(retired)
+        return True
 
     async def list_all(
         self, path: str, *, query: Sequence[tuple[str, str]] = (), page: int = 500, accept: str = JSON
@@ -180,7 +241,12 @@ class KubeRest:
         loses its stream lists again. The server ends the stream (``timeoutSeconds``), so no read
         timeout applies; a 429 or 5xx raises ``ClusterUnavailableError``."""
         timeout = aiohttp.ClientTimeout(sock_connect=self.retry.connect_timeout)
+        used = self.creds
         async with self._http().get(path, params=list(query), timeout=timeout) as resp:
+            if resp.status == UNAUTHORIZED and await self._reloaded(used):
+                raise ClusterUnavailableError(
+                    f"GET {path}: credentials refused and loaded again; watch again"
+                )
             if resp.status != 200:
                 reply = await resp.read()
                 if resp.status in TRANSIENT_STATUSES:

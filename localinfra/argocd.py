@@ -3,10 +3,19 @@
 One multi-call binary picks its role from ``ARGOCD_BINARY_NAME``; ``ARGOCD_FAKE_IN_CLUSTER`` with a
 kubeconfig makes the application controller treat that cluster as ``https://kubernetes.default.svc``.
 Its CRDs and config objects come from the released manifests of the version we built.
+
+Its components talk over loopback TCP, and every hop is authenticated and encrypted: each component
+has its own certificate from the environment's CA (a service identity ``argocd-<cluster>-<component>``);
+Redis takes TLS alone, a client certificate and its password (``localinfra.redis``); the repo-server
+serves gRPC over TLS and requires a client certificate from that CA (``--client-ca-path``: without the
+file Argo CD would silently skip mTLS), and the application controller verifies the repo-server
+against the CA (``--repo-server-ca-cert-path``: without it Argo CD skips verification) and presents
+its own certificate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +23,16 @@ from typing import Any
 
 import yaml
 
-from localinfra import build, kube, kubectl, paths, ports, process, redis
+from localinfra import build, kube, kubectl, paths, pki, ports, process, redis
 from localinfra.environment import Environment
+from trust import files
+from trust.identity import Identity
 
 NAMESPACE = "argocd"
 PART_OF = {"app.kubernetes.io/part-of": "argocd"}
+#: the names the repo-server's certificate is issued for: its clients dial it on loopback
+REPO_SERVER_HOSTS = ("127.0.0.1", "localhost")
+_COMMON_NAME_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,48 @@ class ArgoCD:
     cluster: str
     namespace: str
     repo_server: str
+    #: the CA the repo-server's certificate comes from and its clients' certificates must come from
+    repo_server_ca: Path
+    redis: redis.Redis
+
+
+def identity(cluster: str, component: str) -> Identity:
+    """The identity a component of a cluster's Argo CD runs as: one per component and cluster, so
+    a certificate taken from one process speaks for that process alone.
+
+    The name is its certificate's common name, which X.509 bounds at 64 characters while a cluster's
+    name may have 63: a long cluster name is cut and a hash of the whole name keeps it unique.
+    """
+    name = f"argocd-{cluster}-{component}"
+    if len(name) > _COMMON_NAME_MAX:
+        digest = hashlib.sha256(cluster.encode()).hexdigest()[:8]
+        room = _COMMON_NAME_MAX - len(f"argocd--{digest}-{component}")
+        name = f"argocd-{cluster[:room].rstrip('-.')}-{digest}-{component}"
+    return Identity.service(name)
+
+
+def _redis_client(cache: redis.Redis, tls: files.TLSFiles) -> list[str]:
+    """An Argo CD component's flags for its Redis: TLS verified against the CA, its own certificate.
+    (The password is not a flag: ``REDIS_CREDS_DIR_PATH`` names the folder it is read from.)"""
+    assert tls.cert is not None and tls.key is not None
+    return [
+        "--redis",
+        cache.address,
+        "--redis-use-tls",
+        "--redis-ca-certificate",
+        str(cache.ca),
+        "--redis-client-certificate",
+        str(tls.cert),
+        "--redis-client-key",
+        str(tls.key),
+    ]
+
+
+def _link(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target, target_is_directory=True)
 
 
 def released_objects(kinds: frozenset[str]) -> list[dict[str, Any]]:
@@ -43,7 +99,7 @@ def config_objects(namespace: str = NAMESPACE, reconcile_seconds: int = 30) -> l
         obj["metadata"]["namespace"] = namespace
         obj["metadata"].setdefault("labels", {}).update(PART_OF)
         if obj["metadata"]["name"] == "argocd-cm":
-            # Git polling period: the source documents' cases are about reacting to changes.
+            # Git polling period: the lifecycle cases are about reacting to changes.
             obj["data"] = {**(obj.get("data") or {}), "timeout.reconciliation": f"{reconcile_seconds}s"}
         objects.append(obj)
     objects.append(
@@ -96,7 +152,15 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
     for sub in ("tls", "ssh", "gpg", "plugins", "home"):
         (folder / sub).mkdir(exist_ok=True)
     kubeconfig = kube.with_namespace(cluster.kubeconfig, namespace, folder / "kubeconfig")
-    redis_port = redis.start(env, f"{cluster.name}/argocd-redis")
+    cache = redis.start(env, f"{cluster.name}/argocd-redis", identity(cluster.name, "redis"))
+    repo_tls = pki.identity_files(
+        env, identity(cluster.name, "repo-server"), hosts=REPO_SERVER_HOSTS, server=True
+    )
+    controller_tls = pki.identity_files(env, identity(cluster.name, "application-controller"))
+    # The repo-server reads its serving pair from $ARGOCD_APP_CONF_PATH/reposerver/tls/tls.{crt,key}
+    # (a Secret mounted there on a real cluster); the identity's folder has that very layout.
+    app_config = folder / "config"
+    _link(app_config / "reposerver" / "tls", repo_tls.ca.parent)
     common_env = {
         "ARGOCD_FAKE_IN_CLUSTER": "true",
         "KUBECONFIG": str(kubeconfig),
@@ -107,6 +171,10 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
         "ARGOCD_PLUGINSOCKFILEPATH": str(folder / "plugins"),
         "HOME": str(folder / "home"),
         "PATH": f"{build.argocd_helpers_dir()}:{os.environ.get('PATH', '')}",
+        # The password is read from the file `auth` in this folder, as from a mounted Secret: a
+        # REDIS_PASSWORD variable would be inherited by every git, helm and kustomize the
+        # repo-server runs (it hands them its whole environment).
+        "REDIS_CREDS_DIR_PATH": str(cache.credentials),
     }
     binary = str(paths.bin_dir() / "argocd")
     repo_port, repo_metrics = ports.free_port(), ports.free_port()
@@ -125,11 +193,16 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
                 "127.0.0.1",
                 "--metrics-port",
                 str(repo_metrics),
-                "--redis",
-                f"127.0.0.1:{redis_port}",
+                "--client-ca-path",
+                str(repo_tls.ca),
+                *_redis_client(cache, repo_tls),
             ],
             folder / "repo-server.log",
-            env={**common_env, "ARGOCD_BINARY_NAME": "argocd-repo-server"},
+            env={
+                **common_env,
+                "ARGOCD_BINARY_NAME": "argocd-repo-server",
+                "ARGOCD_APP_CONF_PATH": str(app_config),
+            },
         )
     )
     process.wait_until(repo, lambda: ports.is_listening(repo_port), timeout=60, what="listening")
@@ -145,10 +218,15 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
                 str(kubeconfig),
                 "--namespace",
                 namespace,
-                "--redis",
-                f"127.0.0.1:{redis_port}",
+                *_redis_client(cache, controller_tls),
                 "--repo-server",
                 f"127.0.0.1:{repo_port}",
+                "--repo-server-ca-cert-path",
+                str(controller_tls.ca),
+                "--repo-server-client-cert-path",
+                str(controller_tls.cert),
+                "--repo-server-client-cert-key-path",
+                str(controller_tls.key),
                 "--metrics-port",
                 str(metrics),
                 "--status-processors",
@@ -166,9 +244,10 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
         f"argocd/{cluster.name}",
         namespace=namespace,
         repo_server=repo_addr,
+        repo_server_ca=str(repo_tls.ca),
         controller_metrics=f"127.0.0.1:{metrics}",
     )
-    return ArgoCD(cluster.name, namespace, repo_addr)
+    return ArgoCD(cluster.name, namespace, repo_addr, repo_tls.ca, cache)
 
 
 def kubeconfig_for(env: Environment, cluster: str) -> Path:

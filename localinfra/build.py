@@ -14,71 +14,17 @@ import os
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from localinfra import paths, versions
+from localinfra import build_steps, helm, paths, versions
 from localinfra.errors import InfraError
-from localinfra.process import log_tail
 from localinfra.progress import Reporter, stderr_reporter, step
 
-GO_FLAGS = ("-trimpath", "-ldflags=-s -w")
+# Roughly how long each cold step takes on 2 cores with a fast network, in seconds: what a progress
+# display shows as left (a warm cache skips the step).
+ESTIMATES = {"debian": 90.0, "kafka": 60.0, "etcd": 240.0, "kube-argocd": 1500.0, "pulumi": 900.0}
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
-
-
-def _stamp(name: str) -> Path:
-    return paths.bin_dir() / ".stamps" / name
-
-
-def _is_built(name: str, version: str, outputs: Sequence[Path]) -> bool:
-    stamp = _stamp(name)
-    return stamp.exists() and stamp.read_text() == version and all(p.exists() for p in outputs)
-
-
-def _mark_built(name: str, version: str) -> None:
-    stamp = _stamp(name)
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(version)
-
-
-def _require_tool(tool: str, fix: str) -> str:
-    found = shutil.which(tool)
-    if not found:
-        raise InfraError(f"`{tool}` is not installed", fix=fix)
-    return found
-
-
-def _run(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    log: Path,
-    what: str,
-    env: dict[str, str] | None = None,
-    report: Reporter = stderr_reporter,
-) -> None:
-    """Run a build command, its output to ``log``; print a heartbeat so a long build shows life."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    full_env = {**os.environ, **(env or {})}
-    started = time.monotonic()
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL
-        )
-        while True:
-            try:
-                code = proc.wait(timeout=60)
-                break
-            except subprocess.TimeoutExpired:
-                report(f"[fleetplane]   ... {what}: {time.monotonic() - started:.0f}s so far (log: {log})")
-    if code != 0:
-        raise InfraError(
-            f"{what} failed (exit {code}): {' '.join(argv)}",
-            fix=f"read {log}; a registry failure is usually fixed by running the command again",
-            log_tail=log_tail(log, 30),
-        )
 
 
 def postgres_bin_dir() -> Path | None:
@@ -96,10 +42,10 @@ def ensure_debian_packages(report: Reporter = stderr_reporter) -> None:
             fix=f"sudo apt-get update && sudo apt-get install -y {packages}",
         )
     log = paths.build_dir("debian") / "apt.log"
-    with step(report, f"installing Debian packages: {packages}"):
+    with step(report, f"installing Debian packages: {packages}", estimate=ESTIMATES["debian"]):
         env = {"DEBIAN_FRONTEND": "noninteractive"}
-        _run(["apt-get", "update", "-q"], cwd=Path("/"), log=log, what="apt-get update", env=env)
-        _run(
+        build_steps.run(["apt-get", "update", "-q"], cwd=Path("/"), log=log, what="apt-get update", env=env)
+        build_steps.run(
             ["apt-get", "install", "-y", "-q", *versions.DEBIAN_PACKAGES],
             cwd=Path("/"),
             log=log,
@@ -131,15 +77,19 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 def ensure_kafka(report: Reporter = stderr_reporter) -> None:
     lib = kafka_lib_dir()
-    if _is_built("kafka", versions.KAFKA, [lib / f"kafka_2.13-{versions.KAFKA}.jar"]):
+    if build_steps.is_built("kafka", versions.KAFKA, [lib / f"kafka_2.13-{versions.KAFKA}.jar"]):
         return
-    _require_tool("java", "apt-get install -y openjdk-17-jre-headless (Kafka 4 needs Java 17+)")
-    mvn = _require_tool("mvn", "apt-get install -y maven")
+    build_steps.require_tool("java", "apt-get install -y openjdk-17-jre-headless (Kafka 4 needs Java 17+)")
+    mvn = build_steps.require_tool("mvn", "apt-get install -y maven")
     work = lib.parent
     work.mkdir(parents=True, exist_ok=True)
     (work / "pom.xml").write_text(_KAFKA_POM.format(version=versions.KAFKA))
-    with step(report, f"resolving Apache Kafka {versions.KAFKA} jars from Maven Central"):
-        _run(
+    with step(
+        report,
+        f"resolving Apache Kafka {versions.KAFKA} jars from Maven Central",
+        estimate=ESTIMATES["kafka"],
+    ):
+        build_steps.run(
             [
                 mvn,
                 "-q",
@@ -153,12 +103,7 @@ def ensure_kafka(report: Reporter = stderr_reporter) -> None:
             what="mvn copy-dependencies",
             report=report,
         )
-    _mark_built("kafka", versions.KAFKA)
-
-
-def _go_env() -> dict[str, str]:
-    # The toolchain named in the scratch module is fetched from the module proxy when missing.
-    return {"GOTOOLCHAIN": versions.GO_TOOLCHAIN, "GOFLAGS": "-buildvcs=false", "CGO_ENABLED": "0"}
+    build_steps.mark_built("kafka", versions.KAFKA)
 
 
 def _go_mod_path(module: str, version: str, cwd: Path, log: Path) -> Path:
@@ -173,7 +118,7 @@ def _go_download(module: str, version: str, cwd: Path, log: Path) -> dict[str, s
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={**os.environ, **_go_env()},
+        env={**os.environ, **build_steps.go_env()},
         check=False,
     )
     if out.returncode != 0:
@@ -252,32 +197,34 @@ def ensure_kube_and_argocd(report: Reporter = stderr_reporter) -> None:
         argocd_helpers_dir() / "git-verify-wrapper.sh",
     ]
     version = f"{versions.KUBERNETES}+{versions.ARGOCD}+{versions.GO_TOOLCHAIN}"
-    if _is_built("kube-argocd", version, outputs):
+    if build_steps.is_built("kube-argocd", version, outputs):
         return
-    _require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
-    _require_tool("git", "apt-get install -y git")
+    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    build_steps.require_tool("git", "apt-get install -y git")
     work = paths.build_dir("kube")
     log = work / "build.log"
     with step(
-        report, f"building Kubernetes {versions.KUBERNETES} and Argo CD {versions.ARGOCD} from Go modules"
+        report,
+        f"building Kubernetes {versions.KUBERNETES} and Argo CD {versions.ARGOCD} from Go modules",
+        estimate=ESTIMATES["kube-argocd"],
     ):
         _kube_scratch_module(work, log)
         targets = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in KUBE_COMMANDS]
         targets.append(f"github.com/argoproj/argo-cd/v3/cmd@{versions.ARGOCD}")
-        _run(
+        build_steps.run(
             ["go", "get", *targets],
             cwd=work,
             log=log,
             what="go get (Kubernetes, Argo CD)",
-            env=_go_env(),
+            env=build_steps.go_env(),
             report=report,
         )
         bins.mkdir(parents=True, exist_ok=True)
-        _run(
+        build_steps.run(
             [
                 "go",
                 "build",
-                *GO_FLAGS,
+                *build_steps.GO_FLAGS,
                 "-o",
                 f"{bins}/",
                 *(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS),
@@ -285,19 +232,26 @@ def ensure_kube_and_argocd(report: Reporter = stderr_reporter) -> None:
             cwd=work,
             log=log,
             what="go build kube-apiserver, kube-controller-manager, kubectl",
-            env=_go_env(),
+            env=build_steps.go_env(),
             report=report,
         )
-        _run(
-            ["go", "build", *GO_FLAGS, "-o", str(bins / "argocd"), "github.com/argoproj/argo-cd/v3/cmd"],
+        build_steps.run(
+            [
+                "go",
+                "build",
+                *build_steps.GO_FLAGS,
+                "-o",
+                str(bins / "argocd"),
+                "github.com/argoproj/argo-cd/v3/cmd",
+            ],
             cwd=work,
             log=log,
             what="go build argocd",
-            env=_go_env(),
+            env=build_steps.go_env(),
             report=report,
         )
         _copy_argocd_manifests(work)
-    _mark_built("kube-argocd", version)
+    build_steps.mark_built("kube-argocd", version)
 
 
 def _copy_argocd_manifests(work: Path) -> None:
@@ -306,7 +260,7 @@ def _copy_argocd_manifests(work: Path) -> None:
         cwd=work,
         capture_output=True,
         text=True,
-        env={**os.environ, **_go_env()},
+        env={**os.environ, **build_steps.go_env()},
         check=True,
     )
     src = Path(out.stdout.strip()) / "manifests"
@@ -340,17 +294,17 @@ func main() { etcdmain.Main(os.Args) }
 
 def ensure_etcd(report: Reporter = stderr_reporter) -> None:
     target = paths.bin_dir() / "etcd"
-    if _is_built("etcd", versions.ETCD, [target]):
+    if build_steps.is_built("etcd", versions.ETCD, [target]):
         return
-    _require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
     work = paths.build_dir("etcd")
     work.mkdir(parents=True, exist_ok=True)
     log = work / "build.log"
     (work / "go.mod").write_text("module fleetplane.local/etcdbuild\n\ngo 1.26.0\n")
     (work / "main.go").write_text(_ETCD_MAIN)
-    with step(report, f"building etcd {versions.ETCD} from its Go module"):
-        env = {**_go_env(), "GOTOOLCHAIN": "auto"}
-        _run(
+    with step(report, f"building etcd {versions.ETCD} from its Go module", estimate=ESTIMATES["etcd"]):
+        env = {**build_steps.go_env(), "GOTOOLCHAIN": "auto"}
+        build_steps.run(
             ["go", "get", f"go.etcd.io/etcd/server/v3@{versions.ETCD}"],
             cwd=work,
             log=log,
@@ -358,16 +312,18 @@ def ensure_etcd(report: Reporter = stderr_reporter) -> None:
             env=env,
             report=report,
         )
-        _run(["go", "mod", "tidy"], cwd=work, log=log, what="go mod tidy (etcd)", env=env, report=report)
-        _run(
-            ["go", "build", *GO_FLAGS, "-o", str(target), "."],
+        build_steps.run(
+            ["go", "mod", "tidy"], cwd=work, log=log, what="go mod tidy (etcd)", env=env, report=report
+        )
+        build_steps.run(
+            ["go", "build", *build_steps.GO_FLAGS, "-o", str(target), "."],
             cwd=work,
             log=log,
             what="go build etcd",
             env=env,
             report=report,
         )
-    _mark_built("etcd", versions.ETCD)
+    build_steps.mark_built("etcd", versions.ETCD)
 
 
 PULUMI_PKG = "github.com/pulumi/pulumi/pkg/v3"
@@ -395,42 +351,26 @@ def ensure_pulumi(report: Reporter = stderr_reporter) -> None:
     # The bootstrap project's file backend (Pulumi.yaml's backend.url), which must exist.
     (paths.cache_root() / "pulumi").mkdir(parents=True, exist_ok=True)
     outputs = [bin_dir / n for n in ("pulumi", *PULUMI_PLUGINS)]
-    if _is_built("pulumi", versions.PULUMI, outputs):
+    if build_steps.is_built("pulumi", versions.PULUMI, outputs):
         return
-    _require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
     work = paths.build_dir("pulumi")
     work.mkdir(parents=True, exist_ok=True)
     log = work / "build.log"
     pin = f"v{versions.PULUMI}"
     (work / "go.mod").write_text("module fleetplane.local/pulumibuild\n\ngo 1.26.0\n")
-    with step(report, f"building the Pulumi CLI {pin} from its Go module"):
-        env = _go_env()
+    with step(report, f"building the Pulumi CLI {pin} from its Go module", estimate=ESTIMATES["pulumi"]):
         pkg_mod = _go_mod_path(PULUMI_PKG, pin, work, log)
         replaces = "\n".join(f"replace {r}" for r in _versioned_replaces(pkg_mod))
         (work / "go.mod").write_text((work / "go.mod").read_text() + replaces + "\n")
-        _run(
-            ["go", "get", f"{PULUMI_PKG}/cmd/pulumi@{pin}", f"{PULUMI_SDK}@{pin}"],
-            cwd=work,
+        build_steps.go_get_and_build(
+            [f"{PULUMI_PKG}/cmd/pulumi@{pin}", f"{PULUMI_SDK}@{pin}"],
+            f"{PULUMI_PKG}/cmd/pulumi",
+            bin_dir / "pulumi",
+            version_flag=f"-X {PULUMI_SDK}/go/common/version.Version={pin}",
+            work=work,
             log=log,
-            what="go get pulumi",
-            env=env,
-            report=report,
-        )
-        version_flag = f"-X {PULUMI_SDK}/go/common/version.Version={pin}"
-        _run(
-            [
-                "go",
-                "build",
-                "-trimpath",
-                f"-ldflags=-s -w {version_flag}",
-                "-o",
-                str(bin_dir / "pulumi"),
-                f"{PULUMI_PKG}/cmd/pulumi",
-            ],
-            cwd=work,
-            log=log,
-            what="go build pulumi",
-            env=env,
+            name="pulumi",
             report=report,
         )
     sdk = Path(_go_download(PULUMI_SDK, pin, work, log)["Dir"]) / "python"
@@ -442,7 +382,7 @@ def ensure_pulumi(report: Reporter = stderr_reporter) -> None:
     (bin_dir / "pulumi-language-python").write_text(_LANGUAGE_HOST)
     for name in PULUMI_PLUGINS:
         (bin_dir / name).chmod(0o755)
-    _mark_built("pulumi", versions.PULUMI)
+    build_steps.mark_built("pulumi", versions.PULUMI)
 
 
 PULUMI_PLUGINS = ("pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
@@ -469,6 +409,7 @@ def ensure_all(report: Reporter = stderr_reporter, *, kube: bool = True) -> None
                 ensure_etcd(rep)
                 ensure_kube_and_argocd(rep)
                 ensure_pulumi(rep)
+                helm.ensure_helm(rep)
 
             pool.submit(guarded, go_builds)
     if errors:

@@ -72,9 +72,9 @@ def up(
 
 
 def status(env: Environment) -> list[dict[str, Any]]:
-    """One row per process: its name, pid, whether it is alive, and its log."""
+    """One row per process: its name, pid, whether it is alive, its log and its command line."""
     return [
-        {"name": r.name, "pid": r.pid, "alive": process.is_alive(r), "log": r.log}
+        {"name": r.name, "pid": r.pid, "alive": process.is_alive(r), "log": r.log, "argv": list(r.argv)}
         for r in env.processes.values()
     ]
 

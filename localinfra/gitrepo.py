@@ -66,7 +66,7 @@ data:
 
 
 def demo_apps_repo(repo: Path) -> str:
-    """The apps repository of the demo: the source document's ``configmap1`` under
+    """The apps repository of the demo: the lifecycle cases' ``configmap1`` under
     ``apps/configmap1`` and the clusters' own ``apps/platform``."""
     files = {"apps/configmap1/configmap.yaml": CONFIGMAP1, "apps/platform/configmap.yaml": PLATFORM_APPS}
     commit(repo, files, "configmap1 and the platform apps")

@@ -23,6 +23,7 @@ import yaml
 from localinfra import etcd, kubectl, paths, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from trust import files
 
 SERVICE_CIDR = "10.96.0.0/16"
 
@@ -66,9 +67,7 @@ def kubeconfig_dict(
 
 def write_kubeconfig(path: Path, config: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-    return path
+    return files.write_private(path, yaml.safe_dump(config, sort_keys=False))
 
 
 def service_account_kubeconfig(
@@ -98,7 +97,16 @@ def service_account_kubeconfig(
             },
         ],
     )
-    token = kubectl.run(cluster.kubeconfig, "create", "token", name, "-n", namespace, "--duration", "48h")
+    return token_kubeconfig(cluster, namespace, name, dest, hours=48)
+
+
+def token_kubeconfig(cluster: Cluster, namespace: str, name: str, dest: Path, *, hours: int) -> Path:
+    """A kubeconfig (mode 0600) for the existing ServiceAccount ``namespace/name`` with a token from
+    the TokenRequest API, valid ``hours``: the account's own identity and nothing more (the admin
+    kubeconfig only asks for the token)."""
+    token = kubectl.run(
+        cluster.kubeconfig, "create", "token", name, "-n", namespace, "--duration", f"{hours}h"
+    )
     config = yaml.safe_load(cluster.kubeconfig.read_text())
     user = f"{namespace}-{name}"
     config["users"] = [{"name": user, "user": {"token": token.strip()}}]

@@ -40,6 +40,23 @@ def apply(kubeconfig: Path, objects: Iterable[dict[str, Any]], *, field_manager:
     )
 
 
+def dry_run(
+    kubeconfig: Path, source: Path | Iterable[dict[str, Any]], *, field_manager: str = "fleetplane"
+) -> str:
+    """kubectl's report of a server-side apply of ``source`` (a file, or objects) that stores
+    nothing, with strict field validation: an unknown or misspelt field is an error."""
+    args = [
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "--validate=strict",
+        f"--field-manager={field_manager}",
+    ]
+    if isinstance(source, Path):
+        return run(kubeconfig, *args, "-f", str(source))
+    return run(kubeconfig, *args, "-f", "-", stdin=yaml.safe_dump_all(list(source), sort_keys=False))
+
+
 def apply_files(kubeconfig: Path, *files: Path, field_manager: str = "fleetplane") -> None:
     args = [a for f in files for a in ("-f", str(f))]
     run(kubeconfig, "apply", "--server-side", "--force-conflicts", f"--field-manager={field_manager}", *args)

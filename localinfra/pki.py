@@ -1,4 +1,4 @@
-"""Certificates for local clusters: one CA per environment, serving and client certificates.
+"""Certificates for local clusters and platform processes: one CA per environment.
 
 Every API server gets real TLS and every client a certificate (``O=system:masters`` for admins),
 so the kubeconfigs we hand out authenticate the way production ones do.
@@ -7,9 +7,7 @@ so the kubeconfigs we hand out authenticate the way production ones do.
 from __future__ import annotations
 
 import datetime
-import fcntl
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+from localinfra.environment import Environment
+from trust import authority, files
+from trust.identity import Identity
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,12 @@ class KeyPair:
 
 
 def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:
-    path.write_bytes(
+    files.write_private(
+        path,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        ),
     )
-    path.chmod(0o600)
 
 
 def _name(cn: str, org: str | None = None) -> x509.Name:
@@ -49,52 +51,66 @@ def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
 
 
 def ensure_ca(folder: Path) -> KeyPair:
-    """The folder's CA, made the first time. Clusters started at once (the provisioner starts each
-    in a thread; two processes may share a folder) must all get the same one: a CA made twice
-    signs some clusters' client certificates with a key their API server does not trust."""
-    pair = KeyPair(folder / "ca.crt", folder / "ca.key")
-    if pair.cert.exists() and pair.key.exists():
-        return pair
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".ca.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (pair.cert.exists() and pair.key.exists()):
-            _make_ca(pair)
-    return pair
+    """The environment's CA, made the first time: one trust root for its clusters' API servers and
+    for the platform's identities (``identity_files``)."""
+    authority.CertificateAuthority.ensure(folder)
+    return KeyPair(folder / "ca.crt", folder / "ca.key")
 
 
-def _make_ca(pair: KeyPair) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = _name("fleetplane-local-ca")
-    cert = (
-        _validity(x509.CertificateBuilder())
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
+def platform_ca(env: Environment) -> authority.CertificateAuthority:
+    return authority.CertificateAuthority.ensure(env.path("pki"))
+
+
+def identity_files(
+    env: Environment,
+    who: Identity,
+    *,
+    hosts: tuple[str, ...] = (),
+    server: bool = False,
+    lifetime: datetime.timedelta = authority.DEFAULT_LIFETIME,
+) -> files.TLSFiles:
+    """A certificate for a platform identity, issued by the environment's CA, with the CA beside it,
+    in ``<env>/identities/<kind>-<name>/``: what a local process of the platform is given."""
+    ca = platform_ca(env)
+    folder = env.path("identities", f"{who.kind}-{who.name}")
+    return ca.issue(who, hosts=hosts, server=server, lifetime=lifetime).write(folder, "tls", ca.cert_pem)
+
+
+def ensure_identity_files(
+    env: Environment,
+    who: Identity,
+    *,
+    hosts: tuple[str, ...] = (),
+    server: bool = False,
+) -> files.TLSFiles:
+    """``identity_files``, issued only when the folder holds no valid certificate of ``who`` by this
+    CA yet (or it is due for renewal): processes started from the same folder share one pair, and
+    one still reading it never sees it replaced under it."""
+    folder = env.path("identities", f"{who.kind}-{who.name}")
+    existing = files.TLSFiles(ca=folder / "ca.crt", cert=folder / "tls.crt", key=folder / "tls.key")
+    assert existing.cert is not None and existing.key is not None
+    if existing.cert.is_file() and existing.key.is_file() and existing.ca.is_file():
+        pem = existing.cert.read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+        ca = platform_ca(env)
+        if (
+            cert.subject == who.subject()
+            and existing.ca.read_bytes() == ca.cert_pem
+            and not authority.renewal_due(pem)
+            and all(host in _sans(cert) for host in hosts)
+        ):
+            return existing
+    return identity_files(env, who, hosts=hosts, server=server)
+
+
+def _sans(cert: x509.Certificate) -> set[str]:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(v) for v in names.get_values_for_type(x509.IPAddress)} | set(
+        names.get_values_for_type(x509.DNSName)
     )
-    # Written aside and renamed, the certificate last: a reader outside the lock never sees half.
-    staged = KeyPair(pair.cert.with_suffix(".crt.tmp"), pair.key.with_suffix(".key.tmp"))
-    _write_key(key, staged.key)
-    staged.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    os.replace(staged.key, pair.key)
-    os.replace(staged.cert, pair.cert)
 
 
 def issue(

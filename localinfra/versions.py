@@ -26,3 +26,9 @@ DEBIAN_PACKAGES = ("postgresql", "redis-server", "git")
 # The Pulumi CLI, built from github.com/pulumi/pulumi/pkg/v3 at the version of the Python SDK that
 # pyproject.toml pins (a test checks they agree).
 PULUMI = "3.259.0"
+
+# Helm, built from its Go module; installs fleetplane's charts (charts/).
+HELM = "v4.3.2"
+
+# The OCI registry that images are pushed to in tests (CNCF distribution), built from its Go module.
+REGISTRY = "v3.1.2"

@@ -2,23 +2,29 @@
 
 Writes go through the upstream-compatible CloudEvents Publish API, or, with ``batch_publish``,
 through fleetplane's PublishBatch (a server without it is sent single Publish calls instead); reads
-go through the query service. A failed call raises ``grpc.aio.AioRpcError`` carrying the server's
-code and message, whichever way the event went.
+go through the query service. A failed call raises a `maestro.client_errors.MaestroCallError` of the
+kind the server's status says, whichever way the event went: callers never see gRPC's types.
+
+Every client says how it authenticates (``Credentials``: a certificate, a token, or plaintext to an
+insecure server); there is no default.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
 
-from maestro.api import bundle_events, bundles, consumers, queries
+from maestro import client_errors
+from maestro.api import bundle_events, bundles, consumers, listing, queries, revocations
+from maestro.wire import channels, stubs
 from maestro.wire import cloudevents as wire_events
 from maestro.wire import query as wire_query
-from maestro.wire import stubs
+from maestro.wire.channels import Credentials, CredentialsError
 
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
 _Pending = tuple[stubs.cloudevent.CloudEvent, int, "asyncio.Future[None]"]  # the event, its size, its outcome
@@ -125,18 +131,29 @@ def _settle(batch: list[_Pending], outcomes: list[BaseException | None]) -> None
             done.set_exception(outcome)
 
 
+@contextlib.contextmanager
+def _calling() -> Iterator[None]:
+    """Raise a failed call's error as the client's own kind."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise client_errors.from_code(exc.code().name, exc.details() or "") from exc
+
+
 class MaestroClient:
     def __init__(
         self,
         address: str,
         *,
         source: str,
+        credentials: Credentials,
         message_limit: int = 2 * 1024 * 1024,
         batch_publish: bool = False,
     ) -> None:
         self.source = source
-        self._channel = grpc.aio.insecure_channel(
+        self._channel = channels.aio_channel(
             address,
+            credentials,
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", message_limit),
@@ -163,10 +180,11 @@ class MaestroClient:
 
     async def publish(self, request: bundles.SpecRequest) -> None:
         event = wire_events.to_pb(bundle_events.spec_request_event(request))
-        if self._batcher is not None:
-            await self._batcher.publish(event)
-        else:
-            await self._publish_one(event)
+        with _calling():
+            if self._batcher is not None:
+                await self._batcher.publish(event)
+            else:
+                await self._publish_one(event)
 
     async def _publish_one(self, event: stubs.cloudevent.CloudEvent) -> None:
         await self._events.Publish(stubs.cloudevent.PublishRequest(event=event))
@@ -196,22 +214,65 @@ class MaestroClient:
     # Reads (MaestroQuery).
 
     async def create_consumer(self, name: str, labels: Mapping[str, str] | None = None) -> consumers.Consumer:
-        reply = await self._query.CreateConsumer(
-            stubs.query.CreateConsumerRequest(name=name, labels=labels or {})
-        )
+        with _calling():
+            reply = await self._query.CreateConsumer(
+                stubs.query.CreateConsumerRequest(name=name, labels=labels or {})
+            )
         return wire_query.consumer_from_pb(reply)
 
     async def get_consumer(self, name: str) -> consumers.Consumer:
-        return wire_query.consumer_from_pb(
-            await self._query.GetConsumer(stubs.query.GetConsumerRequest(name=name))
-        )
+        with _calling():
+            reply = await self._query.GetConsumer(stubs.query.GetConsumerRequest(name=name))
+        return wire_query.consumer_from_pb(reply)
 
     async def delete_consumer(self, name: str) -> None:
-        await self._query.DeleteConsumer(stubs.query.DeleteConsumerRequest(name=name))
+        with _calling():
+            await self._query.DeleteConsumer(stubs.query.DeleteConsumerRequest(name=name))
+
+    async def list_consumers(self, labels: Mapping[str, str] | None = None) -> list[consumers.Consumer]:
+        """Every consumer (all pages) whose labels include ``labels``."""
+        out: list[consumers.Consumer] = []
+        token = ""
+        while True:
+            with _calling():
+                reply = await self._query.ListConsumers(
+                    stubs.query.ListConsumersRequest(page_token=token, label_selector=labels or {})
+                )
+            out.extend(wire_query.consumer_from_pb(item) for item in reply.items)
+            token = reply.next_page_token
+            if not token:
+                return out
+
+    async def update_consumer_labels(self, name: str, labels: Mapping[str, str]) -> consumers.Consumer:
+        with _calling():
+            reply = await self._query.UpdateConsumerLabels(
+                stubs.query.UpdateConsumerLabelsRequest(name=name, labels=labels)
+            )
+        return wire_query.consumer_from_pb(reply)
+
+    async def revoke_certificate(self, serial: int, reason: str = "") -> revocations.Revocation:
+        request = stubs.query.RevokeCertificateRequest(
+            serial=f"0x{revocations.serial_text(serial)}", reason=reason
+        )
+        with _calling():
+            reply = await self._query.RevokeCertificate(request)
+        return wire_query.revocation_from_pb(reply)
+
+    async def revoked_certificates(self) -> list[revocations.Revocation]:
+        with _calling():
+            reply = await self._query.ListRevokedCertificates(stubs.query.ListRevokedCertificatesRequest())
+        return [wire_query.revocation_from_pb(item) for item in reply.items]
+
+    async def get_summary(self, resource_id: uuid.UUID | str) -> listing.BundleSummary:
+        """One bundle, its JSON documents left as bytes until asked for."""
+        with _calling():
+            reply = await self._query.GetResourceBundle(
+                stubs.query.GetResourceBundleRequest(id=str(resource_id))
+            )
+        return wire_query.summary_from_pb(reply)
 
     async def get(self, resource_id: uuid.UUID) -> bundles.BundleRecord:
-        reply = await self._query.GetResourceBundle(stubs.query.GetResourceBundleRequest(id=str(resource_id)))
-        return wire_query.record_from_pb(reply)
+        return (await self.get_summary(resource_id)).record()
 
     async def pages(
         self,
@@ -220,24 +281,24 @@ class MaestroClient:
         *,
         with_spec: bool = True,
         with_status: bool = True,
-    ) -> AsyncIterator[stubs.query.ListResourceBundlesResponse]:
-        """Every page of bundles matching ``where``, as the wire sends them (JSON documents left as
-        bytes; each spec empty unless ``with_spec``, each status unless ``with_status``: its
-        sequence, hash and version are always there). The first page carries the watch token taken
-        before it. A reader that handles each page as it comes holds one page at a time."""
+    ) -> AsyncIterator[listing.BundlePage]:
+        """Every page of bundles matching ``where`` (JSON documents left as bytes until asked for;
+        each spec empty unless ``with_spec``, each status unless ``with_status``: its sequence, hash
+        and version are always there). The first page carries the watch token taken before it. A
+        reader that handles each page as it comes holds one page at a time."""
         where = where or queries.ResourceFilter()
         token = ""
         while True:
-            reply = await self._query.ListResourceBundles(
-                stubs.query.ListResourceBundlesRequest(
-                    page_size=page_size,
-                    page_token=token,
-                    without_spec=not with_spec,
-                    without_status=not with_status,
-                    **wire_query.resource_filter_fields(where),
-                )
+            request = stubs.query.ListResourceBundlesRequest(
+                page_size=page_size,
+                page_token=token,
+                without_spec=not with_spec,
+                without_status=not with_status,
+                **wire_query.resource_filter_fields(where),
             )
-            yield reply
+            with _calling():
+                reply = await self._query.ListResourceBundles(request)
+            yield wire_query.page_from_pb(reply)
             token = reply.next_page_token
             if not token:
                 return
@@ -245,25 +306,26 @@ class MaestroClient:
     async def count(self, where: queries.ResourceFilter | None = None) -> int:
         """How many bundles match ``where`` (deleting ones included), without listing them."""
         fields = wire_query.resource_filter_fields(where or queries.ResourceFilter())
-        reply = await self._query.CountResourceBundles(stubs.query.CountResourceBundlesRequest(**fields))
+        with _calling():
+            reply = await self._query.CountResourceBundles(stubs.query.CountResourceBundlesRequest(**fields))
         return int(reply.count)
 
-    async def list_messages(
+    async def list_summaries(
         self,
         where: queries.ResourceFilter | None = None,
         page_size: int = 0,
         *,
         with_spec: bool = True,
         with_status: bool = True,
-    ) -> tuple[list[stubs.query.ResourceBundle], str]:
-        """Every bundle matching ``where`` as the wire sends it (JSON documents left as bytes; each
-        spec empty unless ``with_spec``, each status unless ``with_status``), and the watch token
-        taken before the first page."""
-        out: list[stubs.query.ResourceBundle] = []
+    ) -> tuple[list[listing.BundleSummary], str]:
+        """Every bundle matching ``where`` (JSON documents left as bytes until asked for; each spec
+        empty unless ``with_spec``, each status unless ``with_status``), and the watch token taken
+        before the first page."""
+        out: list[listing.BundleSummary] = []
         watch_token = ""
-        async for reply in self.pages(where, page_size, with_spec=with_spec, with_status=with_status):
-            watch_token = watch_token or reply.watch_resume_token
-            out.extend(reply.items)
+        async for page in self.pages(where, page_size, with_spec=with_spec, with_status=with_status):
+            watch_token = watch_token or page.watch_resume_token
+            out.extend(page.items)
         return out, watch_token
 
     async def list(
@@ -277,27 +339,30 @@ class MaestroClient:
         """Every bundle matching ``where`` (all pages), decoded, and the watch token of the listing;
         without ``with_spec`` each record's manifests are empty, without ``with_status`` its status
         is ``None`` (not sent)."""
-        items, token = await self.list_messages(
+        items, token = await self.list_summaries(
             where, page_size, with_spec=with_spec, with_status=with_status
         )
-        return [wire_query.record_from_pb(item) for item in items], token
+        return [item.record() for item in items], token
 
     async def watch(
         self, resume_token: str = "", *, source: str = "", consumer: str = ""
-    ) -> AsyncIterator[stubs.query.StatusChange]:
+    ) -> AsyncIterator[listing.StatusUpdate]:
         """Status changes after ``resume_token``; keep-alives (no resource id) are skipped. They
         come in batches (WatchStatusBatches), or one by one from a server without it."""
         request = stubs.query.WatchStatusRequest(resume_token=resume_token, source=source, consumer=consumer)
         if self._watch_batches:
             try:
-                async for batch in self._query.WatchStatusBatches(request):
-                    for change in batch.changes:
-                        yield change
+                with _calling():
+                    async for batch in self._query.WatchStatusBatches(request):
+                        for change in batch.changes:
+                            yield wire_query.status_update_from_pb(change)
                 return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise
+            except client_errors.Unsupported:
                 self._watch_batches = False
-        async for change in self._query.WatchStatus(request):
-            if change.resource_id:
-                yield change
+        with _calling():
+            async for change in self._query.WatchStatus(request):
+                if change.resource_id:
+                    yield wire_query.status_update_from_pb(change)
+
+
+__all__ = ["BATCH_BYTES", "Credentials", "CredentialsError", "MaestroClient"]

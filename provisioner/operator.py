@@ -28,12 +28,12 @@ from kubeio import kopf_operator, objects
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
-from maestro.client import MaestroClient
+from maestro.client import Credentials, MaestroClient
 from maestro.transport import layout
 from provisioner import api, catalog, compositions, reconciler, render, xrd
 from provisioner.providers.base import ClusterProvider
 from provisioner.providers.local import LocalProvider
-from provisioner.providers.local_workloads import LocalWorkloads
+from trust import authority
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ class ProvisionerSettings:
     kubeconfig: str | None
     maestro: str
     kafka: str
+    #: the provisioner's Maestro identity: it registers and deletes consumers, so an admin
+    #: certificate, or a hub token allowed ``admin`` on ``consumers`` and ``list`` on all sources
+    maestro_credentials: Credentials
     #: the Maestro server's (its default unless the server was given another)
     topic_prefix: str = layout.DEFAULT.prefix
     hub_name: str = "hub"
@@ -60,6 +63,21 @@ class ProvisionerSettings:
     resync_seconds: float = 30.0
     drain_seconds: float = 120.0
     liveness: str | None = None
+    #: the platform CA's folder (``ca.crt``, ``ca.key``), which issues each cluster's agent identity;
+    #: default: the local environment's (``<local_env>/pki``)
+    ca_dir: Path | None = None
+
+
+def _authority(settings: ProvisionerSettings) -> authority.CertificateAuthority | None:
+    folder = settings.ca_dir or (settings.local_env / "pki" if settings.local_env else None)
+    if folder is None:
+        return None
+    cert, key = folder / "ca.crt", folder / "ca.key"
+    if not (cert.is_file() and key.is_file()):
+        raise ValueError(
+            f"the CA folder {folder} needs ca.crt and ca.key (--ca-dir): they issue agents' identities"
+        )
+    return authority.CertificateAuthority.load(cert, key)
 
 
 @dataclasses.dataclass
@@ -70,19 +88,16 @@ class Provisioner:
     late_kinds: kopf_operator.LateKinds
 
 
-def _providers(settings: ProvisionerSettings) -> tuple[dict[str, ClusterProvider], LocalWorkloads | None]:
+def _providers(settings: ProvisionerSettings) -> dict[str, ClusterProvider]:
     providers: dict[str, ClusterProvider] = {}
-    workloads = None
     if settings.local_env:
         env = Environment(settings.local_env)
-        clusters = env.child("provisioned")
-        providers["local"] = LocalProvider(clusters, env.endpoint("etcd")["url"])
-        workloads = LocalWorkloads(clusters)
+        providers["local"] = LocalProvider(env.child("provisioned"), env.endpoint("etcd")["url"])
     if settings.aws_region:
         from provisioner.providers.aws import AwsProvider  # boto3 only when asked for
 
         providers["aws"] = AwsProvider.for_region(settings.aws_region, endpoint_url=settings.aws_endpoint)
-    return providers, workloads
+    return providers
 
 
 def _platform(settings: ProvisionerSettings, hub_server: str) -> dict[str, Any]:
@@ -105,10 +120,10 @@ def _platform(settings: ProvisionerSettings, hub_server: str) -> dict[str, Any]:
 
 def build_operator(settings: ProvisionerSettings) -> Provisioner:
     hub = KubeRest.from_kubeconfig(settings.kubeconfig)
-    providers, workloads = _providers(settings)
+    providers = _providers(settings)
     if not providers:
         raise ValueError("no cluster provider: pass --local-env NAME and/or --aws-region REGION")
-    maestro = MaestroClient(settings.maestro, source=MAESTRO_SOURCE)
+    maestro = MaestroClient(settings.maestro, source=MAESTRO_SOURCE, credentials=settings.maestro_credentials)
 
     def report(obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         kopf.event(obj, type=kind, reason=reason, message=message[:1000])  # type: ignore[arg-type]
@@ -123,8 +138,8 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
             compositions_dir=settings.compositions_dir,
             platform=_platform(settings, hub.server),
             drain_seconds=settings.drain_seconds,
+            authority=_authority(settings),
         ),
-        workloads=workloads,
         report=report,
         kinds_served=late_kinds.ensure_watched,
     )

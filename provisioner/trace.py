@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubeio import conditions as kube_conditions
 from provisioner import conditions
 
 
@@ -29,8 +30,8 @@ def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def _object_node(obj: Mapping[str, Any]) -> Node:
     meta = _meta(obj)
     where = f"{meta['namespace']}/" if meta.get("namespace") else ""
-    synced = conditions.get(obj, conditions.SYNCED) or {}
-    ready = conditions.get(obj, conditions.READY) or {}
+    synced = kube_conditions.find(kube_conditions.of(obj), conditions.SYNCED) or {}
+    ready = kube_conditions.find(kube_conditions.of(obj), conditions.READY) or {}
     state = f"Synced={synced.get('status', '?')} Ready={ready.get('status', '?')}"
     failing = synced if synced.get("status") == "False" else ready
     message = str(failing.get("message") or "") if failing.get("status") != "True" else ""

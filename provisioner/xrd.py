@@ -411,7 +411,9 @@ def _columns() -> list[dict[str, Any]]:
     return [
         api.condition_column("SYNCED", "Synced"),
         api.condition_column("READY", "Ready"),
-        {"name": "COMPOSITION", "type": "string", "jsonPath": ".spec.compositionRef.name"},
+        # The revision in use (named after its Composition), which the claim's status carries too:
+        # the claim's spec names no Composition unless its author chose one.
+        {"name": "COMPOSITION-REVISION", "type": "string", "jsonPath": ".status.compositionRevision"},
         api.AGE_COLUMN,
     ]
 

@@ -1,23 +1,33 @@
 """Shared fixtures: one real local environment per test session, started lazily.
 
 A unit test asks for none of these and starts nothing. An integration test asks for what it needs
-(``pg_dsn``, ``kafka_bootstrap``, ``hub``, ``argocd_worker``...) and the first one to ask starts it
+(``pg_dsn``, ``kafka_broker``, ``hub``, ``argocd_worker``...) and the first one to ask starts it
 on free loopback ports; everything is stopped when the session ends. When a test fails, the last
-lines of the log of every process that died are attached to its report.
+lines of the log of every process that died are attached to its report. Before the environment is
+torn down, every log it holds is scanned for credentials (``tests.leaks``): a leak fails the run.
+
+Kafka is secured as in production: TLS everywhere, a certificate per client from the session
+environment's CA, ACLs. ``kafka_settings`` is the Maestro server's identity (a super user);
+``kafka_as(identity)`` any other (a cluster's, say), which has only the rights ACLs give it.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from localinfra import argocd, build, etcd, kafka, kube, postgres, process
+from localinfra import argocd, build, etcd, kafka, kube, pki, postgres, process, redis
 from localinfra.environment import Environment
 from localinfra.progress import stderr_reporter
+from maestro.transport.connection import KafkaSettings
+from tests import leaks
+from trust.identity import Identity
+
+KafkaAs = Callable[[Identity], KafkaSettings]
 
 _env: Environment | None = None
 
@@ -31,9 +41,22 @@ def infra_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]
     try:
         yield _env
     finally:
+        leaked = leaks.scan_logs(_env.root, _generated_secrets(_env.root))
         problems = _env.down()
         _env = None
         assert not problems, problems
+        assert not leaked, f"credentials in the processes' logs: {leaked}"
+
+
+def _generated_secrets(root: Path) -> list[str]:
+    """The passwords this run generated (PostgreSQL's passfile lines end in the password; a Redis's
+    password is the file ``auth`` of its credentials folder)."""
+    found = []
+    for passfile in root.rglob("passfile") if root.exists() else []:
+        found += [line.rsplit(":", 1)[-1] for line in passfile.read_text().splitlines() if ":" in line]
+    for auth in root.rglob(f"{redis.CREDENTIALS_DIR}/auth") if root.exists() else []:
+        found.append(auth.read_text().strip())
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +79,32 @@ def pg_dsn(pg_server: postgres.Postgres) -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(infra_env: Environment) -> str:
-    return kafka.start(infra_env).bootstrap
+def kafka_broker(infra_env: Environment) -> kafka.Kafka:
+    return kafka.start(infra_env)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: kafka.Kafka) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_as(infra_env: Environment, kafka_broker: kafka.Kafka) -> KafkaAs:
+    """Kafka settings of a client speaking as an identity issued by the environment's CA."""
+
+    def settings(who: Identity) -> KafkaSettings:
+        hosts = ("127.0.0.1", "localhost")
+        return KafkaSettings.secure(
+            kafka_broker.bootstrap, pki.ensure_identity_files(infra_env, who, hosts=hosts, server=True)
+        )
+
+    return settings
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_as: KafkaAs) -> KafkaSettings:
+    """The Maestro server's Kafka settings: a super user, as the broker is configured."""
+    return kafka_as(kafka.MAESTRO_SERVER)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """What to send to Maestro to reach a plan: creates, updates, deletes, and what to leave alone.
 
-Called by the propagation kopf handler with ``plan.plan_application_set``'s result and the works
+Called by the propagation pass (``convergence``) with ``plan.plan_application_set``'s result and the works
 Maestro holds for the ApplicationSet (listed by its labels), at start and after every change, so
 the controller repairs level-based: a missed event, a restart or a manual edit is put right on
 the next pass. Works are matched by their deterministic names; a spec hash (the
@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controllers.propagation import plan
+from controllers.propagation import identities, plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ExistingWork:
     def current_hash(self) -> str | None:
         if self.spec_hash:
             return self.spec_hash
-        return plan.spec_hash(self.bundle) if self.bundle is not None else None
+        return identities.spec_hash(self.bundle) if self.bundle is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,7 @@ def diff(
             )
 
     erroring_names = {
-        (cluster, plan.work_name(desired_plan.appset_namespace, desired_plan.appset_name, cluster, app))
+        (cluster, identities.work_name(desired_plan.appset_namespace, desired_plan.appset_name, cluster, app))
         for cluster, app in errored
         if cluster and app
     }
@@ -135,35 +135,3 @@ def diff(
         mirror_deletes=mirror_deletes,
         notes=tuple(notes),
     )
-
-
-def deletion_diff(existing: Iterable[ExistingWork]) -> WorkDiff:
-    """The ApplicationSet itself is being deleted: every work goes, whatever the sync policy
-    (as Argo CD's owner-reference cascade does)."""
-    works = list(existing)
-    return WorkDiff(
-        deletes=tuple(w for w in works if not w.deleting), held=tuple(w for w in works if w.deleting)
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Conflict:
-    cluster: str
-    application: str
-    appsets: tuple[str, ...]
-
-
-def find_conflicts(plans: Iterable[plan.Plan]) -> list[Conflict]:
-    """Worker Applications claimed by more than one ApplicationSet on the same cluster (their works
-    would fight over one object in the worker's ``argocd`` namespace)."""
-    owners: dict[tuple[str, str], list[str]] = {}
-    for one in plans:
-        for work in one.works:
-            owners.setdefault((work.cluster, work.application), []).append(
-                f"{one.appset_namespace}/{one.appset_name}"
-            )
-    return [
-        Conflict(cluster, app, tuple(sorted(set(names))))
-        for (cluster, app), names in sorted(owners.items())
-        if len(set(names)) > 1
-    ]

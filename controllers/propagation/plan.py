@@ -1,6 +1,6 @@
 """The desired state of one pull ApplicationSet: a Maestro work and a hub mirror per (cluster, Application).
 
-Called by the propagation kopf handler after ``generators.generate``: ``plan_application_set``
+Called by the propagation controller (``controller``) after ``generators.generate``: ``plan_application_set``
 renders every parameter set, resolves its destination against the inventory and builds
 
 - the **worker Application** (namespace ``argocd`` on the managed cluster, destination
@@ -29,31 +29,17 @@ template has none, exactly as Argo CD does.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
-import json
-import re
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers import contract
-from controllers.propagation import errors, generators, inventory, templating
+from controllers.propagation import documents, errors, generators, identities, inventory, targets, templating
+from controllers.propagation.documents import WorkDocuments
 
 PlanError = errors.PlanError
 
-APPLICATION_API_VERSION = "argoproj.io/v1alpha1"
-APPSET_KIND = "ApplicationSet"
 APPLICATION_POLICIES = ("sync", "create-only", "create-update", "create-delete")
-
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-_FINALIZER_VARIANTS = (
-    contract.RESOURCES_FINALIZER,
-    f"{contract.RESOURCES_FINALIZER}/foreground",
-    f"{contract.RESOURCES_FINALIZER}/background",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,19 +57,6 @@ class PlanOptions:
 class TargetKey:
     cluster: str
     application: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WorkDocuments:
-    """What is written for one target: the work and the hub mirror."""
-
-    #: the work's ObjectMeta as sent in the CloudEvent ``metadata`` extension
-    metadata: dict[str, Any]
-    #: the ManifestBundle spec (``manifests``, ``deleteOption``, ``manifestConfigs``)
-    bundle: dict[str, Any]
-    hub_application: dict[str, Any]
-    #: the Application sent to the worker (also ``bundle["manifests"][0]``)
-    worker_application: dict[str, Any]
 
 
 class NotRenderedError(LookupError):
@@ -191,50 +164,13 @@ class Plan:
         )
 
 
-# --- opt-in and identities ---------------------------------------------------------------------------------
+# --- opt-in ---------------------------------------------------------------------------------
 
 
 def is_pull_enabled(appset: Mapping[str, Any]) -> bool:
     """Whether fleetplane (not Argo CD) serves this ApplicationSet."""
     labels = (appset.get("metadata") or {}).get("labels") or {}
     return labels.get(contract.PULL_LABEL) == contract.PULL_LABEL_VALUE
-
-
-def work_name(appset_namespace: str, appset_name: str, cluster: str, application: str) -> str:
-    """A work name that is stable per (ApplicationSet, cluster, Application) and readable."""
-    digest = hashlib.sha256(f"{appset_namespace}/{appset_name}/{cluster}/{application}".encode()).hexdigest()[
-        :10
-    ]
-    return f"{application[: 253 - 11].rstrip('-.')}-{digest}"
-
-
-def work_id(source: str, cluster: str, name: str) -> str:
-    """Upstream Maestro's resource id for a work: UUIDv5 (OID namespace) of
-    ``<source>-manifestworks.work.open-cluster-management.io-<cluster>-<name>``."""
-    return str(
-        uuid.uuid5(
-            uuid.NAMESPACE_OID, f"{source}-manifestworks.work.open-cluster-management.io-{cluster}-{name}"
-        )
-    )
-
-
-def mirror_hash(application: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(application, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def spec_hash(bundle: Mapping[str, Any]) -> str:
-    """sha256 of the bundle's canonical JSON: equal hashes mean nothing to send."""
-    return hashlib.sha256(json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def label_value(text: str) -> str:
-    """``text`` if it is a valid label value, else a truncated form with a hash (full value goes in
-    an annotation)."""
-    if len(text) <= 63 and _LABEL_VALUE.fullmatch(text):
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    head = re.sub(r"[^-A-Za-z0-9_.]", "-", text)[:52].strip("-_.")
-    return f"{head}-{digest}" if head else digest
 
 
 # --- planning ----------------------------------------------------------------------------------------------
@@ -279,7 +215,16 @@ def plan_application_set(
         raise PlanError(str(exc)) from None
     preserve = bool((spec.get("syncPolicy") or {}).get("preserveResourcesOnDeletion"))
 
-    builder = _Builder(str(namespace), str(name), str(uid), clusters, preserve, options)
+    settings = documents.DocumentSettings(
+        appset_namespace=str(namespace),
+        appset_name=str(name),
+        appset_uid=str(uid),
+        preserve=preserve,
+        worker_namespace=options.worker_namespace,
+        in_cluster_server=options.in_cluster_server,
+        field_manager=options.field_manager,
+    )
+    builder = _Builder(clusters, settings, options.source)
     errs: list[TargetError] = [
         TargetError("UnknownCluster", f"{u.reason} ({u.path})", cluster=u.cluster or None) for u in unmatched
     ]
@@ -312,18 +257,11 @@ class _Builder:
     """Turns one parameter set into a ``DesiredWork`` (or says why not)."""
 
     def __init__(
-        self,
-        namespace: str,
-        name: str,
-        uid: str,
-        clusters: inventory.Inventory,
-        preserve: bool,
-        options: PlanOptions,
+        self, clusters: inventory.Inventory, settings: documents.DocumentSettings, source: str
     ) -> None:
-        self.namespace, self.name, self.uid = namespace, name, uid
         self.clusters = clusters
-        self.preserve = preserve
-        self.options = options
+        self.settings = settings
+        self.source = source
 
     def build(
         self, spec: Mapping[str, Any], params: Mapping[str, Any], index: int
@@ -338,7 +276,9 @@ class _Builder:
             )
         app_meta = app.get("metadata") or {}
         app_name = app_meta.get("name")
-        problem = self._validate(app, app_name)
+        problem = targets.application_problem(
+            app, app_name, self.settings.appset_namespace, self.settings.worker_namespace
+        )
         if problem:
             return TargetError(
                 "ApplicationValidationError",
@@ -349,7 +289,7 @@ class _Builder:
             )
         app_name = str(app_name)
         destination = app["spec"]["destination"]
-        cluster = self._resolve(destination)
+        cluster = targets.resolve_destination(destination, self.clusters, self.settings.in_cluster_server)
         if isinstance(cluster, str):
             target = destination.get("name") or destination.get("server")
             return TargetError(
@@ -357,188 +297,21 @@ class _Builder:
             )
         return self._work(app, app_name, cluster)
 
-    def _validate(self, app: Mapping[str, Any], app_name: Any) -> str | None:
-        meta = app.get("metadata") or {}
-        spec = app.get("spec")
-        if not isinstance(app_name, str) or not app_name:
-            return "template.metadata.name is empty; give it a name such as '{{name}}-guestbook'"
-        if len(app_name) > 253 or not _DNS_SUBDOMAIN.fullmatch(app_name):
-            return (
-                f"Application name {app_name!r} is not a valid Kubernetes name (lower-case letters, digits, "
-                "'-' and '.', at most 253); use the normalize function or nameNormalized"
-            )
-        if meta.get("namespace") not in (None, "", self.namespace):
-            return (
-                f"template.metadata.namespace {meta['namespace']!r}: hub Applications live in the "
-                f"ApplicationSet's namespace ({self.namespace}) and worker ones in "
-                f"{self.options.worker_namespace}; remove the field"
-            )
-        if not isinstance(spec, Mapping):
-            return "template.spec is missing"
-        if not spec.get("project"):
-            return "template.spec.project is required (e.g. default)"
-        if not spec.get("source") and not spec.get("sources"):
-            return "template.spec needs source or sources"
-        destination = spec.get("destination")
-        if not isinstance(destination, Mapping) or not (destination.get("name") or destination.get("server")):
-            return "template.spec.destination needs name or server (the managed cluster)"
-        if destination.get("name") and destination.get("server"):
-            return "template.spec.destination sets both name and server; keep one"
-        return None
-
-    def _resolve(self, destination: Mapping[str, Any]) -> inventory.Cluster | str:
-        """The registered cluster ``destination`` names, or why there is none."""
-        name, server = destination.get("name"), destination.get("server")
-        hub_hint = ""
-        if name == "in-cluster" or server == self.options.in_cluster_server:
-            hub_hint = " ('in-cluster' is the hub itself, which the pull model does not deploy to)"
-        if name:
-            cluster = self.clusters.by_name(str(name))
-            if cluster is not None:
-                return cluster
-            return (
-                f"destination cluster {name!r} is not registered on the hub{hub_hint}; "
-                f"{_known(self.clusters)}"
-            )
-        found = self.clusters.by_server(str(server))
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            names = ", ".join(c.name for c in found)
-            return (
-                f"destination server {server!r} is registered by several clusters ({names}); "
-                "use destination.name"
-            )
-        return (
-            f"destination server {server!r} is not registered on the hub{hub_hint}; {_known(self.clusters)}"
-        )
-
     def _work(self, app: dict[str, Any], app_name: str, cluster: inventory.Cluster) -> DesiredWork:
-        meta = app.get("metadata") or {}
-        template_labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-        template_annotations = {str(k): str(v) for k, v in (meta.get("annotations") or {}).items()}
-        appset_ref = f"{self.namespace}/{self.name}"
-        hub_ref = f"{self.namespace}/{app_name}"
-        name = work_name(self.namespace, self.name, cluster.name, app_name)
-        owner_labels = {
-            contract.LABEL_APPSET_NAMESPACE: label_value(self.namespace),
-            contract.LABEL_APPSET_NAME: label_value(self.name),
-        }
-
-        worker_spec = copy.deepcopy(app["spec"])
-        worker_destination = {"server": self.options.in_cluster_server}
-        if worker_spec["destination"].get("namespace"):
-            worker_destination["namespace"] = worker_spec["destination"]["namespace"]
-        worker_spec["destination"] = worker_destination
-        worker_annotations = {
-            k: v for k, v in template_annotations.items() if k != contract.ARGOCD_SKIP_RECONCILE
-        }
-        worker_annotations.update(
-            {contract.ANNOTATION_APPSET: appset_ref, contract.ANNOTATION_HUB_APPLICATION: hub_ref}
+        name = identities.work_name(
+            self.settings.appset_namespace, self.settings.appset_name, cluster.name, app_name
         )
-        worker_meta: dict[str, Any] = {
-            "name": app_name,
-            "namespace": self.options.worker_namespace,
-            "labels": {**template_labels, **owner_labels},
-            "annotations": worker_annotations,
-        }
-        finalizers = self._worker_finalizers(list(meta.get("finalizers") or []))
-        if finalizers:
-            worker_meta["finalizers"] = finalizers
-        worker = {
-            "apiVersion": APPLICATION_API_VERSION,
-            "kind": "Application",
-            "metadata": worker_meta,
-            "spec": worker_spec,
-        }
-
-        bundle = self._bundle(worker)
-        digest = spec_hash(bundle)
-        hub = {
-            "apiVersion": APPLICATION_API_VERSION,
-            "kind": "Application",
-            "metadata": {
-                "name": app_name,
-                "namespace": self.namespace,
-                "labels": {
-                    **template_labels,
-                    **owner_labels,
-                    contract.LABEL_CLUSTER: label_value(cluster.name),
-                },
-                "annotations": {
-                    **template_annotations,
-                    contract.ARGOCD_SKIP_RECONCILE: "true",
-                    contract.ANNOTATION_APPSET: appset_ref,
-                    contract.ANNOTATION_CLUSTER: cluster.name,
-                    contract.ANNOTATION_WORK_NAME: name,
-                },
-                "ownerReferences": [
-                    {
-                        "apiVersion": APPLICATION_API_VERSION,
-                        "kind": APPSET_KIND,
-                        "name": self.name,
-                        "uid": self.uid,
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            # the spec as the user wrote it: its destination names the managed cluster
-            "spec": copy.deepcopy(app["spec"]),
-        }
-        work_metadata = {
-            "name": name,
-            "namespace": cluster.name,
-            "labels": {**owner_labels, contract.LABEL_CLUSTER: label_value(cluster.name)},
-            "annotations": {
-                contract.ANNOTATION_APPSET: appset_ref,
-                contract.ANNOTATION_HUB_APPLICATION: hub_ref,
-                contract.ANNOTATION_CLUSTER: cluster.name,
-                contract.ANNOTATION_SPEC_HASH: digest,
-            },
-        }
+        docs = documents.target_documents(app, app_name, cluster.name, name, self.settings)
         return DesiredWork(
             key=TargetKey(cluster.name, app_name),
             work_name=name,
-            work_id=work_id(self.options.source, cluster.name, name),
-            spec_hash=digest,
-            mirror_hash=mirror_hash(hub),
-            labels=worker_meta["labels"],
+            work_id=identities.work_id(self.source, cluster.name, name),
+            spec_hash=docs.spec_hash,
+            mirror_hash=identities.mirror_hash(docs.hub_application),
+            labels=docs.worker_application["metadata"]["labels"],
             target_revisions=_target_revisions(app["spec"]),
-            documents=WorkDocuments(work_metadata, bundle, hub, worker),
+            documents=docs,
         )
-
-    def _worker_finalizers(self, finalizers: list[str]) -> list[str]:
-        if self.preserve:
-            # "preserve" means deleting the Application must not delete what it deployed
-            return [f for f in finalizers if f not in _FINALIZER_VARIANTS]
-        return finalizers or [contract.RESOURCES_FINALIZER]
-
-    def _bundle(self, worker: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "manifests": [worker],
-            "deleteOption": {"propagationPolicy": "Foreground"},
-            "manifestConfigs": [
-                {
-                    "resourceIdentifier": {
-                        "group": "argoproj.io",
-                        "resource": "applications",
-                        "name": worker["metadata"]["name"],
-                        "namespace": worker["metadata"]["namespace"],
-                    },
-                    "feedbackRules": [
-                        {
-                            "type": "JSONPaths",
-                            "jsonPaths": [{"name": n, "path": p} for n, p in contract.FEEDBACK_PATHS],
-                        }
-                    ],
-                    "updateStrategy": {
-                        "type": "ServerSideApply",
-                        "serverSideApply": {"fieldManager": self.options.field_manager, "force": True},
-                    },
-                }
-            ],
-        }
 
 
 def _target_revisions(spec: Mapping[str, Any]) -> tuple[str, ...]:
@@ -551,11 +324,3 @@ def _describe(params: Mapping[str, Any]) -> str:
         if isinstance(params.get(key), str):
             return f"{key}={params[key]}"
     return "no name parameter"
-
-
-def _known(clusters: inventory.Inventory) -> str:
-    names = clusters.names()
-    if not names:
-        return "no clusters are registered (no cluster Secrets)"
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-    return f"registered clusters: {shown}"

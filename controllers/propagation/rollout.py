@@ -1,6 +1,6 @@
 """Progressive rollout (``spec.strategy``): which pending changes may be sent to clusters now.
 
-Called by the propagation kopf handler after ``diff.diff``: it builds one ``RolloutTarget`` per
+Called by the propagation pass (``convergence``) after ``diff.diff``: it builds one ``RolloutTarget`` per
 desired Application (is a create/update waiting? what did the cluster last report?) and sends only
 the changes in ``RolloutDecision.allowed``; ``RolloutDecision.statuses`` become the
 ApplicationSet's ``status.applicationStatus``.

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers import contract
+from kubeio.conditions import describe, has_status
 
 UNKNOWN = "Unknown"
 ERROR = "PropagationError"
@@ -81,7 +82,7 @@ def application_status(
     if isinstance(app_conditions, list):
         conditions.extend(_app_condition(c) for c in app_conditions if isinstance(c, Mapping))
 
-    deleted = _is(work_conditions.get("Deleted"), "True")
+    deleted = has_status(work_conditions.get("Deleted"), "True")
     if not status or not work_conditions:
         conditions.append(
             _condition(
@@ -95,14 +96,14 @@ def application_status(
         ("Degraded", "True", ERROR, "reports the work as degraded"),
     ):
         cond = work_conditions.get(name)
-        if _is(cond, wanted):
-            conditions.append(_condition(severity, f"cluster {cluster} {what}: {_reason(cond)}", cond))
+        if has_status(cond, wanted):
+            conditions.append(_condition(severity, f"cluster {cluster} {what}: {describe(cond)}", cond))
     for cond in (resource or {}).get("conditions") or []:
         if not isinstance(cond, Mapping) or cond.get("status") != "False":
             continue
         severity = ERROR if cond.get("type") == "Applied" else WARNING
         conditions.append(
-            _condition(severity, f"cluster {cluster}: {cond.get('type')} is False: {_reason(cond)}", cond)
+            _condition(severity, f"cluster {cluster}: {cond.get('type')} is False: {describe(cond)}", cond)
         )
     conditions.extend(_condition(WARNING, f"cluster {cluster}: {p}") for p in problems)
 
@@ -111,7 +112,11 @@ def application_status(
     if deleted:
         conditions.append(_condition(WARNING, f"cluster {cluster}: the Application has been deleted there"))
         health_status = "Missing"
-    elif work_conditions and _is(work_conditions.get("Applied"), "True") and not isinstance(sync_status, str):
+    elif (
+        work_conditions
+        and has_status(work_conditions.get("Applied"), "True")
+        and not isinstance(sync_status, str)
+    ):
         conditions.append(
             _condition(
                 WARNING,
@@ -196,14 +201,3 @@ def _condition(kind: str, message: str, source: Mapping[str, Any] | None = None)
     if source and source.get("lastTransitionTime"):
         out["lastTransitionTime"] = source["lastTransitionTime"]
     return out
-
-
-def _is(condition: Mapping[str, Any] | None, status: str) -> bool:
-    return bool(condition) and condition.get("status") == status  # type: ignore[union-attr]
-
-
-def _reason(condition: Mapping[str, Any] | None) -> str:
-    if not condition:
-        return "no details"
-    reason, message = condition.get("reason") or "", condition.get("message") or ""
-    return f"{reason}: {message}" if reason and message else reason or message or "no details"

@@ -85,8 +85,6 @@ class WriteBatcher:
         self._busy: set[Hashable] = set()
         # keys written by someone else while a write of ours was out: which landed last is unknown
         self._unsure: set[Hashable] = set()
-        self.coalesced = 0
-        self.skipped = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -121,12 +119,9 @@ class WriteBatcher:
         # what the hub will hold once the write in flight (if any) lands
         baseline = self._in_flight.get(key, self._written.get(key))
         if fingerprint == baseline:
-            if self._pending.pop(key, None) is not None:
-                self.coalesced += 1  # an older pending patch is superseded by "no change"
-            self.skipped += 1
+            self._pending.pop(key, None)  # an older pending patch is superseded by "no change"
             return False
-        if key in self._pending:
-            self.coalesced += 1  # replacing a value keeps the key's place in the queue
+        # replacing a pending value keeps the key's place in the queue
         self._pending[key] = PendingWrite(key, patch, fingerprint)
         return True
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers.status import aggregate
+from kubeio.conditions import stamped
 
 APPLICATION_GROUP, APPLICATION_VERSION = "argoproj.io", "v1alpha1"
 #: entries of ``applicationStatus`` and ``resources``: each is ~200 bytes, and the whole object
@@ -97,7 +98,7 @@ def application_set_status(
         c.get("type"): c for c in (previous or {}).get("conditions") or [] if isinstance(c, Mapping)
     }
     conditions = [
-        _stamp(c, old_conditions.get(c["type"]), now, ("status", "reason", "message"))
+        stamped(c, old_conditions.get(c["type"]), now, ("status", "reason", "message"))
         for c in _conditions(
             counts, target_errors, generation_error, rollout_progressing, rollout_step, len(listed)
         )
@@ -108,7 +109,7 @@ def application_set_status(
         if isinstance(a, Mapping)
     }
     application_status = [
-        _stamp(entry, old_apps.get(entry["application"]), now, ("status", "step", "message"))
+        stamped(entry, old_apps.get(entry["application"]), now, ("status", "step", "message"))
         for entry in (_app_status(a) for a in listed)
     ]
     resources = [
@@ -213,13 +214,3 @@ def _app_status(app: AppEntry) -> dict[str, Any]:
         entry.update(status="Progressing", message=f"Application is {sync} and {health}")
     entry["step"] = "1"
     return entry
-
-
-def _stamp(
-    entry: dict[str, Any], old: Mapping[str, Any] | None, now: str, keys: Sequence[str]
-) -> dict[str, Any]:
-    """``entry`` with a lastTransitionTime: the old one if nothing in ``keys`` changed, else ``now``."""
-    unchanged = (
-        old is not None and all(old.get(k) == entry.get(k) for k in keys) and old.get("lastTransitionTime")
-    )
-    return {**entry, "lastTransitionTime": old["lastTransitionTime"] if unchanged and old else now}

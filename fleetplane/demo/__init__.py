@@ -1,6 +1,6 @@
-"""``fleetplane demo``: the source document's three ApplicationSet cases, played on the local fleet.
+"""``fleetplane demo``: the three ApplicationSet lifecycle cases, played on the local fleet.
 
-``fleetplane/local_cli.py`` starts the fleet (``localinfra.fleet.up``) and calls
-``journey.play``, which starts the pull pipeline on it (``pipeline.start``: Maestro server, agents,
-hub controllers, inventory) and plays the cases while ``view`` shows the hub's Applications live.
+``fleetplane/local_cli.py`` brings the bootstrap's local stack up (the management cluster, the
+platform's processes, the claimed worker clusters) and calls ``journey.play``, which plays the
+cases while ``view`` shows the hub's Applications live.
 """

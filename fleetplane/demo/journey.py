@@ -1,11 +1,12 @@
-"""The demo's journey: the source document's three ApplicationSet cases on the local fleet.
+"""The demo's journey: the three ApplicationSet lifecycle cases on the local fleet.
 
-``fleetplane demo`` (``fleetplane/local_cli.py``) calls ``play`` once ``localinfra.fleet.up``
-returned. ``play`` starts the pull pipeline (``pipeline.start``), makes the local git repository
-of the apps, then for each case writes the ApplicationSet a user would write, applies it with
-kubectl (or deletes it), and waits - showing the hub's Applications live (``view``) - until the
-hub and the workers show what the document says. Each wait is bounded; a timeout or a process
-that died is an ``InfraError`` naming what was expected, what was last seen and where the logs are.
+``fleetplane demo`` (``fleetplane/local_cli.py``) brings the bootstrap's local stack up (the
+platform's processes started by ``localinfra.platform``), then calls ``provision`` (the claims
+applied, until their clusters are Ready) and ``play``. For each case ``play`` writes the
+ApplicationSet a user would write, applies it with kubectl (or deletes it), and waits - showing
+the hub's Applications live (``view``) - until the hub and the workers show what the document
+says. Each wait is bounded; a timeout or a process that died is an ``InfraError`` naming what was
+expected, what was last seen and where the logs are.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.table import Table
 
+from bootstrap.local_components import CLUSTER_LABELS
 from controllers import contract
-from fleetplane.demo import pipeline
 from fleetplane.demo.view import FleetView, Snapshot, render
-from localinfra import kube, kubectl, paths, process
+from localinfra import kube, kubectl, paths, platform, process
 from localinfra.errors import InfraError
 
 APPSET = "configmap1"
@@ -48,17 +49,17 @@ class Case:
 
 def application_set(repo: str) -> dict[str, Any]:
     """The ApplicationSet of the cases: opted in to the pull model, one ``<cluster>-configmap1``
-    Application per cluster labelled ``fleetplane.io/demo=true``, auto-synced from ``repo``."""
+    Application per cluster labelled ``demo=true``, auto-synced from ``repo``."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
         "metadata": {
             "name": APPSET,
-            "namespace": pipeline.INVENTORY_NAMESPACE,
+            "namespace": platform.INVENTORY_NAMESPACE,
             "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
         },
         "spec": {
-            "generators": [{"clusters": {"selector": {"matchLabels": dict(pipeline.CLUSTER_LABELS)}}}],
+            "generators": [{"clusters": {"selector": {"matchLabels": dict(CLUSTER_LABELS)}}}],
             "template": {
                 "metadata": {"name": "{{name}}-configmap1"},
                 "spec": {
@@ -137,7 +138,7 @@ def play(stage: Stage, console: Console, *, timeout: float = CASE_TIMEOUT) -> No
     manifest = stage.folder / "applicationset.yaml"
     hub = stage.hub.kubeconfig
     apps = [f"{w.name}-configmap1" for w in stage.workers]
-    view = FleetView(stage.hub, stage.workers, APPSET, pipeline.INVENTORY_NAMESPACE)
+    view = FleetView(stage.hub, stage.workers, APPSET, platform.INVENTORY_NAMESPACE)
     one, two, three = cases(apps, manifest, hub)
     actions: list[tuple[Case, Callable[[], object]]] = [
         (one, lambda: _apply(hub, manifest, MISSING_REPO)),
@@ -284,7 +285,7 @@ def claims_table(rows: list[ClaimRow]) -> Table:
     return table
 
 
-def hints(console: Console, hub: kube.Cluster, maestro: str, folder: Path) -> None:
+def hints(console: Console, hub: kube.Cluster, maestro: str, folder: Path, tls_dir: str) -> None:
     """What a user can try while the demo holds the platform (printed by ``fleetplane demo``)."""
     kubectl_bin = paths.bin_dir() / "kubectl"
     console.print("the platform and the clusters keep running; try:")
@@ -295,5 +296,7 @@ def hints(console: Console, hub: kube.Cluster, maestro: str, folder: Path) -> No
     console.print(
         f"  {kubectl_bin} --kubeconfig {hub.kubeconfig} get clusterclaims,applications -A", soft_wrap=True
     )
-    works = " ".join(pipeline.fleetplane_argv("maestro", "works", "list", "--server", maestro))
+    works = " ".join(
+        platform.fleetplane_argv("maestro", "works", "list", "--server", maestro, "--tls-dir", tls_dir)
+    )
     console.print(f"  {works}", soft_wrap=True)

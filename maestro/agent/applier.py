@@ -1,10 +1,10 @@
-"""The `Applier` protocol the agent's loop drives, and what its calls return.
+"""The `Applier` protocol the agent's loop (`agent_loop.Agent`) drives, and what its calls return.
 
-The loop (written with the Kafka transport) calls `start`, then `load_records` to learn what this
+The loop calls `start`, then `load_records` to learn what this
 cluster already holds for the consumer, then `apply` for every spec create/update, `delete` for a
 delete (again, until `DeleteResult.done`), and `observe` whenever it refreshes status. Two
 implementations: `kube.KubeApplier` (a real cluster) and `memory.MemoryApplier` (simulated agents
-in benchmarks); both are `engine.BundleApplier` over a backend, so they behave the same.
+in benchmarks); both are `bundle_applier.BundleApplier` over a backend, so they behave the same.
 
 Bundles are the plain ManifestBundle JSON payload (a mapping with `manifests`, `manifestConfigs`,
 `deleteOption`); nothing here depends on the server's domain types. No method raises for a bad

@@ -1,7 +1,7 @@
 """Errors of the agent's cluster-facing layer.
 
 Raised by `manifests` (a malformed manifest or config), `jsonpath` (a bad feedback path), the
-backends (`kube`, `memory`) and `kubeio.rest` (the API server's refusals); caught by `engine`,
+backends (`kube`, `memory`) and `kubeio.rest` (the API server's refusals); caught by `bundle_applier`,
 which turns each into a per-manifest message for the bundle's status, so one bad manifest never
 stops the others.
 """
@@ -17,7 +17,7 @@ from kubeio.errors import (
     UnknownKindError,
 )
 
-# One base for the agent's own errors and the API server's: the engine catches them as one.
+# One base for the agent's own errors and the API server's: the bundle applier catches them as one.
 AgentError = KubeError
 
 __all__ = [

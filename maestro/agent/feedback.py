@@ -1,6 +1,6 @@
 """Status feedback: the values a bundle's feedback rules read from a live object (pure).
 
-Called by `status.build_status` for every manifest whose manifestConfig has `feedbackRules`.
+Called by `bundle_status.build_status` for every manifest whose manifestConfig has `feedbackRules`.
 Follows OCM's work agent: a `JSONPaths` rule evaluates each path (see `jsonpath` for the subset);
 one scalar result becomes a `String`/`Integer`/`Boolean` field value, anything else (an object, a
 list, several results, a float) a compact `JsonRaw` JSON string of at most 1024 bytes; a path
@@ -21,6 +21,11 @@ worker's Argo CD did with an Application the agent applied — for Argo CD Appli
 |                               | HealthStatus      | .status.health.status                            |
 |                               | Revision          | .status.sync.revision                            |
 |                               | OperationPhase    | .status.operationState.phase                     |
+
+A Secret's values never leave the cluster: rules are evaluated on the Secret without its `data`
+and `stringData` (and without the `kubectl.kubernetes.io/last-applied-configuration` annotation,
+which holds them in clear), so no path, not even `.`, reads them; a path that would have read one
+is reported as an error instead of a value.
 
 `problem` says why a live object is unhealthy, for the bundle's `Degraded` condition.
 """
@@ -64,6 +69,25 @@ WELL_KNOWN: dict[tuple[str, str], tuple[JsonPath, ...]] = {
 }
 
 
+#: (group, kind) -> top-level fields status feedback never reads: core/v1 Secrets' values
+SECRET_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {("", "Secret"): ("data", "stringData")}
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def reportable(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What feedback may read of ``obj``: a Secret without its values, anything else as it is."""
+    group, version = split_api_version(str(obj.get("apiVersion") or ""))
+    hidden = SECRET_FIELDS.get((group, str(obj.get("kind") or ""))) if version == "v1" else None
+    if not hidden:
+        return obj
+    out = {k: v for k, v in obj.items() if k not in hidden}
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("annotations"), Mapping):
+        annotations = {k: v for k, v in metadata["annotations"].items() if k != LAST_APPLIED}
+        out["metadata"] = {**metadata, "annotations": annotations}
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class FeedbackResult:
     """The `statusFeedback.values` of one manifest and what went wrong computing them."""
@@ -76,6 +100,7 @@ def evaluate(rules: Sequence[FeedbackRule], obj: Mapping[str, Any]) -> FeedbackR
     """Every value the rules select from `obj`, in rule order; errors name the rule and the path."""
     group, version = split_api_version(str(obj.get("apiVersion") or ""))
     kind = str(obj.get("kind") or "")
+    shown = reportable(obj)
     values: list[JsonObject] = []
     errors: list[str] = []
     for rule in rules:
@@ -94,7 +119,10 @@ def evaluate(rules: Sequence[FeedbackRule], obj: Mapping[str, Any]) -> FeedbackR
                 errors.append(f"{path.name}: the path is for version {path.version}, the object is {version}")
                 continue
             try:
-                value = read_value(path, obj)
+                value = read_value(path, shown)
+                if value is None and shown is not obj and jsonpath.find(path.path, obj):
+                    errors.append(f"{path.name}: the path reads a Secret's values, which are never reported")
+                    continue
             except (JsonPathError, ValueError) as exc:
                 errors.append(f"{path.name}: {exc}")
                 continue

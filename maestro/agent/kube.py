@@ -1,7 +1,7 @@
 """The real cluster: `KubeApplier` applies bundles to a kube-apiserver through its REST API.
 
 Built by the agent's entry point with the worker cluster's kubeconfig (or the in-cluster service
-account). `KubeBackend` maps the engine's operations onto HTTP: server-side apply is a PATCH with
+account). `KubeBackend` maps the `backend.Backend` operations onto HTTP: server-side apply is a PATCH with
 `application/apply-patch+yaml`, a delete carries the recorded uid as a precondition, records are
 `AppliedBundle` objects (the CRD is applied at `start`, idempotently, and awaited until it is
 Established). All requests go through `kubeio.rest.KubeRest`: asyncio-native and retried while the
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from kubeio import objects
-from kubeio.discovery import Discovery
+from kubeio.discovery import Discovery, ResourceType
 from kubeio.rest import APPLY_PATCH, JSON_PATCH, KubeRest, RetrySettings
 from maestro.agent import records
-from maestro.agent.engine import ApplierSettings, BundleApplier, DeleteState, ResourceType
+from maestro.agent.backend import DeleteState
+from maestro.agent.bundle_applier import ApplierSettings, BundleApplier
 from maestro.agent.errors import ClusterError, ConflictError, NotFoundError
 from maestro.agent.manifests import DEFAULT_FIELD_MANAGER, ObjectRef, marker_value
 
@@ -25,6 +26,7 @@ JsonObject = dict[str, Any]
 
 _CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 _RECORDS_PATH = f"/apis/{records.GROUP}/{records.VERSION}/{records.PLURAL}"
+_REVIEWS_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 
 def object_path(ref: ObjectRef) -> str:
@@ -139,6 +141,11 @@ class KubeBackend:
             body=obj,
             content_type=APPLY_PATCH,
         )
+
+    async def review(self, spec: JsonObject) -> bool:
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
+        answer = await self.rest.request("POST", _REVIEWS_PATH, body=body)
+        return bool((answer.get("status") or {}).get("allowed"))
 
     async def delete_record(self, name: str) -> None:
         try:

@@ -2,9 +2,9 @@
 
 The ManifestBundle payload is the JSON upstream Maestro and OCM's ManifestWork spell:
 `manifests`, `manifestConfigs` [{resourceIdentifier, feedbackRules, updateStrategy}] and
-`deleteOption` {propagationPolicy, selectivelyOrphans {orphaningRules}}. `engine` parses each
+`deleteOption` {propagationPolicy, selectivelyOrphans {orphaningRules}}. `plans` parses each
 manifest (`parse_manifest`), resolves its resource through a backend, finds its config
-(`find_config`) and decides what to orphan (`DeleteOption.orphans`); `status` and `records` use
+(`find_config`) and decides what to orphan (`DeleteOption.orphans`); `bundle_status` and `records` use
 `ManifestMeta` and `ObjectRef`. Errors name the manifest (ordinal, kind, namespace/name) and the
 field, so a status message says exactly what to fix.
 """

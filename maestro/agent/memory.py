@@ -1,7 +1,7 @@
 """Simulated agents' cluster: the real apply logic over objects kept in a dict.
 
 Benchmarks run many agents in one process, each a real agent with a `MemoryApplier`; unit tests
-use it to exercise `engine` without a cluster. Every call is plain dict work on the event loop:
+use it to exercise `bundle_applier` without a cluster. Every call is plain dict work on the event loop:
 no threads, no tasks, no timers. Argo CD `Application`s get the status a worker's Argo CD would
 give them — `status.sync.status=Synced`, `status.health.status=Healthy`, a revision — once
 `argocd_sync_delay` seconds have passed since their spec last changed; the status is filled in
@@ -21,8 +21,10 @@ from typing import Any
 
 import orjson
 
+from kubeio.discovery import ResourceType
 from maestro.agent import records
-from maestro.agent.engine import ApplierSettings, BundleApplier, DeleteState, ResourceType
+from maestro.agent.backend import DeleteState
+from maestro.agent.bundle_applier import ApplierSettings, BundleApplier
 from maestro.agent.errors import AgentError, ClusterError, ConflictError
 from maestro.agent.manifests import CLUSTER_SCOPED_KINDS, ObjectRef, guess_resource, split_api_version
 
@@ -48,7 +50,7 @@ def _merge_into(base: JsonObject, overlay: JsonObject) -> JsonObject:
 
 
 class MemoryBackend:
-    """An API server's behaviour, as far as the engine relies on it, over a dict."""
+    """An API server's behaviour, as far as the bundle applier relies on it, over a dict."""
 
     def __init__(
         self, *, argocd_sync_delay: float = 1.0, clock: Callable[[], float] = time.monotonic
@@ -59,6 +61,8 @@ class MemoryBackend:
         self.records: dict[str, JsonObject] = {}
         # Errors to raise on the next write of an object (tests of failure paths).
         self.write_errors: dict[Key, AgentError] = {}
+        # The cluster's RBAC for SubjectAccessReviews (a work's executor); None allows everything.
+        self.access: Callable[[JsonObject], bool] | None = None
         self._sync_due: dict[Key, float] = {}
         self._counter = itertools.count(1)
         # (resourceVersion, copy) of objects read since they last changed: see `get`
@@ -66,6 +70,9 @@ class MemoryBackend:
 
     async def prepare(self) -> None:
         return None
+
+    async def review(self, spec: JsonObject) -> bool:
+        return True if self.access is None else self.access(spec)
 
     async def close(self) -> None:
         return None

@@ -4,7 +4,7 @@ Like OCM's AppliedManifestWork, one cluster-scoped `AppliedBundle`
 (`appliedbundles.agent.maestro.fleetplane.io`) per bundle: the spec says which bundle and version
 it is, the status lists the objects the agent created as its own (with their uids). A restart
 reads them back (`Applier.load_records`), an update deletes what the new version dropped, a delete
-removes exactly these objects. `engine` converts records with `to_object`/`from_object` and the
+removes exactly these objects. `bundle_applier` converts records with `to_object`/`from_object` and the
 kube backend creates `CRD` at start.
 
 Beyond the spec fields {resourceId, version, consumer} a record keeps the manifests' identities,

@@ -1,28 +1,37 @@
-"""The real agent process: one cluster, its own Kafka partition, a kube-apiserver to apply to.
+"""The real agent process: one cluster, its own Kafka topics, a kube-apiserver to apply to.
 
-The placement (which spec partition is this cluster's) is read once from the server's query API;
-after that the agent talks only to Kafka and its cluster. Offsets are committed after a batch is
-applied and reported, so a crash re-reads the batch, and re-applying it changes nothing.
+The placement (the cluster's spec and status topics, and its slot) is read once from the server's
+query API; after that the agent talks only to Kafka and its cluster. Kafka knows the agent by its
+certificate, the cluster's identity for its current slot, and lets it read its spec topic and write
+its status topic only. Offsets are committed after a batch is applied and reported, so a crash
+re-reads the batch, and re-applying it changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import grpc
 from confluent_kafka import KafkaError, KafkaException
 
+from maestro.agent.agent_loop import Agent
 from maestro.agent.kube import KubeApplier
-from maestro.agent.runner import Agent
 from maestro.agent.watcher import AppliedObjectWatcher
 from maestro.api import consumers
-from maestro.transport import clients, layout
+from maestro.transport import layout
+from maestro.transport.connection import KafkaSettings
+from maestro.transport.consumer import Reader
+from maestro.transport.errors import authorization_failure
+from maestro.transport.messages import Outgoing
+from maestro.transport.producer import Publisher
+from maestro.wire import channels, stubs
 from maestro.wire import query as wire_query
-from maestro.wire import stubs
+from trust.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +43,17 @@ log = logging.getLogger(__name__)
 
 def _transient(exc: KafkaException) -> bool:
     error = exc.args[0] if exc.args else None
-    return isinstance(error, KafkaError) and not error.fatal()
+    return isinstance(error, KafkaError) and not error.fatal() and not authorization_failure(error)
 
 
 @dataclass(frozen=True)
 class AgentSettings:
     cluster: str
     kubeconfig: str | None
-    kafka: str
+    kafka: KafkaSettings
     server: str
+    # how the placement lookup authenticates: the agent's cluster certificate
+    credentials: channels.Credentials
     topics: layout.Layout = field(default_factory=layout.Layout)
     # Changes are watched; the periodic re-read of every applied object is the safety net.
     refresh_seconds: float = 60.0
@@ -52,9 +63,12 @@ class AgentSettings:
     stall_seconds: float = 20.0
 
 
-async def lookup_placement(server: str, cluster: str, timeout: float = 60.0) -> consumers.Consumer:
-    """The consumer record of this cluster; waits for the server, fails clearly if unregistered."""
-    async with grpc.aio.insecure_channel(server) as channel:
+async def lookup_placement(
+    server: str, cluster: str, credentials: channels.Credentials, timeout: float = 60.0
+) -> consumers.Consumer:
+    """The consumer record of this cluster; waits for the server, fails clearly if unregistered or
+    refused (a certificate of another cluster, or of an earlier registration of this one)."""
+    async with channels.aio_channel(server, credentials) as channel:
         stub = stubs.query_grpc.MaestroQueryStub(channel)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -67,48 +81,144 @@ async def lookup_placement(server: str, cluster: str, timeout: float = 60.0) -> 
                         f"cluster {cluster!r} is not registered with Maestro at {server}: "
                         f"run `fleetplane maestro consumers create {cluster}` first"
                     ) from None
+                if exc.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    raise SystemExit(
+                        f"Maestro at {server} refused cluster {cluster!r}'s agent: {exc.details()}"
+                    ) from None
                 if asyncio.get_running_loop().time() > deadline:
-                    raise SystemExit(f"cannot reach Maestro at {server}: {exc.details()}") from None
+                    raise SystemExit(
+                        f"cannot reach Maestro at {server}: {exc.details()} (if it is up, it may refuse "
+                        "the TLS handshake: check that the agent's certificate is current and from the "
+                        "CA the server trusts, and its ca.crt the one that issued the server's)"
+                    ) from None
                 await asyncio.sleep(1)
 
 
-async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) -> None:
-    consumer = await lookup_placement(settings.server, settings.cluster)
+def check_identity(kafka: KafkaSettings, consumer: consumers.Consumer) -> None:
+    """Refuse to start with a certificate Kafka would not let read this cluster's topics: the one
+    of another cluster, or of an earlier registration of this one (another slot)."""
+    if not kafka.is_secure:
+        return
+    wanted = Identity.cluster(consumer.name, consumer.placement_slot)
+    found = kafka.identity()
+    if found != wanted:
+        raise SystemExit(
+            f"the Kafka certificate ({kafka.tls.cert if kafka.tls else '-'}) is for "
+            f"{found or 'no fleetplane identity'}, but consumer {consumer.name} is {wanted} "
+            f"(principal {wanted.kafka_principal}): issue the agent a certificate of that identity"
+        )
+
+
+class KafkaLink:
+    """The agent's Kafka clients, made again when its certificate files are replaced.
+
+    librdkafka reads a certificate once, when a client is made, and presents it on every
+    connection that client opens; a renewed certificate (the provisioner renews it at two thirds of
+    its lifetime) is only used by new clients. Every ``renew_every`` seconds the files are checked,
+    and on a change the reader and publisher are replaced between two batches: the old publisher
+    is flushed (its reports delivered) before it is closed, the new reader resumes from the
+    committed offsets.
+    """
+
+    def __init__(
+        self, settings: AgentSettings, consumer: consumers.Consumer, renew_every: float = 10.0
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._renew_every = renew_every
+        self._checked = 0.0
+        self._seen: tuple[float, ...] = ()
+        self.renewals = 0
+        self.reader: Reader
+        self.publisher: Publisher
+
+    def _fingerprint(self) -> tuple[float, ...]:
+        tls = self._settings.kafka.tls
+        return tls.fingerprint() if tls is not None else ()
+
+    async def open(self) -> None:
+        settings = self._settings
+        self._seen = self._fingerprint()
+        self.publisher = Publisher(settings.kafka, client_id=f"agent-{settings.cluster}")
+        self.reader = Reader(
+            settings.kafka,
+            settings.topics.agent_group(settings.cluster),
+            client_id=f"agent-{settings.cluster}",
+            stall_after=settings.stall_seconds,
+        )
+        placement = self._consumer.spec_placement
+        await asyncio.to_thread(self.reader.assign, [(placement.topic, placement.partition)])
+
+    async def deliver(self, items: Sequence[Outgoing]) -> None:
+        await self.publisher.deliver(items, what=f"{self._settings.cluster}: status reports")
+
+    async def renew_if_replaced(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked < self._renew_every:
+            return False
+        self._checked = now
+        try:
+            seen = self._fingerprint()
+        except OSError as exc:  # replaced under us: the next check finds the new files
+            log.warning("%s: reading the certificate files failed: %s", self._settings.cluster, exc)
+            return False
+        if seen == self._seen:
+            return False
+        old_reader, old_publisher = self.reader, self.publisher
+        await self.open()
+        old_reader.close()
+        await asyncio.to_thread(old_publisher.close)
+        self.renewals += 1
+        log.info("%s: certificate files replaced; Kafka clients made again with them", self._settings.cluster)
+        return True
+
+    async def close(self) -> None:
+        self.reader.close()
+        await asyncio.to_thread(self.publisher.close)
+
+
+async def run(
+    settings: AgentSettings, *, ready: asyncio.Event | None = None, link_seen: list[KafkaLink] | None = None
+) -> None:
+    consumer = await lookup_placement(settings.server, settings.cluster, settings.credentials)
+    check_identity(settings.kafka, consumer)
+    if not consumer.status_topic:
+        raise SystemExit(
+            f"the Maestro server at {settings.server} named no status topic for {consumer.name}: "
+            "it predates topics per cluster; upgrade it"
+        )
     applier = KubeApplier(settings.cluster, settings.kubeconfig)
-    publisher = clients.Publisher(settings.kafka, client_id=f"agent-{settings.cluster}")
-    reader = clients.Reader(
-        settings.kafka,
-        settings.topics.agent_group(settings.cluster),
-        client_id=f"agent-{settings.cluster}",
-        stall_after=settings.stall_seconds,
-    )
-    await asyncio.to_thread(
-        reader.assign, [(consumer.spec_placement.topic, consumer.spec_placement.partition)]
-    )
-    publish = functools.partial(publisher.deliver, what=f"{settings.cluster}: status reports")
+    link = KafkaLink(settings, consumer)
+    await link.open()
+    if link_seen is not None:
+        link_seen.append(link)
+    publish = link.deliver
     # The watcher starts watching when the agent's start lists its records.
     watcher = AppliedObjectWatcher(applier.backend.rest, lambda rids: agent.mark_changed(rids))
-    agent = Agent(applier, publish, status_topic=settings.topics.status_topic, follow=watcher.follow)
+    agent = Agent(applier, publish, status_topic=consumer.status_topic, follow=watcher.follow)
     await agent.start()
     background = [
         asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh"),
         asyncio.create_task(agent.changes_forever(), name="agent-changes"),
     ]
     log.info(
-        "agent for %s reading %s[%d]",
+        "agent for %s reading %s[%d], reporting on %s, as %s",
         settings.cluster,
         consumer.spec_placement.topic,
         consumer.spec_placement.partition,
+        consumer.status_topic,
+        settings.kafka.principal,
     )
     if ready is not None:
         ready.set()
     try:
         while True:
+            await link.renew_if_replaced()
             # A broker restart or a moved group coordinator must not stop the agent: the consumer
             # reconnects by itself. An uncommitted batch is covered by the next commit, or re-read
             # after a crash (and skipped: its versions are applied).
             try:
-                messages = await reader.poll_batch(settings.batch, 0.5)
+                messages = await link.reader.poll_batch(settings.batch, 0.5)
             except KafkaException as exc:
                 if not _transient(exc):
                     raise
@@ -118,7 +228,7 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
             if messages:
                 await agent.handle(messages)
                 try:
-                    await reader.commit(messages)
+                    await link.reader.commit(messages)
                 except KafkaException as exc:
                     if not _transient(exc):
                         raise
@@ -134,6 +244,5 @@ async def run(settings: AgentSettings, *, ready: asyncio.Event | None = None) ->
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await watcher.close()
-        reader.close()
-        await asyncio.to_thread(publisher.close)
+        await link.close()
         await applier.close()

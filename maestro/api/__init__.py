@@ -13,5 +13,6 @@ Every other Maestro layer builds on these modules; import the module, not its na
 - `ids`: upstream-compatible resource ids;
 - `events`: the transport-neutral CloudEvent model and its JSON form;
 - `bundle_events`: building and parsing manifest-bundle CloudEvents;
-- `queries`: list filters and pages.
+- `queries`: list filters and pages;
+- `listing`: bundles as a source reads them back (listed summaries, watched status changes).
 """

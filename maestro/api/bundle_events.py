@@ -9,20 +9,21 @@ status reports and its resync request. The transport (gRPC or Kafka) only moves 
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from maestro.api import bundles, errors, events, validation
+from maestro.api import bundles, consumers, errors, events, lifecycle, validation
 
 _INT64_MAX = (1 << 63) - 1
 
 
 def event_type(event: events.CloudEvent) -> events.EventType:
-    return events.EventType.parse(event.type)
+    return events.EventType.parse(validation.check_text(event.type, "type"))
 
 
 def _now(now: datetime | None) -> datetime:
@@ -62,6 +63,7 @@ def _metadata(event: events.CloudEvent) -> bundles.JsonObject:
         except orjson.JSONDecodeError:
             meta = None
         if isinstance(meta, dict):
+            validation.check_metadata(meta, raw)
             return meta
     raise errors.InvalidArgument(events.METADATA, "must be the work's ObjectMeta as a JSON object string")
 
@@ -86,6 +88,7 @@ _SPEC_ACTIONS = {
 def parse_spec_request(
     event: events.CloudEvent, *, max_bytes: int = validation.DEFAULT_MAX_BUNDLE_BYTES
 ) -> bundles.SpecRequest:
+    validation.check_event(event)
     kind = event_type(event)
     _expect(kind, events.SubResource.SPEC, *_SPEC_ACTIONS)
     action = _SPEC_ACTIONS[kind.action]
@@ -222,20 +225,31 @@ def status_report_event(
         resourceversion=report.resource_version,
         clustername=report.consumer,
         originalsource=report.original_source,
-        # Upstream sends its snowflake sequence ids as strings; they do not fit an int32 attribute.
+        # As upstream sends its sequence ids: strings, as they do not fit an int32 attribute.
         sequenceid=str(report.status.sequence_id),
         statushash=report.status_hash,
     )
     return dataclasses.replace(event, data=_json(report.status.to_json()))
 
 
-def parse_status_report(event: events.CloudEvent) -> bundles.StatusReport:
+def parse_status_report(
+    event: events.CloudEvent,
+    *,
+    now_ns: int | None = None,
+    sequence_ahead: timedelta = lifecycle.DEFAULT_SEQUENCE_AHEAD,
+) -> bundles.StatusReport:
+    """An agent's status report; its sequence id may be at most `sequence_ahead` past `now_ns`
+    (the server's clock, read here when not given): see `lifecycle.check_sequence`."""
+    validation.check_event(event)
     kind = event_type(event)
     _expect(kind, events.SubResource.STATUS, events.Action.UPDATE_REQUEST, events.Action.RESYNC_RESPONSE)
     sequence = _bounded(events.get_int(event, events.SEQUENCE_ID), events.SEQUENCE_ID)
+    lifecycle.check_sequence(
+        sequence, now_ns=time.time_ns() if now_ns is None else now_ns, ahead=sequence_ahead
+    )
     return bundles.StatusReport(
         resource_id=events.get_uuid(event, events.RESOURCE_ID),
-        consumer=events.get_str(event, events.CLUSTER_NAME),
+        consumer=consumers.validate_name(events.get_str(event, events.CLUSTER_NAME), events.CLUSTER_NAME),
         resource_version=_bounded(events.get_int(event, events.RESOURCE_VERSION), events.RESOURCE_VERSION),
         status=validation.parse_bundle_status(event.data, sequence_id=sequence),
         original_source=events.get_str(event, events.ORIGINAL_SOURCE, required=False),
@@ -263,6 +277,7 @@ def spec_resync_request_event(
 
 
 def parse_spec_resync_request(event: events.CloudEvent) -> AgentResyncRequest:
+    validation.check_event(event)
     _expect(event_type(event), events.SubResource.SPEC, events.Action.RESYNC_REQUEST)
     body = _resync_body(event, "resourceVersions")
     versions: dict[uuid.UUID, int] = {}
@@ -272,10 +287,12 @@ def parse_spec_resync_request(event: events.CloudEvent) -> AgentResyncRequest:
         version = item.get("resourceVersion", 0)
         if isinstance(version, str) and version.isdigit():
             version = int(version)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= _INT64_MAX:
             raise errors.InvalidArgument(f"{path}.resourceVersion", f"{version!r} is not a version number")
         versions[rid] = version
-    return AgentResyncRequest(consumer=events.get_str(event, events.CLUSTER_NAME), versions=versions)
+    # The name is looked up in storage: a valid one cannot fail there.
+    consumer = consumers.validate_name(events.get_str(event, events.CLUSTER_NAME), events.CLUSTER_NAME)
+    return AgentResyncRequest(consumer=consumer, versions=versions)
 
 
 # Server -> source: statuses; source -> server: the status resync request.
@@ -323,6 +340,7 @@ def status_resync_request_event(
 
 
 def parse_status_resync_request(event: events.CloudEvent) -> SourceResyncRequest:
+    validation.check_event(event)
     _expect(event_type(event), events.SubResource.STATUS, events.Action.RESYNC_REQUEST)
     if not event.source:
         raise errors.InvalidArgument("source", "is empty", "set the event source to the source's id")

@@ -78,7 +78,8 @@ class BundleStatus:
 
     conditions: list[JsonObject] = field(default_factory=list)
     resource_status: list[JsonObject] = field(default_factory=list)
-    # Upstream agents send snowflake ids (time-ordered int64) as strings; kept as an int.
+    # Sent as a string (it does not fit a ce_integer), kept as an int: an agent's clock in
+    # nanoseconds (see lifecycle.check_sequence).
     sequence_id: int = 0
 
     def to_json(self) -> JsonObject:

@@ -25,14 +25,16 @@ class InvalidArgument(MaestroError):
 class TooLarge(InvalidArgument):
     """A payload exceeds the configured size limit."""
 
-    def __init__(self, field: str, size: int, limit: int) -> None:
+    def __init__(
+        self,
+        field: str,
+        size: int,
+        limit: int,
+        fix: str = "split the manifests over several bundles or raise the server's bundle size limit",
+    ) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            field,
-            f"is {size} bytes, over the limit of {limit} bytes",
-            "split the manifests over several bundles or raise the server's bundle size limit",
-        )
+        super().__init__(field, f"is {size} bytes, over the limit of {limit} bytes", fix)
 
 
 class NotFound(MaestroError):
@@ -53,8 +55,26 @@ class AlreadyExists(MaestroError):
         super().__init__(f"{kind} {key!r} already exists" + (f": {detail}" if detail else ""))
 
 
+class Exhausted(MaestroError):
+    """A bounded resource of the server (open streams, a stream's backlog) is used up."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message} ({fix})")
+
+
 class Conflict(MaestroError):
     """The request is well formed but contradicts the stored state (stale version, deleting, ...)."""
+
+    def __init__(self, message: str, fix: str = "") -> None:
+        self.message = message
+        self.fix = fix
+        super().__init__(f"{message} ({fix})" if fix else message)
+
+
+class Unavailable(MaestroError):
+    """Something the request needs (Kafka, for a consumer's topics) failed or is away; try again."""
 
     def __init__(self, message: str, fix: str = "") -> None:
         self.message = message

@@ -65,22 +65,24 @@ class EventType:
         parts = text.split(".")
         fix = f"use {MANIFEST_BUNDLES}.<spec|status>.<action>"
         if len(parts) < 5:
-            raise errors.InvalidArgument(field, f"{text!r} is not <data type>.<spec|status>.<action>", fix)
+            raise errors.InvalidArgument(
+                field, f"{_quoted(text)} is not <data type>.<spec|status>.<action>", fix
+            )
         data_type, sub, action = ".".join(parts[:-2]), parts[-2], parts[-1]
         if data_type != MANIFEST_BUNDLES:
-            raise errors.InvalidArgument(field, f"data type {data_type!r} is not supported", fix)
+            raise errors.InvalidArgument(field, f"data type {_quoted(data_type)} is not supported", fix)
         try:
             sub_resource = SubResource(sub)
         except ValueError:
             raise errors.InvalidArgument(
-                field, f"sub-resource {sub!r} is neither spec nor status", fix
+                field, f"sub-resource {_quoted(sub)} is neither spec nor status", fix
             ) from None
         try:
             parsed_action = Action(action)
         except ValueError:
             choices = ", ".join(a.value for a in Action)
             raise errors.InvalidArgument(
-                field, f"action {action!r} is unknown", f"use one of {choices}"
+                field, f"action {_quoted(action)} is unknown", f"use one of {choices}"
             ) from None
         return cls(sub_resource, parsed_action, data_type)
 
@@ -115,6 +117,11 @@ def heartbeat() -> CloudEvent:
 # as strings) and raises InvalidArgument naming the extension.
 
 
+def _quoted(text: str) -> str:
+    # Error messages quote what was sent, cut short: a message must stay small.
+    return repr(text if len(text) <= 64 else text[:64] + "...")
+
+
 def get_str(event: CloudEvent, name: str, *, required: bool = True) -> str:
     value = event.extensions.get(name)
     if value is None or value == "":
@@ -147,7 +154,7 @@ def get_int(event: CloudEvent, name: str, *, required: bool = True, default: int
     try:
         return int(text.strip(), 10)
     except ValueError:
-        raise errors.InvalidArgument(name, f"{text!r} is not an integer") from None
+        raise errors.InvalidArgument(name, f"{_quoted(text)} is not an integer") from None
 
 
 def get_time(event: CloudEvent, name: str, *, required: bool = True) -> datetime | None:
@@ -168,7 +175,7 @@ def get_uuid(event: CloudEvent, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise errors.InvalidArgument(name, f"{text!r} is not a UUID") from None
+        raise errors.InvalidArgument(name, f"{_quoted(text)} is not a UUID") from None
 
 
 def parse_time(text: str, field: str) -> datetime:
@@ -184,9 +191,9 @@ def parse_time(text: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(candidate)
     except ValueError:
-        raise errors.InvalidArgument(field, f"{text!r} is not an RFC 3339 time") from None
+        raise errors.InvalidArgument(field, f"{_quoted(text)} is not an RFC 3339 time") from None
     if parsed.tzinfo is None:
-        raise errors.InvalidArgument(field, f"{text!r} has no time zone", "end it with Z or an offset")
+        raise errors.InvalidArgument(field, f"{_quoted(text)} has no time zone", "end it with Z or an offset")
     return parsed.astimezone(UTC)
 
 

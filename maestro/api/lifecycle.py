@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from maestro.api import bundles, errors
 
@@ -155,20 +155,80 @@ def _deleting(existing: bundles.ResourceBundle) -> errors.Conflict:
     )
 
 
+# Status sequence ids are time-based: an agent's are its wall clock in nanoseconds since the epoch
+# (agent.bundle_status.SequenceGenerator: the clock, or one more than the last id when the clock has not
+# moved), and so is the deletion reaper's. Storage keeps a report only if its sequence is above the
+# stored one, so a single report with a sequence far ahead (2^63-1, or an agent whose clock ran
+# years fast) would freeze the status: every later, real report would look stale. No agent with
+# a sane clock sends a sequence beyond the server's clock plus the skew between the two clocks, so
+# a report further ahead than `DEFAULT_SEQUENCE_AHEAD` is refused, and a stored sequence beyond
+# that bound (kept before the rule existed, or under a wider margin) no longer holds reports off.
+# What the margin costs: a bad report within it holds real ones off for at most the margin, and
+# an agent whose clock runs fast by more than it has its reports refused (with a message saying
+# so) until its clock is set right. Counters would not do: an agent restarts from its clock, not
+# from a counter it would have to keep. Upstream's agents send snowflake ids (milliseconds since
+# 2010 shifted left 22 bits, today above a nanosecond clock) and this bound refuses them; they do
+# not report here (agents report over Kafka, in fleetplane's layout).
+DEFAULT_SEQUENCE_AHEAD = timedelta(minutes=5)
+_INT64_MAX = (1 << 63) - 1
+
+
+def sequence_limit(now_ns: int, ahead: timedelta = DEFAULT_SEQUENCE_AHEAD) -> int:
+    """The highest sequence id a report may carry when the server's clock reads `now_ns`."""
+    return min(now_ns + ahead // timedelta(microseconds=1) * 1000, _INT64_MAX)
+
+
+def check_sequence(sequence: int, *, now_ns: int, ahead: timedelta = DEFAULT_SEQUENCE_AHEAD) -> int:
+    if sequence > sequence_limit(now_ns, ahead):
+        beyond = timedelta(microseconds=(sequence - now_ns) // 1000)
+        raise errors.InvalidArgument(
+            "sequenceid",
+            f"{sequence} is {_span(beyond)} ahead of the server's clock, more than the "
+            f"{_span(ahead)} allowed",
+            "sequence ids are the agent's clock in nanoseconds since the epoch: "
+            "set the agent's clock right (NTP)",
+        )
+    return sequence
+
+
+def _span(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    if seconds >= 2 * 86400 * 365:
+        return f"{seconds / (86400 * 365.25):.0f} years"
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return f"{seconds:.0f}s"
+
+
 class StatusVerdict(enum.StrEnum):
     ACCEPT = "accept"
     # Reported for a spec version older than the stored one.
     STALE_VERSION = "stale_version"
+    # Reported for a spec version the server never gave out (not yet, or for a bundle deleted and
+    # created again under the same id): no agent applied it.
+    UNKNOWN_VERSION = "unknown_version"
     # Not newer than the stored status: a duplicate or a reordered report.
     STALE_SEQUENCE = "stale_sequence"
+    # Beyond `sequence_limit` (the ingester refuses these before storage sees them).
+    FUTURE_SEQUENCE = "future_sequence"
 
 
 def judge_status(
-    *, current_version: int, stored_sequence: int | None, report_version: int, report_sequence: int
+    *,
+    current_version: int,
+    stored_sequence: int | None,
+    report_version: int,
+    report_sequence: int,
+    max_sequence: int = _INT64_MAX,
 ) -> StatusVerdict:
     if report_version < current_version:
         return StatusVerdict.STALE_VERSION
-    if stored_sequence is not None and report_sequence <= stored_sequence:
+    if report_version > current_version:
+        return StatusVerdict.UNKNOWN_VERSION
+    if report_sequence > max_sequence:
+        return StatusVerdict.FUTURE_SEQUENCE
+    # A stored sequence beyond the limit is not to be trusted: it must not freeze the status.
+    if stored_sequence is not None and report_sequence <= stored_sequence <= max_sequence:
         return StatusVerdict.STALE_SEQUENCE
     return StatusVerdict.ACCEPT
 

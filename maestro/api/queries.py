@@ -9,12 +9,14 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Generic, TypeVar
 
-from maestro.api import errors
+from maestro.api import consumers, errors, validation
 
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 500
+# The most a page holds, whatever a client asks: a page is read whole into the server's memory.
 MAX_PAGE_SIZE = 5000
+_INT64_MAX = (1 << 63) - 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,11 +40,35 @@ class Page(Generic[T]):
     next_page_token: str = ""
 
 
-def page_size(requested: int) -> int:
-    """The page size to use for a client's request (0 or less means the default)."""
+def page_size(requested: int, maximum: int = MAX_PAGE_SIZE) -> int:
+    """The page size to use for a client's request (0 or less means the default), at most `maximum`
+    (and never more than `MAX_PAGE_SIZE`)."""
+    cap = max(1, min(maximum, MAX_PAGE_SIZE))
     if requested <= 0:
-        return DEFAULT_PAGE_SIZE
-    return min(requested, MAX_PAGE_SIZE)
+        return min(DEFAULT_PAGE_SIZE, cap)
+    return min(requested, cap)
+
+
+def check_resource_filter(where: ResourceFilter) -> ResourceFilter:
+    """A filter from a client: its texts go to PostgreSQL, which refuses NUL (a failed query, not
+    an answer naming the problem) — refused here instead, as are oversize ones."""
+    if where.consumer:
+        consumers.check_lookup_name(where.consumer, "consumer")
+    if where.source:
+        validation.check_text(where.source, "source")
+    _check_selector(where.labels)
+    return where
+
+
+def check_consumer_filter(where: ConsumerFilter) -> ConsumerFilter:
+    _check_selector(where.labels)
+    return where
+
+
+def _check_selector(labels: Mapping[str, str]) -> None:
+    for key, value in labels.items():
+        validation.check_text(key, f"label_selector key {validation.shown(key)}", validation.MAX_LABEL_BYTES)
+        validation.check_text(value, f"label_selector[{validation.shown(key)}]", validation.MAX_LABEL_BYTES)
 
 
 def resume_token(rev: int) -> str:
@@ -54,8 +80,10 @@ def parse_resume_token(token: str, field: str = "resume_token") -> int:
     """The status revision after which to resume; an empty token means from the beginning."""
     if not token:
         return 0
-    if not token.isdigit():
+    # isdigit alone takes other scripts' digits, which int() then refuses; and a revision is a
+    # PostgreSQL bigint.
+    if not (token.isascii() and token.isdigit()) or len(token) > 19 or int(token) > _INT64_MAX:
         raise errors.InvalidArgument(
-            field, f"{token!r} is not a resume token", "send a token the server gave"
+            field, f"{validation.shown(token)} is not a resume token", "send a token the server gave"
         )
     return int(token)

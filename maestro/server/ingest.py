@@ -1,23 +1,38 @@
 """The status ingester: agents' events from Kafka into PostgreSQL, in batches.
 
-Every server replica reads the status topic in one consumer group. A batch of reports is stored in
-one round trip (stale sequences dropped in SQL), confirmed deletions are hard-deleted, and an
-agent's resync request is answered on its own spec partition. Offsets are committed only after the
-batch is stored, so a crash re-reads rather than loses; storing a report twice is a no-op.
+Every server replica reads every cluster's status topic in one consumer group (subscribed by
+pattern: a new cluster's topic joins within the reader's metadata refresh, or at once on the
+replica that registered it). A batch of reports is stored in one round trip (stale sequences
+dropped in SQL), confirmed deletions are hard-deleted, and an agent's resync request is answered
+on its own spec topic. Offsets are committed only after the batch is stored, so a crash re-reads
+rather than loses; storing a report twice is a no-op.
+
+An event is bound to the cluster whose status topic it came on, never to what its payload claims:
+Kafka's ACLs let only that cluster's principal write there. A report for a bundle of another
+consumer, and a resync request naming another consumer, are dropped (logged and counted in
+``IngestStats.foreign``), never stored or answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from maestro.api import bundle_events, bundles, errors, events, lifecycle, resync
+from maestro.api import bundle_events, bundles, consumers, errors, events, lifecycle, resync
 from maestro.storage import store as store_mod
-from maestro.transport import clients, cloudevents, layout
+from maestro.transport import cloudevents, layout
+from maestro.transport.consumer import Reader
+from maestro.transport.messages import Incoming
+from maestro.transport.producer import Publisher
 
 log = logging.getLogger(__name__)
+
+# At most one read of the broker's topics this often when clusters are registered in a burst.
+TOPICS_READ_EVERY = 2.0
 
 
 @dataclass
@@ -26,28 +41,58 @@ class IngestStats:
     dropped: int = 0
     rejected: int = 0
     resyncs: int = 0
+    #: events about another consumer than the one whose status topic carried them
+    foreign: int = 0
 
 
 class StatusIngester:
     def __init__(
         self,
         store: store_mod.Store,
-        reader: clients.Reader,
-        publisher: clients.Publisher,
+        reader: Reader,
+        publisher: Publisher,
         server_id: str,
         batch: int = 2000,
-        topic: str = layout.DEFAULT.status_topic,
+        names: layout.Layout = layout.DEFAULT,
+        *,
+        sequence_ahead: timedelta = lifecycle.DEFAULT_SEQUENCE_AHEAD,
     ) -> None:
         self._store = store
         self._reader = reader
         self._publisher = publisher
         self._server_id = server_id
         self._batch = batch
-        self._topic = topic
+        self._names = names
+        self._sequence_ahead = sequence_ahead
         self.stats = IngestStats()
+        self._topics_changed = False
+        self._refreshing: asyncio.Task[None] | None = None
+
+    async def topics_added(self) -> None:
+        """A consumer was registered: read its status topic soon, not at the next metadata refresh.
+
+        Registrations in a burst share reads: each read lists every topic of the broker and may
+        rebalance the group, so one is made at most every `TOPICS_READ_EVERY` seconds.
+        """
+        self._topics_changed = True
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.create_task(self._read_topics(), name="status-topics")
+
+    def close(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+
+    async def _read_topics(self) -> None:
+        while self._topics_changed:
+            self._topics_changed = False
+            try:
+                await asyncio.to_thread(self._reader.refresh_topics_sync)
+            except Exception as exc:  # the periodic refresh picks the topic up anyway
+                log.warning("reading the list of status topics failed: %s", exc)
+            await asyncio.sleep(TOPICS_READ_EVERY)
 
     async def run(self) -> None:
-        self._reader.subscribe([self._topic])
+        self._reader.subscribe([self._names.status_pattern])
         while True:
             try:
                 messages = await self._reader.poll_batch(self._batch, 0.2)
@@ -79,20 +124,31 @@ class StatusIngester:
             except Exception as exc:
                 log.warning("committing status offsets failed (the next commit covers them): %s", exc)
 
-    async def handle(self, messages: list[clients.Incoming]) -> None:
+    async def handle(self, messages: list[Incoming]) -> None:
         reports: list[bundles.StatusReport] = []
-        resyncs: list[bundle_events.AgentResyncRequest] = []
+        slots: list[int] = []
+        resyncs: list[tuple[int, bundle_events.AgentResyncRequest]] = []
+        # One clock reading bounds the whole batch's sequence ids, here and in storage.
+        now_ns = time.time_ns()
         for message in messages:
+            slot = self._names.status_slot(message.topic)
             try:
+                if slot is None:
+                    raise errors.InvalidArgument("topic", f"{message.topic} is no cluster's status topic")
                 event = cloudevents.from_message(message)
                 kind = bundle_events.event_type(event)
                 if (
                     kind.sub_resource is events.SubResource.SPEC
                     and kind.action is events.Action.RESYNC_REQUEST
                 ):
-                    resyncs.append(bundle_events.parse_spec_resync_request(event))
+                    resyncs.append((slot, bundle_events.parse_spec_resync_request(event)))
                 else:
-                    reports.append(bundle_events.parse_status_report(event))
+                    reports.append(
+                        bundle_events.parse_status_report(
+                            event, now_ns=now_ns, sequence_ahead=self._sequence_ahead
+                        )
+                    )
+                    slots.append(slot)
             except errors.MaestroError as exc:
                 # A malformed event must not block its partition: count it, log it, move on.
                 self.stats.rejected += 1
@@ -104,35 +160,66 @@ class StatusIngester:
                     exc,
                 )
         if reports:
-            await self._ingest(reports)
-        for request in resyncs:
-            await self._answer_resync(request)
+            await self._ingest(reports, slots, lifecycle.sequence_limit(now_ns, self._sequence_ahead))
+        if resyncs:
+            owners = await self._store.consumers_by_slot(sorted({slot for slot, _ in resyncs}))
+            for slot, request in resyncs:
+                owner = owners.get(slot)
+                if owner is None or owner.name != request.consumer:
+                    self.stats.foreign += 1
+                    log.warning(
+                        "dropping a resync request for consumer %s read from the status topic of %s",
+                        request.consumer,
+                        owner.name if owner else f"slot {slot} (no consumer)",
+                    )
+                    continue
+                await self._answer_resync(owner, request)
 
-    async def _ingest(self, reports: list[bundles.StatusReport]) -> None:
-        result = await self._store.ingest_statuses(reports)
+    async def _ingest(self, reports: list[bundles.StatusReport], slots: list[int], max_sequence: int) -> None:
+        result = await self._store.ingest_statuses(reports, slots, max_sequence=max_sequence)
         self.stats.stored += len(result.stored)
         self.stats.dropped += len(result.dropped)
-        deleted = [r.resource_id for r in reports if lifecycle.confirms_deletion(r.status)]
+        self.stats.rejected += len(result.rejected)
+        for report, reason in result.rejected:
+            log.warning(
+                "dropping the status of %s from %s: the database refused it: %s",
+                report.resource_id,
+                report.consumer,
+                reason,
+            )
+        if result.foreign:
+            self.stats.foreign += len(result.foreign)
+            first = result.foreign[0]
+            log.warning(
+                "dropping %d status report(s) for bundles of other consumers than their status "
+                "topic's (e.g. bundle %s of %s, sent as %s)",
+                len(result.foreign),
+                first.report.resource_id,
+                first.owner,
+                first.report.consumer,
+            )
+        # Only reports bound to the bundle's own consumer may confirm its deletion.
+        refused = {id(f.report) for f in result.foreign} | {id(report) for report, _ in result.rejected}
+        deleted = [
+            r.resource_id for r in reports if id(r) not in refused and lifecycle.confirms_deletion(r.status)
+        ]
         if deleted:
             await self._store.hard_delete(deleted)
 
-    async def _answer_resync(self, request: bundle_events.AgentResyncRequest) -> None:
+    async def _answer_resync(
+        self, consumer: consumers.Consumer, request: bundle_events.AgentResyncRequest
+    ) -> None:
         self.stats.resyncs += 1
-        try:
-            consumer = await self._store.get_consumer(request.consumer)
-        except errors.NotFound:
-            log.warning("resync request from unknown consumer %s ignored", request.consumer)
-            return
-        server = await self._store.resources_for_resync(request.consumer)
+        server = await self._store.resources_for_resync(consumer.name)
         answer = resync.agent_answer(server, request.versions)
         out = []
         for item in answer:
-            event = self._resync_event(item, request.consumer)
+            event = self._resync_event(item, consumer.name)
             out.append(
                 cloudevents.to_message(
                     event,
                     topic=consumer.spec_placement.topic,
-                    key=request.consumer,
+                    key=consumer.name,
                     partition=consumer.spec_placement.partition,
                 )
             )

@@ -27,6 +27,10 @@ class Notifier:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="pg-notifier")
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return [self._task] if self._task else []
+
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()

@@ -1,21 +1,35 @@
-"""``fleetplane.maestro.v1.MaestroQuery``: consumers, paged bundle lists and the resumable status watch."""
+"""``fleetplane.maestro.v1.MaestroQuery``: consumers, paged bundle lists, the resumable status watch
+and revoked certificates.
+
+Every call is authenticated and authorized (``auth.Guard``): consumers and revocations are the
+admin's; a source reads its own works (a source certificate asking for every source gets its own);
+an agent reads its own consumer record alone.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from confluent_kafka import KafkaException
 
-from maestro.api import errors, queries
-from maestro.server import status_stream
+from maestro.api import consumers, errors, queries, revocations
+from maestro.server import status_stream, streams
+from maestro.server.auth import Guard
+from maestro.server.callers import Caller, stream_owner
+from maestro.server.client_certificates import RevocationList
 from maestro.server.notifier import Notifier
+from maestro.server.permissions import Verb, cluster_may_read
 from maestro.server.settings import ServerSettings
 from maestro.storage import store as store_mod
-from maestro.transport import clients
+from maestro.transport.admin import Topics
+from maestro.transport.errors import AuthorizationError
 from maestro.wire import query as wire
 from maestro.wire import status_codes, stubs
+from trust.identity import Kind
 
 pb = stubs.query
 T = TypeVar("T")
@@ -32,27 +46,85 @@ async def _answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitabl
 
 class QueryService(stubs.query_grpc.MaestroQueryServicer):
     def __init__(
-        self, store: store_mod.Store, notifier: Notifier, topics: clients.Topics, settings: ServerSettings
+        self,
+        store: store_mod.Store,
+        notifier: Notifier,
+        topics: Topics,
+        settings: ServerSettings,
+        guard: Guard,
+        revoked: RevocationList | None = None,
+        limits: streams.StreamLimits | None = None,
+        *,
+        on_consumer_created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._notifier = notifier
         self._topics = topics
         self._settings = settings
+        self._guard = guard
+        self._revoked = revoked
+        self._limits = limits or streams.StreamLimits(settings.max_streams, settings.max_streams_per_caller)
+        self._created = on_consumer_created
+
+    async def _admin(self, context: grpc.aio.ServicerContext, what: str) -> Caller:
+        caller = await self._guard.authenticate(context)
+        await self._guard.require_admin(context, caller, what)
+        return caller
 
     async def CreateConsumer(
         self, request: pb.CreateConsumerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Consumer:
+        await self._admin(context, "register consumers")
+
         async def create() -> pb.Consumer:
-            consumer = await self._store.create_consumer(request.name, dict(request.labels))
-            # The cluster's partition must exist before its agent is assigned to it.
-            await self._topics.ensure(consumer.spec_placement.partition)
+            # The cluster's topics and ACLs exist before the consumer does: its agent, told its
+            # placement, can read and report at once.
+            consumer = await self._store.create_consumer(
+                request.name, dict(request.labels), provision=self._provision
+            )
+            if self._created is not None:
+                await self._created()
             return wire.consumer_to_pb(consumer)
 
         return await _answer(context, create)
 
+    async def _provision(self, consumer: consumers.Consumer) -> None:
+        what = f"creating the Kafka topics and ACLs of {consumer.name}"
+        await self._kafka_call(self._topics.provision([consumer]), what)
+
+    async def _deprovision(self, consumer: consumers.Consumer) -> None:
+        what = f"removing the Kafka ACLs and topics of {consumer.name}"
+        await self._kafka_call(self._topics.deprovision([consumer]), what)
+
+    async def _kafka_call(self, call: Awaitable[None], what: str) -> None:
+        """Kafka's refusal or absence as the caller's error (the transaction is rolled back)."""
+        try:
+            await call
+        except AuthorizationError as exc:
+            fix = "give the server a certificate of a Kafka super user (super.users)"
+            raise errors.Unavailable(f"{what} failed: {exc}", fix) from exc
+        except KafkaException as exc:
+            fix = "check that Kafka is reachable, then try again"
+            raise errors.Unavailable(f"{what} failed: {exc}", fix) from exc
+
     async def GetConsumer(
         self, request: pb.GetConsumerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Consumer:
+        caller = await self._guard.authenticate(context)
+        identity = caller.identity
+        if identity is not None and identity.kind is Kind.CLUSTER and identity.name == request.name:
+            # An agent reads its own record, while it is still the incarnation it was issued for.
+            found = await _answer(context, lambda: self._store.get_consumer(request.name))
+            if not cluster_may_read(identity, request.name, found.slot):
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"the certificate of {identity} is for an earlier registration of cluster "
+                    f"{request.name!r} (now #{found.slot}): the cluster was registered again; "
+                    "give its agent a certificate of the new registration",
+                )
+            return wire.consumer_to_pb(found)
+        await self._guard.require_admin(context, caller, f"read consumer {request.name!r}")
+
         async def get() -> pb.Consumer:
             return wire.consumer_to_pb(await self._store.get_consumer(request.name))
 
@@ -61,9 +133,13 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
     async def ListConsumers(
         self, request: pb.ListConsumersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListConsumersResponse:
+        await self._admin(context, "list consumers")
+
         async def list_() -> pb.ListConsumersResponse:
             page = await self._store.list_consumers(
-                wire.consumer_filter(request), queries.page_size(request.page_size), request.page_token
+                wire.consumer_filter(request),
+                queries.page_size(request.page_size, self._settings.max_page_size),
+                request.page_token,
             )
             return pb.ListConsumersResponse(
                 items=[wire.consumer_to_pb(c) for c in page.items], next_page_token=page.next_page_token
@@ -74,6 +150,8 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
     async def UpdateConsumerLabels(
         self, request: pb.UpdateConsumerLabelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.Consumer:
+        await self._admin(context, "label consumers")
+
         async def update() -> pb.Consumer:
             return wire.consumer_to_pb(
                 await self._store.update_consumer_labels(request.name, dict(request.labels))
@@ -84,8 +162,11 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
     async def DeleteConsumer(
         self, request: pb.DeleteConsumerRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteConsumerResponse:
+        await self._admin(context, "delete consumers")
+
         async def delete() -> pb.DeleteConsumerResponse:
-            await self._store.delete_consumer(request.name)
+            # Its cluster loses its ACLs and topics before the consumer goes.
+            await self._store.delete_consumer(request.name, deprovision=self._deprovision)
             return pb.DeleteConsumerResponse()
 
         return await _answer(context, delete)
@@ -93,20 +174,22 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
     async def GetResourceBundle(
         self, request: pb.GetResourceBundleRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResourceBundle:
-        async def get() -> pb.ResourceBundle:
-            return wire.record_to_pb(await self._store.get_resource(wire.resource_id(request.id)))
-
-        return await _answer(context, get)
+        caller = await self._guard.authenticate(context)
+        record = await _answer(context, lambda: self._store.get_resource(wire.resource_id(request.id)))
+        await self._guard.require(context, caller, Verb.LIST, record.bundle.source)
+        return wire.record_to_pb(record)
 
     async def ListResourceBundles(
         self, request: pb.ListResourceBundlesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListResourceBundlesResponse:
+        where = await self._visible(context, request)
+
         async def list_() -> pb.ListResourceBundlesResponse:
             # Taken before the page: a watch from it cannot miss a change made while listing.
             token = await self._store.current_status_token() if not request.page_token else ""
             page = await self._store.list_resources_raw(
-                wire.resource_filter(request),
-                queries.page_size(request.page_size),
+                where,
+                queries.page_size(request.page_size, self._settings.max_page_size),
                 request.page_token,
                 with_spec=not request.without_spec,
                 with_status=not request.without_status,
@@ -122,10 +205,10 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
     async def CountResourceBundles(
         self, request: pb.CountResourceBundlesRequest, context: grpc.aio.ServicerContext
     ) -> pb.CountResourceBundlesResponse:
+        where = await self._visible(context, request)
+
         async def count() -> pb.CountResourceBundlesResponse:
-            return pb.CountResourceBundlesResponse(
-                count=await self._store.count_resources(wire.resource_filter(request))
-            )
+            return pb.CountResourceBundlesResponse(count=await self._store.count_resources(where))
 
         return await _answer(context, count)
 
@@ -149,16 +232,64 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
         self, request: pb.WatchStatusRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[list[pb.StatusChange] | None]:
         """The changes after the request's token as stored together; ``None`` when a keep-alive is due."""
+        caller = await self._guard.authenticate(context)
+        where = await self._visible(context, request, caller)
         try:
             queries.parse_resume_token(request.resume_token)
+            release = self._limits.acquire(context, "WatchStatus", stream_owner(caller))
         except errors.MaestroError as exc:
             await context.abort(status_codes.code_for(exc), str(exc))
-        where = wire.resource_filter(request)
-        next_beat = time.monotonic() + self._settings.heartbeat_seconds
-        follow = status_stream.follow_batches(self._store, self._notifier, request.resume_token, where)
-        async for changes in follow:
-            if changes:
-                yield [wire.status_change_to_pb(change) for change in changes]
-            elif time.monotonic() >= next_beat:
-                yield None
-                next_beat = time.monotonic() + self._settings.heartbeat_seconds
+        try:
+            next_beat = time.monotonic() + self._settings.heartbeat_seconds
+            follow = status_stream.follow_batches(self._store, self._notifier, request.resume_token, where)
+            async for changes in follow:
+                if changes:
+                    yield [wire.status_change_to_pb(change) for change in changes]
+                elif time.monotonic() >= next_beat:
+                    # A watch outlives certificates, tokens and permissions: each beat asks again.
+                    await self._guard.recheck(context, caller, Verb.LIST, where.source)
+                    yield None
+                    next_beat = time.monotonic() + self._settings.heartbeat_seconds
+        finally:
+            release()
+
+    async def _visible(
+        self,
+        context: grpc.aio.ServicerContext,
+        request: pb.ListResourceBundlesRequest | pb.CountResourceBundlesRequest | pb.WatchStatusRequest,
+        caller: Caller | None = None,
+    ) -> queries.ResourceFilter:
+        """The filter a read runs with: narrowed to the caller's own source where it asked for every
+        source and may see only its own; the call refused where it asked for a source not its own."""
+        caller = caller or await self._guard.authenticate(context)
+        try:
+            where = wire.resource_filter(request)
+        except errors.MaestroError as exc:
+            await context.abort(status_codes.code_for(exc), str(exc))
+        source = await self._guard.visible_source(context, caller, where.source)
+        return dataclasses.replace(where, source=source)
+
+    async def RevokeCertificate(
+        self, request: pb.RevokeCertificateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RevokedCertificate:
+        caller = await self._admin(context, "revoke certificates")
+
+        async def revoke() -> pb.RevokedCertificate:
+            serial = revocations.parse_serial(request.serial)
+            revoked = await self._store.revoke_certificate(serial, request.reason, str(caller))
+            if self._revoked is not None:
+                self._revoked.add(serial)  # at once here; other replicas on the notification
+            return wire.revocation_to_pb(revoked)
+
+        return await _answer(context, revoke)
+
+    async def ListRevokedCertificates(
+        self, request: pb.ListRevokedCertificatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRevokedCertificatesResponse:
+        await self._admin(context, "list revoked certificates")
+
+        async def list_() -> pb.ListRevokedCertificatesResponse:
+            found = await self._store.revoked_certificates()
+            return pb.ListRevokedCertificatesResponse(items=[wire.revocation_to_pb(r) for r in found])
+
+        return await _answer(context, list_)

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes committed spec events to each cluster's Kafka partition.
+"""The outbox relay: publishes committed spec events to each cluster's Kafka topic.
 
 A spec change and its outbox row commit together, so an event exists iff its change does. The
 relay leases rows (whole consumers at a time, so a cluster's events stay in order even with several
@@ -8,7 +8,7 @@ by resource version, so a repeat changes nothing.
 
 While the broker is away (a restart), the relay does not give up on a batch it handed to the
 producer: the producer keeps every message queued and retries it until Kafka acknowledges or
-refuses it (`clients.DELIVERY_TIMEOUT`). The relay waits for that outcome and keeps its leases
+refuses it (`producer.DELIVERY_TIMEOUT`). The relay waits for that outcome and keeps its leases
 alive meanwhile: publishing the rows again (or letting another replica do so) while the first
 copies may still be delivered would only queue duplicates, and across two producers could reorder
 a consumer's events. Rows are acked only once all their messages are acknowledged; if any is
@@ -23,7 +23,9 @@ from datetime import timedelta
 
 from maestro.server.notifier import Notifier
 from maestro.storage import store as store_mod
-from maestro.transport import clients, cloudevents
+from maestro.transport import cloudevents
+from maestro.transport.delivery import Delivery
+from maestro.transport.producer import DELIVERY_TIMEOUT, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +36,14 @@ LEASE = timedelta(seconds=30)
 RENEW_EVERY = 10.0
 # A batch still unsettled this long after it was produced is given up (librdkafka settles every
 # message within DELIVERY_TIMEOUT; this only guards against a producer that never reports).
-GIVE_UP_AFTER = clients.DELIVERY_TIMEOUT + 60.0
+GIVE_UP_AFTER = DELIVERY_TIMEOUT + 60.0
 
 
 class OutboxRelay:
     def __init__(
         self,
         store: store_mod.Store,
-        publisher: clients.Publisher,
-        topics: clients.Topics,
+        publisher: Publisher,
         notifier: Notifier,
         batch: int = 1000,
         *,
@@ -52,7 +53,6 @@ class OutboxRelay:
     ) -> None:
         self._store = store
         self._publisher = publisher
-        self._topics = topics
         self._notifier = notifier
         self._batch = batch
         self._lease = lease
@@ -60,8 +60,6 @@ class OutboxRelay:
         self._give_up_after = give_up_after
         self.published = 0
         self.failed_batches = 0
-        # Spec-topic partitions known to exist; a new cluster's partition may not yet.
-        self._partitions_known = 0
 
     async def run(self) -> None:
         while True:
@@ -95,18 +93,15 @@ class OutboxRelay:
         self.published += len(entries)
         return len(entries)
 
-    async def _send(self, entries: list[store_mod.OutboxEntry]) -> clients.Delivery:
-        highest = max(e.partition for e in entries)
-        if highest >= self._partitions_known:
-            await self._topics.ensure(highest)
-            self._partitions_known = await asyncio.to_thread(self._topics.spec_partitions)
+    async def _send(self, entries: list[store_mod.OutboxEntry]) -> Delivery:
+        # Every consumer's spec topic was made with it (and is repaired when a server starts).
         messages = [
             cloudevents.to_message(e.event(), topic=e.topic, key=e.consumer, partition=e.partition)
             for e in entries
         ]
         return await self._publisher.send(messages)
 
-    async def _settle(self, delivery: clients.Delivery, consumers: list[str]) -> None:
+    async def _settle(self, delivery: Delivery, consumers: list[str]) -> None:
         """Wait until Kafka acknowledged or refused every message, renewing the leases meanwhile."""
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -32,6 +32,10 @@ class SpecWriter:
             asyncio.create_task(self._run(), name=f"spec-writer-{i}") for i in range(self._writers)
         ]
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        return list(self._tasks)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

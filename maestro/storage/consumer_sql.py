@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import psycopg
 from psycopg import sql
@@ -11,10 +11,19 @@ from psycopg.types.json import Jsonb
 from maestro.api import consumers, errors, queries
 from maestro.storage import paging, rows
 
+# What a consumer needs outside the database (its Kafka topics and ACLs), made or removed inside
+# the transaction that creates or deletes it.
+Provision = Callable[[consumers.Consumer], Awaitable[None]]
+
 
 async def create(
-    conn: psycopg.AsyncConnection, consumer: consumers.Consumer, policy: consumers.PlacementPolicy
+    conn: psycopg.AsyncConnection,
+    consumer: consumers.Consumer,
+    policy: consumers.PlacementPolicy,
+    provision: Provision | None = None,
 ) -> consumers.Consumer:
+    """Insert the consumer with a new slot; ``provision`` (its topics and ACLs) runs before the
+    transaction commits, so a consumer exists only once what it needs in Kafka does."""
     cur = await conn.execute(
         f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE name = %s", (consumer.name,)
     )
@@ -30,18 +39,28 @@ async def create(
     try:
         cur = await conn.execute(
             f"""
-            INSERT INTO consumers (name, labels, placement_slot, spec_topic, spec_partition)
-            VALUES (%s, %s, %s, %s, %s)
+            INSERT INTO consumers (name, labels, placement_slot, spec_topic, spec_partition, status_topic)
+            VALUES (%s, %s, %s, %s, %s, %s)
             RETURNING {rows.CONSUMER_COLUMNS}
             """,
-            (consumer.name, Jsonb(dict(consumer.labels)), slot, placement.topic, placement.partition),
+            (
+                consumer.name,
+                Jsonb(dict(consumer.labels)),
+                slot,
+                placement.topic,
+                placement.partition,
+                policy.status_topic_of(slot),
+            ),
         )
     except psycopg.errors.UniqueViolation:
         # A concurrent create of the same name won the race.
         raise errors.AlreadyExists("consumer", consumer.name) from None
     created = await cur.fetchone()
     assert created is not None
-    return rows.consumer(created)
+    made = rows.consumer(created)
+    if provision is not None:
+        await provision(made)
+    return made
 
 
 async def get(conn: psycopg.AsyncConnection, name: str) -> consumers.Consumer:
@@ -50,6 +69,14 @@ async def get(conn: psycopg.AsyncConnection, name: str) -> consumers.Consumer:
     if row is None:
         raise errors.NotFound("consumer", name)
     return rows.consumer(row)
+
+
+async def by_slots(conn: psycopg.AsyncConnection, slots: Sequence[int]) -> dict[int, consumers.Consumer]:
+    cur = await conn.execute(
+        f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE placement_slot = ANY(%s)", (list(slots),)
+    )
+    found = [rows.consumer(r) for r in await cur.fetchall()]
+    return {c.placement_slot: c for c in found}
 
 
 async def list_page(
@@ -87,11 +114,16 @@ async def update_labels(
     return rows.consumer(row)
 
 
-async def delete(conn: psycopg.AsyncConnection, name: str) -> None:
+async def delete(conn: psycopg.AsyncConnection, name: str, deprovision: Provision | None = None) -> None:
+    """Delete the consumer; ``deprovision`` (its ACLs and topics) runs before the transaction
+    commits, so a consumer that failed to lose them is still there to delete again."""
     # Lock the row first: a concurrent bundle create then waits on its foreign key check and fails
     # once the consumer is gone, instead of slipping in between the count and the delete.
-    cur = await conn.execute("SELECT 1 FROM consumers WHERE name = %s FOR UPDATE", (name,))
-    if await cur.fetchone() is None:
+    cur = await conn.execute(
+        f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE name = %s FOR UPDATE", (name,)
+    )
+    row = await cur.fetchone()
+    if row is None:
         raise errors.NotFound("consumer", name)
     cur = await conn.execute("SELECT count(*), count(deleted_at) FROM resources WHERE consumer = %s", (name,))
     counts = await cur.fetchone()
@@ -103,3 +135,5 @@ async def delete(conn: psycopg.AsyncConnection, name: str) -> None:
             "delete its bundles first; deleting ones go when the agent confirms or their grace runs out",
         )
     await conn.execute("DELETE FROM consumers WHERE name = %s", (name,))
+    if deprovision is not None:
+        await deprovision(rows.consumer(row))

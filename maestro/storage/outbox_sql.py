@@ -111,3 +111,13 @@ async def pending_count(conn: psycopg.AsyncConnection) -> int:
     row = await cur.fetchone()
     assert row is not None
     return int(row[0])
+
+
+async def backlog(conn: psycopg.AsyncConnection) -> tuple[int, float]:
+    """How many events wait, and how many seconds the oldest of them has waited (0: none)."""
+    cur = await conn.execute(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) FROM outbox"
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), float(row[1])

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 
-from maestro.api import errors
+from maestro.api import consumers, errors
 
 _PREFIX = "k1."
 
@@ -40,8 +40,9 @@ def parse_name_token(token: str) -> str | None:
         if not token.startswith(_PREFIX):
             raise ValueError(token)
         raw = token[len(_PREFIX) :]
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        # The name is compared in SQL: a NUL (never in a token this server made) would fail the query.
+        return consumers.check_lookup_name(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError, errors.InvalidArgument):
         raise errors.InvalidArgument(
             "page_token", "is not a token this server made", "send the next_page_token of the previous page"
         ) from None

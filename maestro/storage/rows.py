@@ -8,7 +8,7 @@ from typing import Any
 
 from maestro.api import bundles, consumers
 
-CONSUMER_COLUMNS = "name, labels, spec_topic, spec_partition, created_at"
+CONSUMER_COLUMNS = "name, labels, spec_topic, spec_partition, created_at, placement_slot, status_topic"
 
 RESOURCE_COLUMNS = (
     "id, consumer, source, version, spec, metadata, created_at, updated_at, deleted_at, "
@@ -47,12 +47,14 @@ TOMBSTONE_COLUMNS = (
 
 
 def consumer(row: tuple[Any, ...]) -> consumers.Consumer:
-    name, labels, topic, partition, created_at = row
+    name, labels, topic, partition, created_at, slot, status_topic = row
     return consumers.Consumer(
         name=name,
         labels=labels,
         placement=consumers.Placement(topic, partition),
         created_at=created_at,
+        slot=slot,
+        status_topic=status_topic,
     )
 
 

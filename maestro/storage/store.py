@@ -8,6 +8,7 @@ outbox relay and the deletion reaper. Every method is safe to call from several 
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -15,19 +16,35 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from maestro.api import bundles, consumers, errors, lifecycle, queries
-from maestro.storage import consumer_sql, outbox_sql, resource_sql, status_sql
+from maestro.api import bundles, consumers, errors, lifecycle, queries, revocations
+from maestro.storage import consumer_sql, outbox_sql, resource_sql, revocation_sql, status_sql
 
 STATUS_CHANNEL = status_sql.STATUS_CHANNEL
 OUTBOX_CHANNEL = resource_sql.OUTBOX_CHANNEL
+REVOCATION_CHANNEL = revocation_sql.REVOCATION_CHANNEL
 
 OutboxEntry = outbox_sql.OutboxEntry
 IngestResult = status_sql.IngestResult
+ForeignStatus = status_sql.Foreign
 StoredStatus = status_sql.StoredStatus
 
 # Concurrent creates of one id both find no row to lock and race to insert; the loser retries
 # and then sees the winner's row.
 _INSERT_RETRIES = 3
+
+# What the database refuses for the values a request holds (a NUL character, a number out of
+# range, an index entry too large), as opposed to the database being away. Validation refuses
+# all of these first; this is the net beneath it, so that a gap there fails one item, not a batch.
+_REFUSED_BY_DATABASE = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)
+
+
+def _reason(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    return (diag.message_primary if diag is not None else None) or str(exc)
+
+
+def _refused(exc: Exception) -> errors.InvalidArgument:
+    return errors.InvalidArgument("event", f"the database refused it: {_reason(exc)}", "correct the event")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -51,14 +68,27 @@ class Store:
 
     # Consumers.
 
-    async def create_consumer(self, name: str, labels: Mapping[str, str] | None = None) -> consumers.Consumer:
+    async def create_consumer(
+        self,
+        name: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        provision: consumer_sql.Provision | None = None,
+    ) -> consumers.Consumer:
+        """Register a consumer; ``provision`` makes what it needs in Kafka before it commits."""
         consumer = consumers.new_consumer(name, labels)
         async with self._pool.connection() as conn, conn.transaction():
-            return await consumer_sql.create(conn, consumer, self._placement)
+            return await consumer_sql.create(conn, consumer, self._placement, provision)
 
     async def get_consumer(self, name: str) -> consumers.Consumer:
+        consumers.check_lookup_name(name)
         async with self._pool.connection() as conn:
             return await consumer_sql.get(conn, name)
+
+    async def consumers_by_slot(self, slots: Sequence[int]) -> dict[int, consumers.Consumer]:
+        """The consumers holding these placement slots (a slot of no consumer is left out)."""
+        async with self._pool.connection() as conn:
+            return await consumer_sql.by_slots(conn, slots)
 
     async def list_consumers(
         self,
@@ -72,13 +102,16 @@ class Store:
             )
 
     async def update_consumer_labels(self, name: str, labels: Mapping[str, str]) -> consumers.Consumer:
+        consumers.check_lookup_name(name)
         checked = consumers.validate_labels(labels)
         async with self._pool.connection() as conn, conn.transaction():
             return await consumer_sql.update_labels(conn, name, checked)
 
-    async def delete_consumer(self, name: str) -> None:
+    async def delete_consumer(self, name: str, *, deprovision: consumer_sql.Provision | None = None) -> None:
+        """Delete a consumer without bundles; ``deprovision`` removes what it has in Kafka first."""
+        consumers.check_lookup_name(name)
         async with self._pool.connection() as conn, conn.transaction():
-            await consumer_sql.delete(conn, name)
+            await consumer_sql.delete(conn, name, deprovision)
 
     # Resource bundles: spec changes (each with its outbox row, in one transaction).
 
@@ -91,7 +124,27 @@ class Store:
     async def apply_specs(
         self, requests: Sequence[bundles.SpecRequest], now: datetime | None = None
     ) -> list[SpecResult | errors.MaestroError]:
-        """Apply a batch in one transaction: each request's result, or the error that refused it."""
+        """Apply a batch in one transaction: each request's result, or the error that refused it.
+
+        Should the database refuse the batch for what a request holds, each request is applied
+        alone: one bad request fails only itself, never the callers it shares a transaction with.
+        """
+        try:
+            return await self._apply_specs(requests, now)
+        except _REFUSED_BY_DATABASE as exc:
+            if len(requests) == 1:
+                return [_refused(exc)]
+        results: list[SpecResult | errors.MaestroError] = []
+        for request in requests:
+            try:
+                results.extend(await self._apply_specs([request], now))
+            except _REFUSED_BY_DATABASE as exc:
+                results.append(_refused(exc))
+        return results
+
+    async def _apply_specs(
+        self, requests: Sequence[bundles.SpecRequest], now: datetime | None
+    ) -> list[SpecResult | errors.MaestroError]:
         for attempt in range(_INSERT_RETRIES):
             try:
                 async with self._pool.connection() as conn, conn.transaction():
@@ -177,13 +230,55 @@ class Store:
 
     # Statuses.
 
-    async def ingest_statuses(self, batch: Sequence[bundles.StatusReport]) -> IngestResult:
-        """Store a batch of agents' reports in one round trip, dropping stale ones in SQL."""
+    async def ingest_statuses(
+        self,
+        batch: Sequence[bundles.StatusReport],
+        slots: Sequence[int | None] | None = None,
+        *,
+        max_sequence: int | None = None,
+    ) -> IngestResult:
+        """Store a batch of reports in one round trip, dropping stale ones in SQL.
+
+        Agents' reports come with ``slots``: each is bound to the consumer of the placement slot
+        of the status topic it came on, whatever it names, and one for another consumer's bundle
+        is returned as foreign, never stored. Without, each report is bound to the consumer it
+        names: for reports the server makes itself.
+
+        `max_sequence` (default: `lifecycle.sequence_limit` of this host's clock) is the highest
+        sequence id kept, and a stored one above it no longer makes newer reports stale. Should the
+        database refuse the batch for what a report holds, each report is stored alone and the ones
+        it refuses come back in `rejected`: one bad report never keeps the others out.
+        """
         if not batch:
             return IngestResult([], [])
+        bound_to = list(slots) if slots is not None else [None] * len(batch)
+        limit = lifecycle.sequence_limit(time.time_ns()) if max_sequence is None else max_sequence
+        try:
+            return await self._ingest(batch, limit, bound_to)
+        except _REFUSED_BY_DATABASE as exc:
+            if len(batch) == 1:
+                return IngestResult([], [], rejected=[(batch[0], _reason(exc))])
+        stored: list[StoredStatus] = []
+        dropped: list[bundles.StatusReport] = []
+        foreign: list[status_sql.Foreign] = []
+        rejected: list[tuple[bundles.StatusReport, str]] = []
+        for report, slot in zip(batch, bound_to, strict=True):
+            try:
+                one = await self._ingest([report], limit, [slot])
+            except _REFUSED_BY_DATABASE as exc:
+                rejected.append((report, _reason(exc)))
+                continue
+            stored.extend(one.stored)
+            dropped.extend(one.dropped)
+            foreign.extend(one.foreign)
+        return IngestResult(stored, dropped, foreign, rejected)
+
+    async def _ingest(
+        self, batch: Sequence[bundles.StatusReport], max_sequence: int, slots: Sequence[int | None]
+    ) -> IngestResult:
         async with self._pool.connection() as conn, conn.pipeline():
             async with conn.transaction():
-                cur = await status_sql.queue_ingest(conn, batch)
+                cur = await status_sql.queue_ingest(conn, batch, max_sequence, slots)
             stored_rows = await cur.fetchall()
         return status_sql.ingest_result(batch, stored_rows)
 
@@ -202,6 +297,16 @@ class Store:
     async def prune_tombstones(self, older_than: timedelta) -> int:
         async with self._pool.connection() as conn, conn.transaction():
             return await status_sql.prune_tombstones(conn, older_than)
+
+    # Revoked client certificates.
+
+    async def revoke_certificate(self, serial: int, reason: str, by: str) -> revocations.Revocation:
+        async with self._pool.connection() as conn, conn.transaction():
+            return await revocation_sql.revoke(conn, serial, reason, by)
+
+    async def revoked_certificates(self) -> list[revocations.Revocation]:
+        async with self._pool.connection() as conn:
+            return await revocation_sql.list_all(conn)
 
     # The outbox.
 
@@ -237,3 +342,8 @@ class Store:
     async def pending_outbox(self) -> int:
         async with self._pool.connection() as conn:
             return await outbox_sql.pending_count(conn)
+
+    async def outbox_backlog(self) -> tuple[int, float]:
+        """Events waiting to be relayed, and the oldest one's age in seconds."""
+        async with self._pool.connection() as conn:
+            return await outbox_sql.backlog(conn)

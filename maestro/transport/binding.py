@@ -45,7 +45,9 @@ def decode(
     content_type: str | None = None
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     for key, raw in pairs:
-        value = raw.decode() if isinstance(raw, bytes) else (raw or "")
+        # Not UTF-8: decoded with U+FFFD in place of the bad bytes, so that the event reaches the
+        # checks that refuse it alone; raising here would drop the whole batch read with it.
+        value = raw.decode(errors="replace") if isinstance(raw, bytes) else (raw or "")
         if key == CONTENT_TYPE:
             content_type = value
         elif key.startswith(_PREFIX):

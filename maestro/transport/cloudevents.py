@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from maestro.api import events
 from maestro.transport import binding
-from maestro.transport.clients import Incoming, Outgoing
+from maestro.transport.messages import Incoming, Outgoing
 
 
 def to_message(event: events.CloudEvent, *, topic: str, key: str, partition: int | None = None) -> Outgoing:

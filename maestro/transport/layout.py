@@ -1,25 +1,30 @@
-"""Where events go in Kafka, decided so that an agent reads only its own cluster's events.
+"""Where events go in Kafka, laid out so that Kafka's own ACLs confine each cluster to its events.
 
-- Spec events (server -> agents) go to the spec topic; every consumer (cluster) owns one partition
-  of it, allocated when the consumer is registered and recorded with it in PostgreSQL. An agent is
-  *assigned* exactly that partition (no consumer-group rebalancing), so the bytes it reads are its
-  own events and nothing else. The topic grows in chunks of ``PARTITION_CHUNK`` partitions as
-  consumers are added; Kafka never shrinks a topic, so a deleted consumer's partition is retired,
-  not reused (a new cluster must never read an old cluster's leftovers).
-- Status events (agents -> servers) go to the status topic, keyed by cluster, read by every server
-  replica in one consumer group: replicas share the partitions and Kafka rebalances them when a
-  replica joins or dies.
+Every consumer (cluster) has a *placement slot*, drawn from a sequence when it is registered and
+never handed out again, and two topics of one partition each named after it:
 
-Limits: one broker here carries a few thousand partitions comfortably; past that a placement can
-name another spec topic (the placement is a (topic, partition) pair for that reason).
+- ``<prefix>.spec.<slot>``: spec events (server -> the cluster's agent), which the agent is
+  *assigned* (no consumer-group rebalancing) and reads under its group ``<prefix>.agent.<name>``;
+- ``<prefix>.status.<slot>``: status reports and resync requests (the agent -> servers), which every
+  server replica reads in one consumer group, subscribed by pattern so a new cluster's topic is
+  picked up without a restart.
+
+Both are created with the consumer, together with literal ACLs for the cluster's principal
+(``trust.identity.Identity.cluster(name, slot).kafka_principal``): Read on its spec topic, Write on
+its status topic, Read on its group (Read and Write imply Describe), nothing else. A cluster can
+therefore neither read another's work nor write into another's status topic, whatever its payload
+claims; the server binds each status to the consumer owning the topic it came on. A slot is never
+reused, so a cluster deleted and registered again under its name gets new topics and a new
+principal, which its old certificate does not carry.
+
+Limits: two topics (two partitions) per cluster; a broker's partition count, and a status reader
+whose fetch requests name every status partition, are what a fleet's size is measured against.
 """
 
 from __future__ import annotations
 
 import dataclasses
-
-STATUS_PARTITIONS = 16
-PARTITION_CHUNK = 64
+import re
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +34,46 @@ class Layout:
     prefix: str = "fleetplane.maestro"
 
     @property
-    def spec_topic(self) -> str:
+    def spec_prefix(self) -> str:
+        """What every spec topic's name starts with (a prefixed ACL names it)."""
+        return f"{self.prefix}.spec."
+
+    @property
+    def status_prefix(self) -> str:
+        """What every status topic's name starts with (a prefixed ACL names it)."""
+        return f"{self.prefix}.status."
+
+    @property
+    def agent_group_prefix(self) -> str:
+        return f"{self.prefix}.agent."
+
+    @property
+    def spec_topic_base(self) -> str:
+        """The spec topics' name without the slot: the placement policy's topic (slot n is
+        partition 0 of ``<spec_topic_base>.<n>``)."""
         return f"{self.prefix}.spec"
 
     @property
-    def status_topic(self) -> str:
+    def status_topic_base(self) -> str:
         return f"{self.prefix}.status"
+
+    def spec_topic(self, slot: int) -> str:
+        return f"{self.spec_prefix}{slot}"
+
+    def status_topic(self, slot: int) -> str:
+        return f"{self.status_prefix}{slot}"
+
+    @property
+    def status_pattern(self) -> str:
+        """Every status topic, as a librdkafka subscription pattern (a leading ``^`` makes it one)."""
+        return f"^{re.escape(self.status_prefix)}[0-9]+$"
+
+    def status_slot(self, topic: str) -> int | None:
+        """The slot whose status topic ``topic`` is; None if it is none of this layout's."""
+        if not topic.startswith(self.status_prefix):
+            return None
+        rest = topic[len(self.status_prefix) :]
+        return int(rest) if rest.isascii() and rest.isdigit() else None
 
     @property
     def server_group(self) -> str:
@@ -42,13 +81,7 @@ class Layout:
 
     def agent_group(self, cluster: str) -> str:
         """The group an agent commits its offsets under (it is assigned, never rebalanced)."""
-        return f"{self.prefix}.agent.{cluster}"
+        return f"{self.agent_group_prefix}{cluster}"
 
 
 DEFAULT = Layout()
-
-
-def partitions_for(highest_partition: int) -> int:
-    """How many partitions the spec topic needs so that ``highest_partition`` exists, in whole chunks."""
-    needed = highest_partition + 1
-    return -(-needed // PARTITION_CHUNK) * PARTITION_CHUNK

@@ -12,10 +12,12 @@ from maestro.api import errors
 _CODES: tuple[tuple[type[errors.MaestroError], grpc.StatusCode], ...] = (
     # Order matters: TooLarge is an InvalidArgument.
     (errors.TooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Exhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (errors.Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
 )
 
 

@@ -15,131 +15,29 @@ Everything this provider creates carries the tags ``fleetplane.io/cluster`` and
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.auth import SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ParamValidationError
+from botocore.exceptions import ClientError
 
-from provisioner.providers.base import ClusterSpec, ClusterState, Phase, ProviderError
+from provisioner.providers import aws_errors
+from provisioner.providers.base import ClusterProvider, ClusterSpec, ClusterState, Phase, ProviderError
+from provisioner.providers.eks_access import eks_token, kubeconfig
+from provisioner.providers.eks_settings import EksSettings
 
 CLUSTER_TAG = "fleetplane.io/cluster"
 MANAGED_BY_TAG = "fleetplane.io/managed-by"
 MANAGED_BY = "fleetplane"
 
-TOKEN_PREFIX = "k8s-aws-v1."
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
-TOKEN_EXPIRES_SECONDS = 60
-
-# Bad input: retrying the same request cannot succeed until the claim changes.
-_NOT_RETRYABLE = {
-    "InvalidParameterException",
-    "InvalidRequestException",
-    "UnsupportedAvailabilityZoneException",
-}
 # A cluster in these states serves its API; UPDATING is a version or config change in progress.
 _CLUSTER_SERVING = {"ACTIVE", "UPDATING"}
 # DEGRADED node groups still run nodes; the health issues go into the message.
 _NODEGROUP_SERVING = {"ACTIVE", "UPDATING", "DEGRADED"}
 
-_SETTINGS_HELP = {
-    "roleArn": "the ARN of the IAM role the EKS control plane assumes (arn:aws:iam::ACCOUNT:role/NAME)",
-    "nodeRoleArn": "the ARN of the IAM role the worker nodes assume (arn:aws:iam::ACCOUNT:role/NAME)",
-    "subnetIds": "a list of subnet IDs, in at least two availability zones",
-    "securityGroupIds": "a list of security group IDs for the control plane ([] for only the one EKS makes)",
-}
 
-
-def eks_token(session: boto3.Session, cluster_name: str, region: str) -> str:
-    """A bearer token for an EKS cluster's API server, as ``aws eks get-token`` makes it.
-
-    The token is a presigned STS GetCallerIdentity URL: the API server calls it to learn who the
-    caller is. The signed ``x-k8s-aws-id`` header binds the token to one cluster, so it cannot be
-    replayed against another. No request is sent from here; signing needs only the credentials.
-    """
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise ProviderError(
-            "NoCredentials",
-            "no AWS credentials for the EKS token: "
-            "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-        )
-    request = AWSRequest(
-        method="GET",
-        url=f"https://{_sts_host(region)}/?Action=GetCallerIdentity&Version=2011-06-15",
-        headers={CLUSTER_ID_HEADER: cluster_name},
-    )
-    # Frozen: refreshable credentials could rotate between reading the key and the token.
-    signer = SigV4QueryAuth(
-        credentials.get_frozen_credentials(), "sts", region, expires=TOKEN_EXPIRES_SECONDS
-    )
-    signer.add_auth(request)
-    encoded = base64.urlsafe_b64encode(str(request.url).encode()).decode().rstrip("=")
-    return TOKEN_PREFIX + encoded
-
-
-def _sts_host(region: str) -> str:
-    # The API server's authenticator accepts only STS hosts it knows: the regional one of the
-    # cluster's partition.
-    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-    return f"sts.{region}.{suffix}"
-
-
-@dataclass(frozen=True)
-class EksSettings:
-    """``spec.parameters.settings`` of an aws claim: what EKS needs that a composition cannot guess."""
-
-    role_arn: str
-    node_role_arn: str
-    subnet_ids: list[str]
-    security_group_ids: list[str]
-
-    @classmethod
-    def parse(cls, settings: dict[str, Any]) -> EksSettings:
-        problems: list[str] = []
-
-        def text(key: str) -> str:
-            value = settings.get(key)
-            if isinstance(value, str) and value:
-                return value
-            problems.append(_settings_problem(key, value))
-            return ""
-
-        def strings(key: str, *, may_be_empty: bool) -> list[str]:
-            value = settings.get(key)
-            if (
-                isinstance(value, list)
-                and all(isinstance(item, str) and item for item in value)
-                and (value or may_be_empty)
-            ):
-                return list(value)
-            problems.append(_settings_problem(key, value))
-            return []
-
-        parsed = cls(
-            role_arn=text("roleArn"),
-            node_role_arn=text("nodeRoleArn"),
-            subnet_ids=strings("subnetIds", may_be_empty=False),
-            security_group_ids=strings("securityGroupIds", may_be_empty=True),
-        )
-        if problems:
-            raise ProviderError("InvalidSettings", "; ".join(problems), retryable=False)
-        return parsed
-
-
-def _settings_problem(key: str, value: Any) -> str:
-    found = "it is missing" if value is None else f"it is {value!r}"
-    return f"spec.parameters.settings.{key}: set {key} to {_SETTINGS_HELP[key]} ({found})"
-
-
-class AwsProvider:
+class AwsProvider(ClusterProvider):
     name = "aws"
 
     def __init__(
@@ -194,7 +92,7 @@ class AwsProvider:
         settings = EksSettings.parse(spec.settings)
         region = self._region(spec)
         async with self._lock(spec.name):
-            with _aws_errors(spec.name, region):
+            with aws_errors.as_provider_errors(spec.name, region):
                 return await self._ensure(spec, settings, region)
 
     async def _ensure(self, spec: ClusterSpec, settings: EksSettings, region: str) -> ClusterState:
@@ -257,7 +155,7 @@ class AwsProvider:
             Phase.READY,
             message,
             endpoint=endpoint,
-            kubeconfig=_kubeconfig(name, endpoint, ca_data, token),
+            kubeconfig=kubeconfig(name, endpoint, ca_data, token),
             details=details,
         )
 
@@ -277,7 +175,7 @@ class AwsProvider:
             response = await self._call(region, "create_cluster", **params)
             return dict(response["cluster"])
         except ClientError as exc:
-            if _code(exc) != "ResourceInUseException":
+            if aws_errors.code(exc) != "ResourceInUseException":
                 raise
         # Someone created it between our describe and create: another provisioner replica, or our
         # own earlier create whose reply was lost. The tags tell whether it is ours.
@@ -308,7 +206,7 @@ class AwsProvider:
             response = await self._call(region, "create_nodegroup", **params)
             return dict(response["nodegroup"])
         except ClientError as exc:
-            if _code(exc) != "ResourceInUseException":
+            if aws_errors.code(exc) != "ResourceInUseException":
                 raise
         nodegroup = await self._describe_nodegroup(region, spec.name, nodegroup_name)
         if nodegroup is None:
@@ -320,7 +218,7 @@ class AwsProvider:
     async def delete(self, spec: ClusterSpec) -> ClusterState:
         region = self._region(spec)
         async with self._lock(spec.name):
-            with _aws_errors(spec.name, region):
+            with aws_errors.as_provider_errors(spec.name, region):
                 return await self._delete(spec.name, region)
 
     async def _delete(self, name: str, region: str) -> ClusterState:
@@ -351,10 +249,10 @@ class AwsProvider:
                         region, "delete_nodegroup", clusterName=name, nodegroupName=nodegroup_name
                     )
                 except ClientError as exc:
-                    if _code(exc) == "ResourceNotFoundException":
+                    if aws_errors.code(exc) == "ResourceNotFoundException":
                         continue
                     # A node group still creating or updating cannot be deleted yet: next call.
-                    if _code(exc) != "ResourceInUseException":
+                    if aws_errors.code(exc) != "ResourceInUseException":
                         raise
             waiting.append(nodegroup_name)
         if waiting:
@@ -368,31 +266,16 @@ class AwsProvider:
         try:
             await self._call(region, "delete_cluster", name=name)
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if aws_errors.code(exc) == "ResourceNotFoundException":
                 return ClusterState(Phase.DELETED, f"EKS cluster {name} is gone", details=details)
-            if _code(exc) != "ResourceInUseException":
+            if aws_errors.code(exc) != "ResourceInUseException":
                 raise
             return ClusterState(
-                Phase.DELETING, f"EKS cluster {name} cannot be deleted yet: {_message(exc)}", details=details
+                Phase.DELETING,
+                f"EKS cluster {name} cannot be deleted yet: {aws_errors.message(exc)}",
+                details=details,
             )
         return ClusterState(Phase.DELETING, f"EKS cluster {name} is being deleted", details=details)
-
-    # ---- waiting, for callers outside the reconciler (CLI, tests)
-
-    async def wait_ready(
-        self, spec: ClusterSpec, timeout: float = 1800.0, poll: float = 15.0
-    ) -> ClusterState:
-        """``ensure`` until the cluster is Ready; ``TimeoutError`` after ``timeout`` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            state = await self.ensure(spec)
-            if state.ready:
-                return state
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"EKS cluster {spec.name} not ready after {timeout:g}s: {state.message}")
-            await asyncio.sleep(min(poll, remaining))
 
     # ---- AWS calls, each in a worker thread
 
@@ -406,7 +289,7 @@ class AwsProvider:
         try:
             response = await self._call(region, "describe_cluster", name=name)
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if aws_errors.code(exc) == "ResourceNotFoundException":
                 return None
             raise
         return dict(response["cluster"])
@@ -417,7 +300,7 @@ class AwsProvider:
                 region, "describe_nodegroup", clusterName=name, nodegroupName=nodegroup_name
             )
         except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+            if aws_errors.code(exc) == "ResourceNotFoundException":
                 return None
             raise
         return dict(response["nodegroup"])
@@ -463,50 +346,3 @@ def _issues(resource: dict[str, Any]) -> str:
     issues = (resource.get("health") or {}).get("issues") or []
     described = [f"{issue.get('code', '?')}: {issue.get('message', '')}" for issue in issues]
     return "; ".join(described) or f"status {resource.get('status')} with no health issues reported"
-
-
-def _kubeconfig(name: str, endpoint: str, ca_data: str, token: str) -> dict[str, Any]:
-    user = f"{name}-fleetplane"
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": user}}],
-        "current-context": name,
-    }
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
-
-
-@contextlib.contextmanager
-def _aws_errors(name: str, region: str) -> Iterator[None]:
-    """AWS failures as :class:`ProviderError`, so the reconciler turns them into conditions."""
-    try:
-        yield
-    except ClientError as exc:
-        code = _code(exc) or "AwsError"
-        raise ProviderError(
-            code.removesuffix("Exception"),
-            f"{exc.operation_name} for EKS cluster {name} in {region}: {_message(exc)}",
-            retryable=code not in _NOT_RETRYABLE,
-        ) from exc
-    except ParamValidationError as exc:
-        # botocore checks values against the API model before sending (e.g. a node count below 1)
-        raise ProviderError(
-            "InvalidParameter", f"EKS cluster {name} in {region}: {exc}", retryable=False
-        ) from exc
-    except NoCredentialsError as exc:
-        raise ProviderError(
-            "NoCredentials",
-            "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-            "for the provisioner",
-        ) from exc
-    except BotoCoreError as exc:
-        raise ProviderError("AwsRequestFailed", f"EKS cluster {name} in {region}: {exc}") from exc

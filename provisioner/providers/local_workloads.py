@@ -7,11 +7,19 @@ in the provider's environment), and their readiness is written back into the obj
 a kubelet-backed controller would (replicas, readyReplicas, an ``Available`` condition), so the
 provisioner reads readiness the same way on every provider. Anything else is reported as not
 runnable here, with the list of what is.
+
+The agent runs as its Deployment's ServiceAccount, as a kubelet would run it: it gets a kubeconfig
+with that account's token (TokenRequest, valid ``AGENT_TOKEN_HOURS``; renewed, and the agent
+restarted, once half of that has passed), so it holds exactly the composition's RBAC rules and
+never the cluster's admin certificate. Its identity is the TLS Secret its Deployment mounts (the
+provisioner issues it: ``provisioner.identity``), written into a local folder as a kubelet
+projects a Secret volume, and rewritten when the Secret is renewed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import sys
 import time
@@ -23,13 +31,18 @@ from typing import Any
 from localinfra import argocd, kube, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from provisioner.providers.base import WORKLOAD_KINDS
+from trust import files
 
 NAME_LABEL = "app.kubernetes.io/name"
 ARGOCD_COMPONENTS = frozenset({"argocd-application-controller", "argocd-repo-server", "argocd-redis"})
 AGENT = "maestro-agent"
 #: where the composition's agent Deployment mounts its kubeconfig; replaced by the local file
 AGENT_KUBECONFIG = "/var/run/fleetplane/kubeconfig"
-WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
+#: where it mounts its identity (a TLS Secret); replaced by the local folder holding its keys
+AGENT_TLS_DIR = "/var/run/fleetplane/tls"
+AGENT_TLS_VOLUME = "tls"
+AGENT_TOKEN_HOURS = 24
 _SETTLE_SECONDS = 1.0
 
 
@@ -49,10 +62,6 @@ def component(obj: Mapping[str, Any]) -> str | None:
     return name if name in ARGOCD_COMPONENTS or name == AGENT else None
 
 
-def is_workload(obj: Mapping[str, Any]) -> bool:
-    return obj.get("kind") in WORKLOAD_KINDS
-
-
 def _fleetplane_command() -> list[str]:
     beside = Path(sys.executable).parent / "fleetplane"
     if beside.exists():
@@ -61,8 +70,28 @@ def _fleetplane_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "fleetplane.cli"]
 
 
-def agent_argv(obj: Mapping[str, Any], kubeconfig: Path) -> list[str]:
-    """The agent container's command, run here: our own ``fleetplane`` and the local kubeconfig."""
+def tls_secret_name(obj: Mapping[str, Any]) -> str | None:
+    """The Secret the agent's Deployment mounts at ``AGENT_TLS_DIR``, if any."""
+    pod = (((obj.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    for container in pod.get("containers") or []:
+        for mount in container.get("volumeMounts") or []:
+            if mount.get("mountPath") == AGENT_TLS_DIR:
+                secret = (volumes.get(mount.get("name")) or {}).get("secret") or {}
+                return str(secret["secretName"]) if secret.get("secretName") else None
+    return None
+
+
+def service_account(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """``(namespace, name)`` of the ServiceAccount a Deployment's pods run as."""
+    namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
+    pod = (((obj.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    return namespace, str(pod.get("serviceAccountName") or "default")
+
+
+def agent_argv(obj: Mapping[str, Any], kubeconfig: Path, tls_dir: Path | None = None) -> list[str]:
+    """The agent container's command, run here: our own ``fleetplane``, the local kubeconfig and
+    the local identity folder."""
     containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     if not containers:
         raise ValueError("the maestro-agent Deployment has no container")
@@ -72,16 +101,23 @@ def agent_argv(obj: Mapping[str, Any], kubeconfig: Path) -> list[str]:
             "the maestro-agent container must run `fleetplane maestro agent ...` for the local provider "
             f"to run it; it runs {command[:1]}"
         )
-    argv = _fleetplane_command() + [str(kubeconfig) if a == AGENT_KUBECONFIG else str(a) for a in command[1:]]
-    return argv
+    local = {AGENT_KUBECONFIG: str(kubeconfig)}
+    if tls_dir is not None:
+        local[AGENT_TLS_DIR] = str(tls_dir)
+    return _fleetplane_command() + [local.get(str(a), str(a)) for a in command[1:]]
 
 
 class LocalWorkloads:
     def __init__(self, env: Environment) -> None:
         self.env = env
 
-    async def run(self, cluster: kube.Cluster, obj: Mapping[str, Any]) -> WorkloadState:
-        """Make sure the object's process runs (started, or restarted when its command changed)."""
+    async def run(
+        self, cluster: kube.Cluster, obj: Mapping[str, Any], *, tls_secret: Mapping[str, Any] | None = None
+    ) -> WorkloadState:
+        """Make sure the object's process runs (started, or restarted when its command changed).
+        The agent mounts its identity, ``tls_secret`` (the TLS Secret its Deployment names, read
+        from its cluster), as a kubelet would: the Secret's keys become files of the folder its
+        ``--tls-dir`` points at, rewritten when the Secret changes (a renewed certificate)."""
         name = component(obj)
         if name is None:
             known = ", ".join(sorted(ARGOCD_COMPONENTS | {AGENT}))
@@ -91,7 +127,11 @@ class LocalWorkloads:
         try:
             if name in ARGOCD_COMPONENTS:
                 return await asyncio.to_thread(self._argocd, cluster)
-            return await asyncio.to_thread(self._agent, cluster, agent_argv(obj, cluster.kubeconfig))
+            if tls_secret is None:
+                wanted = tls_secret_name(obj) or "(none: the Deployment mounts no TLS Secret)"
+                return WorkloadState(False, f"waiting for the agent's identity Secret {wanted}")
+            tls = await asyncio.to_thread(self._mount_secret, cluster.name, tls_secret)
+            return await asyncio.to_thread(self._agent, cluster, obj, tls)
         except (InfraError, ValueError) as exc:
             return WorkloadState(False, str(exc))
 
@@ -102,10 +142,38 @@ class LocalWorkloads:
         pid = self.env.processes[f"{cluster.name}/argocd-application-controller"].pid
         return WorkloadState(True, "Argo CD runs as local processes", pid)
 
-    def _agent(self, cluster: kube.Cluster, argv: list[str]) -> WorkloadState:
+    def _mount_secret(self, cluster: str, secret: Mapping[str, Any]) -> Path:
+        """The Secret's keys as files (0600) of the agent's TLS folder; a file is replaced only when
+        its content changed, so an unchanged Secret leaves the agent's files alone."""
+        folder = self.env.path("clusters", cluster, "volumes", AGENT_TLS_VOLUME)
+        folder.chmod(0o700)
+        for key, value in (secret.get("data") or {}).items():
+            content = base64.b64decode(value)
+            target = folder / key
+            if not target.is_file() or target.read_bytes() != content:
+                files.write_private(target, content)
+        return folder
+
+    def agent_kubeconfig(self, cluster: kube.Cluster, obj: Mapping[str, Any]) -> tuple[Path, bool]:
+        """The agent's own kubeconfig (its ServiceAccount's token) and whether it was just (re)made."""
+        dest = self.env.root / "clusters" / cluster.name / f"{AGENT}.kubeconfig"
+        try:
+            age = time.time() - dest.stat().st_mtime
+        except FileNotFoundError:
+            age = None
+        if age is not None and age < AGENT_TOKEN_HOURS * 3600 / 2:
+            return dest, False
+        namespace, account = service_account(obj)
+        kube.token_kubeconfig(cluster, namespace, account, dest, hours=AGENT_TOKEN_HOURS)
+        return dest, True
+
+    def _agent(self, cluster: kube.Cluster, obj: Mapping[str, Any], tls_dir: Path) -> WorkloadState:
+        kubeconfig, renewed = self.agent_kubeconfig(cluster, obj)
+        argv = agent_argv(obj, kubeconfig, tls_dir)
         key = f"{cluster.name}/{AGENT}"
         record = self.env.processes.get(key)
-        if record is not None and process.is_alive(record) and list(record.argv) == argv:
+        running = record is not None and process.is_alive(record) and list(record.argv) == argv
+        if running and record is not None and not renewed:
             return WorkloadState(True, "the Maestro agent runs as a local process", record.pid)
         self.env.stop_processes(key)
         log = self.env.root / "clusters" / cluster.name / "maestro-agent.log"
@@ -121,6 +189,10 @@ class LocalWorkloads:
 
     def stop_agent(self, cluster: str) -> list[str]:
         return self.env.stop_processes(f"{cluster}/{AGENT}")
+
+    def agent_alive(self, cluster: str) -> bool:
+        record = self.env.processes.get(f"{cluster}/{AGENT}")
+        return record is not None and process.is_alive(record)
 
 
 def status_patch(obj: Mapping[str, Any], state: WorkloadState) -> dict[str, Any]:

@@ -28,29 +28,51 @@ from typing import Any, TypeVar
 
 import pytest
 
-from fleetplane.demo import pipeline
-from fleetplane.demo.pipeline import controllers_args
-from localinfra import argocd, gitrepo, kube, kubectl, ports, postgres, process
+from controllers import contract
+from localinfra import argocd, gitrepo, kube, kubectl, pki, platform, ports, postgres, process
+from localinfra.environment import Environment
 from maestro.agent import service as agent_service
-from maestro.client import MaestroClient
+from maestro.client import Credentials, MaestroClient
 from maestro.server import app
 from maestro.server.settings import ServerSettings
 from maestro.transport import layout
+from maestro.transport.connection import KafkaSettings
+from tests.conftest import KafkaAs
+from trust import authority, files
+from trust.identity import Identity
 
 T = TypeVar("T")
 
-INVENTORY_NAMESPACE = pipeline.INVENTORY_NAMESPACE
+INVENTORY_NAMESPACE = platform.INVENTORY_NAMESPACE
 SECRET_TYPE = {"argocd.argoproj.io/secret-type": "cluster"}
+
+
+#: what the tests themselves call Maestro as: they register clusters and read every source's works
+ADMIN = Identity.admin("e2e-admin")
 
 
 @dataclasses.dataclass
 class MaestroUnderTest:
     running: app.Running
     settings: ServerSettings
+    #: the session environment's CA, which the server trusts and which issues every client's identity
+    ca: authority.CertificateAuthority
+    folder: Path
+    #: Kafka settings of another identity of the session's CA (an agent's)
+    kafka_as: KafkaAs
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.running.port}"
+
+    def identity(self, who: Identity, *, server: bool = False) -> files.TLSFiles:
+        """A new certificate of ``who`` in a folder of its own (``tls.ca.parent``: a ``--tls-dir``)."""
+        hosts = ("127.0.0.1", "localhost") if server else ()
+        target = self.folder / f"{who.kind}-{who.name}-{uuid.uuid4().hex[:6]}"
+        return self.ca.issue(who, hosts=hosts, server=server).write(target, "tls", self.ca.cert_pem)
+
+    def credentials(self, who: Identity = ADMIN) -> Credentials:
+        return Credentials(tls=self.identity(who))
 
 
 @dataclasses.dataclass
@@ -140,13 +162,23 @@ def cluster_secret(cluster: kube.Cluster, labels: dict[str, str]) -> dict[str, A
 
 
 @pytest.fixture(scope="module")
-async def e2e_maestro(pg_server: postgres.Postgres, kafka_bootstrap: str) -> AsyncIterator[MaestroUnderTest]:
-    """A Maestro server on a database and Kafka topics of its own."""
+async def e2e_maestro(
+    pg_server: postgres.Postgres,
+    kafka_settings: KafkaSettings,
+    kafka_as: KafkaAs,
+    infra_env: Environment,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[MaestroUnderTest]:
+    """A Maestro server on a database and Kafka topics of its own, serving TLS with a certificate of
+    the session environment's CA (whose certificates the provisioner's local agents get too)."""
     suffix = uuid.uuid4().hex[:10]
+    ca = pki.platform_ca(infra_env)
+    folder = tmp_path_factory.mktemp("identities")
+    serving = ca.issue(Identity.service("maestro-server"), hosts=("127.0.0.1", "localhost"), server=True)
     dsn = await asyncio.to_thread(pg_server.create_database, f"e2e_{suffix}")
     settings = ServerSettings(
         dsn=dsn,
-        kafka=kafka_bootstrap,
+        kafka=kafka_settings,
         port=ports.free_port(),
         topics=layout.Layout(f"e2e.{suffix}"),
         # Argo CD deletes an Application's resources before the Application goes: give it time
@@ -154,22 +186,27 @@ async def e2e_maestro(pg_server: postgres.Postgres, kafka_bootstrap: str) -> Asy
         deletion_grace=timedelta(seconds=300),
         heartbeat_seconds=1.0,
         server_id="maestro-e2e",
+        tls=serving.write(folder / "server", "tls", ca.cert_pem),
     )
     running = await app.start(settings)
     try:
-        yield MaestroUnderTest(running, settings)
+        yield MaestroUnderTest(running, settings, ca, folder, kafka_as)
     finally:
         await running.stop()
 
 
 @contextlib.asynccontextmanager
 async def running_agent(server: MaestroUnderTest, cluster: kube.Cluster) -> AsyncIterator[None]:
-    """The real agent of one cluster, as a task in this event loop."""
+    """The real agent of one cluster, as a task in this event loop, with its cluster's identity."""
+    async with MaestroClient(server.address, source="e2e", credentials=server.credentials()) as admin:
+        slot = (await admin.get_consumer(cluster.name)).slot
+    assert slot is not None
     settings = agent_service.AgentSettings(
         cluster=cluster.name,
         kubeconfig=str(cluster.kubeconfig),
-        kafka=server.settings.kafka,
+        kafka=server.kafka_as(Identity.cluster(cluster.name, slot)),
         server=server.address,
+        credentials=server.credentials(Identity.cluster(cluster.name, slot)),
         topics=server.settings.topics,
     )
     ready = asyncio.Event()
@@ -243,8 +280,9 @@ class Subcommand:
 class Controllers(Subcommand):
     """``fleetplane controllers run`` against the hub, with short periods so repairs show up fast."""
 
-    def __init__(self, hub: kube.Cluster, maestro: str, log: Path) -> None:
-        super().__init__(controllers_args(hub.kubeconfig, maestro), log)
+    def __init__(self, hub: kube.Cluster, maestro: MaestroUnderTest, log: Path) -> None:
+        tls = maestro.identity(Identity.source(contract.MAESTRO_SOURCE))
+        super().__init__(platform.controllers_args(hub.kubeconfig, maestro.address, tls), log)
 
 
 @pytest.fixture(scope="module")
@@ -262,14 +300,16 @@ async def pull_fleet(
         hub.kubeconfig,
         [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}],
     )
-    async with MaestroClient(e2e_maestro.address, source="e2e-observer") as client:
+    async with MaestroClient(
+        e2e_maestro.address, source="e2e-observer", credentials=e2e_maestro.credentials()
+    ) as client:
         for cluster in worker_clusters:
             await client.create_consumer(cluster.name)
         async with (
             running_agent(e2e_maestro, worker_clusters[0]),
             running_agent(e2e_maestro, worker_clusters[1]),
         ):
-            controllers = Controllers(hub, e2e_maestro.address, folder / "controllers.log")
+            controllers = Controllers(hub, e2e_maestro, folder / "controllers.log")
             controllers.start()
             fleet = PullFleet(hub, worker_clusters, e2e_maestro, client, controllers, repo)
             try:

@@ -1,6 +1,8 @@
 """The benchmarks as a user runs them, at a small scale: each starts what it needs, finishes, and
 prints figures that add up (every work created, applied and its status seen; nothing read by an
-agent that was not its own). Their speed is not asserted here: the figures are the output.
+agent that was not its own; `--compare` runs both the secure and the plaintext pipeline and prices
+the difference). `--report DIR` writes the same figures with what the run counted each second, and
+PNG charts of it. Their speed is not asserted here: the figures are the output.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from tests.e2e.conftest import fleetplane
 pytestmark = pytest.mark.e2e
 
 
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
 def run_bench(*args: str) -> tuple[dict[str, Any], str]:
     """``fleetplane bench ... --json``: its figures, and what it printed on stderr on the way."""
     out = fleetplane("bench", *args, "--json")
@@ -31,10 +36,23 @@ def run_bench(*args: str) -> tuple[dict[str, Any], str]:
     return json.loads(out.stdout), out.stderr
 
 
-def test_bench_pipeline_with_two_server_replicas() -> None:
+def read_report(folder: Path, name: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """The ``--report`` folder's JSON, holding the figures printed; its charts valid PNGs of some
+    substance; the run's one timeline returned."""
+    report = json.loads((folder / f"{name}.json").read_text())
+    assert report["figures"] == figures
+    assert report["charts"] == [f"{name}-throughput.png", f"{name}-latency.png"]
+    for chart in report["charts"]:
+        data = (folder / chart).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, (chart, len(data))
+    timeline: dict[str, Any] = report["timelines"][name]
+    return timeline
+
+
+def test_bench_pipeline_with_two_server_replicas(tmp_path: Path) -> None:
     figures, progress = run_bench(
         "pipeline", "--clusters", "3", "--works-per-cluster", "40", "--server-replicas", "2",
-        "--paced-rate", "20", "--paced-seconds", "1", "--batch-publish",
+        "--paced-rate", "20", "--paced-seconds", "1", "--batch-publish", "--report", str(tmp_path),
     )  # fmt: skip
 
     assert (figures["total"], figures["server_replicas"], figures["batch_publish"]) == (120, 2, True)
@@ -47,11 +65,39 @@ def test_bench_pipeline_with_two_server_replicas() -> None:
     assert "2 server replica(s) up" in progress
     assert "logs kept" not in progress  # a run that went well leaves nothing behind
 
+    # each work once in the per-second counts and latencies: every one sent and applied; the bulk's
+    # statuses all stored (the paced phase waits for applies alone)
+    timeline = read_report(tmp_path, "pipeline", figures)
+    assert list(timeline["phases"]) == ["bulk", "paced", "list"]
+    rates, latencies = timeline["rates"], timeline["latencies"]
+    assert sum(p["per_s"] for p in rates["sent"]) == sum(p["per_s"] for p in rates["applied"]) == 140
+    assert 120 <= sum(p["per_s"] for p in rates["status stored"]) <= 140
+    assert sum(p["count"] for p in latencies["create -> applied"]) == 140
+    assert 120 <= sum(p["count"] for p in latencies["applied -> status"]) <= 140
+    assert all(0 < p["p50_ms"] <= p["p99_ms"] for points in latencies.values() for p in points)
 
-def test_bench_fleet_create_update_delete() -> None:
+
+def test_bench_pipeline_compare_prices_security() -> None:
+    """Secure and --insecure rounds in one command, each mode's rates and their ratio."""
+    figures, progress = run_bench(
+        "pipeline", "--clusters", "2", "--works-per-cluster", "20",
+        "--paced-rate", "20", "--paced-seconds", "1", "--compare",
+    )  # fmt: skip
+    assert figures["rounds"] == 1
+    for rate in ("creates_per_s", "end_to_end_per_s"):
+        assert figures[rate]["secure"] > 0 and figures[rate]["insecure"] > 0
+        # the shown rates are rounded to 0.1/s; the ratio is of the runs' own rates
+        (secure_run,), (insecure_run,) = figures["secure_runs"], figures["insecure_runs"]
+        secure, insecure = secure_run[rate], insecure_run[rate]
+        assert figures[rate]["ratio"] == pytest.approx(secure / insecure, abs=0.001)
+    assert [run["insecure"] for run in figures["secure_runs"] + figures["insecure_runs"]] == [False, True]
+    assert "TLS, client certificates, ACLs" in progress and "plaintext, no authorization" in progress
+
+
+def test_bench_fleet_create_update_delete(tmp_path: Path) -> None:
     figures, _ = run_bench(
         "fleet", "--clusters", "3", "--apps-per-cluster", "2", "--write-concurrency", "4",
-        "--argocd-sync-delay", "0.2", "--phase-timeout", "300",
+        "--argocd-sync-delay", "0.2", "--phase-timeout", "300", "--report", str(tmp_path),
     )  # fmt: skip
 
     assert figures["total"] == 6
@@ -60,7 +106,9 @@ def test_bench_fleet_create_update_delete() -> None:
         figures["update_reached"]["works_new_template"] == figures["update_reached"]["at_new_revision"] == 6
     )
     assert (figures["delete_reached"]["works"], figures["delete_reached"]["hub_apps"]) == (0, 0)
+    # the controllers apply the mirrors and the benchmark creates its inventory Secrets (POSTs)
     assert figures["hub_writes_by_verb"]["apply"] >= 6 and figures["hub_writes_by_verb"]["delete"] >= 6
+    assert figures["hub_writes_by_verb"]["create"] >= 3
     assert figures["peak_rss_mb"]["hub/kube-apiserver"] > 0
     # each phase's CPU, for every process the benchmark started: the hub worked in every phase
     for phase in ("create", "update", "delete"):
@@ -73,6 +121,33 @@ def test_bench_fleet_create_update_delete() -> None:
     assert stretches and next(iter(stretches)).startswith("0-") and list(stretches)[-1].endswith("-6")
     assert all(per_app["all"] > 0 for per_app in stretches.values())
     assert figures["notes"] == [] and figures["skipped_phases"] == []
+
+    # every phase's rates from the samples, and each new mirror's trip to Synced/Healthy
+    timeline = read_report(tmp_path, "fleet", figures)
+    assert list(timeline["phases"]) == ["create", "update", "delete"]
+    assert sum(p["per_s"] > 0 for p in timeline["rates"]["create: Applications Synced/Healthy"]) >= 1
+    assert sum(p["per_s"] > 0 for p in timeline["rates"]["delete: Applications removed"]) >= 1
+    trips = timeline["latencies"]["hub mirror written -> Synced/Healthy"]
+    assert sum(p["count"] for p in trips) >= 6
+
+
+def test_bench_fleet_compare_prices_security() -> None:
+    """`bench fleet --compare`: a secure and a plaintext fleet in one command, each phase's rate in
+    Applications per second, and their ratio."""
+    figures, progress = run_bench(
+        "fleet", "--clusters", "2", "--apps-per-cluster", "2", "--argocd-sync-delay", "0.2",
+        "--phases", "create,delete", "--phase-timeout", "300", "--compare",
+    )  # fmt: skip
+    (secure_run,), (insecure_run,) = figures["secure_runs"], figures["insecure_runs"]
+    assert (secure_run["insecure"], insecure_run["insecure"]) == (False, True)
+    for run in (secure_run, insecure_run):
+        assert run["create_per_s"] == pytest.approx(run["total"] / run["create_seconds"], abs=0.1)
+        assert run["update_per_s"] is None  # the phase was left out
+    for rate in ("create_per_s", "delete_per_s"):
+        secure, insecure = secure_run[rate], insecure_run[rate]
+        assert figures[rate]["ratio"] == pytest.approx(secure / insecure, abs=0.001)
+    assert "update_per_s" not in figures
+    assert "round 1 of 1: secure, then --insecure" in progress
 
 
 def test_bench_hub_times_each_write_mode_against_a_configmap_baseline() -> None:

@@ -1,11 +1,16 @@
-"""`fleetplane demo --no-hold`, the journey `make demo` shows a new user, run as they run it.
+"""`fleetplane demo`, the journey `make demo` shows a new user, run as they run it — and stopped
+the ways they stop it.
 
-Cases: the command runs `pulumi up` on a stack of the bootstrap project (the management cluster,
-PostgreSQL, Kafka, the Maestro server, the provisioner and the hub controllers), applies two
-cluster claims and waits until both are Ready (each a cluster with Argo CD and a Maestro agent,
-started by the provisioner), plays the source document's three ApplicationSet cases and says each
-passed, runs `pulumi destroy`, exits 0, and leaves no process alive, no state and no stack behind.
-The processes are learnt by reading the environments' state files while the demo runs (each is
+The first demo is killed -9 while it holds (no `pulumi destroy`); the documented recovery,
+`fleetplane local down --env pulumi-<stack>`, stops what it left and forgets its stack. The next
+demo then runs `pulumi up` on the bootstrap project's stack (the management cluster, PostgreSQL,
+Kafka, the Maestro server, the provisioner and the hub controllers), applies two cluster claims
+and waits until both are Ready (each a cluster with Argo CD and a Maestro agent, started by the
+provisioner), plays the three ApplicationSet lifecycle cases, says each passed and holds. Its
+output goes to a pipe, as in `make demo | tee demo.log`; the pipe's reader goes away and Ctrl-C
+follows, as when `tee` dies with the Ctrl-C: the demo still runs `pulumi destroy` to the end
+(its output kept in a log file), exits 0, and leaves no process alive, no state and no stack.
+The processes are learnt by reading the environments' state files while the demos run (each is
 recorded, by pid and start time, when it starts).
 """
 
@@ -14,20 +19,24 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from localinfra import process, pulumi_cli
+from localinfra import paths, process, pulumi_cli
 from localinfra.environment import Environment
 
 pytestmark = pytest.mark.e2e
 
 DEMO_TIMEOUT = 840.0
 PLATFORM = ("etcd", "hub/kube-apiserver", "maestro/server", "hub/provisioner", "hub/controllers")
+CLI = Path(sys.executable).parent / "fleetplane"
+HOLDING = "press Ctrl-C to run `pulumi destroy`"
 
 
 def recorded(root: Path) -> list[process.ProcessRecord]:
@@ -37,49 +46,100 @@ def recorded(root: Path) -> list[process.ProcessRecord]:
     return []
 
 
-def test_demo_plays_the_three_cases_and_cleans_up(tmp_path: Path) -> None:
-    stack = f"e2e-demo-{os.getpid()}"
-    root = Environment.named(f"pulumi-{stack}").root
-    cli = Path(sys.executable).parent / "fleetplane"
-    output = tmp_path / "demo.out"
-    seen: dict[tuple[int, int], process.ProcessRecord] = {}
-    left_in_state: list[str] = []
-    with output.open("w") as out:
-        demo = subprocess.Popen(
-            [str(cli), "demo", "--no-hold", "--stack", stack],
-            stdout=out,
+class Demo:
+    """`fleetplane demo --stack STACK` with its output on a pipe this test reads until the demo
+    says it holds, then stops reading and closes its end (as a `tee` killed by Ctrl-C does)."""
+
+    def __init__(self, stack: str) -> None:
+        self.root = Environment.named(f"pulumi-{stack}").root
+        self.seen: dict[tuple[int, int], process.ProcessRecord] = {}
+        self.lines: list[str] = []
+        self.holding = threading.Event()
+        self.child = subprocess.Popen(
+            [str(CLI), "demo", "--stack", stack],
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "COLUMNS": "200"},
         )
-        try:
-            deadline = time.monotonic() + DEMO_TIMEOUT
-            while demo.poll() is None and time.monotonic() < deadline:
-                for record in recorded(root):
-                    seen[(record.pid, record.start_ticks)] = record
-                time.sleep(0.5)
-        finally:
-            if demo.poll() is None:
-                demo.terminate()  # the demo tears its fleet down on SIGTERM
-                demo.wait(timeout=120)
-            leftover = Environment(root)
-            left_in_state = sorted(r.name for r in leftover.all_processes())
-            if left_in_state:
-                leftover.down()  # leave the machine clean; reported below
-            stacks = pulumi_cli.Stack(stack).run("stack", "ls", "--json", check=False).stdout
-    text = output.read_text()
-    assert demo.returncode == 0, f"fleetplane demo exited with {demo.returncode}:\n{text[-6000:]}"
-    for case in (1, 2, 3):
-        assert re.search(rf"case {case} passed in \d", text), f"case {case} not reported passed:\n{text}"
-    assert "all three cases passed" in text
-    assert re.search(r"2 clusters Ready in \d", text), text
-    assert "Resources:\n    + 9 created" in text and "- 9 deleted" in text, text
+        threading.Thread(target=self._read, daemon=True).start()
 
-    names = {r.name for r in seen.values()}
+    def _read(self) -> None:
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            self.lines.append(line)
+            if HOLDING in line:
+                break
+        self.holding.set()
+        self.child.stdout.close()  # the reader is gone: later writes find a closed pipe
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_holding(self) -> None:
+        deadline = time.monotonic() + DEMO_TIMEOUT
+        while not self.holding.is_set():
+            for record in recorded(self.root):
+                self.seen[(record.pid, record.start_ticks)] = record
+            assert time.monotonic() < deadline, f"the demo did not hold within {DEMO_TIMEOUT:.0f}s"
+            time.sleep(0.5)
+        assert HOLDING in self.text, f"the demo ended before it held:\n{self.text[-6000:]}"
+
+    def assert_played(self) -> None:
+        for case in (1, 2, 3):
+            assert re.search(rf"case {case} passed in \d", self.text), f"case {case} not passed:\n{self.text}"
+        assert "all three cases passed" in self.text
+        assert re.search(r"2 clusters Ready in \d", self.text), self.text
+        assert "Resources:\n    + 9 created" in self.text, self.text
+
+
+def test_demo_plays_the_three_cases_survives_kill_9_and_cleans_up_without_its_terminal() -> None:
+    stack = f"e2e-demo-{os.getpid()}"
+    bootstrap = pulumi_cli.Stack(stack)
+    destroy_log = paths.cache_root() / "logs" / f"demo-destroy-{stack}.log"
+    first = second = None
+    try:
+        first = Demo(stack)
+        first.wait_holding()
+        first.assert_played()
+        first.child.kill()  # -9: no pulumi destroy
+        first.child.wait(timeout=30)
+        left = [r.name for r in first.seen.values() if process.is_alive(r)]
+        assert set(PLATFORM) <= set(left), f"the killed demo's platform is not running: {left}"
+
+        down = [str(CLI), "local", "down", "--env", f"pulumi-{stack}"]
+        recovery = subprocess.run(down, capture_output=True, text=True, check=False)
+        assert recovery.returncode == 0, recovery.stderr
+        assert not [r.name for r in first.seen.values() if process.is_alive(r)]
+        assert not bootstrap.exists()
+
+        second = Demo(stack)
+        second.wait_holding()
+        second.assert_played()
+        second.child.send_signal(signal.SIGINT)
+        second.child.wait(timeout=300)
+    finally:
+        for demo in (first, second):
+            if demo is not None and demo.child.poll() is None:
+                demo.child.kill()
+        leftover = Environment.named(f"pulumi-{stack}")
+        left_in_state = sorted(r.name for r in leftover.all_processes())
+        if left_in_state or leftover.root.exists():
+            leftover.down()  # leave the machine clean; reported below
+        still_listed = bootstrap.exists()
+        if still_listed:
+            bootstrap.remove()
+    assert second.child.returncode == 0, f"the demo exited with {second.child.returncode}"
+    destroyed = destroy_log.read_text()
+    destroy_log.unlink()
+    assert "- 9 deleted" in destroyed, destroyed
+    assert not left_in_state, f"the demo's state still lists processes: {left_in_state}"
+    names = {r.name for r in second.seen.values()}
     assert set(PLATFORM) <= names, f"platform processes not recorded: {sorted(names)}"
     # The provisioner's clusters: a kube-apiserver, Argo CD and a Maestro agent each.
     assert len([n for n in names if n.endswith("/maestro-agent")]) == 2, sorted(names)
-    assert not left_in_state, f"the demo's state still lists processes: {left_in_state}"
-    alive = sorted(f"{r.name} (pid {r.pid})" for r in seen.values() if process.is_alive(r))
+    alive = sorted(f"{r.name} (pid {r.pid})" for r in second.seen.values() if process.is_alive(r))
     assert not alive, f"still running after the demo: {alive}"
-    assert not root.exists(), f"{root} left behind"
-    assert stack not in stacks, f"the stack is still listed: {stacks}"
+    assert not second.root.exists(), f"{second.root} left behind"
+    assert not still_listed, "the stack is still listed"

@@ -1,4 +1,4 @@
-"""The source document's ApplicationSet lifecycle, on real components (see ``pull_fleet``).
+"""The ApplicationSet lifecycle cases, on real components (see ``pull_fleet``).
 
 Cases:
 1. an ApplicationSet for ``configmap1`` targeting both workers with a repoURL that does not exist:

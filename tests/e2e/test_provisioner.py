@@ -4,13 +4,18 @@ On the real local infrastructure (a hub kube-apiserver, etcd, PostgreSQL, Kafka,
 ``fleetplane provisioner install`` then ``fleetplane provisioner run`` as a subprocess. Cases:
 - a ClusterClaim becomes Ready: a new kube-apiserver answers with the connection secret's
   kubeconfig; its Argo CD synced the ``worker-apps`` Application from a local git repository; the
-  cluster is a Maestro consumer and in the hub inventory with the claim's labels; a ManifestWork
-  sent through Maestro is applied on it by its agent;
+  cluster is a Maestro consumer and in the hub inventory with the claim's labels; its agent holds
+  a certificate of that registration, issued by the provisioner, and its Argo CD repo-server a
+  serving certificate of the same CA, rolled onto it; a ManifestWork sent through
+  Maestro is applied on it by its agent;
 - under the Manual update policy, the composite stays on its revision after the Composition
   changes, and moves (re-rendering the inventory labels) when the claim pins the new revision;
+- a claim that sets a reserved inventory label (``fleetplane.io/...``) is refused naming it, and
+  the inventory carries the platform's ``fleetplane.io/team`` (the claim's namespace);
 - a claim that breaks the schema is refused by the API server naming the field; a composition
   whose template fails sets Synced=False with the template line, and creates nothing;
-- deleting the claim removes the cluster's processes, its Maestro consumer and its inventory entry.
+- deleting the claim removes the cluster's processes, its Maestro consumer and its inventory entry,
+  and revokes the agent's certificate.
 """
 
 from __future__ import annotations
@@ -20,21 +25,25 @@ import base64
 import contextlib
 import dataclasses
 import json
+import stat
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import grpc
 import pytest
 import yaml
+from cryptography import x509
 
 from kubeio import credentials, objects
 from kubeio.rest import KubeRest
 from localinfra import gitrepo, kube, kubectl, process
 from localinfra.environment import Environment
+from maestro import client_errors
 from maestro.api import bundles
 from maestro.client import MaestroClient
 from tests.e2e.conftest import INVENTORY_NAMESPACE, MaestroUnderTest, Subcommand, eventually, fleetplane
+from trust import identity
+from trust.identity import Identity
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +86,21 @@ def _claim_ref(name: str) -> dict[str, Any]:
     return {"apiVersion": GROUP, "kind": "ClusterClaim", "metadata": {"name": name, "namespace": TEAM}}
 
 
-def claim(name: str, repo: str, labels: dict[str, str], **spec: Any) -> dict[str, Any]:
+#: what the main case's works apply besides Argo CD Applications: ConfigMaps in default
+CONFIGMAPS_IN_DEFAULT = [
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+        "namespace": "default",
+    }
+]
+
+
+def claim(
+    name: str, repo: str, labels: dict[str, str], agent: list[dict[str, Any]] | None = None, **spec: Any
+) -> dict[str, Any]:
+    extra = {"agentPermissions": agent} if agent else {}
     return {
         **_claim_ref(name),
         "spec": {
@@ -85,6 +108,7 @@ def claim(name: str, repo: str, labels: dict[str, str], **spec: Any) -> dict[str
                 "provider": "local",
                 "labels": labels,
                 "apps": {"repoURL": repo, "path": "apps/configmap1"},
+                **extra,
             },
             "writeConnectionSecretToRef": {"name": f"{name}-kubeconfig"},
             **spec,
@@ -113,11 +137,15 @@ async def platform(
             "--maestro",
             e2e_maestro.address,
             "--kafka",
-            e2e_maestro.settings.kafka,
+            e2e_maestro.settings.kafka.bootstrap,
             "--topic-prefix",
             e2e_maestro.settings.topics.prefix,
             "--local-env",
             str(infra_env.root),
+            # an admin: it registers and deletes clusters (its local agents' identities come from
+            # the same CA, the environment's)
+            "--tls-dir",
+            str(e2e_maestro.identity(Identity.admin("fleetplane-provisioner")).ca.parent),
             "--inventory-namespace",
             INVENTORY_NAMESPACE,
             "--resync",
@@ -165,7 +193,9 @@ async def _worker_api(platform: Platform, secret_name: str) -> objects.Objects:
 async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(platform: Platform) -> None:
     name = f"e2e-{uuid.uuid4().hex[:5]}"
     await asyncio.to_thread(
-        kubectl.apply, platform.hub.kubeconfig, [claim(name, platform.apps_repo, {"env": "e2e", "team": "a"})]
+        kubectl.apply,
+        platform.hub.kubeconfig,
+        [claim(name, platform.apps_repo, {"env": "e2e", "team": "a"}, CONFIGMAPS_IN_DEFAULT)],
     )
     await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
     bound = await platform.claim(name)
@@ -175,6 +205,13 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
         "Synced": "True",
         "Ready": "True",
     }
+    # `kubectl get clusterclaims` shows the composition revision in use.
+    listed = await asyncio.to_thread(
+        kubectl.run, platform.hub.kubeconfig, "get", "clusterclaims", name, "-n", TEAM
+    )
+    header, row = listed.splitlines()
+    assert header.split() == ["NAME", "SYNCED", "READY", "COMPOSITION-REVISION", "AGE"]
+    assert row.split()[:4] == [name, "True", "True", bound["status"]["compositionRevision"]]
 
     # The connection secret's kubeconfig reaches the new cluster's own API server.
     worker = await _worker_api(platform, f"{name}-kubeconfig")
@@ -208,13 +245,81 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
 
         await platform.eventually("worker-apps Synced and configmap1 on the new cluster", synced, timeout=180)
 
+        # The agent runs as its ServiceAccount (a token only it can read), not as the cluster's admin.
+        agent_kubeconfig = platform.clusters.root / "clusters" / cluster / "maestro-agent.kubeconfig"
+        assert stat.S_IMODE(agent_kubeconfig.stat().st_mode) == 0o600
+        agent_rest = KubeRest.from_kubeconfig(agent_kubeconfig)
+        try:
+            review = await agent_rest.request(
+                "POST",
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            )
+            user = review["status"]["userInfo"]
+            assert user["username"] == "system:serviceaccount:open-cluster-management-agent:maestro-agent"
+            assert "system:masters" not in user.get("groups", [])
+        finally:
+            await agent_rest.close()
+
         # It is a Maestro consumer, and in the hub inventory with the claim's labels.
         async with _maestro(platform) as client:
             consumer = await client.get_consumer(cluster)
             assert consumer.name == cluster
+            # Its agent holds a certificate of this registration of the cluster, issued by the
+            # provisioner into the Secret the agent mounts.
+            identity_ref = {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "maestro-agent-tls", "namespace": "open-cluster-management-agent"},
+            }
+            secret = await worker.get(identity_ref)
+            assert secret is not None and secret["type"] == "kubernetes.io/tls"
+            agent_cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+            assert identity.from_certificate(agent_cert) == Identity.cluster(cluster, consumer.placement_slot)
+            # Its Argo CD repo-server serves with a certificate of the same CA for its Service's
+            # names (server authentication only), and its Deployment was rolled onto it.
+            repo_tls = await worker.get(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "argocd-repo-server-tls", "namespace": "argocd"},
+                }
+            )
+            assert repo_tls is not None
+            repo_cert = x509.load_pem_x509_certificate(base64.b64decode(repo_tls["data"]["tls.crt"]))
+            assert repo_cert.issuer == agent_cert.issuer
+            names = repo_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert "argocd-repo-server.argocd.svc" in names.get_values_for_type(x509.DNSName)
+            usages = list(repo_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+            assert usages == [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+            repo_server = await worker.get(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": "argocd-repo-server", "namespace": "argocd"},
+                }
+            )
+            assert repo_server is not None
+            rolled = repo_server["spec"]["template"]["metadata"]["annotations"]
+            assert rolled["rollout.fleetplane.io/argocd-repo-server-tls"] == str(repo_cert.serial_number)
+            # ... and takes the application controller's client certificate (Argo CD's mTLS Secret).
+            mtls = await worker.get(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "argocd-repo-server-mtls", "namespace": "argocd"},
+                }
+            )
+            assert mtls is not None and mtls["data"]["client-ca.crt"] == repo_tls["data"]["ca.crt"]
+            client_cert = x509.load_pem_x509_certificate(base64.b64decode(mtls["data"]["client.crt"]))
+            assert identity.from_certificate(client_cert) == Identity.service(
+                f"{cluster}.argocd-application-controller"
+            )
+            assert rolled["rollout.fleetplane.io/argocd-repo-server-mtls"] == str(client_cert.serial_number)
             inventory = await _inventory(platform, cluster)
             assert inventory is not None
-            assert {"env": "e2e", "team": "a"}.items() <= inventory["metadata"]["labels"].items()
+            wanted = {"env": "e2e", "team": "a", "fleetplane.io/team": TEAM}
+            assert wanted.items() <= inventory["metadata"]["labels"].items()
 
             # A ManifestWork sent through Maestro is applied by the cluster's agent.
             work = uuid.uuid4()
@@ -255,17 +360,20 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
         hub_kubeconfig,
         "--maestro",
         platform.maestro.address,
+        "--tls-dir",
+        str(platform.maestro.identity(Identity.admin("e2e-trace")).ca.parent),
     )
     assert f"ClusterClaim {TEAM}/{name}  [Synced=True Ready=True]" in traced.stdout
     assert f"WorkerCluster {cluster}  [Synced=True Ready=True  revision worker-cluster-" in traced.stdout
     assert f"cluster {cluster} (local)  [Ready]" in traced.stdout
     assert "agent: workload Deployment open-cluster-management-agent/maestro-agent  [Ready]" in traced.stdout
     claim_file = platform.clusters.root / f"{name}.yaml"
-    unchanged = claim(name, platform.apps_repo, {"env": "e2e", "team": "a"})
+    unchanged = claim(name, platform.apps_repo, {"env": "e2e", "team": "a"}, CONFIGMAPS_IN_DEFAULT)
     claim_file.write_text(yaml.safe_dump(unchanged))
     same = await asyncio.to_thread(fleetplane, "diff", str(claim_file), "--kubeconfig", hub_kubeconfig)
     assert f"ClusterClaim {TEAM}/{name}: no changes" in same.stdout
-    claim_file.write_text(yaml.safe_dump(claim(name, platform.apps_repo, {"env": "e2e", "team": "b"})))
+    changed_claim = claim(name, platform.apps_repo, {"env": "e2e", "team": "b"}, CONFIGMAPS_IN_DEFAULT)
+    claim_file.write_text(yaml.safe_dump(changed_claim))
     changed = await asyncio.to_thread(
         fleetplane, "diff", str(claim_file), "--kubeconfig", hub_kubeconfig, check=False
     )
@@ -290,9 +398,11 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
     assert f"cluster/{cluster}" not in clusters.endpoints
     assert await _inventory(platform, cluster) is None
     async with _maestro(platform) as client:
-        with pytest.raises(grpc.aio.AioRpcError) as missing:
+        with pytest.raises(client_errors.NotFound):
             await client.get_consumer(cluster)
-        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        # The agent's certificate was revoked with the cluster: a copy kept elsewhere is refused.
+        revoked = {r.serial for r in await client.revoked_certificates()}
+        assert agent_cert.serial_number in revoked
 
 
 async def test_a_claim_that_breaks_the_schema_is_refused_naming_the_field(platform: Platform) -> None:
@@ -301,6 +411,26 @@ async def test_a_claim_that_breaks_the_schema_is_refused_naming_the_field(platfo
     with pytest.raises(Exception, match=r"spec\.parameters\.apps\.repoURL"):
         await asyncio.to_thread(kubectl.apply, platform.hub.kubeconfig, [bad])
     assert await platform.claim("no-repo") is None
+
+
+async def test_a_claim_setting_a_reserved_label_is_refused_naming_it(platform: Platform) -> None:
+    name = "forged-team"
+    forged = claim(name, platform.apps_repo, {"env": "e2e", "fleetplane.io/team": "team-b"})
+    await asyncio.to_thread(kubectl.apply, platform.hub.kubeconfig, [forged])
+
+    async def refused() -> tuple[bool, Any]:
+        found = await platform.claim(name)
+        conditions = ((found or {}).get("status") or {}).get("conditions") or []
+        synced = next((c for c in conditions if c["type"] == "Synced"), None)
+        return synced is not None and synced["status"] == "False", conditions
+
+    seen = await platform.eventually("Synced=False on the claim", refused, timeout=60)
+    synced = next(c for c in seen if c["type"] == "Synced")
+    assert synced["reason"] == "ReservedLabel"
+    assert synced["message"].startswith("spec.parameters.labels: fleetplane.io/team is reserved")
+    bound = await platform.claim(name) or {}
+    assert not (bound.get("spec") or {}).get("resourceRef"), "no composite is made for a refused claim"
+    await asyncio.to_thread(kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM)
 
 
 async def test_a_template_error_sets_synced_false_with_the_line_and_creates_nothing(
@@ -351,7 +481,10 @@ async def _inventory(platform: Platform, cluster: str) -> dict[str, Any] | None:
 
 @contextlib.asynccontextmanager
 async def _maestro(platform: Platform) -> AsyncIterator[MaestroClient]:
-    async with MaestroClient(platform.maestro.address, source="e2e-provisioner") as client:
+    credentials = platform.maestro.credentials()
+    async with MaestroClient(
+        platform.maestro.address, source="e2e-provisioner", credentials=credentials
+    ) as client:
         yield client
 
 

@@ -2,7 +2,7 @@
 
 Cases: an Application pointing at a ConfigMap in a local git repository becomes Synced/Healthy and
 the ConfigMap exists; an Application whose repoURL does not exist reports sync status ``Unknown``
-with an error message and deploys nothing (the ground for the source document's cases).
+with an error message and deploys nothing (the ground for the lifecycle cases).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Cases, in order on one stack:
 - ``pulumi up`` creates the platform: the provisioner's CRDs and the default composition are
   served, the provisioner generated the claim kind from the definition, Maestro's gRPC health
   says SERVING, the provisioner and the controllers are alive, the outputs say where things are
-  (the PostgreSQL DSN as a secret);
+  (the PostgreSQL DSN as a secret: Maestro's own role, verify-full, its password in a passfile);
 - a second ``pulumi up`` changes nothing (``preview --expect-no-changes`` passes);
 - after the Maestro server is killed, ``pulumi refresh`` shows the drift, and ``pulumi up``
   restarts it on the same address;
@@ -22,14 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from psycopg.conninfo import conninfo_to_dict
 
-from localinfra import build, kubectl, process, pulumi_cli
+from localinfra import build, kubectl, platform, process, pulumi_cli
 from localinfra.environment import Environment
 from localinfra.progress import stderr_reporter
-from maestro.wire import stubs
+from maestro.wire import channels, stubs
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pulumi_cli.Stack
         Environment.named(f"pulumi-{under_test.name}").down()
 
 
-def _maestro_serving(address: str) -> bool:
-    with grpc.insecure_channel(address) as channel:
+def _maestro_serving(address: str, environment: str) -> bool:
+    # The stack's server takes certificates of the stack's CA alone: a user's, issued by it.
+    user = platform.identity(Environment(Path(environment)), platform.USER_IDENTITY)
+    with channels.channel(address, channels.Credentials(tls=user)) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=stubs.QUERY_SERVICE), timeout=5
         )
@@ -91,13 +93,16 @@ def test_up_serves_the_platform(stack: pulumi_cli.Stack) -> None:
     )
     # The claim kind exists only once the running provisioner generated it from the definition.
     kubectl.wait_established(kubeconfig, "clusterclaims.platform.fleetplane.io", timeout=60)
-    assert _maestro_serving(out["maestroAddress"])
+    assert _maestro_serving(out["maestroAddress"], out["environment"])
     root = Environment(Path(out["environment"]))
     names = {r.name for r in root.all_processes() if process.is_alive(r)}
     assert {"etcd", "hub/kube-apiserver", "maestro/server", "hub/provisioner", "hub/controllers"} <= names
     assert out["postgresDsn"] == "[secret]"  # shown only when asked for
-    shown = stack.run("stack", "output", "postgresDsn", "--show-secrets").stdout
-    assert shown.startswith("postgresql://") and shown.strip().endswith("/maestro")
+    shown = stack.run("stack", "output", "postgresDsn", "--show-secrets").stdout.strip()
+    dsn = conninfo_to_dict(shown)
+    assert shown.startswith("postgresql://") and "password" not in dsn
+    assert (dsn["user"], dsn["dbname"], dsn["sslmode"]) == ("maestro", "maestro", "verify-full")
+    assert Path(str(dsn["passfile"])).is_file() and Path(str(dsn["sslrootcert"])).is_file()
     assert Path(out["claimsFile"]).is_file() and out["appsRepo"].startswith("file://")
 
 
@@ -115,7 +120,7 @@ def test_refresh_shows_a_killed_server_and_up_restarts_it(stack: pulumi_cli.Stac
     assert "~ 1 updated" in refreshed.stdout, refreshed.stdout
     stack.run("up", "--yes", "--skip-preview")
     assert stack.outputs()["maestroAddress"] == out["maestroAddress"]
-    assert _maestro_serving(out["maestroAddress"])
+    assert _maestro_serving(out["maestroAddress"], out["environment"])
     stack.run("preview", "--expect-no-changes")
 
 

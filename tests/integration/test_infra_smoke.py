@@ -19,6 +19,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from localinfra import kube, kubectl
+from maestro.transport.connection import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
@@ -31,18 +32,17 @@ def test_postgres_sql_round_trip(pg_dsn: str) -> None:
         assert conn.execute("SHOW server_version").fetchone()[0].split(".")[0] >= "15"  # type: ignore[index]
 
 
-def test_kafka_produce_consume_round_trip(kafka_bootstrap: str) -> None:
+def test_kafka_produce_consume_round_trip(kafka_settings: KafkaSettings) -> None:
     topic = f"smoke-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    config = kafka_settings.client_config()
+    admin = AdminClient(config)
     for fut in admin.create_topics([NewTopic(topic, 3, 1)]).values():
         fut.result(30)
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    producer = Producer({**config, "enable.idempotence": True})
     for i in range(30):
         producer.produce(topic, key=f"cluster-{i % 3}", value=f"event-{i}".encode())
     assert producer.flush(30) == 0
-    consumer = Consumer(
-        {"bootstrap.servers": kafka_bootstrap, "group.id": topic, "auto.offset.reset": "earliest"}
-    )
+    consumer = Consumer({**config, "group.id": topic, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     seen: set[bytes] = set()
     deadline = time.monotonic() + 30

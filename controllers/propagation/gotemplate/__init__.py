@@ -13,8 +13,6 @@ from typing import Any
 
 from controllers.propagation.gotemplate import execute, functions, parse
 
-SUPPORTED_FUNCTIONS: tuple[str, ...] = tuple(sorted(functions.FUNCTIONS))
-
 
 @functools.lru_cache(maxsize=8192)
 def compile_template(source: str) -> tuple[parse.Node, ...]:

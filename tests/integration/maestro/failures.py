@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import grpc
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -36,19 +35,26 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
-from localinfra import kube, ports, process
+from localinfra import kafka as local_kafka
+from localinfra import kube, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from maestro import client_errors
 from maestro.agent import records
 from maestro.agent.manifests import marker_value
 from maestro.api import bundle_events, bundles, events, queries
-from maestro.client import MaestroClient
-from maestro.transport import binding, clients, cloudevents, layout
+from maestro.client import Credentials, MaestroClient
+from maestro.transport import binding, cloudevents, layout
+from maestro.transport.connection import KafkaSettings
+from maestro.transport.messages import Incoming
+from maestro.wire import channels
+from tests.conftest import KafkaAs
+from trust.identity import Identity
 
 FLEETPLANE = str(Path(sys.prefix) / "bin" / "fleetplane")
 RUN_LABEL = "failures.test.fleetplane.io/run"
-# gRPC codes a source retries: the server is gone or did not answer in time.
-RETRIED_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# Status codes a source retries: the server is gone or did not answer in time.
+RETRIED_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -105,17 +111,23 @@ class Managed:
         return process.log_tail(self.log, lines)
 
 
+ADMIN = Identity.admin("failures-admin")
+
+
 class ServerProcess(Managed):
-    def __init__(self, env: Environment, name: str, argv: Sequence[str], log_dir: Path, port: int) -> None:
+    def __init__(
+        self, env: Environment, name: str, argv: Sequence[str], log_dir: Path, port: int, probe: Credentials
+    ) -> None:
         super().__init__(env, name, argv, log_dir)
         self.port = port
+        self.probe = probe
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def is_ready(self) -> bool:
-        with grpc.insecure_channel(self.address) as channel:
+        with channels.channel(self.address, self.probe) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
@@ -146,14 +158,18 @@ class Rig:
         self,
         env: Environment,
         dsn: str,
-        kafka: str,
+        kafka_as: KafkaAs,
         clusters: Sequence[kube.Cluster],
         log_dir: Path,
         test_name: str,
     ) -> None:
         self.env = env
         self.dsn = dsn
-        self.kafka = kafka
+        self.kafka_as = kafka_as
+        #: the server's identity (a Kafka super user)
+        self.kafka = kafka_as(local_kafka.MAESTRO_SERVER)
+        #: each cluster's placement slot, once registered (its agent's identity)
+        self.slots: dict[str, int] = {}
         self.clusters = list(clusters)
         self.log_dir = log_dir
         self.run = uuid.uuid4().hex[:10]
@@ -164,6 +180,17 @@ class Rig:
         self._apis: dict[str, kube_client.ApiClient] = {}
         self._started = time.monotonic()
         self.timeline: list[str] = []
+        # the session environment's CA: it issues the servers', the agents' and the clients' identities
+        self.ca = pki.platform_ca(env)
+
+    def identity(self, who: Identity, *, server: bool = False) -> Path:
+        folder = self.log_dir / "identities" / f"{who.kind}-{who.name}-{uuid.uuid4().hex[:6]}"
+        hosts = ("127.0.0.1", "localhost") if server else ()
+        self.ca.issue(who, hosts=hosts, server=server).write(folder, "tls", self.ca.cert_pem)
+        return folder
+
+    def credentials(self, who: Identity = ADMIN) -> Credentials:
+        return Credentials.from_folder(self.identity(who))
 
     def note(self, what: str) -> None:
         """Record a step of the test, with the seconds since the rig was made (shown on failure)."""
@@ -182,7 +209,7 @@ class Rig:
             "--dsn",
             self.dsn,
             "--kafka",
-            self.kafka,
+            self.kafka.bootstrap,
             "--port",
             str(port),
             "--server-id",
@@ -191,8 +218,12 @@ class Rig:
             self.topics.prefix,
             "--log-level",
             "info",
+            # one identity for every hop: its gRPC serving certificate, its Kafka principal
+            "--tls-dir",
+            str(tls := self.identity(Identity.service("maestro-server"), server=True)),
         ]
-        server = ServerProcess(self.env, f"{self.name}/{name}", argv, self.log_dir, port)
+        probe = Credentials.from_folder(tls)
+        server = ServerProcess(self.env, f"{self.name}/{name}", argv, self.log_dir, port, probe)
         self.processes.append(server)
         if start:
             server.start()
@@ -208,7 +239,7 @@ class Rig:
             "--kubeconfig",
             str(cluster.kubeconfig),
             "--kafka",
-            self.kafka,
+            self.kafka.bootstrap,
             "--server",
             server.address,
             "--topic-prefix",
@@ -217,6 +248,8 @@ class Rig:
             "2",
             "--log-level",
             "info",
+            "--tls-dir",
+            str(self.identity(Identity.cluster(cluster.name, self.slots[cluster.name]))),
         ]
         agent = AgentProcess(self.env, f"{self.name}/agent-{cluster.name}", argv, self.log_dir, cluster.name)
         self.processes.append(agent)
@@ -342,7 +375,9 @@ class Load:
         hold_after: int | None = None,
     ) -> None:
         self._rig = rig
-        self._clients = [MaestroClient(a, source="failures-source") for a in addresses]
+        self._clients = [
+            MaestroClient(a, source="failures-source", credentials=rig.credentials()) for a in addresses
+        ]
         self._works = list(works)
         self._concurrency = concurrency
         self._call_timeout = call_timeout
@@ -399,12 +434,10 @@ class Load:
                     source.apply(work.cluster, work.id, self._rig.bundle(work)), self._call_timeout
                 )
                 return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRIED_CODES:
-                    raise AssertionError(
-                        f"create of {work.name} ({work.id}) failed with {exc.code().name}: {exc.details()}"
-                    ) from None
-                reason, detail = exc.code().name, exc.details()
+            except client_errors.MaestroCallError as exc:
+                if exc.code not in RETRIED_CODES:
+                    raise AssertionError(f"create of {work.name} ({work.id}) failed with {exc}") from None
+                reason, detail = exc.code, exc.details
             except TimeoutError:
                 reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
             self.retries[reason] += 1
@@ -515,7 +548,7 @@ async def observe(rig: Rig, address: str, works: Sequence[Work]) -> Observed:
         return cms, recs
 
     cms, recs = await asyncio.to_thread(in_clusters)
-    async with MaestroClient(address, source="failures-observer") as source:
+    async with MaestroClient(address, source="failures-observer", credentials=rig.credentials()) as source:
         listed, _ = await asyncio.wait_for(source.list(queries.ResourceFilter(source="failures-source")), 30)
     return Observed(cms, recs, {r.bundle.id: r for r in listed})
 
@@ -615,42 +648,39 @@ def check_exactly_once(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
     assert not duplicated, f"status sequence ids stored more than once: {duplicated}"
 
 
-def status_reports(kafka: str, topic: str, timeout: float = 60) -> list[bundles.StatusReport]:
-    """Every status report on the status topic, in each partition's order."""
+def status_reports(
+    kafka: KafkaSettings, topics: Sequence[str], timeout: float = 60
+) -> list[bundles.StatusReport]:
+    """Every status report on the status topics (one partition each), in each topic's order."""
     consumer = Consumer(
         {
-            "bootstrap.servers": kafka,
+            **kafka.client_config(),
             "group.id": f"failures-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
         }
     )
     try:
-        partitions = range(layout.STATUS_PARTITIONS)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions if ends[p] > 0])
-        pending = {p for p, end in ends.items() if end > 0}
+        ends = {t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=30)[1] for t in topics}
+        consumer.assign([TopicPartition(t, 0, OFFSET_BEGINNING) for t in topics if ends[t] > 0])
+        pending = {t for t, end in ends.items() if end > 0}
         out: list[bundles.StatusReport] = []
         deadline = time.monotonic() + timeout
         while pending:
-            assert time.monotonic() < deadline, f"could not read {topic} to its end within {timeout:.0f}s"
+            assert time.monotonic() < deadline, f"could not read {pending} to the end within {timeout:.0f}s"
             for msg in consumer.consume(500, 0.5):
                 if msg.error() is not None:
                     continue
-                partition, offset = msg.partition() or 0, msg.offset() or 0
-                if offset >= ends[partition]:
+                topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+                if offset >= ends[topic]:
                     continue
                 headers = cast(list[tuple[str, bytes | str | None]] | None, msg.headers())
                 attributes, content_type = binding.decode(headers)
-                incoming = clients.Incoming(
-                    topic, partition, offset, None, attributes, content_type, msg.value()
-                )
+                incoming = Incoming(topic, partition, offset, None, attributes, content_type, msg.value())
                 event = cloudevents.from_message(incoming)
                 if bundle_events.event_type(event).sub_resource is events.SubResource.STATUS:
                     out.append(bundle_events.parse_status_report(event))
-                if offset >= ends[partition] - 1:
-                    pending.discard(partition)
+                if offset >= ends[topic] - 1:
+                    pending.discard(topic)
         return out
     finally:
         consumer.close()
@@ -659,11 +689,11 @@ def status_reports(kafka: str, topic: str, timeout: float = 60) -> list[bundles.
 async def check_status_topic(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
     """No status sequence id sent twice, each bundle's ids increasing, the stored one among them."""
     ours = {w.id for w in works}
-    topic = rig.topics.status_topic
-    reports = [r for r in await asyncio.to_thread(status_reports, rig.kafka, topic) if r.resource_id in ours]
+    topics = [rig.topics.status_topic(slot) for slot in rig.slots.values()]
+    reports = [r for r in await asyncio.to_thread(status_reports, rig.kafka, topics) if r.resource_id in ours]
     sent = Counter(r.status.sequence_id for r in reports)
     duplicated = {s: n for s, n in sent.items() if n > 1}
-    assert not duplicated, f"status sequence ids sent more than once on {topic}: {duplicated}"
+    assert not duplicated, f"status sequence ids sent more than once on {topics}: {duplicated}"
     per_resource: dict[uuid.UUID, list[int]] = defaultdict(list)
     for r in reports:
         per_resource[r.resource_id].append(r.status.sequence_id)

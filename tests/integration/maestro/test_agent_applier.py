@@ -25,9 +25,9 @@ from kubernetes.client.exceptions import ApiException
 
 from kubeio.rest import RetrySettings
 from localinfra import kube
-from maestro.agent import records, status
+from maestro.agent import bundle_status, records
 from maestro.agent.applier import ApplyResult
-from maestro.agent.engine import ApplierSettings
+from maestro.agent.bundle_applier import ApplierSettings
 from maestro.agent.kube import KubeApplier
 from maestro.agent.manifests import MARKER_LABEL
 
@@ -209,7 +209,7 @@ async def test_apply_creates_then_updates(
     assert applied[("configmaps", "settings")] == created["metadata"]["uid"]
     assert set(applied) == {("configmaps", "settings"), ("deployments", "web")}
 
-    report = status.apply_status(result)
+    report = bundle_status.apply_status(result)
     assert report["resourceStatus"][1]["statusFeedback"] == {
         "values": [{"name": "desired", "fieldValue": {"type": "Integer", "integer": 1}}]
     }
@@ -227,7 +227,9 @@ async def test_apply_creates_then_updates(
     assert web.spec.replicas == 3
     live = await applier.observe(resource_id)
     assert result.record is not None
-    report = status.build_status(2, status.refreshed(result.outcomes, result.record.manifests, live), configs)
+    report = bundle_status.build_status(
+        2, bundle_status.refreshed(result.outcomes, result.record.manifests, live), configs
+    )
     assert report["resourceStatus"][1]["statusFeedback"]["values"][0]["fieldValue"]["integer"] == 3
     assert get_record(api, resource_id)["spec"]["version"] == 2  # type: ignore[index]
 
@@ -279,7 +281,7 @@ async def test_read_only_never_writes(applier: KubeApplier, api: client.ApiClien
     )
     assert get_cm(api, namespace, "absent") is None
     assert result.record is not None and result.record.applied_resources == ()
-    report = status.apply_status(result)
+    report = bundle_status.apply_status(result)
     assert report["resourceStatus"][0]["statusFeedback"]["values"][0]["fieldValue"]["string"] == "theirs"
     assert report["conditions"][1]["reason"] == "ResourcesNotAvailable"
     assert (await applier.delete(resource_id)).done
@@ -338,7 +340,7 @@ async def test_foreground_delete_removes_objects(
         client.AppsV1Api(api).read_namespaced_deployment("web", namespace)
     assert missing.value.status == 404
     assert get_record(api, resource_id) is None
-    assert status.deleted_status(result)["conditions"][-1]["reason"] == "ManifestsDeleted"
+    assert bundle_status.deleted_status(result)["conditions"][-1]["reason"] == "ManifestsDeleted"
 
 
 async def test_restart_loads_records_and_knows_what_it_owns(
@@ -359,8 +361,8 @@ async def test_restart_loads_records_and_knows_what_it_owns(
         uids = {r.name: r.uid for r in record.applied_resources}
         assert uids == {name: (get_cm(api, namespace, name) or {})["metadata"]["uid"] for name in ("a", "b")}
         assert await make_applier(cluster, "someone-else").load_records() == {}
-        rebuilt = status.build_status(
-            record.version, status.observed_outcomes(record, await restarted.observe(resource_id))
+        rebuilt = bundle_status.build_status(
+            record.version, bundle_status.observed_outcomes(record, await restarted.observe(resource_id))
         )
         assert rebuilt["conditions"][0]["reason"] == "AppliedManifestWorkComplete"
         result = await restarted.delete(resource_id)

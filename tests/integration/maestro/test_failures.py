@@ -32,6 +32,7 @@ import pytest
 from localinfra import kafka, kube, process
 from localinfra.environment import Environment
 from maestro.client import MaestroClient
+from tests.conftest import KafkaAs
 from tests.integration.maestro.failures import (
     AgentProcess,
     Load,
@@ -58,13 +59,13 @@ API_DOWN_SECONDS = 10.0
 async def rig(
     infra_env: Environment,
     pg_dsn: str,
-    kafka_bootstrap: str,
+    kafka_as: KafkaAs,
     worker_clusters: list[kube.Cluster],
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Rig]:
     name = request.node.name.removeprefix("test_")
-    made = Rig(infra_env, pg_dsn, kafka_bootstrap, worker_clusters, tmp_path_factory.mktemp(name), name)
+    made = Rig(infra_env, pg_dsn, kafka_as, worker_clusters, tmp_path_factory.mktemp(name), name)
     await asyncio.to_thread(made.create_namespace)
     try:
         yield made
@@ -76,9 +77,13 @@ async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
     """Start server replicas side by side and register the clusters as consumers."""
     servers = [rig.server(name, start=False) for name in names]
     await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
-    async with MaestroClient(servers[0].address, source="failures-setup") as setup:
+    async with MaestroClient(
+        servers[0].address, source="failures-setup", credentials=rig.credentials()
+    ) as setup:
         for cluster in rig.clusters:
-            await setup.create_consumer(cluster.name)
+            consumer = await setup.create_consumer(cluster.name)
+            assert consumer.slot is not None
+            rig.slots[cluster.name] = consumer.slot
     return servers
 
 
@@ -194,5 +199,5 @@ async def test_kafka_broker_restarted(rig: Rig, infra_env: Environment, kafka_bo
         # The broker is the session's: whatever happened above, leave it running and answering.
         if not process.is_alive(infra_env.processes["kafka"]):
             await asyncio.to_thread(kafka.restart, infra_env)
-        healthy = await asyncio.to_thread(kafka.round_trip, kafka_bootstrap)
+        healthy = await asyncio.to_thread(kafka.round_trip, kafka.Kafka.from_env(infra_env))
         assert healthy, "the session's Kafka is not healthy after the test"

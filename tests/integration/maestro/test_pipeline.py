@@ -5,13 +5,16 @@ Cases: a bundle for each of two clusters is applied in the right cluster only, a
 (conditions and feedback values) reaches the query API; an update changes the object; a delete
 removes it from the cluster and the bundle from Maestro; an agent restarted later resyncs and
 applies what it missed while it was down; a change made in the cluster to an applied object reaches
-the query API through the agent's watch, long before its periodic re-read.
+the query API through the agent's watch, long before its periodic re-read; an agent whose
+certificate is renewed twice in place goes on, in the same process, with new Kafka clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -24,8 +27,11 @@ from kubernetes.client.exceptions import ApiException
 from localinfra import kube
 from maestro.agent import service as agent_service
 from maestro.api import bundles
-from maestro.client import MaestroClient
+from maestro.client import Credentials, MaestroClient
+from maestro.transport.connection import KafkaSettings, tls_dir_files
+from tests.conftest import KafkaAs
 from tests.integration.maestro.conftest import MaestroUnderTest
+from trust.identity import Identity
 
 pytestmark = pytest.mark.integration
 
@@ -94,13 +100,18 @@ async def eventually(check: Any, timeout: float = 60) -> Any:
 
 @contextlib.asynccontextmanager
 async def running_agent(
-    server: MaestroUnderTest, cluster: kube.Cluster, refresh_seconds: float = 1.0
+    server: MaestroUnderTest, cluster: kube.Cluster, kafka_as: KafkaAs, refresh_seconds: float = 1.0
 ) -> AsyncIterator[None]:
+    async with server.client() as admin:
+        slot = (await admin.get_consumer(cluster.name)).slot
+    assert slot is not None
     settings = agent_service.AgentSettings(
         cluster=cluster.name,
         kubeconfig=str(cluster.kubeconfig),
-        kafka=server.settings.kafka,
+        kafka=kafka_as(Identity.cluster(cluster.name, slot)),
         server=server.address,
+        # the agent's own identity: its cluster, as registered
+        credentials=server.credentials(Identity.cluster(cluster.name, slot)),
         topics=server.settings.topics,
         refresh_seconds=refresh_seconds,
     )
@@ -118,14 +129,17 @@ async def running_agent(
 
 
 async def test_create_update_delete_on_two_real_clusters(
-    maestro_server: MaestroUnderTest, source_client: MaestroClient, worker_clusters: list[kube.Cluster]
+    maestro_server: MaestroUnderTest,
+    source_client: MaestroClient,
+    worker_clusters: list[kube.Cluster],
+    kafka_as: KafkaAs,
 ) -> None:
     one, two = worker_clusters
     ns = f"pipe-{uuid.uuid4().hex[:6]}"
     for cluster in worker_clusters:
         await source_client.create_consumer(cluster.name)
     work1, work2 = uuid.uuid4(), uuid.uuid4()
-    async with running_agent(maestro_server, one), running_agent(maestro_server, two):
+    async with running_agent(maestro_server, one, kafka_as), running_agent(maestro_server, two, kafka_as):
         await source_client.apply(one.name, work1, bundle_for(ns, "cm-one", "a"))
         await source_client.apply(two.name, work2, bundle_for(ns, "cm-two", "b"))
 
@@ -169,13 +183,16 @@ async def test_create_update_delete_on_two_real_clusters(
 
 
 async def test_agent_resyncs_what_it_missed_while_down(
-    maestro_server: MaestroUnderTest, source_client: MaestroClient, worker_clusters: list[kube.Cluster]
+    maestro_server: MaestroUnderTest,
+    source_client: MaestroClient,
+    worker_clusters: list[kube.Cluster],
+    kafka_as: KafkaAs,
 ) -> None:
     cluster = worker_clusters[0]
     ns = f"resync-{uuid.uuid4().hex[:6]}"
     await source_client.create_consumer(cluster.name)
     work = uuid.uuid4()
-    async with running_agent(maestro_server, cluster):
+    async with running_agent(maestro_server, cluster, kafka_as):
         await source_client.apply(cluster.name, work, bundle_for(ns, "cm", "v1"))
 
         async def v1() -> bool:
@@ -186,7 +203,7 @@ async def test_agent_resyncs_what_it_missed_while_down(
     later = uuid.uuid4()
     await source_client.apply(cluster.name, work, bundle_for(ns, "cm", "v2"), create=False)
     await source_client.apply(cluster.name, later, bundle_for(ns, "cm-later", "x"))
-    async with running_agent(maestro_server, cluster):
+    async with running_agent(maestro_server, cluster, kafka_as):
 
         async def caught_up() -> bool:
             return read_value(cluster, ns, "cm") == "v2" and read_value(cluster, ns, "cm-later") == "x"
@@ -203,14 +220,17 @@ async def test_agent_resyncs_what_it_missed_while_down(
 
 
 async def test_a_change_in_the_cluster_is_reported_when_it_happens(
-    maestro_server: MaestroUnderTest, source_client: MaestroClient, worker_clusters: list[kube.Cluster]
+    maestro_server: MaestroUnderTest,
+    source_client: MaestroClient,
+    worker_clusters: list[kube.Cluster],
+    kafka_as: KafkaAs,
 ) -> None:
     cluster = worker_clusters[0]
     ns = f"watch-{uuid.uuid4().hex[:6]}"
     await source_client.create_consumer(cluster.name)
     work = uuid.uuid4()
     # An hour between full re-reads: only the watch can bring the change back within the test.
-    async with running_agent(maestro_server, cluster, refresh_seconds=3600):
+    async with running_agent(maestro_server, cluster, kafka_as, refresh_seconds=3600):
         await source_client.apply(cluster.name, work, bundle_for(ns, "cm", "as-applied"))
 
         async def reported(value: str) -> bool:
@@ -224,3 +244,74 @@ async def test_a_change_in_the_cluster_is_reported_when_it_happens(
         await eventually(lambda: reported("edited"), timeout=20)
         # The edit was reported, not reverted: the agent writes only when the spec changes.
         assert read_value(cluster, ns, "cm") == "edited"
+
+
+async def test_an_agent_works_on_across_two_renewals_of_its_short_lived_certificate(
+    maestro_server: MaestroUnderTest,
+    source_client: MaestroClient,
+    worker_clusters: list[kube.Cluster],
+    kafka_bootstrap: str,
+) -> None:
+    """The agent's certificate lives 30 s and is replaced in place twice, as the provisioner renews
+    it; the same agent process makes its Kafka clients again with each new one and keeps applying
+    works after the first certificate has expired."""
+    cluster = worker_clusters[1]
+    ns = f"renew-{uuid.uuid4().hex[:6]}"
+    consumer = await source_client.create_consumer(cluster.name)
+    who = Identity.cluster(cluster.name, consumer.placement_slot)
+    ca = maestro_server.identities.ca
+    folder = maestro_server.identities.folder / f"renewed-{cluster.name}"
+
+    def issue() -> datetime.datetime:
+        issued = ca.issue(who, lifetime=datetime.timedelta(seconds=30))
+        issued.write(folder, "tls", ca.cert_pem)
+        return issued.not_after
+
+    first_expiry = issue()
+    settings = agent_service.AgentSettings(
+        cluster=cluster.name,
+        kubeconfig=str(cluster.kubeconfig),
+        kafka=KafkaSettings.secure(kafka_bootstrap, tls_dir_files(folder)),
+        server=maestro_server.address,
+        credentials=Credentials.from_folder(folder),
+        topics=maestro_server.settings.topics,
+        refresh_seconds=1.0,
+    )
+    ready = asyncio.Event()
+    links: list[agent_service.KafkaLink] = []
+    task = asyncio.create_task(agent_service.run(settings, ready=ready, link_seen=links))
+    try:
+        async with asyncio.timeout(60):
+            await ready.wait()
+        for renewal in (1, 2):
+            await asyncio.sleep(12)
+            issue()
+            await eventually(functools.partial(_renewed, links[0], renewal), timeout=30)
+        left = (first_expiry - datetime.datetime.now(datetime.UTC)).total_seconds()
+        await asyncio.sleep(max(0.0, left) + 1)
+        work = uuid.uuid4()
+        await source_client.apply(cluster.name, work, bundle_for(ns, "cm", "after-renewals"))
+
+        async def applied() -> bool:
+            return read_value(cluster, ns, "cm") == "after-renewals"
+
+        await eventually(applied)
+
+        async def reported() -> bool:
+            record = await source_client.get(work)
+            return record.status is not None and any(
+                c["type"] == "Applied" and c["status"] == "True" for c in record.status.conditions
+            )
+
+        await eventually(reported)
+        assert not task.done(), "the same agent process"
+        assert links[0].renewals == 2
+    finally:
+        task.cancel()
+        async with asyncio.timeout(30):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _renewed(link: agent_service.KafkaLink, times: int) -> bool:
+    return link.renewals >= times

@@ -20,12 +20,16 @@ import pytest
 from typer.testing import CliRunner
 
 from fleetplane import cli
-from maestro.api import bundle_events, bundles, events, queries
+from maestro import client_errors
+from maestro.api import bundle_events, bundles, events, listing, queries
 from maestro.client import MaestroClient
-from maestro.transport import clients, cloudevents
+from maestro.transport import cloudevents
+from maestro.transport.consumer import Reader
+from maestro.transport.messages import Incoming
+from maestro.transport.producer import Publisher
 from maestro.wire import cloudevents as wire_events
 from maestro.wire import stubs
-from tests.integration.maestro.conftest import MaestroUnderTest
+from tests.integration.maestro.conftest import ADMIN, MaestroUnderTest
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +51,10 @@ def bundle_of(*manifests: dict[str, Any]) -> bundles.ManifestBundle:
 
 async def read_partition(
     server: MaestroUnderTest, topic: str, partition: int, want: int, timeout: float = 20
-) -> list[clients.Incoming]:
-    reader = clients.Reader(server.settings.kafka, f"probe-{uuid.uuid4().hex[:6]}")
+) -> list[Incoming]:
+    reader = Reader(server.settings.kafka, f"probe-{uuid.uuid4().hex[:6]}")
     reader.assign([(topic, partition)])
-    got: list[clients.Incoming] = []
+    got: list[Incoming] = []
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -64,14 +68,15 @@ async def read_partition(
 async def send_status(
     server: MaestroUnderTest, record: bundles.ResourceBundle, sequence: int, conditions: list[dict[str, Any]]
 ) -> None:
+    """A status report on the status topic of the bundle's consumer, as its agent sends it."""
     status = bundles.BundleStatus(conditions=conditions, resource_status=[], sequence_id=sequence)
     report = bundles.StatusReport(record.id, record.consumer, record.version, status, record.source, "")
     event = bundle_events.status_report_event(report, source=f"agent-{record.consumer}")
-    publisher = clients.Publisher(server.settings.kafka)
+    async with server.client(source="test-agent") as client:
+        topic = (await client.get_consumer(record.consumer)).status_topic
+    publisher = Publisher(server.settings.kafka)
     try:
-        await publisher.publish(
-            [cloudevents.to_message(event, topic=server.settings.topics.status_topic, key=record.consumer)]
-        )
+        await publisher.publish([cloudevents.to_message(event, topic=topic, key=record.consumer)])
     finally:
         publisher.close()
 
@@ -96,7 +101,7 @@ async def test_create_reaches_only_its_clusters_partition_and_status_comes_back(
 ) -> None:
     c1 = await source_client.create_consumer("cluster-1", {"env": "dev"})
     c2 = await source_client.create_consumer("cluster-2")
-    assert c1.placement.partition != c2.placement.partition
+    assert c1.placement.topic != c2.placement.topic and c1.status_topic != c2.status_topic
     work = uuid.uuid4()
     await source_client.apply("cluster-1", work, bundle_of(configmap("cm1")), metadata={"name": "w1"})
 
@@ -117,7 +122,7 @@ async def test_create_reaches_only_its_clusters_partition_and_status_comes_back(
     )
 
     watcher = source_client.watch()
-    subscribe = stubs.cloudevent_grpc.CloudEventServiceStub(grpc.aio.insecure_channel(maestro_server.address))
+    subscribe = stubs.cloudevent_grpc.CloudEventServiceStub(maestro_server.channel())
     stream = subscribe.Subscribe(
         stubs.cloudevent.SubscriptionRequest(source="test-source", data_type=events.MANIFEST_BUNDLES)
     )
@@ -125,7 +130,10 @@ async def test_create_reaches_only_its_clusters_partition_and_status_comes_back(
 
     await send_status(maestro_server, record, 10, APPLIED)
     change = await asyncio.wait_for(anext(watcher), 20)
-    assert change.resource_id == str(work) and json.loads(change.status)["conditions"][0]["type"] == "Applied"
+    assert (
+        change.resource_id == str(work)
+        and json.loads(change.status_json)["conditions"][0]["type"] == "Applied"
+    )
 
     async def first_status() -> stubs.cloudevent.CloudEvent:
         async for pb in stream:
@@ -173,11 +181,8 @@ async def test_delete_confirmed_by_agent_and_orphaned_without_agent(
 
     async def orphan_reported() -> bool:
         async for change in source_client.watch(""):
-            if (
-                change.resource_id == str(abandoned)
-                and change.deletion_state == stubs.query.DELETION_STATE_DELETED
-            ):
-                reasons = [c["reason"] for c in json.loads(change.status)["conditions"]]
+            if change.resource_id == str(abandoned) and change.deletion is listing.DeletionState.DELETED:
+                reasons = [c["reason"] for c in json.loads(change.status_json)["conditions"]]
                 return "Orphaned" in reasons
         return False
 
@@ -241,9 +246,7 @@ async def test_bad_input_is_refused_and_stores_nothing(
     pb = wire_events.to_pb(bundle_events.spec_request_event(request))
     mutate(pb)
     stub = stubs.cloudevent_grpc.CloudEventServiceStub(
-        grpc.aio.insecure_channel(
-            maestro_server.address, options=[("grpc.max_send_message_length", 4 * 1024 * 1024)]
-        )
+        maestro_server.channel(options=[("grpc.max_send_message_length", 4 * 1024 * 1024)])
     )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Publish(stubs.cloudevent.PublishRequest(event=pb))
@@ -300,7 +303,17 @@ async def test_a_count_is_the_length_of_the_same_list(
     result = await asyncio.to_thread(
         CliRunner().invoke,
         cli.app,
-        ["maestro", "works", "count", "--consumer", "cluster-count-a", "--server", maestro_server.address],
+        [
+            "maestro",
+            "works",
+            "count",
+            "--consumer",
+            "cluster-count-a",
+            "--server",
+            maestro_server.address,
+            "--tls-dir",
+            str(maestro_server.identities.issue(ADMIN)),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == "3"
@@ -323,31 +336,31 @@ async def test_a_list_without_specs_or_statuses_is_the_same_list_with_those_left
     await eventually(reported)
     where = queries.ResourceFilter(consumer="cluster-nospec")
 
-    async def listed(**kwargs: bool) -> list[stubs.query.ResourceBundle]:
+    async def listed(**kwargs: bool) -> list[listing.BundleSummary]:
         return [
             item async for page in source_client.pages(where, page_size=2, **kwargs) for item in page.items
         ]
 
     full = await listed()
     assert len(full) == 3
-    assert all(item.spec for item in full)
-    assert sum(1 for item in full if item.status) == 1
+    assert all(item.spec_json for item in full)
+    assert sum(1 for item in full if item.status_json) == 1
     for kwargs, emptied in (
-        ({"with_spec": False}, ("spec",)),
-        ({"with_status": False}, ("status",)),
-        ({"with_spec": False, "with_status": False}, ("spec", "status")),
+        ({"with_spec": False}, ("spec_json",)),
+        ({"with_status": False}, ("status_json",)),
+        ({"with_spec": False, "with_status": False}, ("spec_json", "status_json")),
     ):
         slim = await listed(**kwargs)
         assert len(slim) == 3, kwargs
         for whole, without in zip(full, slim, strict=True):
             for name in emptied:
                 assert getattr(without, name) == b"", (kwargs, name)
-                setattr(without, name, getattr(whole, name))
+                without = without._replace(**{name: getattr(whole, name)})
             assert without == whole, kwargs  # the status sequence, hash and version included
 
 
 async def test_a_batch_publish_answers_each_event_on_its_own(maestro_server: MaestroUnderTest) -> None:
-    async with MaestroClient(maestro_server.address, source="test-source", batch_publish=True) as client:
+    async with maestro_server.client(batch_publish=True) as client:
         await client.create_consumer("cluster-1")
         ids = [uuid.uuid4() for _ in range(3)]
         outcomes = await asyncio.gather(
@@ -358,8 +371,8 @@ async def test_a_batch_publish_answers_each_event_on_its_own(maestro_server: Mae
         )
         assert outcomes[0] is None and outcomes[2] is None
         refused = outcomes[1]
-        assert isinstance(refused, grpc.aio.AioRpcError) and refused.code() == grpc.StatusCode.NOT_FOUND
-        assert "no-such-cluster" in (refused.details() or "")
+        assert isinstance(refused, client_errors.NotFound)
+        assert "no-such-cluster" in refused.details
         listed, _ = await client.list()
         assert sorted(str(r.bundle.id) for r in listed) == sorted([str(ids[0]), str(ids[2])])
 
@@ -369,7 +382,7 @@ async def test_large_works_published_at_once_all_fit_the_servers_message_limit(
 ) -> None:
     # Each bundle alone is well under the server's limit (a bundle and its envelope); together
     # they are not, so the client must not put them all in one PublishBatch.
-    async with MaestroClient(maestro_server.address, source="test-source", batch_publish=True) as client:
+    async with maestro_server.client(batch_publish=True) as client:
         await client.create_consumer("cluster-1")
         ids = [uuid.uuid4() for _ in range(12)]  # more than the client's calls in flight: they gather
         await asyncio.gather(
@@ -387,7 +400,7 @@ async def test_the_batched_status_watch_delivers_what_the_single_one_does(
         await source_client.apply("cluster-1", rid, bundle_of(configmap(f"cm-{rid.hex[:6]}")))
     for record in [(await source_client.get(rid)).bundle for rid in ids]:
         await send_status(maestro_server, record, 1, APPLIED)
-    query = stubs.query_grpc.MaestroQueryStub(grpc.aio.insecure_channel(maestro_server.address))
+    query = stubs.query_grpc.MaestroQueryStub(maestro_server.channel())
     request = stubs.query.WatchStatusRequest(source="test-source")
 
     async def single() -> list[tuple[str, str]]:

@@ -5,7 +5,9 @@ freed ones, and cannot be deleted while they have bundles; every accepted spec c
 exactly one outbox row in its transaction and a refused one (stale version, unknown consumer,
 duplicate create) writes nothing; concurrent relays never claim the same row and never share a
 consumer; acks release leases and expired leases are reclaimed; batch status ingest drops stale
-sequences and versions in SQL and feeds a resumable change feed, tombstones included; paging
+sequences and versions in SQL and feeds a resumable change feed, tombstones included, and stores a
+report only for a bundle of the consumer whose slot it is bound to (one for another consumer's
+bundle is returned as foreign and cannot shadow the owner's report in the same batch); paging
 returns every row exactly once under each filter; listing 6,000 bundles is timed (printed).
 """
 
@@ -105,7 +107,10 @@ async def test_consumers_get_distinct_placements_never_reused(maestro_store: sto
     made = await asyncio.gather(*(maestro_store.create_consumer(f"cluster-{i}") for i in range(5)))
     placements = {c.placement for c in made}
     assert len(placements) == 5
-    assert {p.topic for p in placements if p} == {"fleetplane.maestro.spec"}
+    # a topic of its own each, for its spec events and for its status reports
+    assert {(c.spec_placement.topic, c.spec_placement.partition, c.status_topic) for c in made} == {
+        (f"fleetplane.maestro.spec.{c.slot}", 0, f"fleetplane.maestro.status.{c.slot}") for c in made
+    }
     await maestro_store.delete_consumer("cluster-4")
     again = await maestro_store.create_consumer("cluster-new", {"env": "dev"})
     assert again.placement not in placements
@@ -317,6 +322,32 @@ async def test_batch_ingest_drops_stale_reports(maestro_store: store.Store) -> N
     assert record.status is not None and record.status.sequence_id == 52
     assert record.status.conditions[0]["status"] == "False"
     assert record.status_version == 2 and len(record.status_hash) == 64
+
+
+async def test_a_report_counts_only_for_a_bundle_of_the_consumer_it_is_bound_to(
+    maestro_store: store.Store,
+) -> None:
+    a = await maestro_store.create_consumer("c-a")
+    b = await maestro_store.create_consumer("c-b")
+    mine, theirs = create_request("c-a"), create_request("c-b")
+    for r in (mine, theirs):
+        await maestro_store.create_resource(r)
+    batch = [
+        # read from a's status topic: its own bundle, then b's (claiming to be b, a higher sequence)
+        report(mine.resource_id, "c-a", version=1, seq=5),
+        report(theirs.resource_id, "c-b", version=1, seq=7),
+        # read from b's: b's own, a lower sequence than the forged one
+        report(theirs.resource_id, "c-b", version=1, seq=6),
+        # read from a topic whose consumer is gone (no slot holds it)
+        report(mine.resource_id, "c-a", version=1, seq=9),
+    ]
+    result = await maestro_store.ingest_statuses(batch, [a.slot, a.slot, b.slot, 10_000])
+    assert [(f.report.status.sequence_id, f.owner) for f in result.foreign] == [(7, "c-b"), (9, "c-a")]
+    # the forged report did not shadow b's own in the batch
+    assert sorted(s.report.status.sequence_id for s in result.stored) == [5, 6]
+    assert not result.dropped
+    stored = await maestro_store.get_resource(theirs.resource_id)
+    assert stored.status is not None and stored.status.sequence_id == 6
 
 
 async def test_status_changes_resume_after_a_token_and_report_deletions(maestro_store: store.Store) -> None:

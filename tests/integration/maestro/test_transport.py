@@ -19,17 +19,20 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from maestro.transport import clients
+from maestro.transport.connection import KafkaSettings
+from maestro.transport.consumer import Reader
+from maestro.transport.messages import Incoming, Outgoing
+from maestro.transport.producer import Publisher
 
 pytestmark = pytest.mark.integration
 
 
-def outgoing(topic: str, values: range) -> list[clients.Outgoing]:
-    return [clients.Outgoing(topic, "c1", [], f"m{i}".encode(), 0) for i in values]
+def outgoing(topic: str, values: range) -> list[Outgoing]:
+    return [Outgoing(topic, "c1", [], f"m{i}".encode(), 0) for i in values]
 
 
-async def read(reader: clients.Reader, want: int, timeout: float) -> list[clients.Incoming]:
-    got: list[clients.Incoming] = []
+async def read(reader: Reader, want: int, timeout: float) -> list[Incoming]:
+    got: list[Incoming] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while len(got) < want and loop.time() < deadline:
@@ -37,12 +40,14 @@ async def read(reader: clients.Reader, want: int, timeout: float) -> list[client
     return got
 
 
-async def test_a_stuck_partition_fetcher_is_restarted_at_the_next_offset(kafka_bootstrap: str) -> None:
+async def test_a_stuck_partition_fetcher_is_restarted_at_the_next_offset(
+    kafka_settings: KafkaSettings,
+) -> None:
     topic = f"test.transport.{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient(kafka_settings.client_config())
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    publisher = clients.Publisher(kafka_bootstrap)
-    reader = clients.Reader(kafka_bootstrap, f"{topic}.agent", stall_after=2.0)
+    publisher = Publisher(kafka_settings)
+    reader = Reader(kafka_settings, f"{topic}.agent", stall_after=2.0)
     try:
         await asyncio.to_thread(reader.assign, [(topic, 0)])
         await publisher.publish(outgoing(topic, range(3)))
@@ -60,13 +65,13 @@ async def test_a_stuck_partition_fetcher_is_restarted_at_the_next_offset(kafka_b
 
 
 async def test_a_stuck_group_member_joins_again_and_resumes_from_the_committed_offsets(
-    kafka_bootstrap: str,
+    kafka_settings: KafkaSettings,
 ) -> None:
     topic = f"test.transport.{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin = AdminClient(kafka_settings.client_config())
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
-    publisher = clients.Publisher(kafka_bootstrap)
-    reader = clients.Reader(kafka_bootstrap, f"{topic}.servers", stall_after=2.0)
+    publisher = Publisher(kafka_settings)
+    reader = Reader(kafka_settings, f"{topic}.servers", stall_after=2.0)
     try:
         reader.subscribe([topic])
         await publisher.publish(outgoing(topic, range(3)))

@@ -7,13 +7,12 @@ phases a real EKS goes through (CREATING, FAILED, DELETING) are played by an ``a
 rewrites the status in moto's real replies, so the provider still talks HTTP to moto throughout.
 
 Cases: the create flow (calls, tags, settings, READY with endpoint and an EKS-token kubeconfig);
-ensure again creates nothing; CREATING clusters and node groups are reported and never re-created;
-wait_ready polls until Ready and times out; a create race (ResourceInUse) adopts our cluster and
-refuses a foreign one; a same-named cluster without our tags is refused and left alone by delete;
-invalid settings fail before any call; an AWS error is a non-retryable ProviderError; FAILED cluster
-and CREATE_FAILED node group; delete removes node groups first, then the cluster, then reports
-Deleted; a node group still deleting holds the cluster; deleting a missing cluster; AWS calls run
-off the event loop.
+ensure again creates nothing; CREATING clusters and node groups are reported and never re-created; a
+create race (ResourceInUse) adopts our cluster and refuses a foreign one; a same-named cluster
+without our tags is refused and left alone by delete; invalid settings fail before any call; an AWS
+error is a non-retryable ProviderError; FAILED cluster and CREATE_FAILED node group; delete removes
+node groups first, then the cluster, then reports Deleted; a node group still deleting holds the
+cluster; deleting a missing cluster; AWS calls run off the event loop.
 """
 
 from __future__ import annotations
@@ -27,8 +26,9 @@ from typing import Any
 import boto3
 import pytest
 
-from provisioner.providers.aws import CLUSTER_TAG, MANAGED_BY_TAG, TOKEN_PREFIX, AwsProvider
+from provisioner.providers.aws import CLUSTER_TAG, MANAGED_BY_TAG, AwsProvider
 from provisioner.providers.base import ClusterSpec, Phase, ProviderError
+from provisioner.providers.eks_access import TOKEN_PREFIX
 from tests.integration.provisioner.conftest import REGION
 
 pytestmark = pytest.mark.integration
@@ -206,35 +206,6 @@ async def test_creating_cluster_and_node_group_are_waited_for_not_recreated(
     assert calls.take() == OBSERVE
     assert outside.list_clusters()["clusters"] == ["alpha"]
     assert outside.list_nodegroups(clusterName="alpha")["nodegroups"] == ["alpha-nodes"]
-
-
-async def test_wait_ready_polls_ensure_until_ready(provider: AwsProvider, calls: Calls) -> None:
-    client = provider.eks_client()
-    describes_left = [2]
-
-    def creating_twice(parsed: dict[str, Any], **_: Any) -> None:
-        if describes_left[0] > 0 and "cluster" in parsed:
-            describes_left[0] -= 1
-            parsed["cluster"]["status"] = "CREATING"
-
-    client.meta.events.register("after-call.eks.CreateCluster", creating_twice)
-    client.meta.events.register("after-call.eks.DescribeCluster", creating_twice)
-
-    state = await provider.wait_ready(SPEC, timeout=30, poll=0.01)
-
-    assert state.ready
-    assert calls.take() == [
-        *["DescribeCluster", "CreateCluster"],  # reported CREATING
-        "DescribeCluster",  # still CREATING
-        *["DescribeCluster", "DescribeNodegroup", "CreateNodegroup"],
-    ]
-
-
-async def test_wait_ready_times_out_with_the_last_message(provider: AwsProvider, statuses: Statuses) -> None:
-    statuses.cluster = "CREATING"
-
-    with pytest.raises(TimeoutError, match=r"alpha not ready after 0\.2s: EKS cluster alpha is CREATING"):
-        await provider.wait_ready(SPEC, timeout=0.2, poll=0.05)
 
 
 @pytest.mark.parametrize(("tags", "ours"), [(OUR_TAGS, True), ({"owner": "someone-else"}, False)])

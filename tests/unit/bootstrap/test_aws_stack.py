@@ -3,12 +3,15 @@
 Cases: the VPC has a public and a private subnet per zone, routed through the internet gateway and
 the NAT gateway; the EKS cluster's nodes live in the private subnets without public addresses;
 RDS and MSK sit in the private subnets behind security groups that let in only the cluster's
-nodes, on their one port; RDS is private and encrypted; the DB password and the DSN stay secrets,
-appear in no plain input or output, and reach the pods only through a Secret; every Kubernetes
+nodes, on their one port; RDS is private and encrypted and its parameter group forces TLS; the
+DB password stays a secret, appears in no plain input or output and in no DSN, and reaches the
+Maestro containers only through a Secret, as PGPASSWORD; the DSN asks for verify-full against the
+RDS CA bundle, which both Maestro containers mount from a ConfigMap; every Kubernetes
 object goes to the provider made from the EKS kubeconfig; each container runs a real `fleetplane`
 command whose flags and environment variables are the ones the CLI declares; the provisioner's
 CRDs and the worker-cluster definition and Composition are applied; the stack's outputs carry the
-mocked endpoints; each wrong config value is refused naming its key.
+mocked endpoints; each wrong config value is refused naming its key, a missing, unreadable or
+non-certificate CA bundle too.
 
 The mocks answer as AWS would (ids, the RDS address, MSK's brokers, the availability zones) and,
 for ``eks:index:Cluster`` (a multi-language component, registered as a remote resource), with the
@@ -23,6 +26,7 @@ import json
 import re
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pulumi
@@ -34,6 +38,7 @@ from pulumi.runtime import rpc
 from bootstrap import aws_platform, aws_stack
 from bootstrap.stack_config import ConfigError, Reader
 from fleetplane.cli import app
+from localinfra import pki
 from provisioner import api
 
 #: has characters a URI must quote, to show the DSN still carries it intact
@@ -68,6 +73,8 @@ class Recorder(pulumi.runtime.Mocks):
         elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
             # the provider's auto-naming, which mocks do not do: a name plus a random suffix
             state.setdefault("name", f"{args.name}-5e7a2b1")
+        elif args.typ == "aws:rds/parameterGroup:ParameterGroup":
+            state.setdefault("name", f"{args.name}-8c41d0e")
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -85,6 +92,11 @@ class Recorder(pulumi.runtime.Mocks):
     def named(self, typ: str, name: str) -> dict[str, Any]:
         (found,) = [r for r in self.of_type(typ) if r.name == name]
         return dict(found.inputs)
+
+
+def ca_bundle(folder: Path) -> str:
+    """A PEM bundle standing in for RDS's: a CA certificate."""
+    return pki.ensure_ca(folder).cert.read_text()
 
 
 def settle(awaitable: Awaitable[T]) -> T:
@@ -117,22 +129,23 @@ class Deployed:
     #: each ``pulumi.export``, resolved, and whether Pulumi keeps it secret
     exports: dict[str, tuple[Any, bool]]
     dsn: str
-    dsn_is_secret: bool
     password_is_secret: bool
+    ca_bundle: str
 
 
 CONFIG = aws_stack.AwsConfig.read(Reader(dict[str, str]().get))
 
 
 @pytest.fixture(scope="module")
-def deployed() -> Deployed:
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     mocks = Recorder(ZONES)
     pulumi.runtime.set_mocks(mocks, project="fleetplane", stack="aws", preview=False)
     made: dict[str, aws_stack.Created] = {}
+    bundle = ca_bundle(tmp_path_factory.mktemp("rds-ca"))
 
     @pulumi.runtime.test
     def deploy() -> pulumi.Output[str]:
-        made["stack"] = created = aws_stack.run(CONFIG, pulumi.Output.secret(PASSWORD))
+        made["stack"] = created = aws_stack.run(CONFIG, pulumi.Output.secret(PASSWORD), bundle)
         return created.maestro_address
 
     deploy()
@@ -147,8 +160,8 @@ def deployed() -> Deployed:
         mocks=mocks,
         exports=exports,
         dsn=str(settle(stack.dsn.future())),
-        dsn_is_secret=settle(stack.dsn.is_secret()),
         password_is_secret=settle(stack.db.password.is_secret()),
+        ca_bundle=bundle,
     )
 
 
@@ -214,6 +227,17 @@ def test_rds_is_private_encrypted_and_in_the_private_subnets(deployed: Deployed)
     assert mocks.named("aws:rds/subnetGroup:SubnetGroup", "maestro")["subnetIds"] == PRIVATE_SUBNETS
 
 
+def test_rds_refuses_connections_without_tls(deployed: Deployed) -> None:
+    mocks = deployed.mocks
+    group = mocks.named("aws:rds/parameterGroup:ParameterGroup", "maestro")
+    assert group["family"] == "postgres17"
+    assert {p["name"]: p["value"] for p in group["parameters"]} == {
+        "rds.force_ssl": "1",
+        "password_encryption": "scram-sha-256",
+    }
+    assert mocks.named("aws:rds/instance:Instance", "maestro")["parameterGroupName"] == "maestro-8c41d0e"
+
+
 def test_msk_is_in_the_private_subnets_with_a_broker_per_zone(deployed: Deployed) -> None:
     kafka = deployed.mocks.named("aws:msk/cluster:Cluster", "kafka")
     assert kafka["brokerNodeGroupInfo"]["clientSubnets"] == PRIVATE_SUBNETS
@@ -225,21 +249,21 @@ def test_msk_is_in_the_private_subnets_with_a_broker_per_zone(deployed: Deployed
 # --- secrets ---------------------------------------------------------------------------------------
 
 
-def test_the_password_and_the_dsn_stay_secret(deployed: Deployed) -> None:
-    assert deployed.password_is_secret and deployed.dsn_is_secret
+def test_the_password_stays_secret_and_the_dsn_verifies_rds(deployed: Deployed) -> None:
+    assert deployed.password_is_secret
     db = deployed.mocks.named("aws:rds/instance:Instance", "maestro")
     assert unwrap_secret(db["password"]) == PASSWORD
-    # libpq reads back the password the URI had to quote
+    # no password: libpq reads it from PGPASSWORD; RDS's certificate and name are verified
     assert conninfo_to_dict(deployed.dsn) == {
         "user": "maestro",
-        "password": PASSWORD,
         "host": DB_ADDRESS,
         "port": "5432",
         "dbname": "maestro",
-        "sslmode": "require",
+        "sslmode": "verify-full",
+        "sslrootcert": aws_platform.DB_CA_FILE,
     }
     data = unwrap_secret(deployed.mocks.named("kubernetes:core/v1:Secret", "maestro-db")["stringData"])
-    assert data == {"dsn": deployed.dsn}
+    assert data == {"dsn": deployed.dsn, "password": PASSWORD}
 
 
 def test_no_plain_input_or_output_holds_the_password(deployed: Deployed) -> None:
@@ -298,7 +322,8 @@ def cli_command(*path: str) -> Any:
     """The click command ``fleetplane <path>`` runs (typer's vendored click: no public types)."""
     command: Any = typer.main.get_command(app)
     for name in path:
-        command = command.commands[name]
+        # through get_command: the group imports its subcommands when first asked for them
+        command = command.get_command(typer.Context(command), name)
     return command
 
 
@@ -331,14 +356,28 @@ def test_each_container_runs_a_real_command_with_its_real_flags(deployed: Deploy
 def test_the_commands_reach_the_dsn_the_brokers_and_each_other(deployed: Deployed) -> None:
     mocks = deployed.mocks
     dsn = {"name": "MAESTRO_DSN", "valueFrom": {"secretKeyRef": {"name": "maestro-db", "key": "dsn"}}}
+    password = {
+        "name": "PGPASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "maestro-db", "key": "password"}},
+    }
     brokers = {
         "name": "KAFKA_BOOTSTRAP",
         "valueFrom": {"configMapKeyRef": {"name": "kafka", "key": "bootstrap"}},
     }
     assert mocks.named("kubernetes:core/v1:ConfigMap", "kafka")["data"] == {"bootstrap": BROKERS}
-    assert dsn in container(mocks, "maestro/migrate")["env"]
     server = container(mocks, "maestro/maestro")
-    assert dsn in server["env"] and brokers in server["env"]
+    ca = {"name": "maestro-db-ca", "mountPath": "/etc/fleetplane/postgres-ca", "readOnly": True}
+    for spec in (container(mocks, "maestro/migrate"), server):
+        assert dsn in spec["env"] and password in spec["env"]
+        assert spec["volumeMounts"] == [ca]
+    assert pod(mocks, "maestro")["volumes"] == [
+        {"name": "maestro-db-ca", "configMap": {"name": "maestro-db-ca"}}
+    ]
+    bundle = mocks.named("kubernetes:core/v1:ConfigMap", "maestro-db-ca")
+    assert bundle["metadata"]["namespace"] == "fleetplane"
+    assert bundle["data"] == {"ca.pem": deployed.ca_bundle}
+    assert f"{ca['mountPath']}/ca.pem" == aws_platform.DB_CA_FILE
+    assert brokers in server["env"]
     assert flag(server["args"], "--kafka") == "$(KAFKA_BOOTSTRAP)"
     assert flag(server["args"], "--host") == "0.0.0.0"
     assert flag(server["args"], "--port") == "8090"
@@ -352,7 +391,9 @@ def test_the_commands_reach_the_dsn_the_brokers_and_each_other(deployed: Deploye
     assert flag(provisioner["args"], "--maestro") == address
     assert flag(provisioner["args"], "--aws-region") == "eu-west-1"
     assert flag(container(mocks, "controllers/controllers")["args"], "--maestro") == address
-    assert not any(dsn in container(mocks, where)["env"] for where in CONTAINERS[2:])
+    for where in CONTAINERS[2:]:
+        assert dsn not in container(mocks, where)["env"] and password not in container(mocks, where)["env"]
+        assert "volumeMounts" not in container(mocks, where)
 
 
 def test_the_pods_run_as_the_bound_service_account(deployed: Deployed) -> None:
@@ -389,12 +430,12 @@ def test_the_stack_outputs(deployed: Deployed) -> None:
     }
 
 
-def test_more_zones_than_the_region_has_is_refused() -> None:
+def test_more_zones_than_the_region_has_is_refused(tmp_path: Path) -> None:
     # Swaps the mocks: harmless to the other tests, whose fixture resolved all it needs at once.
     pulumi.runtime.set_mocks(Recorder(ZONES[:2]), project="fleetplane", stack="aws", preview=False)
     three = aws_stack.AwsConfig.read(Reader({"availabilityZones": "3"}.get))
     with pytest.raises(ConfigError, match=r"fleetplane:availabilityZones = '3'.*at most 2"):
-        aws_stack.run(three, pulumi.Output.secret(PASSWORD))
+        aws_stack.run(three, pulumi.Output.secret(PASSWORD), ca_bundle(tmp_path))
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -474,6 +515,30 @@ def test_main_asks_pulumi_whether_the_password_is_a_secret() -> None:
             aws_stack.main(Reader(config.get), config)
     finally:
         pulumi.runtime.set_all_config({}, [])
+
+
+def test_the_ca_bundle_is_read_from_the_file_it_names(tmp_path: Path) -> None:
+    pem = ca_bundle(tmp_path / "ca")
+    (tmp_path / "bundle.pem").write_text(pem + pem)  # a bundle holds several
+    assert aws_stack.read_db_ca_bundle(Reader({"dbCaBundle": str(tmp_path / "bundle.pem")}.get)) == pem + pem
+
+
+def test_a_ca_bundle_that_is_not_one_is_refused(tmp_path: Path) -> None:
+    ca = pki.ensure_ca(tmp_path / "ca")
+    (tmp_path / "notes.txt").write_text("not a certificate")
+    (tmp_path / "with-key.pem").write_text(ca.cert.read_text() + ca.key.read_text())
+    for value in (
+        None,
+        "",
+        str(tmp_path / "missing.pem"),
+        str(tmp_path / "notes.txt"),
+        str(tmp_path / "with-key.pem"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            aws_stack.read_db_ca_bundle(Reader({"dbCaBundle": value}.get))
+        message = str(refused.value)
+        assert "fleetplane:dbCaBundle = " in message and aws_stack.RDS_CA_BUNDLE_URL in message
+        assert "PRIVATE KEY" not in message
 
 
 def test_subnets_are_carved_from_the_vpc() -> None:

@@ -101,6 +101,6 @@ def test_demo_claims_select_the_demo_applicationset() -> None:
     assert docs[0] == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}
     assert [d["metadata"]["name"] for d in docs[1:]] == ["demo-1", "demo-2"]
     params = docs[1]["spec"]["parameters"]
-    assert params["labels"] == {"fleetplane.io/demo": "true"}
+    assert params["labels"] == {"demo": "true"}
     assert params["apps"] == {"repoURL": "file:///repo", "path": "apps/platform"}
     assert params["provider"] == "local"

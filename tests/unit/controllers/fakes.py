@@ -1,6 +1,6 @@
 """In-memory stand-ins for the hub API server and the Maestro source client, for handler tests.
 
-They implement only what ``controllers.propagation.handlers`` and ``controllers.status.handlers``
+They implement only what the propagation and status controllers
 call, with the semantics that matter to them: label filters, create-vs-update refusals, soft
 deletion of works, status kept apart from metadata and spec.
 """
@@ -15,16 +15,59 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
+import orjson
 
 from controllers import hub
-from maestro.api import bundles, queries
-from maestro.wire import query as wire_query
-from maestro.wire import stubs
+from maestro import client_errors
+from maestro.api import bundles, listing, queries
 
 
-def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+def _us(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1_000_000)
+
+
+def summary(
+    record: bundles.BundleRecord, *, with_spec: bool = True, with_status: bool = True
+) -> listing.BundleSummary:
+    """A record as a listing shows it."""
+    bundle, status = record.bundle, record.status
+    return listing.BundleSummary(
+        id=str(bundle.id),
+        consumer=bundle.consumer,
+        source=bundle.source,
+        version=bundle.version,
+        deletion=listing.DeletionState.DELETING if bundle.deleting else listing.DeletionState.ACTIVE,
+        spec_json=orjson.dumps(bundle.spec.to_json()) if with_spec else b"",
+        metadata_json=orjson.dumps(bundle.metadata),
+        status_json=orjson.dumps(status.to_json()) if status and with_status else b"",
+        status_sequence=status.sequence_id if status else 0,
+        status_hash=record.status_hash,
+        status_version=record.status_version,
+        deleted_at_us=_us(bundle.deleted_at),
+        created_at_us=_us(bundle.created_at),
+        updated_at_us=_us(bundle.updated_at),
+    )
+
+
+def status_update(change: bundles.StatusChange) -> listing.StatusUpdate:
+    """A stored status change as the watch delivers it."""
+    record = change.record
+    if change.deleted:
+        deletion = listing.DeletionState.DELETED
+    else:
+        deletion = listing.DeletionState.DELETING if record.bundle.deleting else listing.DeletionState.ACTIVE
+    return listing.StatusUpdate(
+        resource_id=str(record.bundle.id),
+        consumer=record.bundle.consumer,
+        source=record.bundle.source,
+        version=record.status_version,
+        deletion=deletion,
+        metadata_json=orjson.dumps(record.bundle.metadata),
+        status_json=orjson.dumps(record.status.to_json()) if record.status else b"",
+        status_sequence=record.status.sequence_id if record.status else 0,
+        status_hash=record.status_hash,
+        resume_token=str(change.rev),
+    )
 
 
 def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
@@ -75,22 +118,18 @@ class FakeMaestro:
         *,
         with_spec: bool = True,
         with_status: bool = True,
-    ) -> AsyncIterator[stubs.query.ListResourceBundlesResponse]:
+    ) -> AsyncIterator[listing.BundlePage]:
         self.calls.append(("list", "with status" if with_status else "without status"))
         records, token = await self.list(where, page_size)
-        items = [wire_query.record_to_pb(r) for r in records]
-        for item in items:
-            if not with_spec:
-                item.spec = b""
-            if not with_status:  # as the server answers: the sequence stays
-                item.status = b""
-        yield stubs.query.ListResourceBundlesResponse(items=items, watch_resume_token=token)
+        # as the server answers: without the status, its sequence stays
+        items = [summary(r, with_spec=with_spec, with_status=with_status) for r in records]
+        yield listing.BundlePage(items=items, next_page_token="", watch_resume_token=token)
 
     async def get(self, resource_id: uuid.UUID) -> bundles.BundleRecord:
         self.calls.append(("get", str(resource_id)))
         found = self.records.get(resource_id)
         if found is None:
-            raise rpc_error(grpc.StatusCode.NOT_FOUND, "resource bundle not found")
+            raise client_errors.NotFound("NOT_FOUND", "resource bundle not found")
         return found
 
     async def apply(
@@ -105,14 +144,14 @@ class FakeMaestro:
     ) -> None:
         self.calls.append(("create" if create else "update", consumer))
         if consumer not in self.consumers:
-            raise rpc_error(grpc.StatusCode.NOT_FOUND, f"consumer {consumer!r} not found")
+            raise client_errors.NotFound("NOT_FOUND", f"consumer {consumer!r} not found")
         existing = self.records.get(resource_id)
         if create and existing is not None:
             if existing.bundle.spec != bundle:
-                raise rpc_error(grpc.StatusCode.ALREADY_EXISTS, "with a different payload")
+                raise client_errors.AlreadyExists("ALREADY_EXISTS", "with a different payload")
             return
         if not create and existing is None:
-            raise rpc_error(grpc.StatusCode.NOT_FOUND, "resource bundle not found")
+            raise client_errors.NotFound("NOT_FOUND", "resource bundle not found")
         stored = bundles.ResourceBundle(
             id=resource_id,
             consumer=consumer,
@@ -129,7 +168,7 @@ class FakeMaestro:
         self.calls.append(("delete", consumer))
         record = self.records.get(resource_id)
         if record is None:
-            raise rpc_error(grpc.StatusCode.NOT_FOUND, "resource bundle not found")
+            raise client_errors.NotFound("NOT_FOUND", "resource bundle not found")
         self.records[resource_id] = dataclasses.replace(
             record, bundle=dataclasses.replace(record.bundle, deleted_at=datetime.now(UTC))
         )

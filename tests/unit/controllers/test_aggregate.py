@@ -1,6 +1,6 @@
 """Bundle status -> hub Application status: Argo CD's shape, Unknown with a reason, cluster errors.
 
-Cases: decoding each feedback value type; the seed's journeys (invalid repo -> Unknown with the
+Cases: decoding each feedback value type; the lifecycle journeys (invalid repo -> Unknown with the
 worker's ComparisonError; fixed repo -> Synced/Healthy with revision, operation, resources,
 summary); no status yet; apply failure; applied but no Argo CD status; deleted; degraded;
 undecodable feedback; per-resource conditions; partial operationState; resource list capping;

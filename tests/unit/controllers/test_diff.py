@@ -1,8 +1,7 @@
 """diff repairs level-based: what to create, update, delete, and what to leave alone and why.
 
 Cases: create/update/delete/unchanged, hashes or bundles, works being deleted, applicationsSync
-policies, errors holding works and blocking deletes, hub mirror deletes, deletion_diff,
-cross-ApplicationSet conflicts.
+policies, errors holding works and blocking deletes, hub mirror deletes.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from controllers.propagation import diff, plan
+from controllers.propagation import diff, identities, plan
 
-from .builders import GO_TEMPLATE, INVENTORY, PARAMS, appset, make
+from .builders import GO_TEMPLATE, make
 
 
 def existing(work: plan.DesiredWork, *, hash_: str | None = None, **kw: Any) -> diff.ExistingWork:
@@ -91,27 +90,10 @@ def test_diff_holds_everything_when_a_target_cannot_be_identified() -> None:
 def test_diff_holds_the_work_of_a_target_whose_cluster_is_unknown() -> None:
     p = make(params=[{"name": "c1"}, {"name": "c9"}])
     held = diff.ExistingWork(
-        "h", "c9", plan.work_name("apps", "guestbook", "c9", "c9-guestbook"), spec_hash="x"
+        "h", "c9", identities.work_name("apps", "guestbook", "c9", "c9-guestbook"), spec_hash="x"
     )
     other = stale()
     d = diff.diff(p, [held, other], existing_mirrors=["c9-guestbook", "old-app"])
     assert d.held == (held,)
     assert d.deletes == (other,)
     assert d.mirror_deletes == ("old-app",)
-
-
-def test_deletion_diff_deletes_everything_whatever_the_policy() -> None:
-    works = [stale("a-1"), diff.ExistingWork("b", "c2", "b-1", deleting=True)]
-    d = diff.deletion_diff(works)
-    assert [w.name for w in d.deletes] == ["a-1"] and [w.name for w in d.held] == ["b-1"]
-
-
-def test_find_conflicts_between_application_sets() -> None:
-    first = make()
-    other = appset()
-    other["metadata"]["name"] = "guestbook-copy"
-    second = plan.plan_application_set(other, PARAMS[:1], INVENTORY)
-    assert diff.find_conflicts([first, second]) == [
-        diff.Conflict("c1", "c1-guestbook", ("apps/guestbook", "apps/guestbook-copy"))
-    ]
-    assert diff.find_conflicts([first]) == []

@@ -331,4 +331,4 @@ def test_the_documented_function_list_is_the_implemented_one() -> None:
     for heading in ("**Go builtins**", "**sprig functions**", "**Argo CD functions**"):
         bullet = doc.split(heading, 1)[1].split("\n- ", 1)[0]
         listed.update(re.findall(r"`([A-Za-z]+)`", bullet))
-    assert listed == set(gotemplate.SUPPORTED_FUNCTIONS)
+    assert listed == set(functions.FUNCTIONS)

@@ -31,11 +31,12 @@ from typing import Any, cast
 import pytest
 
 from controllers import contract
-from controllers.propagation import handlers as propagation
+from controllers.propagation import controller as propagation
+from controllers.propagation import plan
+from controllers.propagation.outcome import Outcome
 from controllers.status import batching, book
-from controllers.status import handlers as status
+from controllers.status import controller as status
 from maestro.api import bundles
-from maestro.wire import query as wire_query
 from tests.unit.controllers import builders, fakes
 
 KEY = ("apps", "guestbook")
@@ -53,7 +54,7 @@ class World:
             cast(Any, self.hub), cast(Any, self.maestro), self.book, self.listener
         )
 
-    async def reconcile(self) -> propagation.Outcome:
+    async def reconcile(self) -> Outcome:
         outcome = await self.controller.reconcile(*KEY)
         assert outcome is not None
         return outcome
@@ -112,13 +113,13 @@ async def test_cluster_leaving_the_inventory_loses_only_its_app() -> None:
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """One entry per plan rendered."""
     counted: list[int] = []
-    real = propagation.plan.plan_application_set
+    real = plan.plan_application_set
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         counted.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(propagation.plan, "plan_application_set", counting)
+    monkeypatch.setattr(plan, "plan_application_set", counting)
     return counted
 
 
@@ -147,7 +148,7 @@ async def test_the_kept_plan_holds_no_documents_and_a_repair_renders_them_again(
     await world.reconcile()
     kept = world.controller._plans[KEY].summary
     assert len(kept.works) == 2 and not kept.rendered
-    with pytest.raises(propagation.plan.NotRenderedError, match="render the plan again"):
+    with pytest.raises(plan.NotRenderedError, match="render the plan again"):
         _ = kept.works[0].bundle
 
     # Someone deletes a work and a mirror behind the controller's back: the next pass puts them back.
@@ -309,7 +310,7 @@ async def test_the_periodic_list_reads_only_the_statuses_newer_than_those_shown(
     # c1 reports 6: the watch delivers it while the list settles, so it is not read again
     newer = reported(world, "c1", "OutOfSync", 6)
     world.maestro.records[newer.bundle.id] = newer
-    change = wire_query.status_change_to_pb(bundles.StatusChange(rev=8, record=newer))
+    change = fakes.status_update(bundles.StatusChange(rev=8, record=newer))
     asyncio.get_running_loop().call_later(0.01, controller.observe_change, change)
     seen.clear()
     world.maestro.calls.clear()

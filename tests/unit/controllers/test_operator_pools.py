@@ -20,6 +20,7 @@ from controllers import operator
 from controllers.hub import ARGOCD_GROUP, ARGOCD_VERSION
 from kubeio.rest import APPLY_PATCH, JSON_PATCH
 from localinfra import ports
+from maestro.client import Credentials
 
 
 class SlowHub:
@@ -80,7 +81,13 @@ async def test_a_status_write_lands_while_every_propagation_connection_waits_on_
     slow_hub: tuple[SlowHub, Path],
 ) -> None:
     hub, kubeconfig = slow_hub
-    built = operator.build(operator.OperatorSettings(kubeconfig=str(kubeconfig), maestro="127.0.0.1:1"))
+    built = operator.build(
+        operator.OperatorSettings(
+            kubeconfig=str(kubeconfig),
+            maestro="127.0.0.1:1",
+            maestro_credentials=Credentials.insecure(),
+        )
+    )
     propagation, status = built.propagation.hub, built.status.hub
     creates = [
         asyncio.create_task(propagation.apply_application(_mirror(i), field_manager="test", force=False))

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controllers import contract
-from controllers.propagation import errors, generators, inventory, plan
+from controllers.propagation import errors, generators, identities, inventory, plan
 
 from .builders import GO_TEMPLATE, INVENTORY, PARAMS, TEMPLATE, appset, cluster_secret, make
 
@@ -361,10 +361,10 @@ def test_unmatched_decisions_become_errors() -> None:
 
 
 def test_work_names_are_stable_and_distinct_per_appset() -> None:
-    name = plan.work_name("apps", "guestbook", "c1", "c1-guestbook")
-    assert name == plan.work_name("apps", "guestbook", "c1", "c1-guestbook")
+    name = identities.work_name("apps", "guestbook", "c1", "c1-guestbook")
+    assert name == identities.work_name("apps", "guestbook", "c1", "c1-guestbook")
     assert name.startswith("c1-guestbook-")
-    assert name != plan.work_name("apps", "other", "c1", "c1-guestbook")
+    assert name != identities.work_name("apps", "other", "c1", "c1-guestbook")
     assert make().works[0].work_name == name
 
 
@@ -388,7 +388,7 @@ def test_spec_hash_follows_the_bundle() -> None:
     st.from_regex(r"[a-z0-9]([-a-z0-9]{0,250}[a-z0-9])?", fullmatch=True), st.text(min_size=1, max_size=80)
 )
 def test_work_names_are_valid_kubernetes_names(app: str, cluster: str) -> None:
-    name = plan.work_name("ns", "appset", cluster, app)
+    name = identities.work_name("ns", "appset", cluster, app)
     assert len(name) <= 253
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name)
 
@@ -396,7 +396,7 @@ def test_work_names_are_valid_kubernetes_names(app: str, cluster: str) -> None:
 @settings(max_examples=80, deadline=None)
 @given(st.text(max_size=120))
 def test_label_values_are_always_valid(text: str) -> None:
-    value = plan.label_value(text)
+    value = identities.label_value(text)
     assert len(value) <= 63
     assert re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value)
     if len(text) <= 63 and re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", text):

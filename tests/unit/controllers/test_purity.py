@@ -15,9 +15,23 @@ import controllers
 
 ROOT = pathlib.Path(controllers.__file__).parent
 MODULES = sorted(ROOT.rglob("*.py"))
-#: the kopf handlers, the hub adapter, the operator wiring and the handlers' periodic runner: the only
-#: modules that do I/O or schedule it
-IO_MODULES = {"hub.py", "operator.py", "periodic.py", "propagation/handlers.py", "status/handlers.py"}
+#: the kopf handlers and the controllers behind them, the hub adapter, the operator wiring and the
+#: controllers' periodic runner: the only modules that do I/O or schedule it
+IO_MODULES = {
+    "hub.py",
+    "operator.py",
+    "periodic.py",
+    "propagation/handlers.py",
+    "propagation/controller.py",
+    "propagation/convergence.py",
+    "propagation/works_and_mirrors.py",
+    "propagation/stored_works.py",
+    "propagation/sweep.py",
+    "propagation/concurrency.py",
+    "propagation/outcome.py",
+    "propagation/settings.py",
+    "status/controller.py",
+}
 PURE_MODULES = [p for p in MODULES if str(p.relative_to(ROOT)) not in IO_MODULES]
 IO_IMPORTS = {"controllers." + m.removesuffix(".py").replace("/", ".") for m in IO_MODULES}
 #: anything that talks to the network, the disk or other processes belongs in the kopf handlers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,11 +11,20 @@ from controllers import operator
 from fleetplane.cli import app
 
 
+@pytest.fixture(autouse=True)
+def in_a_pod(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No kubeconfig anywhere, as in the controllers' pod: they log in with its service account."""
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+
+
 def test_status_write_options_reach_the_status_controller(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[operator.OperatorSettings] = []
     monkeypatch.setattr(operator, "run", started.append)
     args = ["controllers", "run", "--maestro", "m:1", "--write-rate", "500", "--write-concurrency", "48"]
     args += ["--mirror-status-wait", "2.5", "--rollup-bytes", "65536", "--targets-in-flight", "99"]
+    args += ["--insecure"]
 
     result = CliRunner().invoke(app, args)
 
@@ -25,6 +36,36 @@ def test_status_write_options_reach_the_status_controller(monkeypatch: pytest.Mo
     assert settings.propagation.mirror_status_seconds == 2.5
     assert settings.status.rollup_bytes_per_second == 65536
     assert settings.propagation.targets_in_flight == 99
+    assert settings.maestro_credentials.plaintext
+
+
+def test_the_controllers_maestro_identity_is_their_tls_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[operator.OperatorSettings] = []
+    monkeypatch.setattr(operator, "run", started.append)
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        (tmp_path / name).write_text("x")
+
+    result = CliRunner().invoke(app, ["controllers", "run", "--tls-dir", str(tmp_path)])
+
+    assert result.exit_code == 0, result.output
+    tls = started[0].maestro_credentials.tls
+    assert tls is not None and (tls.ca, tls.cert, tls.key) == (
+        tmp_path / "ca.crt",
+        tmp_path / "tls.crt",
+        tmp_path / "tls.key",
+    )
+
+
+def test_the_controllers_refuse_to_start_without_maestro_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FLEETPLANE_TLS_DIR", raising=False)
+    monkeypatch.setattr(operator, "run", lambda _: None)
+
+    result = CliRunner().invoke(app, ["controllers", "run"])
+
+    assert result.exit_code == 2
+    assert "--tls-dir" in result.output and "--insecure" in result.output
 
 
 def test_write_concurrency_below_one_is_refused_naming_the_option() -> None:

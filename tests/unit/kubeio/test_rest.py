@@ -4,7 +4,9 @@ Cases: a request retries through 503/429 answers and a server that is not listen
 succeeds; one that keeps failing becomes ClusterUnavailableError after its budget; 404/409/422 map
 to NotFoundError, ConflictError and ClusterError with the server's message, without retrying; a
 server-side apply body is sent as JSON with the apply-patch content type and the query string; a
-bearer token is sent when the credentials carry one. A real aiohttp server on loopback answers.
+bearer token is sent when the credentials carry one; a refused token is loaded again (once for
+requests refused together) and the requests go through with the new one, while one that stays
+refused is an error, not a loop. A real aiohttp server on loopback answers.
 """
 
 from __future__ import annotations
@@ -173,3 +175,59 @@ async def test_a_stream_yields_each_json_line_even_one_larger_than_aiohttps_line
     events = [e async for e in client().stream("/api/v1/configmaps", query=[("watch", "1")])]
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
     assert events[0]["object"]["v"] == big
+
+
+class TokenChecker(FakeApiServer):
+    """Takes only ``Bearer <valid>``; answers 401 otherwise, as an API server does."""
+
+    def __init__(self, valid: str) -> None:
+        super().__init__()
+        self.valid = valid
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.valid}":
+            self.seen.append((request.method, request.path_qs, dict(request.headers), b""))
+            return web.Response(
+                status=401, body=b'{"message":"Unauthorized"}', content_type="application/json"
+            )
+        return await super().handle(request)
+
+
+def _rotating(server: str, tokens: list[str]) -> credentials.Credentials:
+    """Credentials whose reload reads the next token, as a rotated token file would give."""
+
+    def load() -> credentials.Credentials:
+        token = tokens.pop(0) if len(tokens) > 1 else tokens[0]
+        return credentials.Credentials(server, None, f"Bearer {token}", load)
+
+    return load()
+
+
+async def test_a_refused_token_is_loaded_again_and_the_request_sent_with_the_new_one() -> None:
+    fake, port = TokenChecker("new"), ports.free_port()
+    fake.answers = [(200, {"kind": "NamespaceList"})]
+    runner = await _serve(fake, port)
+    client = KubeRest(_rotating(f"http://127.0.0.1:{port}", ["old", "new"]), FAST)
+    try:
+        # several refused at once load the credentials once, and all go through with the new ones
+        replies = await asyncio.gather(*(client.request("GET", "/api/v1/namespaces") for _ in range(5)))
+        assert replies == [{"kind": "NamespaceList"}] * 5
+        assert client.reloads == 1
+        assert [h["Authorization"] for _, _, h, _ in fake.seen].count("Bearer new") == 5
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_a_token_that_stays_refused_is_an_error_not_a_loop() -> None:
+    fake, port = TokenChecker("never"), ports.free_port()
+    runner = await _serve(fake, port)
+    client = KubeRest(_rotating(f"http://127.0.0.1:{port}", ["old"]), FAST)
+    try:
+        with pytest.raises(ClusterError, match="Unauthorized") as refused:
+            await client.request("GET", "/api/v1/namespaces")
+        assert refused.value.status == 401
+        assert client.reloads == 0 and len(fake.seen) == 1
+    finally:
+        await client.close()
+        await runner.cleanup()

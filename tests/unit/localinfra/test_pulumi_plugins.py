@@ -72,4 +72,4 @@ def test_the_virtualenv_option_picks_the_interpreter(tmp_path: Path) -> None:
 
 def test_the_cli_is_built_at_the_sdk_version() -> None:
     pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
-    assert f"pulumi=={versions.PULUMI}" in pyproject["project"]["dependencies"]
+    assert f"pulumi=={versions.PULUMI}" in pyproject["project"]["optional-dependencies"]["bootstrap"]

@@ -18,7 +18,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from maestro.transport import clients
+from maestro.transport import consumer as consumer_mod
+from maestro.transport.connection import KafkaSettings
+from maestro.transport.consumer import Reader
+from maestro.transport.messages import Incoming
+from maestro.transport.producer import Publisher
 
 Callback = Callable[[KafkaError | None, Any], None]
 
@@ -86,8 +90,8 @@ class FakeProducer:
         pass
 
 
-def publisher(producer: FakeProducer) -> clients.Publisher:
-    made = object.__new__(clients.Publisher)
+def publisher(producer: FakeProducer) -> Publisher:
+    made = object.__new__(Publisher)
     made._attach(producer)  # type: ignore[arg-type]
     return made
 
@@ -162,43 +166,47 @@ class FakeConsumer:
     def subscribe(self, topics: list[str]) -> None:
         self.subscribed = list(topics)
 
-    def list_topics(self, topic: str, timeout: float | None = None) -> Any:
+    def list_topics(self, topic: str | None = None, timeout: float | None = None) -> Any:
         if self.broker_away:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker away"))
         partitions = {p: object() for p in range(self.partitions)}
-        return SimpleNamespace(topics={topic: SimpleNamespace(partitions=partitions)})
+        names = [topic] if topic is not None else self.topics
+        return SimpleNamespace(topics={t: SimpleNamespace(partitions=partitions) for t in names})
+
+    # The broker's topics, for a pattern subscription.
+    topics: list[str] = ["t.status"]
 
     def group_commits(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         commits = self.group_committed or {}
         return [TopicPartition(tp.topic, tp.partition, commits.get(tp.partition, -1001)) for tp in partitions]
 
 
-def reader(consumer: FakeConsumer, *, stall_after: float | None = None) -> clients.Reader:
+def reader(consumer: FakeConsumer, *, stall_after: float | None = None) -> Reader:
     """A real `Reader` over `consumer` (built without librdkafka)."""
-    real = clients.Consumer
-    clients.Consumer = lambda config: consumer  # type: ignore[assignment,misc]
+    real = consumer_mod.Consumer
+    consumer_mod.Consumer = lambda config: consumer  # type: ignore[assignment,misc]
     try:
-        return clients.Reader("fake:9092", "group", stall_after=stall_after)
+        return Reader(KafkaSettings.insecure("fake:9092"), "group", stall_after=stall_after)
     finally:
-        clients.Consumer = real  # type: ignore[misc]
+        consumer_mod.Consumer = real  # type: ignore[misc]
 
 
 class RecordingReader:
     """A `Reader`'s async surface over scripted batches, recording commits."""
 
-    def __init__(self, batches: list[list[clients.Incoming]]) -> None:
+    def __init__(self, batches: list[list[Incoming]]) -> None:
         self._batches = batches
-        self.committed: list[list[clients.Incoming]] = []
+        self.committed: list[list[Incoming]] = []
         self.subscribed: list[str] = []
 
     def subscribe(self, topics: list[str]) -> None:
         self.subscribed.extend(topics)
 
-    async def poll_batch(self, max_messages: int = 500, timeout: float = 0.5) -> list[clients.Incoming]:
+    async def poll_batch(self, max_messages: int = 500, timeout: float = 0.5) -> list[Incoming]:
         if self._batches:
             return self._batches.pop(0)
         await asyncio.sleep(0.01)
         return []
 
-    async def commit(self, messages: list[clients.Incoming]) -> None:
+    async def commit(self, messages: list[Incoming]) -> None:
         self.committed.append(list(messages))

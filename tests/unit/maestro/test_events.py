@@ -130,19 +130,22 @@ def test_spec_event_round_trip_for_the_agent() -> None:
     assert bundle_events.parse_spec_event(leftover).deleting
 
 
+SEQUENCE = int(fx.NOW.timestamp()) * 1_000_000_000 + 123
+
+
 def test_status_round_trips() -> None:
     report = bundles.StatusReport(
         resource_id=fx.RID,
         consumer="cluster1",
         resource_version=2,
-        # A snowflake id: far past int32, so it travels as a string.
-        status=fx.status(seq=1857245124589473792),
+        # An agent's clock in nanoseconds: far past int32, so it travels as a string.
+        status=fx.status(seq=SEQUENCE),
         original_source="hub",
         status_hash="abc",
     )
     event = bundle_events.status_report_event(report, source="agent-cluster1", now=fx.NOW)
-    assert event.extensions["sequenceid"] == "1857245124589473792"
-    assert bundle_events.parse_status_report(event) == report
+    assert event.extensions["sequenceid"] == str(SEQUENCE)
+    assert bundle_events.parse_status_report(event, now_ns=SEQUENCE) == report
 
     record = bundles.BundleRecord(
         bundle=fx.bundle(2), status=report.status, status_version=2, status_hash="h"

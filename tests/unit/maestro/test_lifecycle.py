@@ -4,12 +4,14 @@ Cases: create starts at version 1 and emits; a retried identical create is a no-
 create of an existing id, an update of a missing id, a stale version and a change to a deleting
 bundle are refused; an update bumps the version only when the payload changed (metadata alone is
 stored without an event); version 0 means latest; delete is soft, emits once, then is idempotent;
-a bundle cannot move between consumers or sources; stale statuses are classified.
+a bundle cannot move between consumers or sources; stale statuses, statuses for a version never
+given out and sequences past the server's clock plus its margin are classified.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 
@@ -114,6 +116,8 @@ def test_plan_spec_refusals(
 
 
 V = lifecycle.StatusVerdict
+LIMIT = 1_000
+INT64_MAX = (1 << 63) - 1
 VERDICTS = [
     ("first status", 1, None, 1, 5, V.ACCEPT),
     ("newer sequence", 2, 5, 2, 6, V.ACCEPT),
@@ -121,6 +125,14 @@ VERDICTS = [
     ("older sequence", 2, 5, 2, 4, V.STALE_SEQUENCE),
     ("older version", 2, 5, 1, 9, V.STALE_VERSION),
     ("older version first status", 2, None, 1, 9, V.STALE_VERSION),
+    ("version never given out", 2, 5, 3, 9, V.UNKNOWN_VERSION),
+    ("huge version", 2, 5, INT64_MAX, 9, V.UNKNOWN_VERSION),
+    ("sequence at the limit", 2, 5, 2, LIMIT, V.ACCEPT),
+    ("sequence past the limit", 2, 5, 2, LIMIT + 1, V.FUTURE_SEQUENCE),
+    ("largest sequence", 2, None, 2, INT64_MAX, V.FUTURE_SEQUENCE),
+    ("stored at the limit still holds", 2, LIMIT, 2, LIMIT - 1, V.STALE_SEQUENCE),
+    ("stored past the limit holds nothing", 2, LIMIT + 1, 2, 6, V.ACCEPT),
+    ("stored 2^63-1 holds nothing", 2, INT64_MAX, 2, 6, V.ACCEPT),
 ]
 
 
@@ -131,9 +143,45 @@ def test_judge_status(
     current: int, stored: int | None, version: int, seq: int, want: lifecycle.StatusVerdict
 ) -> None:
     got = lifecycle.judge_status(
-        current_version=current, stored_sequence=stored, report_version=version, report_sequence=seq
+        current_version=current,
+        stored_sequence=stored,
+        report_version=version,
+        report_sequence=seq,
+        max_sequence=LIMIT,
     )
     assert got is want
+
+
+NOW_NS = 1_795_000_000_000_000_000
+AHEAD = timedelta(minutes=5)
+AHEAD_NS = 300 * 1_000_000_000
+SEQUENCES = [
+    ("zero", 0, True),
+    ("the past", NOW_NS - 1, True),
+    ("now", NOW_NS, True),
+    ("at the margin", NOW_NS + AHEAD_NS, True),
+    ("one past the margin", NOW_NS + AHEAD_NS + 1, False),
+    ("a year ahead", NOW_NS + 365 * 86400 * 1_000_000_000, False),
+    ("2^63-1", INT64_MAX, False),
+]
+
+
+@pytest.mark.parametrize(("sequence", "accepted"), [s[1:] for s in SEQUENCES], ids=[s[0] for s in SEQUENCES])
+def test_a_sequence_may_be_ahead_of_the_servers_clock_by_the_margin_only(
+    sequence: int, accepted: bool
+) -> None:
+    assert lifecycle.sequence_limit(NOW_NS, AHEAD) == NOW_NS + AHEAD_NS
+    if accepted:
+        assert lifecycle.check_sequence(sequence, now_ns=NOW_NS, ahead=AHEAD) == sequence
+        return
+    with pytest.raises(errors.InvalidArgument) as caught:
+        lifecycle.check_sequence(sequence, now_ns=NOW_NS, ahead=AHEAD)
+    assert caught.value.field == "sequenceid"
+    assert "ahead of the server's clock" in str(caught.value) and "NTP" in str(caught.value)
+
+
+def test_the_sequence_limit_stays_an_int64() -> None:
+    assert lifecycle.sequence_limit(INT64_MAX - 5, AHEAD) == INT64_MAX
 
 
 @pytest.mark.parametrize(

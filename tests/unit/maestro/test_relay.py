@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError
 from maestro.api import bundle_events, events
 from maestro.server.relay import OutboxRelay
 from maestro.storage.outbox_sql import OutboxEntry
-from maestro.transport import clients
+from maestro.transport.errors import PublishError
 from tests.unit.maestro import fixtures, kafkafakes
 from tests.unit.maestro.kafkafakes import FakeProducer
 
@@ -67,14 +67,6 @@ class FakeOutbox:
         self.leased -= gone
 
 
-class FakeTopics:
-    async def ensure(self, highest_spec_partition: int = 0) -> None:
-        pass
-
-    def spec_partitions(self) -> int:
-        return 64
-
-
 class FakeNotifier:
     async def wait(self, channel: str, timeout: float) -> None:
         await asyncio.sleep(min(timeout, 0.01))
@@ -84,7 +76,6 @@ def make_relay(outbox: FakeOutbox, producer: FakeProducer, *, give_up_after: flo
     return OutboxRelay(
         outbox,  # type: ignore[arg-type]
         kafkafakes.publisher(producer),
-        FakeTopics(),  # type: ignore[arg-type]
         FakeNotifier(),  # type: ignore[arg-type]
         renew_every=0.05,
         give_up_after=give_up_after,
@@ -116,7 +107,7 @@ async def test_a_refused_batch_is_released_at_once_and_published_again() -> None
     await asyncio.sleep(0.05)
     producer.settle(producer.produced[:1])
     producer.settle(producer.produced[1:], KafkaError(KafkaError._MSG_TIMED_OUT))
-    with pytest.raises(clients.PublishError, match="2 failed"):
+    with pytest.raises(PublishError, match="2 failed"):
         await asyncio.wait_for(task, 5)
     assert set(outbox.rows) == {1, 2, 3} and not outbox.leased and outbox.releases == 1
     # The next round publishes every row again, each consumer's from its first.
@@ -131,7 +122,7 @@ async def test_a_refused_batch_is_released_at_once_and_published_again() -> None
 async def test_a_batch_never_settled_is_given_up_and_published_again() -> None:
     outbox, producer = FakeOutbox(the_rows()), FakeProducer()
     relay = make_relay(outbox, producer, give_up_after=0.2)
-    with pytest.raises(clients.PublishError, match="0 failed, 3 unacknowledged"):
+    with pytest.raises(PublishError, match="0 failed, 3 unacknowledged"):
         await asyncio.wait_for(relay.relay_once(), 5)
     assert set(outbox.rows) == {1, 2, 3} and not outbox.leased
 

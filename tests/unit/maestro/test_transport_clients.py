@@ -9,7 +9,10 @@ what Kafka definitely refused for a transient reason, and raises on a permanent 
 assigned reader whose consumer hands out nothing while the broker holds more is started afresh at
 the next offset it would hand out (asking a fresh consumer if the stuck one cannot answer), and
 one that is caught up, cannot ask the broker, or does not watch is left alone; a group member
-restarts only when the group's committed offsets lag the broker and stopped moving.
+restarts only when the group's committed offsets lag the broker and stopped moving, and one
+subscribed by pattern watches every topic the pattern matches. Kafka's authorizer refusing a
+write, a read or a commit is permanent: `AuthorizationError`, never retried, and a read refusal is
+raised only after the messages before it are handed out.
 """
 
 from __future__ import annotations
@@ -24,13 +27,20 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from localinfra import ports
-from maestro.transport import clients
+from maestro.transport import consumer as consumer_mod
+from maestro.transport import layout
+from maestro.transport.connection import KafkaSettings
+from maestro.transport.consumer import Reader
+from maestro.transport.delivery import Delivery
+from maestro.transport.errors import AuthorizationError, PublishError
+from maestro.transport.messages import Incoming, Outgoing
+from maestro.transport.producer import Publisher
 from tests.unit.maestro import kafkafakes
 from tests.unit.maestro.kafkafakes import FakeConsumer, FakeMessage, FakeProducer
 
 
-def outgoing(n: int, partition: int | None = 0) -> list[clients.Outgoing]:
-    return [clients.Outgoing("t.spec", "c1", [], f"m{i}".encode(), partition) for i in range(n)]
+def outgoing(n: int, partition: int | None = 0) -> list[Outgoing]:
+    return [Outgoing("t.spec", "c1", [], f"m{i}".encode(), partition) for i in range(n)]
 
 
 def test_an_error_event_in_a_batch_does_not_drop_its_messages(caplog: pytest.LogCaptureFixture) -> None:
@@ -58,7 +68,7 @@ def test_a_timed_out_publish_counts_its_own_messages_and_settles_later() -> None
     producer = FakeProducer()
     publisher = kafkafakes.publisher(producer)
     other = publisher.send_sync(outgoing(5, partition=1))  # another caller's, never answered here
-    with pytest.raises(clients.PublishError, match="0 failed, 2 unacknowledged"):
+    with pytest.raises(PublishError, match="0 failed, 2 unacknowledged"):
         publisher.publish_sync(outgoing(2), timeout=0.05)
     mine = publisher.send_sync(outgoing(3))
     assert not publisher.wait_sync(mine, 0.05) and mine.pending == 3
@@ -134,7 +144,7 @@ async def test_an_async_publish_is_woken_by_its_own_delivery_reports() -> None:
         producer.settle(producer.produced[:3])  # the broker answers for the first call's messages
         await asyncio.wait_for(waiting, 1.0)
         assert not other.settled
-        with pytest.raises(clients.PublishError, match="0 failed, 1 unacknowledged"):
+        with pytest.raises(PublishError, match="0 failed, 1 unacknowledged"):
             await publisher.publish(outgoing(1), timeout=0.05)
         producer.settle(producer.unsettled())
         assert await publisher.wait(other, 1.0) and other.ok
@@ -147,10 +157,10 @@ async def test_a_wait_cancelled_as_its_delivery_settles_is_cancelled() -> None:
     swallowed the cancellation (as `asyncio.wait_for` does on 3.11) left it running forever."""
     cancelled = 0
     for spins in range(4):  # cancel at each step of the wake-up that follows the acknowledgement
-        delivery = clients.Delivery(outgoing(1))
+        delivery = Delivery(outgoing(1))
         waiting = asyncio.create_task(delivery.settled_within(30))
         await asyncio.sleep(0)
-        delivery._record(0, None)
+        delivery.record(0, None)
         for _ in range(spins):
             await asyncio.sleep(0)
         if waiting.done():
@@ -169,12 +179,68 @@ async def test_deliver_raises_on_a_permanent_refusal() -> None:
     task = asyncio.create_task(publisher.deliver(outgoing(1), what="test"))
     await asyncio.sleep(0.05)
     producer.settle(producer.produced, KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
-    with pytest.raises(clients.PublishError, match="1 failed"):
+    with pytest.raises(PublishError, match="1 failed"):
         await asyncio.wait_for(task, 5)
 
 
-def poll_for(reader: clients.Reader, seconds: float) -> list[clients.Incoming]:
-    got: list[clients.Incoming] = []
+async def test_deliver_reports_an_authorization_refusal_as_permanent() -> None:
+    producer = FakeProducer()
+    publisher = kafkafakes.publisher(producer)
+    task = asyncio.create_task(publisher.deliver(outgoing(2), what="test"))
+    await asyncio.sleep(0.05)
+    producer.settle(producer.produced, KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    with pytest.raises(AuthorizationError, match=r"writing to t\.spec: TOPIC_AUTHORIZATION_FAILED"):
+        await asyncio.wait_for(task, 5)
+    assert len(producer.produced) == 2, "a refusal is never sent again"
+
+
+def test_a_refused_read_raises_once_the_messages_before_it_are_handed_out() -> None:
+    refused = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed")
+    reader = kafkafakes.reader(
+        FakeConsumer(
+            [
+                [FakeMessage(1), FakeMessage(-1, refused, topic_="other.spec.3")],
+                [FakeMessage(-1, refused, topic_="other.spec.3")],
+            ]
+        )
+    )
+    assert [m.offset for m in reader.poll_batch_sync(500, 0.1)] == [1]
+    with pytest.raises(AuthorizationError, match=r"reading other\.spec\.3") as caught:
+        reader.poll_batch_sync(500, 0.1)
+    assert (
+        caught.value.error is not None and caught.value.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    )
+
+
+def test_a_refused_commit_is_permanent() -> None:
+    consumer = FakeConsumer()
+
+    def commit(offsets: list[object], asynchronous: bool) -> None:
+        raise KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+
+    consumer.commit = commit  # type: ignore[attr-defined]
+    reader = kafkafakes.reader(consumer)
+    message = Incoming("t.spec.0", 0, 4, None, {}, None, b"")
+    with pytest.raises(AuthorizationError, match="committing offsets as group group"):
+        reader.commit_sync([message])
+
+
+def test_a_pattern_subscription_watches_every_topic_it_matches() -> None:
+    consumer = FakeConsumer()
+    consumer.topics = ["p.status.0", "p.status.7", "p.spec.0", "q.status.1", "p.status.x"]
+    consumer.group_committed, consumer.end_offset = {0: 3}, 3
+    reader = kafkafakes.reader(consumer, stall_after=0.0)
+    reader.subscribe([layout.Layout("p").status_pattern])
+    assert [(tp.topic, tp.partition) for tp in reader._subscribed(consumer, 1.0)] == [
+        ("p.status.0", 0),
+        ("p.status.0", 1),
+        ("p.status.7", 0),
+        ("p.status.7", 1),
+    ]
+
+
+def poll_for(reader: Reader, seconds: float) -> list[Incoming]:
+    got: list[Incoming] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         got.extend(reader.poll_batch_sync(500, 0.0))
@@ -192,7 +258,7 @@ def test_a_stuck_assigned_consumer_is_started_afresh_at_the_next_offset(
     assert stuck.assigned == [("t.spec", 0, 5)]
     fresh, probe = FakeConsumer([[FakeMessage(7)]]), FakeConsumer()
     made = [probe, fresh] if wedged else [fresh]
-    monkeypatch.setattr(clients, "Consumer", lambda config: made.pop(0))
+    monkeypatch.setattr(consumer_mod, "Consumer", lambda config: made.pop(0))
     if wedged:
         # The stuck consumer cannot even answer for its end offsets: a fresh one is asked.
         stuck.broker_away = True
@@ -222,7 +288,7 @@ def test_an_idle_consumer_is_left_alone_when_it_is_not_behind(
         probes[-1].broker_away = True  # the broker is away for a fresh consumer too
         return probes[-1]
 
-    monkeypatch.setattr(clients, "Consumer", probe)
+    monkeypatch.setattr(consumer_mod, "Consumer", probe)
     reader.assign([("t.spec", 0)])
     poll_for(reader, 0.3)
     assert reader.restarts == 0 and not consumer.closed
@@ -233,13 +299,13 @@ def test_a_group_member_restarts_only_when_the_group_makes_no_progress(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = [100.0]
-    monkeypatch.setattr(clients.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     stuck = FakeConsumer()
     stuck.group_committed, stuck.end_offset = {0: 4, 1: 7}, 7
     reader = kafkafakes.reader(stuck, stall_after=10.0)
     reader.subscribe(["t.status"])
     fresh = FakeConsumer()
-    monkeypatch.setattr(clients, "Consumer", lambda config: fresh)
+    monkeypatch.setattr(consumer_mod, "Consumer", lambda config: fresh)
 
     def idle_for(seconds: float) -> None:
         for _ in range(int(seconds)):
@@ -268,7 +334,7 @@ def test_an_idle_group_member_that_is_caught_up_is_left_alone() -> None:
 def test_closing_a_publisher_whose_broker_is_gone_drops_its_queue_and_tells_the_senders() -> None:
     # Nothing listens on the port: the messages can never be delivered. The producer's own close
     # would wait for them until the delivery timeout; ours hands them back as failed.
-    publisher = clients.Publisher(f"127.0.0.1:{ports.free_port()}", client_id="closing")
+    publisher = Publisher(KafkaSettings.insecure(f"127.0.0.1:{ports.free_port()}"), client_id="closing")
     delivery = publisher.send_sync(outgoing(3, partition=None))
 
     publisher.close(timeout=0.2)

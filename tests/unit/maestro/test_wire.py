@@ -17,7 +17,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from maestro.api import bundle_events, bundles, errors, events
+from maestro.api import bundle_events, bundles, errors, events, listing
 from maestro.wire import cloudevents, query, status_codes, stubs
 from tests.unit.maestro import fixtures as fx
 
@@ -128,7 +128,7 @@ def test_query_record_round_trip() -> None:
     )
     message = query.record_to_pb(record)
     assert message.deletion_state == stubs.query.DELETION_STATE_DELETING
-    back = query.record_from_pb(stubs.query.ResourceBundle.FromString(message.SerializeToString()))
+    back = query.summary_from_pb(stubs.query.ResourceBundle.FromString(message.SerializeToString())).record()
     assert back.bundle == record.bundle
     assert back.status == record.status and back.status_hash == "h"
 
@@ -137,6 +137,27 @@ def test_status_change_carries_its_resume_token() -> None:
     record = bundles.BundleRecord(bundle=fx.bundle(2), status=fx.status(), status_version=2, status_rev=41)
     change = query.status_change_to_pb(bundles.StatusChange(rev=41, record=record, deleted=True))
     assert (change.resume_token, change.deletion_state) == ("41", stubs.query.DELETION_STATE_DELETED)
+
+
+def test_status_change_reads_back_as_a_status_update() -> None:
+    record = bundles.BundleRecord(bundle=fx.bundle(2), status=fx.status(seq=9), status_version=2)
+    change = query.status_change_to_pb(bundles.StatusChange(rev=41, record=record, deleted=True))
+    update = query.status_update_from_pb(change)
+    assert (update.resume_token, update.deletion, update.version) == ("41", listing.DeletionState.DELETED, 2)
+    assert update.metadata() == record.bundle.metadata
+    assert update.status() == fx.status(seq=9).to_json() and update.status_sequence == 9
+
+
+def test_listed_page_keeps_its_tokens_and_leaves_what_was_left_out_empty() -> None:
+    record = bundles.BundleRecord(bundle=fx.bundle(2), status=fx.status(seq=9), status_version=2)
+    reply = stubs.query.ListResourceBundlesResponse(next_page_token="n", watch_resume_token="7")
+    reply.items.append(query.record_to_pb(record))
+    reply.items[0].status = b""
+    page = query.page_from_pb(reply)
+    assert (page.next_page_token, page.watch_resume_token) == ("n", "7")
+    (item,) = page.items
+    assert (item.deletion, item.status(), item.status_sequence) == (listing.DeletionState.ACTIVE, None, 9)
+    assert item.record().bundle == record.bundle and item.record().status is None
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import boto3
 import pytest
 
-from provisioner.providers.aws import eks_token
 from provisioner.providers.base import ProviderError
+from provisioner.providers.eks_access import eks_token
 
 SECRET = "secret-key-for-tests"
 

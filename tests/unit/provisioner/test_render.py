@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from controllers.propagation import inventory
-from provisioner import catalog, render, xrd
+from provisioner import catalog, identity, render, template_env, xrd
+from provisioner.providers import local_workloads as lw
 
 from . import builders
 
@@ -79,9 +80,57 @@ def test_worker_cluster_order_and_targets(rendered: list[render.ComposedResource
         (16, "workload", "agent-serviceaccount", False),
         (17, "workload", "agent-clusterrole", False),
         (18, "workload", "agent-clusterrolebinding", False),
-        (19, "workload", "agent", True),
-        (20, "hub", "inventory", False),
+        (19, "workload", "agent-role-argocd", False),
+        (20, "workload", "agent-rolebinding-argocd", False),
+        (21, "identity", "agent-identity", False),
+        (22, "identity", "argocd-repo-server-certificate", False),
+        (23, "identity", "argocd-repo-server-client-certificate", False),
+        (24, "workload", "agent", True),
+        (25, "hub", "inventory", False),
     ]
+
+
+def test_the_repo_server_and_its_client_authenticate_each_other(
+    rendered: list[render.ComposedResource],
+) -> None:
+    resource = by_name(rendered)["argocd-repo-server-certificate"]
+    wanted = identity.request(resource.object)
+    assert (wanted.service, wanted.secret_name, wanted.secret_namespace) == (
+        "argocd-repo-server", "argocd-repo-server-tls", "argocd",
+    )  # fmt: skip
+    assert "argocd-repo-server.argocd.svc" in wanted.dns_names
+    assert wanted.restart == (
+        ("Deployment", "argocd-repo-server"),
+        ("StatefulSet", "argocd-application-controller"),
+    )
+    assert wanted.lifetime.total_seconds() == 30 * 24 * 3600
+    client = identity.request(by_name(rendered)["argocd-repo-server-client-certificate"].object)
+    assert (client.service, client.usage, client.secret_name) == (
+        "argocd-application-controller", "client", "argocd-repo-server-mtls",
+    )  # fmt: skip
+    assert client.keys == identity.SecretKeys("client.crt", "client.key", ("client-ca.crt", "server-ca.crt"))
+    # Argo CD's own parameters: the controller verifies the repo-server (a ConfigMap install.yaml ships)
+    params = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cmd-params-cm"}}
+    claim = builders.defaulted(builders.claim())
+    composite = xrd.composite_from_claim(claim, builders.definition())
+    values = render.composite_values(
+        composite, claim, builders.composition()["spec"]["defaults"], builders.platform(install=[params])
+    )
+    composed = by_name(render.render(builders.template(), source=builders.TEMPLATE_SOURCE, values=values))
+    assert composed["configmap-argocd-cmd-params-cm"].object["data"] == {
+        "controller.repo.server.strict.tls": "true"
+    }
+
+
+def test_the_agent_identity_is_its_consumers_in_the_secret_it_mounts(
+    rendered: list[render.ComposedResource],
+) -> None:
+    wanted = identity.request(by_name(rendered)["agent-identity"].object)
+    agent = by_name(rendered)["agent"].object
+    assert wanted.consumer == by_name(rendered)["maestro-consumer"].object["name"]
+    assert lw.tls_secret_name(agent) == wanted.secret_name
+    assert wanted.secret_namespace == agent["metadata"]["namespace"]
+    assert wanted.lifetime.total_seconds() == 86400
 
 
 def test_argocd_server_is_skipped(rendered: list[render.ComposedResource]) -> None:
@@ -117,7 +166,7 @@ def test_provider_cluster_config(rendered: list[render.ComposedResource]) -> Non
     spec = render.cluster_spec(rendered[0], name)
     assert render.provider_name(rendered[0]) == "local"
     assert (spec.name, spec.version, spec.node_count, spec.region) == (name, "1.37", 1, "")
-    assert spec.labels == {"env": "dev", "region": "eu"}
+    assert spec.labels == {"env": "dev", "region": "eu", "fleetplane.io/team": "apps"}
     assert spec.tags["fleetplane.io/claim-name"] == "team-a"
 
 
@@ -135,7 +184,7 @@ def test_maestro_consumer_and_agent(rendered: list[render.ComposedResource]) -> 
     assert resources["maestro-consumer"].object == {
         "kind": "MaestroConsumer",
         "name": name,
-        "labels": {"env": "dev", "region": "eu"},
+        "labels": {"env": "dev", "region": "eu", "fleetplane.io/team": "apps"},
     }
     agent = resources["agent"].object
     assert agent["metadata"]["labels"]["app.kubernetes.io/name"] == "maestro-agent"
@@ -147,7 +196,12 @@ def test_maestro_consumer_and_agent(rendered: list[render.ComposedResource]) -> 
         "--kafka", "127.0.0.1:9092",
         "--server", "127.0.0.1:8090",
         "--topic-prefix", "fleetplane.maestro",
+        "--tls-dir", "/var/run/fleetplane/tls",
     ]  # fmt: skip
+    mounts = agent["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "tls", "mountPath": "/var/run/fleetplane/tls", "readOnly": True} in mounts
+    volumes = {v["name"]: v for v in agent["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "maestro-agent-tls"
     settings = {
         k: base64.b64decode(v).decode() for k, v in resources["agent-settings"].object["data"].items()
     }
@@ -156,8 +210,86 @@ def test_maestro_consumer_and_agent(rendered: list[render.ComposedResource]) -> 
         yaml.safe_load(settings["kubeconfig"])["clusters"][0]["cluster"]["server"]
         == "https://kubernetes.default.svc"
     )
-    rules = resources["agent-clusterrole"].object["rules"]
-    assert rules[0] == {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+
+
+WRITE_VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+AGENT_SUBJECTS = [
+    {"kind": "ServiceAccount", "name": "maestro-agent", "namespace": "open-cluster-management-agent"}
+]
+AGENT_CLUSTER_RULES = [
+    {"apiGroups": ["agent.maestro.fleetplane.io"], "resources": ["appliedbundles"], "verbs": WRITE_VERBS},
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "resourceNames": ["appliedbundles.agent.maestro.fleetplane.io"],
+        "verbs": ["get", "create", "update", "patch"],
+    },
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
+    {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"]},
+]
+APPLICATIONS = {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": WRITE_VERBS}
+
+
+def agent_rbac(resources: list[render.ComposedResource]) -> dict[str, dict[str, Any]]:
+    return {r.name: r.object for r in resources if r.name.startswith(("agent-role", "agent-cluster"))}
+
+
+def test_the_agent_may_write_only_applications_in_argocd_and_its_own_records(
+    rendered: list[render.ComposedResource],
+) -> None:
+    rbac = agent_rbac(rendered)
+    assert sorted(rbac) == [
+        "agent-clusterrole",
+        "agent-clusterrolebinding",
+        "agent-role-argocd",
+        "agent-rolebinding-argocd",
+    ]
+    assert rbac["agent-clusterrole"]["rules"] == AGENT_CLUSTER_RULES
+    role = rbac["agent-role-argocd"]
+    assert (role["kind"], role["metadata"]["namespace"], role["rules"]) == ("Role", "argocd", [APPLICATIONS])
+    for binding, kind in (("agent-clusterrolebinding", "ClusterRole"), ("agent-rolebinding-argocd", "Role")):
+        assert rbac[binding]["subjects"] == AGENT_SUBJECTS
+        assert rbac[binding]["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": kind,
+            "name": "fleetplane:maestro-agent",
+        }
+    # nothing grants a wildcard
+    rules = [rule for obj in rbac.values() for rule in obj.get("rules") or ()]
+    assert not any("*" in rule.get(key, ()) for rule in rules for key in ("apiGroups", "resources", "verbs"))
+
+
+def test_a_claims_agent_permissions_become_roles_and_cluster_rules() -> None:
+    configmaps = {"apiGroups": [""], "resources": ["configmaps"], "verbs": WRITE_VERBS}
+    read_deployments = {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["get", "list", "watch"],
+    }
+    claim = builders.claim(
+        agentPermissions=[
+            {**configmaps, "namespace": "default"},
+            {**read_deployments, "namespace": "argocd"},
+            read_deployments,
+            {**configmaps, "resourceNames": ["settings"], "namespace": "shop"},
+        ]
+    )
+    rbac = agent_rbac(render_claim(claim))
+    assert rbac["agent-clusterrole"]["rules"] == [*AGENT_CLUSTER_RULES, read_deployments]
+    assert rbac["agent-role-argocd"]["rules"] == [APPLICATIONS, read_deployments]
+    assert rbac["agent-role-default"]["rules"] == [configmaps]
+    assert rbac["agent-role-shop"]["rules"] == [{**configmaps, "resourceNames": ["settings"]}]
+    for ns in ("default", "shop"):
+        assert rbac[f"agent-rolebinding-{ns}"]["metadata"]["namespace"] == ns
+        assert rbac[f"agent-rolebinding-{ns}"]["subjects"] == AGENT_SUBJECTS
+
+
+def test_malformed_agent_permissions_are_refused_naming_the_field() -> None:
+    claim = builders.claim(agentPermissions=[{"apiGroups": [""], "resources": ["pods"], "verbs": []}])
+    with pytest.raises(render.ParameterError) as refused:
+        render_claim(claim)
+    assert str(refused.value).startswith("spec.parameters.agentPermissions[0].verbs: is empty")
+    assert refused.value.reason == "InvalidParameter"
 
 
 def test_inventory_secret_is_what_the_hub_controllers_read(rendered: list[render.ComposedResource]) -> None:
@@ -166,7 +298,7 @@ def test_inventory_secret_is_what_the_hub_controllers_read(rendered: list[render
     assert secret["metadata"]["namespace"] == "argocd"
     labels = secret["metadata"]["labels"]
     assert labels["argocd.argoproj.io/secret-type"] == "cluster"
-    assert {"env": "dev", "region": "eu"}.items() <= labels.items()
+    assert {"env": "dev", "region": "eu", "fleetplane.io/team": "apps"}.items() <= labels.items()
     read = inventory.Inventory.from_secrets([secret])
     assert read.problems == ()
     (cluster,) = read.clusters
@@ -374,7 +506,7 @@ def test_json_objects_and_yaml_objects_render_alike() -> None:
     ],
 )
 def test_filters(template: str, values: dict[str, Any], want: dict[str, Any]) -> None:
-    env = render._environment("t", template)
+    env = template_env.environment("t", template)
     assert yaml.safe_load(env.get_template("t").render(values)) == want
 
 
@@ -392,10 +524,31 @@ def test_composite_values() -> None:
         "apps": {"path": "apps", "targetRevision": "HEAD", "repoURL": "file:///srv/apps"},
         "labels": {"env": "dev"},
     }
-    assert values["labels"] == {"env": "dev"}
+    assert values["labels"] == {"env": "dev", "fleetplane.io/team": "apps"}
     assert values["platform"] is platform
     direct = {"apiVersion": "x/v1", "kind": "WorkerCluster", "metadata": {"name": "c"}, "spec": {}}
     assert render.composite_values(direct, None, {}, platform)["claim"] is None
+    assert render.composite_values(direct, None, {}, platform)["labels"] == {}
+
+
+def test_the_team_label_is_the_claims_namespace_whatever_the_defaults_say() -> None:
+    composite = xrd.composite_from_claim(builders.claim(namespace="team-b"), builders.definition())
+    defaults = {"labels": {"fleetplane.io/team": "platform", "fleetplane.io/tier": "gold"}}
+    values = render.composite_values(composite, None, defaults, builders.platform(install=[]))
+    assert values["labels"] == {"env": "dev", "fleetplane.io/team": "team-b", "fleetplane.io/tier": "gold"}
+
+
+@pytest.mark.parametrize("key", ["fleetplane.io/team", "fleetplane.io/demo", "tier.fleetplane.io/gold"])
+def test_a_claims_composite_with_a_reserved_label_is_refused_naming_it(key: str) -> None:
+    claim = builders.claim(labels={"env": "dev", key: "x"})
+    composite = xrd.composite_from_claim(claim, builders.definition())
+    with pytest.raises(render.ReservedLabelError) as refused:
+        render.composite_values(composite, None, {}, builders.platform(install=[]))
+    assert str(refused.value).startswith(f"spec.parameters.labels: {key} is reserved")
+    assert refused.value.reason == "ReservedLabel"
+    # a composite the platform made itself (no claim) may carry them
+    direct = {**composite, "spec": {**composite["spec"], "claimRef": {}}}
+    assert key in render.composite_values(direct, None, {}, builders.platform(install=[]))["labels"]
 
 
 def test_cluster_spec_refuses_an_unchecked_provider_object() -> None:

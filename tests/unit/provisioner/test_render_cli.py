@@ -1,7 +1,8 @@
 """``fleetplane render``, as a user runs it.
 
 Cases: a claim renders to a YAML stream of the composed resources, each under a `# <index> <target>
-<name>` comment, from the shipped definition and composition; a claim missing apps.repoURL prints
+<name>` comment, from the shipped definition and composition; -o wide lists them, -o json prints
+them as a v1 List; a claim missing apps.repoURL prints
 the field and exits 1; an unknown kind, a missing Argo CD install, a template error (through
 --composition with an inline template) and an unknown revision kind print `error:` and exit 1.
 """
@@ -41,9 +42,9 @@ def test_render_prints_the_composed_resources(tmp_path: pathlib.Path) -> None:
         "# 1 workload argocd-namespace",
         "# 2 workload crd-applications-argoproj-io",
     ]
-    assert comments[-1] == "# 20 hub inventory"
+    assert comments[-1] == "# 25 hub inventory"
     objects = [d for d in yaml.safe_load_all(result.output) if d]
-    assert len(objects) == 21
+    assert len(objects) == 26
     assert objects[0]["kind"] == "ClusterConfig" and objects[0]["spec"]["provider"] == "local"
     agent = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "maestro-agent")
     command = agent["spec"]["template"]["spec"]["containers"][0]["command"]
@@ -72,7 +73,7 @@ def inline_composition(template: str) -> dict[str, Any]:
         ("unknown kind", "error: no CompositeResourceDefinition in"),
         ("no argocd install", "run `fleetplane local build`"),
         ("template error", "error: Composition/worker-cluster:2: 'parameters' has no attribute 'nope'"),
-        ("two objects", "holds 2 objects — render one claim"),
+        ("two objects", "holds 2 claims or composites — render one at a time"),
     ],
     ids=["unknown kind", "no argocd install", "template error", "two objects"],
 )
@@ -96,3 +97,15 @@ def test_render_errors(tmp_path: pathlib.Path, case: str, want: str) -> None:
     assert result.exit_code == 1
     assert want in result.output
     assert "Traceback" not in result.output
+
+
+def test_render_lists_the_resources_or_prints_them_as_a_v1_list(tmp_path: pathlib.Path) -> None:
+    claim = write(tmp_path, "claim.yaml", builders.claim())
+    table = run(claim, "-o", "wide")
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["INDEX", "RESOURCE", "TARGET", "KIND", "NAMESPACE", "OBJECT", "WAIT", "READY"]
+    assert lines[1].split()[:4] == ["0", "cluster", "provider", "ClusterConfig"]
+    listed = run(claim, "-o", "json")
+    printed = yaml.safe_load(listed.output)
+    assert printed["kind"] == "List" and len(printed["items"]) == len(lines) - 1

@@ -86,8 +86,9 @@ CASES = [
         {"apps": APPS, "regoin": "eu"},
         {},
         [
-            "spec.parameters.regoin: is not a known field — remove it or check its spelling (known: apps, "
-            "instanceType, labels, nodeCount, provider, region, version)"
+            "spec.parameters.regoin: is not a known field — remove it or check its spelling (known: "
+            "agentCertificateLifetimeSeconds, agentPermissions, apps, instanceType, labels, nodeCount, "
+            "provider, region, version)"
         ],
     ),
     (

@@ -50,7 +50,7 @@ def test_worker_cluster_definition_generates_composite_then_claim() -> None:
         assert [c["name"] for c in version["additionalPrinterColumns"]] == [
             "SYNCED",
             "READY",
-            "COMPOSITION",
+            "COMPOSITION-REVISION",
             "AGE",
         ]
         assert (

@@ -268,3 +268,56 @@ PROBLEM_CASES = [
 @pytest.mark.parametrize(("obj", "want"), [c[1:] for c in PROBLEM_CASES], ids=[c[0] for c in PROBLEM_CASES])
 def test_problem(obj: dict[str, Any] | None, want: str | None) -> None:
     assert feedback.problem(obj) == want
+
+
+SECRET: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "Secret",
+    "metadata": {
+        "name": "db",
+        "namespace": "shop",
+        "labels": {"app": "shop"},
+        "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": '{"stringData":{"password":"hunter2"}}',
+            "team": "a",
+        },
+    },
+    "type": "Opaque",
+    "data": {"password": "aHVudGVyMg=="},
+    "stringData": {"password": "hunter2"},
+}
+
+
+def test_a_secret_reports_no_values_whatever_the_path() -> None:
+    rules = [
+        rule(
+            ("Type", ".type"),
+            ("Labels", ".metadata.labels"),
+            ("Password", ".data.password"),
+            ("Plain", ".stringData.password"),
+            ("Data", ".data"),
+            ("Everything", ".*"),
+            ("Deep", "..password"),
+            ("Annotation", ".metadata.annotations"),
+        )
+    ]
+    result = feedback.evaluate(rules, SECRET)
+    shown = repr(result.values)
+    assert "aHVudGVyMg==" not in shown and "hunter2" not in shown
+    by_name = {v["name"]: v["fieldValue"] for v in result.values}
+    assert by_name["Type"] == {"type": "String", "string": "Opaque"}
+    assert by_name["Labels"] == {"type": "JsonRaw", "jsonRaw": '{"app":"shop"}'}
+    assert by_name["Annotation"] == {"type": "JsonRaw", "jsonRaw": '{"team":"a"}'}
+    assert '"data"' not in by_name["Everything"]["jsonRaw"] and "Opaque" in by_name["Everything"]["jsonRaw"]
+    assert set(by_name) == {"Type", "Labels", "Everything", "Annotation"}
+    assert sorted(result.errors) == [
+        f"{name}: the path reads a Secret's values, which are never reported"
+        for name in ("Data", "Deep", "Password", "Plain")
+    ]
+    assert SECRET["data"] == {"password": "aHVudGVyMg=="}  # the live object is not changed
+
+
+def test_a_secret_of_another_group_is_an_ordinary_object() -> None:
+    other = {**SECRET, "apiVersion": "example.com/v1"}
+    result = feedback.evaluate([rule(("Password", ".data.password"))], other)
+    assert result.values == (string("Password", "aHVudGVyMg=="),) and not result.errors

@@ -1,4 +1,4 @@
-"""The apply/prune/delete rules (`engine`) exercised through `MemoryApplier`.
+"""The apply/prune/delete rules (`bundle_applier`) exercised through `MemoryApplier`.
 
 Cases: SSA creates then updates, marking and recording what it owns; each update strategy on an
 absent and on a pre-existing foreign object (what is written, what is owned); CreateOnly leaves a
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from maestro.agent import status
+from maestro.agent import bundle_status
 from maestro.agent.applier import Applier
 from maestro.agent.errors import ClusterError
 from maestro.agent.kube import KubeApplier
@@ -295,7 +295,7 @@ async def test_failed_write_fails_its_manifest_and_holds_the_version(applier: Me
     # Both listed (b may exist after a half-done write), but version 1 is not claimed yet.
     assert result.record is not None and result.record.version == 0
     assert [(r.name, bool(r.uid)) for r in result.record.applied_resources] == [("a", True), ("b", False)]
-    report = status.apply_status(result)
+    report = bundle_status.apply_status(result)
     applied = report["conditions"][0]
     assert (applied["type"], applied["status"], applied["reason"]) == (
         "Applied",
@@ -369,7 +369,7 @@ async def test_argocd_application_syncs_after_delay_and_feeds_status() -> None:
     )
     result = await applier.apply(RID, 1, bundle(application("gb"), configs=configs))
     assert result.ok
-    values = status.apply_status(result)["resourceStatus"][0]["statusFeedback"]["values"]
+    values = bundle_status.apply_status(result)["resourceStatus"][0]["statusFeedback"]["values"]
     assert {v["name"]: v["fieldValue"]["string"] for v in values} == {
         "SyncStatus": "OutOfSync",
         "HealthStatus": "Missing",
@@ -380,8 +380,8 @@ async def test_argocd_application_syncs_after_delay_and_feeds_status() -> None:
     assert live[0] is not None and live[0]["status"]["sync"]["status"] == "Synced"
     record = applier.record(RID)
     assert record is not None
-    report = status.build_status(
-        1, status.refreshed(result.outcomes, record.manifests, live), record.manifest_configs
+    report = bundle_status.build_status(
+        1, bundle_status.refreshed(result.outcomes, record.manifests, live), record.manifest_configs
     )
     values = report["resourceStatus"][0]["statusFeedback"]["values"]
     got = {v["name"]: v["fieldValue"]["string"] for v in values}
@@ -391,12 +391,12 @@ async def test_argocd_application_syncs_after_delay_and_feeds_status() -> None:
     # After a restart nothing was applied in-process: the record and observe rebuild the status.
     restarted = MemoryApplier("cluster-1", backend=backend)
     record = (await restarted.load_records())[RID]
-    rebuilt = status.build_status(
+    rebuilt = bundle_status.build_status(
         record.version,
-        status.observed_outcomes(record, await restarted.observe(RID)),
+        bundle_status.observed_outcomes(record, await restarted.observe(RID)),
         record.manifest_configs,
     )
-    assert status.status_hash(rebuilt) == status.status_hash(report)
+    assert bundle_status.status_hash(rebuilt) == bundle_status.status_hash(report)
 
 
 async def test_spec_change_resyncs_the_application() -> None:
@@ -466,3 +466,26 @@ async def test_reads_see_every_change_and_an_unchanged_object_is_copied_once() -
     after = await backend.get(ref)
     assert after is not None and "team" not in after["metadata"]["labels"]
     assert first["metadata"]["labels"] == {"team": "a"}  # what an earlier reader holds is unchanged
+
+
+async def test_an_object_the_agent_may_not_read_is_not_available_and_does_not_block_the_delete() -> None:
+    class Forbidden(MemoryBackend):
+        """A cluster whose RBAC keeps kube-system from the agent, reads and writes alike."""
+
+        async def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+            if ref.namespace == "kube-system":
+                raise ClusterError('configmaps "x" is forbidden (HTTP 403 Forbidden)', status=403)
+            return await super().get(ref)
+
+    backend = Forbidden()
+    denied = ClusterError('configmaps "x" is forbidden (HTTP 403 Forbidden)', status=403)
+    backend.write_errors[("", "configmaps", "kube-system", "x")] = denied
+    agent = MemoryApplier("c1", backend=backend)
+    first = await agent.apply(RID, 1, {"manifests": [cm("a")]})
+    assert first.ok
+    second = await agent.apply(RID, 2, {"manifests": [cm("a"), cm("x", ns="kube-system")]})
+    assert [o.applied for o in second.outcomes] == [True, False]
+    live = await agent.observe(RID)
+    assert [obj is not None for obj in live] == [True, False]
+    deleted = await agent.delete(RID)
+    assert deleted.done, deleted.errors

@@ -79,9 +79,18 @@ class Consumer(_message.Message):
     SPEC_TOPIC_FIELD_NUMBER: _builtins.int
     SPEC_PARTITION_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    PLACEMENT_SLOT_FIELD_NUMBER: _builtins.int
+    STATUS_TOPIC_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     spec_topic: _builtins.str
+    """The cluster's own spec topic and its partition (0): its agent reads nothing else."""
     spec_partition: _builtins.int
+    placement_slot: _builtins.int
+    """The consumer's placement slot, handed out once and never again: the cluster's incarnation,
+    which its agent's certificate names (subject UID). Unset from a server that does not say.
+    """
+    status_topic: _builtins.str
+    """Where the cluster's agent publishes its status reports (its principal may write nothing else)."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -94,12 +103,16 @@ class Consumer(_message.Message):
         spec_topic: _builtins.str = ...,
         spec_partition: _builtins.int = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        placement_slot: _builtins.int | None = ...,
+        status_topic: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_placement_slot", b"_placement_slot", "created_at", b"created_at", "placement_slot", b"placement_slot"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "labels", b"labels", "name", b"name", "spec_partition", b"spec_partition", "spec_topic", b"spec_topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_placement_slot", b"_placement_slot", "created_at", b"created_at", "labels", b"labels", "name", b"name", "placement_slot", b"placement_slot", "spec_partition", b"spec_partition", "spec_topic", b"spec_topic", "status_topic", b"status_topic"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__placement_slot: _TypeAlias = _typing.Literal["placement_slot"]  # noqa: Y015
+    _WhichOneofArgType__placement_slot: _TypeAlias = _typing.Literal["_placement_slot", b"_placement_slot"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__placement_slot) -> _WhichOneofReturnType__placement_slot | None: ...
 
 Global___Consumer: _TypeAlias = Consumer  # noqa: Y015
 
@@ -667,3 +680,95 @@ class StatusChange(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatusChange: _TypeAlias = StatusChange  # noqa: Y015
+
+@_typing.final
+class RevokeCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    serial: _builtins.str
+    """The certificate's serial number: decimal digits, or hex with a 0x prefix or ':' separators
+    (as `openssl x509 -serial` prints it, with 0x in front).
+    """
+    reason: _builtins.str
+    """Why, for whoever reads the list later."""
+    def __init__(
+        self,
+        *,
+        serial: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeCertificateRequest: _TypeAlias = RevokeCertificateRequest  # noqa: Y015
+
+@_typing.final
+class RevokedCertificate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REVOKED_BY_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    serial: _builtins.str
+    """Lower-case hex, no leading zeros."""
+    reason: _builtins.str
+    revoked_by: _builtins.str
+    """Who revoked it, as the server authenticated them."""
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        serial: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        revoked_by: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "revoked_at", b"revoked_at", "revoked_by", b"revoked_by", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokedCertificate: _TypeAlias = RevokedCertificate  # noqa: Y015
+
+@_typing.final
+class ListRevokedCertificatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevokedCertificatesRequest: _TypeAlias = ListRevokedCertificatesRequest  # noqa: Y015
+
+@_typing.final
+class ListRevokedCertificatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___RevokedCertificate]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___RevokedCertificate] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRevokedCertificatesResponse: _TypeAlias = ListRevokedCertificatesResponse  # noqa: Y015

@@ -84,6 +84,16 @@ class MaestroQueryStub:
                 request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
                 response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChanges.FromString,
                 _registered_method=True)
+        self.RevokeCertificate = channel.unary_unary(
+                '/fleetplane.maestro.v1.MaestroQuery/RevokeCertificate',
+                request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.RevokeCertificateRequest.SerializeToString,
+                response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.RevokedCertificate.FromString,
+                _registered_method=True)
+        self.ListRevokedCertificates = channel.unary_unary(
+                '/fleetplane.maestro.v1.MaestroQuery/ListRevokedCertificates',
+                request_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListRevokedCertificatesRequest.SerializeToString,
+                response_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListRevokedCertificatesResponse.FromString,
+                _registered_method=True)
 
 
 class MaestroQueryServicer:
@@ -156,6 +166,22 @@ class MaestroQueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevokeCertificate(self, request, context):
+        """Refuses a client certificate by its serial from now on, on every replica, until it expires.
+        Admin only. A cluster's certificates also stop working when the cluster is re-registered
+        (see Consumer.placement_slot), without a revocation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevokedCertificates(self, request, context):
+        """Every revoked serial. Admin only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MaestroQueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +234,16 @@ def add_MaestroQueryServicer_to_server(servicer, server):
                     servicer.WatchStatusBatches,
                     request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.FromString,
                     response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChanges.SerializeToString,
+            ),
+            'RevokeCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCertificate,
+                    request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.RevokeCertificateRequest.FromString,
+                    response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.RevokedCertificate.SerializeToString,
+            ),
+            'ListRevokedCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevokedCertificates,
+                    request_deserializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListRevokedCertificatesRequest.FromString,
+                    response_serializer=fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListRevokedCertificatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -480,6 +516,60 @@ class MaestroQuery:
             '/fleetplane.maestro.v1.MaestroQuery/WatchStatusBatches',
             fleetplane_dot_maestro_dot_v1_dot_query__pb2.WatchStatusRequest.SerializeToString,
             fleetplane_dot_maestro_dot_v1_dot_query__pb2.StatusChanges.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleetplane.maestro.v1.MaestroQuery/RevokeCertificate',
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.RevokeCertificateRequest.SerializeToString,
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.RevokedCertificate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevokedCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fleetplane.maestro.v1.MaestroQuery/ListRevokedCertificates',
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListRevokedCertificatesRequest.SerializeToString,
+            fleetplane_dot_maestro_dot_v1_dot_query__pb2.ListRevokedCertificatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,13 @@ class MaestroQueryStub:
     """The same changes, as many to a message as were stored together (at most 500): a watcher of a
     whole fleet's statuses pays one message's overhead per batch instead of per change.
     """
+    RevokeCertificate: _grpc.UnaryUnaryMultiCallable[_query_pb2.RevokeCertificateRequest, _query_pb2.RevokedCertificate]
+    """Refuses a client certificate by its serial from now on, on every replica, until it expires.
+    Admin only. A cluster's certificates also stop working when the cluster is re-registered
+    (see Consumer.placement_slot), without a revocation.
+    """
+    ListRevokedCertificates: _grpc.UnaryUnaryMultiCallable[_query_pb2.ListRevokedCertificatesRequest, _query_pb2.ListRevokedCertificatesResponse]
+    """Every revoked serial. Admin only."""
 
 @_typing.type_check_only
 class MaestroQueryAsyncStub(MaestroQueryStub):
@@ -76,6 +83,13 @@ class MaestroQueryAsyncStub(MaestroQueryStub):
     """The same changes, as many to a message as were stored together (at most 500): a watcher of a
     whole fleet's statuses pays one message's overhead per batch instead of per change.
     """
+    RevokeCertificate: _aio.UnaryUnaryMultiCallable[_query_pb2.RevokeCertificateRequest, _query_pb2.RevokedCertificate]  # type: ignore[assignment]
+    """Refuses a client certificate by its serial from now on, on every replica, until it expires.
+    Admin only. A cluster's certificates also stop working when the cluster is re-registered
+    (see Consumer.placement_slot), without a revocation.
+    """
+    ListRevokedCertificates: _aio.UnaryUnaryMultiCallable[_query_pb2.ListRevokedCertificatesRequest, _query_pb2.ListRevokedCertificatesResponse]  # type: ignore[assignment]
+    """Every revoked serial. Admin only."""
 
 class MaestroQueryServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -156,5 +170,24 @@ class MaestroQueryServicer(metaclass=_abc_1.ABCMeta):
         """The same changes, as many to a message as were stored together (at most 500): a watcher of a
         whole fleet's statuses pays one message's overhead per batch instead of per change.
         """
+
+    @_abc_1.abstractmethod
+    def RevokeCertificate(
+        self,
+        request: _query_pb2.RevokeCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.RevokedCertificate, _abc.Awaitable[_query_pb2.RevokedCertificate]]:
+        """Refuses a client certificate by its serial from now on, on every replica, until it expires.
+        Admin only. A cluster's certificates also stop working when the cluster is re-registered
+        (see Consumer.placement_slot), without a revocation.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevokedCertificates(
+        self,
+        request: _query_pb2.ListRevokedCertificatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.ListRevokedCertificatesResponse, _abc.Awaitable[_query_pb2.ListRevokedCertificatesResponse]]:
+        """Every revoked serial. Admin only."""
 
 def add_MaestroQueryServicer_to_server(servicer: MaestroQueryServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,200 @@
+"""``fleetplane bench provision``: N ClusterClaims applied at once, until every cluster is Ready.
+
+Starts, in a temporary environment: etcd, a management kube-apiserver, PostgreSQL, Kafka, a Maestro
+server and ``fleetplane provisioner run`` (the local provider), installs the worker-cluster
+composition, applies N claims in one ``kubectl apply``, and reports the time until all are Ready
+(each with its own kube-apiserver, Argo CD and Maestro agent), the resident memory each cluster's
+processes hold, and the time until deleting all claims leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import maestro_setup
+from benchmarks.progress import Progress
+from kubeio import objects
+from kubeio.rest import KubeRest
+from localinfra import etcd, gitrepo, kafka, kube, kubectl, platform, postgres, process
+from localinfra.environment import Environment
+from provisioner import catalog, operator
+from trust.identity import Identity
+
+NAMESPACE = "bench"
+CLAIMS = "/apis/platform.fleetplane.io/v1alpha1/namespaces/bench/clusterclaims"
+
+
+@dataclasses.dataclass
+class ProvisionResult:
+    clusters: int
+    #: Maestro served plaintext with no authorization (--insecure)
+    insecure: bool = False
+    seconds_to_all_ready: float | None = None
+    first_ready_seconds: float | None = None
+    seconds_to_all_deleted: float | None = None
+    rss_mb_per_cluster: float | None = None
+    rss_mb_per_component: dict[str, float] = dataclasses.field(default_factory=dict)
+    provisioner_rss_mb: float | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def claim(index: int, repo: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "platform.fleetplane.io/v1alpha1",
+        "kind": "ClusterClaim",
+        "metadata": {"name": f"bench-{index:03d}", "namespace": NAMESPACE},
+        "spec": {
+            "parameters": {
+                "provider": "local",
+                "labels": {"bench": "provision"},
+                "apps": {"repoURL": repo, "path": "apps/configmap1"},
+            }
+        },
+    }
+
+
+def _rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def memory(clusters: Environment) -> tuple[float, dict[str, float]]:
+    """Mean resident MB per cluster, and per component (kube-apiserver, argocd-repo-server, ...)."""
+    per_cluster: dict[str, float] = {}
+    per_component: dict[str, list[float]] = {}
+    for name, record in clusters.processes.items():
+        if not process.is_alive(record) or "/" not in name:
+            continue
+        cluster, component = name.split("/", 1)
+        rss = _rss_mb(record.pid)
+        per_cluster[cluster] = per_cluster.get(cluster, 0.0) + rss
+        per_component.setdefault(component, []).append(rss)
+    mean = sum(per_cluster.values()) / len(per_cluster) if per_cluster else 0.0
+    return round(mean, 1), {k: round(sum(v) / len(v), 1) for k, v in sorted(per_component.items())}
+
+
+async def _ready_count(rest: KubeRest) -> tuple[int, int]:
+    items = (await rest.request("GET", CLAIMS)).get("items") or []
+    ready = 0
+    for item in items:
+        conditions = (item.get("status") or {}).get("conditions") or []
+        ready += any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return ready, len(items)
+
+
+async def run(
+    clusters: int, *, progress: Progress, timeout: float = 1800.0, insecure: bool = False
+) -> ProvisionResult:
+    result = ProvisionResult(clusters, insecure=insecure)
+    root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-provision-"))
+    env = Environment(root / "env")
+    try:
+        progress("[bench] starting etcd, the management kube-apiserver, PostgreSQL, Kafka, Maestro ...")
+        etcd_url = await asyncio.to_thread(etcd.start, env)
+        hub = await asyncio.to_thread(kube.start, env, "hub", etcd_url)
+        pg = await asyncio.to_thread(postgres.start, env)
+        kf = await asyncio.to_thread(kafka.start, env, heap="1g")
+        # The provisioner's agents get their identities from the same CA (its --local-env's).
+        security = maestro_setup.Security(env, insecure=insecure)
+        _server, address, names = await maestro_setup.start_server(env, pg, kf, root, security)
+        repo = await asyncio.to_thread(gitrepo.demo_apps_repo, root / "apps")
+        rest = KubeRest.from_kubeconfig(hub.kubeconfig)
+        try:
+            await operator.install(objects.Objects(rest), catalog.COMPOSITIONS_DIR / "worker-cluster")
+            args = [
+                "provisioner",
+                "run",
+                "--kubeconfig",
+                str(hub.kubeconfig),
+                "--maestro",
+                address,
+                "--kafka",
+                kf.bootstrap,
+                "--topic-prefix",
+                names.prefix,
+                "--local-env",
+                str(env.root),
+                *security.client_args(Identity.admin(operator.MAESTRO_SOURCE)),
+            ]
+            provisioner = platform.launch(env, "provisioner", args, root / "provisioner.log")
+            await _until_served(rest, provisioner)
+            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+            await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [namespace])
+            progress(f"[bench] applying {clusters} ClusterClaims at once ...")
+            progress.step("clusters Ready", clusters)
+            started = time.monotonic()
+            await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [claim(i, repo) for i in range(clusters)])
+            last = -1
+            while True:
+                ready, _ = await _ready_count(rest)
+                progress.advance(ready)
+                elapsed = time.monotonic() - started
+                if ready and result.first_ready_seconds is None:
+                    result.first_ready_seconds = round(elapsed, 1)
+                if ready != last:
+                    progress(f"[bench] {elapsed:6.1f}s  {ready}/{clusters} clusters Ready")
+                    last = ready
+                if ready == clusters:
+                    result.seconds_to_all_ready = round(elapsed, 1)
+                    break
+                if not process.is_alive(provisioner):
+                    result.notes.append(f"the provisioner died: {process.log_tail(provisioner.log, 10)}")
+                    return result
+                if elapsed > timeout:
+                    result.notes.append(f"{ready}/{clusters} Ready after {timeout:.0f}s")
+                    return result
+                await asyncio.sleep(1.0)
+            result.rss_mb_per_cluster, result.rss_mb_per_component = memory(env.child("provisioned"))
+            result.provisioner_rss_mb = round(_rss_mb(provisioner.pid), 1)
+            progress(f"[bench] deleting the {clusters} claims ...")
+            progress.step("claims deleted", clusters)
+            started = time.monotonic()
+            await asyncio.to_thread(
+                kubectl.run,
+                hub.kubeconfig,
+                "delete",
+                "clusterclaims",
+                "--all",
+                "-n",
+                NAMESPACE,
+                "--wait=false",
+            )
+            while True:
+                _, left = await _ready_count(rest)
+                progress.advance(clusters - left)
+                if left == 0:
+                    result.seconds_to_all_deleted = round(time.monotonic() - started, 1)
+                    break
+                if time.monotonic() - started > timeout:
+                    result.notes.append(f"{left} claims left after {timeout:.0f}s")
+                    break
+                await asyncio.sleep(1.0)
+        finally:
+            await rest.close()
+    finally:
+        env.down()
+    return result
+
+
+async def _until_served(rest: KubeRest, provisioner: process.ProcessRecord) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            await rest.request("GET", CLAIMS)
+            return
+        if not process.is_alive(provisioner):
+            raise RuntimeError(f"the provisioner exited: {process.log_tail(provisioner.log, 20)}")
+        await asyncio.sleep(1.0)
+    raise TimeoutError("the ClusterClaim kind was not served within 120s")

@@ -1,0 +1,114 @@
+{{/* Named templates shared by fleetplane's charts. */}}
+
+{{/* Names: the release name, prefixed with the chart's unless it already holds it. */}}
+{{- define "fleetplane.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of one component's objects: (dict "root" $ "component" "server") */}}
+{{- define "fleetplane.name" -}}
+{{- printf "%s-%s" (include "fleetplane.fullname" .root) .component -}}
+{{- end -}}
+
+{{- define "fleetplane.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "fleetplane.labels" -}}
+{{ include "fleetplane.selectorLabels" . }}
+app.kubernetes.io/part-of: fleetplane
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{/* image: (dict "root" $ "image" .Values.server.image) */}}
+{{- define "fleetplane.image" -}}
+{{- printf "%s:%s" .image.repository (.image.tag | default .root.Values.imageTag | default .root.Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "fleetplane.tlsDir" -}}/var/run/fleetplane/tls{{- end -}}
+
+{{/* How a gRPC client or server is secured: its mounted identity, or plaintext. */}}
+{{- define "fleetplane.tlsArgs" -}}
+{{- if .Values.tls.enabled -}}
+- --tls-dir
+- {{ include "fleetplane.tlsDir" . }}
+{{- else -}}
+- --insecure
+{{- end -}}
+{{- end -}}
+
+{{/* The pod-level settings every component shares. */}}
+{{- define "fleetplane.podCommon" -}}
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The volumes every component has: /tmp, and its identity when TLS is on. */}}
+{{- define "fleetplane.volumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .root.Values.tmpSizeLimit }}
+{{- if .root.Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{- define "fleetplane.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.tls.enabled }}
+- name: tls
+  mountPath: {{ include "fleetplane.tlsDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "fleetplane.containerCommon" -}}
+imagePullPolicy: {{ .Values.imagePullPolicy }}
+securityContext:
+  {{- toYaml .Values.containerSecurityContext | nindent 2 }}
+{{- end -}}
+
+{{/* One egress rule: (dict "to" [peers] "ports" [ints]); TCP, and UDP too for DNS. */}}
+{{- define "fleetplane.egressRule" -}}
+- ports:
+    {{- range .ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- if $.udp }}
+    - protocol: UDP
+      port: {{ . }}
+    {{- end }}
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}

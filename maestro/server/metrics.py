@@ -1,0 +1,155 @@
+"""Prometheus metrics of one replica: its gRPC calls and its outbox.
+
+Each replica keeps its own registry (two replicas in one process, as in the tests, count apart).
+Calls are counted and timed per method and status code by a server interceptor; for a streaming
+call the time is the stream's whole life. The outbox's depth and its oldest event's age are read
+from PostgreSQL every ``period`` seconds by one count over the outbox (rows leave it as soon as
+Kafka has them, so it stays small while the relay keeps up): an age that grows means events do not
+reach the clusters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import grpc
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from maestro.server import http_port
+from maestro.storage import store as store_mod
+
+log = logging.getLogger(__name__)
+
+# From a cached read (about a millisecond) to a long stream (minutes).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.handled = Counter(
+            "maestro_grpc_server_handled",
+            "gRPC calls finished, by method and status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.handling = Histogram(
+            "maestro_grpc_server_handling_seconds",
+            "Time from a gRPC call's start to its end (a stream's whole life), by method and status code.",
+            ["method", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.outbox_events = Gauge(
+            "maestro_outbox_events",
+            "Spec events stored and not yet relayed to Kafka.",
+            registry=self.registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "maestro_outbox_oldest_event_age_seconds",
+            "Age of the oldest spec event not yet relayed to Kafka (0: none waits).",
+            registry=self.registry,
+        )
+
+    def interceptor(self) -> grpc.aio.ServerInterceptor:
+        return _Observing(self)
+
+    def routes(self) -> dict[str, http_port.Handler]:
+        async def scrape(_: web.Request) -> web.Response:
+            body = generate_latest(self.registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        return {"/metrics": scrape}
+
+    async def sample_outbox(self, st: store_mod.Store, period: float = 15.0) -> None:
+        """Read the outbox's depth and age every ``period`` seconds, until cancelled."""
+        while True:
+            try:
+                depth, age = await st.outbox_backlog()
+            except Exception as exc:  # the database away: keep the last figures, try again
+                log.warning("reading the outbox's depth failed: %s", exc)
+            else:
+                self.outbox_events.set(depth)
+                self.outbox_oldest_age.set(age)
+            await asyncio.sleep(period)
+
+    @contextlib.contextmanager
+    def observing(self, method: str, context: grpc.aio.ServicerContext) -> Iterator[None]:
+        started = time.monotonic()
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            code = _code(context, error)
+            self.handled.labels(method, code).inc()
+            self.handling.labels(method, code).observe(time.monotonic() - started)
+
+
+def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    """The status the call ended with: the one set or aborted with, else what its end implies."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED.name
+    return grpc.StatusCode.UNKNOWN.name if error is not None else grpc.StatusCode.OK.name
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+def _observed(behavior: Behavior, method: str, metrics: ServerMetrics) -> Behavior:
+    # gRPC tells a handler's kind by its function (coroutine or async generator): keep it.
+    if inspect.isasyncgenfunction(behavior):
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            with metrics.observing(method, context):
+                async for reply in behavior(request, context):
+                    yield reply
+
+        return streaming
+
+    async def answering(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        with metrics.observing(method, context):
+            return await behavior(request, context)
+
+    return answering
+
+
+class _Observing(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        kinds = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+        replaced = {
+            kind: _observed(getattr(handler, kind), method, self._metrics)
+            for kind in kinds
+            if getattr(handler, kind) is not None
+        }
+        return handler._replace(**replaced)  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,112 @@
+"""What every step of a reconcile shares: the settings, the clients, the per-composite locks, and
+reading the management cluster's objects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubeio import objects
+from kubeio.errors import NotFoundError
+from maestro.client import MaestroClient
+from provisioner.providers.base import ClusterProvider, ProviderError
+from provisioner.reconciler.clusters import ClusterClients
+from trust import authority
+
+JsonObject = dict[str, Any]
+FIELD_MANAGER = "fleetplane-provisioner"
+
+
+class Requeue(Exception):
+    """Not done yet: call again after ``delay`` seconds (the status already says why)."""
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class Reporter(Protocol):
+    def __call__(self, obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None: ...
+
+
+@dataclass
+class Settings:
+    #: where templates named by a Composition's ``spec.template.path`` live
+    compositions_dir: Path
+    #: the ``platform`` variable of every template (hub, maestro, argocd; see ``render``)
+    platform: Mapping[str, Any]
+    #: seconds a deletion waits for Maestro to confirm the cluster's works are gone while its agent
+    #: runs; after that (or at once when the agent is gone) it stops the agent and leaves the rest to
+    #: Maestro's orphan grace period, saying so in the condition
+    drain_seconds: float = 120.0
+    requeue_seconds: float = 3.0
+    #: the platform CA, which issues each cluster's agent identity (``target: identity``)
+    authority: authority.CertificateAuthority | None = None
+
+
+@dataclass
+class Context:
+    hub: objects.Objects
+    maestro: MaestroClient
+    providers: Mapping[str, ClusterProvider]
+    settings: Settings
+    report: Reporter
+    #: waits until the operator's own watches include kinds whose CRDs were just served
+    kinds_served: Callable[[Sequence[str]], Awaitable[None]] | None = None
+    clusters: ClusterClients = field(default_factory=ClusterClients)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, key: str) -> asyncio.Lock:
+        """One pass or deletion step of a composite at a time."""
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def provider(self, wanted: str) -> ClusterProvider:
+        provider = self.providers.get(wanted)
+        if provider is None:
+            raise ProviderError(
+                "ProviderNotConfigured",
+                f"no {wanted!r} provider in this provisioner; it has {', '.join(sorted(self.providers))}",
+                retryable=False,
+            )
+        return provider
+
+    async def list_objects(
+        self, group: str, version: str, plural: str, *, label_selector: str = ""
+    ) -> list[JsonObject]:
+        base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        query = [("labelSelector", label_selector)] if label_selector else []
+        try:
+            reply = await self.hub.rest.request("GET", f"{base}/{plural}", query=query)
+        except NotFoundError:
+            return []
+        return list(reply.get("items") or [])
+
+    async def merge_patch(self, obj: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
+        await self.hub.rest.request(
+            "PATCH", await self.hub.path(obj), body=patch, content_type="application/merge-patch+json"
+        )
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def generation(obj: Mapping[str, Any]) -> int:
+    return int(meta(obj).get("generation") or 0)
+
+
+def kind_path(definition: Mapping[str, Any], *, claim: bool) -> tuple[str, str, str]:
+    """``(group, version, plural)`` of a definition's composite or claim kind (its served version)."""
+    spec = definition.get("spec") or {}
+    names = spec.get("claimNames" if claim else "names") or {}
+    versions = spec.get("versions") or [{}]
+    served = next((v for v in versions if v.get("referenceable")), versions[0])
+    return str(spec.get("group")), str(served.get("name")), str(names.get("plural"))

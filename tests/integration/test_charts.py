@@ -1,0 +1,314 @@
+"""fleetplane's Helm charts (charts/), with the real helm against the hub's real kube-apiserver.
+
+There is no kubelet: pods stay Pending, so the tests assert on the objects the API server accepts
+and stores. Server-side dry runs with strict field validation check every rendered object against
+the API's schemas; the namespace labelled ``pod-security.kubernetes.io/enforce=restricted`` checks
+each Deployment's pod template against the ``restricted`` Pod Security Standard (the API server's
+PodSecurity admission, on by default).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localinfra import kube, kubectl
+from localinfra.errors import InfraError
+from tests.charts import (
+    AGENT_CHART,
+    AGENT_VALUES,
+    HUB_CHART,
+    HUB_VALUES,
+    VALUES,
+    helm_run,
+    make_namespace,
+    prepare_hub,
+    release_objects,
+    render,
+    values_file,
+)
+
+RESTRICTED = "pod-security.kubernetes.io/enforce"
+
+
+@pytest.fixture(scope="module")
+def hub_ready(hub: kube.Cluster) -> kube.Cluster:
+    return prepare_hub(hub)
+
+
+@pytest.fixture
+def hub_values(tmp_path: Path) -> str:
+    return values_file(tmp_path, HUB_VALUES)
+
+
+@pytest.fixture
+def agent_values(tmp_path: Path) -> str:
+    return values_file(tmp_path, AGENT_VALUES)
+
+
+@pytest.mark.parametrize("chart", [HUB_CHART, AGENT_CHART], ids=lambda p: p.name)
+def test_the_chart_lints_clean(hub_ready: kube.Cluster, chart: Path, tmp_path: Path) -> None:
+    values = values_file(tmp_path, VALUES[chart])
+    out = helm_run(hub_ready, "lint", "--strict", str(chart), "-f", values)
+    assert "1 chart(s) linted, 0 chart(s) failed" in out
+
+
+@pytest.mark.parametrize("chart", [HUB_CHART, AGENT_CHART], ids=lambda p: p.name)
+def test_the_packaged_chart_carries_the_shared_library(
+    hub_ready: kube.Cluster, chart: Path, tmp_path: Path
+) -> None:
+    """charts/ links to fleetplane-common; ``helm package`` copies it in, so the archive renders alone."""
+    values = values_file(tmp_path, VALUES[chart])
+    helm_run(hub_ready, "package", str(chart), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("*.tgz")
+    assert "kind: Deployment" in helm_run(hub_ready, "template", "t", str(archive), "-f", values)
+
+
+@pytest.mark.parametrize(
+    ("chart", "flag", "setting", "path"),
+    [
+        (HUB_CHART, "--set-string", "server.port=grpc", "/server/port"),
+        (HUB_CHART, "--set", "networkPolicy.kafka.ports[0]=99999", "/networkPolicy/kafka/ports/0"),
+        (HUB_CHART, "--set", "provisioner.replicas=2", "/provisioner"),
+        (AGENT_CHART, "--set-string", "tls.enabled=maybe", "/tls/enabled"),
+        (AGENT_CHART, "--set", "rbac.extraRules[0].verbs=get", "/rbac/extraRules/0/verbs"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_path(
+    hub_ready: kube.Cluster, chart: Path, flag: str, setting: str, path: str, tmp_path: Path
+) -> None:
+    values = values_file(tmp_path, VALUES[chart])
+    for command in ("lint", "template"):
+        with pytest.raises(InfraError) as refused:
+            helm_run(hub_ready, command, str(chart), "-f", values, flag, setting)
+        assert path in str(refused.value), refused.value
+
+
+def test_a_missing_required_value_is_named(hub_ready: kube.Cluster, tmp_path: Path) -> None:
+    with pytest.raises(InfraError, match=r"provisioner\.awsRegion"):
+        helm_run(hub_ready, "template", str(HUB_CHART), "--set", "kafka.bootstrap=k:9093")
+
+
+@pytest.mark.parametrize(
+    ("chart", "namespace"), [(HUB_CHART, "fleetplane-dry"), (AGENT_CHART, "agent-dry")], ids=["hub", "agent"]
+)
+def test_every_rendered_object_passes_a_strict_server_side_dry_run(
+    hub_ready: kube.Cluster, chart: Path, namespace: str, tmp_path: Path
+) -> None:
+    values = values_file(tmp_path, VALUES[chart])
+    make_namespace(hub_ready, namespace)
+    docs = render(hub_ready, chart, namespace, values)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount", "ClusterRole", "NetworkPolicy"} <= kinds
+    out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
+    assert out.count("serverside-applied (server dry run)") == len(docs), out
+
+
+def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Cluster, tmp_path: Path) -> None:
+    """A token port (and its auth-delegator binding), a PostgreSQL CA, peers in every policy."""
+    peers = [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    values = {
+        **HUB_VALUES,
+        "server": {
+            "tokenPort": 8091,
+            "tokenAudiences": ["fleetplane"],
+            "database": {"secretName": "db", "caConfigMap": "db-ca"},
+        },
+        "networkPolicy": {"postgres": {"to": peers, "ports": [5432]}, "serverIngressFrom": peers},
+        "workerCluster": {"install": False},
+    }
+    make_namespace(hub_ready, "fleetplane-options")
+    docs = render(hub_ready, HUB_CHART, "fleetplane-options", values_file(tmp_path, values))
+    assert any(
+        d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "system:auth-delegator" for d in docs
+    )
+    out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
+    assert out.count("(server dry run)") == len(docs), out
+
+
+def test_the_server_admits_only_the_components_that_call_it(hub_ready: kube.Cluster, tmp_path: Path) -> None:
+    """Its policy names the controllers and the provisioner; with neither (and no extra peers) it
+    admits nobody, never everyone, as an ingress rule without peers would."""
+
+    def server_ingress(values: dict[str, Any]) -> list[dict[str, Any]]:
+        docs = render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, values))
+        (policy,) = [
+            d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-maestro")
+        ]
+        ingress: list[dict[str, Any]] = policy["spec"]["ingress"]
+        return ingress
+
+    ((rule,),) = [server_ingress(HUB_VALUES)]
+    components = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in rule["from"]]
+    assert components == ["controllers", "provisioner"]
+    alone = {**HUB_VALUES, "controllers": {"enabled": False}, "provisioner": {"enabled": False}}
+    assert server_ingress(alone) == []
+
+
+def test_cert_manager_certificates_name_each_identity(hub_ready: kube.Cluster, tmp_path: Path) -> None:
+    values = {**HUB_VALUES, "tls": {"certManager": {"enabled": True}}}
+    docs = render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, values))
+    certs = {d["spec"]["secretName"]: d["spec"] for d in docs if d["kind"] == "Certificate"}
+    assert certs["maestro-server-tls"]["uris"] == ["spiffe://fleetplane.local/service/maestro-server"]
+    assert "t-fleetplane-hub-maestro.fleetplane.svc" in certs["maestro-server-tls"]["dnsNames"]
+    assert certs["fleetplane-controllers-tls"]["subject"]["organizationalUnits"] == ["source"]
+    assert certs["fleetplane-provisioner-tls"]["commonName"] == "provisioner"
+
+
+def _pods_of(docs: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": d["metadata"]["name"], "namespace": namespace},
+            "spec": d["spec"]["template"]["spec"],
+        }
+        for d in docs
+        if d["kind"] == "Deployment"
+    ]
+
+
+def test_every_pod_is_admitted_under_the_restricted_pod_security_standard(
+    hub_ready: kube.Cluster, tmp_path: Path
+) -> None:
+    namespace = "fleetplane-restricted"
+    make_namespace(hub_ready, namespace, {RESTRICTED: "restricted"})
+    pods = _pods_of(render(hub_ready, HUB_CHART, namespace, values_file(tmp_path, HUB_VALUES)), namespace)
+    pods += _pods_of(
+        render(hub_ready, AGENT_CHART, namespace, values_file(tmp_path, AGENT_VALUES)), namespace
+    )
+    assert len(pods) == 4
+    for pod in pods:
+        out = kubectl.run(
+            hub_ready.kubeconfig, "create", "--dry-run=server", "-o", "name", "-f", "-", stdin=json.dumps(pod)
+        )
+        assert out.strip() == f"pod/{pod['metadata']['name']}"
+    # What makes the above worth its name: the same pod without its security context is refused.
+    bare = pods[0]
+    bare["spec"] = {**bare["spec"], "securityContext": {}}
+    bare["spec"]["containers"] = [
+        {k: v for k, v in c.items() if k != "securityContext"} for c in bare["spec"]["containers"]
+    ]
+    with pytest.raises(InfraError, match="violates PodSecurity"):
+        kubectl.run(hub_ready.kubeconfig, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(bare))
+
+
+# (component, what its account may do, what it may not): (verb, group, resource, namespace)
+# with "resource/subresource"; namespace "" is every namespace
+Access = tuple[str, str, str, str]
+PERMISSIONS: list[tuple[str, list[Access], list[Access]]] = [
+    (
+        "controllers",
+        [
+            ("patch", "argoproj.io", "applicationsets", "team-a"),
+            ("patch", "argoproj.io", "applicationsets/status", "team-a"),
+            ("create", "argoproj.io", "applications", "team-a"),
+            ("watch", "", "secrets", ""),
+            ("create", "", "events", "team-a"),
+        ],
+        [
+            ("create", "", "secrets", "argocd"),
+            ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+        ],
+    ),
+    (
+        "provisioner",
+        [
+            ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+            ("patch", "fleetplane.io", "compositeresourcedefinitions/status", ""),
+            ("create", "platform.fleetplane.io", "workerclusters", ""),
+            ("create", "", "secrets", "argocd"),
+            ("list", "", "secrets", ""),
+        ],
+        [("create", "", "secrets", "default"), ("get", "", "secrets", "default")],
+    ),
+    ("maestro", [], [("list", "", "secrets", ""), ("create", "authentication.k8s.io", "tokenreviews", "")]),
+]
+
+
+def _can(cluster: kube.Cluster, account: str, checks: list[Access]) -> list[bool]:
+    """What the API server's authorizer answers for ``account`` (SubjectAccessReviews)."""
+    answers = []
+    for verb, group, resource, namespace in checks:
+        plural, _, subresource = resource.partition("/")
+        attributes = {"verb": verb, "group": group, "resource": plural, "subresource": subresource}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": account, "resourceAttributes": {**attributes, "namespace": namespace}},
+        }
+        out = kubectl.run(cluster.kubeconfig, "create", "-o", "json", "-f", "-", stdin=json.dumps(review))
+        answers.append(bool(json.loads(out)["status"].get("allowed")))
+    return answers
+
+
+@pytest.fixture
+def release(hub_ready: kube.Cluster) -> Iterator[str]:
+    yield "fp"
+    helm_run(hub_ready, "uninstall", "fp", "--namespace", "fleetplane-release", "--ignore-not-found")
+
+
+def test_install_upgrade_and_uninstall_with_helm(
+    hub_ready: kube.Cluster, release: str, hub_values: str, tmp_path: Path
+) -> None:
+    namespace = "fleetplane-release"
+    make_namespace(hub_ready, namespace, {RESTRICTED: "restricted"})
+    helm_run(hub_ready, "install", release, str(HUB_CHART), "--namespace", namespace, "-f", hub_values)
+    installed = release_objects(hub_ready, release, namespace)
+    deployments = {d["metadata"]["name"]: d for d in installed["Deployment"]}
+    assert set(deployments) == {
+        f"{release}-fleetplane-hub-{c}" for c in ("maestro", "controllers", "provisioner")
+    }
+    server = deployments[f"{release}-fleetplane-hub-maestro"]
+    assert server["spec"]["replicas"] == 2
+    assert server["spec"]["template"]["spec"]["containers"][0]["image"] == "fleetplane-server:0.1.0"
+    assert {r["metadata"]["name"] for r in installed["ClusterRole"]} == {
+        f"{release}-fleetplane-hub-controllers",
+        f"{release}-fleetplane-hub-provisioner",
+    }
+    assert [r["metadata"]["namespace"] for r in installed["Role"]] == ["argocd"]
+    for component, allowed, refused in PERMISSIONS:
+        account = f"system:serviceaccount:{namespace}:{release}-fleetplane-hub-{component}"
+        assert _can(hub_ready, account, allowed) == [True] * len(allowed), (component, allowed)
+        assert _can(hub_ready, account, refused) == [False] * len(refused), (component, refused)
+    # the platform CRDs came with the chart, and the default definition with them
+    definition = "compositeresourcedefinitions.fleetplane.io/workerclusters.platform.fleetplane.io"
+    kubectl.run(hub_ready.kubeconfig, "get", definition)
+
+    upgraded = values_file(tmp_path, {**HUB_VALUES, "imageTag": "0.2.0", "server": {"replicas": 3}})
+    helm_run(hub_ready, "upgrade", release, str(HUB_CHART), "--namespace", namespace, "-f", upgraded)
+    deployments = {
+        d["metadata"]["name"]: d for d in release_objects(hub_ready, release, namespace)["Deployment"]
+    }
+    server = deployments[f"{release}-fleetplane-hub-maestro"]
+    assert server["spec"]["replicas"] == 3
+    images = {c["image"] for d in deployments.values() for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"fleetplane-server:0.2.0", "fleetplane-hub:0.2.0"}
+    history = json.loads(helm_run(hub_ready, "history", release, "--namespace", namespace, "-o", "json"))
+    assert [h["revision"] for h in history] == [1, 2]
+
+    helm_run(hub_ready, "uninstall", release, "--namespace", namespace, "--wait")
+    assert release_objects(hub_ready, release, namespace) == {}
+    for obj in (definition, "compositions.fleetplane.io/worker-cluster"):
+        assert kubectl.run(hub_ready.kubeconfig, "get", obj, "--ignore-not-found", "-o", "name").strip() == ""
+    assert helm_run(hub_ready, "list", "--namespace", namespace, "-q").strip() == ""
+
+
+def test_install_and_uninstall_the_agent_chart(hub_ready: kube.Cluster, agent_values: str) -> None:
+    namespace = "agent-release"
+    make_namespace(hub_ready, namespace, {RESTRICTED: "restricted"})
+    helm_run(hub_ready, "install", "agent", str(AGENT_CHART), "--namespace", namespace, "-f", agent_values)
+    try:
+        installed = release_objects(hub_ready, "agent", namespace)
+        (deployment,) = installed["Deployment"]
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == "fleetplane-agent:0.1.0"
+        assert container["args"][:4] == ["maestro", "agent", "--cluster", "worker-1"]
+        assert sorted(r["metadata"]["namespace"] for r in installed["Role"]) == ["argocd", "default"]
+    finally:
+        helm_run(hub_ready, "uninstall", "agent", "--namespace", namespace, "--wait")
+    assert release_objects(hub_ready, "agent", namespace) == {}
