@@ -1,6 +1,6 @@
 """The consumer servers and agents read with: a group member or assigned partitions, which restarts
-itself when it is stuck. Its blocking calls (poll, commit) go to a thread, so the event loop of a
-server or agent never waits on Kafka."""
+itself when it is stuck. Its blocking calls (poll) go to a thread and commits never wait, so the
+event loop of a server or agent never waits on Kafka."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,9 @@ from maestro.transport.errors import AuthorizationError, authorization_failure, 
 from maestro.transport.messages import Incoming
 
 log = logging.getLogger(__name__)
+
+# How long starting a consumer afresh waits for the old one to leave its group.
+CLOSE_WAIT = 10.0
 
 
 def _incoming(msg: Message) -> Incoming:
@@ -78,6 +82,7 @@ class Reader:
             # Warnings and errors only: a notice per partition-count change (every cluster
             # registered adds partitions) filled the fleet benchmark's progress output.
             "log_level": 4,
+            "on_commit": self._committed_cb,
         }
         if metadata_refresh is not None:
             # A pattern subscription sees a topic created since only when the metadata is read
@@ -94,6 +99,7 @@ class Reader:
         self._idle_since: float | None = None
         self._checked_at = 0.0
         self.restarts = 0
+        self._refused_commit: KafkaError | None = None
 
     def subscribe(self, topics: Sequence[str]) -> None:
         """Join the group reading these topics; a name starting with ``^`` is a pattern, matching
@@ -171,6 +177,10 @@ class Reader:
                 log.warning("consumer error at %s[%s]: %s", msg.topic(), msg.partition(), err)
         if fatal is not None:
             raise KafkaException(fatal)
+        if self._refused_commit is not None:
+            # Permanent, like a refused read: what this batch holds is read again by whoever may.
+            error, self._refused_commit = self._refused_commit, None
+            raise AuthorizationError(self._principal, f"committing offsets as group {self._group}", error)
         if refused is not None and not out:
             # Raised only once the messages before it are handed out: none is lost for it.
             raise AuthorizationError(self._principal, *refused)
@@ -192,8 +202,8 @@ class Reader:
         if now - self._idle_since < stall_after or now - self._checked_at < stall_after:
             return
         self._checked_at = now
-        behind = self.behind_sync()
-        if self._topics:
+        behind, answered = self._behind(timeout=5.0)
+        if self._topics and answered:
             previous, self._group_behind = self._group_behind, behind
             moved = [k for k, (start, _) in behind.items() if k not in previous or previous[k][0] != start]
             if moved:
@@ -217,7 +227,14 @@ class Reader:
         (a stuck one may not), through a fresh one. Empty if neither can (the broker or the group
         coordinator is away: nothing to judge then).
         """
+        return self._behind(timeout)[0]
+
+    def _behind(self, timeout: float) -> tuple[dict[tuple[str, int], tuple[int, int]], bool]:
+        """`behind_sync`, and whether the reader's own consumer could answer. A group member that
+        cannot reach its coordinator while a fresh consumer can is stuck on it: it needs no second
+        look to tell it from a member whose partitions another member is reading."""
         found = self._positions(self._consumer, timeout)
+        answered = found is not None
         if found is None:
             probe = Consumer(self._config)
             try:
@@ -226,13 +243,13 @@ class Reader:
                 with contextlib.suppress(RuntimeError, KafkaException):
                     probe.close()
         if found is None:
-            return {}
+            return {}, answered
         behind = {}
         for key, (next_offset, (low, high)) in found.items():
             start = low if next_offset < 0 else next_offset
             if high > start:
                 behind[key] = (start, high)
-        return behind
+        return behind, answered
 
     def _positions(
         self, consumer: Consumer, timeout: float
@@ -273,35 +290,68 @@ class Reader:
         """Replace the consumer by a fresh one: assigned at the next offsets, or joining the group."""
         old, self._consumer = self._consumer, Consumer(self._config)
         if self._topics:
-            # Leave the group first, so that its partitions go to the fresh member at once.
-            with contextlib.suppress(RuntimeError, KafkaException):
-                old.close()
+            # Leave the group first, so that its partitions go to the fresh member at once; a
+            # member stuck on its coordinator may never finish leaving, and then the group moves
+            # its partitions after the session timeout.
+            _close_within(old, CLOSE_WAIT)
             self._consumer.subscribe(self._topics)
         else:
             self._consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in self._next.items()])
-            with contextlib.suppress(RuntimeError, KafkaException):
-                old.close()
+            _close_within(old, CLOSE_WAIT)
         self.restarts += 1
 
     async def poll_batch(self, max_messages: int = 500, timeout: float = 0.5) -> list[Incoming]:
         return await asyncio.to_thread(self.poll_batch_sync, max_messages, timeout)
 
     def commit_sync(self, messages: Sequence[Incoming]) -> None:
-        """Commit past the last of each partition's messages (they have been handled)."""
+        """Commit past the last of each partition's messages (they have been handled).
+
+        Asynchronous: a synchronous commit waits, without any bound, for a group coordinator that
+        a consumer stuck after a broker restart never finds again, and the loop waiting on it
+        would then never poll, so nothing could notice the stall and start the consumer afresh.
+        A commit that fails is logged when the consumer next polls; the next one covers it, and a
+        crash before then re-reads what it did not cover (handling a message twice is a no-op).
+        """
         last: dict[tuple[str, int], int] = {}
         for m in messages:
             last[(m.topic, m.partition)] = max(last.get((m.topic, m.partition), -1), m.offset)
         if last:
             try:
                 self._consumer.commit(
-                    offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
+                    offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=True
                 )
             except KafkaException as exc:
                 raise refused(exc, self._principal, f"committing offsets as group {self._group}") from exc
 
     async def commit(self, messages: Sequence[Incoming]) -> None:
-        await asyncio.to_thread(self.commit_sync, messages)
+        self.commit_sync(messages)  # never blocks: no thread needed
+
+    def _committed_cb(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None or error.code() == KafkaError._NO_OFFSET:
+            return
+        if authorization_failure(error):
+            self._refused_commit = error  # raised by the poll serving this callback
+        else:
+            log.warning(
+                "committing offsets as group %s failed (the next commit covers them): %s", self._group, error
+            )
 
     def close(self) -> None:
         with contextlib.suppress(RuntimeError, KafkaException):
             self._consumer.close()
+
+
+def _close_within(consumer: Consumer, timeout: float) -> None:
+    """Close a consumer, waiting at most ``timeout`` seconds: leaving the group needs its
+    coordinator, which a stuck consumer may never reach again. The close goes on in a daemon
+    thread past the wait."""
+
+    def close() -> None:
+        with contextlib.suppress(RuntimeError, KafkaException):
+            consumer.close()
+
+    closing = threading.Thread(target=close, name="kafka-consumer-close", daemon=True)
+    closing.start()
+    closing.join(timeout)
+    if closing.is_alive():
+        log.warning("the replaced consumer did not close within %.0fs; going on without it", timeout)

@@ -24,7 +24,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from localinfra import ports
 from maestro.transport import consumer as consumer_mod
@@ -212,7 +212,7 @@ def test_a_refused_read_raises_once_the_messages_before_it_are_handed_out() -> N
     )
 
 
-def test_a_refused_commit_is_permanent() -> None:
+def test_a_commit_refused_at_once_is_permanent() -> None:
     consumer = FakeConsumer()
 
     def commit(offsets: list[object], asynchronous: bool) -> None:
@@ -223,6 +223,43 @@ def test_a_refused_commit_is_permanent() -> None:
     message = Incoming("t.spec.0", 0, 4, None, {}, None, b"")
     with pytest.raises(AuthorizationError, match="committing offsets as group group"):
         reader.commit_sync([message])
+
+
+def test_a_commit_never_waits_and_one_refused_later_fails_the_next_poll() -> None:
+    consumer = FakeConsumer()
+    calls: list[bool] = []
+
+    def commit(offsets: list[object], asynchronous: bool) -> None:
+        calls.append(asynchronous)
+
+    consumer.commit = commit  # type: ignore[attr-defined]
+    reader = kafkafakes.reader(consumer)
+    reader.commit_sync([Incoming("t.spec.0", 0, 4, None, {}, None, b"")])
+    assert calls == [True]
+    # The broker's answer arrives while the consumer polls: a transient failure is only logged ...
+    reader._committed_cb(KafkaError(KafkaError.REQUEST_TIMED_OUT), [])
+    assert reader.poll_batch_sync(10, 0.0) == []
+    # ... a refusal stops the reader, as a refused read does.
+    reader._committed_cb(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED), [])
+    with pytest.raises(AuthorizationError, match="committing offsets as group group"):
+        reader.poll_batch_sync(10, 0.0)
+
+
+def test_a_member_that_never_closes_is_left_behind_when_started_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stuck, fresh = FakeConsumer(), FakeConsumer()
+    release = threading.Event()
+    stuck.close = lambda: release.wait(30)  # type: ignore[assignment,method-assign,return-value]
+    reader = kafkafakes.reader(stuck)
+    reader.subscribe(["t.status"])
+    monkeypatch.setattr(consumer_mod, "CLOSE_WAIT", 0.1)
+    monkeypatch.setattr(consumer_mod, "Consumer", lambda config: fresh)
+    started = time.monotonic()
+    reader.restart_sync()
+    release.set()
+    assert time.monotonic() - started < 5
+    assert reader.restarts == 1 and fresh.subscribed == ["t.status"]
 
 
 def test_a_pattern_subscription_watches_every_topic_it_matches() -> None:
@@ -320,6 +357,32 @@ def test_a_group_member_restarts_only_when_the_group_makes_no_progress(
     # Nobody reads it any more: the member leaves and joins again with a fresh consumer.
     idle_for(11)
     assert reader.restarts == 1 and stuck.closed and fresh.subscribed == ["t.status"]
+
+
+def test_a_group_member_cut_off_from_its_coordinator_restarts_at_the_first_look(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    stuck = FakeConsumer()
+    stuck.group_committed, stuck.end_offset = {0: 4, 1: 7}, 7
+
+    def no_coordinator(partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+
+    stuck.committed = no_coordinator  # type: ignore[method-assign]
+    reader = kafkafakes.reader(stuck, stall_after=10.0)
+    reader.subscribe(["t.status"])
+    # A fresh consumer reaches the coordinator: the group is behind and nobody moves it.
+    probe, fresh = FakeConsumer(), FakeConsumer()
+    probe.group_committed, probe.end_offset = {0: 4, 1: 7}, 7
+    made = [probe, fresh]
+    monkeypatch.setattr(consumer_mod, "Consumer", lambda config: made.pop(0))
+    for _ in range(12):
+        reader.poll_batch_sync(500, 0.0)
+        clock[0] += 1.0
+    assert reader.restarts == 1 and stuck.closed and probe.closed
+    assert fresh.subscribed == ["t.status"]
 
 
 def test_an_idle_group_member_that_is_caught_up_is_left_alone() -> None:
