@@ -51,16 +51,6 @@ INSTALLS: dict[str, Callable[[], list[dict[str, Any]]]] = {
 }
 
 
-def compose(install: list[dict[str, Any]], **argocd: Any) -> list[render.ComposedResource]:
-    """What a claim renders to; ``argocd`` overrides the Composition's Argo CD defaults."""
-    claim = builders.defaulted(builders.claim())
-    composite = xrd.composite_from_claim(claim, builders.definition())
-    defaults = builders.composition()["spec"]["defaults"]
-    defaults = {**defaults, "argocd": {**defaults["argocd"], **argocd}}
-    values = render.composite_values(composite, claim, defaults, builders.platform(install))
-    return render.render(builders.template(), source=builders.TEMPLATE_SOURCE, values=values)
-
-
 @pytest.fixture(scope="module", params=sorted(INSTALLS))
 def install(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     return INSTALLS[request.param]()
@@ -68,13 +58,7 @@ def install(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered(install: list[dict[str, Any]]) -> list[render.ComposedResource]:
-    return compose(install)
-
-
-def workload(resources: list[render.ComposedResource], kind: str, name: str) -> dict[str, Any]:
-    return next(
-        r.object for r in resources if r.object.get("kind") == kind and r.object["metadata"]["name"] == name
-    )
+    return builders.compose(install)
 
 
 def container(obj: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -130,10 +114,10 @@ def index_of(resources: list[render.ComposedResource], kind: str, name: str) -> 
 def test_redis_listens_on_tls_alone_and_requires_client_certificates(
     rendered: list[render.ComposedResource],
 ) -> None:
-    redis = workload(rendered, "Deployment", "argocd-redis")
+    redis = builders.workload(rendered, "Deployment", "argocd-redis")
     args = container(redis, "redis")["args"]
     assert flag(args, "--port") == "0"  # no plain TCP listener at all
-    service = workload(rendered, "Service", "argocd-redis")
+    service = builders.workload(rendered, "Service", "argocd-redis")
     assert flag(args, "--tls-port") == str(service["spec"]["ports"][0]["targetPort"])
     assert flag(args, "--tls-auth-clients") == "yes"
     # Argo CD's own settings stay: its password, no persistence
@@ -153,7 +137,7 @@ def test_each_client_verifies_redis_and_presents_its_own_certificate(
     issued = certificates(rendered)
     secrets = set()
     for name, kind in CLIENTS.items():
-        obj = workload(rendered, kind, name)
+        obj = builders.workload(rendered, kind, name)
         args = container(obj, name)["args"]
         assert "--redis-use-tls" in args, name
         assert "--redis-insecure-skip-tls-verify" not in args, name
@@ -206,8 +190,8 @@ def test_certificates_come_before_the_workloads_and_renewals_roll_their_readers(
 
 
 def test_argocd_server_is_a_client_too_when_it_is_rendered(install: list[dict[str, Any]]) -> None:
-    resources = compose(install, skipComponents=["dex-server", "notifications-controller"])
-    server = workload(resources, "Deployment", "argocd-server")
+    resources = builders.compose(install, skipComponents=["dex-server", "notifications-controller"])
+    server = builders.workload(resources, "Deployment", "argocd-server")
     args = container(server, "argocd-server")["args"]
     assert "--redis-use-tls" in args
     secret, _ = secret_file(server, "argocd-server", str(flag(args, "--redis-client-certificate")))
@@ -218,10 +202,10 @@ def test_argocd_server_is_a_client_too_when_it_is_rendered(install: list[dict[st
 
 
 def test_redis_tls_off_leaves_redis_and_its_clients_as_released(install: list[dict[str, Any]]) -> None:
-    resources = compose(install, redisTLS=False)
+    resources = builders.compose(install, redisTLS=False)
     released = {(o["kind"], o["metadata"]["name"]): o for o in install}
     for kind, name in [("Deployment", "argocd-redis"), *((k, n) for n, k in CLIENTS.items())]:
-        assert workload(resources, kind, name)["spec"] == released[kind, name]["spec"], name
+        assert builders.workload(resources, kind, name)["spec"] == released[kind, name]["spec"], name
     assert not [s for s in certificates(resources) if "redis" in s]
 
 
