@@ -145,12 +145,29 @@ def is_running(env: Environment, cluster: str) -> bool:
     return all(n in env.processes and process.is_alive(env.processes[n]) for n in names)
 
 
+def host_environment(folder: Path, kubeconfig: Path) -> dict[str, str]:
+    """What Argo CD's components find in their pods, as a host process's environment: the folders
+    its image holds (TLS and SSH data, GnuPG, plugin sockets, a home) under ``folder``, its helper
+    binaries on PATH, and the cluster it runs in (``kubeconfig``, taken as the in-cluster one)."""
+    for sub in ("tls", "ssh", "gpg", "plugins", "home"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "ARGOCD_FAKE_IN_CLUSTER": "true",
+        "KUBECONFIG": str(kubeconfig),
+        "ARGOCD_TLS_DATA_PATH": str(folder / "tls"),
+        "ARGOCD_SSH_DATA_PATH": str(folder / "ssh"),
+        "ARGOCD_GNUPGHOME": str(folder / "gpg"),
+        "ARGOCD_GPG_ENABLED": "false",
+        "ARGOCD_PLUGINSOCKFILEPATH": str(folder / "plugins"),
+        "HOME": str(folder / "home"),
+        "PATH": f"{build.argocd_helpers_dir()}:{os.environ.get('PATH', '')}",
+    }
+
+
 def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
     """Run Argo CD's components (redis, repo-server, application-controller) against a cluster that
     already holds its CRDs and configuration (applied by ``start`` or by a composition)."""
     folder = env.path("clusters", cluster.name, "argocd")
-    for sub in ("tls", "ssh", "gpg", "plugins", "home"):
-        (folder / sub).mkdir(exist_ok=True)
     kubeconfig = kube.with_namespace(cluster.kubeconfig, namespace, folder / "kubeconfig")
     cache = redis.start(env, f"{cluster.name}/argocd-redis", identity(cluster.name, "redis"))
     repo_tls = pki.identity_files(
@@ -162,15 +179,7 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
     app_config = folder / "config"
     _link(app_config / "reposerver" / "tls", repo_tls.ca.parent)
     common_env = {
-        "ARGOCD_FAKE_IN_CLUSTER": "true",
-        "KUBECONFIG": str(kubeconfig),
-        "ARGOCD_TLS_DATA_PATH": str(folder / "tls"),
-        "ARGOCD_SSH_DATA_PATH": str(folder / "ssh"),
-        "ARGOCD_GNUPGHOME": str(folder / "gpg"),
-        "ARGOCD_GPG_ENABLED": "false",
-        "ARGOCD_PLUGINSOCKFILEPATH": str(folder / "plugins"),
-        "HOME": str(folder / "home"),
-        "PATH": f"{build.argocd_helpers_dir()}:{os.environ.get('PATH', '')}",
+        **host_environment(folder, kubeconfig),
         # The password is read from the file `auth` in this folder, as from a mounted Secret: a
         # REDIS_PASSWORD variable would be inherited by every git, helm and kustomize the
         # repo-server runs (it hands them its whole environment).

@@ -13,8 +13,10 @@ revokes the serial in use.
 
 With ``service`` and ``dnsNames`` the certificate is a serving one for that service of the cluster
 (identity ``service/<cluster>.<service>``, server authentication only: it cannot act as a client of
-Maestro or Kafka), and ``restartOnRenewal`` names the workloads that read it only when they start:
-each new certificate rolls them.
+Maestro or Kafka); with ``usage: client`` a client-only one. A service's identity names no
+incarnation, so it is issued without waiting for the consumer: a composition may place it before
+the workloads that mount it, which then start on it. ``restartOnRenewal`` names the workloads that
+read it only when they start: each new certificate rolls those that exist.
 """
 
 from __future__ import annotations

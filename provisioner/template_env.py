@@ -1,6 +1,6 @@
 """The Jinja environment compositions render in: an immutable sandbox with strict undefined
 variables whose messages name the whole expression and where to set the value, and the filters
-templates use (``toyaml``, ``tojson``, ``b64enc``, ``merge``, ``omit``).
+templates use (``toyaml``, ``tojson``, ``b64enc``, ``merge``, ``omit``, ``extend_pod``).
 
 Values are traced: every mapping and list a template reaches remembers the expression it was
 reached by (``parameters.network.cidr``), so an undefined one is reported by that expression.
@@ -126,7 +126,16 @@ def environment(source: str, text: str) -> _Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters.update({"toyaml": toyaml, "tojson": tojson, "b64enc": b64enc, "merge": merge, "omit": omit})
+    env.filters.update(
+        {
+            "toyaml": toyaml,
+            "tojson": tojson,
+            "b64enc": b64enc,
+            "merge": merge,
+            "omit": omit,
+            "extend_pod": extend_pod,
+        }
+    )
     return env
 
 
@@ -221,3 +230,43 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def extend_pod(
+    workload: Any, container: str, *, args: Any = (), mounts: Any = (), volumes: Any = ()
+) -> dict[str, Any]:
+    """A copy of a workload (Deployment, StatefulSet, DaemonSet, Job) with ``args`` appended to
+    the container named ``container``, ``mounts`` added to its ``volumeMounts`` and ``volumes`` to
+    its pod: ``obj | extend_pod("redis", args=["--port", "0"], mounts=[...], volumes=[...])``.
+
+    ``merge`` would replace these lists whole; here they grow, leaving the other containers and what
+    the workload already mounts as they are. A container that is not there, or a mount or volume
+    name already taken, is an error naming it."""
+    out = _plain(workload)
+    if not isinstance(out, dict):
+        raise ValueError(f"extend_pod takes a workload object, not {type(out).__name__}")
+    what = f"{out.get('kind', 'the workload')} {(out.get('metadata') or {}).get('name', '')}".rstrip()
+    pod = ((out.get("spec") or {}).get("template") or {}).get("spec")
+    if not isinstance(pod, dict):
+        raise ValueError(f"{what} has no pod template (spec.template.spec) to extend")
+    containers = pod.get("containers") or []
+    target = next((c for c in containers if c.get("name") == container), None)
+    if target is None:
+        names = ", ".join(str(c.get("name")) for c in containers) or "none"
+        raise ValueError(f"{what} has no container {container!r} — its containers are {names}")
+    if args:
+        target["args"] = [*(target.get("args") or []), *_plain(args)]
+    if mounts:
+        target["volumeMounts"] = _add_named(target.get("volumeMounts") or [], _plain(mounts), what, "mount")
+    if volumes:
+        pod["volumes"] = _add_named(pod.get("volumes") or [], _plain(volumes), what, "volume")
+    return out
+
+
+def _add_named(present: list[Any], added: list[Any], what: str, noun: str) -> list[Any]:
+    taken = {item.get("name") for item in present}
+    for item in added:
+        if item.get("name") in taken:
+            raise ValueError(f"{what} already has a {noun} named {item.get('name')!r} — pick another name")
+        taken.add(item.get("name"))
+    return [*present, *added]

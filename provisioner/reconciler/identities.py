@@ -1,5 +1,6 @@
-"""Each cluster's agent identity: a certificate of its Maestro registration, issued by the platform
-CA into a Secret on the cluster, renewed when due, and revoked when the cluster is deleted."""
+"""Each cluster's identities: its agent's certificate of its Maestro registration and its services'
+certificates, issued by the platform CA into Secrets on the cluster, renewed when due, and revoked
+when the cluster is deleted."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 async def ensure(
     ctx: Context, composite: Mapping[str, Any], obj: Mapping[str, Any], worker: objects.Objects
 ) -> tuple[bool, str]:
-    """The cluster's agent certificate in its Secret on the cluster, issued or renewed."""
+    """An identity's certificate in its Secret on the cluster, issued or renewed."""
     ca = ctx.settings.authority
     if ca is None:
         raise ValueError(
@@ -26,16 +27,23 @@ async def ensure(
             "(the platform CA's ca.crt and ca.key)"
         )
     wanted = identity.request(obj)
-    consumer = await ctx.maestro.get_consumer(wanted.consumer)
-    who = wanted.identity(consumer.placement_slot)
+    if wanted.service:
+        who = wanted.identity("")  # a service's identity names no incarnation
+    else:
+        consumer = await ctx.maestro.get_consumer(wanted.consumer)
+        who = wanted.identity(consumer.placement_slot)
     current = await worker.get(identity.secret_ref(wanted))
     reason = identity.reissue_reason(current, wanted, who, ca)
     if reason is None and current is not None:
         return True, identity.describe(current)
     issued = identity.issued_secret(wanted, who, ca)
     await worker.apply(issued, field_manager=FIELD_MANAGER)
-    # A manager of its own, so the composition's next apply of the workload leaves it be.
     for patch in identity.restart_patches(wanted, issued):
+        # A workload the composition has not made yet will start on this certificate; the patch
+        # would try to create it from an annotation alone.
+        if await worker.get(patch) is None:
+            continue
+        # A manager of its own, so the composition's next apply of the workload leaves it be.
         await worker.apply(patch, field_manager=identity.rollout_manager(wanted))
     ctx.report(composite, "Normal", "CertificateIssued", f"{identity.describe(issued)} ({reason})")
     return True, identity.describe(issued)

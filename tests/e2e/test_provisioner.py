@@ -6,8 +6,8 @@ On the real local infrastructure (a hub kube-apiserver, etcd, PostgreSQL, Kafka,
   kubeconfig; its Argo CD synced the ``worker-apps`` Application from a local git repository; the
   cluster is a Maestro consumer and in the hub inventory with the claim's labels; its agent holds
   a certificate of that registration, issued by the provisioner, and its Argo CD repo-server a
-  serving certificate of the same CA, rolled onto it; a ManifestWork sent through
-  Maestro is applied on it by its agent;
+  serving certificate of the same CA, rolled onto it; its Redis a serving certificate and each
+  Redis client one of its own; a ManifestWork sent through Maestro is applied on it by its agent;
 - under the Manual update policy, the composite stays on its revision after the Composition
   changes, and moves (re-rendering the inventory labels) when the claim pins the new revision;
 - a claim that sets a reserved inventory label (``fleetplane.io/...``) is refused naming it, and
@@ -316,6 +316,20 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
                 f"{cluster}.argocd-application-controller"
             )
             assert rolled["rollout.fleetplane.io/argocd-repo-server-mtls"] == str(client_cert.serial_number)
+            # Its Redis serves with a certificate of the same CA for its Service's names, and each
+            # of its clients holds a client certificate of its own.
+            redis_tls = await worker.get(_secret_ref("argocd", "argocd-redis-tls"))
+            assert redis_tls is not None
+            redis_cert = _certificate(redis_tls, "tls.crt")
+            assert redis_cert.issuer == agent_cert.issuer
+            names = redis_cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            assert "argocd-redis.argocd.svc" in names.get_values_for_type(x509.DNSName)
+            for redis_client in ("argocd-application-controller", "argocd-repo-server"):
+                held = await worker.get(_secret_ref("argocd", f"{redis_client}-redis-tls"))
+                assert held is not None, redis_client
+                assert identity.from_certificate(_certificate(held, "tls.crt")) == Identity.service(
+                    f"{cluster}.{redis_client}"
+                )
             inventory = await _inventory(platform, cluster)
             assert inventory is not None
             wanted = {"env": "e2e", "team": "a", "fleetplane.io/team": TEAM}
@@ -467,6 +481,14 @@ async def test_a_template_error_sets_synced_false_with_the_line_and_creates_noth
     cluster = ((bound or {}).get("spec") or {}).get("resourceRef", {}).get("name", "")
     assert not any(n.startswith(f"{cluster}/") for n in Environment(platform.clusters.root).processes)
     await asyncio.to_thread(kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM)
+
+
+def _secret_ref(namespace: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}}
+
+
+def _certificate(secret: dict[str, Any], key: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(base64.b64decode(secret["data"][key]))
 
 
 async def _inventory(platform: Platform, cluster: str) -> dict[str, Any] | None:

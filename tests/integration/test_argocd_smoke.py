@@ -7,48 +7,16 @@ with an error message and deploys nothing (the ground for the lifecycle cases).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from localinfra import argocd, gitrepo, kube
+from tests import argoapps
 
 pytestmark = pytest.mark.integration
-
-
-def _application(name: str, repo_url: str, path: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "Application",
-        "metadata": {"name": name, "namespace": "argocd"},
-        "spec": {
-            "project": "default",
-            "source": {"repoURL": repo_url, "path": path, "targetRevision": "HEAD"},
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": namespace},
-            "syncPolicy": {
-                "automated": {"prune": True, "selfHeal": True},
-                "syncOptions": ["CreateNamespace=true"],
-            },
-        },
-    }
-
-
-def _wait_status(
-    custom: client.CustomObjectsApi, name: str, want: Any, timeout: float = 180
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        app = custom.get_namespaced_custom_object("argoproj.io", "v1alpha1", "argocd", "applications", name)
-        status = app.get("status") or {}
-        if want(status):
-            return status
-        time.sleep(1)
-    pytest.fail(f"Application {name} never reached the wanted status; last status: {status}")
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +33,12 @@ def test_syncs_configmap_from_local_git_repo(worker: kube.Cluster, tmp_path: Pat
         "v1alpha1",
         "argocd",
         "applications",
-        _application("smoke-good", repo, "apps/configmap1", "smoke-good"),
+        argoapps.application("smoke-good", repo, "apps/configmap1", "smoke-good"),
     )
-    status = _wait_status(
+    status = argoapps.wait_status(
         custom,
         "smoke-good",
-        lambda s: (
-            s.get("sync", {}).get("status") == "Synced" and s.get("health", {}).get("status") == "Healthy"
-        ),
+        argoapps.synced_and_healthy,
     )
     assert status["sync"]["revision"]
     cm = client.CoreV1Api(api).read_namespaced_config_map("configmap1", "smoke-good")
@@ -88,9 +54,9 @@ def test_missing_repository_reports_unknown_with_message(worker: kube.Cluster, t
         "v1alpha1",
         "argocd",
         "applications",
-        _application("smoke-bad", missing, "apps/configmap1", "smoke-bad"),
+        argoapps.application("smoke-bad", missing, "apps/configmap1", "smoke-bad"),
     )
-    status = _wait_status(
+    status = argoapps.wait_status(
         custom,
         "smoke-bad",
         lambda s: (

@@ -57,6 +57,24 @@ def platform(install: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     )
 
 
+def compose(install: list[dict[str, Any]], **argocd: Any) -> list[render.ComposedResource]:
+    """What the default claim renders to with Argo CD's ``install`` objects; ``argocd`` overrides
+    the Composition's Argo CD defaults."""
+    claim_obj = defaulted(claim())
+    composite = xrd.composite_from_claim(claim_obj, definition())
+    defaults = composition()["spec"]["defaults"]
+    defaults = {**defaults, "argocd": {**defaults["argocd"], **argocd}}
+    values = render.composite_values(composite, claim_obj, defaults, platform(install))
+    return render.render(template(), source=TEMPLATE_SOURCE, values=values)
+
+
+def workload(resources: list[render.ComposedResource], kind: str, name: str) -> dict[str, Any]:
+    """The composed object of that kind and name."""
+    return next(
+        r.object for r in resources if r.object.get("kind") == kind and r.object["metadata"]["name"] == name
+    )
+
+
 def xrd_with(**spec: Any) -> dict[str, Any]:
     """A small definition, with ``spec`` keys replaced (a value of ``None`` removes the key)."""
     base: dict[str, Any] = {

@@ -63,30 +63,34 @@ def test_worker_cluster_order_and_targets(rendered: list[render.ComposedResource
     assert [(r.index, r.target, r.name, r.wait_ready) for r in rendered] == [
         (0, "provider", "cluster", False),
         (1, "workload", "argocd-namespace", False),
-        (2, "workload", "crd-applications-argoproj-io", False),
-        (3, "workload", "serviceaccount-argocd-application-controller", False),
-        (4, "workload", "clusterrole-argocd-application-controller", False),
-        (5, "workload", "clusterrolebinding-argocd-application-controller", False),
-        (6, "workload", "configmap-argocd-cm", False),
-        (7, "workload", "service-argocd-repo-server", False),
-        (8, "workload", "deployment-argocd-redis", False),
-        (9, "workload", "deployment-argocd-repo-server", True),
-        (10, "workload", "statefulset-argocd-application-controller", True),
-        (11, "workload", "argocd-default-project", False),
-        (12, "workload", "worker-apps", False),
-        (13, "maestro", "maestro-consumer", False),
-        (14, "workload", "agent-namespace", False),
-        (15, "workload", "agent-settings", False),
-        (16, "workload", "agent-serviceaccount", False),
-        (17, "workload", "agent-clusterrole", False),
-        (18, "workload", "agent-clusterrolebinding", False),
-        (19, "workload", "agent-role-argocd", False),
-        (20, "workload", "agent-rolebinding-argocd", False),
-        (21, "identity", "agent-identity", False),
-        (22, "identity", "argocd-repo-server-certificate", False),
-        (23, "identity", "argocd-repo-server-client-certificate", False),
-        (24, "workload", "agent", True),
-        (25, "hub", "inventory", False),
+        (2, "identity", "argocd-redis-certificate", False),
+        (3, "identity", "argocd-application-controller-redis-client-certificate", False),
+        (4, "identity", "argocd-repo-server-redis-client-certificate", False),
+        (5, "workload", "crd-applications-argoproj-io", False),
+        (6, "workload", "serviceaccount-argocd-application-controller", False),
+        (7, "workload", "clusterrole-argocd-application-controller", False),
+        (8, "workload", "clusterrolebinding-argocd-application-controller", False),
+        (9, "workload", "configmap-argocd-cm", False),
+        (10, "workload", "service-argocd-repo-server", False),
+        (11, "workload", "service-argocd-redis", False),
+        (12, "workload", "deployment-argocd-redis", False),
+        (13, "workload", "deployment-argocd-repo-server", True),
+        (14, "workload", "statefulset-argocd-application-controller", True),
+        (15, "workload", "argocd-default-project", False),
+        (16, "workload", "worker-apps", False),
+        (17, "maestro", "maestro-consumer", False),
+        (18, "workload", "agent-namespace", False),
+        (19, "workload", "agent-settings", False),
+        (20, "workload", "agent-serviceaccount", False),
+        (21, "workload", "agent-clusterrole", False),
+        (22, "workload", "agent-clusterrolebinding", False),
+        (23, "workload", "agent-role-argocd", False),
+        (24, "workload", "agent-rolebinding-argocd", False),
+        (25, "identity", "agent-identity", False),
+        (26, "identity", "argocd-repo-server-certificate", False),
+        (27, "identity", "argocd-repo-server-client-certificate", False),
+        (28, "workload", "agent", True),
+        (29, "hub", "inventory", False),
     ]
 
 
@@ -138,7 +142,8 @@ def test_argocd_server_is_skipped(rendered: list[render.ComposedResource]) -> No
 
 
 def test_argocd_objects_are_namespaced_in_argocd(rendered: list[render.ComposedResource]) -> None:
-    namespaces = {r.object["kind"]: r.object["metadata"].get("namespace") for r in rendered[2:11]}
+    argocd = [r for r in rendered if r.target == "workload"][1:11]  # after the namespace
+    namespaces = {r.object["kind"]: r.object["metadata"].get("namespace") for r in argocd}
     assert namespaces == {
         "CustomResourceDefinition": None,
         "ServiceAccount": "argocd",

@@ -40,11 +40,11 @@ def test_render_prints_the_composed_resources(tmp_path: pathlib.Path) -> None:
     assert comments[:3] == [
         "# 0 provider cluster",
         "# 1 workload argocd-namespace",
-        "# 2 workload crd-applications-argoproj-io",
+        "# 2 identity argocd-redis-certificate",
     ]
-    assert comments[-1] == "# 25 hub inventory"
+    assert comments[-1] == "# 29 hub inventory"
     objects = [d for d in yaml.safe_load_all(result.output) if d]
-    assert len(objects) == 26
+    assert len(objects) == 30
     assert objects[0]["kind"] == "ClusterConfig" and objects[0]["spec"]["provider"] == "local"
     agent = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "maestro-agent")
     command = agent["spec"]["template"]["spec"]["containers"][0]["command"]

@@ -87,8 +87,8 @@ CASES = [
         {},
         [
             "spec.parameters.regoin: is not a known field — remove it or check its spelling (known: "
-            "agentCertificateLifetimeSeconds, agentPermissions, apps, instanceType, labels, nodeCount, "
-            "provider, region, version)"
+            "agentCertificateLifetimeSeconds, agentPermissions, apps, argocd, instanceType, labels, "
+            "nodeCount, provider, region, version)"
         ],
     ),
     (
