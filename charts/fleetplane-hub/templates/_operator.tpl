@@ -34,6 +34,7 @@ spec:
     metadata:
       labels:
         {{- include "fleetplane.labels" $c | nindent 8 }}
+      {{- include "fleetplane.metricsAnnotations" $root | nindent 6 }}
     spec:
       serviceAccountName: {{ $name }}
       {{- include "fleetplane.podCommon" (dict "root" $root "values" $v) | nindent 6 }}
@@ -50,6 +51,7 @@ spec:
             - {{ $root.Values.inventoryNamespace }}
             {{- include "fleetplane.tlsArgs" $root | nindent 12 }}
             {{- include "fleetplane-hub.livenessArgs" $v.healthPort | nindent 12 }}
+            {{- include "fleetplane.metricsArgs" $root | nindent 12 }}
             - --log-level
             - {{ $root.Values.logLevel }}
             {{- with $v.extraArgs }}
@@ -58,6 +60,10 @@ spec:
           env:
             - name: HOME
               value: /tmp
+          ports:
+            - name: health
+              containerPort: {{ $v.healthPort }}
+            {{- include "fleetplane.metricsContainerPort" $root | nindent 12 }}
           {{- include "fleetplane-hub.livenessProbe" $v.healthPort | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
