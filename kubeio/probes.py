@@ -45,9 +45,10 @@ async def serve(routes: Mapping[str, Handler], host: str, port: int) -> tuple[we
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        what = f"cannot serve {', '.join(routes)} on {host}:{port}: {exc.strerror}"
+        raise OSError(exc.errno, f"{what} (is the port in use?)") from exc
     bound = int(runner.addresses[0][1])
     log.info("serving %s on http://%s:%d", ", ".join(routes), host, bound)
     return runner, bound

@@ -225,10 +225,7 @@ async def run(
         probes.serving(probes.health_routes(readiness), settings.health_host, settings.health_port),
         probes.serving(probes.metrics_routes(metrics.registry), settings.metrics_host, settings.metrics_port),
     ):
-        try:
-            await _serve(settings, state, readiness, metrics, ready, link_seen)
-        finally:
-            readiness.stopping()
+        await _serve(settings, state, readiness, metrics, ready, link_seen)
 
 
 async def _serve(
@@ -264,7 +261,7 @@ async def _serve(
         follow=watcher.follow,
         on_apply=metrics.apply_seconds.observe,
     )
-    state.starting(f"loading what {settings.cluster} holds and asking for what changed")
+    state.starting("loading its applied records and asking Maestro for what changed")
     await agent.start()
     metrics.attach(
         Sources(

@@ -98,7 +98,7 @@ async def test_the_controllers_count_their_passes_works_and_deletions(
     kubectl.apply(hub.kubeconfig, [*namespaces, secret, appset], field_manager=FIELD_MANAGER)
     metrics, log = ports.free_port(), tmp_path / "controllers.log"
     args = operator_args("controllers", hub, maestro, Identity.source("fleetplane"))
-    args += ["--inventory-namespace", inventory, "--metrics-port", str(metrics)]
+    args += ["--inventory-namespace", inventory, "--mirror-status-wait", "1", "--metrics-port", str(metrics)]
     try:
         async with probing.fleetplane(infra_env, f"probes/controllers-{run}", args, log):
 
@@ -109,13 +109,17 @@ async def test_the_controllers_count_their_passes_works_and_deletions(
                 samples = await probing.scrape(metrics)
                 return samples if probing.value(samples, name, **labels) >= 1 else None
 
+            # The pass ends once the mirror is written, which waits (--mirror-status-wait, a second
+            # here) for a status no agent sends.
+            changed = {"kind": "ApplicationSet", "outcome": "changed"}
             passed = await probing.eventually(
-                lambda: counted("fleetplane_controllers_works_published_total", operation="create"),
-                "the work published",
+                lambda: counted("fleetplane_controllers_reconciles_total", **changed),
+                "the pass that published the work",
+                timeout=30,
                 log=log,
             )
-            changed = {"kind": "ApplicationSet", "outcome": "changed"}
-            assert probing.value(passed, "fleetplane_controllers_reconciles_total", **changed) >= 1
+            create = {"operation": "create"}
+            assert probing.value(passed, "fleetplane_controllers_works_published_total", **create) == 1
             assert probing.value(passed, "fleetplane_controllers_mirror_writes_total", operation="apply") == 1
             assert probing.value(passed, "fleetplane_controllers_application_sets") == 1
             assert probing.value(
@@ -244,19 +248,23 @@ async def test_the_provisioner_counts_its_passes_and_its_clusters_by_state(
         return samples if clusters(samples) == want else None
 
     async def applied() -> bool:
+        """The definition, its Composition and two composites, once the provisioner serves their
+        kinds (its own CRDs at its start, the composite kind once it took the definition)."""
         try:
             kubectl.apply(
                 hub.kubeconfig,
-                [composite(group, ready, "local"), composite(group, failed, "aws", deletionPolicy="Orphan")],
+                [
+                    definition(group, made),
+                    composition(group, made),
+                    composite(group, ready, "local"),
+                    composite(group, failed, "aws", deletionPolicy="Orphan"),
+                ],
                 field_manager=FIELD_MANAGER,
             )
         except InfraError:
-            return False  # the definition's kinds are not served yet
+            return False
         return True
 
-    kubectl.apply(
-        hub.kubeconfig, [definition(group, made), composition(group, made)], field_manager=FIELD_MANAGER
-    )
     try:
         async with probing.fleetplane(infra_env, f"probes/provisioner-{run}", args, log):
             await probing.eventually(applied, "the composites created", timeout=30, log=log)

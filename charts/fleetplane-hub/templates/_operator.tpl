@@ -34,7 +34,9 @@ spec:
     metadata:
       labels:
         {{- include "fleetplane.labels" $c | nindent 8 }}
-      {{- include "fleetplane.metricsAnnotations" $root | nindent 6 }}
+      {{- with include "fleetplane.metricsAnnotations" $root }}
+      {{- . | nindent 6 }}
+      {{- end }}
     spec:
       serviceAccountName: {{ $name }}
       {{- include "fleetplane.podCommon" (dict "root" $root "values" $v) | nindent 6 }}
@@ -51,7 +53,9 @@ spec:
             - {{ $root.Values.inventoryNamespace }}
             {{- include "fleetplane.tlsArgs" $root | nindent 12 }}
             {{- include "fleetplane-hub.livenessArgs" $v.healthPort | nindent 12 }}
-            {{- include "fleetplane.metricsArgs" $root | nindent 12 }}
+            {{- with include "fleetplane.metricsArgs" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
             - --log-level
             - {{ $root.Values.logLevel }}
             {{- with $v.extraArgs }}
@@ -63,7 +67,9 @@ spec:
           ports:
             - name: health
               containerPort: {{ $v.healthPort }}
-            {{- include "fleetplane.metricsContainerPort" $root | nindent 12 }}
+            {{- with include "fleetplane.metricsContainerPort" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
           {{- include "fleetplane-hub.livenessProbe" $v.healthPort | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}

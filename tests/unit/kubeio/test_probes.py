@@ -6,7 +6,7 @@ with one line per problem: a loop that raised, returned or was cancelled from ou
 its cause), a check's own reason, a check that raised or did not answer in time (named by what it
 checks); loops that end because the process stops leave it ready; the process's reaction to a
 stopped loop runs; /metrics serves the process's own registry in Prometheus' text format; no port
-asked for, nothing listens.
+asked for, nothing listens; a port in use is named.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from kubeio import probes
@@ -111,3 +112,10 @@ async def test_metrics_serve_the_processs_own_registry() -> None:
 async def test_no_port_no_listener() -> None:
     async with probes.serving(probes.metrics_routes(CollectorRegistry()), "127.0.0.1", None) as port:
         assert port is None
+
+
+async def test_a_port_in_use_is_named() -> None:
+    async with probes.serving(probes.metrics_routes(CollectorRegistry()), "127.0.0.1", 0) as port:
+        with pytest.raises(OSError, match=rf"cannot serve /metrics on 127.0.0.1:{port}: .*in use"):
+            async with probes.serving(probes.metrics_routes(CollectorRegistry()), "127.0.0.1", port):
+                pass
