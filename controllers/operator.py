@@ -23,13 +23,14 @@ from typing import Any
 import kopf
 
 from controllers import contract, hub
+from controllers.metrics import ControllerMetrics
 from controllers.propagation import controller as propagation
 from controllers.propagation import handlers as propagation_handlers
 from controllers.propagation import plan
 from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
 from controllers.status import controller as status
-from kubeio import kopf_operator
+from kubeio import kopf_operator, probes
 from maestro.client import Credentials, MaestroClient
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class OperatorSettings:
     status: status.StatusSettings = dataclasses.field(default_factory=status.StatusSettings)
     #: e.g. ``http://127.0.0.1:8080/healthz``; kopf serves its liveness probe there
     liveness: str | None = None
+    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port)
+    metrics_port: int | None = None
+    metrics_host: str = probes.LOOPBACK
 
 
 @dataclasses.dataclass
@@ -64,6 +68,7 @@ class Operator:
     book: book.StatusBook
     propagation: propagation.PropagationController
     status: status.StatusController
+    metrics: ControllerMetrics
 
 
 def build(settings: OperatorSettings) -> Operator:
@@ -82,7 +87,10 @@ def build(settings: OperatorSettings) -> Operator:
         batch_publish=True,
     )
     status_book = book.StatusBook()
-    status_controller = status.StatusController(status_hub_client, maestro, status_book, settings.status)
+    metrics = ControllerMetrics()
+    status_controller = status.StatusController(
+        status_hub_client, maestro, status_book, settings.status, metrics=metrics
+    )
     propagation_controller = propagation.PropagationController(
         hub_client,
         maestro,
@@ -90,6 +98,7 @@ def build(settings: OperatorSettings) -> Operator:
         status_controller,
         settings.propagation,
         plan.PlanOptions(source=contract.MAESTRO_SOURCE),
+        metrics=metrics,
     )
     # a status change may let a RollingSync move on to its next step
     status_controller.on_app_status = propagation_controller.wake_if_rolling
@@ -126,6 +135,7 @@ def build(settings: OperatorSettings) -> Operator:
         status_book,
         propagation_controller,
         status_controller,
+        metrics,
     )
 
 
@@ -143,6 +153,9 @@ async def serve(
         liveness=settings.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        metrics=kopf_operator.MetricsPort(
+            operator.metrics.registry, settings.metrics_host, settings.metrics_port
+        ),
     )
 
 

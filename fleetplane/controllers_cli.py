@@ -7,7 +7,7 @@ import typer
 from controllers import operator
 from controllers.propagation import settings as propagation
 from controllers.status import controller as status
-from fleetplane import gc_tuning, kube_options, logs, tls_options
+from fleetplane import gc_tuning, kube_options, logs, probe_options, tls_options
 
 app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
 KUBECONFIG = kube_options.kubeconfig_option("the hub")
@@ -70,6 +70,10 @@ def run(
     token_file: str = tls_options.TOKEN_FILE,
     insecure: bool = tls_options.INSECURE,
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
+    metrics_port: int | None = probe_options.metrics_port_option(
+        "passes by kind and outcome, works published and deleted, status writes, errors, queues"
+    ),
+    metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
@@ -95,5 +99,7 @@ def run(
             rollup_bytes_per_second=rollup_bytes,
         ),
         liveness=liveness or None,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     operator.run(settings)

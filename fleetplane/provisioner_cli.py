@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fleetplane import kube_options, logs, tls_options
+from fleetplane import kube_options, logs, probe_options, tls_options
 from kubeio import objects
 from kubeio.kubeconfig import Kubeconfig
 from localinfra.environment import Environment
@@ -58,6 +58,10 @@ def run(
         "default: the local environment's.",
     ),
     liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
+    metrics_port: int | None = probe_options.metrics_port_option(
+        "passes by kind and outcome, clusters by state, errors"
+    ),
+    metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
@@ -78,6 +82,8 @@ def run(
             resync_seconds=resync,
             drain_seconds=drain,
             liveness=liveness or None,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
             ca_dir=ca_dir,
         )
     )

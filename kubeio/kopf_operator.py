@@ -11,14 +11,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import kopf
 
 # kopf.operator takes an ``insights`` argument but exports its type only from here.
 from kopf._cogs.structs.references import Insights
 from kubernetes import client, config
+from prometheus_client import CollectorRegistry
 
-from kubeio import credentials
+from kubeio import credentials, probes
 from kubeio.errors import ClusterUnavailableError
 from kubeio.objects import CRD_PATH
 from kubeio.rest import MERGE_PATCH, KubeRest
@@ -60,6 +62,15 @@ def settings(*, finalizer: str, prefix: str) -> kopf.OperatorSettings:
     return out
 
 
+@dataclass(frozen=True)
+class MetricsPort:
+    """An operator's Prometheus metrics and where they answer (``port`` None: nowhere)."""
+
+    registry: CollectorRegistry
+    host: str = probes.LOOPBACK
+    port: int | None = None
+
+
 async def operate(
     registry: kopf.OperatorRegistry,
     operator_settings: kopf.OperatorSettings,
@@ -68,17 +79,21 @@ async def operate(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     late_kinds: LateKinds | None = None,
+    metrics: MetricsPort | None = None,
 ) -> None:
-    """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal."""
-    await kopf.operator(
-        registry=registry,
-        settings=operator_settings,
-        clusterwide=True,
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        insights=late_kinds.insights if late_kinds is not None else None,
-    )
+    """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal,
+    serving ``metrics`` meanwhile. kopf itself serves a liveness endpoint and no metrics."""
+    served = metrics or MetricsPort(CollectorRegistry())
+    async with probes.serving(probes.metrics_routes(served.registry), served.host, served.port):
+        await kopf.operator(
+            registry=registry,
+            settings=operator_settings,
+            clusterwide=True,
+            liveness_endpoint=liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            insights=late_kinds.insights if late_kinds is not None else None,
+        )
 
 
 class LateKinds:

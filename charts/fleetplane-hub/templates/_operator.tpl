@@ -34,6 +34,9 @@ spec:
     metadata:
       labels:
         {{- include "fleetplane.labels" $c | nindent 8 }}
+      {{- with include "fleetplane.metricsAnnotations" $root }}
+      {{- . | nindent 6 }}
+      {{- end }}
     spec:
       serviceAccountName: {{ $name }}
       {{- include "fleetplane.podCommon" (dict "root" $root "values" $v) | nindent 6 }}
@@ -50,6 +53,9 @@ spec:
             - {{ $root.Values.inventoryNamespace }}
             {{- include "fleetplane.tlsArgs" $root | nindent 12 }}
             {{- include "fleetplane-hub.livenessArgs" $v.healthPort | nindent 12 }}
+            {{- with include "fleetplane.metricsArgs" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
             - --log-level
             - {{ $root.Values.logLevel }}
             {{- with $v.extraArgs }}
@@ -58,6 +64,12 @@ spec:
           env:
             - name: HOME
               value: /tmp
+          ports:
+            - name: health
+              containerPort: {{ $v.healthPort }}
+            {{- with include "fleetplane.metricsContainerPort" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
           {{- include "fleetplane-hub.livenessProbe" $v.healthPort | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
