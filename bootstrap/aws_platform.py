@@ -130,7 +130,8 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
         spec={"selector": {"app": "maestro"}, "ports": [{"name": "grpc", "port": MAESTRO_PORT}]},
         opts=in_namespace,
     )
-    liveness = f"http://0.0.0.0:{HEALTH_PORT}/healthz"
+    # the kubelet probes the pod's address
+    health = ["--health-host", "0.0.0.0", "--health-port", str(HEALTH_PORT)]
     _deployment(
         "provisioner",
         settings.image,
@@ -145,8 +146,7 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
             settings.aws_region,
             "--inventory-namespace",
             INVENTORY_NAMESPACE,
-            "--liveness",
-            liveness,
+            *health,
         ],
         [kafka],
         in_namespace,
@@ -161,8 +161,7 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
             address,
             "--inventory-namespace",
             INVENTORY_NAMESPACE,
-            "--liveness",
-            liveness,
+            *health,
         ],
         [],
         in_namespace,
@@ -229,8 +228,16 @@ def _deployment(
         container["volumeMounts"] = mounts
     if port is None:
         container["ports"] = [{"name": "health", "containerPort": HEALTH_PORT}]
+        # Ready: kopf watches what the operator serves and its dependencies answer; live: the
+        # event loop answers.
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/readyz", "port": HEALTH_PORT},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+        }
         container["livenessProbe"] = {
             "httpGet": {"path": "/healthz", "port": HEALTH_PORT},
+            "initialDelaySeconds": 30,
             "periodSeconds": 20,
         }
     else:

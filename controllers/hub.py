@@ -68,6 +68,11 @@ class HubClient:
         )
 
     @property
+    def rest(self) -> kuberest.KubeRest:
+        """The connection pool's client (its ``answered_at`` tells when the hub last answered)."""
+        return self._rest
+
+    @property
     def max_connections(self) -> int:
         return self._rest.retry.max_connections
 

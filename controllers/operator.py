@@ -11,6 +11,11 @@ What kopf is told:
   ``fleetplane.io/propagation``: Argo CD's ApplicationSet status schema would prune kopf's usual
   ``status.kopf`` field;
 - standalone (no peering objects on the hub): run one replica.
+
+Ready (``/readyz`` on ``--health-port``) while kopf has started and watches ApplicationSets and the
+inventory's Secrets, the hub's API server answered recently, the Maestro server answers over the
+controllers' own channel and serves, and both background loops (status aggregation, orphan
+sweep) run.
 """
 
 from __future__ import annotations
@@ -30,12 +35,17 @@ from controllers.propagation import plan
 from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
 from controllers.status import controller as status
-from kubeio import kopf_operator, probes
+from kubeio import kopf_operator, operator_readiness, probes
 from maestro.client import Credentials, MaestroClient
 
 log = logging.getLogger(__name__)
 
 FINALIZER = "fleetplane.io/propagation"
+#: what kopf must watch for the controllers to do their work
+WATCHED = (
+    operator_readiness.Kind(hub.ARGOCD_GROUP, hub.APPLICATION_SETS),
+    operator_readiness.Kind("", "secrets"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +59,9 @@ class OperatorSettings:
     status: status.StatusSettings = dataclasses.field(default_factory=status.StatusSettings)
     #: e.g. ``http://127.0.0.1:8080/healthz``; kopf serves its liveness probe there
     liveness: str | None = None
+    #: where /healthz and /readyz answer plain HTTP (None: nowhere; 0: a free port)
+    health_port: int | None = None
+    health_host: str = probes.LOOPBACK
     #: where /metrics answers plain HTTP (None: nowhere; 0: a free port)
     metrics_port: int | None = None
     metrics_host: str = probes.LOOPBACK
@@ -69,6 +82,30 @@ class Operator:
     propagation: propagation.PropagationController
     status: status.StatusController
     metrics: ControllerMetrics
+    kopf_state: operator_readiness.KopfState
+    readiness: probes.Readiness
+    #: the loops kopf does not run: status aggregation and the orphan sweep
+    background: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Start the background loops (when kopf starts), watched by the readiness."""
+        self.background = [
+            asyncio.create_task(self.status.run(), name="status-aggregation"),
+            asyncio.create_task(self.propagation.sweep_forever(), name="orphan-sweep"),
+        ]
+        self.readiness.watch(self.background)
+
+    async def stop(self) -> None:
+        """Stop the background loops and close every connection (when kopf stops)."""
+        self.readiness.stopping()
+        for task in self.background:
+            task.cancel()
+        # a loop that failed was logged when it did (and made the operator unready): stop anyway
+        await asyncio.gather(*self.background, return_exceptions=True)
+        self.background.clear()
+        await self.maestro.close()
+        await self.hub_client.close()
+        await self.status_hub_client.close()
 
 
 def build(settings: OperatorSettings) -> Operator:
@@ -103,32 +140,23 @@ def build(settings: OperatorSettings) -> Operator:
     # a status change may let a RollingSync move on to its next step
     status_controller.on_app_status = propagation_controller.wake_if_rolling
 
-    registry = kopf.OperatorRegistry()
-    propagation_handlers.register(registry, propagation_controller)
-    background: list[asyncio.Task[Any]] = []
+    kopf_state = operator_readiness.KopfState()
 
-    @kopf.on.login(registry=registry)
-    def authenticate(**_: Any) -> kopf.ConnectionInfo:
-        return kopf_operator.connection(settings.kubeconfig)
+    async def maestro_serves() -> str | None:
+        return await maestro.not_serving(operator_readiness.PING_TIMEOUT)
 
-    @kopf.on.startup(registry=registry)
-    async def start_background(**_: Any) -> None:
-        background.append(asyncio.create_task(status_controller.run(), name="status-aggregation"))
-        background.append(asyncio.create_task(propagation_controller.sweep_forever(), name="orphan-sweep"))
-
-    @kopf.on.cleanup(registry=registry)
-    async def stop_background(**_: Any) -> None:
-        for task in background:
-            await status.stop(task)
-        background.clear()
-        await maestro.close()
-        await hub_client.close()
-        await status_hub_client.close()
-
-    kopf_settings = kopf_operator.settings(finalizer=FINALIZER, prefix="fleetplane.io")
-    return Operator(
-        registry,
-        kopf_settings,
+    readiness = probes.Readiness(
+        {
+            "kopf": kopf_state.check(WATCHED),
+            "the hub's API server": operator_readiness.api_server_check(
+                hub_client.rest, "the hub's API server"
+            ),
+            "the Maestro server": maestro_serves,
+        }
+    )
+    operator = Operator(
+        kopf.OperatorRegistry(),
+        kopf_operator.settings(finalizer=FINALIZER, prefix="fleetplane.io"),
         hub_client,
         status_hub_client,
         maestro,
@@ -136,7 +164,25 @@ def build(settings: OperatorSettings) -> Operator:
         propagation_controller,
         status_controller,
         metrics,
+        kopf_state,
+        readiness,
     )
+    registry = operator.registry
+    propagation_handlers.register(registry, propagation_controller)
+
+    @kopf.on.login(registry=registry)
+    def authenticate(**_: Any) -> kopf.ConnectionInfo:
+        return kopf_operator.connection(settings.kubeconfig)
+
+    @kopf.on.startup(registry=registry)
+    async def start_background(**_: Any) -> None:
+        operator.start_background()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_background(**_: Any) -> None:
+        await operator.stop()
+
+    return operator
 
 
 async def serve(
@@ -150,12 +196,14 @@ async def serve(
     await kopf_operator.operate(
         operator.registry,
         operator.kopf_settings,
+        state=operator.kopf_state,
         liveness=settings.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
         metrics=kopf_operator.MetricsPort(
             operator.metrics.registry, settings.metrics_host, settings.metrics_port
         ),
+        health=kopf_operator.HealthPort(operator.readiness, settings.health_host, settings.health_port),
     )
 
 

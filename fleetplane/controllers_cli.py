@@ -69,7 +69,16 @@ def run(
     tls_dir: str = tls_options.TLS_DIR,
     token_file: str = tls_options.TOKEN_FILE,
     insecure: bool = tls_options.INSECURE,
-    liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
+    liveness: str = typer.Option(
+        "",
+        help="Serve kopf's own liveness probe, e.g. http://0.0.0.0:8081/healthz (--health-port serves "
+        "/healthz too).",
+    ),
+    health_port: int | None = probe_options.health_port_option(
+        "kopf watches ApplicationSets and the inventory, the hub and the Maestro server answer, "
+        "the background loops run"
+    ),
+    health_host: str = probe_options.HEALTH_HOST,
     metrics_port: int | None = probe_options.metrics_port_option(
         "passes by kind and outcome, works published and deleted, status writes, errors, queues"
     ),
@@ -99,6 +108,8 @@ def run(
             rollup_bytes_per_second=rollup_bytes,
         ),
         liveness=liveness or None,
+        health_port=health_port,
+        health_host=health_host,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
     )

@@ -57,7 +57,15 @@ def run(
         help="The platform CA (ca.crt, ca.key) that issues each cluster's agent certificate; "
         "default: the local environment's.",
     ),
-    liveness: str = typer.Option("", help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz."),
+    liveness: str = typer.Option(
+        "",
+        help="Serve kopf's own liveness probe, e.g. http://0.0.0.0:8081/healthz (--health-port serves "
+        "/healthz too).",
+    ),
+    health_port: int | None = probe_options.health_port_option(
+        "its CRDs installed, kopf watches definitions and compositions, the management cluster answers"
+    ),
+    health_host: str = probe_options.HEALTH_HOST,
     metrics_port: int | None = probe_options.metrics_port_option(
         "passes by kind and outcome, clusters by state, errors"
     ),
@@ -82,6 +90,8 @@ def run(
             resync_seconds=resync,
             drain_seconds=drain,
             liveness=liveness or None,
+            health_port=health_port,
+            health_host=health_host,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             ca_dir=ca_dir,

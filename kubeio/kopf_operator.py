@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from kubeio import credentials, probes
 from kubeio.errors import ClusterUnavailableError
 from kubeio.objects import CRD_PATH
+from kubeio.operator_readiness import KopfState
 from kubeio.rest import MERGE_PATCH, KubeRest
 
 log = logging.getLogger(__name__)
@@ -71,29 +72,57 @@ class MetricsPort:
     port: int | None = None
 
 
+@dataclass(frozen=True)
+class HealthPort:
+    """An operator's readiness and where ``/healthz`` and ``/readyz`` answer (``port`` None: nowhere)."""
+
+    readiness: probes.Readiness
+    host: str = probes.LOOPBACK
+    port: int | None = None
+
+
 async def operate(
     registry: kopf.OperatorRegistry,
     operator_settings: kopf.OperatorSettings,
     *,
+    state: KopfState | None = None,
     liveness: str | None = None,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
-    late_kinds: LateKinds | None = None,
     metrics: MetricsPort | None = None,
+    health: HealthPort | None = None,
 ) -> None:
     """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal,
-    serving ``metrics`` meanwhile. kopf itself serves a liveness endpoint and no metrics."""
+    serving ``health`` and ``metrics`` meanwhile (kopf itself serves only a liveness endpoint).
+    ``state`` learns what kopf does (its insights, its start); ``ready_flag`` is set with it."""
+    kopf_state = state or KopfState()
     served = metrics or MetricsPort(CollectorRegistry())
-    async with probes.serving(probes.metrics_routes(served.registry), served.host, served.port):
-        await kopf.operator(
-            registry=registry,
-            settings=operator_settings,
-            clusterwide=True,
-            liveness_endpoint=liveness,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            insights=late_kinds.insights if late_kinds is not None else None,
-        )
+    checked = health or HealthPort(probes.Readiness())
+    async with (
+        probes.serving(probes.health_routes(checked.readiness), checked.host, checked.port),
+        probes.serving(probes.metrics_routes(served.registry), served.host, served.port),
+    ):
+        relay = None
+        if ready_flag is not None:
+            relay = asyncio.create_task(_follow(kopf_state.started, ready_flag), name="kopf-started")
+        try:
+            await kopf.operator(
+                registry=registry,
+                settings=operator_settings,
+                clusterwide=True,
+                liveness_endpoint=liveness,
+                stop_flag=stop_flag,
+                ready_flag=kopf_state.started,
+                insights=kopf_state.insights,
+            )
+        finally:
+            if relay is not None:
+                relay.cancel()
+
+
+async def _follow(started: asyncio.Event, ready_flag: asyncio.Event) -> None:
+    await started.wait()
+    ready_flag.set()
 
 
 class LateKinds:

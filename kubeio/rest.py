@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 UNAUTHORIZED = 401
+#: replies that do not show the server doing its work for us: our credentials refused, load shed
+_NOT_ANSWERED = frozenset({UNAUTHORIZED, 403, 429})
 #: how long a session replaced by fresh credentials stays open for the requests still using it
 _RETIRED_SESSION_SECONDS = 60.0
 #: a 500 that is the request's own fault: server-side apply answers it when the applied object has
@@ -96,6 +99,9 @@ class KubeRest:
         self._retired: set[aiohttp.ClientSession] = set()
         #: how many times the server refused our credentials and fresh ones were loaded
         self.reloads = 0
+        #: when (``time.monotonic``) the server last answered a request of ours (None: never): any
+        #: reply but a refusal of our credentials, a 429 or a 5xx
+        self.answered_at: float | None = None
 
     @classmethod
     def from_kubeconfig(
@@ -217,6 +223,14 @@ class KubeRest:
             self._retire(retired)
         return True
 
+    async def readyz(self) -> str | None:
+        """Ask the server's ``/readyz`` once, not retried (a probe asks again): why it is not
+        ready, None when it is. Raises when it cannot be reached."""
+        status, reply = await self._send("GET", "/readyz", (), None, JSON, JSON)
+        if status == 200:
+            return None
+        return f"HTTP {status}: {reply[:300].decode(errors='replace').strip() or 'no message'}"
+
     async def list_all(
         self, path: str, *, query: Sequence[tuple[str, str]] = (), page: int = 500, accept: str = JSON
     ) -> tuple[list[JsonObject], str]:
@@ -247,6 +261,7 @@ class KubeRest:
                 raise ClusterUnavailableError(
                     f"GET {path}: credentials refused and loaded again; watch again"
                 )
+            self._answered(resp.status)
             if resp.status != 200:
                 reply = await resp.read()
                 if resp.status in TRANSIENT_STATUSES:
@@ -274,7 +289,13 @@ class KubeRest:
         if accept != JSON:
             headers["Accept"] = accept
         async with self._http().request(method, path, params=list(query), data=data, headers=headers) as resp:
-            return resp.status, await resp.read()
+            reply = await resp.read()
+        self._answered(resp.status)
+        return resp.status, reply
+
+    def _answered(self, status: int) -> None:
+        if status < 500 and status not in _NOT_ANSWERED:
+            self.answered_at = time.monotonic()
 
 
 def _refusal(status: int, reply: bytes) -> ClusterError | ConflictError:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maestro import client_errors
 from maestro.api import bundle_events, bundles, consumers, listing, queries, revocations
@@ -151,6 +152,7 @@ class MaestroClient:
         batch_publish: bool = False,
     ) -> None:
         self.source = source
+        self.address = address
         self._channel = channels.aio_channel(
             address,
             credentials,
@@ -161,6 +163,7 @@ class MaestroClient:
         )
         self._events = stubs.cloudevent_grpc.CloudEventServiceStub(self._channel)
         self._query = stubs.query_grpc.MaestroQueryStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
         self._watch_batches = True
         self._batcher: _PublishBatcher | None = None
         if batch_publish:
@@ -169,6 +172,19 @@ class MaestroClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+    async def not_serving(self, timeout: float) -> str | None:
+        """Why the server does not serve, as its gRPC health service tells over this client's own
+        channel: no answer within ``timeout``, or a replica that says NOT_SERVING (one of its
+        background loops stopped: its ``/readyz`` names it). None when it serves."""
+        try:
+            reply = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            return f"the Maestro server at {self.address} does not answer: {exc.code().name}: {exc.details()}"
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            state = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            return f"the Maestro server at {self.address} says {state} (its /readyz names why)"
+        return None
 
     async def __aenter__(self) -> MaestroClient:
         return self

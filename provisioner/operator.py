@@ -11,6 +11,9 @@ step by step, until the reconciler says they are done.
 Composite and claim kinds are generated at run time from definitions, so the handlers select them
 by CRD category (``composite`` / ``claim``, which the generated CRDs carry) and ignore kinds no
 fleetplane definition generated.
+
+Ready (``/readyz`` on ``--health-port``) once kopf has started (the provisioner's CRDs installed)
+and watches definitions and compositions, while the management cluster's API server answers.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 import kopf
 
-from kubeio import kopf_operator, objects, probes
+from kubeio import kopf_operator, objects, operator_readiness, probes
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 
 FINALIZER = "fleetplane.io/provisioner"
 MAESTRO_SOURCE = "fleetplane-provisioner"
+#: what kopf must watch for the provisioner to do its work (composite and claim kinds come later)
+WATCHED = tuple(
+    operator_readiness.Kind(api.GROUP, plural) for plural in ("compositeresourcedefinitions", "compositions")
+)
 COMPOSITIONS_DIR = catalog.COMPOSITIONS_DIR
 
 
@@ -64,6 +71,9 @@ class ProvisionerSettings:
     resync_seconds: float = 30.0
     drain_seconds: float = 120.0
     liveness: str | None = None
+    #: where /healthz and /readyz answer plain HTTP (None: nowhere; 0: a free port)
+    health_port: int | None = None
+    health_host: str = probes.LOOPBACK
     #: where /metrics answers plain HTTP (None: nowhere; 0: a free port)
     metrics_port: int | None = None
     metrics_host: str = probes.LOOPBACK
@@ -91,6 +101,8 @@ class Provisioner:
     reconciler: reconciler.Reconciler
     late_kinds: kopf_operator.LateKinds
     metrics: metrics_mod.ProvisionerMetrics
+    kopf_state: operator_readiness.KopfState
+    readiness: probes.Readiness
 
 
 def _providers(settings: ProvisionerSettings) -> dict[str, ClusterProvider]:
@@ -167,7 +179,16 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
         await hub.close()
 
     kopf_settings = kopf_operator.settings(finalizer=FINALIZER, prefix="provisioner.fleetplane.io")
-    return Provisioner(registry, kopf_settings, rec, late_kinds, metrics)
+    kopf_state = operator_readiness.KopfState(late_kinds.insights)
+    readiness = probes.Readiness(
+        {
+            "kopf": kopf_state.check(WATCHED),
+            "the management cluster's API server": operator_readiness.api_server_check(
+                hub, "the management cluster's API server"
+            ),
+        }
+    )
+    return Provisioner(registry, kopf_settings, rec, late_kinds, metrics, kopf_state, readiness)
 
 
 async def install_platform(hub: objects.Objects) -> None:
@@ -333,11 +354,12 @@ async def serve(settings: ProvisionerSettings) -> None:
     await kopf_operator.operate(
         provisioner.registry,
         provisioner.kopf_settings,
+        state=provisioner.kopf_state,
         liveness=settings.liveness,
-        late_kinds=provisioner.late_kinds,
         metrics=kopf_operator.MetricsPort(
             provisioner.metrics.registry, settings.metrics_host, settings.metrics_port
         ),
+        health=kopf_operator.HealthPort(provisioner.readiness, settings.health_host, settings.health_port),
     )
 
 

@@ -26,7 +26,6 @@ work's new spec came.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import typing
@@ -449,12 +448,3 @@ class StatusController:
         appset = self._appset_of.pop((namespace, name), None)
         if appset is not None:
             self.book.drop_app_status(appset, name)
-
-
-async def stop(task: asyncio.Task[Any] | None) -> None:
-    """Cancel a loop task and wait for it to end."""
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

@@ -42,6 +42,12 @@ async def answers(port: int, path: str) -> tuple[int, str] | None:
         return None
 
 
+async def ready(port: int) -> bool:
+    """Whether ``/readyz`` answers 200 (False while nothing listens)."""
+    found = await answers(port, "/readyz")
+    return found is not None and found[0] == 200
+
+
 async def scrape(port: int) -> Samples:
     status, text = await http_get(port, "/metrics")
     assert status == 200, text

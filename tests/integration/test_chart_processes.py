@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -56,12 +57,13 @@ def _token_kubeconfig(cluster: kube.Cluster, account: str, folder: Path) -> Path
     return path
 
 
-def _run_as(cluster: kube.Cluster, account: str, args: list[str], folder: Path, probe: str) -> str:
-    """Run ``fleetplane ARGS`` with a token of ``account`` until its liveness endpoint ``probe``
-    answers; return its log."""
+def _run_as(
+    cluster: kube.Cluster, account: str, args: list[str], folder: Path, ready: Callable[[], bool]
+) -> str:
+    """Run ``fleetplane ARGS`` with a token of ``account`` until ``ready()``; return its log."""
     kubeconfig = _token_kubeconfig(cluster, account, folder)
     log = folder / f"{kubeconfig.stem}.log"
-    return _run_until([*args, "--kubeconfig", str(kubeconfig)], log, lambda: _answers(probe))
+    return _run_until([*args, "--kubeconfig", str(kubeconfig)], log, ready)
 
 
 @contextlib.contextmanager
@@ -105,11 +107,18 @@ def _logged(log: Path, text: str) -> Callable[[], bool]:
 
 def _answers(url: str) -> bool:
     """What the kubelet's httpGet probe asks."""
+    return _probe(url)[0] == 200
+
+
+def _probe(url: str) -> tuple[int, str]:
+    """Status and body of a probe's GET (0 and the error while nothing answers)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
+            return int(reply.status), reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
 
 
 def _accepts(port: int) -> bool:
@@ -133,37 +142,56 @@ def test_the_operators_run_with_their_charts_accounts_and_arguments(
     hub_ready: kube.Cluster, infra_env: Environment, tmp_path: Path
 ) -> None:
     """The controllers and the provisioner, as real processes with their Deployments' arguments
-    and their accounts' tokens, start, install the platform CRDs, answer their liveness probe's
-    path and watch what they serve without one refusal (Maestro is not there: they only start).
-    The server's account, which has no role, is refused: the check bites."""
+    and their accounts' tokens, start, install the platform CRDs and watch what they serve without
+    one refusal, and their probes' paths answer: the provisioner is ready; the controllers say they
+    are not, naming the Maestro server alone (it is not there: they only start). The server's
+    account, which has no role, is refused: the check bites."""
     namespace, release = "fleetplane-accounts", "acc"
     make_namespace(hub_ready, namespace)
     values = {**HUB_VALUES, "tls": {"enabled": False}, "workerCluster": {"install": False}}
     helm_run(
         hub_ready, "install", release, str(HUB_CHART), "-n", namespace, "-f", values_file(tmp_path, values)
     )
+    maestro = "127.0.0.1:9"
     try:
         deployments = {
             d["metadata"]["name"]: d for d in release_objects(hub_ready, release, namespace)["Deployment"]
         }
 
-        def local_args(component: str) -> tuple[list[str], str]:
+        def local_args(component: str) -> tuple[list[str], int]:
             pod = deployments[f"{release}-fleetplane-hub-{component}"]["spec"]["template"]["spec"]
             (container,) = pod["containers"]
-            probe = f"http://127.0.0.1:{ports.free_port()}/healthz"
-            args = _as_local(container["args"], maestro="127.0.0.1:9", liveness=probe)
+            probes = {p["httpGet"]["path"] for p in (container["readinessProbe"], container["livenessProbe"])}
+            assert probes == {"/readyz", "/healthz"}
+            health = ports.free_port()
+            args = _as_local(
+                container["args"], maestro=maestro, health_host="127.0.0.1", health_port=str(health)
+            )
             if component == "provisioner":
                 args = _as_local(args, ca_dir=str(infra_env.path("pki")))
-            return args, probe
+            return args, health
 
-        # (whose account, whose arguments)
-        for account, component in (
-            ("controllers", "controllers"),
-            ("provisioner", "provisioner"),
-            ("maestro", "controllers"),
+        def readiness(health: int, expected: Callable[[tuple[int, str]], bool]) -> Callable[[], bool]:
+            return lambda: (
+                _answers(f"http://127.0.0.1:{health}/healthz")
+                and expected(_probe(f"http://127.0.0.1:{health}/readyz"))
+            )
+
+        def only_maestro_missing(answer: tuple[int, str]) -> bool:
+            status, body = answer
+            lines = body.splitlines()
+            unreachable = f"the Maestro server at {maestro} does not answer: UNAVAILABLE: "
+            return status == 503 and len(lines) == 1 and lines[0].startswith(unreachable)
+
+        # (whose account, whose arguments, what its /readyz says once it watches)
+        for account, component, expected in (
+            ("controllers", "controllers", only_maestro_missing),
+            ("provisioner", "provisioner", lambda answer: answer == (200, "ready\n")),
+            ("maestro", "controllers", lambda answer: answer[0] != 0),
         ):
-            args, probe = local_args(component)
-            log = _run_as(hub_ready, f"{namespace}/{release}-fleetplane-hub-{account}", args, tmp_path, probe)
+            args, health = local_args(component)
+            account_name = f"{namespace}/{release}-fleetplane-hub-{account}"
+            log = _run_as(hub_ready, account_name, args, tmp_path, readiness(health, expected))
             if account == "maestro":
                 assert "secrets is forbidden" in log, log[-3000:]
             else:

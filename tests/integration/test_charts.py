@@ -313,6 +313,17 @@ def test_install_upgrade_and_uninstall_with_helm(
     }
     server = deployments[f"{release}-fleetplane-hub-maestro"]
     assert server["spec"]["replicas"] == 2
+    for component in ("maestro", "controllers", "provisioner"):
+        (container,) = deployments[f"{release}-fleetplane-hub-{component}"]["spec"]["template"]["spec"][
+            "containers"
+        ]
+        assert {name: container[name]["httpGet"] for name in ("readinessProbe", "livenessProbe")} == {
+            "readinessProbe": {"path": "/readyz", "port": "health", "scheme": "HTTP"},
+            "livenessProbe": {"path": "/healthz", "port": "health", "scheme": "HTTP"},
+        }, component
+        args = container["args"]
+        assert args[args.index("--health-port") + 1] == "8080" and "--liveness" not in args, component
+        assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
     assert server["spec"]["template"]["spec"]["containers"][0]["image"] == "fleetplane-server:0.1.0"
     assert {r["metadata"]["name"] for r in installed["ClusterRole"]} == {
         f"{release}-fleetplane-hub-controllers",

@@ -2,13 +2,15 @@
 ``fleetplane provisioner run`` as real processes with ``--metrics-port``, against the real hub and a
 Maestro server (in this test's event loop) on the session's PostgreSQL and Kafka.
 
-Cases, controllers: an opted-in ApplicationSet over a one-cluster inventory of its own is passed
-over (changed), its work published and its mirror applied; deleted, its finalizer's steps are
-counted (deleting, then deleted) with the work it deleted. Provisioner: a definition and a
-Composition of their own are reconciled; a composite whose cluster the local provider starts is
-counted ready, one asking for a provider this provisioner lacks failed; deleted, their deletions
-are counted and no cluster is left in any state. Neither scrape has a label naming an
-ApplicationSet, a cluster or a composite.
+Cases, controllers: their /readyz turns 200 once they watch and reach the hub and Maestro; an
+opted-in ApplicationSet over a one-cluster inventory of its own is passed over (changed), its work
+published and its mirror applied; deleted, its finalizer's steps are counted (deleting, then
+deleted) with the work it deleted; the Maestro server stopped, /readyz answers 503 naming it while
+/healthz still answers. Provisioner: /readyz turns 200 once it installed its CRDs and watches; a
+definition and a Composition of their own are reconciled; a composite whose cluster the local
+provider starts is counted ready, one asking for a provider this provisioner lacks failed; deleted,
+their deletions are counted and no cluster is left in any state. Neither scrape has a label naming
+an ApplicationSet, a cluster or a composite.
 """
 
 from __future__ import annotations
@@ -96,11 +98,15 @@ async def test_the_controllers_count_their_passes_works_and_deletions(
         },
     }
     kubectl.apply(hub.kubeconfig, [*namespaces, secret, appset], field_manager=FIELD_MANAGER)
-    metrics, log = ports.free_port(), tmp_path / "controllers.log"
+    metrics, health, log = ports.free_port(), ports.free_port(), tmp_path / "controllers.log"
     args = operator_args("controllers", hub, maestro, Identity.source("fleetplane"))
     args += ["--inventory-namespace", inventory, "--mirror-status-wait", "1", "--metrics-port", str(metrics)]
+    args += ["--health-port", str(health)]
     try:
         async with probing.fleetplane(infra_env, f"probes/controllers-{run}", args, log):
+            await probing.eventually(
+                lambda: probing.ready(health), "the controllers ready", timeout=30, log=log
+            )
 
             async def counted(name: str, **labels: str) -> probing.Samples | None:
                 found = await probing.answers(metrics, "/metrics")
@@ -134,6 +140,17 @@ async def test_the_controllers_count_their_passes_works_and_deletions(
                 timeout=30,
                 log=log,
             )
+
+            await maestro.running.server.stop(grace=0)  # the fixture's stop finishes the rest
+            unreachable = f"the Maestro server at {maestro.address} does not answer: UNAVAILABLE: "
+
+            async def maestro_named() -> str | None:
+                status, body = await probing.http_get(health, "/readyz")
+                return body if status == 503 and body.startswith(unreachable) else None
+
+            reason = await probing.eventually(maestro_named, "/readyz naming the Maestro server", log=log)
+            assert len(reason.splitlines()) == 1, reason
+            assert await probing.http_get(health, "/healthz") == (200, "ok\n")
     finally:
         delete(hub, "namespace", inventory, apps)
     deleting = {"kind": "ApplicationSet", "outcome": "deleting"}
@@ -225,12 +242,12 @@ async def test_the_provisioner_counts_its_passes_and_its_clusters_by_state(
     run = uuid.uuid4().hex[:6]
     group, made = f"p{run}.probes.fleetplane.io", f"probe-{run}"
     ready, failed = f"probe-{run}", f"probe-{run}-aws"
-    metrics, log = ports.free_port(), tmp_path / "provisioner.log"
+    metrics, health, log = ports.free_port(), ports.free_port(), tmp_path / "provisioner.log"
     args = operator_args("provisioner", hub, maestro, Identity.admin("provisioner"))
     args += [
         "--kafka", kafka_bootstrap, "--local-env", str(infra_env.root), "--topic-prefix",
         maestro.settings.topics.prefix, "--inventory-namespace", f"probes-inv-{run}",
-        "--metrics-port", str(metrics),
+        "--metrics-port", str(metrics), "--health-port", str(health),
     ]  # fmt: skip
 
     def clusters(samples: probing.Samples) -> dict[str, float]:
@@ -267,6 +284,9 @@ async def test_the_provisioner_counts_its_passes_and_its_clusters_by_state(
 
     try:
         async with probing.fleetplane(infra_env, f"probes/provisioner-{run}", args, log):
+            await probing.eventually(
+                lambda: probing.ready(health), "the provisioner ready", timeout=30, log=log
+            )
             await probing.eventually(applied, "the composites created", timeout=30, log=log)
             both = {"provisioning": 0, "ready": 1, "failed": 1, "deleting": 0}
             served = await probing.eventually(

@@ -114,9 +114,10 @@ securityContext:
 {{- end -}}
 
 {{/*
-The health port of a process with /healthz and /readyz (the server, the agent): its arguments,
-(dict "port" PORT), and its container port and probes. Ready: the process does all its work
-(a replica whose loop died leaves its Service); live: its event loop answers.
+The health port of a process with /healthz and /readyz (the server, the agent, the controllers,
+the provisioner): its arguments, (dict "port" PORT), and its container port's probes. Ready: the
+process does all its work (a replica whose loop died leaves its Service); live: its event loop
+answers.
 */}}
 {{- define "fleetplane.healthArgs" -}}
 # the kubelet probes the pod's address

@@ -52,7 +52,7 @@ spec:
             - --inventory-namespace
             - {{ $root.Values.inventoryNamespace }}
             {{- include "fleetplane.tlsArgs" $root | nindent 12 }}
-            {{- include "fleetplane-hub.livenessArgs" $v.healthPort | nindent 12 }}
+            {{- include "fleetplane.healthArgs" (dict "port" $v.healthPort) | nindent 12 }}
             {{- with include "fleetplane.metricsArgs" $root }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -70,7 +70,9 @@ spec:
             {{- with include "fleetplane.metricsContainerPort" $root }}
             {{- . | nindent 12 }}
             {{- end }}
-          {{- include "fleetplane-hub.livenessProbe" $v.healthPort | nindent 10 }}
+          # Ready: kopf watches what the operator serves and the hub answers (the controllers: the
+          # Maestro server serves too, and their background loops run); live: the event loop answers.
+          {{- include "fleetplane.healthProbes" $root | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           volumeMounts:
