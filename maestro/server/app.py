@@ -265,6 +265,8 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
     ]
     if metrics is not None:
         tasks.append(asyncio.create_task(metrics.sample_outbox(st), name="outbox-metrics"))
+        tasks.append(asyncio.create_task(metrics.sample_works(st), name="works-metrics"))
+        metrics.watch_ingest(reader.lag)
     readiness.watch([*tasks, *notifier.tasks, *writer.tasks])
     # Started last: an answer from /readyz also tells that the gRPC ports listen.
     http_runners, health_port, metrics_port = [], None, None

@@ -161,6 +161,29 @@ async def count(conn: psycopg.AsyncConnection, where: queries.ResourceFilter) ->
     return int(row[0]) if row else 0
 
 
+#: what a work waits for: its cluster's report on its current spec (pending), nothing (reported),
+#: its cluster to remove it (deleting)
+PENDING, REPORTED, DELETING = "pending", "reported", "deleting"
+WORK_STATES = (PENDING, REPORTED, DELETING)
+
+
+async def count_by_state(conn: psycopg.AsyncConnection) -> dict[str, int]:
+    """How many works are in each of ``WORK_STATES``. A status is stored only for the spec version
+    it was reported on, so a work whose version moved past its status waits for a report. Scalar
+    columns alone: no status is parsed."""
+    cur = await conn.execute(
+        """
+        SELECT count(*) FILTER (WHERE deleted_at IS NULL AND COALESCE(status_version, 0) < version),
+               count(*) FILTER (WHERE deleted_at IS NULL AND status_version >= version),
+               count(*) FILTER (WHERE deleted_at IS NOT NULL)
+        FROM resources
+        """
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return dict(zip(WORK_STATES, (int(n) for n in row), strict=True))
+
+
 async def list_page(
     conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
 ) -> queries.Page[bundles.BundleRecord]:

@@ -343,6 +343,11 @@ class Store:
         async with self._pool.connection() as conn:
             return await outbox_sql.pending_count(conn)
 
+    async def works_by_state(self) -> dict[str, int]:
+        """How many works wait for a report, are reported on, or are being deleted."""
+        async with self._pool.connection() as conn:
+            return await resource_sql.count_by_state(conn)
+
     async def outbox_backlog(self) -> tuple[int, float]:
         """Events waiting to be relayed, and the oldest one's age in seconds."""
         async with self._pool.connection() as conn:

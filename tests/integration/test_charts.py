@@ -61,11 +61,17 @@ def test_the_chart_lints_clean(hub_ready: kube.Cluster, chart: Path, tmp_path: P
 def test_the_packaged_chart_carries_the_shared_library(
     hub_ready: kube.Cluster, chart: Path, tmp_path: Path
 ) -> None:
-    """charts/ links to fleetplane-common; ``helm package`` copies it in, so the archive renders alone."""
+    """charts/ links to fleetplane-common; ``helm package`` copies it in, so the archive renders alone
+    (the hub's with its dashboard file)."""
     values = values_file(tmp_path, VALUES[chart])
     helm_run(hub_ready, "package", str(chart), "--destination", str(tmp_path))
     (archive,) = tmp_path.glob("*.tgz")
     assert "kind: Deployment" in helm_run(hub_ready, "template", "t", str(archive), "-f", values)
+    if chart == HUB_CHART:  # and the dashboard, a file of the chart
+        dashboard = ("--set", "metrics.dashboard.enabled=true")
+        assert '"uid": "fleetplane"' in helm_run(
+            hub_ready, "template", "t", str(archive), "-f", values, *dashboard
+        )
 
 
 @pytest.mark.parametrize(
@@ -78,6 +84,7 @@ def test_the_packaged_chart_carries_the_shared_library(
         (AGENT_CHART, "--set", "rbac.extraRules[0].verbs=get", "/rbac/extraRules/0/verbs"),
         (AGENT_CHART, "--set", "metrics.port=0", "/metrics/port"),
         (HUB_CHART, "--set-string", "metrics.enabled=yes", "/metrics/enabled"),
+        (HUB_CHART, "--set", "metrics.dashboard.label=two words", "/metrics/dashboard/label"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_path(
@@ -195,6 +202,47 @@ def test_metrics_on_are_served_annotated_and_admitted_and_off_are_not(
             template = deployment["spec"]["template"]
             assert "annotations" not in template["metadata"]
             assert "--metrics-port" not in template["spec"]["containers"][0]["args"]
+
+
+def test_the_dashboard_ships_labelled_for_grafanas_sidecar_when_asked(
+    hub_ready: kube.Cluster, tmp_path: Path
+) -> None:
+    """With ``metrics.dashboard.enabled`` the hub chart renders one ConfigMap holding the dashboard
+    file as it is, labelled ``grafana_dashboard: "1"`` in the release's namespace, or with the
+    label, namespace and annotations asked for; it passes a strict server-side dry run. Off, the
+    default, there is none."""
+    dashboard = json.loads((HUB_CHART / "dashboards" / "fleetplane.json").read_text())
+    make_namespace(hub_ready, "dashboard-hub")
+    make_namespace(hub_ready, "monitoring")
+
+    def config_maps(dashboard_values: dict[str, Any]) -> list[dict[str, Any]]:
+        values = {**HUB_VALUES, "metrics": {"dashboard": dashboard_values}}
+        docs = render(hub_ready, HUB_CHART, "dashboard-hub", values_file(tmp_path, values))
+        found = [d for d in docs if d["kind"] == "ConfigMap"]
+        if found:
+            out = kubectl.dry_run(hub_ready.kubeconfig, found, field_manager="chart-test")
+            assert out.count("serverside-applied (server dry run)") == len(found), out
+        return found
+
+    (default,) = config_maps({"enabled": True})
+    assert default["metadata"]["namespace"] == "dashboard-hub"
+    assert default["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(default["data"]["fleetplane.json"]) == dashboard
+
+    asked = {
+        "enabled": True,
+        "namespace": "monitoring",
+        "label": "grafana",
+        "labelValue": "fleet",
+        "annotations": {"grafana_folder": "fleetplane"},
+    }
+    (elsewhere,) = config_maps(asked)
+    assert elsewhere["metadata"]["namespace"] == "monitoring"
+    assert elsewhere["metadata"]["labels"]["grafana"] == "fleet"
+    assert "grafana_dashboard" not in elsewhere["metadata"]["labels"]
+    assert elsewhere["metadata"]["annotations"] == {"grafana_folder": "fleetplane"}
+
+    assert config_maps({"enabled": False}) == []
 
 
 def test_cert_manager_certificates_name_each_identity(hub_ready: kube.Cluster, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Cases, server: SERVING and /readyz 200 while every loop runs; a loop that ends t
 health service NOT_SERVING (overall and per service) and /readyz 503 naming it, while /healthz
 still answers (the process lives: a restart is the kubelet's call, not the probe's). /metrics
 counts the calls made, per method and status code (a refused one under its code), times them, and
-shows the outbox's depth and age.
+shows the outbox's depth and age and the works by state.
 
 Agent (a real ``fleetplane maestro agent`` process): started while its Maestro server is down, it
 is alive and not ready, saying it waits for its placement and what Maestro answered; once the
@@ -130,6 +130,8 @@ async def test_metrics_count_and_time_the_calls_made_and_show_the_outbox(
     assert after[timed] >= 3
     assert ("maestro_outbox_events", ()) in after
     assert ("maestro_outbox_oldest_event_age_seconds", ()) in after
+    for state in ("pending", "reported", "deleting"):
+        assert ("maestro_works", (("state", state),)) in after, state
 
 
 def config_map_work(name: str) -> bundles.ManifestBundle:
