@@ -298,7 +298,12 @@ def _register(
                     wait.cancel()
         finally:
             wakeups.pop(name, None)
-            if metrics.cluster_state(name) != metrics_mod.DELETING:
+            # Stopped for its deletion, the cluster stays counted until the deletion handler is done
+            # with it (kopf stops the daemon and runs the handler at the same time).
+            deleting = metrics.cluster_state(name) == metrics_mod.DELETING or body.meta.get(
+                "deletionTimestamp"
+            )
+            if not deleting:
                 metrics.forget_cluster(name)
 
     @kopf.on.event(category="composite", registry=registry, id="composite-changed")
@@ -316,6 +321,7 @@ def _register(
     async def composite_deleted(name: str, body: kopf.Body, **_: Any) -> None:
         definition = await definition_of(body, claim=False)
         if definition is None:
+            metrics.forget_cluster(name)  # its definition went first: nothing left to delete here
             return
 
         async def step() -> None:

@@ -294,9 +294,16 @@ async def test_the_provisioner_counts_its_passes_and_its_clusters_by_state(
             )
             delete(hub, "probeclusters." + group, ready, failed)
             none = dict.fromkeys(both, 0)
-            gone = await probing.eventually(lambda: scraped(none), "no cluster left", timeout=60, log=log)
             deleted = {"kind": "composite", "operation": "delete", "outcome": "done"}
-            assert probing.value(gone, "fleetplane_provisioner_reconciles_total", **deleted) >= 2
+
+            async def both_deleted() -> probing.Samples | None:
+                found = await scraped(none)
+                done = found and probing.value(found, "fleetplane_provisioner_reconciles_total", **deleted)
+                return found if done and done >= 2 else None
+
+            gone = await probing.eventually(
+                both_deleted, "no cluster left, both deletions done", timeout=60, log=log
+            )
     finally:
         delete(
             hub,
