@@ -164,7 +164,7 @@ def demo(
         journey.play(stage, out)
         if hold:
             user = platform.tls_dir(platform.identity(root, platform.USER_IDENTITY))
-            journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo", user)
+            journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo", user, root.all_processes())
             console.print("press Ctrl-C to run `pulumi destroy`")
             while not dead():
                 time.sleep(5)

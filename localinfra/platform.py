@@ -4,15 +4,18 @@
 as detached processes of an environment, each waited for until it is ready: the bootstrap's local
 stack, the end-to-end tests and the benchmarks start them here. This layer knows the commands and
 their options, not the platform's code: a server is ready when gRPC's health service says it
-serves, an operator when kopf's liveness probe answers.
+serves, an operator when its ``/readyz`` answers 200.
 
 Each process gets its own identity from an environment's CA (``pki.ensure_identity_files``) and
-finds it with ``--tls-dir``; a process given no identity runs plaintext (``--insecure``).
+finds it with ``--tls-dir``; a process given no identity runs plaintext (``--insecure``). The local
+platform's server and operators serve their probes and Prometheus metrics on free loopback ports,
+named in their command lines (``metrics_url`` reads them back).
 """
 
 from __future__ import annotations
 
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from localinfra import argocd, pki, ports, process
 from localinfra.environment import Environment
+from localinfra.errors import InfraError
 from trust import files
 from trust.identity import Identity
 
@@ -62,6 +66,21 @@ def fleetplane_argv(*args: str) -> list[str]:
 def launch(env: Environment, name: str, args: Sequence[str], log: Path) -> process.ProcessRecord:
     """``fleetplane <args>`` as a process of ``env``, not waited for."""
     return env.add_process(process.spawn(name, fleetplane_argv(*args), log))
+
+
+def probe_args() -> tuple[list[str], int]:
+    """``--health-port`` and ``--metrics-port`` on free loopback ports; the health port."""
+    health = ports.free_port()
+    return ["--health-port", str(health), "--metrics-port", str(ports.free_port())], health
+
+
+def metrics_url(argv: Sequence[str]) -> str | None:
+    """Where a fleetplane process started with ``argv`` serves ``/metrics`` (None: it does not)."""
+    args = list(argv)
+    if "--metrics-port" not in args:
+        return None
+    host = args[args.index("--metrics-host") + 1] if "--metrics-host" in args else "127.0.0.1"
+    return f"http://{host}:{args[args.index('--metrics-port') + 1]}/metrics"
 
 
 # --- the Maestro server ------------------------------------------------------------------------------
@@ -153,6 +172,7 @@ def start_server(
         # Argo CD deletes an Application's resources before the Application goes: wait for it.
         "--deletion-grace",
         "300",
+        *probe_args()[0],
     ]
     token_address = ""
     if hub_kubeconfig is not None:
@@ -205,8 +225,8 @@ def controllers_args(kubeconfig: Path, maestro: str, tls: files.TLSFiles, *extra
 def start_controllers(
     env: Environment, hub_kubeconfig: Path, maestro: str, log: Path, tls: files.TLSFiles
 ) -> None:
-    """``fleetplane controllers run`` on the hub with the identity ``tls``, waited for until kopf's
-    liveness probe answers."""
+    """``fleetplane controllers run`` on the hub with the identity ``tls``, waited for until it is
+    ready."""
     start_operator(env, "hub/controllers", controllers_args(hub_kubeconfig, maestro, tls), log)
 
 
@@ -221,7 +241,7 @@ def start_provisioner(
 ) -> None:
     """``fleetplane provisioner run`` serving the ``local`` provider in ``local_env`` (whose etcd the
     new clusters share, and whose CA issues its agents' identities) with the identity ``tls``,
-    waited for until kopf's liveness probe answers."""
+    waited for until it is ready."""
     args = [
         "provisioner",
         "run",
@@ -244,13 +264,26 @@ def start_provisioner(
 
 
 def start_operator(env: Environment, name: str, args: Sequence[str], log: Path) -> process.ProcessRecord:
-    """A kopf operator (``fleetplane <args>``), waited for until its liveness probe answers."""
-    liveness = f"http://127.0.0.1:{ports.free_port()}/healthz"
-    record = launch(env, name, [*args, "--liveness", liveness], log)
+    """A kopf operator (``fleetplane <args>``) with its probes and metrics on free loopback ports,
+    waited for until its ``/readyz`` answers 200; one that does not get ready says why."""
+    probes, health = probe_args()
+    record = launch(env, name, [*args, *probes], log)
+    said: list[str] = []
 
-    def live() -> bool:
-        with urllib.request.urlopen(liveness, timeout=3) as resp:
-            return bool(resp.status == 200)
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=3) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError as exc:
+            said[:] = [exc.read().decode(errors="replace").strip()]
+            return False
 
-    process.wait_until(record, live, timeout=START_TIMEOUT, what="live (kopf's liveness probe)")
+    try:
+        process.wait_until(record, ready, timeout=START_TIMEOUT, what="ready (its /readyz)")
+    except InfraError as exc:
+        if not said:
+            raise
+        raise InfraError(
+            f"{exc.what}; it says: {'; '.join(said[0].splitlines())}", exc.fix, exc.log_tail
+        ) from exc
     return record

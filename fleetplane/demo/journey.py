@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,8 +285,16 @@ def claims_table(rows: list[ClaimRow]) -> Table:
     return table
 
 
-def hints(console: Console, hub: kube.Cluster, maestro: str, folder: Path, tls_dir: str) -> None:
-    """What a user can try while the demo holds the platform (printed by ``fleetplane demo``)."""
+def hints(
+    console: Console,
+    hub: kube.Cluster,
+    maestro: str,
+    folder: Path,
+    tls_dir: str,
+    processes: Sequence[process.ProcessRecord] = (),
+) -> None:
+    """What a user can try while the demo holds the platform (printed by ``fleetplane demo``),
+    with where each of ``processes`` serves its Prometheus metrics."""
     kubectl_bin = paths.bin_dir() / "kubectl"
     console.print("the platform and the clusters keep running; try:")
     console.print(
@@ -300,3 +308,6 @@ def hints(console: Console, hub: kube.Cluster, maestro: str, folder: Path, tls_d
         platform.fleetplane_argv("maestro", "works", "list", "--server", maestro, "--tls-dir", tls_dir)
     )
     console.print(f"  {works}", soft_wrap=True)
+    served = sorted((r.name, url) for r in processes if (url := platform.metrics_url(r.argv)) is not None)
+    for name, url in served:
+        console.print(f"  curl {url}   # metrics of {name}", soft_wrap=True)

@@ -8,6 +8,10 @@ a kubelet-backed controller would (replicas, readyReplicas, an ``Available`` con
 provisioner reads readiness the same way on every provider. Anything else is reported as not
 runnable here, with the list of what is.
 
+The agent's health and metrics ports (the pod's, on all its addresses) become loopback ports of
+their own, chosen once per cluster and kept while its process is replaced, so that a probe or a
+scraper finds it where it was; its command line names them.
+
 The agent runs as its Deployment's ServiceAccount, as a kubelet would run it: it gets a kubeconfig
 with that account's token (TokenRequest, valid ``AGENT_TOKEN_HOURS``; renewed, and the agent
 restarted, once half of that has passed), so it holds exactly the composition's RBAC rules and
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localinfra import argocd, kube, process
+from localinfra import argocd, kube, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 from provisioner.providers.base import WORKLOAD_KINDS
@@ -42,6 +46,9 @@ AGENT_KUBECONFIG = "/var/run/fleetplane/kubeconfig"
 #: where it mounts its identity (a TLS Secret); replaced by the local folder holding its keys
 AGENT_TLS_DIR = "/var/run/fleetplane/tls"
 AGENT_TLS_VOLUME = "tls"
+#: the agent's plain HTTP ports, each given a loopback port of its own here
+AGENT_PORT_FLAGS = ("--health-port", "--metrics-port")
+_HOST_FLAGS = ("--health-host", "--metrics-host")
 AGENT_TOKEN_HOURS = 24
 _SETTLE_SECONDS = 1.0
 
@@ -89,9 +96,14 @@ def service_account(obj: Mapping[str, Any]) -> tuple[str, str]:
     return namespace, str(pod.get("serviceAccountName") or "default")
 
 
-def agent_argv(obj: Mapping[str, Any], kubeconfig: Path, tls_dir: Path | None = None) -> list[str]:
-    """The agent container's command, run here: our own ``fleetplane``, the local kubeconfig and
-    the local identity folder."""
+def agent_argv(
+    obj: Mapping[str, Any],
+    kubeconfig: Path,
+    tls_dir: Path | None = None,
+    local_ports: Mapping[str, int] | None = None,
+) -> list[str]:
+    """The agent container's command, run here: our own ``fleetplane``, the local kubeconfig, the
+    local identity folder, and ``local_ports`` (by flag, of ``AGENT_PORT_FLAGS``) on loopback."""
     containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
     if not containers:
         raise ValueError("the maestro-agent Deployment has no container")
@@ -104,7 +116,27 @@ def agent_argv(obj: Mapping[str, Any], kubeconfig: Path, tls_dir: Path | None = 
     local = {AGENT_KUBECONFIG: str(kubeconfig)}
     if tls_dir is not None:
         local[AGENT_TLS_DIR] = str(tls_dir)
-    return _fleetplane_command() + [local.get(str(a), str(a)) for a in command[1:]]
+    argv = [local.get(str(a), str(a)) for a in command[1:]]
+    for i, flag in enumerate(argv[:-1]):
+        if flag in _HOST_FLAGS:
+            argv[i + 1] = "127.0.0.1"
+        elif flag in (local_ports or {}):
+            argv[i + 1] = str((local_ports or {})[flag])
+    return _fleetplane_command() + argv
+
+
+def agent_ports(obj: Mapping[str, Any], running: Sequence[str] = ()) -> dict[str, int]:
+    """A loopback port for each of ``AGENT_PORT_FLAGS`` the agent's container asks for: the one its
+    ``running`` command has, else a free one."""
+    containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    asked = [*(containers[0].get("command") or []), *(containers[0].get("args") or [])] if containers else []
+    had = list(running)
+    found = {}
+    for flag in AGENT_PORT_FLAGS:
+        if flag in asked:
+            given = had[had.index(flag) + 1] if flag in had[:-1] else ""
+            found[flag] = int(given) if given.isdigit() else ports.free_port()
+    return found
 
 
 class LocalWorkloads:
@@ -169,9 +201,9 @@ class LocalWorkloads:
 
     def _agent(self, cluster: kube.Cluster, obj: Mapping[str, Any], tls_dir: Path) -> WorkloadState:
         kubeconfig, renewed = self.agent_kubeconfig(cluster, obj)
-        argv = agent_argv(obj, kubeconfig, tls_dir)
         key = f"{cluster.name}/{AGENT}"
         record = self.env.processes.get(key)
+        argv = agent_argv(obj, kubeconfig, tls_dir, agent_ports(obj, record.argv if record else ()))
         running = record is not None and process.is_alive(record) and list(record.argv) == argv
         if running and record is not None and not renewed:
             return WorkloadState(True, "the Maestro agent runs as a local process", record.pid)

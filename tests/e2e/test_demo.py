@@ -11,7 +11,10 @@ output goes to a pipe, as in `make demo | tee demo.log`; the pipe's reader goes 
 follows, as when `tee` dies with the Ctrl-C: the demo still runs `pulumi destroy` to the end
 (its output kept in a log file), exits 0, and leaves no process alive, no state and no stack.
 The processes are learnt by reading the environments' state files while the demos run (each is
-recorded, by pid and start time, when it starts).
+recorded, by pid and start time, when it starts). While the second demo holds, the metrics it says
+each process serves are scraped: the server counts the works published and the clusters
+registered, each agent its applies, status reports and deletions, the controllers their passes,
+works and status writes, the provisioner its two clusters Ready and its passes.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from localinfra import paths, process, pulumi_cli
 from localinfra.environment import Environment
@@ -37,6 +42,24 @@ DEMO_TIMEOUT = 840.0
 PLATFORM = ("etcd", "hub/kube-apiserver", "maestro/server", "hub/provisioner", "hub/controllers")
 CLI = Path(sys.executable).parent / "fleetplane"
 HOLDING = "press Ctrl-C to run `pulumi destroy`"
+#: how the demo tells where a process serves its metrics: ``curl URL   # metrics of NAME``
+METRICS = re.compile(r"curl (http://\S+/metrics)\s+# metrics of (\S+)")
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(v for (n, found), v in samples.items() if n == name and labels.items() <= dict(found).items())
 
 
 def recorded(root: Path) -> list[process.ProcessRecord]:
@@ -93,6 +116,43 @@ class Demo:
         assert re.search(r"2 clusters Ready in \d", self.text), self.text
         assert "Resources:\n    + 9 created" in self.text, self.text
 
+    def assert_metrics_moved(self) -> None:
+        """Scrape each process where the demo says it serves metrics: the counters a user would
+        look at after the three cases have moved."""
+        served = {name: url for url, name in METRICS.findall(self.text)}
+        agents = [url for name, url in served.items() if name.endswith("/maestro-agent")]
+        assert {"maestro/server", "hub/controllers", "hub/provisioner"} <= set(served), self.text[-3000:]
+        assert len(agents) == 2, served
+
+        server = scrape(served["maestro/server"])
+        calls: dict[str, float] = {}  # calls answered OK, by method
+        for (name, labels), value in server.items():
+            found = dict(labels)
+            if name == "maestro_grpc_server_handled_total" and found["code"] == "OK":
+                method = found["method"].rsplit("/", 1)[1]
+                calls[method] = calls.get(method, 0) + value
+        assert calls.get("PublishBatch", 0) + calls.get("Publish", 0) >= 1, calls
+        assert calls.get("CreateConsumer", 0) >= 2, calls
+        for url in agents:
+            agent = scrape(url)
+            assert total(agent, "maestro_agent_applies_total", outcome="applied") >= 1, (url, agent)
+            assert total(agent, "maestro_agent_status_reports_total") >= 1, (url, agent)
+            assert total(agent, "maestro_agent_deletions_total") >= 1, (url, agent)
+        controllers = scrape(served["hub/controllers"])
+        changed = {"kind": "ApplicationSet", "outcome": "changed"}
+        assert total(controllers, "fleetplane_controllers_reconciles_total", **changed) >= 1, controllers
+        for name in ("works_published", "works_deleted", "status_updates"):
+            assert total(controllers, f"fleetplane_controllers_{name}_total") >= 1, (name, controllers)
+        assert total(controllers, "fleetplane_controllers_status_writes_total", outcome="written") >= 1
+        provisioner = scrape(served["hub/provisioner"])
+        assert total(provisioner, "fleetplane_provisioner_clusters", state="ready") == 2, provisioner
+        for kind in ("composite", "claim"):
+            done = {"kind": kind, "operation": "reconcile", "outcome": "done"}
+            assert total(provisioner, "fleetplane_provisioner_reconciles_total", **done) >= 2, (
+                kind,
+                provisioner,
+            )
+
 
 def test_demo_plays_the_three_cases_survives_kill_9_and_cleans_up_without_its_terminal() -> None:
     stack = f"e2e-demo-{os.getpid()}"
@@ -117,6 +177,7 @@ def test_demo_plays_the_three_cases_survives_kill_9_and_cleans_up_without_its_te
         second = Demo(stack)
         second.wait_holding()
         second.assert_played()
+        second.assert_metrics_moved()
         second.child.send_signal(signal.SIGINT)
         second.child.wait(timeout=300)
     finally:

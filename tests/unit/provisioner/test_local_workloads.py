@@ -2,7 +2,9 @@
 
 Cases: known components are recognised by their name label (Argo CD's three, the Maestro agent),
 anything else is not; the agent's container command runs as our own ``fleetplane`` with the local
-kubeconfig in place of the in-cluster path; a container that runs something else is refused with
+kubeconfig in place of the in-cluster path, and its health and metrics ports on loopback ports of
+its own, kept from its running command (new ones only for a port it did not have); a container
+that runs something else is refused with
 the reason; the status patch reads like a Deployment controller's (ready replicas, Available); the
 agent runs with its Deployment's ServiceAccount token, made once and renewed at half its life.
 """
@@ -62,6 +64,26 @@ def test_the_agent_runs_with_the_identity_folder_issued_here() -> None:
     command = ["fleetplane", "maestro", "agent", "--cluster", "c1", "--tls-dir", lw.AGENT_TLS_DIR]
     argv = lw.agent_argv(_deployment("maestro-agent", command), Path("/k"), Path("/tmp/ids/cluster-c1"))
     assert argv[-2:] == ["--tls-dir", "/tmp/ids/cluster-c1"]
+
+
+def test_the_agents_ports_are_loopback_ports_of_its_own_kept_while_it_is_replaced() -> None:
+    pod = ["--health-host", "0.0.0.0", "--health-port", "8080", "--metrics-host", "0.0.0.0"]
+    command = ["fleetplane", "maestro", "agent", "--cluster", "c1", *pod, "--metrics-port", "9090"]
+    deployment = _deployment("maestro-agent", command)
+    first = lw.agent_ports(deployment)
+    assert set(first) == {"--health-port", "--metrics-port"}
+    assert len(set(first.values())) == 2 and not {8080, 9090} & set(first.values())
+    argv = lw.agent_argv(deployment, Path("/k"), local_ports=first)
+    assert argv[-8:] == [
+        "--health-host", "127.0.0.1", "--health-port", str(first["--health-port"]),
+        "--metrics-host", "127.0.0.1", "--metrics-port", str(first["--metrics-port"]),
+    ]  # fmt: skip
+    assert lw.agent_ports(deployment, argv) == first
+
+    without_metrics = _deployment("maestro-agent", command[:-2])
+    kept = lw.agent_ports(without_metrics, argv)
+    assert kept == {"--health-port": first["--health-port"]}
+    assert "--metrics-port" not in lw.agent_argv(without_metrics, Path("/k"), local_ports=kept)
 
 
 def test_the_agent_mounts_its_identity_secret_as_a_kubelet_would(tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 Cases: the worker-cluster template on a small Argo CD install list renders, in order, the provider
 ClusterConfig, the argocd namespace, the CRDs, the Argo CD objects we run (application-controller
 StatefulSet and repo-server waited for, argocd-server skipped, namespaced objects in argocd), the
-default AppProject, worker-apps, the Maestro consumer, the agent (its command names the cluster) and
-the hub inventory Secret (the claim's labels, what the hub controllers read); an aws claim without a
-region fails naming spec.parameters.region; template errors name the template line and the variable
+default AppProject, worker-apps, the Maestro consumer, the agent (its command names the cluster; its
+health and metrics ports probed and annotated) and the hub inventory Secret (the claim's labels,
+what the hub controllers read); an aws claim without a region fails naming spec.parameters.region;
+template errors name the template line and the variable
 (undefined, syntax, runtime); rendered output errors name the document and resource (YAML, unknown
 key, bad name, duplicate, bad target, waitReady, provider first and only once); the filters; the
 values; the ClusterSpec.
@@ -202,7 +203,17 @@ def test_maestro_consumer_and_agent(rendered: list[render.ComposedResource]) -> 
         "--server", "127.0.0.1:8090",
         "--topic-prefix", "fleetplane.maestro",
         "--tls-dir", "/var/run/fleetplane/tls",
+        "--health-host", "0.0.0.0", "--health-port", "8080",
+        "--metrics-host", "0.0.0.0", "--metrics-port", "9090",
     ]  # fmt: skip
+    (container,) = agent["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["ports"] == [
+        {"name": "health", "containerPort": 8080},
+        {"name": "metrics", "containerPort": 9090},
+    ]
+    assert agent["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9090"
     mounts = agent["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {"name": "tls", "mountPath": "/var/run/fleetplane/tls", "readOnly": True} in mounts
     volumes = {v["name"]: v for v in agent["spec"]["template"]["spec"]["volumes"]}
