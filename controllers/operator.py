@@ -10,7 +10,9 @@ What kopf is told:
 - keep its bookkeeping in annotations with a ``fleetplane.io`` prefix and finalizer
   ``fleetplane.io/propagation``: Argo CD's ApplicationSet status schema would prune kopf's usual
   ``status.kopf`` field;
-- standalone (no peering objects on the hub): run one replica.
+- standalone (no peering objects on the hub): with ``election``, replicas elect one leader on a
+  Lease and only the leader runs kopf (``kubeio.kopf_operator.operate``); it starts as a fresh
+  operator, whose resume handlers and first passes repair whatever changed meanwhile.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from controllers.propagation import plan
 from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
 from controllers.status import controller as status
-from kubeio import kopf_operator
+from kubeio import kopf_operator, leader
 from maestro.client import Credentials, MaestroClient
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,10 @@ class OperatorSettings:
     maestro_credentials: Credentials
     propagation: PropagationSettings = dataclasses.field(default_factory=PropagationSettings)
     status: status.StatusSettings = dataclasses.field(default_factory=status.StatusSettings)
-    #: e.g. ``http://127.0.0.1:8080/healthz``; kopf serves its liveness probe there
+    #: e.g. ``http://127.0.0.1:8080/healthz``: the liveness probe, answered by leader and standbys
     liveness: str | None = None
+    #: the Lease replicas compete for (None: run at once, as the only replica)
+    election: leader.Election | None = None
 
 
 @dataclasses.dataclass
@@ -143,6 +147,7 @@ async def serve(
         liveness=settings.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        election=settings.election,
     )
 
 

@@ -1,4 +1,5 @@
-"""What our kopf operators (the hub controllers, the provisioner) share: login, settings, running.
+"""What our kopf operators (the hub controllers, the provisioner) share: login, settings, running
+(with leader election among replicas, and a liveness endpoint that standbys answer too).
 
 kopf's own ``login_via_client`` reads only the default kubeconfig; our operators are told which
 cluster to serve (the hub, a management cluster) by a path.
@@ -9,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 import kopf
 
@@ -18,7 +22,8 @@ import kopf
 from kopf._cogs.structs.references import Insights
 from kubernetes import client, config
 
-from kubeio import credentials
+from kubeio import credentials, leader
+from kubeio import liveness as liveness_server
 from kubeio.errors import ClusterUnavailableError
 from kubeio.objects import CRD_PATH
 from kubeio.rest import MERGE_PATCH, KubeRest
@@ -47,8 +52,9 @@ def connection(kubeconfig: str | None) -> kopf.ConnectionInfo:
 
 def settings(*, finalizer: str, prefix: str) -> kopf.OperatorSettings:
     """kopf keeps its bookkeeping in annotations under ``prefix`` (some CRDs' status schemas would
-    prune kopf's usual ``status.kopf``), runs standalone (one replica, no peering objects), and
-    posts only warnings as events (its INFO lines would become an event each)."""
+    prune kopf's usual ``status.kopf``), runs standalone (no peering objects: replicas elect one
+    leader on a Lease instead, see ``operate``), and posts only warnings as events (its INFO lines
+    would become an event each)."""
     out = kopf.OperatorSettings()
     out.persistence.finalizer = finalizer
     out.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
@@ -68,17 +74,85 @@ async def operate(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     late_kinds: LateKinds | None = None,
+    election: leader.Election | None = None,
 ) -> None:
-    """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal."""
-    await kopf.operator(
-        registry=registry,
-        settings=operator_settings,
-        clusterwide=True,
-        liveness_endpoint=liveness,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        insights=late_kinds.insights if late_kinds is not None else None,
+    """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal.
+
+    With ``election``, only while this replica leads (``kubeio.leader``): a standby runs no
+    handler, and a leader that loses its Lease ends the process at once."""
+
+    async def run_kopf(stop: asyncio.Event | None) -> None:
+        await kopf.operator(
+            registry=registry,
+            settings=operator_settings,
+            clusterwide=True,
+            stop_flag=stop,
+            ready_flag=ready_flag,
+            insights=late_kinds.insights if late_kinds is not None else None,
+        )
+
+    if election is None:
+        async with liveness_server.serving(liveness, dict):
+            await run_kopf(stop_flag)
+        return
+    rest = KubeRest(
+        await asyncio.to_thread(credentials.load, election.kubeconfig), leader.retry_settings(election.lease)
     )
+    elector = leader.LeaderElector(rest, election.lease)
+    watchdog = leader.Watchdog(lambda: elector.deadline)
+    try:
+        async with liveness_server.serving(liveness, lambda: {"leader": elector.leading}):
+            watchdog.start()
+            await _campaign(elector, run_kopf, stop_flag)
+    finally:
+        watchdog.stop()
+        await rest.close()
+
+
+async def _campaign(
+    elector: leader.LeaderElector,
+    run_kopf: Callable[[asyncio.Event | None], Coroutine[Any, Any, None]],
+    stop_flag: asyncio.Event | None,
+) -> None:
+    """Stand by until elected, then run kopf until stopped. A stop (``stop_flag``, SIGTERM, SIGINT)
+    ends a standby at once; a leader's kopf sees it and stops its handlers, then the Lease is
+    released."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM) if threading.current_thread() is threading.main_thread() else ()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+
+    async def lead() -> None:
+        # kopf installs its own signal handlers; handed a flag it does not need, it would keep a
+        # task waiting on it through its shutdown, and so hold up the handover
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if not stop.is_set():
+            await run_kopf(stop_flag)
+
+    campaign = asyncio.create_task(elector.run(lead, on_lost=leader.exit_now), name="leader election")
+    watchers: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait(), name="stop")]
+    if stop_flag is not None:
+        watchers.append(asyncio.create_task(_forward(stop_flag, stop), name="stop flag"))
+    try:
+        await asyncio.wait({campaign, watchers[0]}, return_when=asyncio.FIRST_COMPLETED)
+        if not campaign.done() and not elector.leading:
+            campaign.cancel()
+        await asyncio.wait({campaign})
+        if not campaign.cancelled():
+            campaign.result()
+    finally:
+        for task in (campaign, *watchers):
+            task.cancel()
+        await asyncio.gather(campaign, *watchers, return_exceptions=True)
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 class LateKinds:

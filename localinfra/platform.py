@@ -4,7 +4,7 @@
 as detached processes of an environment, each waited for until it is ready: the bootstrap's local
 stack, the end-to-end tests and the benchmarks start them here. This layer knows the commands and
 their options, not the platform's code: a server is ready when gRPC's health service says it
-serves, an operator when kopf's liveness probe answers.
+serves, an operator when its liveness probe answers.
 
 Each process gets its own identity from an environment's CA (``pki.ensure_identity_files``) and
 finds it with ``--tls-dir``; a process given no identity runs plaintext (``--insecure``).
@@ -205,7 +205,7 @@ def controllers_args(kubeconfig: Path, maestro: str, tls: files.TLSFiles, *extra
 def start_controllers(
     env: Environment, hub_kubeconfig: Path, maestro: str, log: Path, tls: files.TLSFiles
 ) -> None:
-    """``fleetplane controllers run`` on the hub with the identity ``tls``, waited for until kopf's
+    """``fleetplane controllers run`` on the hub with the identity ``tls``, waited for until its
     liveness probe answers."""
     start_operator(env, "hub/controllers", controllers_args(hub_kubeconfig, maestro, tls), log)
 
@@ -221,7 +221,7 @@ def start_provisioner(
 ) -> None:
     """``fleetplane provisioner run`` serving the ``local`` provider in ``local_env`` (whose etcd the
     new clusters share, and whose CA issues its agents' identities) with the identity ``tls``,
-    waited for until kopf's liveness probe answers."""
+    waited for until its liveness probe answers."""
     args = [
         "provisioner",
         "run",
@@ -252,5 +252,5 @@ def start_operator(env: Environment, name: str, args: Sequence[str], log: Path) 
         with urllib.request.urlopen(liveness, timeout=3) as resp:
             return bool(resp.status == 200)
 
-    process.wait_until(record, live, timeout=START_TIMEOUT, what="live (kopf's liveness probe)")
+    process.wait_until(record, live, timeout=START_TIMEOUT, what="live (its liveness probe)")
     return record

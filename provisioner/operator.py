@@ -1,6 +1,8 @@
 """The provisioner as a kopf operator on the management cluster: wiring, kopf settings, lifetime.
 
 Called by ``fleetplane provisioner run`` through ``run`` and by the benchmark through ``serve``.
+With ``election``, replicas elect one leader on a Lease and only the leader runs kopf; a new leader
+starts as a fresh operator: resume handlers and daemons reconcile every object from what it holds.
 Handlers are thin: each finds the definition an object belongs to and calls the ``Reconciler``.
 Every composite has a daemon: a loop that reconciles it, waits the ``Requeue`` delay while its
 cluster comes up (woken early by a spec change) and ``resync_seconds`` once it is Ready, so a
@@ -24,7 +26,7 @@ from typing import Any
 
 import kopf
 
-from kubeio import kopf_operator, objects
+from kubeio import kopf_operator, leader, objects
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
@@ -63,6 +65,8 @@ class ProvisionerSettings:
     resync_seconds: float = 30.0
     drain_seconds: float = 120.0
     liveness: str | None = None
+    #: the Lease replicas compete for (None: run at once, as the only replica)
+    election: leader.Election | None = None
     #: the platform CA's folder (``ca.crt``, ``ca.key``), which issues each cluster's agent identity;
     #: default: the local environment's (``<local_env>/pki``)
     ca_dir: Path | None = None
@@ -300,6 +304,7 @@ async def serve(settings: ProvisionerSettings) -> None:
         provisioner.kopf_settings,
         liveness=settings.liveness,
         late_kinds=provisioner.late_kinds,
+        election=settings.election,
     )
 
 
