@@ -148,7 +148,7 @@ async def test_a_leader_gone_without_releasing_is_replaced_when_its_lease_runs_o
     print(f"\ntakeover after the leader vanished: {took_over:.2f}s (lease duration 15s)")
 
     # Its last renewal was at most a retry period before it went; the standby waited it out.
-    assert 15 - 2.5 <= took_over <= 15 + 0.5
+    assert 15 - 2.5 <= took_over <= 15 + 1.0
     now = await spec(standby)
     assert now["holderIdentity"] == standby.identity and now["leaseTransitions"] == 1
     assert now["acquireTime"] > acquired
