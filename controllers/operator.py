@@ -25,13 +25,14 @@ from typing import Any
 import kopf
 
 from controllers import contract, hub
+from controllers.metrics import ControllerMetrics
 from controllers.propagation import controller as propagation
 from controllers.propagation import handlers as propagation_handlers
 from controllers.propagation import plan
 from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
 from controllers.status import controller as status
-from kubeio import kopf_operator, leader
+from kubeio import kopf_operator, leader, probes
 from maestro.client import Credentials, MaestroClient
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class OperatorSettings:
     liveness: str | None = None
     #: the Lease replicas compete for (None: run at once, as the only replica)
     election: leader.Election | None = None
+    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port), leader and standbys alike
+    metrics_port: int | None = None
+    metrics_host: str = probes.LOOPBACK
 
 
 @dataclasses.dataclass
@@ -68,6 +72,7 @@ class Operator:
     book: book.StatusBook
     propagation: propagation.PropagationController
     status: status.StatusController
+    metrics: ControllerMetrics
 
 
 def build(settings: OperatorSettings) -> Operator:
@@ -86,7 +91,10 @@ def build(settings: OperatorSettings) -> Operator:
         batch_publish=True,
     )
     status_book = book.StatusBook()
-    status_controller = status.StatusController(status_hub_client, maestro, status_book, settings.status)
+    metrics = ControllerMetrics()
+    status_controller = status.StatusController(
+        status_hub_client, maestro, status_book, settings.status, metrics=metrics
+    )
     propagation_controller = propagation.PropagationController(
         hub_client,
         maestro,
@@ -94,6 +102,7 @@ def build(settings: OperatorSettings) -> Operator:
         status_controller,
         settings.propagation,
         plan.PlanOptions(source=contract.MAESTRO_SOURCE),
+        metrics=metrics,
     )
     # a status change may let a RollingSync move on to its next step
     status_controller.on_app_status = propagation_controller.wake_if_rolling
@@ -130,6 +139,7 @@ def build(settings: OperatorSettings) -> Operator:
         status_book,
         propagation_controller,
         status_controller,
+        metrics,
     )
 
 
@@ -148,6 +158,9 @@ async def serve(
         stop_flag=stop_flag,
         ready_flag=ready_flag,
         election=settings.election,
+        metrics=kopf_operator.MetricsPort(
+            operator.metrics.registry, settings.metrics_host, settings.metrics_port
+        ),
     )
 
 

@@ -33,9 +33,10 @@ async def run_periodically(
     max_share: float = MAX_SHARE,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    on_error: Callable[[], None] | None = None,
 ) -> None:
     """Call ``read`` after ``period`` seconds, and again after each ``next_pause``, until cancelled;
-    a failed read is logged and tried again after the next pause."""
+    a failed read is logged (and ``on_error`` told) and tried again after the next pause."""
     pause = period
     while True:
         await sleep(pause)
@@ -46,4 +47,6 @@ async def run_periodically(
             raise
         except Exception as exc:
             log.warning("%s failed, retrying next period: %s", what, exc)
+            if on_error is not None:
+                on_error()
         pause = next_pause(period, clock() - started, max_share)

@@ -7,7 +7,7 @@ import typer
 from controllers import operator
 from controllers.propagation import settings as propagation
 from controllers.status import controller as status
-from fleetplane import gc_tuning, kube_options, leader_options, logs, tls_options
+from fleetplane import gc_tuning, kube_options, leader_options, logs, probe_options, tls_options
 
 app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
 KUBECONFIG = kube_options.kubeconfig_option("the hub")
@@ -76,6 +76,11 @@ def run(
     lease_duration: int = leader_options.LEASE_DURATION,
     renew_deadline: float = leader_options.RENEW_DEADLINE,
     retry_period: float = leader_options.RETRY_PERIOD,
+    metrics_port: int | None = probe_options.metrics_port_option(
+        "passes by kind and outcome, works published and deleted, status writes, errors, queues, "
+        "whether this replica leads"
+    ),
+    metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
@@ -114,5 +119,7 @@ def run(
         ),
         liveness=leader_options.liveness(liveness),
         election=election,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     operator.run(settings)

@@ -12,7 +12,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from fleetplane import gc_tuning, kube_options, logs, maestro_records, output, tls_options
+from fleetplane import gc_tuning, kube_options, logs, maestro_records, output, probe_options, tls_options
 from maestro import client_errors
 from maestro.agent import service as agent_service
 from maestro.api import errors as maestro_errors
@@ -130,20 +130,14 @@ def server(
     trust_domain: str = typer.Option(
         trust_identity.DEFAULT_TRUST_DOMAIN, help="SPIFFE trust domain of client certificates."
     ),
-    health_port: int = typer.Option(
-        None,
-        "--health-port",
-        help="Serve plain HTTP /healthz (liveness) and /readyz (readiness: database reachable, "
-        "every background loop running) on this port; default: not at all.",
+    health_port: int = probe_options.health_port_option(
+        "the gRPC ports listen, the database answers, every background loop runs"
     ),
-    health_host: str = typer.Option("127.0.0.1", "--health-host", help="Address of the health port."),
-    metrics_port: int = typer.Option(
-        None,
-        "--metrics-port",
-        help="Serve Prometheus metrics (gRPC calls by method and code, the outbox's depth and age) "
-        "as plain HTTP /metrics on this port; default: not at all.",
+    health_host: str = probe_options.HEALTH_HOST,
+    metrics_port: int = probe_options.metrics_port_option(
+        "gRPC calls by method and code, the outbox's depth and age"
     ),
-    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="Address of the metrics port."),
+    metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
@@ -205,6 +199,15 @@ def agent(
     topic_prefix: str = PREFIX,
     tls_dir: str | None = TLS_DIR,
     insecure: bool = INSECURE,
+    health_port: int | None = probe_options.health_port_option(
+        "its spec partition assigned and polled without error, every background loop runs"
+    ),
+    health_host: str = probe_options.HEALTH_HOST,
+    metrics_port: int | None = probe_options.metrics_port_option(
+        "bundles applied, failed and deleted, status reports, apply latency, consumer restarts, "
+        "the spec partition's lag, the certificate's expiry"
+    ),
+    metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
@@ -219,6 +222,10 @@ def agent(
         credentials=tls_options.credentials(tls_dir, None, insecure),
         refresh_seconds=refresh,
         topics=layout.Layout(topic_prefix),
+        health_port=health_port,
+        health_host=health_host,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     try:
         asyncio.run(agent_service.run(settings))

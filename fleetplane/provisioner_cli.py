@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fleetplane import kube_options, leader_options, logs, tls_options
+from fleetplane import kube_options, leader_options, logs, probe_options, tls_options
 from kubeio import objects
 from kubeio.kubeconfig import Kubeconfig
 from localinfra.environment import Environment
@@ -64,6 +64,10 @@ def run(
     lease_duration: int = leader_options.LEASE_DURATION,
     renew_deadline: float = leader_options.RENEW_DEADLINE,
     retry_period: float = leader_options.RETRY_PERIOD,
+    metrics_port: int | None = probe_options.metrics_port_option(
+        "passes by kind and outcome, clusters by state, errors, whether this replica leads"
+    ),
+    metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
@@ -96,6 +100,8 @@ def run(
             resync_seconds=resync,
             drain_seconds=drain,
             liveness=leader_options.liveness(liveness),
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
             ca_dir=ca_dir,
             election=election,
         )

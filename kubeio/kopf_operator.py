@@ -1,5 +1,6 @@
 """What our kopf operators (the hub controllers, the provisioner) share: login, settings, running
-(with leader election among replicas, and a liveness endpoint that standbys answer too).
+(with leader election among replicas, and a liveness endpoint and metrics that standbys answer
+too).
 
 kopf's own ``login_via_client`` reads only the default kubeconfig; our operators are told which
 cluster to serve (the hub, a management cluster) by a path.
@@ -13,7 +14,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -21,8 +23,9 @@ import kopf
 # kopf.operator takes an ``insights`` argument but exports its type only from here.
 from kopf._cogs.structs.references import Insights
 from kubernetes import client, config
+from prometheus_client import CollectorRegistry, Gauge
 
-from kubeio import credentials, leader
+from kubeio import credentials, leader, probes
 from kubeio import liveness as liveness_server
 from kubeio.errors import ClusterUnavailableError
 from kubeio.objects import CRD_PATH
@@ -66,6 +69,15 @@ def settings(*, finalizer: str, prefix: str) -> kopf.OperatorSettings:
     return out
 
 
+@dataclass(frozen=True)
+class MetricsPort:
+    """An operator's Prometheus metrics and where they answer (``port`` None: nowhere)."""
+
+    registry: CollectorRegistry
+    host: str = probes.LOOPBACK
+    port: int | None = None
+
+
 async def operate(
     registry: kopf.OperatorRegistry,
     operator_settings: kopf.OperatorSettings,
@@ -75,11 +87,14 @@ async def operate(
     ready_flag: asyncio.Event | None = None,
     late_kinds: LateKinds | None = None,
     election: leader.Election | None = None,
+    metrics: MetricsPort | None = None,
 ) -> None:
-    """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal.
+    """Run the operator cluster-wide in the current event loop until ``stop_flag`` or a signal,
+    serving ``metrics`` meanwhile (with ``fleetplane_leader``: 1 while this replica leads).
 
     With ``election``, only while this replica leads (``kubeio.leader``): a standby runs no
-    handler, and a leader that loses its Lease ends the process at once."""
+    handler, and a leader that loses its Lease ends the process at once. Liveness and metrics are
+    answered by leader and standbys alike; kopf serves neither."""
 
     async def run_kopf(stop: asyncio.Event | None) -> None:
         await kopf.operator(
@@ -91,8 +106,9 @@ async def operate(
             insights=late_kinds.insights if late_kinds is not None else None,
         )
 
+    served = metrics or MetricsPort(CollectorRegistry())
     if election is None:
-        async with liveness_server.serving(liveness, dict):
+        async with _serving(liveness, served, lambda: True):
             await run_kopf(stop_flag)
         return
     rest = KubeRest(
@@ -101,12 +117,35 @@ async def operate(
     elector = leader.LeaderElector(rest, election.lease)
     watchdog = leader.Watchdog(lambda: elector.deadline)
     try:
-        async with liveness_server.serving(liveness, lambda: {"leader": elector.leading}):
+        async with _serving(liveness, served, lambda: elector.leading):
             watchdog.start()
             await _campaign(elector, run_kopf, stop_flag)
     finally:
         watchdog.stop()
         await rest.close()
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    liveness: str | None, metrics: MetricsPort, leading: Callable[[], bool]
+) -> AsyncIterator[None]:
+    """The liveness endpoint (``{"leader": ...}``) and the metrics port, with a ``fleetplane_leader``
+    gauge in the operator's registry, for the life of the block."""
+    gauge = Gauge(
+        "fleetplane_leader",
+        "1 while this replica leads (runs the handlers), 0 while it stands by",
+        registry=None,
+    )
+    gauge.set_function(lambda: 1.0 if leading() else 0.0)
+    metrics.registry.register(gauge)
+    try:
+        async with (
+            probes.serving(probes.metrics_routes(metrics.registry), metrics.host, metrics.port),
+            liveness_server.serving(liveness, lambda: {"leader": leading()}),
+        ):
+            yield
+    finally:
+        metrics.registry.unregister(gauge)
 
 
 async def _campaign(

@@ -26,13 +26,14 @@ from typing import Any
 
 import kopf
 
-from kubeio import kopf_operator, leader, objects
+from kubeio import kopf_operator, leader, objects, probes
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
 from maestro.client import Credentials, MaestroClient
 from maestro.transport import layout
 from provisioner import api, catalog, compositions, reconciler, render, xrd
+from provisioner import metrics as metrics_mod
 from provisioner.providers.base import ClusterProvider
 from provisioner.providers.local import LocalProvider
 from trust import authority
@@ -67,6 +68,9 @@ class ProvisionerSettings:
     liveness: str | None = None
     #: the Lease replicas compete for (None: run at once, as the only replica)
     election: leader.Election | None = None
+    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port), leader and standbys alike
+    metrics_port: int | None = None
+    metrics_host: str = probes.LOOPBACK
     #: the platform CA's folder (``ca.crt``, ``ca.key``), which issues each cluster's agent identity;
     #: default: the local environment's (``<local_env>/pki``)
     ca_dir: Path | None = None
@@ -90,6 +94,7 @@ class Provisioner:
     kopf_settings: kopf.OperatorSettings
     reconciler: reconciler.Reconciler
     late_kinds: kopf_operator.LateKinds
+    metrics: metrics_mod.ProvisionerMetrics
 
 
 def _providers(settings: ProvisionerSettings) -> dict[str, ClusterProvider]:
@@ -148,7 +153,8 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
         kinds_served=late_kinds.ensure_watched,
     )
     registry = kopf.OperatorRegistry()
-    _register(registry, rec, settings)
+    metrics = metrics_mod.ProvisionerMetrics()
+    _register(registry, rec, settings, metrics)
 
     @kopf.on.login(registry=registry)
     def authenticate(**_: Any) -> kopf.ConnectionInfo:
@@ -165,7 +171,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
         await hub.close()
 
     kopf_settings = kopf_operator.settings(finalizer=FINALIZER, prefix="provisioner.fleetplane.io")
-    return Provisioner(registry, kopf_settings, rec, late_kinds)
+    return Provisioner(registry, kopf_settings, rec, late_kinds, metrics)
 
 
 async def install_platform(hub: objects.Objects) -> None:
@@ -205,7 +211,10 @@ async def _until_done(step: Callable[[], Awaitable[None]], stopped: kopf.DaemonS
 
 
 def _register(
-    registry: kopf.OperatorRegistry, rec: reconciler.Reconciler, settings: ProvisionerSettings
+    registry: kopf.OperatorRegistry,
+    rec: reconciler.Reconciler,
+    settings: ProvisionerSettings,
+    metrics: metrics_mod.ProvisionerMetrics,
 ) -> None:
     group, version = api.GROUP, api.VERSION
     wakeups: dict[str, asyncio.Event] = {}
@@ -223,7 +232,8 @@ def _register(
     @kopf.on.update(group, version, "compositeresourcedefinitions", registry=registry, id="definition-update")
     async def definition(body: kopf.Body, **_: Any) -> None:
         try:
-            await rec.reconcile_definition(dict(body))
+            with metrics.reconciling(metrics_mod.DEFINITION):
+                await rec.reconcile_definition(dict(body))
         except xrd.DefinitionError as exc:
             raise kopf.PermanentError(str(exc)) from exc
 
@@ -232,7 +242,8 @@ def _register(
     @kopf.on.update(group, version, "compositions", registry=registry, id="composition-update")
     async def composition(body: kopf.Body, **_: Any) -> None:
         try:
-            await rec.reconcile_composition(dict(body))
+            with metrics.reconciling(metrics_mod.COMPOSITION):
+                await rec.reconcile_composition(dict(body))
         except (compositions.CompositionError, catalog.CatalogError) as exc:
             raise kopf.TemporaryError(str(exc), delay=30) from exc
 
@@ -249,13 +260,20 @@ def _register(
                 if definition is None:
                     return
                 if not body.meta.get("deletionTimestamp"):
+                    if metrics.cluster_state(name) is None:
+                        metrics.cluster(name, metrics_mod.PROVISIONING)
                     try:
-                        await rec.reconcile_composite(dict(body), definition)
+                        with metrics.reconciling(metrics_mod.COMPOSITE):
+                            await rec.reconcile_composite(dict(body), definition)
                     except reconciler.Requeue as exc:
                         delay = exc.delay
+                        metrics.cluster(name, metrics_mod.FAILED if exc.failed else metrics_mod.PROVISIONING)
                     except Exception as exc:  # a pass failing for a reason we did not foresee
                         log.warning("composite %s: pass failed, retrying in 30s: %s", name, exc)
                         delay = 30.0
+                        metrics.cluster(name, metrics_mod.FAILED)
+                    else:
+                        metrics.cluster(name, metrics_mod.READY)
                 # Woken by a spec change or kopf stopping us (deleted, shutdown), else after ``delay``.
                 waits = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
                 await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
@@ -263,6 +281,8 @@ def _register(
                     wait.cancel()
         finally:
             wakeups.pop(name, None)
+            if metrics.cluster_state(name) != metrics_mod.DELETING:
+                metrics.forget_cluster(name)
 
     @kopf.on.event(category="composite", registry=registry, id="composite-changed")
     async def composite_changed(type: str | None, name: str, body: kopf.Body, **_: Any) -> None:
@@ -276,10 +296,18 @@ def _register(
             event.set()
 
     @kopf.on.delete(category="composite", registry=registry, id="composite-delete")
-    async def composite_deleted(body: kopf.Body, **_: Any) -> None:
+    async def composite_deleted(name: str, body: kopf.Body, **_: Any) -> None:
         definition = await definition_of(body, claim=False)
-        if definition is not None:
-            await _until_done(lambda: rec.delete_composite(dict(body), definition))
+        if definition is None:
+            return
+
+        async def step() -> None:
+            with metrics.reconciling(metrics_mod.COMPOSITE, metrics_mod.DELETE):
+                await rec.delete_composite(dict(body), definition)
+
+        metrics.cluster(name, metrics_mod.DELETING)
+        await _until_done(step)
+        metrics.forget_cluster(name)
 
     @kopf.on.resume(category="claim", registry=registry, id="claim-resume")
     @kopf.on.create(category="claim", registry=registry, id="claim-create")
@@ -287,13 +315,20 @@ def _register(
     async def claim(body: kopf.Body, **_: Any) -> None:
         definition = await definition_of(body, claim=True)
         if definition is not None:
-            await rec.reconcile_claim(dict(body), definition)
+            with metrics.reconciling(metrics_mod.CLAIM):
+                await rec.reconcile_claim(dict(body), definition)
 
     @kopf.on.delete(category="claim", registry=registry, id="claim-delete")
     async def claim_deleted(body: kopf.Body, **_: Any) -> None:
         definition = await definition_of(body, claim=True)
-        if definition is not None:
-            await _until_done(lambda: rec.delete_claim(dict(body), definition))
+        if definition is None:
+            return
+
+        async def step() -> None:
+            with metrics.reconciling(metrics_mod.CLAIM, metrics_mod.DELETE):
+                await rec.delete_claim(dict(body), definition)
+
+        await _until_done(step)
 
 
 async def serve(settings: ProvisionerSettings) -> None:
@@ -305,6 +340,9 @@ async def serve(settings: ProvisionerSettings) -> None:
         liveness=settings.liveness,
         late_kinds=provisioner.late_kinds,
         election=settings.election,
+        metrics=kopf_operator.MetricsPort(
+            provisioner.metrics.registry, settings.metrics_host, settings.metrics_port
+        ),
     )
 
 

@@ -202,3 +202,8 @@ def renewal_due(cert_pem: bytes, *, now: datetime.datetime | None = None, fracti
     start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
     moment = now or datetime.datetime.now(datetime.UTC)
     return moment >= start + (end - start) * fraction
+
+
+def not_after(cert_pem: bytes) -> datetime.datetime:
+    """When the first certificate of ``cert_pem`` (a chain's leaf) expires."""
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from controllers import hub, periodic
+from controllers import metrics as metrics_mod
 from controllers.propagation import (
     convergence,
     errors,
@@ -63,6 +64,7 @@ class PropagationController:
         listener: MirrorListener,
         settings: PropagationSettings | None = None,
         options: plan.PlanOptions | None = None,
+        metrics: metrics_mod.ControllerMetrics | None = None,
     ) -> None:
         settings = settings or PropagationSettings()
         options = options or plan.PlanOptions()
@@ -77,6 +79,8 @@ class PropagationController:
         self.options = options
         self.maestro = maestro
         self.listener = listener
+        self.metrics = metrics or metrics_mod.ControllerMetrics()
+        self.metrics.application_sets.set_function(lambda: len(self._wakeups))
         self._semaphore = asyncio.Semaphore(settings.concurrency)
         self._under_way = asyncio.Semaphore(max(settings.passes_under_way, settings.concurrency))
         self._in_flight = asyncio.Semaphore(settings.targets_in_flight)
@@ -94,7 +98,9 @@ class PropagationController:
 
     def _io(self) -> WorksAndMirrors:
         """The reads and writes of a pass, with the settings and listener of the moment."""
-        return WorksAndMirrors(self.hub, self.maestro, self.listener, self.settings, self.options.source)
+        return WorksAndMirrors(
+            self.hub, self.maestro, self.listener, self.settings, self.options.source, self.metrics
+        )
 
     # --- triggers ----------------------------------------------------------------------------------
 
@@ -145,11 +151,12 @@ class PropagationController:
                 wakeup.clear()
                 delay = self.settings.resync_seconds
                 try:
-                    outcome = await self.reconcile(namespace, name)
+                    outcome = await self._timed_reconcile(namespace, name)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     delay = self.settings.retry_seconds
+                    self.metrics.errors.labels("propagation").inc()
                     if is_transient(exc):
                         log.warning("ApplicationSet %s/%s: pass failed, retrying: %s", namespace, name, exc)
                     else:
@@ -194,6 +201,20 @@ class PropagationController:
         return True
 
     # --- one pass ------------------------------------------------------------------------------------
+
+    async def _timed_reconcile(self, namespace: str, name: str) -> Outcome | None:
+        """``reconcile``, counted by outcome and timed."""
+        kind = metrics_mod.APPLICATION_SET
+        with self.metrics.reconcile_seconds.labels(kind).time():
+            try:
+                outcome = await self.reconcile(namespace, name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.metrics.reconciles.labels(kind, metrics_mod.ERROR).inc()
+                raise
+        self.metrics.reconciles.labels(kind, _outcome(outcome)).inc()
+        return outcome
 
     async def reconcile(self, namespace: str, name: str) -> Outcome | None:
         """One level-based pass; ``None`` when the ApplicationSet is gone, deleting or not opted in."""
@@ -311,6 +332,20 @@ class PropagationController:
     async def finalize(self, namespace: str, name: str, spec: Mapping[str, Any]) -> int:
         """The ApplicationSet is being deleted: delete its works; once Maestro holds none (each
         agent confirmed the deletion on its cluster), delete its mirrors. Returns the works left."""
+        kind = metrics_mod.APPLICATION_SET
+        try:
+            remaining = await self._finalize(namespace, name, spec)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.metrics.reconciles.labels(kind, metrics_mod.ERROR).inc()
+            self.metrics.errors.labels("finalizer").inc()
+            raise
+        outcome = metrics_mod.DELETING if remaining else metrics_mod.DELETED
+        self.metrics.reconciles.labels(kind, outcome).inc()
+        return remaining
+
+    async def _finalize(self, namespace: str, name: str, spec: Mapping[str, Any]) -> int:
         key = (namespace, name)
         async with self._lock(key):
             try:
@@ -338,8 +373,19 @@ class PropagationController:
 
     async def sweep_forever(self) -> None:
         await periodic.run_periodically(
-            self.sweep, self.settings.resync_seconds, what="sweep of orphaned works"
+            self.sweep,
+            self.settings.resync_seconds,
+            what="sweep of orphaned works",
+            on_error=self.metrics.errors.labels("sweep").inc,
         )
+
+
+def _outcome(outcome: Outcome | None) -> str:
+    if outcome is None:
+        return metrics_mod.SKIPPED
+    if outcome.problems:
+        return metrics_mod.PROBLEMS
+    return metrics_mod.CHANGED if outcome.changed else metrics_mod.UNCHANGED
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from controllers import contract, hub
+from controllers.metrics import ControllerMetrics
 from controllers.propagation import concurrency, ownership, plan
 from controllers.propagation.settings import MirrorListener, PropagationSettings
 from maestro import client_errors
@@ -30,12 +31,14 @@ class WorksAndMirrors:
         listener: MirrorListener,
         settings: PropagationSettings,
         source: str,
+        metrics: ControllerMetrics,
     ) -> None:
         self.hub = hub_client
         self.maestro = maestro
         self.listener = listener
         self.settings = settings
         self.source = source
+        self.metrics = metrics
 
     async def each(
         self,
@@ -95,6 +98,7 @@ class WorksAndMirrors:
             problem = f"the hub refused Application {meta['namespace']}/{meta['name']}: {exc}{fix}"
         if problem is not None:
             return problem
+        self.metrics.mirror_writes.labels("apply").inc()
         self.listener.mirror_written(meta["namespace"], meta["name"], status)
         return None
 
@@ -148,12 +152,15 @@ class WorksAndMirrors:
                 f"cluster {work.cluster}: Maestro refused to {verb} the work of Application "
                 f"{work.application!r}: {exc}{hint}"
             )
+        self.metrics.works_published.labels("create" if create else "update").inc()
         return None
 
     async def delete_mirror(self, namespace: str, name: str) -> None:
-        await self.hub.delete_application(namespace, name)
+        if await self.hub.delete_application(namespace, name):
+            self.metrics.mirror_writes.labels("delete").inc()
         self.listener.mirror_deleted(namespace, name)
 
     async def delete_work(self, cluster: str, work_id: str) -> None:
         with contextlib.suppress(client_errors.NotFound):  # already gone is what we wanted
             await self.maestro.delete(cluster, uuid.UUID(work_id))
+            self.metrics.works_deleted.inc()

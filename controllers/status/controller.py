@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from controllers import contract, hub, periodic
+from controllers import metrics as metrics_mod
 from controllers.status import aggregate, batching, book
 from maestro import client_errors
 from maestro.api import bundles, listing, queries
@@ -93,6 +94,7 @@ class StatusController:
         *,
         source: str = contract.MAESTRO_SOURCE,
         on_app_status: Callable[[book.AppSetKey], None] | None = None,
+        metrics: metrics_mod.ControllerMetrics | None = None,
     ) -> None:
         self.hub = hub_client
         self.maestro = maestro
@@ -100,6 +102,8 @@ class StatusController:
         self.settings = settings
         self.source = source
         self.batcher = batching.WriteBatcher(rate=settings.write_rate, burst=settings.write_burst)
+        self.metrics = metrics or metrics_mod.ControllerMetrics()
+        self.metrics.status_writes_pending.set_function(lambda: len(self.batcher))
         #: called with an ApplicationSet whose Application statuses changed
         self.on_app_status = on_app_status
         self._offered = asyncio.Event()
@@ -157,8 +161,10 @@ class StatusController:
                 if isinstance(exc, client_errors.InvalidRequest):
                     self.token = ""  # the server does not know our token (a new database): list again
                 log.warning("status watch broken (%s); resuming", exc)
+                self.metrics.errors.labels("status-watch").inc()
             except Exception:
                 log.exception("status watch failed; resuming")
+                self.metrics.errors.labels("status-watch").inc()
             await asyncio.sleep(self.settings.reconnect_seconds)
 
     async def list_once(self, *, with_status: bool | None = None) -> int:
@@ -215,7 +221,10 @@ class StatusController:
 
     async def _safety_net(self) -> None:
         await periodic.run_periodically(
-            self.list_once, self.settings.list_seconds, what="periodic status list"
+            self.list_once,
+            self.settings.list_seconds,
+            what="periodic status list",
+            on_error=self.metrics.errors.labels("status-list").inc,
         )
 
     async def _rollups(self) -> None:
@@ -268,6 +277,7 @@ class StatusController:
 
     async def _write(self, one: batching.PendingWrite) -> None:
         kind, namespace, name = typing.cast(WriteKey, one.key)
+        outcome = "written"
         try:
             if kind == APPLICATION:
                 await self.hub.replace_application_status(namespace, name, one.patch)
@@ -277,6 +287,7 @@ class StatusController:
             # No object to write to (the mirror is gone). Count it as written, so the same status is
             # not retried in a loop: ``mirror_written`` offers it again if the mirror comes back,
             # which may have happened while this write was out (then it is still known).
+            outcome = "gone"
             unsure = self.batcher.written(one)
             if kind == APPLICATION and not unsure:
                 self._mirrors.discard((namespace, name))
@@ -284,16 +295,22 @@ class StatusController:
             if exc.status in (400, 422):
                 # the hub refuses this status as invalid: retrying the same patch cannot help
                 log.error("hub refused the status of %s %s/%s: %s", kind, namespace, name, exc)
+                outcome = "refused"
                 unsure = self.batcher.written(one)
             else:
                 log.warning("writing the status of %s %s/%s failed: %s", kind, namespace, name, exc)
+                outcome = "failed"
                 unsure = self.batcher.failed(one)
         except Exception as exc:
             log.warning("writing the status of %s %s/%s failed: %s", kind, namespace, name, exc)
+            outcome = "failed"
             unsure = self.batcher.failed(one)
         else:
             unsure = self.batcher.written(one)
             self.writes += 1
+        self.metrics.status_writes.labels(kind, outcome).inc()
+        if outcome != "written":
+            self.metrics.errors.labels("status-write").inc()
         if unsure and kind == APPLICATION:
             # the propagation wrote the mirror while this write was out: write the latest again
             self._offer_latest(namespace, name)
@@ -346,6 +363,7 @@ class StatusController:
         appset = _split(str(annotations.get(contract.ANNOTATION_APPSET, "")))
         if application is None or appset is None:
             return  # not a work of the propagation controller
+        self.metrics.status_updates.inc()
         if sequence < self._sequences.get(work_id, 0):
             return  # older than what we already showed
         self._sequences[work_id] = sequence

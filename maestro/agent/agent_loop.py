@@ -22,7 +22,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from maestro.agent import bundle_status
@@ -55,14 +55,21 @@ class _Work:
 
 @dataclass
 class AgentStats:
+    """What the agent did since it started (its Prometheus metrics are read from these)."""
+
+    #: bundle versions applied, and those of them in which a manifest failed
     applied: int = 0
+    failed: int = 0
+    #: spec events of a version already applied (re-deliveries) or made stale meanwhile
     skipped: int = 0
+    #: bundles whose deletion finished (everything they applied is gone)
     deleted: int = 0
+    #: status reports Kafka acknowledged
     reports: int = 0
+    #: spec events that do not parse, or are for another cluster
     rejected: int = 0
     bytes_read: int = 0
     messages_read: int = 0
-    apply_latencies: list[float] = field(default_factory=list)
 
 
 class Agent:
@@ -75,9 +82,12 @@ class Agent:
         agent_id: str | None = None,
         sequences: bundle_status.SequenceGenerator | None = None,
         follow: Follow | None = None,
+        on_apply: Callable[[float], None] | None = None,
     ) -> None:
         self.applier = applier
         self._follow = follow
+        #: told how many seconds each apply took
+        self._on_apply = on_apply
         self.consumer = applier.consumer
         self._publish = publish
         self._status_topic = status_topic
@@ -130,8 +140,17 @@ class Agent:
                 if report is not None:
                     out.append(report)
             self._followed()
-        if out:
-            await self._publish(out)
+        await self._send(out)
+
+    async def _send(self, reports: list[Outgoing]) -> None:
+        if reports:
+            await self._publish(reports)
+            self.stats.reports += len(reports)
+
+    @property
+    def held(self) -> int:
+        """Bundles this agent holds: applied, or being deleted."""
+        return len(self._works)
 
     async def _handle_bundle(self, bundle: bundles.ResourceBundle) -> Outgoing | None:
         rid = str(bundle.id)
@@ -153,7 +172,9 @@ class Agent:
             self.stats.skipped += 1
             return None
         self.stats.applied += 1
-        self.stats.apply_latencies.append(loop.time() - started)
+        self.stats.failed += not result.ok
+        if self._on_apply is not None:
+            self._on_apply(loop.time() - started)
         work = self._works.setdefault(rid, _Work(version=bundle.version, source=bundle.source))
         work.version, work.source, work.applied_ok, work.deleting = (
             bundle.version,
@@ -198,7 +219,6 @@ class Agent:
             original_source=work.source,
             status_hash=digest,
         )
-        self.stats.reports += 1
         event = bundle_events.status_report_event(report, source=self.agent_id)
         return cloudevents.to_message(event, topic=self._status_topic, key=self.consumer)
 
@@ -226,8 +246,7 @@ class Agent:
                 if report is not None:
                     out.append(report)
             self._followed()
-        if out:
-            await self._publish(out)
+        await self._send(out)
 
     def mark_changed(self, rids: set[str]) -> None:
         """Objects of these bundles changed in the cluster (called by a watch)."""

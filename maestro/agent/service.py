@@ -13,14 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
 from confluent_kafka import KafkaError, KafkaException
 
+from kubeio import probes
 from maestro.agent.agent_loop import Agent
 from maestro.agent.kube import KubeApplier
+from maestro.agent.metrics import AgentMetrics, Sources
+from maestro.agent.readiness import ReaderState
 from maestro.agent.watcher import AppliedObjectWatcher
 from maestro.api import consumers
 from maestro.transport import layout
@@ -31,6 +34,7 @@ from maestro.transport.messages import Outgoing
 from maestro.transport.producer import Publisher
 from maestro.wire import channels, stubs
 from maestro.wire import query as wire_query
+from trust import authority
 from trust.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -61,13 +65,23 @@ class AgentSettings:
     # Polling this long with nothing received while the broker holds more for the agent's
     # partition means the consumer is stuck (it can be, after a broker restart): it is restarted.
     stall_seconds: float = 20.0
+    # Where /healthz and /readyz answer plain HTTP, and /metrics (None: nowhere; 0: a free port).
+    health_port: int | None = None
+    health_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
 
 async def lookup_placement(
-    server: str, cluster: str, credentials: channels.Credentials, timeout: float = 60.0
+    server: str,
+    cluster: str,
+    credentials: channels.Credentials,
+    timeout: float = 60.0,
+    on_retry: Callable[[str], None] | None = None,
 ) -> consumers.Consumer:
-    """The consumer record of this cluster; waits for the server, fails clearly if unregistered or
-    refused (a certificate of another cluster, or of an earlier registration of this one)."""
+    """The consumer record of this cluster; waits for the server (``on_retry`` is told why each
+    try failed), fails clearly if unregistered or refused (a certificate of another cluster, or of
+    an earlier registration of this one)."""
     async with channels.aio_channel(server, credentials) as channel:
         stub = stubs.query_grpc.MaestroQueryStub(channel)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -91,6 +105,8 @@ async def lookup_placement(
                         "the TLS handshake: check that the agent's certificate is current and from the "
                         "CA the server trusts, and its ca.crt the one that issued the server's)"
                     ) from None
+                if on_retry is not None:
+                    on_retry(f"{exc.code().name}: {exc.details()}")
                 await asyncio.sleep(1)
 
 
@@ -129,8 +145,16 @@ class KafkaLink:
         self._checked = 0.0
         self._seen: tuple[float, ...] = ()
         self.renewals = 0
+        self._restarts_before = 0
+        #: the certificate's notAfter (seconds since the epoch), as read when the clients were made
+        self.not_after: float | None = None
         self.reader: Reader
         self.publisher: Publisher
+
+    @property
+    def consumer_restarts(self) -> int:
+        """Times a spec consumer was started afresh, over every reader this link made."""
+        return self._restarts_before + self.reader.restarts
 
     def _fingerprint(self) -> tuple[float, ...]:
         tls = self._settings.kafka.tls
@@ -139,6 +163,7 @@ class KafkaLink:
     async def open(self) -> None:
         settings = self._settings
         self._seen = self._fingerprint()
+        self.not_after = _not_after(settings.kafka)
         self.publisher = Publisher(settings.kafka, client_id=f"agent-{settings.cluster}")
         self.reader = Reader(
             settings.kafka,
@@ -166,6 +191,7 @@ class KafkaLink:
             return False
         old_reader, old_publisher = self.reader, self.publisher
         await self.open()
+        self._restarts_before += old_reader.restarts
         old_reader.close()
         await asyncio.to_thread(old_publisher.close)
         self.renewals += 1
@@ -177,16 +203,49 @@ class KafkaLink:
         await asyncio.to_thread(self.publisher.close)
 
 
+def _not_after(kafka: KafkaSettings) -> float | None:
+    if kafka.tls is None or kafka.tls.cert is None:
+        return None
+    try:
+        return authority.not_after(kafka.tls.cert.read_bytes()).timestamp()
+    except (OSError, ValueError) as exc:  # being replaced: the next renewal check reads it again
+        log.warning("reading the certificate's expiry failed: %s", exc)
+        return None
+
+
 async def run(
     settings: AgentSettings, *, ready: asyncio.Event | None = None, link_seen: list[KafkaLink] | None = None
 ) -> None:
-    consumer = await lookup_placement(settings.server, settings.cluster, settings.credentials)
+    """Serve the cluster until cancelled, with its health and metrics ports (when asked for) open
+    from the start: a probe learns what the agent waits for while it starts."""
+    state = ReaderState(settings.server)
+    readiness = probes.Readiness({"spec reader": state.problem})
+    metrics = AgentMetrics()
+    async with (
+        probes.serving(probes.health_routes(readiness), settings.health_host, settings.health_port),
+        probes.serving(probes.metrics_routes(metrics.registry), settings.metrics_host, settings.metrics_port),
+    ):
+        await _serve(settings, state, readiness, metrics, ready, link_seen)
+
+
+async def _serve(
+    settings: AgentSettings,
+    state: ReaderState,
+    readiness: probes.Readiness,
+    metrics: AgentMetrics,
+    ready: asyncio.Event | None,
+    link_seen: list[KafkaLink] | None,
+) -> None:
+    consumer = await lookup_placement(
+        settings.server, settings.cluster, settings.credentials, on_retry=state.placement_refused
+    )
     check_identity(settings.kafka, consumer)
     if not consumer.status_topic:
         raise SystemExit(
             f"the Maestro server at {settings.server} named no status topic for {consumer.name}: "
             "it predates topics per cluster; upgrade it"
         )
+    state.starting(f"assigning its spec partition {consumer.spec_placement.topic}")
     applier = KubeApplier(settings.cluster, settings.kubeconfig)
     link = KafkaLink(settings, consumer)
     await link.open()
@@ -195,12 +254,31 @@ async def run(
     publish = link.deliver
     # The watcher starts watching when the agent's start lists its records.
     watcher = AppliedObjectWatcher(applier.backend.rest, lambda rids: agent.mark_changed(rids))
-    agent = Agent(applier, publish, status_topic=consumer.status_topic, follow=watcher.follow)
+    agent = Agent(
+        applier,
+        publish,
+        status_topic=consumer.status_topic,
+        follow=watcher.follow,
+        on_apply=metrics.apply_seconds.observe,
+    )
+    state.starting("loading its applied records and asking Maestro for what changed")
     await agent.start()
+    metrics.attach(
+        Sources(
+            stats=agent.stats,
+            held=lambda: agent.held,
+            consumer_restarts=lambda: link.consumer_restarts,
+            renewals=lambda: link.renewals,
+            lag=lambda: link.reader.lag(),
+            not_after=lambda: link.not_after,
+        )
+    )
     background = [
         asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh"),
         asyncio.create_task(agent.changes_forever(), name="agent-changes"),
     ]
+    readiness.watch(background)
+    state.started()
     log.info(
         "agent for %s reading %s[%d], reporting on %s, as %s",
         settings.cluster,
@@ -222,11 +300,17 @@ async def run(
             except KafkaException as exc:
                 if not _transient(exc):
                     raise
+                state.polled(exc)
                 log.warning("%s: reading spec events failed, retrying: %s", settings.cluster, exc)
                 await asyncio.sleep(1)
                 continue
+            state.polled()
             if messages:
-                await agent.handle(messages)
+                state.applying(True)
+                try:
+                    await agent.handle(messages)
+                finally:
+                    state.applying(False)
                 try:
                     await link.reader.commit(messages)
                 except KafkaException as exc:
@@ -238,6 +322,7 @@ async def run(
                         exc,
                     )
     finally:
+        readiness.stopping()
         for task in background:
             task.cancel()
         for task in background:

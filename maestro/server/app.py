@@ -20,10 +20,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from kubeio import credentials
+from kubeio import credentials, probes
 from kubeio.rest import KubeRest, RetrySettings
 from maestro.api import consumers
-from maestro.server import http_port
 from maestro.server.auth import Guard
 from maestro.server.client_certificates import RevocationList
 from maestro.server.hub_reviews import HubReviews
@@ -32,7 +31,6 @@ from maestro.server.metrics import ServerMetrics
 from maestro.server.notifier import Notifier
 from maestro.server.query_api import QueryService
 from maestro.server.readiness import Readiness
-from maestro.server.readiness import routes as health_routes
 from maestro.server.reaper import DeletionReaper
 from maestro.server.relay import OutboxRelay
 from maestro.server.settings import ServerSettings
@@ -271,12 +269,12 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
     # Started last: an answer from /readyz also tells that the gRPC ports listen.
     http_runners, health_port, metrics_port = [], None, None
     if settings.health_port is not None:
-        runner, health_port = await http_port.serve(
-            health_routes(readiness), settings.health_host, settings.health_port
+        runner, health_port = await probes.serve(
+            probes.health_routes(readiness), settings.health_host, settings.health_port
         )
         http_runners.append(runner)
     if metrics is not None and settings.metrics_port is not None:
-        runner, metrics_port = await http_port.serve(
+        runner, metrics_port = await probes.serve(
             metrics.routes(), settings.metrics_host, settings.metrics_port
         )
         http_runners.append(runner)

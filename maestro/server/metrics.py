@@ -19,17 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from maestro.server import http_port
+from kubeio import probes
 from maestro.storage import store as store_mod
 
 log = logging.getLogger(__name__)
@@ -68,12 +60,8 @@ class ServerMetrics:
     def interceptor(self) -> grpc.aio.ServerInterceptor:
         return _Observing(self)
 
-    def routes(self) -> dict[str, http_port.Handler]:
-        async def scrape(_: web.Request) -> web.Response:
-            body = generate_latest(self.registry)
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-        return {"/metrics": scrape}
+    def routes(self) -> dict[str, probes.Handler]:
+        return probes.metrics_routes(self.registry)
 
     async def sample_outbox(self, st: store_mod.Store, period: float = 15.0) -> None:
         """Read the outbox's depth and age every ``period`` seconds, until cancelled."""

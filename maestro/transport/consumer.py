@@ -251,6 +251,28 @@ class Reader:
                 behind[key] = (start, high)
         return behind, answered
 
+    def lag(self) -> int | None:
+        """Messages of the assigned partitions the broker holds past the next offsets this reader
+        hands out, from the end offsets its fetches last brought (no request to the broker: a
+        scrape may ask at any time). None while unknown: nothing assigned, no fetch answered yet,
+        or the start of a partition read from its beginning not known."""
+        if not self._next:
+            return None
+        total = 0
+        for (topic, partition), next_offset in list(self._next.items()):
+            try:
+                ends = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            except (KafkaException, RuntimeError):  # RuntimeError: a consumer replaced meanwhile, closed
+                return None
+            low, high = ends
+            start = next_offset if next_offset >= 0 else low
+            if high < 0 or start < 0:
+                if high == 0:
+                    continue  # an empty partition: nothing to read whatever its start
+                return None
+            total += max(0, high - start)
+        return total
+
     def _positions(
         self, consumer: Consumer, timeout: float
     ) -> dict[tuple[str, int], tuple[int, tuple[int, int]]] | None:

@@ -36,7 +36,7 @@ async def reconcile_composite(
             reason = "RenderFailed" if isinstance(exc, render.RenderError) else "CompositionInvalid"
             reason = getattr(exc, "reason", reason)
             await status.fail(ctx, composite, reason, str(exc))
-            raise Requeue(str(exc), 30.0) from exc
+            raise Requeue(str(exc), 30.0, failed=True) from exc
         provider_resource = resources[0]
         spec = render.cluster_spec(provider_resource, name)
         provider_name = render.provider_name(provider_resource)
@@ -45,7 +45,7 @@ async def reconcile_composite(
             state = await provider.ensure(spec)
         except ProviderError as exc:
             await status.fail(ctx, composite, exc.reason, exc.message, revision=revision)
-            raise Requeue(exc.message, 15.0 if exc.retryable else 120.0) from exc
+            raise Requeue(exc.message, 15.0 if exc.retryable else 120.0, failed=True) from exc
         found.cluster = {"provider": provider_name, "name": name, "phase": str(state.phase)}
         found.cluster["endpoint"] = state.endpoint
         found.cluster.update(state.details)
@@ -67,7 +67,7 @@ async def reconcile_composite(
                 await status.fail(
                     ctx, composite, "ApplyFailed", f"{resource.name}: {message}", revision, found
                 )
-                raise Requeue(message, 10.0) from exc
+                raise Requeue(message, 10.0, failed=True) from exc
             found.resources.append(status.entry(resource, ready, message))
             if not ready and resource.wait_ready:
                 waiting = f"waiting for {resource.name}: {message}"

@@ -22,11 +22,13 @@ FIELD_MANAGER = "fleetplane-provisioner"
 
 
 class Requeue(Exception):
-    """Not done yet: call again after ``delay`` seconds (the status already says why)."""
+    """Not done yet: call again after ``delay`` seconds (the status already says why). ``failed``:
+    the pass failed (``Synced=False``), rather than waiting for something under way."""
 
-    def __init__(self, message: str, delay: float = 5.0) -> None:
+    def __init__(self, message: str, delay: float = 5.0, *, failed: bool = False) -> None:
         super().__init__(message)
         self.delay = delay
+        self.failed = failed
 
 
 class Reporter(Protocol):

@@ -4,7 +4,8 @@ standby takes over when the leader's lease runs out (the time is measured and pr
 serves what changed meanwhile: an ApplicationSet created while nobody led gets its work and its
 hub Application once, and the one served before the failover is not sent again. A leader cut off
 from the hub (its connections hang) exits with code 1 at its renew deadline, before the standby
-takes over.
+takes over. Both replicas serve metrics meanwhile: ``fleetplane_leader`` is 1 on the one that
+leads, 0 on the standby until it takes over.
 
 No worker or agent is needed: the works go to a cluster registered with Maestro, and the
 Applications are written on the hub at once (``--mirror-status-wait 0``).
@@ -28,10 +29,11 @@ import yaml
 from controllers import contract
 from kubeio.errors import NotFoundError
 from kubeio.rest import MERGE_PATCH, KubeRest
-from localinfra import kube, kubectl, platform
+from localinfra import kube, kubectl, platform, ports
 from maestro.api import queries
 from maestro.client import MaestroClient
 from tests.e2e.conftest import INVENTORY_NAMESPACE, SECRET_TYPE, MaestroUnderTest, Subcommand, eventually
+from tests.integration import probing
 from tests.tcpproxy import FreezableRelay
 from trust.identity import Identity
 
@@ -86,13 +88,19 @@ def application_set(name: str, selector: dict[str, str]) -> dict[str, Any]:
 class Replica(Subcommand):
     def __init__(self, hub: kube.Cluster, maestro: MaestroUnderTest, lease: str, log: Path) -> None:
         tls = maestro.identity(Identity.source(contract.MAESTRO_SOURCE))
+        self.metrics = ports.free_port()
         extra = ["--leader-elect-resource-name", lease, "--mirror-status-wait", "0"]
+        extra += ["--metrics-port", str(self.metrics)]
         super().__init__(platform.controllers_args(hub.kubeconfig, maestro.address, tls, *extra), log)
 
     def identity(self) -> str | None:
         """Who it is in the Lease, once it has said so."""
         found = re.search(r"trying to lead as ([\w.-]+)", self.log.read_text() if self.log.exists() else "")
         return found.group(1) if found else None
+
+    async def leads(self) -> float:
+        """Its ``fleetplane_leader`` gauge, as Prometheus scrapes it."""
+        return probing.value(await probing.scrape(self.metrics), "fleetplane_leader")
 
 
 async def test_a_standby_takes_over_from_a_killed_leader_and_serves_each_application_set_once(
@@ -128,6 +136,8 @@ async def test_a_standby_takes_over_from_a_killed_leader_and_serves_each_applica
             timeout=30,
         )
 
+        assert (await leader.leads(), await standby.leads()) == (1, 0)
+
         await observer.create(application_set(before, selector))
         await eventually(f"{before} served", lambda: observer.served(before), leader.log, timeout=60)
         (served_before,) = await observer.works(before)
@@ -151,6 +161,7 @@ async def test_a_standby_takes_over_from_a_killed_leader_and_serves_each_applica
         took_over = asyncio.get_running_loop().time() - killed
         await eventually(f"{during} served", lambda: observer.served(during), standby.log, timeout=60)
         served = asyncio.get_running_loop().time() - killed
+        assert await standby.leads() == 1
         print(
             f"\nkill -9 of the leading controllers: the standby led after {took_over:.2f}s "
             f"(lease duration {LEASE_DURATION:.0f}s) and served the new ApplicationSet "

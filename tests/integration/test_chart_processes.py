@@ -224,7 +224,8 @@ def test_the_server_and_an_agent_run_with_their_deployments_arguments(
     gRPC health says SERVING to a client of the platform CA, the port accepts bare connections and
     the health port answers its probes' paths. An agent installed by its chart
     (on the hub, standing in for a worker) then runs with its container's arguments and its
-    account's token: it applies its CRD, reads its cluster's topic and reports, without a refusal."""
+    account's token: it applies its CRD, reads its cluster's topic and reports, without a refusal,
+    and its probes' paths answer 200 once it does."""
     prefix, cluster = f"chart-test-{uuid.uuid4().hex[:8]}", "chart-agent"
     values = {**HUB_VALUES, "kafka": {"bootstrap": kafka_broker.bootstrap}, "server": {"topicPrefix": prefix}}
     docs = render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, values))
@@ -278,7 +279,8 @@ def test_the_server_and_an_agent_run_with_their_deployments_arguments(
 
 def _run_agent(hub: kube.Cluster, cluster: str, prefix: str, endpoints: list[str], folder: Path) -> str:
     """Install the agent chart, run its Deployment's command with ``endpoints`` (the server, Kafka,
-    the TLS folder) in place of the pod's, until it reads its topic; uninstall; its log."""
+    the TLS folder) in place of the pod's, until it reads its topic and its probes' paths answer;
+    uninstall; its log."""
     namespace, release = "agent-run", "run"
     make_namespace(hub, namespace)
     values = {**AGENT_VALUES, "cluster": cluster, "topicPrefix": prefix}
@@ -287,12 +289,25 @@ def _run_agent(hub: kube.Cluster, cluster: str, prefix: str, endpoints: list[str
         (deployment,) = release_objects(hub, release, namespace)["Deployment"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         server, bootstrap, tls_dir = endpoints
-        args = _as_local(container["args"], server=server, kafka=bootstrap, tls_dir=tls_dir)
+        health = ports.free_port()
+        args = _as_local(
+            container["args"],
+            server=server,
+            kafka=bootstrap,
+            tls_dir=tls_dir,
+            health_host="127.0.0.1",
+            health_port=str(health),
+        )
+        paths = {p["httpGet"]["path"] for p in (container["readinessProbe"], container["livenessProbe"])}
+        assert paths == {"/readyz", "/healthz"}
         account = f"{namespace}/{deployment['spec']['template']['spec']['serviceAccountName']}"
         kubeconfig = _token_kubeconfig(hub, account, folder)
         log = folder / "agent.log"
-        return _run_until(
-            [*args, "--kubeconfig", str(kubeconfig)], log, _logged(log, f"agent for {cluster} reading")
-        )
+
+        def ready() -> bool:
+            reading = _logged(log, f"agent for {cluster} reading")()
+            return reading and all(_answers(f"http://127.0.0.1:{health}{path}") for path in sorted(paths))
+
+        return _run_until([*args, "--kubeconfig", str(kubeconfig)], log, ready)
     finally:
         helm_run(hub, "uninstall", release, "-n", namespace, "--wait")

@@ -78,6 +78,8 @@ def test_the_packaged_chart_carries_the_shared_library(
         (HUB_CHART, "--set", "leaderElection.leaseDuration=0", "/leaderElection/leaseDuration"),
         (AGENT_CHART, "--set-string", "tls.enabled=maybe", "/tls/enabled"),
         (AGENT_CHART, "--set", "rbac.extraRules[0].verbs=get", "/rbac/extraRules/0/verbs"),
+        (AGENT_CHART, "--set", "metrics.port=0", "/metrics/port"),
+        (HUB_CHART, "--set-string", "metrics.enabled=yes", "/metrics/enabled"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_path(
@@ -190,6 +192,52 @@ def test_the_server_admits_only_the_components_that_call_it(hub_ready: kube.Clus
     assert components == ["controllers", "provisioner"]
     alone = {**HUB_VALUES, "controllers": {"enabled": False}, "provisioner": {"enabled": False}}
     assert server_ingress(alone) == []
+
+
+def test_metrics_on_are_served_annotated_and_admitted_and_off_are_not(
+    hub_ready: kube.Cluster, tmp_path: Path
+) -> None:
+    """With ``metrics.enabled`` every process listens on the pod's metrics port (an argument, a
+    container port), its pod carries the prometheus.io annotations and its policy admits
+    ``networkPolicy.metricsFrom`` on that port (any peer when empty); the objects pass a strict
+    server-side dry run. Off, the default, there is none of it."""
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    port = [{"protocol": "TCP", "port": 9191}]
+    charts = ((HUB_CHART, HUB_VALUES, "metrics-hub"), (AGENT_CHART, AGENT_VALUES, "metrics-agent"))
+    for chart, base, namespace in charts:
+        make_namespace(hub_ready, namespace)
+        on = {**base, "metrics": {"enabled": True, "port": 9191}, "networkPolicy": {"metricsFrom": peers}}
+        docs = render(hub_ready, chart, namespace, values_file(tmp_path, on))
+        deployments = [d for d in docs if d["kind"] == "Deployment"]
+        assert len(deployments) == (3 if chart == HUB_CHART else 1)
+        for deployment in deployments:
+            template = deployment["spec"]["template"]
+            assert template["metadata"]["annotations"] == {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": "9191",
+                "prometheus.io/path": "/metrics",
+            }
+            (container,) = template["spec"]["containers"]
+            args = container["args"]
+            assert args[args.index("--metrics-port") + 1] == "9191"
+            assert args[args.index("--metrics-host") + 1] == "0.0.0.0"
+            assert {"name": "metrics", "containerPort": 9191} in container["ports"]
+        for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+            admitted = [rule.get("from") for rule in policy["spec"]["ingress"] if rule["ports"] == port]
+            assert admitted == [peers], policy["metadata"]["name"]
+        out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
+        assert out.count("serverside-applied (server dry run)") == len(docs), out
+
+        anyone = {**base, "metrics": {"enabled": True, "port": 9191}}
+        docs = render(hub_ready, chart, namespace, values_file(tmp_path, anyone))
+        for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+            assert {"ports": port} in policy["spec"]["ingress"], policy["metadata"]["name"]
+
+        docs = render(hub_ready, chart, namespace, values_file(tmp_path, base))
+        for deployment in (d for d in docs if d["kind"] == "Deployment"):
+            template = deployment["spec"]["template"]
+            assert "annotations" not in template["metadata"]
+            assert "--metrics-port" not in template["spec"]["containers"][0]["args"]
 
 
 def test_cert_manager_certificates_name_each_identity(hub_ready: kube.Cluster, tmp_path: Path) -> None:
@@ -392,6 +440,12 @@ def test_install_and_uninstall_the_agent_chart(hub_ready: kube.Cluster, agent_va
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "fleetplane-agent:0.1.0"
         assert container["args"][:4] == ["maestro", "agent", "--cluster", "worker-1"]
+        probes = {name: container[name]["httpGet"] for name in ("readinessProbe", "livenessProbe")}
+        assert probes == {
+            "readinessProbe": {"path": "/readyz", "port": "health", "scheme": "HTTP"},
+            "livenessProbe": {"path": "/healthz", "port": "health", "scheme": "HTTP"},
+        }
+        assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
         assert sorted(r["metadata"]["namespace"] for r in installed["Role"]) == ["argocd", "default"]
     finally:
         helm_run(hub_ready, "uninstall", "agent", "--namespace", namespace, "--wait")

@@ -112,3 +112,70 @@ securityContext:
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end -}}
+
+{{/*
+The health port of a process with /healthz and /readyz (the server, the agent): its arguments,
+(dict "port" PORT), and its container port and probes. Ready: the process does all its work
+(a replica whose loop died leaves its Service); live: its event loop answers.
+*/}}
+{{- define "fleetplane.healthArgs" -}}
+# the kubelet probes the pod's address
+- --health-host
+- 0.0.0.0
+- --health-port
+- {{ .port | quote }}
+{{- end -}}
+
+{{- define "fleetplane.healthProbes" -}}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: health
+  periodSeconds: 10
+  timeoutSeconds: 2
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: health
+  initialDelaySeconds: 30
+  periodSeconds: 20
+{{- end -}}
+
+{{/* The metrics port, when .Values.metrics.enabled: its arguments, container port, pod
+annotations and NetworkPolicy ingress rule (from networkPolicy.metricsFrom; any peer when empty). */}}
+{{- define "fleetplane.metricsArgs" -}}
+{{- if .Values.metrics.enabled -}}
+- --metrics-host
+- 0.0.0.0
+- --metrics-port
+- {{ .Values.metrics.port | quote }}
+{{- end -}}
+{{- end -}}
+
+{{- define "fleetplane.metricsContainerPort" -}}
+{{- if .Values.metrics.enabled -}}
+- name: metrics
+  containerPort: {{ .Values.metrics.port }}
+{{- end -}}
+{{- end -}}
+
+{{- define "fleetplane.metricsAnnotations" -}}
+{{- if and .Values.metrics.enabled .Values.metrics.annotations -}}
+annotations:
+  prometheus.io/scrape: "true"
+  prometheus.io/port: {{ .Values.metrics.port | quote }}
+  prometheus.io/path: /metrics
+{{- end -}}
+{{- end -}}
+
+{{- define "fleetplane.metricsIngress" -}}
+{{- if .Values.metrics.enabled -}}
+- ports:
+    - protocol: TCP
+      port: {{ .Values.metrics.port }}
+  {{- with .Values.networkPolicy.metricsFrom }}
+  from:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+{{- end -}}

@@ -14,9 +14,6 @@
 {{- end -}}
 
 {{- define "fleetplane-hub.livenessProbe" -}}
-ports:
-  - name: health
-    containerPort: {{ . }}
 livenessProbe:
   httpGet:
     path: /healthz

@@ -45,6 +45,9 @@ spec:
     metadata:
       labels:
         {{- include "fleetplane.labels" $c | nindent 8 }}
+      {{- with include "fleetplane.metricsAnnotations" $root }}
+      {{- . | nindent 6 }}
+      {{- end }}
     spec:
       serviceAccountName: {{ $name }}
       {{- include "fleetplane.podCommon" (dict "root" $root "values" $v) | nindent 6 }}
@@ -61,6 +64,9 @@ spec:
             - {{ $root.Values.inventoryNamespace }}
             {{- include "fleetplane.tlsArgs" $root | nindent 12 }}
             {{- include "fleetplane-hub.livenessArgs" $v.healthPort | nindent 12 }}
+            {{- with include "fleetplane.metricsArgs" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
             - --log-level
             - {{ $root.Values.logLevel }}
             {{- include "fleetplane-hub.leaderElectionArgs" (dict "root" $root "lease" $name) | nindent 12 }}
@@ -75,6 +81,12 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.name
+          ports:
+            - name: health
+              containerPort: {{ $v.healthPort }}
+            {{- with include "fleetplane.metricsContainerPort" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
           {{- include "fleetplane-hub.livenessProbe" $v.healthPort | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
