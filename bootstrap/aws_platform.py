@@ -150,6 +150,8 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
         ],
         [kafka],
         in_namespace,
+        # one leads, the other stands by: they elect the leader on a Lease in this namespace
+        replicas=2,
     )
     _deployment(
         "controllers",
@@ -165,13 +167,15 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> pulumi.Output
         ],
         [],
         in_namespace,
+        replicas=2,
     )
     return pulumi.Output.from_input(address)
 
 
 def _rbac(opts: pulumi.ResourceOptions) -> None:
     """The operators watch and write the platform's kinds, Argo CD's, Secrets and CRDs (the
-    provisioner generates claim and composite CRDs at run time), cluster-wide."""
+    provisioner generates claim and composite CRDs at run time), cluster-wide, and their replicas
+    elect a leader on Leases (coordination.k8s.io)."""
     k8s.core.v1.ServiceAccount(
         "fleetplane", metadata={"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}, opts=opts
     )

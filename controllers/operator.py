@@ -10,12 +10,14 @@ What kopf is told:
 - keep its bookkeeping in annotations with a ``fleetplane.io`` prefix and finalizer
   ``fleetplane.io/propagation``: Argo CD's ApplicationSet status schema would prune kopf's usual
   ``status.kopf`` field;
-- standalone (no peering objects on the hub): run one replica.
+- standalone (no peering objects on the hub): with ``election``, replicas elect one leader on a
+  Lease and only the leader runs kopf (``kubeio.kopf_operator.operate``); it starts as a fresh
+  operator, whose resume handlers and first passes repair whatever changed meanwhile.
 
 Ready (``/readyz`` on ``--health-port``) while kopf has started and watches ApplicationSets and the
 inventory's Secrets, the hub's API server answered recently, the Maestro server answers over the
 controllers' own channel and serves, and both background loops (status aggregation, orphan
-sweep) run.
+sweep) run. A standby is ready too, and says it stands by.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from controllers.propagation import plan
 from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
 from controllers.status import controller as status
-from kubeio import kopf_operator, operator_readiness, probes
+from kubeio import kopf_operator, leader, operator_readiness, probes
 from maestro.client import Credentials, MaestroClient
 
 log = logging.getLogger(__name__)
@@ -57,12 +59,15 @@ class OperatorSettings:
     maestro_credentials: Credentials
     propagation: PropagationSettings = dataclasses.field(default_factory=PropagationSettings)
     status: status.StatusSettings = dataclasses.field(default_factory=status.StatusSettings)
-    #: e.g. ``http://127.0.0.1:8080/healthz``; kopf serves its liveness probe there
+    #: e.g. ``http://127.0.0.1:8080/healthz``: the liveness probe, answered by leader and standbys
     liveness: str | None = None
-    #: where /healthz and /readyz answer plain HTTP (None: nowhere; 0: a free port)
+    #: the Lease replicas compete for (None: run at once, as the only replica)
+    election: leader.Election | None = None
+    #: where /healthz and /readyz answer plain HTTP (None: nowhere; 0: a free port), leader and
+    #: standbys alike
     health_port: int | None = None
     health_host: str = probes.LOOPBACK
-    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port)
+    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port), leader and standbys alike
     metrics_port: int | None = None
     metrics_host: str = probes.LOOPBACK
 
@@ -200,6 +205,7 @@ async def serve(
         liveness=settings.liveness,
         stop_flag=stop_flag,
         ready_flag=ready_flag,
+        election=settings.election,
         metrics=kopf_operator.MetricsPort(
             operator.metrics.registry, settings.metrics_host, settings.metrics_port
         ),

@@ -7,7 +7,7 @@ import typer
 from controllers import operator
 from controllers.propagation import settings as propagation
 from controllers.status import controller as status
-from fleetplane import gc_tuning, kube_options, logs, probe_options, tls_options
+from fleetplane import gc_tuning, kube_options, leader_options, logs, probe_options, tls_options
 
 app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
 KUBECONFIG = kube_options.kubeconfig_option("the hub")
@@ -69,29 +69,44 @@ def run(
     tls_dir: str = tls_options.TLS_DIR,
     token_file: str = tls_options.TOKEN_FILE,
     insecure: bool = tls_options.INSECURE,
-    liveness: str = typer.Option(
-        "",
-        help="Serve kopf's own liveness probe, e.g. http://0.0.0.0:8081/healthz (--health-port serves "
-        "/healthz too).",
-    ),
+    liveness: str = leader_options.LIVENESS,
+    leader_elect: bool = leader_options.LEADER_ELECT,
+    lease_name: str = leader_options.resource_name("fleetplane-controllers"),
+    lease_namespace: str = leader_options.RESOURCE_NAMESPACE,
+    lease_duration: int = leader_options.LEASE_DURATION,
+    renew_deadline: float = leader_options.RENEW_DEADLINE,
+    retry_period: float = leader_options.RETRY_PERIOD,
     health_port: int | None = probe_options.health_port_option(
         "kopf watches ApplicationSets and the inventory, the hub and the Maestro server answer, "
-        "the background loops run"
+        "the background loops run; a standby is ready and says it stands by"
     ),
     health_host: str = probe_options.HEALTH_HOST,
     metrics_port: int | None = probe_options.metrics_port_option(
-        "passes by kind and outcome, works published and deleted, status writes, errors, queues"
+        "passes by kind and outcome, works published and deleted, status writes, errors, queues, "
+        "whether this replica leads"
     ),
     metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
     """Watch opted-in ApplicationSets (label fleetplane.io/pull=true) and serve them through Maestro."""
+    config = kube_options.load(kubeconfig, context)
+    hub_kubeconfig = kube_options.single_file(config)
+    election = leader_options.election(
+        leader_elect,
+        config,
+        hub_kubeconfig,
+        name=lease_name,
+        namespace=lease_namespace,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+    )
     logs.configure(log_level, log_format)
     gc_tuning.tune()
     credentials = tls_options.credentials(tls_dir, token_file, insecure)
     settings = operator.OperatorSettings(
-        kubeconfig=kube_options.single_file(kube_options.load(kubeconfig, context)),
+        kubeconfig=hub_kubeconfig,
         maestro=maestro,
         maestro_credentials=credentials,
         propagation=propagation.PropagationSettings(
@@ -107,7 +122,8 @@ def run(
             write_concurrency=write_concurrency,
             rollup_bytes_per_second=rollup_bytes,
         ),
-        liveness=liveness or None,
+        liveness=leader_options.liveness(liveness),
+        election=election,
         health_port=health_port,
         health_host=health_host,
         metrics_port=metrics_port,

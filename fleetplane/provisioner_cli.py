@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fleetplane import kube_options, logs, probe_options, tls_options
+from fleetplane import kube_options, leader_options, logs, probe_options, tls_options
 from kubeio import objects
 from kubeio.kubeconfig import Kubeconfig
 from localinfra.environment import Environment
@@ -57,28 +57,43 @@ def run(
         help="The platform CA (ca.crt, ca.key) that issues each cluster's agent certificate; "
         "default: the local environment's.",
     ),
-    liveness: str = typer.Option(
-        "",
-        help="Serve kopf's own liveness probe, e.g. http://0.0.0.0:8081/healthz (--health-port serves "
-        "/healthz too).",
-    ),
+    liveness: str = leader_options.LIVENESS,
+    leader_elect: bool = leader_options.LEADER_ELECT,
+    lease_name: str = leader_options.resource_name("fleetplane-provisioner"),
+    lease_namespace: str = leader_options.RESOURCE_NAMESPACE,
+    lease_duration: int = leader_options.LEASE_DURATION,
+    renew_deadline: float = leader_options.RENEW_DEADLINE,
+    retry_period: float = leader_options.RETRY_PERIOD,
     health_port: int | None = probe_options.health_port_option(
-        "its CRDs installed, kopf watches definitions and compositions, the management cluster answers"
+        "its CRDs installed, kopf watches definitions and compositions, the management cluster "
+        "answers; a standby is ready and says it stands by"
     ),
     health_host: str = probe_options.HEALTH_HOST,
     metrics_port: int | None = probe_options.metrics_port_option(
-        "passes by kind and outcome, clusters by state, errors"
+        "passes by kind and outcome, clusters by state, errors, whether this replica leads"
     ),
     metrics_host: str = probe_options.METRICS_HOST,
     log_level: str = logs.LEVEL,
     log_format: logs.Format = logs.FORMAT,
 ) -> None:
     """Reconcile definitions, compositions, claims and composites until interrupted."""
+    config = kube_options.load(kubeconfig, context)
+    hub_kubeconfig = kube_options.single_file(config)
+    election = leader_options.election(
+        leader_elect,
+        config,
+        hub_kubeconfig,
+        name=lease_name,
+        namespace=lease_namespace,
+        lease_duration=lease_duration,
+        renew_deadline=renew_deadline,
+        retry_period=retry_period,
+    )
     logs.configure(log_level, log_format)
     credentials = tls_options.credentials(tls_dir, token_file, insecure)
     operator.run(
         operator.ProvisionerSettings(
-            kubeconfig=kube_options.single_file(kube_options.load(kubeconfig, context)),
+            kubeconfig=hub_kubeconfig,
             maestro=maestro,
             kafka=kafka,
             maestro_credentials=credentials,
@@ -89,12 +104,13 @@ def run(
             inventory_namespace=inventory_namespace,
             resync_seconds=resync,
             drain_seconds=drain,
-            liveness=liveness or None,
+            liveness=leader_options.liveness(liveness),
             health_port=health_port,
             health_host=health_host,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             ca_dir=ca_dir,
+            election=election,
         )
     )
 

@@ -30,6 +30,8 @@ _PATH_FIELDS = {
     "users": ("user", ("client-certificate", "client-key", "tokenFile")),
 }
 _IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+#: the namespace of the pod's service account, mounted in every pod that has one
+POD_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class KubeconfigError(Exception):
@@ -52,6 +54,18 @@ class Kubeconfig:
         if self.in_cluster:
             return credentials.in_cluster()
         return credentials.from_kubeconfig_dict(dict(self.merged), context=self.context)
+
+    @property
+    def namespace(self) -> str:
+        """The namespace kubectl would use: the chosen context's, else (in a pod) the pod's, else
+        ``default``."""
+        if self.in_cluster:
+            try:
+                return POD_NAMESPACE_FILE.read_text().strip() or "default"
+            except OSError:
+                return "default"
+        inner = _named(self.merged, "contexts", self.context or "").get("context") or {}
+        return str(inner.get("namespace") or "default")
 
     def minified(self) -> dict[str, Any]:
         """The chosen context alone, with its cluster and user, as its ``current-context``: what

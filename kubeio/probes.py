@@ -140,10 +140,20 @@ async def _healthz(_: web.Request) -> web.Response:
     return web.Response(text="ok\n")
 
 
-def health_routes(readiness: Readiness) -> dict[str, Handler]:
-    """``/healthz`` (liveness) and ``/readyz`` (readiness: 503 with one line per problem)."""
+def health_routes(
+    readiness: Readiness, *, standing_by: Callable[[], str | None] | None = None
+) -> dict[str, Handler]:
+    """``/healthz`` (liveness) and ``/readyz`` (readiness: 503 with one line per problem).
+
+    ``standing_by`` says why a replica that is not elected leader does no work (None: it leads, or
+    no election runs): such a replica answers ``/readyz`` with 200 and that line instead of its
+    checks, which ask about work it does not do (it serves no traffic, and a rolling update waits
+    for its new pods to be ready)."""
 
     async def readyz(_: web.Request) -> web.Response:
+        note = standing_by() if standing_by is not None else None
+        if note is not None:
+            return web.Response(text=f"{note}\n")
         problems = await readiness.problems()
         if problems:
             return web.Response(status=503, text="".join(f"{p}\n" for p in problems))

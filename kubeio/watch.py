@@ -39,11 +39,16 @@ async def follow(
     on_event: OnEvent,
     *,
     label_selector: str = "",
+    field_selector: str = "",
     timeout_seconds: int = 300,
     pause: float = 2.0,
+    on_error: Callable[[Exception], None] | None = None,
 ) -> NoReturn:
-    """Run until cancelled; ``path`` is a collection (``/api/v1/namespaces/x/configmaps``)."""
+    """Run until cancelled; ``path`` is a collection (``/api/v1/namespaces/x/configmaps``).
+    ``on_error`` hears why a list or watch was interrupted, before the pause."""
     selector = [("labelSelector", label_selector)] if label_selector else []
+    if field_selector:
+        selector.append(("fieldSelector", field_selector))
     while True:
         try:
             version = await _list(rest, path, selector, on_list)
@@ -55,6 +60,8 @@ async def follow(
         except (ClusterError, ClusterUnavailableError, aiohttp.ClientError, OSError, TimeoutError) as exc:
             # Not served (404), refused, or unreachable: what changed meanwhile shows in the next list.
             log.debug("watch of %s interrupted (%s); listing again in %.0fs", path, exc, pause)
+            if on_error is not None:
+                on_error(exc)
         await asyncio.sleep(pause)
 
 

@@ -4,7 +4,8 @@
 as detached processes of an environment, each waited for until it is ready: the bootstrap's local
 stack, the end-to-end tests and the benchmarks start them here. This layer knows the commands and
 their options, not the platform's code: a server is ready when gRPC's health service says it
-serves, an operator when its ``/readyz`` answers 200.
+serves, an operator when its ``/readyz`` answers 200 as the leader of its replicas (a standby's says
+so).
 
 Each process gets its own identity from an environment's CA (``pki.ensure_identity_files``) and
 finds it with ``--tls-dir``; a process given no identity runs plaintext (``--insecure``). The local
@@ -31,6 +32,8 @@ from trust import files
 from trust.identity import Identity
 
 START_TIMEOUT = 120.0
+#: how a standby operator's ``/readyz`` begins (200: ready to take over, leading nothing yet)
+STANDBY = "standby:"
 SERVER_IDENTITY = Identity.service("maestro-server")
 #: what a user of a local environment runs `fleetplane maestro ...` as
 USER_IDENTITY = Identity.admin("local-admin")
@@ -265,7 +268,11 @@ def start_provisioner(
 
 def start_operator(env: Environment, name: str, args: Sequence[str], log: Path) -> process.ProcessRecord:
     """A kopf operator (``fleetplane <args>``) with its probes and metrics on free loopback ports,
-    waited for until its ``/readyz`` answers 200; one that does not get ready says why."""
+    waited for until its ``/readyz`` answers 200 as the leader; one that does not get ready says why.
+
+    It elects itself leader on its Lease at once, unless the Lease is still held by a replica that
+    died without releasing it (killed, say): it then stands by (ready, and saying so) until that
+    lease runs out, ``--leader-elect-lease-duration`` (15 s) at most, well within the wait."""
     probes, health = probe_args()
     record = launch(env, name, [*args, *probes], log)
     said: list[str] = []
@@ -273,10 +280,14 @@ def start_operator(env: Environment, name: str, args: Sequence[str], log: Path) 
     def ready() -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=3) as resp:
-                return bool(resp.status == 200)
+                body = resp.read().decode(errors="replace").strip()
         except urllib.error.HTTPError as exc:
             said[:] = [exc.read().decode(errors="replace").strip()]
             return False
+        if body.startswith(STANDBY):
+            said[:] = [body]
+            return False
+        return bool(resp.status == 200)
 
     try:
         process.wait_until(record, ready, timeout=START_TIMEOUT, what="ready (its /readyz)")

@@ -1,6 +1,8 @@
 """The provisioner as a kopf operator on the management cluster: wiring, kopf settings, lifetime.
 
 Called by ``fleetplane provisioner run`` through ``run`` and by the benchmark through ``serve``.
+With ``election``, replicas elect one leader on a Lease and only the leader runs kopf; a new leader
+starts as a fresh operator: resume handlers and daemons reconcile every object from what it holds.
 Handlers are thin: each finds the definition an object belongs to and calls the ``Reconciler``.
 Every composite has a daemon: a loop that reconciles it, waits the ``Requeue`` delay while its
 cluster comes up (woken early by a spec change) and ``resync_seconds`` once it is Ready, so a
@@ -14,6 +16,7 @@ fleetplane definition generated.
 
 Ready (``/readyz`` on ``--health-port``) once kopf has started (the provisioner's CRDs installed)
 and watches definitions and compositions, while the management cluster's API server answers.
+A standby is ready too, and says it stands by.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import kopf
 
-from kubeio import kopf_operator, objects, operator_readiness, probes
+from kubeio import kopf_operator, leader, objects, operator_readiness, probes
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
@@ -71,10 +74,13 @@ class ProvisionerSettings:
     resync_seconds: float = 30.0
     drain_seconds: float = 120.0
     liveness: str | None = None
-    #: where /healthz and /readyz answer plain HTTP (None: nowhere; 0: a free port)
+    #: the Lease replicas compete for (None: run at once, as the only replica)
+    election: leader.Election | None = None
+    #: where /healthz and /readyz answer plain HTTP (None: nowhere; 0: a free port), leader and
+    #: standbys alike
     health_port: int | None = None
     health_host: str = probes.LOOPBACK
-    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port)
+    #: where /metrics answers plain HTTP (None: nowhere; 0: a free port), leader and standbys alike
     metrics_port: int | None = None
     metrics_host: str = probes.LOOPBACK
     #: the platform CA's folder (``ca.crt``, ``ca.key``), which issues each cluster's agent identity;
@@ -362,6 +368,7 @@ async def serve(settings: ProvisionerSettings) -> None:
         provisioner.kopf_settings,
         state=provisioner.kopf_state,
         liveness=settings.liveness,
+        election=settings.election,
         metrics=kopf_operator.MetricsPort(
             provisioner.metrics.registry, settings.metrics_host, settings.metrics_port
         ),

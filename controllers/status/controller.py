@@ -266,8 +266,12 @@ class StatusController:
             timeout = None
             if len(self.batcher) and len(pending) < limit:
                 timeout = max(self.batcher.delay(), 0.01)  # rate-limited (or every key busy): retry soon
-            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            offered.cancel()
+            try:
+                done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # also when the writer is cancelled: a waiter left behind holds up the operator's
+                # shutdown (kopf waits 5 s for tasks it did not start), and so the handover
+                offered.cancel()
             pending -= done
 
     async def _write(self, one: batching.PendingWrite) -> None:

@@ -69,7 +69,7 @@ def _run_as(
 @contextlib.contextmanager
 def _running(
     args: list[str], log: Path, ready: Callable[[], bool], env: dict[str, str] | None = None
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """``fleetplane ARGS`` running, once ``ready()``; stopped on leaving."""
     command = platform.fleetplane_argv(*args)
     with open(log, "wb") as out:
@@ -81,7 +81,7 @@ def _running(
         while not (answered := ready()) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.5)
         assert answered, f"fleetplane {' '.join(args)[:300]} never got ready:\n{log.read_text()[-3000:]}"
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -142,10 +142,12 @@ def test_the_operators_run_with_their_charts_accounts_and_arguments(
     hub_ready: kube.Cluster, infra_env: Environment, tmp_path: Path
 ) -> None:
     """The controllers and the provisioner, as real processes with their Deployments' arguments
-    and their accounts' tokens, start, install the platform CRDs and watch what they serve without
-    one refusal, and their probes' paths answer: the provisioner is ready; the controllers say they
-    are not, naming the Maestro server alone (it is not there: they only start). The server's
-    account, which has no role, is refused: the check bites."""
+    and their accounts' tokens, start, take their Lease, install the platform CRDs and watch what
+    they serve without one refusal, and their probes' paths answer: the provisioner is ready; the
+    controllers say they are not, naming the Maestro server alone (it is not there: they only
+    start). A second controllers replica stands by, watching the Lease without a refusal, live and
+    ready as a standby, and leads once the first stops. The server's account, which has no role, is
+    refused: the check bites."""
     namespace, release = "fleetplane-accounts", "acc"
     make_namespace(hub_ready, namespace)
     values = {**HUB_VALUES, "tls": {"enabled": False}, "workerCluster": {"install": False}}
@@ -193,11 +195,46 @@ def test_the_operators_run_with_their_charts_accounts_and_arguments(
             account_name = f"{namespace}/{release}-fleetplane-hub-{account}"
             log = _run_as(hub_ready, account_name, args, tmp_path, readiness(health, expected))
             if account == "maestro":
-                assert "secrets is forbidden" in log, log[-3000:]
+                assert "leases.coordination.k8s.io" in log and "is forbidden" in log, log[-3000:]
             else:
+                assert "leading as" in log, log[-3000:]
                 assert "forbidden" not in log.lower(), log[-3000:]
+        _standby_takes_over(
+            hub_ready, f"{namespace}/{release}-fleetplane-hub-controllers", local_args, tmp_path
+        )
     finally:
         helm_run(hub_ready, "uninstall", release, "-n", namespace, "--wait")
+
+
+def _standby_takes_over(
+    hub: kube.Cluster, account: str, local_args: Callable[[str], tuple[list[str], int]], folder: Path
+) -> None:
+    """Two controllers replicas with the same account: the second stands by (its watch of the Lease
+    is not refused, its probes answer 200, its readiness saying it stands by) and leads once the
+    first stops cleanly."""
+    kubeconfig = ["--kubeconfig", str(_token_kubeconfig(hub, account, folder))]
+    (first_args, _), (second_args, second_probe) = local_args("controllers"), local_args("controllers")
+    first_log, second_log = folder / "first.log", folder / "second.log"
+    with (
+        _running([*first_args, *kubeconfig], first_log, _logged(first_log, "leading as")) as first,
+        _running([*second_args, *kubeconfig], second_log, _logged(second_log, "standing by")),
+    ):
+        time.sleep(3)  # the standby's watch runs
+        standing = second_log.read_text()
+        assert _answers(f"http://127.0.0.1:{second_probe}/healthz"), "a standby's liveness probe must answer"
+        status, said = _probe(f"http://127.0.0.1:{second_probe}/readyz")
+        assert status == 200 and said.startswith("standby:"), (status, said)
+        assert "forbidden" not in standing.lower() and "leading as" not in standing, standing[-3000:]
+        first.terminate()
+        assert first.wait(timeout=30) == 0, first_log.read_text()[-3000:]
+        stopped = time.monotonic()
+        while "leading as" not in second_log.read_text() and time.monotonic() < stopped + 10:
+            time.sleep(0.1)
+        took = time.monotonic() - stopped
+    assert "released" in first_log.read_text(), first_log.read_text()[-3000:]
+    assert "leading as" in second_log.read_text(), second_log.read_text()[-3000:]
+    print(f"\nthe standby led {took:.2f}s after the leader stopped cleanly")
+    assert took < 2.0
 
 
 async def _register(address: str, admin: Path, cluster: str) -> int:

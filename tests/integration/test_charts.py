@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from localinfra import kube, kubectl
 from localinfra.errors import InfraError
@@ -79,7 +80,8 @@ def test_the_packaged_chart_carries_the_shared_library(
     [
         (HUB_CHART, "--set-string", "server.port=grpc", "/server/port"),
         (HUB_CHART, "--set", "networkPolicy.kafka.ports[0]=99999", "/networkPolicy/kafka/ports/0"),
-        (HUB_CHART, "--set", "provisioner.replicas=2", "/provisioner"),
+        (HUB_CHART, "--set", "provisioner.replicas=0", "/provisioner/replicas"),
+        (HUB_CHART, "--set", "leaderElection.leaseDuration=0", "/leaderElection/leaseDuration"),
         (AGENT_CHART, "--set-string", "tls.enabled=maybe", "/tls/enabled"),
         (AGENT_CHART, "--set", "rbac.extraRules[0].verbs=get", "/rbac/extraRules/0/verbs"),
         (AGENT_CHART, "--set", "metrics.port=0", "/metrics/port"),
@@ -95,6 +97,47 @@ def test_a_bad_value_is_refused_naming_its_path(
         with pytest.raises(InfraError) as refused:
             helm_run(hub_ready, command, str(chart), "-f", values, flag, setting)
         assert path in str(refused.value), refused.value
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            ["leaderElection.enabled=false"],
+            ".replicas: 2 replicas with leaderElection.enabled false would all act at once",
+        ),
+        (["leaderElection.renewDeadline=15"], "leaderElection.renewDeadline (15) must be shorter"),
+        (["leaderElection.retryPeriod=9"], "must be longer than 1.2 x leaderElection.retryPeriod (9)"),
+    ],
+)
+def test_operator_replicas_that_could_act_at_once_are_refused(
+    hub_ready: kube.Cluster, hub_values: str, settings: list[str], message: str
+) -> None:
+    sets = [arg for setting in settings for arg in ("--set", setting)]
+    with pytest.raises(InfraError) as refused:
+        helm_run(hub_ready, "template", str(HUB_CHART), "-f", hub_values, *sets)
+    assert message in str(refused.value), refused.value
+
+
+def test_one_replica_of_each_operator_may_run_without_election(
+    hub_ready: kube.Cluster, hub_values: str
+) -> None:
+    sets = ["leaderElection.enabled=false", "controllers.replicas=1", "provisioner.replicas=1"]
+    docs = render_with(hub_ready, hub_values, sets)
+    operators = [
+        d for d in docs if d["kind"] == "Deployment" and not d["metadata"]["name"].endswith("-maestro")
+    ]
+    assert len(operators) == 2
+    for deployment in operators:
+        assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]["type"]) == (1, "Recreate")
+        assert "--no-leader-elect" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader-election")]
+
+
+def render_with(hub: kube.Cluster, values: str, sets: list[str]) -> list[dict[str, Any]]:
+    args = [arg for setting in sets for arg in ("--set", setting)]
+    text = helm_run(hub, "template", "t", str(HUB_CHART), "--namespace", "fleetplane", "-f", values, *args)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def test_a_missing_required_value_is_named(hub_ready: kube.Cluster, tmp_path: Path) -> None:
@@ -293,9 +336,22 @@ def test_every_pod_is_admitted_under_the_restricted_pod_security_standard(
         kubectl.run(hub_ready.kubeconfig, "create", "--dry-run=server", "-f", "-", stdin=json.dumps(bare))
 
 
-# (component, what its account may do, what it may not): (verb, group, resource, namespace)
-# with "resource/subresource"; namespace "" is every namespace
-Access = tuple[str, str, str, str]
+# (component, what its account may do, what it may not): (verb, group, resource, namespace[, name])
+# with "resource/subresource"; namespace "" is every namespace; RELEASE stands for the release's
+# namespace, and LEASE / OTHER_LEASE for the component's own Lease and the other operator's
+Access = tuple[str, ...]
+RELEASE, LEASE, OTHER_LEASE = "<release>", "<lease>", "<other lease>"
+LEASES = "coordination.k8s.io"
+ELECTS: list[Access] = [
+    ("create", LEASES, "leases", RELEASE),
+    *[(verb, LEASES, "leases", RELEASE, LEASE) for verb in ("get", "update", "list", "watch")],
+]
+ELECTS_NOTHING_ELSE: list[Access] = [
+    ("update", LEASES, "leases", RELEASE, OTHER_LEASE),
+    ("delete", LEASES, "leases", RELEASE, LEASE),
+    ("update", LEASES, "leases", "kube-system", LEASE),
+    ("list", LEASES, "leases", RELEASE),
+]
 PERMISSIONS: list[tuple[str, list[Access], list[Access]]] = [
     (
         "controllers",
@@ -305,10 +361,12 @@ PERMISSIONS: list[tuple[str, list[Access], list[Access]]] = [
             ("create", "argoproj.io", "applications", "team-a"),
             ("watch", "", "secrets", ""),
             ("create", "", "events", "team-a"),
+            *ELECTS,
         ],
         [
             ("create", "", "secrets", "argocd"),
             ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+            *ELECTS_NOTHING_ELSE,
         ],
     ),
     (
@@ -319,19 +377,30 @@ PERMISSIONS: list[tuple[str, list[Access], list[Access]]] = [
             ("create", "platform.fleetplane.io", "workerclusters", ""),
             ("create", "", "secrets", "argocd"),
             ("list", "", "secrets", ""),
+            *ELECTS,
         ],
-        [("create", "", "secrets", "default"), ("get", "", "secrets", "default")],
+        [("create", "", "secrets", "default"), ("get", "", "secrets", "default"), *ELECTS_NOTHING_ELSE],
     ),
-    ("maestro", [], [("list", "", "secrets", ""), ("create", "authentication.k8s.io", "tokenreviews", "")]),
+    (
+        "maestro",
+        [],
+        [
+            ("list", "", "secrets", ""),
+            ("create", "authentication.k8s.io", "tokenreviews", ""),
+            ("create", LEASES, "leases", RELEASE),
+        ],
+    ),
 ]
 
 
 def _can(cluster: kube.Cluster, account: str, checks: list[Access]) -> list[bool]:
     """What the API server's authorizer answers for ``account`` (SubjectAccessReviews)."""
     answers = []
-    for verb, group, resource, namespace in checks:
+    for verb, group, resource, namespace, *named in checks:
         plural, _, subresource = resource.partition("/")
         attributes = {"verb": verb, "group": group, "resource": plural, "subresource": subresource}
+        if named:
+            attributes["name"] = named[0]
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
@@ -377,9 +446,24 @@ def test_install_upgrade_and_uninstall_with_helm(
         f"{release}-fleetplane-hub-controllers",
         f"{release}-fleetplane-hub-provisioner",
     }
-    assert [r["metadata"]["namespace"] for r in installed["Role"]] == ["argocd"]
+    assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in installed["Role"]) == [
+        ("argocd", f"{release}-fleetplane-hub-provisioner"),
+        (namespace, f"{release}-fleetplane-hub-controllers-leader-election"),
+        (namespace, f"{release}-fleetplane-hub-provisioner-leader-election"),
+    ]
+    for name in ("controllers", "provisioner"):
+        operator = deployments[f"{release}-fleetplane-hub-{name}"]["spec"]
+        assert (operator["replicas"], operator["strategy"]["type"]) == (2, "RollingUpdate")
     for component, allowed, refused in PERMISSIONS:
         account = f"system:serviceaccount:{namespace}:{release}-fleetplane-hub-{component}"
+        other = "provisioner" if component == "controllers" else "controllers"
+        names = {
+            RELEASE: namespace,
+            LEASE: f"{release}-fleetplane-hub-{component}",
+            OTHER_LEASE: f"{release}-fleetplane-hub-{other}",
+        }
+        allowed = [tuple(names.get(part, part) for part in check) for check in allowed]
+        refused = [tuple(names.get(part, part) for part in check) for check in refused]
         assert _can(hub_ready, account, allowed) == [True] * len(allowed), (component, allowed)
         assert _can(hub_ready, account, refused) == [False] * len(refused), (component, refused)
     # the platform CRDs came with the chart, and the default definition with them

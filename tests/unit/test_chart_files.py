@@ -1,5 +1,6 @@
 """The fleetplane-hub chart's copies of the code base's CRDs and worker-cluster definition are
-current (``charts/render_crds.py`` writes them), and both charts share one library of templates."""
+current (``charts/render_crds.py`` writes them), both charts share one library of templates, and
+the hub chart's leader-election defaults are the operators'."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import runpy
 from pathlib import Path
 
 import yaml
+
+from kubeio.lease import LeaderElection
 
 CHARTS = Path(__file__).resolve().parents[2] / "charts"
 RENDER = runpy.run_path(str(CHARTS / "render_crds.py"))
@@ -31,3 +34,18 @@ def test_both_charts_use_the_shared_library() -> None:
     for chart in ("fleetplane-hub", "fleetplane-agent"):
         link = CHARTS / chart / "charts" / "fleetplane-common"
         assert link.is_symlink() and link.resolve() == (CHARTS / "fleetplane-common").resolve()
+
+
+def test_the_chart_elects_leaders_with_the_operators_own_defaults() -> None:
+    """Two replicas of each operator, and the timings ``fleetplane controllers|provisioner run``
+    default to: the chart passes them explicitly, so they must not drift apart."""
+    values = yaml.safe_load((CHARTS / "fleetplane-hub" / "values.yaml").read_text())
+    defaults = LeaderElection(name="x", namespace="x", identity="x")
+    election = values["leaderElection"]
+    assert election["enabled"] is True
+    assert (election["leaseDuration"], election["renewDeadline"], election["retryPeriod"]) == (
+        defaults.lease_duration,
+        defaults.renew_deadline,
+        defaults.retry_period,
+    )
+    assert values["controllers"]["replicas"] == values["provisioner"]["replicas"] == 2

@@ -1,5 +1,6 @@
 {{/*
-The ServiceAccount and Deployment of one kopf operator (the controllers, the provisioner):
+The ServiceAccount and Deployment of one kopf operator (the controllers, the provisioner), whose
+replicas elect a leader on the Lease named as the Deployment (leaderElection):
 (dict "root" $ "component" NAME "values" .Values.NAME "args" [ARGS] "volumes" [VOLUMES] "mounts" [MOUNTS])
 */}}
 {{- define "fleetplane-hub.operator" -}}
@@ -7,6 +8,10 @@ The ServiceAccount and Deployment of one kopf operator (the controllers, the pro
 {{- $c := dict "root" .root "component" .component -}}
 {{- $name := include "fleetplane.name" $c -}}
 {{- $v := .values -}}
+{{- $election := $root.Values.leaderElection -}}
+{{- if and (gt (int $v.replicas) 1) (not $election.enabled) -}}
+{{- fail (printf "%s.replicas: %d replicas with leaderElection.enabled false would all act at once: set %s.replicas to 1 or enable leaderElection" .component (int $v.replicas) .component) -}}
+{{- end -}}
 apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -23,10 +28,16 @@ metadata:
   labels:
     {{- include "fleetplane.labels" $c | nindent 4 }}
 spec:
-  # kopf runs standalone: one replica, replaced on failure.
-  replicas: 1
+  replicas: {{ $v.replicas }}
   strategy:
+    {{- if $election.enabled }}
+    # A new pod starts as a standby; the old leader releases its Lease as it stops, and the new
+    # one takes over at once.
+    type: RollingUpdate
+    {{- else }}
+    # One replica that acts at once: never two of them.
     type: Recreate
+    {{- end }}
   selector:
     matchLabels:
       {{- include "fleetplane.selectorLabels" $c | nindent 6 }}
@@ -58,12 +69,18 @@ spec:
             {{- end }}
             - --log-level
             - {{ $root.Values.logLevel }}
+            {{- include "fleetplane-hub.leaderElectionArgs" (dict "root" $root "lease" $name) | nindent 12 }}
             {{- with $v.extraArgs }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
           env:
             - name: HOME
               value: /tmp
+            # this replica's name in the Lease
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
           ports:
             - name: health
               containerPort: {{ $v.healthPort }}
@@ -71,7 +88,8 @@ spec:
             {{- . | nindent 12 }}
             {{- end }}
           # Ready: kopf watches what the operator serves and the hub answers (the controllers: the
-          # Maestro server serves too, and their background loops run); live: the event loop answers.
+          # Maestro server serves too, and their background loops run), or the replica stands by
+          # (a rolling update waits for it); live: the event loop answers. Standbys answer both.
           {{- include "fleetplane.healthProbes" $root | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}

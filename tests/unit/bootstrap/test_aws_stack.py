@@ -402,6 +402,8 @@ def test_the_pods_run_as_the_bound_service_account(deployed: Deployed) -> None:
     assert account == {"name": "fleetplane", "namespace": "fleetplane"}
     for deployment in ("maestro", "provisioner", "controllers"):
         assert pod(mocks, deployment)["serviceAccountName"] == "fleetplane"
+        # the operators' replicas elect a leader; the servers all serve
+        assert mocks.named("kubernetes:apps/v1:Deployment", deployment)["spec"]["replicas"] == 2
     binding = mocks.named("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "fleetplane")
     assert binding["roleRef"]["name"] == "fleetplane"
     assert binding["subjects"] == [

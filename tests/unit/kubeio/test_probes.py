@@ -5,8 +5,9 @@ Cases: /healthz answers while the process lives; /readyz is 200 "ready" with not
 with one line per problem: a loop that raised, returned or was cancelled from outside (named, with
 its cause), a check's own reason, a check that raised or did not answer in time (named by what it
 checks); loops that end because the process stops leave it ready; the process's reaction to a
-stopped loop runs; /metrics serves the process's own registry in Prometheus' text format; no port
-asked for, nothing listens; a port in use is named.
+stopped loop runs; a replica standing by (not elected leader) is ready and says so, its checks
+not asked, and once it leads its checks count; /metrics serves the process's own registry in
+Prometheus' text format; no port asked for, nothing listens; a port in use is named.
 """
 
 from __future__ import annotations
@@ -31,6 +32,27 @@ async def get(port: int, path: str) -> tuple[int, str, str]:
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+async def test_a_standby_is_ready_and_says_so_until_it_leads() -> None:
+    asked: list[str] = []
+    leading = [False]
+
+    async def kopf() -> str | None:
+        asked.append("kopf")
+        return "starting: kopf's startup handlers have not finished"
+
+    routes = probes.health_routes(
+        probes.Readiness({"kopf": kopf}), standing_by=lambda: None if leading[0] else "standby: another leads"
+    )
+    async with probes.serving(routes, "127.0.0.1", 0) as port:
+        assert port is not None
+        assert (await get(port, "/readyz"))[::2] == (200, "standby: another leads\n")
+        assert (await get(port, "/healthz"))[0] == 200
+        assert asked == []
+        leading[0] = True
+        status, _, text = await get(port, "/readyz")
+        assert (status, text) == (503, "starting: kopf's startup handlers have not finished\n")
 
 
 async def test_readyz_names_each_stopped_loop_and_failing_check_while_healthz_answers() -> None:

@@ -1,0 +1,384 @@
+"""A leader elector on a ``coordination.k8s.io/v1`` Lease, over ``kubeio.rest``.
+
+``LeaderElector.run(lead)`` waits until this replica holds the Lease (watching it meanwhile, so
+a renewal counts from when it was written and a release is seen at once), runs ``lead()`` while
+it renews the Lease every retry period, and ends it in one of two ways:
+
+- ``lead()`` ends (the operator stopped, or failed): its work is over, so the Lease is released
+  (no holder, a 1 s duration) and a standby that sees the release takes it at once;
+- the Lease cannot be renewed for the renew deadline, counted from the start of the last renewal
+  that succeeded, or another replica holds it: ``on_lost`` is called at once, before anything
+  else runs (the operators end the process there), then ``lead()`` is cancelled and
+  ``LeadershipLost`` raised. A standby takes over only a full lease duration after it last saw the
+  Lease change, so the leader has stopped by then.
+
+The decisions are ``kubeio.lease``'s. The elector has its own client, whose few connections never
+queue behind the operator's own requests, and its own short retries: a renewal that hangs is cut
+at the deadline. ``Watchdog`` is the backstop for an event loop too busy to run that cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from kubeio import watch
+from kubeio.errors import ClusterError, ConflictError, KubeError, NotFoundError
+from kubeio.lease import (
+    Decision,
+    LeaderElection,
+    Move,
+    Record,
+    Sighting,
+    decide,
+    lease_object,
+    next_record,
+    observe,
+    released,
+    standby_wait,
+)
+from kubeio.rest import JsonObject, KubeRest, RetrySettings
+
+log = logging.getLogger(__name__)
+
+LOST_EXIT_CODE = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Election:
+    """Which Lease an operator's replicas compete for, and the kubeconfig they reach it with (None:
+    the pod's service account)."""
+
+    lease: LeaderElection
+    kubeconfig: str | None = None
+
+
+class LeadershipLost(Exception):
+    """This replica stopped leading before its work ended."""
+
+
+def retry_settings(settings: LeaderElection) -> RetrySettings:
+    """The elector's client: a failed request is tried again within one retry period (the loops try
+    again after that), and a reply may take up to the renew deadline."""
+    return RetrySettings(
+        budget=settings.retry_period,
+        max_backoff=settings.retry_period / 2,
+        connect_timeout=settings.renew_deadline,
+        read_timeout=settings.renew_deadline,
+        # a standby's watch holds one; its reads and writes, or the leader's renewals, another
+        max_connections=4,
+    )
+
+
+class LeaderElector:
+    def __init__(self, rest: KubeRest, settings: LeaderElection, *, release_on_stop: bool = True) -> None:
+        self.rest = rest
+        self.settings = settings
+        #: give the Lease up when ``lead()`` ends (False: standbys wait for it to expire)
+        self.release_on_stop = release_on_stop
+        self._sighting: Sighting | None = None
+        self._version = ""
+        self._reported_holder: str | None = None
+        #: set when the watch sees the Lease change
+        self._changed = asyncio.Event()
+        #: whether ``lead()`` may be running
+        self.leading = False
+        #: when (``time.monotonic``, the event loop's clock) the leader must have renewed by, or
+        #: stop; None while not leading
+        self.deadline: float | None = None
+
+    @property
+    def holder(self) -> str:
+        """The holder as last seen ("" when none, or none seen yet)."""
+        return self._sighting.record.holder if self._sighting else ""
+
+    async def run(
+        self,
+        lead: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
+        """Lead with ``lead()`` once elected (see the module's doc); ``on_lost(reason)`` is called
+        the moment the Lease is lost, before ``lead()`` is cancelled."""
+        await self.acquire()
+        renewing = asyncio.create_task(self._keep_renewing(), name=f"renew {self.settings.describe()}")
+        leading = asyncio.create_task(lead(), name=f"lead {self.settings.describe()}")
+        try:
+            await asyncio.wait({renewing, leading}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # stopped from outside: the work stops first, then the Lease is given up
+            await _cancelled(leading)
+            await self._end_term(renewing)
+            raise
+        if renewing.done():
+            reason = _lost_reason(renewing)
+            self._stop_leading()
+            log.error("%s: stopped leading: %s", self.settings.describe(), reason)
+            if on_lost is not None:
+                on_lost(reason)
+            await _cancelled(leading)
+            raise LeadershipLost(reason)
+        await self._end_term(renewing)
+        leading.result()
+
+    async def _end_term(self, renewing: asyncio.Task[str]) -> None:
+        self._stop_leading()
+        await _cancelled(renewing)
+        if self.release_on_stop:
+            await self.release()
+
+    def _stop_leading(self) -> None:
+        self.leading = False
+        self.deadline = None
+
+    async def acquire(self) -> None:
+        """Return once this replica holds the Lease. Meanwhile the Lease is watched, so a renewal is
+        seen when it is written (the lease duration counts from there, not from the next try) and
+        a release is acted on at once; tries every retry period keep going if the watch breaks."""
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        log.info("%s: trying to lead as %s", settings.describe(), settings.identity)
+        watching = asyncio.create_task(self._watch(), name=f"watch {settings.describe()}")
+        try:
+            while True:
+                self._changed.clear()
+                started = loop.time()
+                try:
+                    async with asyncio.timeout(settings.renew_deadline):
+                        decision = await self._try()
+                except (KubeError, TimeoutError) as exc:
+                    log.warning("%s: could not read or write it: %s%s", settings.describe(), exc, _hint(exc))
+                    decision = Decision(Move.WAIT, until=loop.time() + settings.retry_period)
+                if decision.move is not Move.WAIT:
+                    self.leading = True
+                    self.deadline = started + settings.renew_deadline
+                    transitions = self._sighting.record.transitions if self._sighting else 0
+                    log.info(
+                        "%s: leading as %s (%s, %d transitions)",
+                        settings.describe(),
+                        settings.identity,
+                        decision.move.value,
+                        transitions,
+                    )
+                    return
+                self._report_holder()
+                wait = standby_wait(decision, loop.time(), settings.retry_period, random.random())
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._changed.wait()
+        finally:
+            await _cancelled(watching)
+
+    async def _watch(self) -> None:
+        def seen(lease: JsonObject) -> None:
+            self._sighting = observe(
+                self._sighting, Record.from_lease(lease), asyncio.get_running_loop().time()
+            )
+            self._changed.set()
+
+        def listed(items: Sequence[JsonObject]) -> None:
+            for lease in items:
+                seen(lease)
+
+        def changed(kind: str, lease: JsonObject) -> None:
+            if kind == "DELETED":
+                self._changed.set()
+            else:
+                seen(lease)
+
+        def failed(exc: Exception) -> None:
+            # Refused is worth saying (standbys then only poll); a dropped stream is not.
+            if isinstance(exc, ClusterError) and exc.status in (401, 403):
+                log.warning("%s: cannot watch it: %s%s", self.settings.describe(), exc, _hint(exc))
+
+        await watch.follow(
+            self.rest,
+            self.settings.collection,
+            listed,
+            changed,
+            field_selector=f"metadata.name={self.settings.name}",
+            timeout_seconds=300,
+            pause=self.settings.retry_period,
+            on_error=failed,
+        )
+
+    async def _keep_renewing(self) -> str:
+        """Renew every retry period until the Lease is lost; return why it was."""
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        while True:
+            await asyncio.sleep(settings.retry_period)
+            assert self.deadline is not None
+            try:
+                async with asyncio.timeout_at(self.deadline):
+                    while True:
+                        started = loop.time()
+                        try:
+                            decision = await self._try()
+                        except NotFoundError:
+                            return "the lease was deleted"
+                        except KubeError as exc:
+                            log.warning("%s: renewal failed: %s%s", settings.describe(), exc, _hint(exc))
+                        else:
+                            if decision.move is not Move.RENEW:
+                                return f"{self.holder or 'nobody'} holds it now"
+                            self.deadline = started + settings.renew_deadline
+                            break
+                        await asyncio.sleep(settings.retry_period)
+            except TimeoutError:
+                return f"not renewed within the renew deadline ({settings.renew_deadline:g}s)"
+
+    async def _try(self) -> Decision:
+        """One try to acquire or renew. A leader first writes on the version it last wrote (one
+        request); otherwise, or when that version is gone, the Lease is read and decided on."""
+        settings = self.settings
+        if self.leading and self._sighting is not None and self._version:
+            record = next_record(Move.RENEW, self._sighting.record, settings)
+            try:
+                self._wrote(await self._put(record), record)
+                return Decision(Move.RENEW)
+            except ConflictError:
+                pass  # someone else wrote it: read what they wrote
+        try:
+            lease: JsonObject | None = await self.rest.request("GET", settings.path)
+        except NotFoundError:
+            lease = None
+        now = asyncio.get_running_loop().time()
+        if lease is None:
+            if self.leading:
+                raise NotFoundError(f"{settings.describe()} is gone")
+            self._sighting, self._version = None, ""
+        else:
+            self._version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
+            self._sighting = observe(self._sighting, Record.from_lease(lease), now)
+        decision = decide(self._sighting, settings.identity, now)
+        if self.leading and decision.move is not Move.RENEW:
+            return decision
+        if decision.move is Move.WAIT:
+            return decision
+        current = self._sighting.record if self._sighting else None
+        record = next_record(decision.move, current, settings)
+        try:
+            if decision.move is Move.CREATE:
+                reply = await self.rest.request(
+                    "POST", settings.collection, body=lease_object(settings, record)
+                )
+            else:
+                reply = await self._put(record)
+        except ConflictError:
+            # another candidate wrote first: read again at once
+            return Decision(Move.WAIT, until=now)
+        self._wrote(reply, record)
+        return decision
+
+    async def _put(self, record: Record) -> JsonObject:
+        body = lease_object(self.settings, record, self._version)
+        return await self.rest.request("PUT", self.settings.path, body=body)
+
+    def _wrote(self, reply: JsonObject, record: Record) -> None:
+        self._version = str((reply.get("metadata") or {}).get("resourceVersion") or "")
+        self._sighting = Sighting(record, asyncio.get_running_loop().time())
+
+    async def release(self) -> None:
+        """Give the Lease up if this replica holds it, so a standby takes it at its next try."""
+        if self._sighting is None or self._sighting.record.holder != self.settings.identity:
+            return
+        record = released(self._sighting.record)
+        try:
+            async with asyncio.timeout(self.settings.renew_deadline):
+                self._wrote(await self._put(record), record)
+        except (KubeError, TimeoutError) as exc:
+            log.warning(
+                "%s: could not release it (standbys take over when it expires): %s",
+                self.settings.describe(),
+                exc,
+            )
+            return
+        log.info("%s: released", self.settings.describe())
+
+    def _report_holder(self) -> None:
+        if self.holder != self._reported_holder:
+            self._reported_holder = self.holder
+            log.info("%s: held by %s; standing by", self.settings.describe(), self.holder or "nobody")
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended, whatever it ends with."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _lost_reason(renewing: asyncio.Task[str]) -> str:
+    if renewing.cancelled():
+        return "the renewal was cancelled"
+    exc = renewing.exception()
+    return f"the renewal failed: {exc!r}" if exc is not None else renewing.result()
+
+
+def _hint(exc: BaseException) -> str:
+    if isinstance(exc, ClusterError) and exc.status == 403:
+        return (
+            " (the account needs create, and get, update, list and watch of this name, on "
+            "leases.coordination.k8s.io in this namespace)"
+        )
+    return ""
+
+
+def exit_now(reason: str) -> None:
+    """End this process at once, without cleanup: a leader that lost its Lease must not run one more
+    handler, and the cleanup is handlers' code too. Kubernetes restarts it, as a standby."""
+    log.critical("leadership lost (%s): exiting now, to restart as a standby", reason)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(LOST_EXIT_CODE)
+
+
+class Watchdog:
+    """Calls ``on_expired`` from a thread of its own once ``deadline()`` (a leader's renew deadline,
+    on ``time.monotonic``, the default event loop's clock; None while not leading) is ``grace``
+    seconds past.
+
+    The renewal's own timeout runs on the event loop; a handler that holds the loop (a long render,
+    a blocking call) would delay it past the moment a standby may take over. This thread does not
+    wait for the loop.
+    """
+
+    def __init__(
+        self,
+        deadline: Callable[[], float | None],
+        on_expired: Callable[[str], None] = exit_now,
+        *,
+        grace: float = 0.5,
+        every: float = 0.1,
+    ) -> None:
+        self.deadline = deadline
+        self.on_expired = on_expired
+        self.grace = grace
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="leader-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            deadline = self.deadline()
+            if deadline is not None and time.monotonic() > deadline + self.grace:
+                late = time.monotonic() - deadline
+                self.on_expired(f"not renewed within the renew deadline; {late:.1f}s past it")
+                return
