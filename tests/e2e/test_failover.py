@@ -181,7 +181,9 @@ async def test_a_standby_takes_over_from_a_killed_leader_and_serves_each_applica
 
         # while nobody led, nothing served it: no finalizer, no work, no hub Application
         assert len(meanwhile) > 10 and all(seen == ([], [], []) for seen in meanwhile), meanwhile
-        assert took_over <= LEASE_DURATION + 1.0
+        # The lease runs out at most LEASE_DURATION after the last renewal the standby saw; the slack
+        # is for a loaded machine's late watch event and request, not a target (see the benchmarks).
+        assert took_over <= LEASE_DURATION + 3.0
         # served once each: one work each, written once (the version of a work sent once), the one
         # from before the failover not sent again
         assert await observer.works(before) == [served_before]
