@@ -21,7 +21,6 @@ import kopf
 
 # kopf.operator takes an ``insights`` argument but exports its type only from here.
 from kopf._cogs.structs.references import Insights
-from kubernetes import client, config
 from prometheus_client import CollectorRegistry, Gauge
 
 from kubeio import credentials, leader, probes
@@ -35,21 +34,17 @@ log = logging.getLogger(__name__)
 
 
 def connection(kubeconfig: str | None) -> kopf.ConnectionInfo:
-    configuration = client.Configuration()
-    if kubeconfig:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    else:
-        config.load_incluster_config(client_configuration=configuration)
-    parts = credentials.authorization_header(configuration).split(" ", 1)
-    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0] or None)
+    endpoint = credentials.load_endpoint(kubeconfig)
+    parts = endpoint.authorization.split(" ", 1)
+    scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, None)
     return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
+        server=endpoint.server,
+        ca_data=endpoint.ca,
+        insecure=endpoint.insecure,
         scheme=scheme,
         token=token,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
+        certificate_data=endpoint.certificate,
+        private_key_data=endpoint.key,
     )
 
 

@@ -64,10 +64,6 @@ _WHEEL_TARGET = (
 )
 VENV = "/opt/fleetplane"
 SITE_PACKAGES = f"{VENV}/lib/python3.11/site-packages"
-# Parts of installed distributions no role imports, left out of the images: the kubernetes
-# package's asyncio copy of its client (68 MB of the agent's 260; kubeio talks to the API server
-# over aiohttp itself and takes only kubeconfig loading from that package).
-PRUNED = ("kubernetes/aio",)
 USER = ("fleetplane", 65532)
 
 
@@ -197,8 +193,6 @@ def install_role(
         epoch=epoch,
     )
     shutil.rmtree(stage)
-    for pruned in PRUNED:
-        shutil.rmtree(rootfs / SITE_PACKAGES.lstrip("/") / pruned)
     (rootfs / VENV.lstrip("/") / "packages.txt").write_text(_manifest(rootfs))
     return ["etc/group", "etc/passwd", VENV.lstrip("/")]
 

@@ -5,9 +5,10 @@ Cases: each image runs ``fleetplane --version`` and its role's entries' ``--help
 system, as uid 65532, and every shared library in it loads; its config names that user, the
 ``fleetplane`` entrypoint and the source and version labels; it holds no compiler, no pip and no
 apt, and its manifest (/opt/fleetplane/packages.txt) lists its Debian packages and Python
-distributions; the agent holds neither pulumi nor boto3 and a command of another role says which
-extra it needs; a second build is a cache hit; a fresh build from the same downloads has the same
-digests; the images go to a local registry over TLS from the platform CA and come back the same.
+distributions; the agent holds neither pulumi, boto3 nor a Kubernetes client library, is under
+200 MB, and a command of another role says which extra it needs; a second build is a cache hit; a
+fresh build from the same downloads has the same digests; the images go to a local registry over
+TLS from the platform CA and come back the same.
 """
 
 from __future__ import annotations
@@ -123,10 +124,11 @@ def test_no_compiler_pip_or_apt(bundles: dict[str, Path]) -> None:
         assert "python3.11 " in manifest and "\nfleetplane 0" in manifest and "\ngrpcio " in manifest
 
 
-def test_agent_holds_only_its_role(bundles: dict[str, Path]) -> None:
+def test_agent_holds_only_its_role(bundles: dict[str, Path], images: dict[str, image.Image]) -> None:
+    assert images["agent"].size < 200_000_000, f"the agent image is {images['agent'].size / 1e6:.0f} MB"
     site = bundles["agent"] / "rootfs" / image_rootfs.SITE_PACKAGES.lstrip("/")
     assert not list(site.glob("pulumi*")) and not list(site.glob("boto*")) and not list(site.glob("kopf*"))
-    assert not list(site.glob("psycopg*"))
+    assert not list(site.glob("psycopg*")) and not list(site.glob("kubernetes*"))
     other = run_in(bundles["agent"], ENTRYPOINT, "controllers", "run", "--help")
     assert other.returncode == 0 and "Not installed" in other.stdout and "hub" in other.stdout
     refused = run_in(bundles["agent"], ENTRYPOINT, "controllers", "run")

@@ -2,7 +2,7 @@
 goes unused: an undeclared import works only while another package happens to pull it in.
 
 Cases: the top-level imports of the shipped packages map (through the installed distributions) to
-[project.dependencies] or a role's extra (server, agent, hub, bootstrap, bench); every declared
+[project.dependencies] or a role's extra (server, agent, hub, bootstrap, local, bench); every declared
 dependency is imported somewhere.
 """
 
