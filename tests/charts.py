@@ -14,6 +14,8 @@ from localinfra import helm, kube, kubectl
 from localinfra.errors import InfraError
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"
+#: the Prometheus Operator's ServiceMonitor CRD, for the dry runs of the charts' monitors
+SERVICE_MONITOR_CRD = Path(__file__).resolve().parent / "crds" / "servicemonitors.monitoring.coreos.com.yaml"
 HUB_CHART = CHARTS / "fleetplane-hub"
 AGENT_CHART = CHARTS / "fleetplane-agent"
 HUB_VALUES: dict[str, Any] = {
@@ -67,6 +69,13 @@ def prepare_hub(hub: kube.Cluster) -> kube.Cluster:
     kubectl.wait_established(hub.kubeconfig, *crd_names())
     make_namespace(hub, "argocd")
     return hub
+
+
+def install_service_monitor_crd(hub: kube.Cluster) -> None:
+    kubectl.run(
+        hub.kubeconfig, "apply", "--server-side", "--field-manager=chart-test", "-f", str(SERVICE_MONITOR_CRD)
+    )
+    kubectl.wait_established(hub.kubeconfig, "servicemonitors.monitoring.coreos.com")
 
 
 def crd_names() -> list[str]:

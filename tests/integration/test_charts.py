@@ -26,6 +26,7 @@ from tests.charts import (
     HUB_VALUES,
     VALUES,
     helm_run,
+    install_service_monitor_crd,
     make_namespace,
     prepare_hub,
     release_objects,
@@ -87,6 +88,8 @@ def test_the_packaged_chart_carries_the_shared_library(
         (AGENT_CHART, "--set", "metrics.port=0", "/metrics/port"),
         (HUB_CHART, "--set-string", "metrics.enabled=yes", "/metrics/enabled"),
         (HUB_CHART, "--set", "metrics.dashboard.label=two words", "/metrics/dashboard/label"),
+        (HUB_CHART, "--set", "metrics.serviceMonitor.interval=30", "/metrics/serviceMonitor/interval"),
+        (AGENT_CHART, "--set", "metrics.serviceMonitor.labels.a=1", "/metrics/serviceMonitor/labels/a"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_path(
@@ -245,6 +248,72 @@ def test_metrics_on_are_served_annotated_and_admitted_and_off_are_not(
             template = deployment["spec"]["template"]
             assert "annotations" not in template["metadata"]
             assert "--metrics-port" not in template["spec"]["containers"][0]["args"]
+
+
+def test_a_service_monitor_scrapes_every_process_when_asked(hub_ready: kube.Cluster, tmp_path: Path) -> None:
+    """With ``metrics.serviceMonitor.enabled`` each chart renders a headless Service whose selector
+    takes in every one of its Deployments' pods on their ``metrics`` port, and a Prometheus Operator
+    ServiceMonitor that selects that Service alone, in the release's namespace or the one asked
+    for, with the labels asked for; both pass a strict server-side dry run against the operator's
+    CRD. Off, the default, there is neither; on without ``metrics.enabled``, the chart says so."""
+    install_service_monitor_crd(hub_ready)
+    make_namespace(hub_ready, "monitoring")
+    charts = ((HUB_CHART, HUB_VALUES, "monitor-hub"), (AGENT_CHART, AGENT_VALUES, "monitor-agent"))
+    for chart, base, namespace in charts:
+        make_namespace(hub_ready, namespace)
+        monitor = {"enabled": True, "namespace": "monitoring", "labels": {"release": "prometheus"}}
+        on = {**base, "metrics": {"enabled": True, "port": 9191, "serviceMonitor": monitor}}
+        docs = render(hub_ready, chart, namespace, values_file(tmp_path, on))
+        (service,) = [
+            d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-metrics")
+        ]
+        (smon,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+        assert service["spec"]["clusterIP"] == "None"
+        assert service["spec"]["ports"] == [{"name": "metrics", "port": 9191, "targetPort": "metrics"}]
+        deployments = [d for d in docs if d["kind"] == "Deployment"]
+        assert len(deployments) == (3 if chart == HUB_CHART else 1)
+        for deployment in deployments:
+            template = deployment["spec"]["template"]
+            assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+            (container,) = template["spec"]["containers"]
+            assert {"name": "metrics", "containerPort": 9191} in container["ports"]
+        services = [d for d in docs if d["kind"] == "Service"]
+        selected = [
+            d
+            for d in services
+            if smon["spec"]["selector"]["matchLabels"].items() <= d["metadata"]["labels"].items()
+        ]
+        assert selected == [service]
+        assert smon["metadata"]["namespace"] == "monitoring"
+        assert smon["metadata"]["labels"]["release"] == "prometheus"
+        assert smon["spec"]["namespaceSelector"] == {"matchNames": [namespace]}
+        assert smon["spec"]["endpoints"] == [
+            {
+                "port": "metrics",
+                "path": "/metrics",
+                "scheme": "http",
+                "interval": "30s",
+                "scrapeTimeout": "10s",
+            }
+        ]
+        assert smon["spec"]["podTargetLabels"] == ["app.kubernetes.io/component"]
+        out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
+        assert out.count("serverside-applied (server dry run)") == len(docs), out
+
+        here = {**base, "metrics": {"enabled": True, "serviceMonitor": {"enabled": True}}}
+        docs = render(hub_ready, chart, namespace, values_file(tmp_path, here))
+        (smon,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+        assert smon["metadata"]["namespace"] == namespace
+
+        docs = render(
+            hub_ready, chart, namespace, values_file(tmp_path, {**base, "metrics": {"enabled": True}})
+        )
+        assert not [
+            d for d in docs if d["kind"] == "ServiceMonitor" or d["metadata"]["name"].endswith("-metrics")
+        ]
+        alone = {**base, "metrics": {"serviceMonitor": {"enabled": True}}}
+        with pytest.raises(InfraError, match=r"metrics.serviceMonitor.enabled needs metrics.enabled: true"):
+            render(hub_ready, chart, namespace, values_file(tmp_path, alone))
 
 
 def test_the_dashboard_ships_labelled_for_grafanas_sidecar_when_asked(

@@ -180,3 +180,63 @@ annotations:
   {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A Prometheus Operator ServiceMonitor of every process of the release, when
+.Values.metrics.serviceMonitor.enabled: a headless Service whose endpoints are the release's pods'
+metrics ports (the operators have no Service of their own), and the ServiceMonitor that selects it.
+Each target keeps its pod's component label.
+*/}}
+{{- define "fleetplane.serviceMonitor" -}}
+{{- $m := .Values.metrics -}}
+{{- if $m.serviceMonitor.enabled -}}
+{{- if not $m.enabled -}}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled: true (the processes serve no /metrics otherwise)" -}}
+{{- end -}}
+{{- $c := dict "root" . "component" "metrics" -}}
+{{- $name := include "fleetplane.name" $c -}}
+{{- $sm := $m.serviceMonitor -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "fleetplane.labels" $c | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    app.kubernetes.io/name: {{ .Chart.Name }}
+    app.kubernetes.io/instance: {{ .Release.Name }}
+  ports:
+    - name: metrics
+      port: {{ $m.port }}
+      targetPort: metrics
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ $name }}
+  namespace: {{ $sm.namespace | default .Release.Namespace }}
+  labels:
+    {{- include "fleetplane.labels" $c | nindent 4 }}
+    {{- with $sm.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "fleetplane.selectorLabels" $c | nindent 6 }}
+  namespaceSelector:
+    matchNames:
+      - {{ .Release.Namespace }}
+  podTargetLabels:
+    - app.kubernetes.io/component
+  endpoints:
+    - port: metrics
+      path: /metrics
+      scheme: http
+      interval: {{ $sm.interval }}
+      scrapeTimeout: {{ $sm.scrapeTimeout }}
+{{- end -}}
+{{- end -}}
