@@ -7,13 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint unit integration e2e build image proto clean-cache help
+.PHONY: demo test lint unit integration e2e build image install-local proto clean-cache help
 
 help:
 	@echo "make demo   - start the local fleet demo (Ctrl-C stops and cleans up)"
 	@echo "make test   - lint, then unit, integration and end-to-end tests (stops at the first failing tier)"
 	@echo "make build  - only build/install the real components into ~/.cache/fleetplane"
 	@echo "make image  - build the server, agent and hub OCI images (as root; see docs/images.md)"
+	@echo "make install-local - the images, a local hub, helm install of the hub chart, its pods run, the demo's cases"
 
 $(STAMP):
 	@echo "[fleetplane] creating $(VENV) and installing fleetplane ..."
@@ -28,6 +29,11 @@ build: $(STAMP)
 # The role images, as OCI layouts in ~/.cache/fleetplane/images (mmdebstrap, pip, umoci; no engine).
 image: $(STAMP)
 	@$(BIN)/fleetplane local image
+
+# The hub chart on a local hub (docs/install.md): images built (cached) and pushed to a local
+# registry, `helm install`, the chart's pods run, then the demo's three cases on that installation.
+install-local: build
+	@$(BIN)/fleetplane local install --cases
 
 demo: build
 	@$(BIN)/fleetplane demo

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import IO
 
 import typer
+import yaml
 from rich.console import Console
 
-from fleetplane import build_progress, local_status, output
+from bootstrap import local_components
+from fleetplane import build_progress, local_install, local_status, output
 from fleetplane.demo import journey
-from localinfra import build, fleet, image, kube, paths, platform, process, pulumi_cli
+from localinfra import build, fleet, gitrepo, image, kube, paths, platform, process, pulumi_cli
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -96,6 +98,63 @@ def up(
     except InfraError as exc:
         _fail(exc, env)
     local_status.show(environment, out, processes=False)
+
+
+@app.command()
+def install(
+    env: str = typer.Option("install", "--env", help="Name of the local environment (state in the cache)."),
+    cases: bool = typer.Option(
+        False, "--cases", help="Then apply the demo's two cluster claims and play its three cases."
+    ),
+) -> None:
+    """Build the images (cached), start a local hub with PostgreSQL and Kafka, push the images to a
+    local registry, `helm install` charts/fleetplane-hub on the hub and run its Deployments (by a
+    kubelet when a node of the hub is Ready, else through the local workload runner:
+    docs/install.md). Processes keep running; `fleetplane local down --env ENV` removes them."""
+    environment = Environment.named(env)
+    if environment.processes:
+        console.print(f"environment `{env}` is already up; `fleetplane local down --env {env}` first")
+        raise typer.Exit(1)
+    started = time.monotonic()
+    try:
+        with build_progress.reporter() as report:
+            installed = local_install.install(environment, report)
+        console.print(
+            f"the chart is installed ({installed.path}) in {time.monotonic() - started:.0f}s: "
+            f"release {local_install.RELEASE} in namespace {local_install.NAMESPACE}, images in "
+            f"{installed.registry}, hub kubeconfig {installed.hub.kubeconfig}"
+        )
+        for record in installed.processes:
+            console.print(f"  {record.name} (pid {record.pid}, log {record.log})")
+        if cases:
+            _play_cases(environment, installed)
+    except InfraError as exc:
+        _fail(exc, env)
+    console.print(f"remove it with: fleetplane local down --env {env}")
+
+
+def _play_cases(environment: Environment, installed: local_install.Installation) -> None:
+    """The demo's claims and its three cases (docs/demo.md), on the installed platform."""
+    out = _Console()
+    folder = environment.path("demo")
+    repo = gitrepo.demo_apps_repo(folder / "apps")
+    claims = folder / "claims.yaml"
+    claims.write_text(yaml.safe_dump_all(local_components.claims(repo, 2), sort_keys=False))
+
+    def dead() -> list[process.ProcessRecord]:
+        return [r for r in environment.all_processes() if not process.is_alive(r)]
+
+    journey.provision(claims, installed.hub, out, dead)
+    provisioned = environment.child("provisioned")
+    names = [n.removeprefix("cluster/") for n in provisioned.endpoints if n.startswith("cluster/")]
+    workers = [kube.Cluster.from_env(provisioned, n) for n in names]
+    logs = {
+        component: Path(r.log)
+        for r in installed.processes
+        for component in ("controllers", "provisioner")
+        if r.name.endswith(component)
+    }
+    journey.play(journey.Stage(installed.hub, workers, repo, folder, logs, dead), out)
 
 
 @app.command()

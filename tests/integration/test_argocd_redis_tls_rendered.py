@@ -1,7 +1,7 @@
 """Argo CD's Redis over TLS as the worker composition renders it, run for real.
 
 No kubelet runs pods here, so the rendered containers of Argo CD's released manifests run as host
-processes the way a kubelet would run them (``tests.hostpod``): their Secret volumes projected into
+processes the way a kubelet would run them (``localinfra.hostpod``): their Secret volumes projected into
 folders, the mount paths in their args and env replaced by those folders, their env resolved from
 values and Secret keys. The Secrets are issued as the provisioner issues them. What differs from a
 cluster, and only that: each process listens on a free loopback port and the clients reach Redis
@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from localinfra import argocd, build, gitrepo, kube, kubectl, paths, ports, process, redis
+from localinfra import argocd, build, gitrepo, hostpod, kube, kubectl, paths, ports, process, redis
 from localinfra.environment import Environment
 from provisioner import catalog, identity, render
-from tests import argoapps, hostpod
+from tests import argoapps
 from tests.unit.provisioner import builders
 from trust import authority, files
 from trust.identity import Identity

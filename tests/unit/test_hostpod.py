@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests import hostpod
+from localinfra import hostpod
 
 
 def _b64(text: str) -> str:
@@ -116,3 +116,23 @@ def test_optional_secrets_may_be_missing(tmp_path: Path) -> None:
     )
     pod = hostpod.prepare(obj, "c", tmp_path, SECRETS)
     assert pod.env == {} and list((tmp_path / "v").iterdir()) == []
+
+
+def test_config_maps_init_containers_pod_fields_and_paths_inside_values(tmp_path: Path) -> None:
+    """Given the ConfigMaps and the pod's fields, an init container's ConfigMap volume is a folder of
+    its keys, a path inside a DSN names it, and the downward API's pod name is its env."""
+    obj = _workload({"name": "main"}, [{"name": "ca", "configMap": {"name": "pg-ca"}}])
+    obj["spec"]["template"]["spec"]["initContainers"] = [
+        {
+            "name": "migrate",
+            "args": ["--dsn", "postgresql://db/x?sslrootcert=/etc/ca/ca.pem&sslmode=verify-full"],
+            "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "volumeMounts": [{"name": "ca", "mountPath": "/etc/ca"}],
+        }
+    ]
+    pod = hostpod.prepare(
+        obj, "migrate", tmp_path, SECRETS, {"pg-ca": {"ca.pem": "PEM"}}, {"metadata.name": "p-1"}
+    )
+    assert (tmp_path / "ca" / "ca.pem").read_text() == "PEM"
+    assert pod.argv[1] == f"postgresql://db/x?sslrootcert={tmp_path / 'ca'}/ca.pem&sslmode=verify-full"
+    assert pod.env == {"POD": "p-1"}
