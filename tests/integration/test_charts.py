@@ -90,6 +90,7 @@ def test_the_packaged_chart_carries_the_shared_library(
         (HUB_CHART, "--set", "metrics.dashboard.label=two words", "/metrics/dashboard/label"),
         (HUB_CHART, "--set", "metrics.serviceMonitor.interval=30", "/metrics/serviceMonitor/interval"),
         (AGENT_CHART, "--set", "metrics.serviceMonitor.labels.a=1", "/metrics/serviceMonitor/labels/a"),
+        (HUB_CHART, "--set", "server.service.type=External", "/server/service/type"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_path(
@@ -164,14 +165,21 @@ def test_every_rendered_object_passes_a_strict_server_side_dry_run(
 
 
 def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Cluster, tmp_path: Path) -> None:
-    """A token port (and its auth-delegator binding), a PostgreSQL CA, peers in every policy."""
+    """A token port (and its auth-delegator binding), a PostgreSQL CA, peers in every policy, the
+    server's Service a load balancer for agents outside the hub (annotated, its sources ranged)."""
     peers = [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    service = {
+        "type": "LoadBalancer",
+        "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+        "loadBalancerSourceRanges": ["10.40.0.0/16"],
+    }
     values = {
         **HUB_VALUES,
         "server": {
             "tokenPort": 8091,
             "tokenAudiences": ["fleetplane"],
             "database": {"secretName": "db", "caConfigMap": "db-ca"},
+            "service": service,
         },
         "networkPolicy": {"postgres": {"to": peers, "ports": [5432]}, "serverIngressFrom": peers},
         "workerCluster": {"install": False},
@@ -181,6 +189,12 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     assert any(
         d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "system:auth-delegator" for d in docs
     )
+    (server,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-maestro")]
+    assert (
+        server["spec"]["type"] == "LoadBalancer"
+        and server["metadata"]["annotations"] == service["annotations"]
+    )
+    assert server["spec"]["loadBalancerSourceRanges"] == ["10.40.0.0/16"]
     out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
     assert out.count("(server dry run)") == len(docs), out
 
