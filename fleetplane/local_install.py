@@ -12,8 +12,10 @@ environment with its Deployment's command, args and env, its mounted Secrets and
 projected into folders (``localinfra.hostpod``), and its ServiceAccount's token as its
 credentials. What differs from a pod, and only that: the ports (each process gets free loopback
 ports, and the server's Service address names the server's), the kubeconfig the token comes in,
-this virtualenv's ``fleetplane`` for the image's, and ``--local-env`` added to the provisioner so
-that it can also compose local clusters (the chart's serves ``aws``).
+this virtualenv's ``fleetplane`` for the image's, ``--local-env`` added to the provisioner so
+that it can also compose local clusters (the chart's serves ``aws``), and ``FLEETPLANE_CACHE``
+naming this machine's component cache (the pod's ``HOME`` is its ``/tmp`` folder), from which the
+local provider runs its clusters.
 """
 
 from __future__ import annotations
@@ -32,7 +34,22 @@ from typing import Any
 import yaml
 
 from bootstrap import local_components
-from localinfra import fleet, helm, hostpod, image, kube, kubectl, pki, platform, ports, process, registry
+from localinfra import (
+    fleet,
+    helm,
+    hostpod,
+    image,
+    image_rootfs,
+    kube,
+    kubectl,
+    paths,
+    pki,
+    platform,
+    ports,
+    postgres,
+    process,
+    registry,
+)
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 from localinfra.progress import Reporter, stderr_reporter, step
@@ -116,6 +133,7 @@ def install(env: Environment, report: Reporter = stderr_reporter) -> Installatio
 def _push(env: Environment, built: Sequence[image.Image]) -> str:
     """The images copied to a local registry (skopeo, TLS from the environment's CA); its address.
     The registry stops once they are stored (in the environment's folder): no kubelet pulls here."""
+    image_rootfs.ensure_tools(("skopeo",), log=env.path("logs") / "apt.log")
     running = registry.start(env.path("registry"), pki.platform_ca(env))
     try:
         for item in built:
@@ -159,8 +177,8 @@ def _prepare(env: Environment, hub: kube.Cluster, dsn: str) -> None:
     objects.append(_secret("fleetplane-ca", {"ca.crt": ca.cert_pem, "ca.key": ca_key}))
     url, _, query = dsn.partition("?")
     params = dict(p.split("=", 1) for p in query.split("&") if p)
-    passfile = Path(params.pop("passfile"))
-    password = passfile.read_text().strip().rsplit(":", 1)[1]
+    (line,) = Path(params.pop("passfile")).read_text().splitlines()
+    password = postgres.parse_passfile_line(line)[4]
     ca_pem = Path(params.pop("sslrootcert")).read_bytes()
     params["sslrootcert"] = "/etc/fleetplane/postgres-ca/ca.pem"
     chart_dsn = url + "?" + "&".join(f"{k}={v}" for k, v in params.items())
@@ -183,7 +201,12 @@ def _values(env: Environment, registry_address: str, kafka: str) -> Path:
         "metrics": {"enabled": True},
         "server": {"replicas": 1, "database": {"caConfigMap": "postgres-ca"}},
         "controllers": {"replicas": 1},
-        "provisioner": {"replicas": 1, "awsRegion": "eu-west-1"},
+        # the demo's claims write their kubeconfigs in their own namespace
+        "provisioner": {
+            "replicas": 1,
+            "awsRegion": "eu-west-1",
+            "connectionSecretNamespaces": [local_components.CLAIMS_NAMESPACE],
+        },
     }
     for component, role in (("server", "server"), ("controllers", "hub"), ("provisioner", "hub")):
         values[component]["image"] = {"repository": f"{registry_address}/fleetplane/fleetplane-{role}"}
@@ -264,7 +287,8 @@ class Runner:
         if component == "provisioner":
             argv += ["--local-env", str(self.env.root)]
         log = self.env.path("logs") / f"{name}.log"
-        record = self.env.add_process(process.spawn(PREFIX + name, _fleetplane(argv), log, env=prepared.env))
+        env = {**prepared.env, **_host_env()}
+        record = self.env.add_process(process.spawn(PREFIX + name, _fleetplane(argv), log, env=env))
         health = local["--health-port"]
         if component == "maestro":
             tls = platform.identity(self.env, platform.USER_IDENTITY)
@@ -300,6 +324,12 @@ def _service_address(obj: Mapping[str, Any], container: Mapping[str, Any]) -> st
     """The address the operators dial for this server: its Service's name in the namespace."""
     port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
     return f"{obj['metadata']['name']}.{NAMESPACE}.svc:{port}"
+
+
+def _host_env() -> dict[str, str]:
+    """The pod's HOME is its /tmp folder: the local provider's clusters, Argo CD and agents run from
+    this machine's component cache, which that HOME would hide."""
+    return {"FLEETPLANE_CACHE": str(paths.cache_root())}
 
 
 def _leading(health: int) -> Callable[[], bool]:

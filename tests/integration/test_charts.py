@@ -459,6 +459,7 @@ PERMISSIONS: list[tuple[str, list[Access], list[Access]]] = [
             ("patch", "fleetplane.io", "compositeresourcedefinitions/status", ""),
             ("create", "platform.fleetplane.io", "workerclusters", ""),
             ("create", "", "secrets", "argocd"),
+            ("patch", "", "secrets", "team-a"),  # a claim's connection Secret
             ("list", "", "secrets", ""),
             *ELECTS,
         ],
@@ -501,11 +502,19 @@ def release(hub_ready: kube.Cluster) -> Iterator[str]:
 
 
 def test_install_upgrade_and_uninstall_with_helm(
-    hub_ready: kube.Cluster, release: str, hub_values: str, tmp_path: Path
+    hub_ready: kube.Cluster, release: str, tmp_path: Path
 ) -> None:
     namespace = "fleetplane-release"
     make_namespace(hub_ready, namespace, {RESTRICTED: "restricted"})
-    helm_run(hub_ready, "install", release, str(HUB_CHART), "--namespace", namespace, "-f", hub_values)
+    make_namespace(hub_ready, "team-a")
+    claims = values_file(
+        tmp_path,
+        {
+            **HUB_VALUES,
+            "provisioner": {**HUB_VALUES["provisioner"], "connectionSecretNamespaces": ["team-a"]},
+        },
+    )
+    helm_run(hub_ready, "install", release, str(HUB_CHART), "--namespace", namespace, "-f", claims)
     installed = release_objects(hub_ready, release, namespace)
     deployments = {d["metadata"]["name"]: d for d in installed["Deployment"]}
     assert set(deployments) == {
@@ -533,6 +542,7 @@ def test_install_upgrade_and_uninstall_with_helm(
         ("argocd", f"{release}-fleetplane-hub-provisioner"),
         (namespace, f"{release}-fleetplane-hub-controllers-leader-election"),
         (namespace, f"{release}-fleetplane-hub-provisioner-leader-election"),
+        ("team-a", f"{release}-fleetplane-hub-provisioner"),
     ]
     for name in ("controllers", "provisioner"):
         operator = deployments[f"{release}-fleetplane-hub-{name}"]["spec"]
