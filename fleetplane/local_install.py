@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -177,8 +178,9 @@ def _prepare(env: Environment, hub: kube.Cluster, dsn: str) -> None:
     objects.append(_secret("fleetplane-ca", {"ca.crt": ca.cert_pem, "ca.key": ca_key}))
     url, _, query = dsn.partition("?")
     params = dict(p.split("=", 1) for p in query.split("&") if p)
-    (line,) = Path(params.pop("passfile")).read_text().splitlines()
-    password = postgres.parse_passfile_line(line)[4]
+    user = urllib.parse.unquote(urllib.parse.urlsplit(url).username or "")
+    entries = Path(params.pop("passfile")).read_text().splitlines()
+    (password,) = {e[4] for e in map(postgres.parse_passfile_line, entries) if e[3] == user}
     ca_pem = Path(params.pop("sslrootcert")).read_bytes()
     params["sslrootcert"] = "/etc/fleetplane/postgres-ca/ca.pem"
     chart_dsn = url + "?" + "&".join(f"{k}={v}" for k, v in params.items())
