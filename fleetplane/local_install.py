@@ -166,7 +166,8 @@ def _prepare(env: Environment, hub: kube.Cluster, dsn: str) -> None:
     ca = pki.platform_ca(env)
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-        for name in (NAMESPACE, platform.INVENTORY_NAMESPACE)
+        # the claims' namespace too: the chart gives the provisioner a Role there
+        for name in (NAMESPACE, platform.INVENTORY_NAMESPACE, local_components.CLAIMS_NAMESPACE)
     ]
     service = f"{RELEASE}-maestro"
     hosts = (*platform.SERVER_HOSTS, service, f"{service}.{NAMESPACE}", f"{service}.{NAMESPACE}.svc")
