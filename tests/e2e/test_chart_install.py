@@ -33,7 +33,6 @@ INSTALL_TIMEOUT = 1500
 
 def test_the_chart_installed_platform_plays_the_demos_three_cases() -> None:
     name = f"e2e-install-{os.getpid()}"
-    environment = Environment.named(name)
     started = time.monotonic()
     try:
         done = subprocess.run(
@@ -46,7 +45,9 @@ def test_the_chart_installed_platform_plays_the_demos_three_cases() -> None:
         )
         took = time.monotonic() - started
         said = done.stdout + done.stderr
+        print("\n" + "\n".join(line for line in said.splitlines() if re.search(r" in \d+(\.\d)?s", line)))
         assert done.returncode == 0, said[-8000:]
+        environment = Environment.named(name)  # its state as the command left it
         hub = kube.Cluster.from_env(environment, "hub")
         nodes = local_install.ready_nodes(hub)
         path = local_install.KUBELET if nodes else local_install.RUNNER
@@ -69,4 +70,4 @@ def test_the_chart_installed_platform_plays_the_demos_three_cases() -> None:
             [str(CLI), "local", "down", "--env", name], capture_output=True, text=True, check=False
         )
     assert down.returncode == 0, down.stderr
-    assert not environment.root.exists(), f"{environment.root} left behind"
+    assert not Environment.named(name).root.exists(), f"{Environment.named(name).root} left behind"
