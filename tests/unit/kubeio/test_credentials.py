@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from kubeio import credentials, kopf_operator
 from trust.authority import CertificateAuthority, Issued
@@ -74,9 +75,8 @@ def test_inline_certificates_make_a_verifying_context_with_the_client_pair() -> 
 
     assert creds.ssl is not None and creds.ssl.verify_mode == ssl.CERT_REQUIRED
     assert creds.authorization == ""
-    assert [c["serialNumber"] for c in creds.ssl.get_ca_certs()] == [
-        format(x509.load_pem_x509_certificate(ca_pem).serial_number, "X").rjust(2, "0")
-    ]
+    ca_der = x509.load_pem_x509_certificate(ca_pem).public_bytes(serialization.Encoding.DER)
+    assert creds.ssl.get_ca_certs(binary_form=True) == [ca_der]
 
 
 def test_file_paths_are_relative_to_the_kubeconfigs_folder(tmp_path: Path) -> None:
