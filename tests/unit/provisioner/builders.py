@@ -165,3 +165,10 @@ def team_cluster(name: str = "dev", namespace: str = "team-b", **parameters: Any
         "metadata": {"name": name, "namespace": namespace, "generation": 1},
         "spec": {"parameters": params},
     }
+
+
+def defaulted_composite(obj: dict[str, Any]) -> dict[str, Any]:
+    """A namespaced composite as the API server stores it: with its schema's defaults."""
+    crd = xrd.generated_crds(namespaced_definition())[0]
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return {**obj, "spec": schema.apply_defaults(obj["spec"], spec_schema)}
