@@ -181,11 +181,11 @@ async def platform(
         pytest.fail(f"the provisioner exited with {died}:\n{process.log_tail(provisioner.log, 60)}")
 
 
-async def _worker_api(platform: Platform, secret_name: str) -> objects.Objects:
+async def _worker_api(platform: Platform, secret_name: str, namespace: str = TEAM) -> objects.Objects:
     secret = await platform.hub_api.get(
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": TEAM}}
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": namespace}}
     )
-    assert secret is not None, f"connection secret {TEAM}/{secret_name} missing"
+    assert secret is not None, f"connection secret {namespace}/{secret_name} missing"
     kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
     return objects.Objects(KubeRest(await asyncio.to_thread(credentials.from_kubeconfig_dict, kubeconfig)))
 
