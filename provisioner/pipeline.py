@@ -133,44 +133,43 @@ def steps(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
             "input: {template: {path: worker-cluster/template.yaml.j2}}}]",
         )
     out: list[dict[str, Any]] = []
-    seen: set[str] = set()
     for i, step in enumerate(listed):
-        where = f"spec.pipeline[{i}]"
-        if not isinstance(step, Mapping):
+        checked = _step(step, f"spec.pipeline[{i}]")
+        if any(o["step"] == checked["step"] for o in out):
             raise CompositionError(
-                where, f"is a {type(step).__name__}", "write a mapping of step, functionRef, input"
+                f"spec.pipeline[{i}].step",
+                f"{checked['step']!r} is used by an earlier step",
+                "name each step once",
             )
-        unknown = sorted(set(step) - set(STEP_KEYS))
-        if unknown:
-            raise CompositionError(
-                f"{where}.{unknown[0]}", "is not a field of a step", f"a step has only {', '.join(STEP_KEYS)}"
-            )
-        name = step.get("step")
-        if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
-            raise CompositionError(
-                f"{where}.step", f"is {name!r}", "name the step with lower case letters, digits and '-'"
-            )
-        if name in seen:
-            raise CompositionError(
-                f"{where}.step", f"{name!r} is used by an earlier step", "name each step once"
-            )
-        seen.add(name)
-        function = (
-            (step.get("functionRef") or {}).get("name")
-            if isinstance(step.get("functionRef"), Mapping)
-            else None
-        )
-        if not isinstance(function, str) or not function:
-            raise CompositionError(
-                f"{where}.functionRef.name", "is missing", "name a function installed with the platform"
-            )
-        given = step.get("input")
-        if given is not None and not isinstance(given, Mapping):
-            raise CompositionError(f"{where}.input", f"is a {type(given).__name__}", "write a mapping")
-        out.append(
-            {"step": name, "functionRef": {"name": function}, "input": copy.deepcopy(dict(given or {}))}
-        )
+        out.append(checked)
     return out
+
+
+def _step(step: Any, where: str) -> dict[str, Any]:
+    if not isinstance(step, Mapping):
+        raise CompositionError(
+            where, f"is a {type(step).__name__}", "write a mapping of step, functionRef, input"
+        )
+    unknown = sorted(set(step) - set(STEP_KEYS))
+    if unknown:
+        raise CompositionError(
+            f"{where}.{unknown[0]}", "is not a field of a step", f"a step has only {', '.join(STEP_KEYS)}"
+        )
+    name = step.get("step")
+    if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 63:
+        raise CompositionError(
+            f"{where}.step", f"is {name!r}", "name the step with lower case letters, digits and '-'"
+        )
+    ref = step.get("functionRef")
+    function = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(function, str) or not function:
+        raise CompositionError(
+            f"{where}.functionRef.name", "is missing", "name a function installed with the platform"
+        )
+    given = step.get("input")
+    if given is not None and not isinstance(given, Mapping):
+        raise CompositionError(f"{where}.input", f"is a {type(given).__name__}", "write a mapping")
+    return {"step": name, "functionRef": {"name": function}, "input": copy.deepcopy(dict(given or {}))}
 
 
 def check_installed(
