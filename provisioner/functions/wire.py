@@ -12,7 +12,10 @@ Mapping onto composed resources: each desired resource's object carries its ``ta
 again from what the function returns); the observed resources are the composite's
 ``status.resources`` entries. The order of the desired resources is kept, and those a function adds
 follow in the order it lists them. Numbers come back from protobuf's Struct as floats: whole ones
-are made integers again (``nodeCount: 3``, not ``3.0``).
+are made integers again (``nodeCount: 3``, not ``3.0``). An object nested deeper than
+:data:`MAX_DEPTH` levels (Argo CD's CRDs and their schemas) is sent as its outline — apiVersion,
+kind and metadata, annotated ``fleetplane.io/withheld: "true"`` — since protobuf decoders refuse
+messages nested that deep; a function may drop or keep it, and a kept one is applied as it was.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from provisioner.composed import TARGETS, ComposedResource
 METHOD = "/apiextensions.fn.proto.v1.FunctionRunnerService/RunFunction"
 ANNOTATION_TARGET = "fleetplane.io/target"
 ANNOTATION_WAIT_READY = "fleetplane.io/wait-ready"
+ANNOTATION_WITHHELD = "fleetplane.io/withheld"
+#: objects nested deeper than this (Argo CD's CRDs) are sent as their outline: each level of JSON is
+#: three of protobuf's Struct, and decoders stop at 100 (upb's default, the Python SDK's)
+MAX_DEPTH = 24
 _PACKAGE = "fleetplane.provisioner.fn.v1"
 _SEVERITIES = {"SEVERITY_FATAL": "Fatal", "SEVERITY_WARNING": "Warning", "SEVERITY_NORMAL": "Normal"}
 _STATUSES = {"STATUS_CONDITION_TRUE": "True", "STATUS_CONDITION_FALSE": "False"}
@@ -277,23 +284,38 @@ def _composite_ref(composite: Mapping[str, Any]) -> dict[str, Any]:
 
 def _annotated(resource: ComposedResource) -> dict[str, Any]:
     obj = copy.deepcopy(resource.object)
+    deep = _depth(obj) > MAX_DEPTH
+    if deep:
+        obj = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
     meta = obj.setdefault("metadata", {})
     annotations = meta.setdefault("annotations", {})
     annotations[ANNOTATION_TARGET] = resource.target
     if resource.wait_ready:
         annotations[ANNOTATION_WAIT_READY] = "true"
+    if deep:
+        annotations[ANNOTATION_WITHHELD] = "true"
     return obj
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
 def _resources(returned: Mapping[str, Any], before: list[ComposedResource]) -> list[ComposedResource]:
-    order = [r.name for r in before if r.name in returned] + [
-        n for n in returned if n not in {r.name for r in before}
-    ]
+    sent = {r.name: r for r in before}
+    order = [r.name for r in before if r.name in returned] + [n for n in returned if n not in sent]
     out = []
     for name in order:
         obj = _whole_numbers((returned[name] or {}).get("resource") or {})
         meta = obj.get("metadata")
         annotations = dict((meta or {}).get("annotations") or {})
+        if annotations.get(ANNOTATION_WITHHELD) == "true" and name in sent:
+            out.append(sent[name])  # passed on as it was: the function saw its outline only
+            continue
         target = annotations.pop(ANNOTATION_TARGET, None)
         if target not in TARGETS:
             raise functions.FunctionError(

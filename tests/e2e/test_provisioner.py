@@ -117,11 +117,18 @@ def claim(
 
 
 @pytest.fixture(scope="module")
+def provisioner_args() -> list[str]:
+    """More options for ``fleetplane provisioner run``: a module using ``platform`` may override it."""
+    return []
+
+
+@pytest.fixture(scope="module")
 async def platform(
     hub: kube.Cluster,
     infra_env: Environment,
     e2e_maestro: MaestroUnderTest,
     tmp_path_factory: pytest.TempPathFactory,
+    provisioner_args: list[str],
 ) -> AsyncIterator[Platform]:
     folder = tmp_path_factory.mktemp("provisioner")
     repo = await asyncio.to_thread(gitrepo.demo_apps_repo, folder / "apps")
@@ -154,6 +161,7 @@ async def platform(
             "60",
             "--log-level",
             "info",
+            *provisioner_args,
         ],
         folder / "provisioner.log",
     )

@@ -5,18 +5,14 @@ interpreter (the SDK pins gRPC and protobuf versions of its own, so it lives in 
 cached under ``~/.cache/fleetplane``). Cases: ``fleetplane render`` runs a namespaced composite's
 pipeline (the template, then the server) and prints what the server added, its results on stderr;
 a fatal result fails the render naming the step; the pipeline run by the provisioner's code gets
-the server's conditions and context; the same over mutual TLS from the platform CA.
+the server's resources, results and conditions (Argo CD's released manifests among the resources);
+the same over mutual TLS from the platform CA.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,78 +20,28 @@ import yaml
 from typer.testing import CliRunner
 
 from fleetplane.cli import app
-from localinfra import ports
-from provisioner import pipeline, render
+from localinfra import build
+from provisioner import catalog, pipeline, render
 from provisioner.functions import installed, wire
+from tests import function_sdk
 from tests.unit.provisioner import builders
 from trust import authority
 from trust.identity import Identity
 
 pytestmark = pytest.mark.integration
 
-SDK_VERSION = "0.15.1"
-SDK_VENV = pathlib.Path.home() / ".cache" / "fleetplane" / f"function-sdk-{SDK_VERSION}"
-FUNCTION = pathlib.Path(__file__).parent / "functions" / "size_policy.py"
 runner = CliRunner()
-
-
-def _sdk_python() -> pathlib.Path:
-    """The SDK's interpreter: made once (a venv with the SDK from PyPI), then reused."""
-    python = SDK_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import crossplane.function.runtime"]
-    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(SDK_VENV)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"crossplane-function-sdk-python=={SDK_VERSION}"],
-        check=True,
-    )
-    return python
-
-
-def _serve(python: pathlib.Path, log: pathlib.Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = ports.free_port()
-    address = f"127.0.0.1:{port}"
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            [str(python), str(FUNCTION), "--address", address, *extra],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the function server exited with {server.returncode}:\n{log.read_text()}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return server, address
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError(f"the function server did not listen on {address} in 60s:\n{log.read_text()}")
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+# Argo CD's released manifests, as the build caches them: their CRDs are nested deeper than
+# protobuf decoders read, which the wire must handle.
+ARGOCD_INSTALL = build.argocd_manifests_dir() / "install.yaml"
 
 
 @pytest.fixture(scope="module")
-def sdk_python() -> pathlib.Path:
-    return _sdk_python()
-
-
-@pytest.fixture(scope="module")
-def size_policy(sdk_python: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def size_policy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of a plaintext size-policy server on loopback."""
-    server, address = _serve(sdk_python, tmp_path_factory.mktemp("fn") / "size-policy.log")
+    server, address = function_sdk.serve(tmp_path_factory.mktemp("fn") / "size-policy.log")
     yield address
-    _stop(server)
+    function_sdk.stop(server)
 
 
 POLICY_STEP = {"step": "policy", "functionRef": {"name": "size-policy"}, "input": {"maxNodeCount": 3}}
@@ -168,10 +114,11 @@ def test_render_without_the_server_names_the_missing_function(tmp_path: pathlib.
     assert "spec.pipeline[1].functionRef.name: function 'size-policy' is not installed" in result.stderr
 
 
-def _run(server: wire.FunctionServer) -> pipeline.Outcome:
+def _run(server: wire.FunctionServer, install: pathlib.Path = builders.ARGOCD_INSTALL) -> pipeline.Outcome:
     composite = builders.defaulted_composite(builders.team_cluster(nodeCount=2))
     defaults = builders.composition()["spec"]["defaults"]
-    values = render.composite_values(composite, None, defaults, builders.platform())
+    platform = builders.platform(catalog.load_documents(install))
+    values = render.composite_values(composite, None, defaults, platform)
     spec = pipeline.freeze(builders.pipeline_composition(POLICY_STEP), builders.WORKER.parent)
     assert spec is not None
 
@@ -191,7 +138,8 @@ def _run(server: wire.FunctionServer) -> pipeline.Outcome:
 
 
 def test_the_pipeline_gets_the_servers_results_and_conditions(size_policy: str) -> None:
-    outcome = _run(wire.FunctionServer("size-policy", size_policy))
+    outcome = _run(wire.FunctionServer("size-policy", size_policy), ARGOCD_INSTALL)
+    assert any(r.object["kind"] == "CustomResourceDefinition" for r in outcome.resources)
     assert outcome.resources[-1].name == "policy-report" and outcome.resources[-1].target == "workload"
     assert pipeline.conditions(outcome) == [
         {
@@ -209,7 +157,7 @@ def test_a_server_that_is_not_there_is_named() -> None:
         _run(wire.FunctionServer("size-policy", "127.0.0.1:1", timeout=5))
 
 
-def test_the_server_over_mutual_tls(sdk_python: pathlib.Path, tmp_path: pathlib.Path) -> None:
+def test_the_server_over_mutual_tls(tmp_path: pathlib.Path) -> None:
     ca = authority.CertificateAuthority.create()
     server_dir, client_dir = tmp_path / "server", tmp_path / "client"
     server_dir.mkdir()
@@ -218,7 +166,7 @@ def test_the_server_over_mutual_tls(sdk_python: pathlib.Path, tmp_path: pathlib.
         server_dir, "tls", ca.cert_pem
     )
     ca.issue(Identity.service("fleetplane-provisioner")).write(client_dir, "tls", ca.cert_pem)
-    server, address = _serve(sdk_python, tmp_path / "size-policy.log", "--tls-certs-dir", str(server_dir))
+    server, address = function_sdk.serve(tmp_path / "size-policy.log", "--tls-certs-dir", str(server_dir))
     try:
         outcome = _run(wire.FunctionServer("size-policy", address, tls=wire.Tls(client_dir)))
         assert outcome.results[0].result.message == "nodeCount 2 is within the limit of 3"
@@ -226,4 +174,4 @@ def test_the_server_over_mutual_tls(sdk_python: pathlib.Path, tmp_path: pathlib.
         with pytest.raises(Exception, match="answered UNAVAILABLE"):
             _run(wire.FunctionServer("size-policy", address, timeout=5))
     finally:
-        _stop(server)
+        function_sdk.stop(server)

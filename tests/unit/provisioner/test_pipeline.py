@@ -349,3 +349,30 @@ def test_function_server_options_are_checked() -> None:
     assert list(wire.parse_servers(["size-policy=127.0.0.1:9443"])) == ["size-policy"]
     with pytest.raises(functions.FunctionError, match="is not NAME=HOST:PORT"):
         wire.parse_servers(["size-policy"])
+
+
+def test_an_object_too_deep_for_protobuf_is_sent_as_its_outline_and_kept() -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(40):
+        deep = {"properties": deep}
+    crd = ComposedResource(
+        "crd",
+        "workload",
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "applications.argoproj.io"},
+            "spec": deep,
+        },
+    )
+    request = functions.Request("policy", {}, {"metadata": {"name": "dev"}}, {}, [PROVIDER, crd], {})
+    message = wire.to_message(request)
+    # what a decoder with upb's default depth limit reads back
+    wire.RunFunctionRequest.FromString(message.SerializeToString())
+    outline = message.desired.resources["crd"].resource
+    assert "spec" not in outline
+    assert outline["metadata"]["annotations"][wire.ANNOTATION_WITHHELD] == "true"
+    reply = wire.RunFunctionResponse()
+    reply.desired.CopyFrom(message.desired)
+    back = wire.from_message(reply, request)
+    assert back.desired == [PROVIDER, crd]
