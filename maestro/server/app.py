@@ -29,6 +29,7 @@ from maestro.server.hub_reviews import HubReviews
 from maestro.server.ingest import StatusIngester
 from maestro.server.metrics import ServerMetrics
 from maestro.server.notifier import Notifier
+from maestro.server.quarantine_api import QuarantineService
 from maestro.server.query_api import QueryService
 from maestro.server.readiness import Readiness
 from maestro.server.reaper import DeletionReaper
@@ -197,7 +198,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         stall_after=settings.stall_seconds,
         metadata_refresh=settings.status_topics_refresh,
     )
-    relay = OutboxRelay(st, publisher, notifier, settings.relay_batch)
+    relay = OutboxRelay(st, publisher, notifier, settings.relay_batch, attempts=settings.quarantine_after)
     ingester = StatusIngester(
         st,
         reader,
@@ -206,6 +207,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         settings.ingest_batch,
         settings.topics,
         sequence_ahead=settings.status_sequence_ahead,
+        attempts=settings.quarantine_after,
     )
     reaper = DeletionReaper(st, settings.deletion_grace)
     writer = SpecWriter(st)
@@ -230,6 +232,9 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         st, notifier, topics, settings, guard, revoked, limits, on_consumer_created=ingester.topics_added
     )
     stubs.query_grpc.add_MaestroQueryServicer_to_server(query, server)
+    stubs.quarantine_grpc.add_MaestroQuarantineServicer_to_server(
+        QuarantineService(st, publisher, guard), server
+    )
     # Health and reflection answer without credentials: they tell whether the server serves and
     # the (public) shape of its API, nothing stored.
     health_servicer = health.aio.HealthServicer()
@@ -239,6 +244,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
             stubs.CLOUDEVENT_SERVICE,
             stubs.QUERY_SERVICE,
             stubs.SOURCE_SERVICE,
+            stubs.QUARANTINE_SERVICE,
             reflection.SERVICE_NAME,
             health.SERVICE_NAME,
         ),
