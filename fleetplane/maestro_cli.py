@@ -211,6 +211,11 @@ def agent(
     refresh: float = typer.Option(
         60.0, help="Seconds between full re-reads of applied objects (changes are watched: a safety net)."
     ),
+    placement_check: float = typer.Option(
+        30.0,
+        help="Seconds between asking Maestro whether the cluster's consumer was registered again or "
+        "moved (then the agent follows it; it also asks when Kafka refuses it something).",
+    ),
     topic_prefix: str = PREFIX,
     tls_dir: str | None = TLS_DIR,
     insecure: bool = INSECURE,
@@ -236,6 +241,7 @@ def agent(
         server=server,
         credentials=tls_options.credentials(tls_dir, None, insecure),
         refresh_seconds=refresh,
+        placement_check_seconds=placement_check,
         topics=layout.Layout(topic_prefix),
         health_port=health_port,
         health_host=health_host,
