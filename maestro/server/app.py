@@ -154,8 +154,9 @@ def _listen(server: grpc.aio.Server, settings: ServerSettings) -> tuple[int, int
 
 
 async def _repair_kafka(st: store.Store, topics: Topics) -> None:
-    """Give every registered consumer the topics and ACLs it should have: the broker may have lost
-    them, or the consumer was registered under the single-topic layout of old."""
+    """Give every registered consumer the topics and ACLs it should have (the broker may have lost
+    them, or the consumer was registered under the single-topic layout of old), and delete the
+    topics and ACLs of slots no consumer holds."""
     known: list[consumers.Consumer] = []
     token = ""
     while True:
@@ -171,6 +172,13 @@ async def _repair_kafka(st: store.Store, topics: Topics) -> None:
             made_topics,
             made_acls,
             len(known),
+        )
+    released = await st.sweep(topics.release_orphans)
+    if released:
+        log.warning(
+            "deleted %d topic(s) of no registered consumer (a registration that did not commit): %s",
+            len(released),
+            ", ".join(released[:10]),
         )
 
 

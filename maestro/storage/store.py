@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -28,6 +29,7 @@ IngestResult = status_sql.IngestResult
 ForeignStatus = status_sql.Foreign
 StoredStatus = status_sql.StoredStatus
 # A quarantined status event to send again: (topic, key, headers as JSON, value).
+T = TypeVar("T")
 HeldMessage = tuple[str, bytes | None, bytes, bytes | None]
 
 # Concurrent creates of one id both find no row to lock and race to insert; the loser retries
@@ -114,6 +116,12 @@ class Store:
         consumers.check_lookup_name(name)
         async with self._pool.connection() as conn, conn.transaction():
             await consumer_sql.delete(conn, name, deprovision)
+
+    async def sweep(self, release: Callable[[set[int]], Awaitable[T]]) -> T:
+        """Run ``release`` (which removes what Kafka holds of unregistered slots) with every
+        registered slot, while no consumer is being registered."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return await consumer_sql.sweep(conn, release)
 
     # Resource bundles: spec changes (each with its outbox row, in one transaction).
 
