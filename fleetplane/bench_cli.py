@@ -237,6 +237,21 @@ def provision(
     _output(result.as_dict(), f"fleetplane bench provision --clusters {clusters}", as_json=as_json)
 
 
+@app.command()
+def consumers(
+    count: int = typer.Option(1000, "--count", min=1, help="Consumers registered and deleted again."),
+    concurrency: int = typer.Option(8, min=1, help="Registrations (each followed by its deletion) at once."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Register and delete N consumers (no clusters): what Kafka keeps of them (partitions, topics, ACLs)."""
+    from benchmarks import consumers as consumers_bench
+
+    with progress.for_console(err) as shown:
+        result = asyncio.run(consumers_bench.run(count, concurrency, shown, insecure=insecure))
+    _output(result.as_dict(), f"fleetplane bench consumers --count {count}", as_json=as_json)
+
+
 def _write_report(
     folder: Path, name: str, title: str, figures: dict[str, Any], timelines: Mapping[str, Timeline]
 ) -> None:
