@@ -252,6 +252,28 @@ def consumers(
     _output(result.as_dict(), f"fleetplane bench consumers --count {count}", as_json=as_json)
 
 
+@app.command()
+def fuzz(
+    events: int = typer.Option(10_000, "--events", min=1, help="Malformed CloudEvents to send."),
+    seed: int = typer.Option(27, help="Seed of the random defects (the same seed sends the same events)."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Send N malformed CloudEvents over raw gRPC as an authorized client: every one must be
+    refused, nothing stored may change, and the server must still serve."""
+    from benchmarks import fuzz as fuzz_bench
+
+    with progress.for_console(err) as shown:
+        figures = asyncio.run(fuzz_bench.bench(events, seed, shown, insecure=insecure))
+    _output(figures, f"fleetplane bench fuzz --events {events}", as_json=as_json)
+    if (
+        figures["taken (must be none)"] != "none"
+        or not figures["stored unchanged"]
+        or not figures["serving after"]
+    ):
+        raise typer.Exit(1)
+
+
 def _write_report(
     folder: Path, name: str, title: str, figures: dict[str, Any], timelines: Mapping[str, Timeline]
 ) -> None:
