@@ -71,6 +71,8 @@ def scope(xrd: Mapping[str, Any]) -> str:
 def generated_crds(xrd: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The composite CRD first; under ``LegacyCluster`` the claim CRD (namespaced) after it."""
     spec = xrd.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise DefinitionError("spec", f"is {type(spec).__name__}, not an object", "give the XRD a spec")
     group = _required_str(
         spec, "group", "spec.group", "set the API group of the kinds, e.g. platform.example.org"
     )
@@ -329,7 +331,8 @@ def _versions(spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 def _user_schema(version: Mapping[str, Any], i: int) -> dict[str, Any]:
     path = f"spec.versions[{i}].schema.openAPIV3Schema"
-    user = (version.get("schema") or {}).get("openAPIV3Schema")
+    held = version.get("schema") or {}
+    user = held.get("openAPIV3Schema") if isinstance(held, Mapping) else None
     if user is None:
         raise DefinitionError(
             path, "is missing", "give the version a schema: {type: object, properties: {spec: ...}}"

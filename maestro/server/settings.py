@@ -7,7 +7,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
-from maestro.api import lifecycle, queries, validation
+from maestro.api import lifecycle, quarantine, queries, validation
 from maestro.transport import layout
 from maestro.transport.connection import KafkaSettings
 from trust import files
@@ -29,6 +29,9 @@ class ServerSettings:
     heartbeat_seconds: float = 10.0
     relay_batch: int = 1000
     ingest_batch: int = 2000
+    # An event that fails this many times for its own reasons (Kafka refusing a spec event for
+    # good, a status the database will not take) is quarantined (maestro.api.quarantine).
+    quarantine_after: int = quarantine.DEFAULT_ATTEMPTS
     pool_size: int = 16
     # The status reader restarts its consumer after polling this long with nothing received
     # while the group's committed offsets lag the broker and do not move (`transport.consumer.Reader`).
@@ -76,7 +79,13 @@ class ServerSettings:
     auth_cache_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("max_streams", "max_streams_per_caller", "stream_backlog", "max_page_size"):
+        for name in (
+            "max_streams",
+            "max_streams_per_caller",
+            "stream_backlog",
+            "max_page_size",
+            "quarantine_after",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_page_size > queries.MAX_PAGE_SIZE:
