@@ -187,7 +187,7 @@ def plan_application_set(
     """The desired works of ``appset`` for the generated ``params``.
 
     Raises ``PlanError`` only for problems of the ApplicationSet as a whole (not opted in, no
-    uid, a bad ``applicationsSync``, ``templatePatch``); everything per target is a ``TargetError``.
+    uid, a bad ``applicationsSync``); everything per target is a ``TargetError``.
     """
     metadata = appset.get("metadata") or {}
     namespace, name, uid = metadata.get("namespace"), metadata.get("name"), metadata.get("uid")
@@ -204,10 +204,6 @@ def plan_application_set(
     if policy not in APPLICATION_POLICIES:
         raise PlanError(
             f"spec.syncPolicy.applicationsSync: {policy!r} is not one of {', '.join(APPLICATION_POLICIES)}"
-        )
-    if spec.get("templatePatch"):
-        raise PlanError(
-            "spec.templatePatch is not supported by fleetplane; move the patched fields into spec.template"
         )
     try:
         templating.Mode.from_spec(spec)  # a bad option would otherwise fail every target alike
@@ -250,6 +246,19 @@ def plan_application_set(
             continue
         seen[outcome.application] = outcome
         works.append(outcome)
+    # as in Argo CD, a name rendered twice is deployed for neither target
+    doubled = {e.application for e in errs if e.reason == "DuplicateApplication"}
+    for work in [w for w in works if w.application in doubled]:
+        errs.append(
+            TargetError(
+                "DuplicateApplication",
+                f"Application {work.application!r} for cluster {work.cluster!r} is not deployed: "
+                "a later parameter set renders the same name",
+                cluster=work.cluster,
+                application=work.application,
+            )
+        )
+    works = [w for w in works if w.application not in doubled]
     return Plan(str(namespace), str(name), tuple(works), tuple(errs), policy)
 
 

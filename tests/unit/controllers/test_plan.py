@@ -50,7 +50,6 @@ APPSET_ERRORS = [
         appset(syncPolicy={"applicationsSync": "sometimes"}),
         "applicationsSync: 'sometimes'",
     ),
-    ("templatePatch", appset(templatePatch="spec: {}"), "templatePatch is not supported"),
     ("goTemplate option", appset(go_template=True, goTemplateOptions=["missingkey=zero"]), "missingkey=zero"),
 ]
 
@@ -174,12 +173,11 @@ FINALIZERS = [
     ),
     ("preserve: none added", True, None, None),
     (
-        "preserve removes the finalizer, keeps others",
+        "preserve keeps the template's own finalizers, as Argo CD does",
         True,
         ["resources-finalizer.argocd.argoproj.io", "example.com/keep"],
-        ["example.com/keep"],
+        ["resources-finalizer.argocd.argoproj.io", "example.com/keep"],
     ),
-    ("preserve removes the variants", True, ["resources-finalizer.argocd.argoproj.io/foreground"], None),
 ]
 
 
@@ -328,7 +326,11 @@ def test_ambiguous_server() -> None:
 def test_render_errors_block_deletes() -> None:
     template = copy.deepcopy(GO_TEMPLATE)
     template["spec"]["source"]["path"] = "{{ .missing.deeper }}"
-    p = make(template=template, params=[{"name": "c1", "metadata": {"labels": {}}}], go_template=True)
+    p = make(
+        template=template,
+        params=[{"name": "c1", "metadata": {"labels": {}}, "missing": None}],
+        go_template=True,
+    )
     assert p.works == ()
     (error,) = p.errors
     assert error.reason == "RenderTemplateParamsError" and error.blocks_deletes
@@ -340,10 +342,12 @@ def test_render_errors_block_deletes() -> None:
 def test_duplicate_application_names() -> None:
     template = _patched({"metadata": {"name": "guestbook"}})
     p = make(template=template)
-    assert [w.cluster for w in p.works] == ["c1"]
-    (error,) = p.errors
-    assert error.reason == "DuplicateApplication" and not error.blocks_deletes
-    assert "'guestbook' for cluster 'c2', a name already rendered for cluster 'c1'" in error.message
+    assert p.works == ()  # as in Argo CD: neither target is deployed
+    later, first = p.errors
+    assert {later.reason, first.reason} == {"DuplicateApplication"}
+    assert not later.blocks_deletes and not first.blocks_deletes
+    assert "'guestbook' for cluster 'c2', a name already rendered for cluster 'c1'" in later.message
+    assert (first.cluster, first.application) == ("c1", "guestbook")
 
 
 def test_unmatched_decisions_become_errors() -> None:
