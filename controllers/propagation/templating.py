@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from controllers.propagation import errors, gotemplate
+from controllers.propagation import errors, gotemplate, normalization
 
 TemplateError = errors.TemplateError
 
@@ -103,7 +103,8 @@ def render_application(appset_spec: Mapping[str, Any], params: Mapping[str, Any]
     renders it: the template rendered (left as written when there are no parameters), Argo CD's
     resources finalizer added when the template has none (unless there are no parameters or
     ``syncPolicy.preserveResourcesOnDeletion``), then ``templatePatch`` rendered and applied as a
-    strategic merge patch that cannot change ``spec.project``.
+    strategic merge patch that cannot change ``spec.project``, and the spec normalised as Argo CD
+    stores it (``normalization``).
 
     Raises ``TemplateError`` for any rendering failure.
     """
@@ -124,6 +125,8 @@ def render_application(appset_spec: Mapping[str, Any], params: Mapping[str, Any]
     patch = appset_spec.get("templatePatch")
     if patch:
         app = _patched(app, patch, params, mode)
+    if isinstance(app.get("spec"), Mapping):
+        app["spec"] = normalization.normalize_spec(app["spec"])
     return app
 
 

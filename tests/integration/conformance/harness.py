@@ -60,6 +60,8 @@ class Case:
     expect: str
     spec: dict[str, Any]
     decisions: tuple[dict[str, Any], ...]
+    #: the case makes no Application at all (otherwise an empty result on both sides is a failure)
+    empty: bool = False
 
     @property
     def namespace(self) -> str:
@@ -101,6 +103,7 @@ def load_corpus(repo_urls: Mapping[str, str]) -> list[Case]:
                         doc.get("expect", "equal"),
                         doc["spec"],
                         tuple(doc.get("placementDecisions") or ()),
+                        bool(doc.get("empty")),
                     )
                 )
     names = [c.name for c in cases]

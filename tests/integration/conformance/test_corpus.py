@@ -176,6 +176,8 @@ def test_same_applications_as_argocd(corpus: Corpus, name: str) -> None:
     assert ours.applications == argo.applications, (
         f"{name}: {case.about}\n{diff}\nArgo CD refused: {argo.refused}\nfleetplane refused: {ours.refused}"
     )
+    if case.expect != "refuse":
+        assert bool(argo.applications) != case.empty, f"{name}: Argo CD made {sorted(argo.applications)}"
     if case.expect == "reported":
         assert not argo.refused, f"{name}: Argo CD was expected to skip it silently: {argo.refused}"
         assert ours.refused, f"{name}: fleetplane was expected to report what Argo CD skips silently"

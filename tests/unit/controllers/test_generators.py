@@ -5,8 +5,8 @@ goTemplate), clusters (parameters in both shapes, selectors, templated values, i
 flatList rejected), clusterDecisionResource (OCM PlacementDecision by labelSelector and by name,
 default statusListKey, unmatched decisions reported, ConfigMap problems), matrix (product,
 second child using the first's parameters, conflicts, goTemplate precedence, nesting), merge
-(override by mergeKeys, uniqueness, goTemplate deep merge), post-selectors, unknown/unsupported
-generators and fields, several top-level generators, referenced_config_maps.
+(override by mergeKeys, uniqueness, goTemplate deep merge, top-level keys only), post-selectors,
+unknown/unsupported generators and fields, several top-level generators, referenced_config_maps.
 """
 
 from __future__ import annotations
@@ -482,24 +482,22 @@ def test_merge_overrides_base_by_merge_keys() -> None:
     ]
 
 
-def test_merge_go_template_deep_merges_and_finds_dotted_keys() -> None:
-    params = run(
-        {
-            "merge": {
-                "mergeKeys": ["values.id"],
-                "generators": [
-                    {
-                        "list": {
-                            "elements": [{"values": {"id": "a", "x": "1"}}, {"values": {"id": "b", "x": "1"}}]
-                        }
-                    },
-                    {"list": {"elements": [{"values": {"id": "b", "x": "2", "y": "3"}}]}},
-                ],
-            }
-        },
-        GO,
-    ).params
-    assert params == [{"values": {"id": "a", "x": "1"}}, {"values": {"id": "b", "x": "2", "y": "3"}}]
+def test_merge_go_template_deep_merges_on_top_level_keys() -> None:
+    base = [{"id": "a", "values": {"x": "1"}}, {"id": "b", "values": {"x": "1"}}]
+    override = {"id": "b", "values": {"x": "2", "y": "3"}}
+    merge = {
+        "mergeKeys": ["id"],
+        "generators": [{"list": {"elements": base}}, {"list": {"elements": [override]}}],
+    }
+    params = run({"merge": merge}, GO).params
+    assert params == [{"id": "a", "values": {"x": "1"}}, {"id": "b", "values": {"x": "2", "y": "3"}}]
+
+
+def test_merge_go_template_dotted_key_is_not_looked_up_in_maps() -> None:
+    elements = [{"values": {"id": "a"}}, {"values": {"id": "b"}}]
+    merge = {"mergeKeys": ["values.id"], "generators": [{"list": {"elements": elements}}] * 2}
+    with pytest.raises(errors.GeneratorError, match=r'same mergeKeys values \{"values.id": null\}'):
+        run({"merge": merge}, GO)
 
 
 MERGE_ERRORS = [

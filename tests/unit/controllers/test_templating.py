@@ -176,3 +176,25 @@ def test_render_application(spec: dict[str, Any], params: dict[str, Any], want: 
 def test_render_application_rejects(spec: dict[str, Any], words: str) -> None:
     with pytest.raises(errors.TemplateError, match=words):
         templating.render_application(spec, {"name": "c1"})
+
+
+def test_the_spec_is_normalised_as_argo_cd_stores_it() -> None:
+    spec = {
+        "template": {
+            "metadata": {"name": "{{name}}"},
+            "spec": {
+                "project": "default",
+                "source": {"repoURL": "r", "targetRevision": "", "helm": {"valueFiles": []}, "plugin": {}},
+                "destination": {"name": "{{name}}", "namespace": ""},
+                "syncPolicy": {"automated": {}, "syncOptions": []},
+            },
+        }
+    }
+    assert templating.render_application(spec, {"name": "c1"})["spec"] == {
+        "project": "default",
+        "source": {"repoURL": "r", "plugin": {}},
+        "destination": {"name": "c1"},
+        "syncPolicy": {"automated": {}},
+    }
+    spec["template"]["spec"]["syncPolicy"] = {"syncOptions": []}
+    assert "syncPolicy" not in templating.render_application(spec, {"name": "c1"})["spec"]
