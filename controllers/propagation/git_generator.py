@@ -79,6 +79,9 @@ def git_params(
     url = body.get("repoURL")
     if not isinstance(url, str) or not url:
         raise GeneratorError(f"{path}.repoURL", "required: the Git repository to read")
+    for field, value in (("repoURL", url), ("revision", revision_of(body))):
+        if value.startswith("-"):  # git would read it as an option
+            raise GeneratorError(f"{path}.{field}", f"{value!r} must not start with '-'")
     directories, files = body.get("directories") or [], body.get("files") or []
     if bool(directories) == bool(files):
         raise GeneratorError(path, "set exactly one of directories and files")

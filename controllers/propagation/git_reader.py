@@ -22,8 +22,14 @@ from controllers.propagation.generation import GitTree
 from controllers.propagation.git_generator import GitRequest
 
 DEFAULT_POLL_SECONDS = 180.0
-#: git must never wait for a password or a host key on a terminal it does not have
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+#: git must never wait for a password or a host key on a terminal it does not have, and may use
+#: only the transports a repoURL names in Argo CD (never ``ext::``, which runs a command)
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_ASKPASS": "true",
+    "LC_ALL": "C",
+    "GIT_ALLOW_PROTOCOL": "https:http:ssh:git:file",
+}
 
 
 class GitError(RuntimeError):
@@ -66,6 +72,8 @@ class GitReader:
             return tree
 
     async def _read(self, request: GitRequest) -> GitTree:
+        if request.repo_url.startswith("-") or request.revision.startswith("-"):
+            raise GitError(f"refusing {request.repo_url} at {request.revision}: must not start with '-'")
         clone = self.cache_dir / hashlib.sha256(request.repo_url.encode()).hexdigest()[:16]
         if not (clone / ".git").exists():
             clone.mkdir(parents=True, exist_ok=True)

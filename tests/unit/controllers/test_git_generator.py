@@ -186,3 +186,11 @@ def test_reader_walks_like_go_and_polls(tmp_path: Path) -> None:
     assert "c" in asyncio.run(reader.tree(request)).directories  # type: ignore[union-attr]
     missing = asyncio.run(reader.tree(generators.GitRequest(gitrepo.url(tmp_path / "none"), "HEAD")))
     assert isinstance(missing, str) and "git fetch" in missing
+
+
+def test_options_are_not_taken_for_a_repository_or_revision() -> None:
+    with pytest.raises(errors.GeneratorError, match="must not start with '-'"):
+        run({"revision": "--upload-pack=touch x", "directories": [{"path": "*"}]})
+    reader = git_reader.GitReader(Path("/nonexistent"))
+    refused = asyncio.run(reader.tree(generators.GitRequest("--upload-pack=x", "HEAD")))
+    assert isinstance(refused, str) and "must not start with '-'" in refused
