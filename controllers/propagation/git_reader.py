@@ -92,15 +92,20 @@ class GitReader:
         return GitTree(commit, tuple(directories), files)
 
     async def _git(self, cwd: Path, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            *args,
-            cwd=cwd,
-            env={**os.environ, **_GIT_ENV},
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "git",
+                *args,
+                cwd=cwd,
+                env={**os.environ, **_GIT_ENV},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise GitError(
+                "git is not installed where the controllers run; install it to use git generators"
+            ) from None
         try:
             async with asyncio.timeout(self.timeout):
                 out, err = await proc.communicate()
