@@ -21,10 +21,11 @@ ApplicationSet never touches another's works; its id is upstream Maestro's UUIDv
 
 Deletion: works use ``propagationPolicy: Foreground``, so deleting a work deletes the worker
 Application. ``syncPolicy.preserveResourcesOnDeletion: true`` keeps the *resources*: the worker
-Application is sent without Argo CD's ``resources-finalizer``, so its deletion does not cascade.
-(``Orphan`` would instead leave a live, unowned Application on the cluster that keeps syncing and
-self-healing - not what Argo CD's "preserve" means.) Without it, the finalizer is added when the
-template has none, exactly as Argo CD does.
+Application is sent without Argo CD's ``resources-finalizer`` (unless the template sets it
+itself), so its deletion does not cascade. (``Orphan`` would instead leave a live, unowned
+Application on the cluster that keeps syncing and self-healing - not what Argo CD's "preserve"
+means.) Without it, the finalizer is added when the template has none, exactly as Argo CD does
+(``templating.render_application``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from controllers.propagation.documents import WorkDocuments
 PlanError = errors.PlanError
 
 APPLICATION_POLICIES = ("sync", "create-only", "create-update", "create-delete")
+RENDER_ERROR = "RenderTemplateParamsError"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,6 +261,10 @@ def plan_application_set(
             )
         )
     works = [w for w in works if w.application not in doubled]
+    if any(e.reason == RENDER_ERROR for e in errs):
+        # as in Argo CD, a parameter set that cannot be rendered fails the whole generation:
+        # nothing is created or changed until it is fixed
+        works = []
     return Plan(str(namespace), str(name), tuple(works), tuple(errs), policy)
 
 
@@ -279,7 +285,7 @@ class _Builder:
             app = templating.render_application(spec, params)
         except errors.TemplateError as exc:
             return TargetError(
-                "RenderTemplateParamsError",
+                RENDER_ERROR,
                 f"parameter set {index} ({_describe(params)}): {exc}",
                 blocks_deletes=True,
             )

@@ -1,10 +1,11 @@
 """The plan turns a pull ApplicationSet into per-cluster works and hub mirrors.
 
 Cases: opt-in label; ApplicationSet-level errors (not opted in, no uid, bad applicationsSync,
-templatePatch, bad goTemplateOptions); the worker Application, ManifestBundle and hub mirror in
+bad goTemplateOptions); the worker Application, ManifestBundle and hub mirror in
 full; finalizers with and without preserveResourcesOnDeletion; destination by name and by server,
 unknown/ambiguous/in-cluster destinations as per-target errors that do not stop the others;
-validation and render errors; duplicate names; unmatched decisions; stable work names and
+validation and render errors (one set that cannot render stops every create); duplicate names
+(neither deployed); unmatched decisions; stable work names and
 upstream-compatible ids; properties of names and label values.
 """
 
@@ -418,3 +419,14 @@ def test_the_hub_mirror_as_written_carries_its_hash_and_status_and_leaves_the_pl
     assert mirror["status"] == status and mirror["spec"] == planned["spec"]
     assert "status" not in work.hub_mirror(None)
     assert work.hub_application == planned  # a later pass may write the same plan again
+
+
+def test_one_set_that_cannot_render_stops_every_create() -> None:
+    template = copy.deepcopy(GO_TEMPLATE)
+    template["spec"]["source"]["path"] = "{{ .app.path }}"
+    good = {"name": "c1", "metadata": {"labels": {"env": "prod"}}, "app": {"path": "guestbook"}}
+    bad = {"name": "c2", "metadata": {"labels": {"env": "dev"}}, "app": None}
+    p = make(template=template, params=[good, bad], go_template=True)
+    assert p.works == ()  # as in Argo CD, the whole generation fails
+    (error,) = p.errors
+    assert error.reason == "RenderTemplateParamsError" and error.blocks_deletes
