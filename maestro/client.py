@@ -148,19 +148,12 @@ class MaestroClient:
         *,
         source: str,
         credentials: Credentials,
-        message_limit: int = 2 * 1024 * 1024,
+        message_limit: int = channels.SEND_LIMIT,
         batch_publish: bool = False,
     ) -> None:
         self.source = source
         self.address = address
-        self._channel = channels.aio_channel(
-            address,
-            credentials,
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", message_limit),
-            ],
-        )
+        self._channel = channels.aio_channel(address, credentials, message_limit=message_limit)
         self._events = stubs.cloudevent_grpc.CloudEventServiceStub(self._channel)
         self._query = stubs.query_grpc.MaestroQueryStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
