@@ -17,7 +17,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from maestro.api import bundles, consumers, errors
+from maestro.api import bundles, consumers, errors, search
 
 BASE_PATH = "/api/maestro/v1"
 CONSUMERS_PATH = f"{BASE_PATH}/consumers"
@@ -66,6 +66,8 @@ def error(code: Codes, reason: str, operation_id: str = "") -> JsonObject:
 
 def code_for(exc: errors.MaestroError) -> Codes:
     """The error code a domain error is answered with."""
+    if isinstance(exc, search.InvalidSearch):
+        return Codes.FAILED_TO_PARSE_SEARCH
     if isinstance(exc, errors.NotFound):
         return Codes.NOT_FOUND
     if isinstance(exc, errors.AlreadyExists | errors.Conflict):

@@ -87,7 +87,13 @@ class RestApi:
         app.router.add_get(bundles_path, self.list_bundles)
         app.router.add_get(bundles_path + "/{id}", self.get_bundle)
         app.router.add_delete(bundles_path + "/{id}", self.delete_bundle)
+        app.on_cleanup.append(self._release)
         return app
+
+    async def _release(self, _app: web.Application) -> None:
+        # aiohttp caches built middleware chains process-wide (handler and application), so a
+        # stopped server's handlers stay referenced: they must not keep its pool and Kafka clients.
+        del self._store, self._guard, self._admin
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
