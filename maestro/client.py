@@ -290,16 +290,20 @@ class MaestroClient:
         *,
         with_spec: bool = True,
         with_status: bool = True,
+        page_bytes: int = 0,
     ) -> AsyncIterator[listing.BundlePage]:
         """Every page of bundles matching ``where`` (JSON documents left as bytes until asked for;
         each spec empty unless ``with_spec``, each status unless ``with_status``: its sequence, hash
         and version are always there). The first page carries the watch token taken before it. A
-        reader that handles each page as it comes holds one page at a time."""
+        reader that handles each page as it comes holds one page at a time. Each page holds at most
+        ``page_size`` bundles and ``page_bytes`` bytes of documents (0: the server's budgets), or
+        one bundle larger than that."""
         where = where or queries.ResourceFilter()
         token = ""
         while True:
             request = stubs.query.ListResourceBundlesRequest(
                 page_size=page_size,
+                page_bytes=page_bytes,
                 page_token=token,
                 without_spec=not with_spec,
                 without_status=not with_status,

@@ -55,9 +55,12 @@ def page_size(requested: int, maximum: int = MAX_PAGE_SIZE) -> int:
     return min(requested, cap)
 
 
-def page_bytes(requested: int) -> int:
-    """The byte budget of a page (0 or less means the default)."""
-    return requested if requested > 0 else DEFAULT_PAGE_BYTES
+def page_bytes(requested: int, maximum: int = 0) -> int:
+    """The byte budget of a page: ``requested``, at most ``maximum`` when there is one (above 0);
+    ``requested`` 0 or less means ``maximum``, or ``DEFAULT_PAGE_BYTES`` without one."""
+    if requested <= 0:
+        return maximum if maximum > 0 else DEFAULT_PAGE_BYTES
+    return min(requested, maximum) if maximum > 0 else requested
 
 
 def check_resource_filter(where: ResourceFilter) -> ResourceFilter:

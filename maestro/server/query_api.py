@@ -109,7 +109,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
                 wire.consumer_filter(request),
                 queries.page_size(request.page_size, self._settings.max_page_size),
                 request.page_token,
-                self._settings.max_page_bytes,
+                queries.page_bytes(request.page_bytes, self._settings.max_page_bytes),
             )
             return pb.ListConsumersResponse(
                 items=[wire.consumer_to_pb(c) for c in page.items], next_page_token=page.next_page_token
@@ -160,7 +160,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
                 where,
                 queries.page_size(request.page_size, self._settings.max_page_size),
                 request.page_token,
-                self._settings.max_page_bytes,
+                queries.page_bytes(request.page_bytes, self._settings.max_page_bytes),
                 with_spec=not request.without_spec,
                 with_status=not request.without_status,
             )

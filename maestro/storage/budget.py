@@ -2,8 +2,9 @@
 
 A page query selects its rows in key order, limited to one more than the page size, each with the
 bytes it weighs; a window sums them, and only the rows that start within the budget leave the
-database. The first row always does (a bundle larger than the budget comes alone); a row past the
-size or the budget tells that a next page exists.
+database. The first row always does (a bundle larger than the budget comes alone), and so does the
+second, which tells whether a page of that one bundle is the last; a row past the size or the
+budget tells that a next page exists.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ def bounded(
     weighing ``weight`` (an SQL expression over the row)."""
     return sql.SQL(
         "SELECT {cols}, {upto} FROM ("
-        " SELECT *, sum(_page_bytes) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING) AS {upto} FROM ("
+        " SELECT *, sum(_page_bytes) OVER (ORDER BY {order} ROWS UNBOUNDED PRECEDING) AS {upto},"
+        "  row_number() OVER (ORDER BY {order}) AS _page_row FROM ("
         "  SELECT {table}.*, ({weight})::bigint AS _page_bytes FROM {table} WHERE {where}"
         "  ORDER BY {order} LIMIT %(limit)s) AS limited"
-        ") AS {table} WHERE {upto} - _page_bytes < %(budget)s ORDER BY {order}"
+        ") AS {table} WHERE {upto} - _page_bytes < %(budget)s OR _page_row <= 2 ORDER BY {order}"
     ).format(
         cols=sql.SQL(columns),
         upto=sql.Identifier(UPTO),

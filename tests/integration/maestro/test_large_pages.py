@@ -98,3 +98,13 @@ async def test_every_page_fits_a_client_with_grpcs_default_message_limit(
                 break
     assert set(seen) == ids and len(seen) == len(ids)
     assert pages >= 4, "15 MB of bundles in pages of at most 3 MiB of documents"
+
+
+async def test_a_client_asks_for_smaller_pages_by_bytes(maestro_server: MaestroUnderTest) -> None:
+    async with maestro_server.client(batch_publish=True) as client:
+        ids = await _fleet_of_large_bundles(client)
+        sizes = [len(page.items) async for page in client.pages(page_bytes=500_000)]
+        # ~50 KB and 256 bytes each: 9 fit in 500,000 bytes
+        assert sum(sizes) == len(ids) and max(sizes) == 9
+        one = [len(page.items) async for page in client.pages(page_bytes=1)]
+        assert one == [1] * len(ids), "a page holds one bundle at least"
