@@ -274,6 +274,16 @@ BUNDLE_FIELDS = ("id", "name", "consumer_name", "source")
 CONSUMER_FIELDS = ("id", "name")
 
 
+def required_source(node: Node | None) -> str:
+    """The source a search requires every match to have (``source = 'x'`` alone or and-ed with the
+    rest), else ""."""
+    terms = node.terms if isinstance(node, All) else (node,)
+    for term in terms:
+        if isinstance(term, Compare) and term.field == "source" and term.op is Op.EQ:
+            return term.values[0]
+    return ""
+
+
 def parse(text: str, fields: Sequence[str] = BUNDLE_FIELDS) -> Node | None:
     """The tree of a search (None for an empty one); raises ``InvalidSearch``."""
     if len(text.encode()) > MAX_SEARCH_BYTES:

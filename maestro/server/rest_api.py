@@ -4,8 +4,9 @@ shapes (`maestro.api.rest_models`), for upstream's clients unchanged.
 Authenticated and authorized as the gRPC API is (`auth.Guard`, the same rules): the port serves
 TLS and asks for a client certificate of the platform's CA; a caller without one may bring a hub
 token as ``Authorization: Bearer <token>`` when the server reviews tokens. Consumers are the
-admin's; a caller reads the bundles of the sources it may read (a source certificate its own: a
-search is narrowed to them) and deletes those of the sources it may publish as.
+admin's; a caller lists the bundles of the source its search requires (``source = '...'``) if it
+may read that source, or of every source if it may read them all (a source certificate, its own);
+it gets the bundles of sources it may read and deletes those of sources it may publish as.
 
 A list page of bundles is read from the database a byte budget at a time and written out as it
 comes, so no page is held whole whatever its size and the bundles' sizes.
@@ -155,14 +156,14 @@ class RestApi:
 
     # resource bundles
 
-    async def _readable_source(self, caller: Caller) -> str:
-        """The source a caller's bundle reads are narrowed to ("" for every source)."""
-        if await self._guard.allows(caller, Verb.LIST, ""):
-            return ""
-        if caller.identity is not None and caller.identity.kind is Kind.SOURCE:
+    async def _readable_source(self, caller: Caller, asked: str) -> str:
+        """The source a caller's list is narrowed to ("" for every source), as the query API's: the
+        source its search requires, if the caller may read it; a source certificate's own when the
+        search requires none."""
+        if caller.identity is not None and caller.identity.kind is Kind.SOURCE and not asked:
             return caller.identity.name
-        await self._guard.check(caller, Verb.LIST, "")
-        return ""  # unreachable: check refuses
+        await self._guard.check(caller, Verb.LIST, asked)
+        return asked
 
     async def _bundle(self, request: web.Request, verb: Verb) -> bundles.BundleRecord:
         try:
@@ -174,9 +175,9 @@ class RestApi:
         return record
 
     async def list_bundles(self, request: web.Request) -> web.StreamResponse:
-        source = await self._readable_source(request[_CALLER])
         paging = rest_models.page_request(request.query.get("page"), request.query.get("size"))
         where = search.parse(request.query.get("search", ""))
+        source = await self._readable_source(request[_CALLER], search.required_source(where))
         ids, total = await self._store.search_resource_ids(where, source, paging.offset, paging.size)
         head = rest_models.list_head("ResourceBundleList", paging.page, 0, total)
         del head["size"]  # written last: the bundles written, should one go between the two reads

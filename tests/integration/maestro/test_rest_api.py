@@ -3,17 +3,20 @@ and errors, the same authorization as the gRPC API, and searches that cannot inj
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
+from localinfra import kube, ports
 from maestro.api import bundles
 from maestro.server import app
 from maestro.transport.connection import KafkaSettings
 from tests.integration.maestro.conftest import ADMIN, Identities, MaestroUnderTest, server_settings
 from tests.integration.maestro.rest_client import Rest, rest_client
+from tests.integration.maestro.test_authz import service_account_token
 from trust.identity import Identity
 
 pytestmark = pytest.mark.integration
@@ -158,9 +161,10 @@ async def test_authorization_is_the_grpc_apis(rest_server: MaestroUnderTest, adm
     async with rest_client(port, rest_server.identities.issue(Identity.source("hub"))) as hub:
         mine = await hub.call("GET", BUNDLES)
         assert mine.body["total"] == 2 and {b["name"] for b in mine.body["items"]} == {"hub-0", "hub-1"}
-        # asking for another source's works finds none of them
+        also_mine = await hub.call("GET", BUNDLES, params={"search": "source='hub' and name='hub-1'"})
+        assert [b["name"] for b in also_mine.body["items"]] == ["hub-1"]
         theirs = await hub.call("GET", BUNDLES, params={"search": "source='other'"})
-        assert theirs.body["total"] == 0
+        assert theirs.status == 403 and "source 'other'" in theirs.body["reason"]
         refused = await hub.call("POST", CONSUMERS, json={"name": "c9"})
         assert refused.status == 403 and refused.body["code"] == "maestro-4"
         assert "source/hub" in refused.body["reason"]
@@ -231,3 +235,46 @@ async def test_a_page_of_large_bundles_is_whole(rest_server: MaestroUnderTest, a
     listed = await admin_rest.call("GET", BUNDLES, params={"size": "400"})
     assert (listed.body["size"], listed.body["total"], len(listed.body["items"])) == (20, 20, 20)
     assert all(len(b["manifests"][0]["data"]["blob"]) == 200_000 for b in listed.body["items"])
+
+
+async def test_a_hub_token_is_authorized_by_the_hubs_rbac(
+    pg_dsn: str, kafka_settings: KafkaSettings, identities: Identities, hub: kube.Cluster
+) -> None:
+    settings = server_settings(
+        pg_dsn,
+        kafka_settings,
+        identities,
+        rest_port=0,
+        token_port=ports.free_port(),
+        hub_kubeconfig=hub.kubeconfig,
+        auth_cache_seconds=1.0,
+    )
+    running = await app.start(settings)
+    try:
+        server = MaestroUnderTest(running, settings, identities)
+        async with server.client(source="team-rest") as admin:
+            await admin.create_consumer("c1")
+            await admin.apply("c1", uuid.uuid4(), bundles.ManifestBundle([_configmap("a")]))
+        async with server.client(source="elsewhere") as admin:
+            await admin.apply("c1", uuid.uuid4(), bundles.ManifestBundle([_configmap("b")]))
+        rules = [
+            {
+                "apiGroups": ["maestro.fleetplane.io"],
+                "resources": ["sources"],
+                "resourceNames": ["team-rest"],
+                "verbs": ["list"],
+            }
+        ]
+        token = await asyncio.to_thread(service_account_token, hub, "team-rest", rules)
+        assert running.rest_port is not None
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with rest_client(running.rest_port, identities.issue(ADMIN), with_certificate=False) as rest:
+            mine = await rest.call("GET", BUNDLES, params={"search": "source='team-rest'"}, headers=bearer)
+            assert mine.status == 200 and mine.body["total"] == 1
+            every = await rest.call("GET", BUNDLES, headers=bearer)
+            assert every.status == 403 and every.body["code"] == "maestro-4"
+            assert (await rest.call("GET", CONSUMERS, headers=bearer)).status == 403
+            forged = await rest.call("GET", CONSUMERS, headers={"Authorization": "Bearer not-a-token"})
+            assert forged.status == 401 and forged.body["code"] == "maestro-15"
+    finally:
+        await running.stop()

@@ -82,3 +82,11 @@ def test_consumers_search_names_and_ids_only() -> None:
 def test_an_oversize_search_is_refused() -> None:
     with pytest.raises(search.InvalidSearch, match="longer than"):
         search.parse("name in (" + ",".join(["'x'"] * 10_000) + ")")
+
+
+def test_the_source_a_search_requires() -> None:
+    assert search.required_source(search.parse("source='hub' and consumer_name='c1'")) == "hub"
+    assert search.required_source(search.parse("source = 'hub'")) == "hub"
+    assert search.required_source(search.parse("source='hub' or source='other'")) == ""
+    assert search.required_source(search.parse("source in ('hub')")) == ""
+    assert search.required_source(None) == ""
