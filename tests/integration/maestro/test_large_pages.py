@@ -14,9 +14,11 @@ import orjson
 import pytest
 
 from maestro.api import bundles, queries
+from maestro.api.rest_models import BUNDLES_PATH
 from maestro.client import MaestroClient
 from maestro.wire import stubs
 from tests.integration.maestro.conftest import ADMIN, MaestroUnderTest
+from tests.integration.maestro.rest_client import rest_client
 
 pytestmark = pytest.mark.integration
 BUNDLES = 300
@@ -72,6 +74,22 @@ async def test_the_cli_lists_bundles_whose_count_bounded_page_would_exceed_4_mib
     print(
         f"\nCLI listed {len(listed)} bundles of {BLOB} bytes ({len(out) / 1e6:.1f} MB of JSON) in {took:.2f}s"
     )
+
+
+async def test_the_rest_api_lists_them_in_upstreams_pages(rest_server: MaestroUnderTest) -> None:
+    async with rest_server.client(batch_publish=True) as client:
+        ids = await _fleet_of_large_bundles(client)
+    assert rest_server.running.rest_port is not None
+    started = time.monotonic()
+    listed: list[str] = []
+    async with rest_client(rest_server.running.rest_port, rest_server.identities.issue(ADMIN)) as rest:
+        for page in (1, 2):  # upstream's source client asks for pages of 400
+            answer = await rest.call("GET", BUNDLES_PATH, params={"page": str(page), "size": "200"})
+            assert answer.status == 200 and answer.body["total"] == BUNDLES
+            listed += [b["id"] for b in answer.body["items"]]
+    took = time.monotonic() - started
+    assert set(listed) == ids and len(listed) == BUNDLES
+    print(f"\nREST listed {BUNDLES} bundles of {BLOB} bytes in pages of 200 in {took:.2f}s")
 
 
 async def test_every_page_fits_a_client_with_grpcs_default_message_limit(

@@ -13,17 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from localinfra import kube, upstream_maestro
-from maestro.server import app
-from maestro.transport.connection import KafkaSettings
 from tests.conftest import KafkaAs
-from tests.integration.maestro.conftest import ADMIN, Identities, MaestroUnderTest, server_settings
+from tests.integration.maestro.conftest import ADMIN, MaestroUnderTest
 from tests.integration.maestro.test_pipeline import running_agent
 from trust.identity import Identity
 
@@ -75,20 +72,8 @@ class Driver:
         return await self.answer(await self.start(*args))
 
 
-@pytest.fixture
-async def server(
-    pg_dsn: str, kafka_settings: KafkaSettings, identities: Identities
-) -> AsyncIterator[MaestroUnderTest]:
-    settings = server_settings(pg_dsn, kafka_settings, identities, rest_port=0)
-    running = await app.start(settings)
-    try:
-        yield MaestroUnderTest(running, settings, identities)
-    finally:
-        await running.stop()
-
-
-async def test_upstreams_rest_consumer_calls(server: MaestroUnderTest) -> None:
-    admin = Driver(_driver(), server, ADMIN, "")
+async def test_upstreams_rest_consumer_calls(rest_server: MaestroUnderTest) -> None:
+    admin = Driver(_driver(), rest_server, ADMIN, "")
     made = await admin("consumer-create", "interop-c1", "env=dev")
     assert (made["name"], made["kind"], made["labels"]) == ("interop-c1", "Consumer", {"env": "dev"})
     assert (await admin("consumer-get", made["id"]))["name"] == "interop-c1"
@@ -126,12 +111,12 @@ def _work(name: str, data: dict[str, str]) -> dict[str, Any]:
 
 
 async def test_upstreams_source_work_client_create_update_list_get_watch_delete(
-    server: MaestroUnderTest,
+    rest_server: MaestroUnderTest,
     worker_clusters: list[kube.Cluster],
     kafka_as: KafkaAs,
     tmp_path: Path,
 ) -> None:
-    path = _driver()
+    server, path = rest_server, _driver()
     cluster = worker_clusters[0]
     admin = Driver(path, server, ADMIN, cluster.name)
     await admin("consumer-create", cluster.name)
