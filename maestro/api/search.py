@@ -76,16 +76,16 @@ class LabelCompare:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class All:
+class AllOf:
     terms: tuple[Node, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Any:
+class AnyOf:
     terms: tuple[Node, ...]
 
 
-Node = Compare | LabelsContain | LabelCompare | All | Any
+Node = Compare | LabelsContain | LabelCompare | AllOf | AnyOf
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -168,14 +168,14 @@ class _Parser:
         while self._peek().is_word("or"):
             self._take()
             terms.append(self._and())
-        return terms[0] if len(terms) == 1 else Any(tuple(terms))
+        return terms[0] if len(terms) == 1 else AnyOf(tuple(terms))
 
     def _and(self) -> Node:
         terms = [self._term()]
         while self._peek().is_word("and"):
             self._take()
             terms.append(self._term())
-        return terms[0] if len(terms) == 1 else All(tuple(terms))
+        return terms[0] if len(terms) == 1 else AllOf(tuple(terms))
 
     def _term(self) -> Node:
         token = self._peek()
@@ -277,7 +277,7 @@ CONSUMER_FIELDS = ("id", "name")
 def required_source(node: Node | None) -> str:
     """The source a search requires every match to have (``source = 'x'`` alone or and-ed with the
     rest), else ""."""
-    terms = node.terms if isinstance(node, All) else (node,)
+    terms = node.terms if isinstance(node, AllOf) else (node,)
     for term in terms:
         if isinstance(term, Compare) and term.field == "source" and term.op is Op.EQ:
             return term.values[0]

@@ -120,6 +120,19 @@ class RestApi:
         except orjson.JSONDecodeError as exc:
             raise errors.InvalidArgument("body", f"is not JSON: {exc}", "send a JSON object") from None
 
+    @staticmethod
+    def _list_request(
+        request: web.Request, fields: tuple[str, ...]
+    ) -> tuple[rest_models.PageRequest, search.Node | None]:
+        """A list's page and parsed search; the list parameters not served are refused by name."""
+        for name in ("orderBy", "fields"):
+            if name in request.query:
+                raise errors.InvalidArgument(
+                    name, "is not supported", f"leave {name} out: lists come whole, in the order of their ids"
+                )
+        paging = rest_models.page_request(request.query.get("page"), request.query.get("size"))
+        return paging, search.parse(request.query.get("search", ""), fields)
+
     async def _require_admin(self, request: web.Request, what: str) -> None:
         await self._guard.check(request[_CALLER], Verb.ADMIN, what=what)
 
@@ -127,8 +140,7 @@ class RestApi:
 
     async def list_consumers(self, request: web.Request) -> web.Response:
         await self._require_admin(request, "list consumers")
-        paging = rest_models.page_request(request.query.get("page"), request.query.get("size"))
-        where = search.parse(request.query.get("search", ""), search.CONSUMER_FIELDS)
+        paging, where = self._list_request(request, search.CONSUMER_FIELDS)
         found, total = await self._store.search_consumers(where, paging.offset, paging.size)
         head = rest_models.list_head("ConsumerList", paging.page, len(found), total)
         return _answer(200, {**head, "items": [rest_models.consumer(c) for c in found]})
@@ -175,8 +187,7 @@ class RestApi:
         return record
 
     async def list_bundles(self, request: web.Request) -> web.StreamResponse:
-        paging = rest_models.page_request(request.query.get("page"), request.query.get("size"))
-        where = search.parse(request.query.get("search", ""))
+        paging, where = self._list_request(request, search.BUNDLE_FIELDS)
         source = await self._readable_source(request[_CALLER], search.required_source(where))
         ids, total = await self._store.search_resource_ids(where, source, paging.offset, paging.size)
         head = rest_models.list_head("ResourceBundleList", paging.page, 0, total)

@@ -46,8 +46,8 @@ def _compare(column: sql.Composable, op: search.Op, values: tuple[str, ...], par
 
 
 def _condition(node: search.Node, columns: Mapping[str, sql.Composable], params: _Params) -> sql.Composable:
-    if isinstance(node, search.All | search.Any):
-        joiner = sql.SQL(" AND " if isinstance(node, search.All) else " OR ")
+    if isinstance(node, search.AllOf | search.AnyOf):
+        joiner = sql.SQL(" AND " if isinstance(node, search.AllOf) else " OR ")
         return sql.SQL("({})").format(joiner.join(_condition(term, columns, params) for term in node.terms))
     if isinstance(node, search.Compare):
         if node.field == "id" and columns is _BUNDLE_COLUMNS:

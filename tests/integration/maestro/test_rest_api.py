@@ -89,6 +89,8 @@ async def test_bad_requests_name_the_field(admin_rest: Rest) -> None:
     assert not_json.body["operation_id"] == "op-7"
     bad_page = await admin_rest.call("GET", BUNDLES, params={"page": "0"})
     assert bad_page.status == 400 and "page" in bad_page.body["reason"]
+    ordered = await admin_rest.call("GET", BUNDLES, params={"orderBy": "name asc"})
+    assert ordered.status == 400 and "orderBy" in ordered.body["reason"]
     assert (await admin_rest.call("GET", "/api/maestro/v1/nothing")).status == 404
     put = await admin_rest.call("PUT", CONSUMERS)
     assert put.status == 405 and put.body["code"] == "maestro-10"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from maestro.api import search
-from maestro.api.search import All, Any, Compare, LabelCompare, LabelsContain, Op
+from maestro.api.search import AllOf, AnyOf, Compare, LabelCompare, LabelsContain, Op
 
 
 def test_what_upstreams_source_client_sends_for_a_list_parses() -> None:
@@ -16,7 +16,7 @@ def test_what_upstreams_source_client_sends_for_a_list_parses() -> None:
         " and payload->'metadata'->'labels'->>'tier'<>'db'"
         " and payload->'metadata'->'labels'->>'owner'<>null"
     )
-    assert search.parse(text) == All(
+    assert search.parse(text) == AllOf(
         (
             Compare("source", Op.EQ, ("hub",)),
             Compare("consumer_name", Op.EQ, ("c1",)),
@@ -30,16 +30,16 @@ def test_what_upstreams_source_client_sends_for_a_list_parses() -> None:
 
 def test_a_resync_search_with_or_in_parentheses_parses() -> None:
     node = search.parse("source='hub' and (consumer_name='c1' or consumer_name='c2')")
-    assert node == All(
+    assert node == AllOf(
         (
             Compare("source", Op.EQ, ("hub",)),
-            Any((Compare("consumer_name", Op.EQ, ("c1",)), Compare("consumer_name", Op.EQ, ("c2",)))),
+            AnyOf((Compare("consumer_name", Op.EQ, ("c1",)), Compare("consumer_name", Op.EQ, ("c2",)))),
         )
     )
 
 
 def test_names_lists_quotes_and_case_of_keywords() -> None:
-    assert search.parse("name IN ('a', 'b''s') AND id != 'x'") == All(
+    assert search.parse("name IN ('a', 'b''s') AND id != 'x'") == AllOf(
         (Compare("name", Op.IN, ("a", "b's")), Compare("id", Op.NE, ("x",)))
     )
     assert search.parse("name not in ('a')") == Compare("name", Op.NOT_IN, ("a",))
