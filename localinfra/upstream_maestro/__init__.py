@@ -13,6 +13,7 @@ usual. The git directories of the repositories are given; nothing is cloned here
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping
 from importlib import resources
@@ -109,7 +110,7 @@ def ensure_driver(git_dirs: Mapping[str, Path], report: Reporter = stderr_report
             f"no git directory for {', '.join(missing)}", fix="give --git OWNER/NAME=DIR for each"
         )
     work = paths.build_dir(NAME)
-    subprocess.run(["rm", "-rf", str(work / "src")], check=True)
+    shutil.rmtree(work / "src", ignore_errors=True)
     maestro = git_dirs[MAESTRO_REPO]
     upstream_go_mod = _git(maestro, "show", f"{versions.UPSTREAM_MAESTRO}:go.mod")
     with step(report, "exporting upstream Maestro and the open-cluster-management.io modules", estimate=20):
@@ -138,5 +139,7 @@ def ensure_driver(git_dirs: Mapping[str, Path], report: Reporter = stderr_report
             env=env,
             report=report,
         )
+    # The compiled packages stay in Go's build cache; the exported trees are made again for a rebuild.
+    shutil.rmtree(work / "src", ignore_errors=True)
     build_steps.mark_built(NAME, versions.UPSTREAM_MAESTRO)
     return target
