@@ -237,6 +237,43 @@ def provision(
     _output(result.as_dict(), f"fleetplane bench provision --clusters {clusters}", as_json=as_json)
 
 
+@app.command()
+def consumers(
+    count: int = typer.Option(1000, "--count", min=1, help="Consumers registered and deleted again."),
+    concurrency: int = typer.Option(8, min=1, help="Registrations (each followed by its deletion) at once."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Register and delete N consumers (no clusters): what Kafka keeps of them (partitions, topics, ACLs)."""
+    from benchmarks import consumers as consumers_bench
+
+    with progress.for_console(err) as shown:
+        result = asyncio.run(consumers_bench.run(count, concurrency, shown, insecure=insecure))
+    _output(result.as_dict(), f"fleetplane bench consumers --count {count}", as_json=as_json)
+
+
+@app.command()
+def fuzz(
+    events: int = typer.Option(10_000, "--events", min=1, help="Malformed CloudEvents to send."),
+    seed: int = typer.Option(27, help="Seed of the random defects (the same seed sends the same events)."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Send N malformed CloudEvents over raw gRPC as an authorized client: every one must be
+    refused, nothing stored may change, and the server must still serve."""
+    from benchmarks import fuzz as fuzz_bench
+
+    with progress.for_console(err) as shown:
+        figures = asyncio.run(fuzz_bench.bench(events, seed, shown, insecure=insecure))
+    _output(figures, f"fleetplane bench fuzz --events {events}", as_json=as_json)
+    if (
+        figures["taken (must be none)"] != "none"
+        or not figures["stored unchanged"]
+        or not figures["serving after"]
+    ):
+        raise typer.Exit(1)
+
+
 def _write_report(
     folder: Path, name: str, title: str, figures: dict[str, Any], timelines: Mapping[str, Timeline]
 ) -> None:

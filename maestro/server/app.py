@@ -31,6 +31,7 @@ from maestro.server.hub_reviews import HubReviews
 from maestro.server.ingest import StatusIngester
 from maestro.server.metrics import ServerMetrics
 from maestro.server.notifier import Notifier
+from maestro.server.quarantine_api import QuarantineService
 from maestro.server.query_api import QueryService
 from maestro.server.readiness import Readiness
 from maestro.server.reaper import DeletionReaper
@@ -158,8 +159,9 @@ def _listen(server: grpc.aio.Server, settings: ServerSettings) -> tuple[int, int
 
 
 async def _repair_kafka(st: store.Store, topics: Topics) -> None:
-    """Give every registered consumer the topics and ACLs it should have: the broker may have lost
-    them, or the consumer was registered under the single-topic layout of old."""
+    """Give every registered consumer the topics and ACLs it should have (the broker may have lost
+    them, or the consumer was registered under the single-topic layout of old), and delete the
+    topics and ACLs of slots no consumer holds."""
     known: list[consumers.Consumer] = []
     token = ""
     while True:
@@ -175,6 +177,13 @@ async def _repair_kafka(st: store.Store, topics: Topics) -> None:
             made_topics,
             made_acls,
             len(known),
+        )
+    released = await st.sweep(topics.release_orphans)
+    if released:
+        log.warning(
+            "deleted %d topic(s) of no registered consumer (a registration that did not commit): %s",
+            len(released),
+            ", ".join(released[:10]),
         )
 
 
@@ -202,7 +211,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         stall_after=settings.stall_seconds,
         metadata_refresh=settings.status_topics_refresh,
     )
-    relay = OutboxRelay(st, publisher, notifier, settings.relay_batch)
+    relay = OutboxRelay(st, publisher, notifier, settings.relay_batch, attempts=settings.quarantine_after)
     ingester = StatusIngester(
         st,
         reader,
@@ -211,6 +220,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         settings.ingest_batch,
         settings.topics,
         sequence_ahead=settings.status_sequence_ahead,
+        attempts=settings.quarantine_after,
     )
     reaper = DeletionReaper(st, settings.deletion_grace)
     writer = SpecWriter(st)
@@ -234,6 +244,9 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
     admin = ConsumerAdmin(st, topics, ingester.topics_added)
     query = QueryService(st, notifier, settings, guard, admin, revoked, limits)
     stubs.query_grpc.add_MaestroQueryServicer_to_server(query, server)
+    stubs.quarantine_grpc.add_MaestroQuarantineServicer_to_server(
+        QuarantineService(st, publisher, guard), server
+    )
     # Health and reflection answer without credentials: they tell whether the server serves and
     # the (public) shape of its API, nothing stored.
     health_servicer = health.aio.HealthServicer()
@@ -243,6 +256,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
             stubs.CLOUDEVENT_SERVICE,
             stubs.QUERY_SERVICE,
             stubs.SOURCE_SERVICE,
+            stubs.QUARANTINE_SERVICE,
             reflection.SERVICE_NAME,
             health.SERVICE_NAME,
         ),

@@ -7,7 +7,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
-from maestro.api import lifecycle, queries, validation
+from maestro.api import lifecycle, quarantine, queries, validation
 from maestro.transport import layout
 from maestro.transport.connection import KafkaSettings
 from trust import files
@@ -29,6 +29,9 @@ class ServerSettings:
     heartbeat_seconds: float = 10.0
     relay_batch: int = 1000
     ingest_batch: int = 2000
+    # An event that fails this many times for its own reasons (Kafka refusing a spec event for
+    # good, a status the database will not take) is quarantined (maestro.api.quarantine).
+    quarantine_after: int = quarantine.DEFAULT_ATTEMPTS
     pool_size: int = 16
     # The status reader restarts its consumer after polling this long with nothing received
     # while the group's committed offsets lag the broker and do not move (`transport.consumer.Reader`).
@@ -88,6 +91,7 @@ class ServerSettings:
             "stream_backlog",
             "max_page_size",
             "max_page_bytes",
+            "quarantine_after",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -15,6 +16,11 @@ from maestro.storage import paging, rows
 # What a consumer needs outside the database (its Kafka topics and ACLs), made or removed inside
 # the transaction that creates or deletes it.
 Provision = Callable[[consumers.Consumer], Awaitable[None]]
+T = TypeVar("T")
+
+# Registrations hold it shared until they commit; a sweep of what registrations left in Kafka
+# holds it alone, so that it never takes a registration under way for a leftover.
+REGISTRATION_LOCK = 0x6D61_6573_7472_6F02  # "maestro" + 2
 
 
 async def create(
@@ -25,6 +31,7 @@ async def create(
 ) -> consumers.Consumer:
     """Insert the consumer with a new slot; ``provision`` (its topics and ACLs) runs before the
     transaction commits, so a consumer exists only once what it needs in Kafka does."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (REGISTRATION_LOCK,))
     cur = await conn.execute(
         f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE name = %s", (consumer.name,)
     )
@@ -140,3 +147,10 @@ async def delete(conn: psycopg.AsyncConnection, name: str, deprovision: Provisio
     await conn.execute("DELETE FROM consumers WHERE name = %s", (name,))
     if deprovision is not None:
         await deprovision(rows.consumer(row))
+
+
+async def sweep(conn: psycopg.AsyncConnection, release: Callable[[set[int]], Awaitable[T]]) -> T:
+    """Run ``release`` with every registered slot while no registration is under way."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTRATION_LOCK,))
+    cur = await conn.execute("SELECT placement_slot FROM consumers")
+    return await release({int(row[0]) for row in await cur.fetchall()})

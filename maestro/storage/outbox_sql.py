@@ -32,7 +32,7 @@ WITH pending AS (
     FROM ready WHERE c.name = ready.name
     RETURNING c.name, c.spec_topic, c.spec_partition
 )
-SELECT id, resource_id, consumer, event_type, payload, created_at, spec_topic, spec_partition
+SELECT id, resource_id, consumer, event_type, payload, created_at, spec_topic, spec_partition, attempts
 FROM (
     SELECT o.*, l.spec_topic, l.spec_partition,
            row_number() OVER (PARTITION BY o.consumer ORDER BY o.id) AS nth
@@ -61,6 +61,8 @@ class OutboxEntry:
     created_at: datetime
     topic: str
     partition: int
+    #: times Kafka refused it for good so far
+    attempts: int = 0
 
     def event(self) -> events.CloudEvent:
         return events.from_json(self.payload)
@@ -78,6 +80,7 @@ async def claim(conn: psycopg.AsyncConnection, limit: int, owner: str, lease: ti
             created_at=row[5],
             topic=row[6],
             partition=row[7],
+            attempts=row[8],
         )
         for row in await cur.fetchall()
     ]

@@ -10,14 +10,23 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from maestro.api import bundles, consumers, errors, lifecycle, queries, revocations, search
-from maestro.storage import consumer_sql, outbox_sql, resource_sql, revocation_sql, search_sql, status_sql
+from maestro.api import bundles, consumers, errors, lifecycle, quarantine, queries, revocations, search
+from maestro.storage import (
+    consumer_sql,
+    outbox_sql,
+    quarantine_sql,
+    resource_sql,
+    revocation_sql,
+    search_sql,
+    status_sql,
+)
 
 STATUS_CHANNEL = status_sql.STATUS_CHANNEL
 OUTBOX_CHANNEL = resource_sql.OUTBOX_CHANNEL
@@ -27,6 +36,9 @@ OutboxEntry = outbox_sql.OutboxEntry
 IngestResult = status_sql.IngestResult
 ForeignStatus = status_sql.Foreign
 StoredStatus = status_sql.StoredStatus
+# A quarantined status event to send again: (topic, key, headers as JSON, value).
+T = TypeVar("T")
+HeldMessage = tuple[str, bytes | None, bytes, bytes | None]
 
 # Concurrent creates of one id both find no row to lock and race to insert; the loser retries
 # and then sees the winner's row.
@@ -117,6 +129,12 @@ class Store:
         consumers.check_lookup_name(name)
         async with self._pool.connection() as conn, conn.transaction():
             await consumer_sql.delete(conn, name, deprovision)
+
+    async def sweep(self, release: Callable[[set[int]], Awaitable[T]]) -> T:
+        """Run ``release`` (which removes what Kafka holds of unregistered slots) with every
+        registered slot, while no consumer is being registered."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return await consumer_sql.sweep(conn, release)
 
     # Resource bundles: spec changes (each with its outbox row, in one transaction).
 
@@ -393,3 +411,60 @@ class Store:
         """Events waiting to be relayed, and the oldest one's age in seconds."""
         async with self._pool.connection() as conn:
             return await outbox_sql.backlog(conn)
+
+    async def reachable(self) -> bool:
+        """Whether the database answers now: a failure while it does is the item's own."""
+        try:
+            async with self._pool.connection(timeout=5) as conn:
+                await conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    # Quarantined events.
+
+    async def settle_outbox(
+        self,
+        acked: Sequence[int],
+        refused: Sequence[tuple[int, str]] = (),
+        attempts: int = quarantine.DEFAULT_ATTEMPTS,
+    ) -> int:
+        """Drop the events Kafka acknowledged, count a refusal against each refused one (moving
+        those refused ``attempts`` times to the quarantine) and give back this store's leases;
+        returns how many were quarantined."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return await quarantine_sql.settle_outbox(conn, acked, refused, self.owner, attempts)
+
+    async def quarantine_statuses(self, held: Sequence[quarantine.StatusMessage]) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            await quarantine_sql.add_status(conn, held)
+
+    async def quarantined(
+        self, consumer: str = "", after: int = 0, limit: int = 500
+    ) -> list[quarantine.Quarantined]:
+        """Quarantined events after id ``after`` (of one consumer, or all), oldest first."""
+        async with self._pool.connection() as conn:
+            return await quarantine_sql.list_page(conn, consumer, after, limit)
+
+    async def quarantine_counts(self) -> dict[quarantine.Kind, int]:
+        async with self._pool.connection() as conn:
+            return await quarantine_sql.counts(conn)
+
+    async def retry_quarantined(
+        self,
+        selection: quarantine.Selection,
+        send: Callable[[list[HeldMessage]], Awaitable[None]],
+    ) -> quarantine.Retried:
+        """Spec events back to the outbox; status events handed to ``send`` (which publishes them
+        to their topics again) and deleted once it returns, in one transaction with it: a send that
+        fails leaves them quarantined."""
+        async with self._pool.connection() as conn, conn.transaction():
+            spec, left = await quarantine_sql.retry_spec(conn, selection)
+            held = await quarantine_sql.take_status(conn, selection)
+            if held:
+                await send(held)
+        return quarantine.Retried(spec=spec, status=len(held), left=left)
+
+    async def drop_quarantined(self, selection: quarantine.Selection) -> int:
+        async with self._pool.connection() as conn, conn.transaction():
+            return await quarantine_sql.drop(conn, selection)

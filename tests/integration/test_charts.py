@@ -191,6 +191,41 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     assert out.count("(server dry run)") == len(docs), out
 
 
+def test_function_servers_are_named_to_the_provisioner_over_mutual_tls_and_reachable(
+    hub_ready: kube.Cluster, tmp_path: Path
+) -> None:
+    values = {
+        **HUB_VALUES,
+        "provisioner": {
+            **HUB_VALUES["provisioner"],
+            "functions": [{"name": "size-policy", "address": "size-policy.functions:9443"}],
+            "functionTlsSecret": "provisioner-functions-tls",
+        },
+    }
+    docs = render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, values))
+    (deployment,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-provisioner")
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--function") + 1] == "size-policy=size-policy.functions:9443"
+    tls_dir = args[args.index("--function-tls-dir") + 1]
+    assert {"name": "functions-tls", "mountPath": tls_dir, "readOnly": True} in pod["containers"][0][
+        "volumeMounts"
+    ]
+    assert any(v.get("secret", {}).get("secretName") == "provisioner-functions-tls" for v in pod["volumes"])
+    (policy,) = [
+        d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-provisioner")
+    ]
+    assert {"ports": [{"protocol": "TCP", "port": 9443}]} in policy["spec"]["egress"]
+    with pytest.raises(InfraError, match=r"/provisioner/functions/0/address"):
+        bad = {
+            **values,
+            "provisioner": {**values["provisioner"], "functions": [{"name": "x", "address": "x"}]},
+        }
+        render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, bad))
+
+
 def test_the_server_admits_only_the_components_that_call_it(hub_ready: kube.Cluster, tmp_path: Path) -> None:
     """Its policy names the controllers and the provisioner; with neither (and no extra peers) it
     admits nobody, never everyone, as an ingress rule without peers would."""
