@@ -106,6 +106,17 @@ def server(
     max_page_size: int = typer.Option(
         queries.MAX_PAGE_SIZE, help=f"Most bundles in one list page (at most {queries.MAX_PAGE_SIZE})."
     ),
+    max_page_bytes: int = typer.Option(
+        queries.DEFAULT_PAGE_BYTES,
+        help="Most bytes of documents in one list page, whatever the count (a larger bundle comes alone).",
+    ),
+    rest_port: int = typer.Option(
+        None,
+        "--rest-port",
+        help="Also serve upstream Maestro's REST API (/api/maestro/v1: consumers, resource-bundles) "
+        "here, over TLS, authenticated and authorized as the gRPC API (client certificate, or a hub "
+        "token with --token-port's hub).",
+    ),
     status_sequence_ahead: float = typer.Option(
         lifecycle.DEFAULT_SEQUENCE_AHEAD.total_seconds(),
         help="Seconds a status sequence id (an agent's clock) may be ahead of this server's clock.",
@@ -180,6 +191,8 @@ def server(
             max_streams_per_caller=max_streams_per_caller,
             stream_backlog=stream_backlog,
             max_page_size=max_page_size,
+            max_page_bytes=max_page_bytes,
+            rest_port=rest_port,
             status_sequence_ahead=timedelta(seconds=status_sequence_ahead),
             quarantine_after=quarantine_after,
             tls=tls,

@@ -149,19 +149,12 @@ class MaestroClient:
         *,
         source: str,
         credentials: Credentials,
-        message_limit: int = 2 * 1024 * 1024,
+        message_limit: int = channels.SEND_LIMIT,
         batch_publish: bool = False,
     ) -> None:
         self.source = source
         self.address = address
-        self._channel = channels.aio_channel(
-            address,
-            credentials,
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", message_limit),
-            ],
-        )
+        self._channel = channels.aio_channel(address, credentials, message_limit=message_limit)
         self._events = stubs.cloudevent_grpc.CloudEventServiceStub(self._channel)
         self._query = stubs.query_grpc.MaestroQueryStub(self._channel)
         self._quarantine = stubs.quarantine_grpc.MaestroQuarantineStub(self._channel)
@@ -324,16 +317,20 @@ class MaestroClient:
         *,
         with_spec: bool = True,
         with_status: bool = True,
+        page_bytes: int = 0,
     ) -> AsyncIterator[listing.BundlePage]:
         """Every page of bundles matching ``where`` (JSON documents left as bytes until asked for;
         each spec empty unless ``with_spec``, each status unless ``with_status``: its sequence, hash
         and version are always there). The first page carries the watch token taken before it. A
-        reader that handles each page as it comes holds one page at a time."""
+        reader that handles each page as it comes holds one page at a time. Each page holds at most
+        ``page_size`` bundles and ``page_bytes`` bytes of documents (0: the server's budgets), or
+        one bundle larger than that."""
         where = where or queries.ResourceFilter()
         token = ""
         while True:
             request = stubs.query.ListResourceBundlesRequest(
                 page_size=page_size,
+                page_bytes=page_bytes,
                 page_token=token,
                 without_spec=not with_spec,
                 without_status=not with_status,

@@ -23,8 +23,10 @@ from grpc_reflection.v1alpha import reflection
 from kubeio import credentials, probes
 from kubeio.rest import KubeRest, RetrySettings
 from maestro.api import consumers
+from maestro.server import rest_api
 from maestro.server.auth import Guard
 from maestro.server.client_certificates import RevocationList
+from maestro.server.consumer_admin import ConsumerAdmin
 from maestro.server.hub_reviews import HubReviews
 from maestro.server.ingest import StatusIngester
 from maestro.server.metrics import ServerMetrics
@@ -34,6 +36,7 @@ from maestro.server.query_api import QueryService
 from maestro.server.readiness import Readiness
 from maestro.server.reaper import DeletionReaper
 from maestro.server.relay import OutboxRelay
+from maestro.server.rest_api import RestApi
 from maestro.server.settings import ServerSettings
 from maestro.server.source_api import BatchSourceService, SourceService
 from maestro.server.spec_writer import SpecWriter
@@ -65,6 +68,8 @@ class Running:
     # where /healthz and /readyz answer, and /metrics; None where they do not
     health_port: int | None
     metrics_port: int | None
+    # where upstream Maestro's REST API answers; None where it does not
+    rest_port: int | None = None
 
     async def stop(self) -> None:
         self.readiness.stopping()
@@ -236,9 +241,8 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
     source = SourceService(st, notifier, settings, writer, guard, limits)
     stubs.cloudevent_grpc.add_CloudEventServiceServicer_to_server(source, server)
     stubs.source_grpc.add_MaestroSourceServicer_to_server(BatchSourceService(source), server)
-    query = QueryService(
-        st, notifier, topics, settings, guard, revoked, limits, on_consumer_created=ingester.topics_added
-    )
+    admin = ConsumerAdmin(st, topics, ingester.topics_added)
+    query = QueryService(st, notifier, settings, guard, admin, revoked, limits)
     stubs.query_grpc.add_MaestroQueryServicer_to_server(query, server)
     stubs.quarantine_grpc.add_MaestroQuarantineServicer_to_server(
         QuarantineService(st, publisher, guard), server
@@ -289,6 +293,11 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
             probes.health_routes(readiness), settings.health_host, settings.health_port
         )
         http_runners.append(runner)
+    rest_port = None
+    if settings.rest_port is not None:
+        rest = RestApi(st, guard, admin, page_bytes=settings.max_page_bytes)
+        runner, rest_port = await rest_api.serve(rest, settings.host, settings.rest_port, settings.tls)
+        http_runners.append(runner)
     if metrics is not None and settings.metrics_port is not None:
         runner, metrics_port = await probes.serve(
             metrics.routes(), settings.metrics_host, settings.metrics_port
@@ -329,6 +338,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         readiness,
         health_port,
         metrics_port,
+        rest_port,
     )
 
 

@@ -52,6 +52,9 @@ class ServerSettings:
     stream_backlog: int = 10_000
     # Bundles in one page of a list call, whatever the client asks (at most queries.MAX_PAGE_SIZE).
     max_page_size: int = queries.MAX_PAGE_SIZE
+    # What one page's documents weigh at most, whatever the count (a single larger bundle comes
+    # alone): pages fit clients' message limits whatever the bundle sizes.
+    max_page_bytes: int = queries.DEFAULT_PAGE_BYTES
     # How far past this server's clock a status report's sequence id may be (they are the agents'
     # clocks in nanoseconds): beyond it the report is refused; see lifecycle.check_sequence.
     status_sequence_ahead: timedelta = lifecycle.DEFAULT_SEQUENCE_AHEAD
@@ -75,6 +78,9 @@ class ServerSettings:
     # counted.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Where upstream Maestro's REST API answers (maestro.server.rest_api), on ``host``; None:
+    # nowhere, 0: a free port.
+    rest_port: int | None = None
     # How long a token review or a permission answer is reused.
     auth_cache_seconds: float = 10.0
 
@@ -84,6 +90,7 @@ class ServerSettings:
             "max_streams_per_caller",
             "stream_backlog",
             "max_page_size",
+            "max_page_bytes",
             "quarantine_after",
         ):
             if getattr(self, name) < 1:

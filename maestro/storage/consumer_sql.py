@@ -10,6 +10,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from maestro.api import consumers, errors, queries
+from maestro.storage import budget as budget_mod
 from maestro.storage import paging, rows
 
 # What a consumer needs outside the database (its Kafka topics and ACLs), made or removed inside
@@ -87,25 +88,27 @@ async def by_slots(conn: psycopg.AsyncConnection, slots: Sequence[int]) -> dict[
 
 
 async def list_page(
-    conn: psycopg.AsyncConnection, where: queries.ConsumerFilter, size: int, token: str
+    conn: psycopg.AsyncConnection,
+    where: queries.ConsumerFilter,
+    size: int,
+    token: str,
+    budget: int = queries.DEFAULT_PAGE_BYTES,
 ) -> queries.Page[consumers.Consumer]:
     after = paging.parse_name_token(token)
-    conditions = [sql.SQL("TRUE")]
-    params: dict[str, object] = {"limit": size + 1}
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: dict[str, object] = {"limit": size + 1, "budget": budget}
     if after is not None:
         conditions.append(sql.SQL("name > %(after)s"))
         params["after"] = after
     if where.labels:
         conditions.append(sql.SQL("labels @> %(labels)s"))
         params["labels"] = Jsonb(dict(where.labels))
-    query = sql.SQL("SELECT {cols} FROM consumers WHERE {where} ORDER BY name LIMIT %(limit)s").format(
-        cols=sql.SQL(rows.CONSUMER_COLUMNS), where=sql.SQL(" AND ").join(conditions)
-    )
+    weight = f"octet_length(labels::text) + octet_length(name) + {queries.ROW_OVERHEAD_BYTES}"
+    query = budget_mod.bounded("consumers", rows.CONSUMER_COLUMNS, conditions, "name", weight)
     cur = await conn.execute(query, params)
-    found = [rows.consumer(r) for r in await cur.fetchall()]
-    if len(found) > size:
-        return queries.Page(found[:size], paging.name_token(found[size - 1].name))
-    return queries.Page(found)
+    page, more = budget_mod.cut(await cur.fetchall(), size, budget)
+    found = [rows.consumer(r) for r in page]
+    return queries.Page(found, paging.name_token(found[-1].name) if more else "")
 
 
 async def update_labels(

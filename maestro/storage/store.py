@@ -10,15 +10,23 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from maestro.api import bundles, consumers, errors, lifecycle, quarantine, queries, revocations
-from maestro.storage import consumer_sql, outbox_sql, quarantine_sql, resource_sql, revocation_sql, status_sql
+from maestro.api import bundles, consumers, errors, lifecycle, quarantine, queries, revocations, search
+from maestro.storage import (
+    consumer_sql,
+    outbox_sql,
+    quarantine_sql,
+    resource_sql,
+    revocation_sql,
+    search_sql,
+    status_sql,
+)
 
 STATUS_CHANNEL = status_sql.STATUS_CHANNEL
 OUTBOX_CHANNEL = resource_sql.OUTBOX_CHANNEL
@@ -99,10 +107,15 @@ class Store:
         where: queries.ConsumerFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        page_bytes: int = queries.DEFAULT_PAGE_BYTES,
     ) -> queries.Page[consumers.Consumer]:
         async with self._pool.connection() as conn:
             return await consumer_sql.list_page(
-                conn, where or queries.ConsumerFilter(), queries.page_size(page_size), page_token
+                conn,
+                where or queries.ConsumerFilter(),
+                queries.page_size(page_size),
+                page_token,
+                queries.page_bytes(page_bytes),
             )
 
     async def update_consumer_labels(self, name: str, labels: Mapping[str, str]) -> consumers.Consumer:
@@ -194,10 +207,15 @@ class Store:
         where: queries.ResourceFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        page_bytes: int = queries.DEFAULT_PAGE_BYTES,
     ) -> queries.Page[bundles.BundleRecord]:
         async with self._pool.connection() as conn:
             return await resource_sql.list_page(
-                conn, where or queries.ResourceFilter(), queries.page_size(page_size), page_token
+                conn,
+                where or queries.ResourceFilter(),
+                queries.page_size(page_size),
+                page_token,
+                queries.page_bytes(page_bytes),
             )
 
     async def count_resources(self, where: queries.ResourceFilter | None = None) -> int:
@@ -209,6 +227,7 @@ class Store:
         where: queries.ResourceFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        page_bytes: int = queries.DEFAULT_PAGE_BYTES,
         *,
         with_spec: bool = True,
         with_status: bool = True,
@@ -219,9 +238,39 @@ class Store:
                 where or queries.ResourceFilter(),
                 queries.page_size(page_size),
                 page_token,
+                queries.page_bytes(page_bytes),
                 with_spec=with_spec,
                 with_status=with_status,
             )
+
+    async def search_resource_ids(
+        self, node: search.Node | None, source: str, offset: int, size: int
+    ) -> tuple[list[uuid.UUID], int]:
+        """One offset page of the ids of the bundles a search matches (of ``source`` alone unless
+        it is empty), and how many it matches in all."""
+        async with self._pool.connection() as conn:
+            return await search_sql.bundle_ids(conn, node, source, offset, size)
+
+    async def resources_by_ids(
+        self, ids: Sequence[uuid.UUID], page_bytes: int = queries.DEFAULT_PAGE_BYTES
+    ) -> AsyncIterator[list[bundles.BundleRecord]]:
+        """The bundles of ``ids`` in id order, a chunk of at most ``page_bytes`` (or one bundle) at
+        a time: a reader that sends each chunk on holds one at a time."""
+        after: uuid.UUID | None = None
+        while ids:
+            async with self._pool.connection() as conn:
+                chunk, more = await search_sql.bundles_by_ids(conn, ids, after, page_bytes)
+            if chunk:
+                yield chunk
+            if not more or not chunk:
+                return
+            after = chunk[-1].bundle.id
+
+    async def search_consumers(
+        self, node: search.Node | None, offset: int, size: int
+    ) -> tuple[list[consumers.Consumer], int]:
+        async with self._pool.connection() as conn:
+            return await search_sql.consumer_page(conn, node, offset, size)
 
     async def resources_for_resync(self, consumer: str) -> list[bundles.ResourceBundle]:
         """Every bundle of a consumer, deleting ones included: the input to `resync.agent_answer`."""

@@ -161,12 +161,14 @@ def test_every_rendered_object_passes_a_strict_server_side_dry_run(
 
 
 def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Cluster, tmp_path: Path) -> None:
-    """A token port (and its auth-delegator binding), a PostgreSQL CA, peers in every policy."""
+    """A token port (and its auth-delegator binding), the REST port, a PostgreSQL CA, peers in every
+    policy."""
     peers = [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
     values = {
         **HUB_VALUES,
         "server": {
             "tokenPort": 8091,
+            "restPort": 8000,
             "tokenAudiences": ["fleetplane"],
             "database": {"secretName": "db", "caConfigMap": "db-ca"},
         },
@@ -178,6 +180,13 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     assert any(
         d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "system:auth-delegator" for d in docs
     )
+    (deployment,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-maestro")
+    ]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--rest-port") + 1] == "8000"
+    (service,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-maestro")]
+    assert {"name": "rest", "port": 8000, "targetPort": "rest"} in service["spec"]["ports"]
     out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
     assert out.count("(server dry run)") == len(docs), out
 
