@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ import grpc
 from benchmarks import maestro_setup, upstream
 from benchmarks.progress import Progress
 from benchmarks.timeline import percentile_ms
-from localinfra import kafka, postgres
+from localinfra import kafka, postgres, process
 from localinfra.environment import Environment
 from maestro.api import bundle_events, bundles, ids
 from maestro.client import MaestroClient
@@ -66,6 +66,9 @@ class LevelResult:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     errors: int = 0
+    #: CPU (user + system) per accepted create of each process of the run: the server, PostgreSQL
+    #: (with its backends), Kafka; on a shared machine a steadier figure than the latencies
+    cpu_ms_per_create: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +130,8 @@ class Target:
     address: str
     credentials: channels.Credentials
     pid: int
+    #: CPU seconds used so far by each process of the run, by name
+    cpu: Callable[[], dict[str, float]]
 
 
 async def drive(
@@ -147,7 +152,7 @@ async def drive(
         stub = stubs.cloudevent_grpc.CloudEventServiceStub(channel)
         top = max(settings.concurrencies)
         progress(f"[bench] {target.name}: warming up ({settings.warmup} creates) ...")
-        await _level(stub, clusters, top, settings.warmup, counter, padding, source, target.name, progress)
+        await _level(stub, clusters, top, settings.warmup, counter, padding, source, target, progress)
         for concurrency in settings.concurrencies:
             progress(
                 f"[bench] {target.name}: {settings.publishes} creates, {concurrency} in flight "
@@ -162,7 +167,7 @@ async def drive(
                     counter,
                     padding,
                     source,
-                    target.name,
+                    target,
                     progress,
                 )
             )
@@ -182,7 +187,7 @@ async def _level(
     counter: Any,
     padding: str,
     source: str,
-    name: str,
+    target: Target,
     progress: Progress,
 ) -> LevelResult:
     # Events are made before the clock starts: the load generator shares the cores with the server.
@@ -197,7 +202,7 @@ async def _level(
         queues[i % concurrency].append(request)
     latencies: list[float] = []
     errors: list[str] = []
-    progress.step(f"{name}: creates at concurrency {concurrency}", count)
+    progress.step(f"{target.name}: creates at concurrency {concurrency}", count)
 
     async def client(queue: list[stubs.cloudevent.PublishRequest]) -> None:
         for request in queue:
@@ -210,13 +215,21 @@ async def _level(
             latencies.append(time.perf_counter() - started)
             progress.advance(len(latencies), f"[bench]   {len(latencies)}/{count} accepted")
 
+    cpu_before = target.cpu()
     started = time.perf_counter()
     await asyncio.gather(*(client(queue) for queue in queues))
     seconds = time.perf_counter() - started
+    cpu_after = target.cpu()
+    accepted = max(1, len(latencies))
+    cpu = {
+        name: round((cpu_after[name] - used) * 1000 / accepted, 3)
+        for name, used in cpu_before.items()
+        if name in cpu_after
+    }
     if errors:
         progress(f"[bench]   {len(errors)} refused, the first: {errors[0]}")
     return LevelResult(
-        server=name,
+        server=target.name,
         concurrency=concurrency,
         publishes=count,
         seconds=round(seconds, 3),
@@ -226,7 +239,19 @@ async def _level(
         p99_ms=percentile_ms(latencies, 0.99),
         max_ms=max(latencies, default=0.0) * 1000,
         errors=len(errors),
+        cpu_ms_per_create=cpu,
     )
+
+
+def _cpu_of(env: Environment, server: str) -> Callable[[], dict[str, float]]:
+    """CPU seconds so far of the server under test, PostgreSQL and Kafka."""
+    names = {server: "server", "postgres": "postgres", "kafka": "kafka"}
+
+    def used() -> dict[str, float]:
+        records = {label: env.processes[name] for name, label in names.items() if name in env.processes}
+        return process.cpu_seconds(records)
+
+    return used
 
 
 def rss_mb(pid: int) -> float:
@@ -255,7 +280,9 @@ async def run(settings: PublishSettings, progress: Progress) -> PublishResult:
         async with MaestroClient(address, source="bench", credentials=security.credentials()) as admin:
             for cluster in clusters:
                 await admin.create_consumer(cluster)
-        target = Target("fleetplane", address, security.credentials(PUBLISHER), record.pid)
+        target = Target(
+            "fleetplane", address, security.credentials(PUBLISHER), record.pid, _cpu_of(env, record.name)
+        )
         result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
         result.server_rss_mb[target.name] = rss_mb(record.pid)
         env.stop_process(record.name)
@@ -289,7 +316,13 @@ async def _upstream_runs(
         server = await asyncio.to_thread(upstream.start, env, pg, binary, name, root / name)
         for cluster in clusters:
             await upstream.create_consumer(server.rest, cluster)
-        target = Target(name, server.grpc, channels.Credentials.insecure(), server.record.pid)
+        target = Target(
+            name,
+            server.grpc,
+            channels.Credentials.insecure(),
+            server.record.pid,
+            _cpu_of(env, server.record.name),
+        )
         result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
         result.server_rss_mb[name] = rss_mb(server.record.pid)
         env.stop_process(server.record.name)

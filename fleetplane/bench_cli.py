@@ -175,17 +175,8 @@ def publish(
 def _print_publish_table(title: str, result: Any) -> None:
     """A row per server and concurrency; the notes below."""
     table = Table(title=title, caption="\n".join(result.notes) or None)
-    for column in (
-        "server",
-        "in flight",
-        "creates/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-        "errors",
-        "RSS MB",
-    ):
+    columns = ("server", "in flight", "creates/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors")
+    for column in (*columns, "CPU ms per create", "RSS MB"):
         table.add_column(column, justify="left" if column == "server" else "right")
     for level in result.levels:
         table.add_row(
@@ -197,6 +188,7 @@ def _print_publish_table(title: str, result: Any) -> None:
             f"{level.p99_ms:.2f}",
             f"{level.max_ms:.1f}",
             str(level.errors),
+            ", ".join(f"{name} {ms:.2f}" for name, ms in level.cpu_ms_per_create.items()),
             f"{result.server_rss_mb.get(level.server, 0.0):.0f}",
         )
     Console().print(table)
