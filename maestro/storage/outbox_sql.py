@@ -2,9 +2,11 @@
 
 A claim leases whole consumers, not single rows: while one relay holds a consumer's lease no
 other relay takes any of its rows, so each consumer's events are published in the order they
-were written. `FOR UPDATE ... SKIP LOCKED` on the consumer row lets concurrent relays pass each
-other; a relay that dies loses its lease after `lease` and another relay publishes its rows again
-(agents apply idempotently by resource version).
+were written. `FOR NO KEY UPDATE ... SKIP LOCKED` on the consumer row lets concurrent relays pass
+each other; unlike `FOR UPDATE`, it does not conflict with the key-share lock every spec write's
+foreign key takes on its consumer row, so a claim never holds up a publish. A relay that dies
+loses its lease after `lease` and another relay publishes its rows again (agents apply
+idempotently by resource version).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ WITH pending AS (
     WHERE c.relay_lease_until IS NULL OR c.relay_lease_until < now()
     ORDER BY p.first_id
     LIMIT %(limit)s
-    FOR UPDATE OF c SKIP LOCKED
+    FOR NO KEY UPDATE OF c SKIP LOCKED
 ), leased AS (
     UPDATE consumers c SET relay_owner = %(owner)s, relay_lease_until = now() + %(lease)s
     FROM ready WHERE c.name = ready.name

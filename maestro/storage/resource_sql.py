@@ -33,20 +33,26 @@ async def apply_specs(
 ) -> list[lifecycle.SpecPlan | errors.MaestroError]:
     """Plan a batch of requests against their locked rows and store them with their outbox rows.
 
+    Run on a connection in pipeline mode inside a transaction: the reads are one round trip, the
+    writes and the commit another.
+
     One result per request, in order: its plan, or the error that refused it (a refused request
     writes nothing; the others still commit). Requests later in the batch see the effect of earlier
     ones on the same bundle, as if they had come one after another. Rows are locked in id order so
     concurrent batches of several replicas cannot deadlock.
     """
     ids = sorted({r.resource_id for r in requests})
-    cur = await conn.execute(
+    # Both reads go in one round trip (the connection is in pipeline mode): the consumers of every
+    # request are looked up, though only creates need them.
+    locked = await conn.execute(
         f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
     )
-    current = {b.id: b for b in map(rows.bundle, await cur.fetchall())}
+    named = await conn.execute(
+        "SELECT name FROM consumers WHERE name = ANY(%s)", (sorted({r.consumer for r in requests}),)
+    )
+    current = {b.id: b for b in map(rows.bundle, await locked.fetchall())}
+    known = {row[0] for row in await named.fetchall()}
     stored_ids = set(current)
-    wanted = sorted({r.consumer for r in requests if r.resource_id not in stored_ids})
-    cur = await conn.execute("SELECT name FROM consumers WHERE name = ANY(%s)", (wanted,))
-    known = {row[0] for row in await cur.fetchall()}
     results: list[lifecycle.SpecPlan | errors.MaestroError] = []
     inserts: list[tuple[object, ...]] = []
     updates: list[tuple[object, ...]] = []
@@ -111,7 +117,9 @@ async def apply_specs(
                 "INSERT INTO outbox (resource_id, consumer, event_type, payload) VALUES (%s, %s, %s, %s)",
                 outbox,
             )
-            await cur.execute("SELECT pg_notify(%s, %s)", (OUTBOX_CHANNEL, ""))
+    # No NOTIFY here: a transaction that notifies holds PostgreSQL's global notify lock through its
+    # commit's WAL flush, so every notifying commit would wait for the one before it. The caller
+    # rings the relays after the commit (``Store``).
     return results
 
 

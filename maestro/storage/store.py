@@ -7,6 +7,7 @@ outbox relay and the deletion reaper. Every method is safe to call from several 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -27,6 +28,7 @@ from maestro.storage import (
     search_sql,
     status_sql,
 )
+from maestro.storage.doorbell import Doorbell
 
 STATUS_CHANNEL = status_sql.STATUS_CHANNEL
 OUTBOX_CHANNEL = resource_sql.OUTBOX_CHANNEL
@@ -77,6 +79,7 @@ class Store:
         self._placement = placement or consumers.PlacementPolicy()
         # Names this process's outbox leases.
         self.owner = owner or f"relay-{uuid.uuid4()}"
+        self._outbox_bell = Doorbell(pool, OUTBOX_CHANNEL)
 
     # Consumers.
 
@@ -170,8 +173,10 @@ class Store:
     ) -> list[SpecResult | errors.MaestroError]:
         for attempt in range(_INSERT_RETRIES):
             try:
-                async with self._pool.connection() as conn, conn.transaction():
+                async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
                     plans = await resource_sql.apply_specs(conn, requests, now or datetime.now(UTC))
+                if any(not isinstance(p, errors.MaestroError) and p.emit for p in plans):
+                    self._outbox_bell.ring()
                 return [
                     p if isinstance(p, errors.MaestroError) else SpecResult(p.outcome, p.bundle)
                     for p in plans
@@ -376,13 +381,22 @@ class Store:
 
         Publish each consumer's events in the order given, then `ack_outbox` them in one call.
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._relay_transaction() as conn:
             return await outbox_sql.claim(conn, limit, self.owner, lease)
 
     async def ack_outbox(self, ids: Sequence[int]) -> None:
         """Drop published events and give back the leases of their consumers."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._relay_transaction() as conn:
             await outbox_sql.ack(conn, ids, self.owner)
+
+    @contextlib.asynccontextmanager
+    async def _relay_transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A relay's lease or ack, committed without waiting for its WAL flush: should PostgreSQL
+        lose it in a crash, the rows are published again, which the outbox allows for anyway (a
+        relay dying between publish and ack does the same). Spec changes never commit this way."""
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit TO off")
+            yield conn
 
     async def renew_outbox(self, consumers: Sequence[str], lease: timedelta = timedelta(seconds=30)) -> int:
         """Keep leasing `consumers` while their events are still on their way to Kafka.
