@@ -131,6 +131,70 @@ def pipeline(
 
 
 @app.command()
+def publish(
+    publishes: int = typer.Option(2000, min=1, help="Measured creates at each concurrency."),
+    concurrency: list[int] = typer.Option(
+        [1, 10], min=1, help="Clients publishing at once, one create in flight each (repeat for several)."
+    ),
+    warmup: int = typer.Option(200, min=0, help="Creates before measuring."),
+    bundle_kib: int = typer.Option(16, min=1, help="KiB of manifests in each work (upstream's are ~16)."),
+    upstream_server: list[Path] = typer.Option(
+        [],
+        "--upstream-server",
+        exists=True,
+        dir_okay=False,
+        help="An upstream Maestro `maestro` binary to run the same load against, on the same "
+        "PostgreSQL (repeat for several); without, upstream is skipped with a note.",
+    ),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """One CloudEvent per Publish call, as upstream's source clients send: creates/s and latency."""
+    from benchmarks import publish as publish_bench
+
+    settings = publish_bench.PublishSettings(
+        publishes=publishes,
+        concurrencies=tuple(concurrency),
+        warmup=warmup,
+        bundle_kib=bundle_kib,
+        insecure=insecure,
+        upstream_servers=tuple(upstream_server),
+    )
+    with progress.for_console(err) as shown:
+        result = asyncio.run(publish_bench.run(settings, shown))
+    levels = " ".join(f"--concurrency {c}" for c in concurrency)
+    title = f"fleetplane bench publish --publishes {publishes} {levels} --bundle-kib {bundle_kib}"
+    if insecure:
+        title += " --insecure"
+    if as_json:
+        _output(result.as_dict(), title, as_json=True)
+    else:
+        _print_publish_table(title, result)
+
+
+def _print_publish_table(title: str, result: Any) -> None:
+    """A row per server and concurrency; the notes below."""
+    table = Table(title=title, caption="\n".join(result.notes) or None)
+    columns = ("server", "in flight", "creates/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors")
+    for column in (*columns, "CPU ms per create", "RSS MB"):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for level in result.levels:
+        table.add_row(
+            level.server,
+            str(level.concurrency),
+            f"{level.creates_per_s:,.0f}",
+            f"{level.p50_ms:.2f}",
+            f"{level.p95_ms:.2f}",
+            f"{level.p99_ms:.2f}",
+            f"{level.max_ms:.1f}",
+            str(level.errors),
+            ", ".join(f"{name} {ms:.2f}" for name, ms in level.cpu_ms_per_create.items()),
+            f"{result.server_rss_mb.get(level.server, 0.0):.0f}",
+        )
+    Console().print(table)
+
+
+@app.command()
 def fleet(
     clusters: int = typer.Option(20, min=1, help="Simulated clusters (agents and inventory Secrets)."),
     apps_per_cluster: int = typer.Option(5, min=1, help="ApplicationSets, each targeting every cluster."),
@@ -235,6 +299,43 @@ def provision(
         run = provision_bench.run(clusters, progress=shown, timeout=timeout, insecure=insecure)
         result = asyncio.run(run)
     _output(result.as_dict(), f"fleetplane bench provision --clusters {clusters}", as_json=as_json)
+
+
+@app.command()
+def consumers(
+    count: int = typer.Option(1000, "--count", min=1, help="Consumers registered and deleted again."),
+    concurrency: int = typer.Option(8, min=1, help="Registrations (each followed by its deletion) at once."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Register and delete N consumers (no clusters): what Kafka keeps of them (partitions, topics, ACLs)."""
+    from benchmarks import consumers as consumers_bench
+
+    with progress.for_console(err) as shown:
+        result = asyncio.run(consumers_bench.run(count, concurrency, shown, insecure=insecure))
+    _output(result.as_dict(), f"fleetplane bench consumers --count {count}", as_json=as_json)
+
+
+@app.command()
+def fuzz(
+    events: int = typer.Option(10_000, "--events", min=1, help="Malformed CloudEvents to send."),
+    seed: int = typer.Option(27, help="Seed of the random defects (the same seed sends the same events)."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Send N malformed CloudEvents over raw gRPC as an authorized client: every one must be
+    refused, nothing stored may change, and the server must still serve."""
+    from benchmarks import fuzz as fuzz_bench
+
+    with progress.for_console(err) as shown:
+        figures = asyncio.run(fuzz_bench.bench(events, seed, shown, insecure=insecure))
+    _output(figures, f"fleetplane bench fuzz --events {events}", as_json=as_json)
+    if (
+        figures["taken (must be none)"] != "none"
+        or not figures["stored unchanged"]
+        or not figures["serving after"]
+    ):
+        raise typer.Exit(1)
 
 
 def _write_report(

@@ -66,6 +66,16 @@ def run(
         help="Targets whose work was sent and whose hub Application is not yet written, over all "
         "ApplicationSets (how far the works may run ahead of the hub).",
     ),
+    git_poll: float = typer.Option(
+        propagation.PropagationSettings.git_poll_seconds,
+        min=1.0,
+        help="Seconds before a git generator's repository revision is fetched again.",
+    ),
+    git_cache_dir: str = typer.Option(
+        "",
+        help="Folder of the git generator's shallow clones (default: fleetplane-git in the "
+        "system's temporary folder).",
+    ),
     tls_dir: str = tls_options.TLS_DIR,
     token_file: str = tls_options.TOKEN_FILE,
     insecure: bool = tls_options.INSECURE,
@@ -114,6 +124,8 @@ def run(
             resync_seconds=resync,
             mirror_status_seconds=mirror_status_wait,
             targets_in_flight=targets_in_flight,
+            git_poll_seconds=git_poll,
+            git_cache_dir=git_cache_dir or propagation.PropagationSettings().git_cache_dir,
         ),
         status=status.StatusSettings(
             list_seconds=status_list,

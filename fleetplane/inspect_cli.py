@@ -21,7 +21,7 @@ from kubeio.rest import APPLY_PATCH
 from maestro import client_errors
 from maestro.api import queries
 from maestro.client import Credentials, MaestroClient
-from provisioner import api, reconciler, trace
+from provisioner import api, reconciler, trace, xrd
 
 err = Console(stderr=True)
 KUBECONFIG = kube_options.kubeconfig_option("the management cluster")
@@ -32,7 +32,9 @@ _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 def trace_command(
     ref: str = typer.Argument(..., help="KIND/NAME, e.g. clusterclaim/my-cluster or workercluster/x-1a2b3."),
-    namespace: str = typer.Option("default", "-n", "--namespace", help="The claim's namespace."),
+    namespace: str = typer.Option(
+        "default", "-n", "--namespace", help="The claim's (or the namespaced composite's) namespace."
+    ),
     kubeconfig: str | None = KUBECONFIG,
     context: str | None = kube_options.CONTEXT,
     maestro: str = typer.Option(
@@ -81,16 +83,17 @@ async def _trace(
         definition, is_claim = _definition_for(definitions, kind)
         group, version, _ = reconciler.kind_path(definition, claim=is_claim)
         names = definition["spec"]["claimNames" if is_claim else "names"]
-        meta = {"name": name, "namespace": namespace} if is_claim else {"name": name}
+        namespaced = is_claim or xrd.scope(definition) == api.NAMESPACED
+        meta = {"name": name, "namespace": namespace} if namespaced else {"name": name}
         found = await hub.get({"apiVersion": f"{group}/{version}", "kind": names["kind"], "metadata": meta})
         if found is None:
-            raise LookupError(f"{names['kind']} {namespace + '/' if is_claim else ''}{name} not found")
+            raise LookupError(f"{names['kind']} {namespace + '/' if namespaced else ''}{name} not found")
         claim, composite = (found, None) if is_claim else (None, found)
         if claim is not None:
             ref = (claim.get("spec") or {}).get("resourceRef") or {}
             if ref.get("name"):
                 composite = await hub.get({**ref, "metadata": {"name": ref["name"]}})
-        cluster = str(((composite or {}).get("metadata") or {}).get("name") or "")
+        cluster = xrd.cluster_name(composite) if composite else ""
         apps: list[dict[str, Any]] = []
         if cluster:
             reply = await rest.request(
@@ -115,8 +118,13 @@ def _definition_for(definitions: list[dict[str, Any]], kind: str) -> tuple[dict[
             aliases |= {str(s).lower() for s in names.get("shortNames") or []}
             if wanted in aliases:
                 return definition, is_claim
-    known = sorted(str((d.get("spec") or {}).get("claimNames", {}).get("kind")) for d in definitions)
-    raise LookupError(f"no definition serves kind {kind!r} (claim kinds: {', '.join(known) or 'none'})")
+    known = sorted(
+        str(((d.get("spec") or {}).get(key) or {}).get("kind"))
+        for d in definitions
+        for key in ("names", "claimNames")
+        if ((d.get("spec") or {}).get(key) or {}).get("kind")
+    )
+    raise LookupError(f"no definition serves kind {kind!r} (kinds: {', '.join(known) or 'none'})")
 
 
 async def _works(address: str, credentials: Credentials, cluster: str) -> list[dict[str, Any]]:

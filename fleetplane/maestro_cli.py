@@ -12,11 +12,20 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from fleetplane import gc_tuning, kube_options, logs, maestro_records, output, probe_options, tls_options
+from fleetplane import (
+    gc_tuning,
+    kube_options,
+    logs,
+    maestro_quarantine_cli,
+    maestro_records,
+    output,
+    probe_options,
+    tls_options,
+)
 from maestro import client_errors
 from maestro.agent import service as agent_service
 from maestro.api import errors as maestro_errors
-from maestro.api import lifecycle, queries, revocations, validation
+from maestro.api import lifecycle, quarantine, queries, revocations, validation
 from maestro.client import MaestroClient
 from maestro.server.settings import ServerSettings
 from maestro.transport import layout
@@ -97,9 +106,25 @@ def server(
     max_page_size: int = typer.Option(
         queries.MAX_PAGE_SIZE, help=f"Most bundles in one list page (at most {queries.MAX_PAGE_SIZE})."
     ),
+    max_page_bytes: int = typer.Option(
+        queries.DEFAULT_PAGE_BYTES,
+        help="Most bytes of documents in one list page, whatever the count (a larger bundle comes alone).",
+    ),
+    rest_port: int = typer.Option(
+        None,
+        "--rest-port",
+        help="Also serve upstream Maestro's REST API (/api/maestro/v1: consumers, resource-bundles) "
+        "here, over TLS, authenticated and authorized as the gRPC API (client certificate, or a hub "
+        "token with --token-port's hub).",
+    ),
     status_sequence_ahead: float = typer.Option(
         lifecycle.DEFAULT_SEQUENCE_AHEAD.total_seconds(),
         help="Seconds a status sequence id (an agent's clock) may be ahead of this server's clock.",
+    ),
+    quarantine_after: int = typer.Option(
+        quarantine.DEFAULT_ATTEMPTS,
+        help="Times an event may fail for its own reasons (Kafka refusing a spec event for good, a "
+        "status the database refuses) before it is quarantined (`maestro quarantine list`).",
     ),
     topic_prefix: str = PREFIX,
     tls_dir: str = typer.Option(
@@ -166,7 +191,10 @@ def server(
             max_streams_per_caller=max_streams_per_caller,
             stream_backlog=stream_backlog,
             max_page_size=max_page_size,
+            max_page_bytes=max_page_bytes,
+            rest_port=rest_port,
             status_sequence_ahead=timedelta(seconds=status_sequence_ahead),
+            quarantine_after=quarantine_after,
             tls=tls,
             insecure=insecure,
             token_port=token_port,
@@ -196,6 +224,11 @@ def agent(
     refresh: float = typer.Option(
         60.0, help="Seconds between full re-reads of applied objects (changes are watched: a safety net)."
     ),
+    placement_check: float = typer.Option(
+        30.0,
+        help="Seconds between asking Maestro whether the cluster's consumer was registered again or "
+        "moved (then the agent follows it; it also asks when Kafka refuses it something).",
+    ),
     topic_prefix: str = PREFIX,
     tls_dir: str | None = TLS_DIR,
     insecure: bool = INSECURE,
@@ -221,6 +254,7 @@ def agent(
         server=server,
         credentials=tls_options.credentials(tls_dir, None, insecure),
         refresh_seconds=refresh,
+        placement_check_seconds=placement_check,
         topics=layout.Layout(topic_prefix),
         health_port=health_port,
         health_host=health_host,
@@ -431,3 +465,6 @@ def certificates_list(
         out,
         empty="No revoked certificates.",
     )
+
+
+maestro_quarantine_cli.register(app)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from fleetplane import kube_options, leader_options, logs, probe_options, tls_options
+from fleetplane import function_options, kube_options, leader_options, logs, probe_options, tls_options
 from kubeio import objects
 from kubeio.kubeconfig import Kubeconfig
 from localinfra.environment import Environment
@@ -57,6 +57,8 @@ def run(
         help="The platform CA (ca.crt, ca.key) that issues each cluster's agent certificate; "
         "default: the local environment's.",
     ),
+    functions: list[str] = function_options.FUNCTIONS,
+    function_tls_dir: Path | None = function_options.FUNCTION_TLS_DIR,
     liveness: str = leader_options.LIVENESS,
     leader_elect: bool = leader_options.LEADER_ELECT,
     lease_name: str = leader_options.resource_name("fleetplane-provisioner"),
@@ -110,6 +112,8 @@ def run(
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             ca_dir=ca_dir,
+            function_servers=tuple(functions),
+            function_tls_dir=function_tls_dir,
             election=election,
         )
     )

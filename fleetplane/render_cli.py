@@ -7,17 +7,19 @@ the API server would, and the platform settings come from the options below.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
-from fleetplane import output
+from fleetplane import function_options, output
 from fleetplane.output import Column
 from localinfra import build, versions
 from maestro.transport import layout
-from provisioner import catalog, compositions, render, schema, xrd
+from provisioner import catalog, compositions, functions, pipeline, render, schema, xrd
+from provisioner.functions import installed, wire
 
 DEFAULT_DEFINITION = catalog.COMPOSITIONS_DIR / "worker-cluster" / "definition.yaml"
 
@@ -60,11 +62,16 @@ def render_claim(
         "--argocd-install",
         help="Argo CD's released install.yaml (default: the one `fleetplane local build` caches).",
     ),
+    function_servers: list[str] = function_options.FUNCTIONS,
+    function_tls_dir: Path | None = function_options.FUNCTION_TLS_DIR,
     out: output.Format = _OUTPUT,
 ) -> None:
-    """Print the composed resources of a claim, in the order they are applied, without a cluster.
+    """Print the composed resources of a claim (or composite), in the order they are applied, without
+    a cluster.
 
-    Renders the Composition as it is now (not a revision a composite may be pinned to). The default
+    Renders the Composition as it is now (not a revision a composite may be pinned to), through its
+    whole pipeline: the template, the Python functions installed here and the function servers
+    given with --function (they are called); each step's results go to stderr. The default
     output is the YAML stream to apply, each resource under a comment with its index, target and
     name; json prints them as a v1 List; table and wide list them one a line.
     """
@@ -82,6 +89,8 @@ def render_claim(
                 "kafka": kafka,
                 "topic_prefix": topic_prefix,
             },
+            function_servers,
+            function_tls_dir,
         )
     except (
         _Invalid,
@@ -89,6 +98,7 @@ def render_claim(
         xrd.DefinitionError,
         compositions.CompositionError,
         render.RenderError,
+        functions.FunctionError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -137,6 +147,8 @@ def _render(
     definition_file: Path,
     install_file: Path,
     hub: dict[str, str],
+    function_servers: list[str],
+    function_tls: Path | None,
 ) -> list[render.ComposedResource]:
     obj = _one_object(claim_file)
     definition = _definition(definition_file, obj)
@@ -144,7 +156,7 @@ def _render(
     claim = obj if xrd.is_claim(obj, definition) else None
     composite = xrd.composite_from_claim(obj, definition) if claim else obj
     composition, root = _composition(composite, definition, composition_file)
-    text = catalog.template_text(composition, root)
+    steps = pipeline.frozen_steps(composition, root)
     if not install_file.is_file():
         raise _Invalid(
             f"Argo CD's install.yaml is not at {install_file} — run `fleetplane local build` to build "
@@ -155,7 +167,21 @@ def _render(
     )
     defaults = (composition.get("spec") or {}).get("defaults") or {}
     values = render.composite_values(composite, claim, defaults, platform)
-    return render.render(text, source=compositions.template_source(composition), values=values)
+    servers = wire.parse_servers(function_servers, wire.Tls(function_tls) if function_tls else None)
+    found = installed.installed(servers)
+    pipeline.check_installed(steps, found, composition.get("spec") or {})
+
+    async def run() -> pipeline.Outcome:
+        try:
+            return await pipeline.run(steps, found, values=values, composite=composite, observed={})
+        finally:
+            for server in servers.values():
+                await server.close()
+
+    outcome = asyncio.run(run())
+    for r in outcome.results:
+        typer.echo(f"{r.result.severity}: step {r.step} ({r.function}): {r.result.message}", err=True)
+    return outcome.resources
 
 
 def _one_object(path: Path) -> dict[str, Any]:
@@ -187,8 +213,8 @@ def _definition(path: Path, obj: dict[str, Any]) -> dict[str, Any]:
 
 def _checked(obj: dict[str, Any], definition: dict[str, Any], path: Path) -> dict[str, Any]:
     """The object with its schema's defaults applied, if it passes its schema; else every problem."""
-    composite_crd, claim_crd = xrd.generated_crds(definition)
-    crd = claim_crd if xrd.is_claim(obj, definition) else composite_crd
+    crds = xrd.generated_crds(definition)
+    crd = crds[1] if xrd.is_claim(obj, definition) else crds[0]
     version = obj["apiVersion"].partition("/")[2]
     served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
     if version not in served:
@@ -205,8 +231,9 @@ def _checked(obj: dict[str, Any], definition: dict[str, Any], path: Path) -> dic
             f"{obj['kind']} {obj['metadata']['name']!r} in {path} does not match its schema:\n{lines}"
         )
     metadata = dict(obj["metadata"])
-    if xrd.is_claim(obj, definition):
-        # kubectl puts a claim without a namespace in the context's namespace; offline that is `default`.
+    if crd["spec"]["scope"] == "Namespaced":
+        # kubectl puts a claim (or namespaced composite) without a namespace in the context's
+        # namespace; offline that is `default`.
         metadata.setdefault("namespace", "default")
     return {**obj, "metadata": metadata, "spec": spec}
 

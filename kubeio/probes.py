@@ -99,6 +99,11 @@ class Readiness:
         for task in tasks:
             task.add_done_callback(self._loop_ended)
 
+    def unwatch(self, tasks: Iterable[asyncio.Task[None]]) -> None:
+        """Loops about to end on purpose (a part of the process started again): forget them."""
+        for task in tasks:
+            task.remove_done_callback(self._loop_ended)
+
     def stopping(self) -> None:
         """The process is shutting down: its loops end on purpose from now on."""
         self._stopping = True

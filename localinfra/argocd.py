@@ -164,34 +164,50 @@ def host_environment(folder: Path, kubeconfig: Path) -> dict[str, str]:
     }
 
 
-def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
-    """Run Argo CD's components (redis, repo-server, application-controller) against a cluster that
-    already holds its CRDs and configuration (applied by ``start`` or by a composition)."""
+@dataclass(frozen=True)
+class _Common:
+    """What every component of one cluster's Argo CD shares: its folder, its namespaced
+    kubeconfig, its Redis and the environment its processes get."""
+
+    folder: Path
+    kubeconfig: Path
+    cache: redis.Redis
+    env: dict[str, str]
+
+
+def _common(env: Environment, cluster: kube.Cluster, namespace: str) -> _Common:
     folder = env.path("clusters", cluster.name, "argocd")
     kubeconfig = kube.with_namespace(cluster.kubeconfig, namespace, folder / "kubeconfig")
     cache = redis.start(env, f"{cluster.name}/argocd-redis", identity(cluster.name, "redis"))
+    return _Common(
+        folder,
+        kubeconfig,
+        cache,
+        {
+            **host_environment(folder, kubeconfig),
+            # The password is read from the file `auth` in this folder, as from a mounted Secret: a
+            # REDIS_PASSWORD variable would be inherited by every git, helm and kustomize the
+            # repo-server runs (it hands them its whole environment).
+            "REDIS_CREDS_DIR_PATH": str(cache.credentials),
+        },
+    )
+
+
+def _start_repo_server(env: Environment, cluster: kube.Cluster, common: _Common) -> tuple[str, Path]:
+    """The repo-server, serving mTLS on loopback; its address and the CA its clients trust."""
     repo_tls = pki.identity_files(
         env, identity(cluster.name, "repo-server"), hosts=REPO_SERVER_HOSTS, server=True
     )
-    controller_tls = pki.identity_files(env, identity(cluster.name, "application-controller"))
     # The repo-server reads its serving pair from $ARGOCD_APP_CONF_PATH/reposerver/tls/tls.{crt,key}
     # (a Secret mounted there on a real cluster); the identity's folder has that very layout.
-    app_config = folder / "config"
+    app_config = common.folder / "config"
     _link(app_config / "reposerver" / "tls", repo_tls.ca.parent)
-    common_env = {
-        **host_environment(folder, kubeconfig),
-        # The password is read from the file `auth` in this folder, as from a mounted Secret: a
-        # REDIS_PASSWORD variable would be inherited by every git, helm and kustomize the
-        # repo-server runs (it hands them its whole environment).
-        "REDIS_CREDS_DIR_PATH": str(cache.credentials),
-    }
-    binary = str(paths.bin_dir() / "argocd")
     repo_port, repo_metrics = ports.free_port(), ports.free_port()
     repo = env.add_process(
         process.spawn(
             f"{cluster.name}/argocd-repo-server",
             [
-                binary,
+                str(paths.bin_dir() / "argocd"),
                 "--loglevel",
                 "warn",
                 "--address",
@@ -204,38 +220,55 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
                 str(repo_metrics),
                 "--client-ca-path",
                 str(repo_tls.ca),
-                *_redis_client(cache, repo_tls),
+                *_redis_client(common.cache, repo_tls),
             ],
-            folder / "repo-server.log",
+            common.folder / "repo-server.log",
             env={
-                **common_env,
+                **common.env,
                 "ARGOCD_BINARY_NAME": "argocd-repo-server",
                 "ARGOCD_APP_CONF_PATH": str(app_config),
             },
         )
     )
     process.wait_until(repo, lambda: ports.is_listening(repo_port), timeout=60, what="listening")
+    return f"127.0.0.1:{repo_port}", repo_tls.ca
+
+
+def _repo_server_client(tls: files.TLSFiles) -> list[str]:
+    """A repo-server client's flags: the server verified against the CA, its own certificate."""
+    assert tls.cert is not None and tls.key is not None
+    return [
+        "--repo-server-ca-cert-path",
+        str(tls.ca),
+        "--repo-server-client-cert-path",
+        str(tls.cert),
+        "--repo-server-client-cert-key-path",
+        str(tls.key),
+    ]
+
+
+def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
+    """Run Argo CD's components (redis, repo-server, application-controller) against a cluster that
+    already holds its CRDs and configuration (applied by ``start`` or by a composition)."""
+    common = _common(env, cluster, namespace)
+    repo_addr, repo_ca = _start_repo_server(env, cluster, common)
+    controller_tls = pki.identity_files(env, identity(cluster.name, "application-controller"))
     metrics = ports.free_port()
     controller = env.add_process(
         process.spawn(
             f"{cluster.name}/argocd-application-controller",
             [
-                binary,
+                str(paths.bin_dir() / "argocd"),
                 "--loglevel",
                 "warn",
                 "--kubeconfig",
-                str(kubeconfig),
+                str(common.kubeconfig),
                 "--namespace",
                 namespace,
-                *_redis_client(cache, controller_tls),
+                *_redis_client(common.cache, controller_tls),
                 "--repo-server",
-                f"127.0.0.1:{repo_port}",
-                "--repo-server-ca-cert-path",
-                str(controller_tls.ca),
-                "--repo-server-client-cert-path",
-                str(controller_tls.cert),
-                "--repo-server-client-cert-key-path",
-                str(controller_tls.key),
+                repo_addr,
+                *_repo_server_client(controller_tls),
                 "--metrics-port",
                 str(metrics),
                 "--status-processors",
@@ -243,20 +276,75 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
                 "--operation-processors",
                 "2",
             ],
-            folder / "application-controller.log",
-            env={**common_env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
+            common.folder / "application-controller.log",
+            env={**common.env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
         )
     )
     process.wait_until(controller, lambda: ports.is_listening(metrics), timeout=60, what="serving metrics")
-    repo_addr = f"127.0.0.1:{repo_port}"
     env.set_endpoint(
         f"argocd/{cluster.name}",
         namespace=namespace,
         repo_server=repo_addr,
-        repo_server_ca=str(repo_tls.ca),
+        repo_server_ca=str(repo_ca),
         controller_metrics=f"127.0.0.1:{metrics}",
     )
-    return ArgoCD(cluster.name, namespace, repo_addr, repo_tls.ca, cache)
+    return ArgoCD(cluster.name, namespace, repo_addr, repo_ca, common.cache)
+
+
+def start_applicationset_controller(
+    env: Environment,
+    cluster: kube.Cluster,
+    *,
+    namespace: str = NAMESPACE,
+    applicationset_namespaces: str = "*",
+    requeue_seconds: int = 5,
+) -> ArgoCD:
+    """Argo CD's own ApplicationSet controller (and the repo-server its git generator asks), with no
+    application controller: the Applications it generates stay as written, for comparison.
+
+    ``applicationset_namespaces`` (a glob) are the namespaces besides ``namespace`` whose
+    ApplicationSets it serves. ``requeue_seconds`` is how often it regenerates: its git generator
+    reads the repository again at each pass."""
+    common = _common(env, cluster, namespace)
+    repo_addr, repo_ca = _start_repo_server(env, cluster, common)
+    client_tls = pki.identity_files(env, identity(cluster.name, "applicationset-controller"))
+    metrics, probe, webhook = ports.free_port(), ports.free_port(), ports.free_port()
+    controller = env.add_process(
+        process.spawn(
+            f"{cluster.name}/argocd-applicationset-controller",
+            [
+                str(paths.bin_dir() / "argocd"),
+                "--loglevel",
+                "warn",
+                "--logformat",
+                "text",
+                "--kubeconfig",
+                str(common.kubeconfig),
+                "--namespace",
+                namespace,
+                "--applicationset-namespaces",
+                applicationset_namespaces,
+                "--argocd-repo-server",
+                repo_addr,
+                *_repo_server_client(client_tls),
+                "--metrics-addr",
+                f"127.0.0.1:{metrics}",
+                "--probe-addr",
+                f"127.0.0.1:{probe}",
+                "--webhook-addr",
+                f"127.0.0.1:{webhook}",
+                "--enable-scm-providers=false",
+            ],
+            common.folder / "applicationset-controller.log",
+            env={
+                **common.env,
+                "ARGOCD_BINARY_NAME": "argocd-applicationset-controller",
+                "ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER": f"{requeue_seconds}s",
+            },
+        )
+    )
+    process.wait_until(controller, lambda: ports.is_listening(metrics), timeout=90, what="serving metrics")
+    return ArgoCD(cluster.name, namespace, repo_addr, repo_ca, common.cache)
 
 
 def kubeconfig_for(env: Environment, cluster: str) -> Path:

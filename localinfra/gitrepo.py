@@ -71,3 +71,8 @@ def demo_apps_repo(repo: Path) -> str:
     files = {"apps/configmap1/configmap.yaml": CONFIGMAP1, "apps/platform/configmap.yaml": PLATFORM_APPS}
     commit(repo, files, "configmap1 and the platform apps")
     return url(repo)
+
+
+def tag(repo: Path, name: str) -> None:
+    """Tag the current commit (lightweight)."""
+    _git(repo, "tag", name)

@@ -219,6 +219,8 @@ def controllers_args(kubeconfig: Path, maestro: str, tls: files.TLSFiles, *extra
         "20",
         "--status-list",
         "15",
+        "--git-poll",
+        "10",
         "--log-level",
         "info",
         *extra,

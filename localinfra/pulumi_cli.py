@@ -82,11 +82,14 @@ class Stack:
         self.env = environ(self.backend)
         state_dir()  # the file backend refuses a missing folder
 
-    def run(self, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
-        """``pulumi ARGS --stack NAME`` in the project folder; output captured unless ``capture``
-        is False (then it goes to this process's terminal, Pulumi's live progress included)."""
-        argv = [str(paths.bin_dir() / "pulumi"), *args, "--stack", self.name, "--non-interactive"]
-        done = subprocess.run(
+    def _argv(self, *args: str, stack: bool = True) -> list[str]:
+        """``pulumi ARGS`` never prompting; on this stack unless ``stack`` is False (commands such
+        as ``stack select`` name it themselves)."""
+        on_stack = ("--stack", self.name) if stack else ()
+        return [str(paths.bin_dir() / "pulumi"), *args, *on_stack, "--non-interactive"]
+
+    def _run(self, argv: list[str], capture: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             argv,
             cwd=self.project,
             env=self.env,
@@ -95,6 +98,11 @@ class Stack:
             stdin=subprocess.DEVNULL,
             check=False,
         )
+
+    def run(self, *args: str, check: bool = True, capture: bool = True) -> subprocess.CompletedProcess[str]:
+        """``pulumi ARGS --stack NAME`` in the project folder; output captured unless ``capture``
+        is False (then it goes to this process's terminal, Pulumi's live progress included)."""
+        done = self._run(self._argv(*args), capture=capture)
         if check and done.returncode != 0:
             raise InfraError(
                 f"`pulumi {' '.join(args)}` on stack {self.name} failed (exit {done.returncode})",
@@ -110,7 +118,7 @@ class Stack:
         to a pipe of ours (never to a terminal that may close under it), an ``echo`` that fails
         (a closed pipe, a lost terminal) is dropped while the log still gets every line, and Pulumi
         runs in a session of its own, so a Ctrl-C or hang-up meant for the caller does not stop it."""
-        argv = [str(paths.bin_dir() / "pulumi"), *args, "--stack", self.name, "--non-interactive"]
+        argv = self._argv(*args)
         log.parent.mkdir(parents=True, exist_ok=True)
         with (
             log.open("a") as kept,
@@ -139,22 +147,8 @@ class Stack:
 
     def select(self) -> None:
         """Select the stack, creating it (with the passphrase secrets provider) the first time."""
-        argv = [
-            str(paths.bin_dir() / "pulumi"),
-            "stack",
-            "select",
-            "--create",
-            self.name,
-            "--non-interactive",
-        ]
-        done = subprocess.run(
-            [*argv, "--secrets-provider", "passphrase"],
-            cwd=self.project,
-            env=self.env,
-            text=True,
-            capture_output=True,
-            check=False,
-        )
+        created = ("--create", self.name, "--secrets-provider", "passphrase")
+        done = self._run(self._argv("stack", "select", *created, stack=False))
         if done.returncode != 0:
             raise InfraError(f"cannot select pulumi stack {self.name}", fix=done.stderr.strip())
 
@@ -164,10 +158,7 @@ class Stack:
 
     def exists(self) -> bool:
         """Whether the backend holds this stack (with or without resources)."""
-        argv = [str(paths.bin_dir() / "pulumi"), "stack", "ls", "--json", "--non-interactive"]
-        done = subprocess.run(
-            argv, cwd=self.project, env=self.env, text=True, capture_output=True, check=False
-        )
+        done = self._run(self._argv("stack", "ls", "--json", stack=False))
         if done.returncode != 0:
             raise InfraError(f"cannot list the pulumi stacks of {self.project}", fix=done.stderr.strip())
         return any(entry.get("name") == self.name for entry in json.loads(done.stdout or "[]"))

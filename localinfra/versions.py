@@ -32,3 +32,8 @@ HELM = "v4.3.2"
 
 # The OCI registry that images are pushed to in tests (CNCF distribution), built from its Go module.
 REGISTRY = "v3.1.2"
+
+# Upstream Maestro, whose own Go clients the interop tests drive against fleetplane: the commit
+# the driver is built at; the open-cluster-management.io modules are taken at the versions its
+# go.mod names.
+UPSTREAM_MAESTRO = "ab480c6578bcbcbceeeb2c964c7bef6aed119c18"

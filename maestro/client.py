@@ -21,9 +21,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maestro import client_errors
-from maestro.api import bundle_events, bundles, consumers, listing, queries, revocations
+from maestro.api import bundle_events, bundles, consumers, listing, quarantine, queries, revocations
 from maestro.wire import channels, stubs
 from maestro.wire import cloudevents as wire_events
+from maestro.wire import quarantine as wire_quarantine
 from maestro.wire import query as wire_query
 from maestro.wire.channels import Credentials, CredentialsError
 
@@ -148,21 +149,15 @@ class MaestroClient:
         *,
         source: str,
         credentials: Credentials,
-        message_limit: int = 2 * 1024 * 1024,
+        message_limit: int = channels.SEND_LIMIT,
         batch_publish: bool = False,
     ) -> None:
         self.source = source
         self.address = address
-        self._channel = channels.aio_channel(
-            address,
-            credentials,
-            options=[
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.max_send_message_length", message_limit),
-            ],
-        )
+        self._channel = channels.aio_channel(address, credentials, message_limit=message_limit)
         self._events = stubs.cloudevent_grpc.CloudEventServiceStub(self._channel)
         self._query = stubs.query_grpc.MaestroQueryStub(self._channel)
+        self._quarantine = stubs.quarantine_grpc.MaestroQuarantineStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._watch_batches = True
         self._batcher: _PublishBatcher | None = None
@@ -279,6 +274,31 @@ class MaestroClient:
             reply = await self._query.ListRevokedCertificates(stubs.query.ListRevokedCertificatesRequest())
         return [wire_query.revocation_from_pb(item) for item in reply.items]
 
+    # Quarantined events (admin).
+
+    async def quarantined(self, consumer: str = "") -> list[quarantine.Quarantined]:
+        """Every quarantined event (of one consumer, or all), oldest first."""
+        found: list[quarantine.Quarantined] = []
+        while True:
+            request = stubs.quarantine.ListQuarantinedRequest(
+                consumer=consumer, after=found[-1].id if found else 0
+            )
+            with _calling():
+                reply = await self._quarantine.ListQuarantined(request)
+            found += [wire_quarantine.from_pb(item) for item in reply.items]
+            if not reply.items:
+                return found
+
+    async def retry_quarantined(self, selection: quarantine.Selection) -> quarantine.Retried:
+        with _calling():
+            reply = await self._quarantine.RetryQuarantined(wire_quarantine.selection_to_pb(selection))
+        return quarantine.Retried(spec=reply.spec, status=reply.status, left=reply.left)
+
+    async def drop_quarantined(self, selection: quarantine.Selection) -> int:
+        with _calling():
+            reply = await self._quarantine.DropQuarantined(wire_quarantine.selection_to_pb(selection))
+        return reply.dropped
+
     async def get_summary(self, resource_id: uuid.UUID | str) -> listing.BundleSummary:
         """One bundle, its JSON documents left as bytes until asked for."""
         with _calling():
@@ -297,16 +317,20 @@ class MaestroClient:
         *,
         with_spec: bool = True,
         with_status: bool = True,
+        page_bytes: int = 0,
     ) -> AsyncIterator[listing.BundlePage]:
         """Every page of bundles matching ``where`` (JSON documents left as bytes until asked for;
         each spec empty unless ``with_spec``, each status unless ``with_status``: its sequence, hash
         and version are always there). The first page carries the watch token taken before it. A
-        reader that handles each page as it comes holds one page at a time."""
+        reader that handles each page as it comes holds one page at a time. Each page holds at most
+        ``page_size`` bundles and ``page_bytes`` bytes of documents (0: the server's budgets), or
+        one bundle larger than that."""
         where = where or queries.ResourceFilter()
         token = ""
         while True:
             request = stubs.query.ListResourceBundlesRequest(
                 page_size=page_size,
+                page_bytes=page_bytes,
                 page_token=token,
                 without_spec=not with_spec,
                 without_status=not with_status,

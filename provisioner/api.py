@@ -26,6 +26,11 @@ LABEL_COMPOSITION_NAME = f"{GROUP}/composition-name"
 LABEL_COMPOSITE_NAME = f"{GROUP}/composite-name"
 
 UPDATE_POLICIES = ("Automatic", "Manual")
+# A definition's scope, as Crossplane v2 names them: a namespaced composite a team applies itself,
+# or a cluster-scoped composite a team asks for through a claim.
+NAMESPACED = "Namespaced"
+LEGACY_CLUSTER = "LegacyCluster"
+SCOPES = (NAMESPACED, LEGACY_CLUSTER)
 DELETION_POLICIES = ("Delete", "Orphan")
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 
@@ -143,9 +148,18 @@ def _names_schema() -> dict[str, Any]:
 def xrd_crd() -> dict[str, Any]:
     spec = {
         "type": "object",
-        "required": ["group", "names", "claimNames", "versions"],
+        "required": ["group", "names", "versions"],
+        "x-kubernetes-validations": [
+            {
+                "rule": "has(self.scope) && self.scope == 'Namespaced' "
+                "? !has(self.claimNames) : has(self.claimNames)",
+                "message": "a Namespaced definition has no claimNames (teams apply the composite itself); "
+                "a LegacyCluster one needs claimNames",
+            }
+        ],
         "properties": {
             "group": {"type": "string", "minLength": 1},
+            "scope": {"type": "string", "enum": list(SCOPES), "default": LEGACY_CLUSTER},
             "names": _names_schema(),
             "claimNames": _names_schema(),
             "versions": {
@@ -201,12 +215,49 @@ def xrd_crd() -> dict[str, Any]:
     )
 
 
+def pipeline_schema(*, frozen: bool) -> dict[str, Any]:
+    """``spec.pipeline``: the steps of a ``mode: Pipeline`` Composition (``provisioner.pipeline``)."""
+    step: dict[str, Any] = {
+        "type": "object",
+        "required": ["step", "functionRef"],
+        "properties": {
+            "step": {"type": "string", "minLength": 1, "maxLength": 63},
+            "functionRef": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string", "minLength": 1}},
+            },
+            # The function's own input, checked by the function.
+            "input": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        },
+    }
+    out: dict[str, Any] = {"type": "array", "minItems": 1, "items": step}
+    if frozen:
+        out["x-kubernetes-validations"] = [
+            {"rule": "self == oldSelf", "message": "a revision's pipeline is immutable"}
+        ]
+    return out
+
+
+MODES = ("Template", "Pipeline")
+
+
 def composition_crd() -> dict[str, Any]:
     spec = {
         "type": "object",
-        "required": ["compositeTypeRef", "template"],
+        "required": ["compositeTypeRef"],
+        "x-kubernetes-validations": [
+            {
+                "rule": "has(self.mode) && self.mode == 'Pipeline' "
+                "? has(self.pipeline) && !has(self.template) : has(self.template) && !has(self.pipeline)",
+                "message": "mode: Pipeline takes spec.pipeline (the template is a step of it); "
+                "mode: Template takes spec.template alone",
+            }
+        ],
         "properties": {
             "compositeTypeRef": type_ref_schema(),
+            "mode": {"type": "string", "enum": list(MODES), "default": "Template"},
+            "pipeline": pipeline_schema(frozen=False),
             "template": {
                 "type": "object",
                 "properties": {
@@ -262,11 +313,20 @@ def composition_crd() -> dict[str, Any]:
 def revision_crd() -> dict[str, Any]:
     spec = {
         "type": "object",
-        "required": ["revision", "compositionName", "compositeTypeRef", "template", "hash"],
+        "required": ["revision", "compositionName", "compositeTypeRef", "hash"],
+        "x-kubernetes-validations": [
+            {
+                "rule": "has(self.template) != has(self.pipeline)",
+                "message": "a revision holds a template or a pipeline",
+            }
+        ],
         "properties": {
             "revision": {"type": "integer", "format": "int64", "minimum": 1},
             "compositionName": {"type": "string", "minLength": 1},
             "compositeTypeRef": type_ref_schema(),
+            "mode": {"type": "string", "enum": list(MODES)},
+            # The pipeline as it was when the revision was cut, each template step's text inline.
+            "pipeline": pipeline_schema(frozen=True),
             "template": {
                 "type": "object",
                 "required": ["inline"],

@@ -98,17 +98,40 @@ def parse(text: str, source: str) -> list[ComposedResource]:
             continue
         where = _where(index, chunk)
         resource = _resource(doc, index, where, source)
-        if resource.name in seen:
-            raise RenderError(
-                source,
-                None,
-                f"{where}: name {resource.name!r} is already used by rendered document "
-                f"{seen[resource.name]} — give each composed resource its own name",
-            )
-        seen[resource.name] = index
-        resources.append(resource)
+        resources.append(_unique(resource, seen, where, source, "rendered document"))
     _check_provider_first(resources, source)
     return resources
+
+
+def check(resources: list[ComposedResource], source: str, *, whole: bool = True) -> list[ComposedResource]:
+    """The resources a composition function returned, checked as a template's output is (``source``
+    names the step) and numbered in their order; ``whole``: they are all a composition makes, so
+    its provider resource comes first."""
+    out: list[ComposedResource] = []
+    seen: dict[str, int] = {}
+    for index, resource in enumerate(resources):
+        where = f"composed resource {index} ({resource.name!r})"
+        doc: dict[str, Any] = {"name": resource.name, "target": resource.target, "object": resource.object}
+        if resource.wait_ready:
+            doc["waitReady"] = True
+        out.append(_unique(_resource(doc, index, where, source), seen, where, source, "composed resource"))
+    if whole:
+        _check_provider_first(out, source)
+    return out
+
+
+def _unique(
+    resource: ComposedResource, seen: dict[str, int], where: str, source: str, noun: str
+) -> ComposedResource:
+    if resource.name in seen:
+        raise RenderError(
+            source,
+            None,
+            f"{where}: name {resource.name!r} is already used by {noun} "
+            f"{seen[resource.name]} — give each composed resource its own name",
+        )
+    seen[resource.name] = resource.index
+    return resource
 
 
 def _load(chunk: str, index: int, source: str) -> Any:

@@ -38,14 +38,19 @@ def template_source(composition: Mapping[str, Any]) -> str:
     return f"Composition/{(composition.get('metadata') or {}).get('name', '')}"
 
 
-def template_hash(composition: Mapping[str, Any], template_text: str) -> str:
-    """The sha256 (hex) of what a revision freezes: the composite type, the template text and the defaults."""
+def template_hash(
+    composition: Mapping[str, Any], template_text: str, pipeline: list[dict[str, Any]] | None = None
+) -> str:
+    """The sha256 (hex) of what a revision freezes: the composite type, the template text (or the
+    pipeline, its templates inline) and the defaults."""
     spec = composition.get("spec") or {}
-    content = {
+    content: dict[str, Any] = {
         "compositeTypeRef": spec.get("compositeTypeRef") or {},
         "template": template_text,
         "defaults": spec.get("defaults") or {},
     }
+    if pipeline is not None:
+        content["pipeline"] = pipeline
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -56,7 +61,10 @@ def revisions_of(composition_name: str, revisions: Iterable[Mapping[str, Any]]) 
 
 
 def next_revision(
-    composition: Mapping[str, Any], template_text: str, revisions: Iterable[Mapping[str, Any]]
+    composition: Mapping[str, Any],
+    template_text: str,
+    revisions: Iterable[Mapping[str, Any]],
+    pipeline: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """The CompositionRevision to create (or update) for the Composition as it is now, or ``None``
     when its latest revision already holds this template and these defaults.
@@ -64,11 +72,13 @@ def next_revision(
     A new revision is named ``<composition>-<hash[:7]>`` and numbered one above the latest. When an
     older revision already holds this content (the Composition was rolled back), that revision is
     returned renumbered as the latest, as Crossplane does: apply it as an update of that object.
+    A Pipeline Composition's revision holds ``pipeline`` (as ``pipeline.freeze`` returns it) instead
+    of a template.
     """
     metadata = composition.get("metadata") or {}
     name = str(metadata.get("name", ""))
     own = revisions_of(name, revisions)
-    digest = template_hash(composition, template_text)
+    digest = template_hash(composition, template_text, pipeline)
     if own and (own[-1].get("spec") or {}).get("hash") == digest:
         return None
     number = (_number(own[-1]) if own else 0) + 1
@@ -86,11 +96,15 @@ def next_revision(
             "revision": number,
             "compositionName": name,
             "compositeTypeRef": dict(spec.get("compositeTypeRef") or {}),
-            "template": {"inline": template_text, "source": template_source(composition)},
             "defaults": json.loads(json.dumps(spec.get("defaults") or {})),
             "hash": digest,
         },
     }
+    if pipeline is None:
+        obj["spec"]["template"] = {"inline": template_text, "source": template_source(composition)}
+    else:
+        obj["spec"]["mode"] = "Pipeline"
+        obj["spec"]["pipeline"] = json.loads(json.dumps(pipeline))
     if metadata.get("uid"):
         # Deleting the Composition deletes its revisions (composites on them keep rendering from
         # their last applied state until they are moved or deleted).

@@ -38,6 +38,7 @@ from maestro.client import Credentials, MaestroClient
 from maestro.transport import layout
 from provisioner import api, catalog, compositions, reconciler, render, xrd
 from provisioner import metrics as metrics_mod
+from provisioner.functions import installed, wire
 from provisioner.providers.base import ClusterProvider
 from provisioner.providers.local import LocalProvider
 from trust import authority
@@ -86,6 +87,10 @@ class ProvisionerSettings:
     #: the platform CA's folder (``ca.crt``, ``ca.key``), which issues each cluster's agent identity;
     #: default: the local environment's (``<local_env>/pki``)
     ca_dir: Path | None = None
+    #: composition function servers, ``NAME=HOST:PORT`` (see ``provisioner.functions.wire``)
+    function_servers: tuple[str, ...] = ()
+    #: mTLS to them: ``ca.crt``, ``tls.crt``, ``tls.key`` (None: plaintext, for loopback)
+    function_tls_dir: Path | None = None
 
 
 def _authority(settings: ProvisionerSettings) -> authority.CertificateAuthority | None:
@@ -147,6 +152,10 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
     if not providers:
         raise ValueError("no cluster provider: pass --local-env NAME and/or --aws-region REGION")
     maestro = MaestroClient(settings.maestro, source=MAESTRO_SOURCE, credentials=settings.maestro_credentials)
+    servers = wire.parse_servers(
+        list(settings.function_servers),
+        wire.Tls(settings.function_tls_dir) if settings.function_tls_dir else None,
+    )
 
     def report(obj: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
         kopf.event(obj, type=kind, reason=reason, message=message[:1000])  # type: ignore[arg-type]
@@ -162,6 +171,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
             platform=_platform(settings, hub.server),
             drain_seconds=settings.drain_seconds,
             authority=_authority(settings),
+            functions=installed.installed(servers),
         ),
         report=report,
         kinds_served=late_kinds.ensure_watched,
@@ -181,6 +191,8 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
     @kopf.on.cleanup(registry=registry)
     async def close(**_: Any) -> None:
         await rec.close()
+        for server in servers.values():
+            await server.close()
         await maestro.close()
         await hub.close()
 
@@ -273,7 +285,9 @@ def _register(
     # A composite is served by a daemon: a level-based loop that reconciles, waits (briefly while
     # its cluster comes up, ``resync_seconds`` once Ready) and is woken early by a spec change.
     @kopf.daemon(category="composite", registry=registry, id="composite", cancellation_timeout=10.0)
-    async def composite(name: str, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    async def composite(body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any) -> None:
+        # Namespaced composites of one name in two namespaces are two clusters: key by the cluster.
+        name = xrd.cluster_name(body)
         wakeup = wakeups.setdefault(name, asyncio.Event())
         try:
             while not stopped:
@@ -318,13 +332,14 @@ def _register(
             await rec.composite_changed(dict(body))
 
     @kopf.on.update(category="composite", registry=registry, id="composite-spec", field="spec")
-    async def composite_spec(name: str, **_: Any) -> None:
-        event = wakeups.get(name)
+    async def composite_spec(body: kopf.Body, **_: Any) -> None:
+        event = wakeups.get(xrd.cluster_name(body))
         if event is not None:
             event.set()
 
     @kopf.on.delete(category="composite", registry=registry, id="composite-delete")
-    async def composite_deleted(name: str, body: kopf.Body, **_: Any) -> None:
+    async def composite_deleted(body: kopf.Body, **_: Any) -> None:
+        name = xrd.cluster_name(body)
         definition = await definition_of(body, claim=False)
         if definition is None:
             metrics.forget_cluster(name)  # its definition went first: nothing left to delete here

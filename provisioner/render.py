@@ -28,7 +28,7 @@ from typing import Any
 
 import jinja2
 
-from provisioner import composed, permissions, template_env
+from provisioner import composed, permissions, template_env, xrd
 from provisioner import labels as label_rules
 from provisioner.composed import ComposedResource, ParameterError, RenderError, ReservedLabelError
 from provisioner.providers.base import ClusterSpec
@@ -69,17 +69,20 @@ def composite_values(
     defaults: Mapping[str, Any] | None,
     platform: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The template's variables: ``composite`` (the object), ``name`` (its name), ``claim``
+    """The template's variables: ``composite`` (the object), ``name`` (its cluster's name: the
+    composite's, hashed with its namespace for a namespaced one), ``claim``
     (``{name, namespace}``, from ``claim`` or the composite's ``claimRef``; ``None`` for a composite
     made directly), ``parameters`` (the Composition's ``defaults`` overlaid with the composite's
     ``spec.parameters``), ``labels`` (``parameters.labels`` or ``{}``, with the labels the
-    platform sets: ``fleetplane.io/team``, the claim's namespace) and ``platform`` as given:
+    platform sets: ``fleetplane.io/team``, the claim's or the namespaced composite's namespace) and
+    ``platform`` as given:
     ``{hub: {name, server, inventoryNamespace}, maestro: {grpc, kafka, topicPrefix},
     argocd: {version, install: [objects of Argo CD's install.yaml]}}``.
 
-    A claim's composite whose own ``spec.parameters.labels`` has a reserved key (``fleetplane.io/``)
-    is a ``ReservedLabelError``; the Composition's defaults may set them. Malformed extra agent
-    rules (``parameters.agentPermissions``, see ``permissions``) are a ``ParameterError``."""
+    A claim's or a namespaced composite's own ``spec.parameters.labels`` with a reserved key
+    (``fleetplane.io/``) is a ``ReservedLabelError``; the Composition's defaults may set them.
+    Malformed extra agent rules (``parameters.agentPermissions``, see ``permissions``) are a
+    ``ParameterError``."""
     metadata = composite.get("metadata") or {}
     spec = composite.get("spec") or {}
     parameters = template_env.deep_merge(defaults or {}, spec.get("parameters") or {})
@@ -95,7 +98,9 @@ def composite_values(
             "name": str(spec["claimRef"]["name"]),
             "namespace": str(spec["claimRef"].get("namespace", "")),
         }
-    if claim_info is not None:
+    team_namespace = claim_info["namespace"] if claim_info else metadata.get("namespace")
+    if team_namespace:
+        # Written by a team (a claim, or a composite in its namespace): the platform's keys are not theirs.
         own = (spec.get("parameters") or {}).get("labels")
         keys = label_rules.reserved_keys(own if isinstance(own, Mapping) else None)
         if keys:
@@ -103,10 +108,10 @@ def composite_values(
     wrong = permissions.problems(parameters.get(permissions.PARAMETER))
     if wrong:
         raise ParameterError("; ".join(wrong))
-    team = label_rules.platform_labels(claim_info["namespace"] if claim_info else None)
+    team = label_rules.platform_labels(str(team_namespace) if team_namespace else None)
     return {
         "composite": copy.deepcopy(dict(composite)),
-        "name": str(metadata.get("name", "")),
+        "name": xrd.cluster_name(composite),
         "claim": claim_info,
         "parameters": parameters,
         "labels": {**dict(parameters.get("labels") or {}), **team},

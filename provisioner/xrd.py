@@ -1,11 +1,17 @@
-"""What a CompositeResourceDefinition generates, and how its two kinds relate.
+"""What a CompositeResourceDefinition generates, and how its kinds relate.
 
-From one definition the operator serves two CRDs (:func:`generated_crds`): the composite kind
-(cluster-scoped, what compositions render from) and the claim kind (namespaced, what teams apply).
-Both carry the user's schema plus the machinery fields the provisioner reads and writes. A claim is
-bound to one composite whose name is derived from the claim's namespace and name
-(:func:`claim_to_composite_name`), so a restarted operator finds it again instead of creating a
-second one. :func:`composite_from_claim` and :func:`claim_status` map one kind onto the other.
+A definition's ``spec.scope`` says which CRDs the operator serves (:func:`generated_crds`):
+
+- ``LegacyCluster`` (the default): the composite kind (cluster-scoped, what compositions render
+  from) and the claim kind (namespaced, what teams apply). A claim is bound to one composite whose
+  name is derived from the claim's namespace and name (:func:`claim_to_composite_name`), so a
+  restarted operator finds it again instead of creating a second one. :func:`composite_from_claim`
+  and :func:`claim_status` map one kind onto the other.
+- ``Namespaced`` (Crossplane v2's model): the composite kind alone, namespaced; a team applies the
+  composite itself in its namespace, and there is no claim. Its cluster is named after its
+  namespace and name (:func:`cluster_name`), since two teams may pick the same name.
+
+Every CRD carries the user's schema plus the machinery fields the provisioner reads and writes.
 ``fleetplane render`` uses the same functions offline.
 """
 
@@ -32,6 +38,9 @@ CLAIM_ONLY_SPEC_FIELDS = ("resourceRef", "writeConnectionSecretToRef")
 STATUS_FIELDS = ("conditions", "resources", "compositionRevision", "connectionSecret", "cluster")
 MACHINERY_SPEC_FIELDS = tuple(dict.fromkeys((*COMPOSITE_SPEC_FIELDS, *CLAIM_SPEC_FIELDS)))
 
+# Which kind a generated CRD is: a claim's composite, a claim, or a namespaced composite.
+_COMPOSITE, _CLAIM, _NAMESPACED_COMPOSITE = "composite", "claim", "namespaced"
+
 COMPOSITE_NAME_MAX = 63
 _HASH_LEN = 5
 
@@ -46,13 +55,38 @@ class DefinitionError(Exception):
         self.fix = fix
 
 
+def scope(xrd: Mapping[str, Any]) -> str:
+    """The definition's ``spec.scope``: ``LegacyCluster`` unless it says ``Namespaced``."""
+    value = (xrd.get("spec") or {}).get("scope") or api.LEGACY_CLUSTER
+    if value not in api.SCOPES:
+        raise DefinitionError(
+            "spec.scope",
+            f"is {value!r}",
+            f"use {api.NAMESPACED} (teams apply the composite in their namespace) or {api.LEGACY_CLUSTER} "
+            "(a cluster-scoped composite that teams ask for through a claim)",
+        )
+    return str(value)
+
+
 def generated_crds(xrd: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The composite CRD (cluster-scoped) and the claim CRD (namespaced), in that order."""
+    """The composite CRD first; under ``LegacyCluster`` the claim CRD (namespaced) after it."""
     spec = xrd.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise DefinitionError("spec", f"is {type(spec).__name__}, not an object", "give the XRD a spec")
     group = _required_str(
         spec, "group", "spec.group", "set the API group of the kinds, e.g. platform.example.org"
     )
     names = _names(spec, "names", "the composite kind, e.g. {kind: XWorkerCluster, plural: xworkerclusters}")
+    namespaced = scope(xrd) == api.NAMESPACED
+    if namespaced:
+        if spec.get("claimNames"):
+            raise DefinitionError(
+                "spec.claimNames",
+                "is set on a Namespaced definition",
+                "remove it (teams apply the namespaced composite itself), or set spec.scope: "
+                f"{api.LEGACY_CLUSTER} to keep a claim kind",
+            )
+        return _namespaced_crds(xrd, group, names)
     claim_names = _names(
         spec, "claimNames", "the claim kind, e.g. {kind: WorkerCluster, plural: workerclusters}"
     )
@@ -68,6 +102,19 @@ def generated_crds(xrd: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"is {claim_names['plural']!r}, the same as spec.names.plural",
             "give the claim its own plural",
         )
+    composite = _kind_crd(xrd, group, names, _COMPOSITE, "Cluster", "composite")
+    claim = _kind_crd(xrd, group, claim_names, _CLAIM, "Namespaced", "claim")
+    return [composite, claim]
+
+
+def _namespaced_crds(xrd: Mapping[str, Any], group: str, names: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [_kind_crd(xrd, group, names, _NAMESPACED_COMPOSITE, "Namespaced", "composite")]
+
+
+def _kind_crd(
+    xrd: Mapping[str, Any], group: str, names: Mapping[str, Any], side: str, crd_scope: str, category: str
+) -> dict[str, Any]:
+    spec = xrd.get("spec") or {}
     versions, storage_index = _versions(spec)
     policy = spec.get("defaultCompositionUpdatePolicy") or "Automatic"
     if policy not in api.UPDATE_POLICIES:
@@ -76,51 +123,27 @@ def generated_crds(xrd: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"is {policy!r}",
             f"use one of {', '.join(api.UPDATE_POLICIES)}",
         )
-    composite_versions = []
-    claim_versions = []
-    columns = _columns()
-    for i, version in enumerate(versions):
-        user = _user_schema(version, i)
-        served, storage = bool(version.get("served", True)), i == storage_index
-        composite_versions.append(
-            api.crd_version(
-                version["name"],
-                _merged(user, composite=True, policy=policy),
-                columns,
-                storage=storage,
-                served=served,
-            )
+    crd_versions = [
+        api.crd_version(
+            version["name"],
+            _merged(_user_schema(version, i), side=side, policy=policy),
+            _columns(),
+            storage=i == storage_index,
+            served=bool(version.get("served", True)),
         )
-        claim_versions.append(
-            api.crd_version(
-                version["name"],
-                _merged(user, composite=False, policy=policy),
-                columns,
-                storage=storage,
-                served=served,
-            )
-        )
-    composite = api.crd(
+        for i, version in enumerate(versions)
+    ]
+    crd = api.crd(
         group=group,
         kind=names["kind"],
         plural=names["plural"],
-        scope="Cluster",
-        versions=composite_versions,
+        scope=crd_scope,
+        versions=crd_versions,
         short_names=names.get("shortNames"),
-        categories=["composite", *(names.get("categories") or [])],
+        categories=[category, *(names.get("categories") or [])],
     )
-    claim = api.crd(
-        group=group,
-        kind=claim_names["kind"],
-        plural=claim_names["plural"],
-        scope="Namespaced",
-        versions=claim_versions,
-        short_names=claim_names.get("shortNames"),
-        categories=["claim", *(claim_names.get("categories") or [])],
-    )
-    for crd in (composite, claim):
-        _owned_by(crd, xrd)
-    return [composite, claim]
+    _owned_by(crd, xrd)
+    return crd
 
 
 def find_definition(
@@ -140,7 +163,8 @@ def find_definition(
 
 def is_claim(obj: Mapping[str, Any], xrd: Mapping[str, Any]) -> bool:
     """Whether ``obj`` is of the definition's claim kind (else it is taken as its composite kind)."""
-    return obj.get("kind") == ((xrd.get("spec") or {}).get("claimNames") or {}).get("kind")
+    claim_kind = ((xrd.get("spec") or {}).get("claimNames") or {}).get("kind")
+    return claim_kind is not None and obj.get("kind") == claim_kind
 
 
 def claim_to_composite_name(claim: Mapping[str, Any]) -> str:
@@ -151,6 +175,20 @@ def claim_to_composite_name(claim: Mapping[str, Any]) -> str:
     name, namespace = str(metadata.get("name", "")), str(metadata.get("namespace", ""))
     if not name or not namespace:
         raise ValueError("a claim needs metadata.name and metadata.namespace to name its composite")
+    return _namespaced_name(namespace, name)
+
+
+def cluster_name(composite: Mapping[str, Any]) -> str:
+    """The name of a composite's cluster (its Maestro consumer, inventory entry and folder): a
+    cluster-scoped composite's own name; for a namespaced one ``<name>-<5 hex>`` as for a claim, so
+    two teams' composites of one name get two clusters."""
+    metadata = composite.get("metadata") or {}
+    if metadata.get("namespace"):
+        return _namespaced_name(str(metadata["namespace"]), str(metadata.get("name", "")))
+    return str(metadata.get("name", ""))
+
+
+def _namespaced_name(namespace: str, name: str) -> str:
     digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:_HASH_LEN]
     base = name[: COMPOSITE_NAME_MAX - _HASH_LEN - 1].rstrip("-.")
     return f"{base}-{digest}"
@@ -293,7 +331,8 @@ def _versions(spec: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
 
 def _user_schema(version: Mapping[str, Any], i: int) -> dict[str, Any]:
     path = f"spec.versions[{i}].schema.openAPIV3Schema"
-    user = (version.get("schema") or {}).get("openAPIV3Schema")
+    held = version.get("schema") or {}
+    user = held.get("openAPIV3Schema") if isinstance(held, Mapping) else None
     if user is None:
         raise DefinitionError(
             path, "is missing", "give the version a schema: {type: object, properties: {spec: ...}}"
@@ -332,11 +371,11 @@ def _user_schema(version: Mapping[str, Any], i: int) -> dict[str, Any]:
     return copy.deepcopy(dict(user))
 
 
-def _merged(user: Mapping[str, Any], *, composite: bool, policy: str) -> dict[str, Any]:
+def _merged(user: Mapping[str, Any], *, side: str, policy: str) -> dict[str, Any]:
     out = copy.deepcopy(dict(user))
     properties = out.setdefault("properties", {})
     spec = properties.setdefault("spec", {"type": "object"})
-    spec.setdefault("properties", {}).update(_machinery_spec(composite=composite, policy=policy))
+    spec.setdefault("properties", {}).update(_machinery_spec(side=side, policy=policy))
     status = properties.setdefault("status", {"type": "object"})
     status.setdefault("properties", {}).update(_machinery_status())
     return out
@@ -350,7 +389,7 @@ def _ref(*fields: str, required: tuple[str, ...] = ("name",)) -> dict[str, Any]:
     }
 
 
-def _machinery_spec(*, composite: bool, policy: str) -> dict[str, Any]:
+def _machinery_spec(*, side: str, policy: str) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "compositionRef": _ref("name"),
         "compositionSelector": {
@@ -361,12 +400,16 @@ def _machinery_spec(*, composite: bool, policy: str) -> dict[str, Any]:
         "compositionRevisionRef": _ref("name"),
         "compositionUpdatePolicy": {"type": "string", "enum": list(api.UPDATE_POLICIES), "default": policy},
     }
-    if composite:
+    if side in (_COMPOSITE, _NAMESPACED_COMPOSITE):
         fields["deletionPolicy"] = {
             "type": "string",
             "enum": list(api.DELETION_POLICIES),
             "default": "Delete",
         }
+    if side == _NAMESPACED_COMPOSITE:
+        # The connection secret lands in the composite's own namespace: a team writes nowhere else.
+        fields["writeConnectionSecretToRef"] = _ref("name")
+    elif side == _COMPOSITE:
         fields["writeConnectionSecretToRef"] = _ref("name", "namespace", required=("name", "namespace"))
         fields["claimRef"] = _ref(
             "apiVersion", "kind", "name", "namespace", required=("apiVersion", "kind", "name", "namespace")

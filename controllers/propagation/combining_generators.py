@@ -115,7 +115,8 @@ def merge(
 def _index_by_keys(params: list[Params], keys: list[str], path: str) -> dict[str, Params]:
     indexed: dict[str, Params] = {}
     for p in params:
-        identity = json.dumps({k: _lookup(p, k) for k in keys}, sort_keys=True, default=str)
+        # a merge key is a top-level parameter, as in Argo CD (with goTemplate too)
+        identity = json.dumps({k: p.get(k) for k in keys}, sort_keys=True, default=str)
         if identity in indexed:
             raise GeneratorError(
                 path,
@@ -123,18 +124,6 @@ def _index_by_keys(params: list[Params], keys: list[str], path: str) -> dict[str
             )
         indexed[identity] = p
     return indexed
-
-
-def _lookup(params: Mapping[str, Any], key: str) -> Any:
-    """A merge key's value: the top-level parameter, else a dotted path into nested goTemplate maps."""
-    if key in params:
-        return params[key]
-    value: Any = params
-    for part in key.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
 
 
 def _has_placeholder(value: Any) -> bool:

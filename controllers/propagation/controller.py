@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import logging
+import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from controllers.propagation import (
     convergence,
     errors,
     generators,
+    git_reader,
     inventory,
     plan,
     rollout,
@@ -81,6 +83,9 @@ class PropagationController:
         self.listener = listener
         self.metrics = metrics or metrics_mod.ControllerMetrics()
         self.metrics.application_sets.set_function(lambda: len(self._wakeups))
+        self.git = git_reader.GitReader(
+            pathlib.Path(settings.git_cache_dir), poll_seconds=settings.git_poll_seconds
+        )
         self._semaphore = asyncio.Semaphore(settings.concurrency)
         self._under_way = asyncio.Semaphore(max(settings.passes_under_way, settings.concurrency))
         self._in_flight = asyncio.Semaphore(settings.targets_in_flight)
@@ -325,7 +330,8 @@ class PropagationController:
             api_version, kind = data.get("apiVersion", ""), data.get("kind", "")
             if "/" in api_version[1:] and kind and (api_version, kind) not in decisions:
                 decisions[(api_version, kind)] = await self.hub.list_namespaced(api_version, kind, namespace)
-        return generators.GeneratorInputs(clusters, config_maps, decisions)
+        git = await self.git.read(generators.referenced_git(spec))
+        return generators.GeneratorInputs(clusters, config_maps, decisions, git)
 
     # --- deletion and clean-up ----------------------------------------------------------------------
 

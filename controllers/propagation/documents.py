@@ -17,12 +17,6 @@ from controllers.propagation import identities, ownership
 APPLICATION_API_VERSION = "argoproj.io/v1alpha1"
 APPSET_KIND = "ApplicationSet"
 
-_FINALIZER_VARIANTS = (
-    contract.RESOURCES_FINALIZER,
-    f"{contract.RESOURCES_FINALIZER}/foreground",
-    f"{contract.RESOURCES_FINALIZER}/background",
-)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkDocuments:
@@ -57,7 +51,11 @@ class DocumentSettings:
 
 
 def target_documents(
-    app: dict[str, Any], app_name: str, cluster: str, work_name: str, settings: DocumentSettings
+    app: dict[str, Any],
+    app_name: str,
+    cluster: str,
+    work_name: str,
+    settings: DocumentSettings,
 ) -> WorkDocuments:
     """The documents of Application ``app`` (rendered, checked) deployed to ``cluster``."""
     meta = app.get("metadata") or {}
@@ -84,7 +82,7 @@ def target_documents(
         "labels": {**template_labels, **owner_labels},
         "annotations": worker_annotations,
     }
-    finalizers = _worker_finalizers(list(meta.get("finalizers") or []), preserve=settings.preserve)
+    finalizers = list(meta.get("finalizers") or [])
     if finalizers:
         worker_meta["finalizers"] = finalizers
     worker = {
@@ -140,13 +138,6 @@ def target_documents(
         },
     }
     return WorkDocuments(work_metadata, bundle, hub, worker)
-
-
-def _worker_finalizers(finalizers: list[str], *, preserve: bool) -> list[str]:
-    if preserve:
-        # "preserve" means deleting the Application must not delete what it deployed
-        return [f for f in finalizers if f not in _FINALIZER_VARIANTS]
-    return finalizers or [contract.RESOURCES_FINALIZER]
 
 
 def _bundle(worker: Mapping[str, Any], field_manager: str) -> dict[str, Any]:

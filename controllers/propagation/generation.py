@@ -18,6 +18,18 @@ Params = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
+class GitTree:
+    """One revision of a repository, as the git generator reads it (filled by the caller)."""
+
+    #: the commit the revision resolved to
+    commit: str
+    #: every directory of the checkout but its root and hidden ones, in walk order
+    directories: tuple[str, ...] = ()
+    #: a file pattern (as ``git ls-files`` takes it) -> the matching files' paths and texts
+    files: Mapping[str, tuple[tuple[str, str], ...]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorInputs:
     """Everything generators may read, fetched by the caller.
 
@@ -25,6 +37,7 @@ class GeneratorInputs:
     ``decision_resources`` maps ``(apiVersion, kind)`` exactly as a duck-type ConfigMap names them
     (e.g. ``("cluster.open-cluster-management.io/v1beta1", "placementdecisions")``) to every such
     resource in the namespace; the generator applies ``name``/``labelSelector`` itself.
+    ``git`` maps ``(repoURL, revision)`` to that revision's tree, or to why it could not be read.
     """
 
     inventory: inventory.Inventory
@@ -32,6 +45,7 @@ class GeneratorInputs:
     decision_resources: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]] = dataclasses.field(
         default_factory=dict
     )
+    git: Mapping[tuple[str, str], GitTree | str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,3 +93,17 @@ def string_map(value: Any, where: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise GeneratorError(where, "must be a map of strings")
     return {str(k): string(v, f"{where}.{k}") for k, v in value.items()}
+
+
+def go_json(value: Any) -> Any:
+    """A copy of a JSON or YAML value as Go decodes it into ``map[string]any``: every number a
+    float64 (so ``{{ .n }}`` prints 1000000 as ``1e+06``, as Argo CD does), keys strings."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(k): go_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [go_json(v) for v in value]
+    return str(value)

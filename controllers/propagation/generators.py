@@ -2,14 +2,16 @@
 
 Called by the propagation kopf handler with a ``GeneratorInputs`` it filled beforehand (cluster
 Secrets, the ConfigMaps named by ``clusterDecisionResource`` generators, the duck-typed resources
-of the kinds those ConfigMaps name); nothing here reads the cluster. Supported: ``list``,
-``clusters``, ``clusterDecisionResource``, ``matrix``, ``merge``, and the post-``selector`` any
+of the kinds those ConfigMaps name, the git repository revisions ``git`` generators read); nothing
+here reads the cluster or a repository. Supported: ``list``, ``clusters``,
+``clusterDecisionResource``, ``git``, ``matrix``, ``merge``, and the post-``selector`` any
 generator may carry. Parameters are flat strings (``metadata.labels.env``) for fasttemplate and
 nested maps (``.metadata.labels.env``) for ``goTemplate: true``, as Argo CD produces them.
 
 Where fleetplane departs from Argo CD (all to avoid silent surprises), it says so in ``TEMPLATING.md``:
-the hub is never an implicit ``in-cluster`` target, decisions naming unregistered clusters are
-reported (``Generation.unmatched``) rather than only logged, and unknown fields are errors.
+the hub's ``in-cluster`` entry is generated as in Argo CD but refused as a destination, decisions
+naming unregistered clusters are reported (``Generation.unmatched``) rather than only logged, and
+unknown fields are errors.
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controllers.propagation import combining_generators, errors, leaf_generators, selectors, templating
-from controllers.propagation.generation import Generation, GeneratorError, GeneratorInputs, Unmatched
+from controllers.propagation import (
+    combining_generators,
+    errors,
+    git_generator,
+    leaf_generators,
+    selectors,
+    templating,
+)
+from controllers.propagation.generation import Generation, GeneratorError, GeneratorInputs, GitTree, Unmatched
+from controllers.propagation.git_generator import GitRequest
 from controllers.propagation.gotemplate import values as govalues
 
 __all__ = [
@@ -27,16 +37,19 @@ __all__ = [
     "Generation",
     "GeneratorError",
     "GeneratorInputs",
+    "GitRequest",
+    "GitTree",
     "Unmatched",
     "flatten",
     "generate",
     "generate_one",
     "referenced_config_maps",
+    "referenced_git",
 ]
 
-SUPPORTED_GENERATORS = ("list", "clusters", "clusterDecisionResource", "matrix", "merge")
+SUPPORTED_GENERATORS = ("list", "clusters", "clusterDecisionResource", "git", "matrix", "merge")
 #: Argo CD generators fleetplane does not implement (named so the error can say so)
-UNSUPPORTED_GENERATORS = ("git", "scmProvider", "pullRequest", "plugin", "clusterProfile")
+UNSUPPORTED_GENERATORS = ("scmProvider", "pullRequest", "plugin", "clusterProfile")
 
 _FIELDS = {
     "list": {"elements", "elementsYaml", "template"},
@@ -47,6 +60,16 @@ _FIELDS = {
         "labelSelector",
         "requeueAfterSeconds",
         "values",
+        "template",
+    },
+    "git": {
+        "repoURL",
+        "revision",
+        "directories",
+        "files",
+        "pathParamPrefix",
+        "values",
+        "requeueAfterSeconds",
         "template",
     },
     "matrix": {"generators", "template"},
@@ -136,6 +159,14 @@ def referenced_config_maps(appset_spec: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def referenced_git(appset_spec: Mapping[str, Any]) -> list[GitRequest]:
+    """The repository revisions the ``git`` generators read, each with the file patterns asked of
+    it (literal repoURLs and revisions only, as for ``referenced_config_maps``)."""
+    found: dict[tuple[str, str], set[str]] = {}
+    git_generator.referenced(appset_spec.get("generators"), found)
+    return [GitRequest(url, rev, tuple(sorted(patterns))) for (url, rev), patterns in found.items()]
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Parameters as ``a.b.c -> "value"`` strings (``%v`` of each leaf), as post-selectors see them."""
     flat: dict[str, str] = {}
@@ -182,5 +213,6 @@ _LEAVES = {
     "list": leaf_generators.list_params,
     "clusters": leaf_generators.clusters_params,
     "clusterDecisionResource": leaf_generators.decision_params,
+    "git": git_generator.git_params,
 }
 _COMBINING = {"matrix": combining_generators.matrix, "merge": combining_generators.merge}

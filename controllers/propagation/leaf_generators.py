@@ -6,7 +6,6 @@ Dispatched to by ``generators.generate_one``; everything they read is in ``Gener
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +18,11 @@ from controllers.propagation.generation import (
     GeneratorInputs,
     Params,
     Unmatched,
+    go_json,
     string,
     string_map,
 )
+from controllers.propagation.gotemplate import values as govalues
 
 
 def list_params(
@@ -30,7 +31,7 @@ def list_params(
     elements = body.get("elements") or []
     if not isinstance(elements, list):
         raise GeneratorError(f"{path}.elements", "must be a list of maps")
-    sources = [(f"{path}.elements[{i}]", e) for i, e in enumerate(elements)]
+    sources = [(f"{path}.elements[{i}]", e, False) for i, e in enumerate(elements)]
     raw_yaml = body.get("elementsYaml")
     if raw_yaml:
         try:
@@ -39,12 +40,15 @@ def list_params(
             raise GeneratorError(f"{path}.elementsYaml", f"not valid YAML: {exc}") from None
         if not isinstance(loaded, list):
             raise GeneratorError(f"{path}.elementsYaml", "must be a YAML list of maps (a string)")
-        sources += [(f"{path}.elementsYaml[{i}]", e) for i, e in enumerate(loaded)]
+        sources += [(f"{path}.elementsYaml[{i}]", e, True) for i, e in enumerate(loaded)]
     params: list[Params] = []
-    for where, element in sources:
+    for where, element, from_yaml in sources:
         if not isinstance(element, Mapping):
             raise GeneratorError(where, "each element must be a map of parameter names to values")
-        params.append(copy.deepcopy(dict(element)) if mode.go_template else _flat_element(element, where))
+        # Argo CD flattens ``elements`` for fasttemplate, but uses ``elementsYaml`` ones as written
+        # (only their string values substitute); numbers are float64 either way, as Go decodes them
+        flat = not mode.go_template and not from_yaml
+        params.append(_flat_element(element, where) if flat else go_json(element))
     return Generation(params)
 
 
@@ -74,30 +78,63 @@ def clusters_params(
         chosen = [c for c in inputs.inventory.clusters if selectors.matches(selector, c.labels)]
     except errors.SelectorError as exc:
         raise GeneratorError(f"{path}.selector", str(exc)) from None
-    params: list[Params] = []
-    for cluster in chosen:
-        p: Params = {
-            "name": cluster.name,
-            "nameNormalized": inventory.normalize_name(cluster.name),
-            "server": cluster.server,
-        }
-        if cluster.project:
-            p["project"] = cluster.project
-        if mode.go_template:
-            p["metadata"] = {"labels": dict(cluster.labels), "annotations": dict(cluster.annotations)}
-        else:
-            p.update({f"metadata.labels.{k}": v for k, v in cluster.labels.items()})
-            p.update({f"metadata.annotations.{k}": v for k, v in cluster.annotations.items()})
-        # values may use the cluster's own parameters ({{name}}, {{metadata.labels.env}}...)
-        rendered = {
-            k: templating.render_string(v, p, mode, path=f"{path}.values.{k}") for k, v in values.items()
-        }
-        if mode.go_template:
-            p["values"] = rendered
-        else:
-            p.update({f"values.{k}": v for k, v in rendered.items()})
-        params.append(p)
-    return Generation(params)
+    entries = [_cluster_entry(c, mode) for c in chosen]
+    # Argo CD adds its own cluster (in-cluster) to a clusters generator with no selector unless a
+    # Secret registers that server; a pull hub then refuses it as a destination, as Argo CD does
+    # with in-cluster disabled.
+    no_selector = not selector.get("matchLabels") and not selector.get("matchExpressions")
+    if no_selector and not inventory_has_server(inputs.inventory, IN_CLUSTER_SERVER):
+        entries.append(
+            {
+                "name": IN_CLUSTER_NAME,
+                "nameNormalized": IN_CLUSTER_NAME,
+                "server": IN_CLUSTER_SERVER,
+                "project": "",
+            }
+        )
+    for p in entries:
+        add_values(p, values, mode, f"{path}.values")
+    return Generation(entries)
+
+
+IN_CLUSTER_NAME = "in-cluster"
+IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
+
+
+def inventory_has_server(clusters: inventory.Inventory, server: str) -> bool:
+    return any(c.server == server for c in clusters.clusters)
+
+
+def _cluster_entry(cluster: inventory.Cluster, mode: templating.Mode) -> Params:
+    p: Params = {
+        "name": cluster.name,
+        "nameNormalized": inventory.normalize_name(cluster.name),
+        "server": cluster.server,
+        "project": cluster.project,
+    }
+    if mode.go_template:
+        # as in Argo CD, empty label or annotation maps are absent, not empty
+        meta: dict[str, Any] = {}
+        if cluster.annotations:
+            meta["annotations"] = dict(cluster.annotations)
+        if cluster.labels:
+            meta["labels"] = dict(cluster.labels)
+        p["metadata"] = meta
+    else:
+        p.update({f"metadata.labels.{k}": v for k, v in cluster.labels.items()})
+        p.update({f"metadata.annotations.{k}": v for k, v in cluster.annotations.items()})
+    return p
+
+
+def add_values(params: Params, values: Mapping[str, str], mode: templating.Mode, path: str) -> None:
+    """A generator's ``values``, rendered with the parameter set's own parameters, added to it as
+    ``values.<k>`` (or, with goTemplate, a ``values`` map, present only when there are values)."""
+    rendered = {k: templating.render_string(v, params, mode, path=f"{path}.{k}") for k, v in values.items()}
+    if mode.go_template:
+        if rendered:
+            params["values"] = rendered
+    else:
+        params.update({f"values.{k}": v for k, v in rendered.items()})
 
 
 def decision_params(
@@ -168,10 +205,10 @@ def decision_params(
                 continue
             p: Params = {"name": cluster.name, "server": cluster.server}
             for key, value in decision.items():  # decision keys come last and win, as in Argo CD
-                p[str(key)] = value if mode.go_template else string(value, f"{path} ({where}.{key})")
-            if mode.go_template:
+                p[str(key)] = govalues.format_v(value)  # Argo CD prints every one with %v
+            if mode.go_template and values:
                 p["values"] = dict(values)
-            else:
+            elif not mode.go_template:
                 p.update({f"values.{k}": v for k, v in values.items()})
             result.params.append(p)
     return result

@@ -21,10 +21,11 @@ ApplicationSet never touches another's works; its id is upstream Maestro's UUIDv
 
 Deletion: works use ``propagationPolicy: Foreground``, so deleting a work deletes the worker
 Application. ``syncPolicy.preserveResourcesOnDeletion: true`` keeps the *resources*: the worker
-Application is sent without Argo CD's ``resources-finalizer``, so its deletion does not cascade.
-(``Orphan`` would instead leave a live, unowned Application on the cluster that keeps syncing and
-self-healing - not what Argo CD's "preserve" means.) Without it, the finalizer is added when the
-template has none, exactly as Argo CD does.
+Application is sent without Argo CD's ``resources-finalizer`` (unless the template sets it
+itself), so its deletion does not cascade. (``Orphan`` would instead leave a live, unowned
+Application on the cluster that keeps syncing and self-healing - not what Argo CD's "preserve"
+means.) Without it, the finalizer is added when the template has none, exactly as Argo CD does
+(``templating.render_application``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from controllers.propagation.documents import WorkDocuments
 PlanError = errors.PlanError
 
 APPLICATION_POLICIES = ("sync", "create-only", "create-update", "create-delete")
+RENDER_ERROR = "RenderTemplateParamsError"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +189,7 @@ def plan_application_set(
     """The desired works of ``appset`` for the generated ``params``.
 
     Raises ``PlanError`` only for problems of the ApplicationSet as a whole (not opted in, no
-    uid, a bad ``applicationsSync``, ``templatePatch``); everything per target is a ``TargetError``.
+    uid, a bad ``applicationsSync``); everything per target is a ``TargetError``.
     """
     metadata = appset.get("metadata") or {}
     namespace, name, uid = metadata.get("namespace"), metadata.get("name"), metadata.get("uid")
@@ -204,10 +206,6 @@ def plan_application_set(
     if policy not in APPLICATION_POLICIES:
         raise PlanError(
             f"spec.syncPolicy.applicationsSync: {policy!r} is not one of {', '.join(APPLICATION_POLICIES)}"
-        )
-    if spec.get("templatePatch"):
-        raise PlanError(
-            "spec.templatePatch is not supported by fleetplane; move the patched fields into spec.template"
         )
     try:
         templating.Mode.from_spec(spec)  # a bad option would otherwise fail every target alike
@@ -250,6 +248,23 @@ def plan_application_set(
             continue
         seen[outcome.application] = outcome
         works.append(outcome)
+    # as in Argo CD, a name rendered twice is deployed for neither target
+    doubled = {e.application for e in errs if e.reason == "DuplicateApplication"}
+    for work in [w for w in works if w.application in doubled]:
+        errs.append(
+            TargetError(
+                "DuplicateApplication",
+                f"Application {work.application!r} for cluster {work.cluster!r} is not deployed: "
+                "a later parameter set renders the same name",
+                cluster=work.cluster,
+                application=work.application,
+            )
+        )
+    works = [w for w in works if w.application not in doubled]
+    if any(e.reason == RENDER_ERROR for e in errs):
+        # as in Argo CD, a parameter set that cannot be rendered fails the whole generation:
+        # nothing is created or changed until it is fixed
+        works = []
     return Plan(str(namespace), str(name), tuple(works), tuple(errs), policy)
 
 
@@ -270,7 +285,7 @@ class _Builder:
             app = templating.render_application(spec, params)
         except errors.TemplateError as exc:
             return TargetError(
-                "RenderTemplateParamsError",
+                RENDER_ERROR,
                 f"parameter set {index} ({_describe(params)}): {exc}",
                 blocks_deletes=True,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tempfile
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -39,6 +40,9 @@ class PropagationSettings:
     #: ``plural.version.group`` of cluster decision resources whose changes wake the daemons of their
     #: namespace (others are picked up by the periodic pass)
     decision_resources: tuple[str, ...] = ("placementdecisions.v1beta1.cluster.open-cluster-management.io",)
+    #: where the git generator keeps its clones, and how often it reads a repository revision again
+    git_cache_dir: str = dataclasses.field(default_factory=lambda: f"{tempfile.gettempdir()}/fleetplane-git")
+    git_poll_seconds: float = 180.0
 
 
 class MirrorListener(Protocol):

@@ -22,7 +22,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from controllers.propagation import errors, gotemplate
+import yaml
+
+from controllers.propagation import errors, gotemplate, normalization
 
 TemplateError = errors.TemplateError
 
@@ -97,18 +99,15 @@ def render_value(value: Any, params: Mapping[str, Any], mode: Mode, *, path: str
 
 
 def render_application(appset_spec: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The Application an ApplicationSet ``spec`` generates for one parameter set.
+    """The Application an ApplicationSet ``spec`` generates for one parameter set, as Argo CD
+    renders it: the template rendered (left as written when there are no parameters), Argo CD's
+    resources finalizer added when the template has none (unless there are no parameters or
+    ``syncPolicy.preserveResourcesOnDeletion``), then ``templatePatch`` rendered and applied as a
+    strategic merge patch that cannot change ``spec.project``, and the spec normalised as Argo CD
+    stores it (``normalization``).
 
-    Raises ``TemplateError`` for ``templatePatch`` (not supported) and for any rendering failure.
-    The result still carries the template's finalizers; ``plan`` decides what the worker and the
-    hub copies get.
+    Raises ``TemplateError`` for any rendering failure.
     """
-    if appset_spec.get("templatePatch"):
-        raise TemplateError(
-            "spec.templatePatch",
-            "not supported by fleetplane; move the patched fields into spec.template "
-            "(with goTemplate {{if}} blocks inside string fields where they must vary)",
-        )
     template = appset_spec.get("template")
     if not isinstance(template, Mapping) or not template:
         raise TemplateError(
@@ -116,8 +115,66 @@ def render_application(appset_spec: Mapping[str, Any], params: Mapping[str, Any]
         )
     mode = Mode.from_spec(appset_spec)
     if not params:
-        return copy.deepcopy(dict(template))  # Argo CD leaves the template as written
-    return dict(render_value(template, params, mode))
+        app = copy.deepcopy(dict(template))  # Argo CD leaves the template as written
+    else:
+        app = dict(render_value(template, params, mode))
+        preserve = bool((appset_spec.get("syncPolicy") or {}).get("preserveResourcesOnDeletion"))
+        meta = app.setdefault("metadata", {})
+        if not meta.get("finalizers") and not preserve:
+            meta["finalizers"] = [RESOURCES_FINALIZER]
+    patch = appset_spec.get("templatePatch")
+    if patch:
+        app = _patched(app, patch, params, mode)
+    if isinstance(app.get("spec"), Mapping):
+        app["spec"] = normalization.normalize_spec(app["spec"])
+    return app
+
+
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
+
+def _patched(app: dict[str, Any], patch: Any, params: Mapping[str, Any], mode: Mode) -> dict[str, Any]:
+    if not isinstance(patch, str):
+        raise TemplateError("spec.templatePatch", "must be a string holding YAML or JSON")
+    text = render_string(patch, params, mode, path="spec.templatePatch")
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TemplateError("spec.templatePatch", f"renders to invalid YAML: {exc}", source=text) from None
+    if loaded is None:
+        return app
+    if not isinstance(loaded, Mapping):
+        raise TemplateError("spec.templatePatch", "must render to a map of Application fields", source=text)
+    project = (app.get("spec") or {}).get("project")
+    patched = strategic_merge(app, loaded)
+    if isinstance(patched.get("spec"), dict):
+        patched["spec"]["project"] = project  # a patch may not move an Application to another project
+    return patched
+
+
+#: the Application's lists a strategic merge patch merges (ObjectMeta's finalizers, as a set);
+#: every other list is replaced
+_MERGED_LISTS = {("metadata", "finalizers")}
+
+
+def strategic_merge(
+    base: Mapping[str, Any], patch: Mapping[str, Any], at: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Kubernetes' strategic merge patch for an Application: maps merge key by key, ``null``
+    removes a key, lists are replaced, ``metadata.finalizers`` gains the patch's new items."""
+    out = copy.deepcopy(dict(base))
+    for key, value in patch.items():
+        where = (*at, str(key))
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = strategic_merge(out[key], value, where)
+        elif where in _MERGED_LISTS and isinstance(value, list) and isinstance(out.get(key), list):
+            # the patch's items first, then the others in their order, as Kubernetes merges them
+            out[key] = list(value) + [v for v in out[key] if v not in value]
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def _join(path: str, key: Any) -> str:

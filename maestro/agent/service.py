@@ -20,6 +20,7 @@ import grpc
 from confluent_kafka import KafkaError, KafkaException
 
 from kubeio import probes
+from maestro.agent import placement
 from maestro.agent.agent_loop import Agent
 from maestro.agent.kube import KubeApplier
 from maestro.agent.metrics import AgentMetrics, Sources
@@ -35,7 +36,6 @@ from maestro.transport.producer import Publisher
 from maestro.wire import channels, stubs
 from maestro.wire import query as wire_query
 from trust import authority
-from trust.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ class AgentSettings:
     # Polling this long with nothing received while the broker holds more for the agent's
     # partition means the consumer is stuck (it can be, after a broker restart): it is restarted.
     stall_seconds: float = 20.0
+    # How often the agent asks Maestro whether its consumer was re-registered or moved (it also
+    # asks at once when Kafka refuses it something for good).
+    placement_check_seconds: float = 30.0
     # Where /healthz and /readyz answer plain HTTP, and /metrics (None: nowhere; 0: a free port).
     health_port: int | None = None
     health_host: str = "127.0.0.1"
@@ -113,16 +116,9 @@ async def lookup_placement(
 def check_identity(kafka: KafkaSettings, consumer: consumers.Consumer) -> None:
     """Refuse to start with a certificate Kafka would not let read this cluster's topics: the one
     of another cluster, or of an earlier registration of this one (another slot)."""
-    if not kafka.is_secure:
-        return
-    wanted = Identity.cluster(consumer.name, consumer.placement_slot)
-    found = kafka.identity()
-    if found != wanted:
-        raise SystemExit(
-            f"the Kafka certificate ({kafka.tls.cert if kafka.tls else '-'}) is for "
-            f"{found or 'no fleetplane identity'}, but consumer {consumer.name} is {wanted} "
-            f"(principal {wanted.kafka_principal}): issue the agent a certificate of that identity"
-        )
+    problem = placement.identity_problem(kafka, consumer)
+    if problem is not None:
+        raise SystemExit(problem)
 
 
 class KafkaLink:
@@ -245,89 +241,128 @@ async def _serve(
             f"the Maestro server at {settings.server} named no status topic for {consumer.name}: "
             "it predates topics per cluster; upgrade it"
         )
+    while True:
+        moved = await _session(settings, consumer, state, readiness, metrics, ready, link_seen)
+        log.warning("%s: %s; following it", settings.cluster, placement.describe(settings.cluster, moved))
+        state.starting(f"following its consumer: {placement.describe(settings.cluster, moved)}")
+        consumer = await placement.follow(
+            settings.server, settings.cluster, settings.credentials, settings.kafka, state.starting
+        )
+
+
+async def _session(
+    settings: AgentSettings,
+    consumer: consumers.Consumer,
+    state: ReaderState,
+    readiness: probes.Readiness,
+    metrics: AgentMetrics,
+    ready: asyncio.Event | None,
+    link_seen: list[KafkaLink] | None,
+) -> placement.Answer:
+    """Serve one placement of the cluster until it moves (returns Maestro's answer saying where)."""
     state.starting(f"assigning its spec partition {consumer.spec_placement.topic}")
     applier = KubeApplier(settings.cluster, settings.kubeconfig)
     link = KafkaLink(settings, consumer)
     await link.open()
     if link_seen is not None:
         link_seen.append(link)
-    publish = link.deliver
     # The watcher starts watching when the agent's start lists its records.
     watcher = AppliedObjectWatcher(applier.backend.rest, lambda rids: agent.mark_changed(rids))
     agent = Agent(
         applier,
-        publish,
+        link.deliver,
         status_topic=consumer.status_topic,
         follow=watcher.follow,
         on_apply=metrics.apply_seconds.observe,
     )
-    state.starting("loading its applied records and asking Maestro for what changed")
-    await agent.start()
-    metrics.attach(
-        Sources(
-            stats=agent.stats,
-            held=lambda: agent.held,
-            consumer_restarts=lambda: link.consumer_restarts,
-            renewals=lambda: link.renewals,
-            lag=lambda: link.reader.lag(),
-            not_after=lambda: link.not_after,
-        )
+    background: list[asyncio.Task[None]] = []
+    watch = placement.PlacementWatch(
+        settings.server, consumer, settings.credentials, settings.placement_check_seconds
     )
-    background = [
-        asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh"),
-        asyncio.create_task(agent.changes_forever(), name="agent-changes"),
-    ]
-    readiness.watch(background)
-    state.started()
-    log.info(
-        "agent for %s reading %s[%d], reporting on %s, as %s",
-        settings.cluster,
-        consumer.spec_placement.topic,
-        consumer.spec_placement.partition,
-        consumer.status_topic,
-        settings.kafka.principal,
-    )
-    if ready is not None:
-        ready.set()
+    moving = asyncio.create_task(watch.until_moved(), name="agent-placement")
+    reading: asyncio.Task[None] | None = None
     try:
-        while True:
-            await link.renew_if_replaced()
-            # A broker restart or a moved group coordinator must not stop the agent: the consumer
-            # reconnects by itself. An uncommitted batch is covered by the next commit, or re-read
-            # after a crash (and skipped: its versions are applied).
-            try:
-                messages = await link.reader.poll_batch(settings.batch, 0.5)
-            except KafkaException as exc:
-                if not _transient(exc):
-                    raise
-                state.polled(exc)
-                log.warning("%s: reading spec events failed, retrying: %s", settings.cluster, exc)
-                await asyncio.sleep(1)
-                continue
-            state.polled()
-            if messages:
-                state.applying(True)
-                try:
-                    await agent.handle(messages)
-                finally:
-                    state.applying(False)
-                try:
-                    await link.reader.commit(messages)
-                except KafkaException as exc:
-                    if not _transient(exc):
-                        raise
-                    log.warning(
-                        "%s: committing offsets failed (the next commit covers them): %s",
-                        settings.cluster,
-                        exc,
-                    )
+        state.starting("loading its applied records and asking Maestro for what changed")
+        await agent.start()
+        metrics.attach(
+            Sources(
+                stats=agent.stats,
+                held=lambda: agent.held,
+                consumer_restarts=lambda: link.consumer_restarts,
+                renewals=lambda: link.renewals,
+                lag=lambda: link.reader.lag(),
+                not_after=lambda: link.not_after,
+            )
+        )
+        background = [
+            asyncio.create_task(agent.refresh_forever(settings.refresh_seconds), name="agent-refresh"),
+            asyncio.create_task(agent.changes_forever(), name="agent-changes"),
+        ]
+        readiness.watch(background)
+        state.started()
+        log.info(
+            "agent for %s reading %s[%d], reporting on %s, as %s",
+            settings.cluster,
+            consumer.spec_placement.topic,
+            consumer.spec_placement.partition,
+            consumer.status_topic,
+            settings.kafka.principal,
+        )
+        if ready is not None:
+            ready.set()
+        reading = asyncio.create_task(_read(settings, state, link, agent), name="agent-reader")
+        await asyncio.wait([reading, moving], return_when=asyncio.FIRST_COMPLETED)
+        if moving.done():
+            return moving.result()
+        # The reader only ends by failing: if Kafka refused it because the consumer moved, follow.
+        failure = reading.exception()
+        answer = await watch.moved()
+        if answer is None and failure is not None:
+            raise failure
+        assert answer is not None
+        return answer
     finally:
-        readiness.stopping()
-        for task in background:
+        readiness.unwatch(background)
+        for task in [*background, moving, *([reading] if reading else [])]:
             task.cancel()
-        for task in background:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in [*background, moving, *([reading] if reading else [])]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await watcher.close()
         await link.close()
         await applier.close()
+
+
+async def _read(settings: AgentSettings, state: ReaderState, link: KafkaLink, agent: Agent) -> None:
+    """Apply the spec events of the cluster's partition, for ever (returns only by raising)."""
+    while True:
+        await link.renew_if_replaced()
+        # A broker restart or a moved group coordinator must not stop the agent: the consumer
+        # reconnects by itself. An uncommitted batch is covered by the next commit, or re-read
+        # after a crash (and skipped: its versions are applied).
+        try:
+            messages = await link.reader.poll_batch(settings.batch, 0.5)
+        except KafkaException as exc:
+            if not _transient(exc):
+                raise
+            state.polled(exc)
+            log.warning("%s: reading spec events failed, retrying: %s", settings.cluster, exc)
+            await asyncio.sleep(1)
+            continue
+        state.polled()
+        if messages:
+            state.applying(True)
+            try:
+                await agent.handle(messages)
+            finally:
+                state.applying(False)
+            try:
+                await link.reader.commit(messages)
+            except KafkaException as exc:
+                if not _transient(exc):
+                    raise
+                log.warning(
+                    "%s: committing offsets failed (the next commit covers them): %s",
+                    settings.cluster,
+                    exc,
+                )

@@ -244,7 +244,10 @@ def from_json(raw: bytes) -> CloudEvent:
     if "data" in doc:
         data = orjson.dumps(doc["data"])
     elif "data_base64" in doc:
-        data = base64.b64decode(doc["data_base64"])
+        data = _base64(doc["data_base64"])
+    content_type = doc.get("datacontenttype")
+    if content_type is not None and not isinstance(content_type, str):
+        raise errors.InvalidArgument("datacontenttype", "must be a string", "send e.g. application/json")
     time_text = doc.get("time")
     return CloudEvent(
         id=str(doc.get("id", "")),
@@ -254,5 +257,16 @@ def from_json(raw: bytes) -> CloudEvent:
         time=parse_time(time_text, "time") if isinstance(time_text, str) else None,
         extensions={k: v for k, v in doc.items() if k not in _CORE},
         data=data,
-        data_content_type=doc.get("datacontenttype"),
+        data_content_type=content_type,
+    )
+
+
+def _base64(encoded: object) -> bytes:
+    if isinstance(encoded, str):
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except ValueError:
+            pass
+    raise errors.InvalidArgument(
+        "data_base64", "is not base64 text", "encode the data in base64, or send JSON data under data"
     )

@@ -16,6 +16,12 @@ T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 500
 # The most a page holds, whatever a client asks: a page is read whole into the server's memory.
 MAX_PAGE_SIZE = 5000
+# The most a page's documents (spec, metadata, status) weigh, whatever the count: a page fits gRPC's
+# default 4 MiB message with room for its envelope, whatever the bundle sizes. A page always holds
+# at least one bundle, so one larger than this comes alone.
+DEFAULT_PAGE_BYTES = 3 * 1024 * 1024
+# What a listed bundle weighs besides its documents, in the budget: ids, names, times, hash.
+ROW_OVERHEAD_BYTES = 256
 _INT64_MAX = (1 << 63) - 1
 
 
@@ -47,6 +53,14 @@ def page_size(requested: int, maximum: int = MAX_PAGE_SIZE) -> int:
     if requested <= 0:
         return min(DEFAULT_PAGE_SIZE, cap)
     return min(requested, cap)
+
+
+def page_bytes(requested: int, maximum: int = 0) -> int:
+    """The byte budget of a page: ``requested``, at most ``maximum`` when there is one (above 0);
+    ``requested`` 0 or less means ``maximum``, or ``DEFAULT_PAGE_BYTES`` without one."""
+    if requested <= 0:
+        return maximum if maximum > 0 else DEFAULT_PAGE_BYTES
+    return min(requested, maximum) if maximum > 0 else requested
 
 
 def check_resource_filter(where: ResourceFilter) -> ResourceFilter:

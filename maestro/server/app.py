@@ -23,16 +23,20 @@ from grpc_reflection.v1alpha import reflection
 from kubeio import credentials, probes
 from kubeio.rest import KubeRest, RetrySettings
 from maestro.api import consumers
+from maestro.server import rest_api
 from maestro.server.auth import Guard
 from maestro.server.client_certificates import RevocationList
+from maestro.server.consumer_admin import ConsumerAdmin
 from maestro.server.hub_reviews import HubReviews
 from maestro.server.ingest import StatusIngester
 from maestro.server.metrics import ServerMetrics
 from maestro.server.notifier import Notifier
+from maestro.server.quarantine_api import QuarantineService
 from maestro.server.query_api import QueryService
 from maestro.server.readiness import Readiness
 from maestro.server.reaper import DeletionReaper
 from maestro.server.relay import OutboxRelay
+from maestro.server.rest_api import RestApi
 from maestro.server.settings import ServerSettings
 from maestro.server.source_api import BatchSourceService, SourceService
 from maestro.server.spec_writer import SpecWriter
@@ -64,6 +68,8 @@ class Running:
     # where /healthz and /readyz answer, and /metrics; None where they do not
     health_port: int | None
     metrics_port: int | None
+    # where upstream Maestro's REST API answers; None where it does not
+    rest_port: int | None = None
 
     async def stop(self) -> None:
         self.readiness.stopping()
@@ -153,8 +159,9 @@ def _listen(server: grpc.aio.Server, settings: ServerSettings) -> tuple[int, int
 
 
 async def _repair_kafka(st: store.Store, topics: Topics) -> None:
-    """Give every registered consumer the topics and ACLs it should have: the broker may have lost
-    them, or the consumer was registered under the single-topic layout of old."""
+    """Give every registered consumer the topics and ACLs it should have (the broker may have lost
+    them, or the consumer was registered under the single-topic layout of old), and delete the
+    topics and ACLs of slots no consumer holds."""
     known: list[consumers.Consumer] = []
     token = ""
     while True:
@@ -170,6 +177,13 @@ async def _repair_kafka(st: store.Store, topics: Topics) -> None:
             made_topics,
             made_acls,
             len(known),
+        )
+    released = await st.sweep(topics.release_orphans)
+    if released:
+        log.warning(
+            "deleted %d topic(s) of no registered consumer (a registration that did not commit): %s",
+            len(released),
+            ", ".join(released[:10]),
         )
 
 
@@ -197,7 +211,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         stall_after=settings.stall_seconds,
         metadata_refresh=settings.status_topics_refresh,
     )
-    relay = OutboxRelay(st, publisher, notifier, settings.relay_batch)
+    relay = OutboxRelay(st, publisher, notifier, settings.relay_batch, attempts=settings.quarantine_after)
     ingester = StatusIngester(
         st,
         reader,
@@ -206,6 +220,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         settings.ingest_batch,
         settings.topics,
         sequence_ahead=settings.status_sequence_ahead,
+        attempts=settings.quarantine_after,
     )
     reaper = DeletionReaper(st, settings.deletion_grace)
     writer = SpecWriter(st)
@@ -226,10 +241,12 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
     source = SourceService(st, notifier, settings, writer, guard, limits)
     stubs.cloudevent_grpc.add_CloudEventServiceServicer_to_server(source, server)
     stubs.source_grpc.add_MaestroSourceServicer_to_server(BatchSourceService(source), server)
-    query = QueryService(
-        st, notifier, topics, settings, guard, revoked, limits, on_consumer_created=ingester.topics_added
-    )
+    admin = ConsumerAdmin(st, topics, ingester.topics_added)
+    query = QueryService(st, notifier, settings, guard, admin, revoked, limits)
     stubs.query_grpc.add_MaestroQueryServicer_to_server(query, server)
+    stubs.quarantine_grpc.add_MaestroQuarantineServicer_to_server(
+        QuarantineService(st, publisher, guard), server
+    )
     # Health and reflection answer without credentials: they tell whether the server serves and
     # the (public) shape of its API, nothing stored.
     health_servicer = health.aio.HealthServicer()
@@ -239,6 +256,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
             stubs.CLOUDEVENT_SERVICE,
             stubs.QUERY_SERVICE,
             stubs.SOURCE_SERVICE,
+            stubs.QUARANTINE_SERVICE,
             reflection.SERVICE_NAME,
             health.SERVICE_NAME,
         ),
@@ -274,6 +292,11 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         runner, health_port = await probes.serve(
             probes.health_routes(readiness), settings.health_host, settings.health_port
         )
+        http_runners.append(runner)
+    rest_port = None
+    if settings.rest_port is not None:
+        rest = RestApi(st, guard, admin, page_bytes=settings.max_page_bytes)
+        runner, rest_port = await rest_api.serve(rest, settings.host, settings.rest_port, settings.tls)
         http_runners.append(runner)
     if metrics is not None and settings.metrics_port is not None:
         runner, metrics_port = await probes.serve(
@@ -315,6 +338,7 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         readiness,
         health_port,
         metrics_port,
+        rest_port,
     )
 
 

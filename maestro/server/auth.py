@@ -35,6 +35,15 @@ from trust.identity import DEFAULT_TRUST_DOMAIN, Kind
 _BEARER = "bearer "
 
 
+class Refusal(Exception):
+    """A caller refused: the status it gets (whatever the protocol) and why."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class Guard:
     """Authenticates callers and answers whether they may do something; the services ask it.
 
@@ -64,20 +73,30 @@ class Guard:
         if self.insecure:
             return Caller(insecure=True)
         pems = context.auth_context().get("x509_pem_cert") or []
-        if pems:
-            caller, problem = self._from_certificate(pems[0])
+        token = "" if pems else _bearer(context.invocation_metadata() or ())
+        try:
+            return await self.identify(pems[0] if pems else None, token)
+        except Refusal as exc:
+            await _abort(context, exc.code, exc.message)
+
+    async def identify(self, pem: bytes | None, token: str) -> Caller:
+        """The caller a verified client certificate (PEM) or a bearer token names, whatever the
+        protocol they came by; raises ``Refusal`` (UNAUTHENTICATED, or UNAVAILABLE when the hub
+        cannot review a token now)."""
+        if self.insecure:
+            return Caller(insecure=True)
+        if pem:
+            caller, problem = self._from_certificate(pem)
+        elif token:
+            caller, problem = await self._from_token(token)
         else:
-            token = _bearer(context.invocation_metadata() or ())
-            if not token:
-                await _abort(
-                    context,
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "no credentials: present a client certificate issued by the platform's CA, or a "
-                    "Kubernetes token of the hub as `authorization: Bearer <token>`",
-                )
-            caller, problem = await self._from_token(context, token)
+            raise Refusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "no credentials: present a client certificate issued by the platform's CA, or a "
+                "Kubernetes token of the hub as `authorization: Bearer <token>`",
+            )
         if problem or caller is None:
-            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, problem)
+            raise Refusal(grpc.StatusCode.UNAUTHENTICATED, problem)
         return caller
 
     def _from_certificate(self, pem: bytes) -> tuple[Caller | None, str]:
@@ -102,7 +121,7 @@ class Guard:
             return f"the certificate of {caller} (serial 0x{serial}) is revoked: ask for a new one"
         return ""
 
-    async def _from_token(self, context: grpc.aio.ServicerContext, token: str) -> tuple[Caller | None, str]:
+    async def _from_token(self, token: str) -> tuple[Caller | None, str]:
         if self._reviews is None:
             return None, (
                 "this server takes no tokens (it has no hub to review them): present a client "
@@ -111,7 +130,7 @@ class Guard:
         try:
             user = await self._reviews.user(token)
         except HubUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
         if isinstance(user, str):
             return None, user
         return Caller(user=user, token=token), ""
@@ -136,11 +155,19 @@ class Guard:
     ) -> None:
         """Return if allowed; else abort the call with PERMISSION_DENIED saying what is needed."""
         try:
+            await self.check(caller, verb, source, what)
+        except Refusal as exc:
+            await _abort(context, exc.code, exc.message)
+
+    async def check(self, caller: Caller, verb: Verb, source: str = "", what: str = "") -> None:
+        """Return if allowed; else raise ``Refusal`` (PERMISSION_DENIED saying what is needed, or
+        UNAVAILABLE when the hub cannot answer now)."""
+        try:
             allowed = await self.allows(caller, verb, source)
         except HubUnavailable as exc:
-            await _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise Refusal(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
         if not allowed:
-            await _abort(context, grpc.StatusCode.PERMISSION_DENIED, refusal(caller, verb, source, what))
+            raise Refusal(grpc.StatusCode.PERMISSION_DENIED, refusal(caller, verb, source, what))
 
     async def require_admin(self, context: grpc.aio.ServicerContext, caller: Caller, what: str) -> None:
         await self.require(context, caller, Verb.ADMIN, what=what)

@@ -11,18 +11,25 @@ An event is bound to the cluster whose status topic it came on, never to what it
 Kafka's ACLs let only that cluster's principal write there. A report for a bundle of another
 consumer, and a resync request naming another consumer, are dropped (logged and counted in
 ``IngestStats.foreign``), never stored or answered.
+
+Each event is settled on its own: one that does not decode, or that the database refuses for what
+it holds, is quarantined at once (`maestro.api.quarantine`); when a batch fails otherwise while the
+database answers, its events are handled one by one and one that fails `attempts` times is
+quarantined, so one event never holds up its partition. While the database is away nothing is
+counted against any event: the batch is handled again until it answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from maestro.api import bundle_events, bundles, consumers, errors, events, lifecycle, resync
+from maestro.api import bundle_events, bundles, consumers, errors, events, lifecycle, quarantine, resync
 from maestro.storage import store as store_mod
 from maestro.transport import cloudevents, layout
 from maestro.transport.consumer import Reader
@@ -43,6 +50,8 @@ class IngestStats:
     resyncs: int = 0
     #: events about another consumer than the one whose status topic carried them
     foreign: int = 0
+    #: events set aside in the quarantine
+    quarantined: int = 0
 
 
 class StatusIngester:
@@ -56,6 +65,7 @@ class StatusIngester:
         names: layout.Layout = layout.DEFAULT,
         *,
         sequence_ahead: timedelta = lifecycle.DEFAULT_SEQUENCE_AHEAD,
+        attempts: int = quarantine.DEFAULT_ATTEMPTS,
     ) -> None:
         self._store = store
         self._reader = reader
@@ -64,6 +74,7 @@ class StatusIngester:
         self._batch = batch
         self._names = names
         self._sequence_ahead = sequence_ahead
+        self._attempts = attempts
         self.stats = IngestStats()
         self._topics_changed = False
         self._refreshing: asyncio.Task[None] | None = None
@@ -106,17 +117,7 @@ class StatusIngester:
                 continue
             # The consumer's position is already past this batch: it is handled here, however many
             # tries that takes (storing a report twice is a no-op), or it would never be read again.
-            pause = 0.5
-            while True:
-                try:
-                    await self.handle(messages)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("status ingest failed; handling the batch again in %.1fs", pause)
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 10.0)
+            await self.settle(messages)
             try:
                 await self._reader.commit(messages)
             except asyncio.CancelledError:
@@ -124,9 +125,94 @@ class StatusIngester:
             except Exception as exc:
                 log.warning("committing status offsets failed (the next commit covers them): %s", exc)
 
+    async def settle(self, messages: list[Incoming]) -> None:
+        """Handle ``messages``; a batch that fails while the database answers is handled one event
+        at a time, and an event failing `attempts` times is quarantined."""
+        if await self._tries(messages, until_down=False) is None:
+            return
+        for message in messages:
+            failures = 0
+            while (failed := await self._tries([message], until_down=True)) is not None:
+                failures += 1
+                if failures >= self._attempts:
+                    await self._set_aside([(message, failed, failures)])
+                    break
+
+    async def _tries(self, messages: list[Incoming], *, until_down: bool) -> str | None:
+        """Handle ``messages``, again and again while the database is away; None once handled, or
+        why it failed while the database answered (the events' own fault)."""
+        pause = 0.5
+        while True:
+            try:
+                await self.handle(messages)
+                return None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if await self._store.reachable():
+                    log.warning("handling %d status event(s) failed: %s", len(messages), reason)
+                    return reason
+                log.warning("status ingest failed with the database away; handling again in %.1fs", pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+    async def _set_aside(self, failed: list[tuple[Incoming, str, int]]) -> None:
+        """Store events in the quarantine; until that works (the database away), try again."""
+        slots = sorted({s for m, _, _ in failed if (s := self._names.status_slot(m.topic)) is not None})
+        pause = 0.5
+        while True:
+            try:
+                owners = await self._store.consumers_by_slot(slots) if slots else {}
+                await self._store.quarantine_statuses(
+                    [self._held(message, reason, tries, owners) for message, reason, tries in failed]
+                )
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("quarantining %d status event(s) failed, trying again: %s", len(failed), exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+        self.stats.quarantined += len(failed)
+        for message, reason, _ in failed:
+            log.error(
+                "status event at %s[%d]@%d quarantined: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                reason,
+            )
+
+    def _held(
+        self, message: Incoming, reason: str, tries: int, owners: dict[int, consumers.Consumer]
+    ) -> quarantine.StatusMessage:
+        slot = self._names.status_slot(message.topic)
+        owner = owners.get(slot) if slot is not None else None
+        try:
+            resource_id: uuid.UUID | None = uuid.UUID(message.attributes.get(events.RESOURCE_ID, ""))
+        except ValueError:
+            resource_id = None
+        headers = {"attributes": message.attributes, "content_type": message.content_type}
+        return quarantine.StatusMessage(
+            consumer=owner.name if owner is not None else "",
+            resource_id=resource_id,
+            event_type=message.attributes.get("type", ""),
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key.encode(errors="surrogateescape") if message.key is not None else None,
+            headers=json.dumps(headers).encode(),
+            payload=message.value,
+            reason=reason,
+            attempts=tries,
+        )
+
     async def handle(self, messages: list[Incoming]) -> None:
         reports: list[bundles.StatusReport] = []
+        carried: list[Incoming] = []
         slots: list[int] = []
+        poison: list[tuple[Incoming, str, int]] = []
         resyncs: list[tuple[int, bundle_events.AgentResyncRequest]] = []
         # One clock reading bounds the whole batch's sequence ids, here and in storage.
         now_ns = time.time_ns()
@@ -149,18 +235,19 @@ class StatusIngester:
                         )
                     )
                     slots.append(slot)
+                    carried.append(message)
             except errors.MaestroError as exc:
-                # A malformed event must not block its partition: count it, log it, move on.
+                # Decoding it again gives the same answer: set it aside at once.
                 self.stats.rejected += 1
-                log.warning(
-                    "dropping a malformed agent event at %s[%d]@%d: %s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    exc,
-                )
+                poison.append((message, f"malformed: {exc}", 1))
         if reports:
-            await self._ingest(reports, slots, lifecycle.sequence_limit(now_ns, self._sequence_ahead))
+            refused = await self._ingest(
+                reports, slots, lifecycle.sequence_limit(now_ns, self._sequence_ahead)
+            )
+            sources = {id(report): message for report, message in zip(reports, carried, strict=True)}
+            poison += [(sources[id(r)], f"the database refused it: {why}", 1) for r, why in refused]
+        if poison:
+            await self._set_aside(poison)
         if resyncs:
             owners = await self._store.consumers_by_slot(sorted({slot for slot, _ in resyncs}))
             for slot, request in resyncs:
@@ -175,18 +262,14 @@ class StatusIngester:
                     continue
                 await self._answer_resync(owner, request)
 
-    async def _ingest(self, reports: list[bundles.StatusReport], slots: list[int], max_sequence: int) -> None:
+    async def _ingest(
+        self, reports: list[bundles.StatusReport], slots: list[int], max_sequence: int
+    ) -> list[tuple[bundles.StatusReport, str]]:
+        """Store the reports; returns the ones the database refused, with why."""
         result = await self._store.ingest_statuses(reports, slots, max_sequence=max_sequence)
         self.stats.stored += len(result.stored)
         self.stats.dropped += len(result.dropped)
         self.stats.rejected += len(result.rejected)
-        for report, reason in result.rejected:
-            log.warning(
-                "dropping the status of %s from %s: the database refused it: %s",
-                report.resource_id,
-                report.consumer,
-                reason,
-            )
         if result.foreign:
             self.stats.foreign += len(result.foreign)
             first = result.foreign[0]
@@ -205,6 +288,7 @@ class StatusIngester:
         ]
         if deleted:
             await self._store.hard_delete(deleted)
+        return result.rejected
 
     async def _answer_resync(
         self, consumer: consumers.Consumer, request: bundle_events.AgentResyncRequest

@@ -26,6 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubeio import probes
+from maestro.api import quarantine
 from maestro.storage import resource_sql
 from maestro.storage import store as store_mod
 
@@ -63,6 +64,15 @@ class ServerMetrics:
             "Age of the oldest spec event not yet relayed to Kafka (0: none waits).",
             registry=self.registry,
         )
+        self.quarantined = Gauge(
+            "maestro_quarantined_events",
+            "Events set aside after failing for their own reasons, by kind (spec: Kafka refused it "
+            "for good; status: it did not decode or store). `fleetplane maestro quarantine list`.",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in quarantine.Kind:
+            self.quarantined.labels(kind.value)
         self.works = Gauge(
             "maestro_works",
             "Works by state (pending: its cluster has not reported on its current spec yet; reported; "
@@ -86,12 +96,15 @@ class ServerMetrics:
         self._ingest.lag = lag
 
     async def sample_outbox(self, st: store_mod.Store, period: float = OUTBOX_PERIOD) -> None:
-        """Read the outbox's depth and age every ``period`` seconds, until cancelled."""
+        """Read the outbox's depth and age, and the quarantine's counts, every ``period`` seconds,
+        until cancelled."""
 
         async def read() -> None:
             depth, age = await st.outbox_backlog()
             self.outbox_events.set(depth)
             self.outbox_oldest_age.set(age)
+            for kind, count in (await st.quarantine_counts()).items():
+                self.quarantined.labels(kind.value).set(count)
 
         await _every(period, read, "the outbox's depth")
 

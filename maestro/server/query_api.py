@@ -14,19 +14,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
-from confluent_kafka import KafkaException
 
-from maestro.api import consumers, errors, queries, revocations
+from maestro.api import errors, queries, revocations
 from maestro.server import status_stream, streams
 from maestro.server.auth import Guard
 from maestro.server.callers import Caller, stream_owner
 from maestro.server.client_certificates import RevocationList
+from maestro.server.consumer_admin import ConsumerAdmin
 from maestro.server.notifier import Notifier
 from maestro.server.permissions import Verb, cluster_may_read
 from maestro.server.settings import ServerSettings
 from maestro.storage import store as store_mod
-from maestro.transport.admin import Topics
-from maestro.transport.errors import AuthorizationError
 from maestro.wire import query as wire
 from maestro.wire import status_codes, stubs
 from trust.identity import Kind
@@ -49,22 +47,19 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
         self,
         store: store_mod.Store,
         notifier: Notifier,
-        topics: Topics,
         settings: ServerSettings,
         guard: Guard,
+        consumers: ConsumerAdmin,
         revoked: RevocationList | None = None,
         limits: streams.StreamLimits | None = None,
-        *,
-        on_consumer_created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._notifier = notifier
-        self._topics = topics
+        self._consumers = consumers
         self._settings = settings
         self._guard = guard
         self._revoked = revoked
         self._limits = limits or streams.StreamLimits(settings.max_streams, settings.max_streams_per_caller)
-        self._created = on_consumer_created
 
     async def _admin(self, context: grpc.aio.ServicerContext, what: str) -> Caller:
         caller = await self._guard.authenticate(context)
@@ -77,35 +72,9 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
         await self._admin(context, "register consumers")
 
         async def create() -> pb.Consumer:
-            # The cluster's topics and ACLs exist before the consumer does: its agent, told its
-            # placement, can read and report at once.
-            consumer = await self._store.create_consumer(
-                request.name, dict(request.labels), provision=self._provision
-            )
-            if self._created is not None:
-                await self._created()
-            return wire.consumer_to_pb(consumer)
+            return wire.consumer_to_pb(await self._consumers.create(request.name, dict(request.labels)))
 
         return await _answer(context, create)
-
-    async def _provision(self, consumer: consumers.Consumer) -> None:
-        what = f"creating the Kafka topics and ACLs of {consumer.name}"
-        await self._kafka_call(self._topics.provision([consumer]), what)
-
-    async def _deprovision(self, consumer: consumers.Consumer) -> None:
-        what = f"removing the Kafka ACLs and topics of {consumer.name}"
-        await self._kafka_call(self._topics.deprovision([consumer]), what)
-
-    async def _kafka_call(self, call: Awaitable[None], what: str) -> None:
-        """Kafka's refusal or absence as the caller's error (the transaction is rolled back)."""
-        try:
-            await call
-        except AuthorizationError as exc:
-            fix = "give the server a certificate of a Kafka super user (super.users)"
-            raise errors.Unavailable(f"{what} failed: {exc}", fix) from exc
-        except KafkaException as exc:
-            fix = "check that Kafka is reachable, then try again"
-            raise errors.Unavailable(f"{what} failed: {exc}", fix) from exc
 
     async def GetConsumer(
         self, request: pb.GetConsumerRequest, context: grpc.aio.ServicerContext
@@ -140,6 +109,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
                 wire.consumer_filter(request),
                 queries.page_size(request.page_size, self._settings.max_page_size),
                 request.page_token,
+                queries.page_bytes(request.page_bytes, self._settings.max_page_bytes),
             )
             return pb.ListConsumersResponse(
                 items=[wire.consumer_to_pb(c) for c in page.items], next_page_token=page.next_page_token
@@ -165,8 +135,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
         await self._admin(context, "delete consumers")
 
         async def delete() -> pb.DeleteConsumerResponse:
-            # Its cluster loses its ACLs and topics before the consumer goes.
-            await self._store.delete_consumer(request.name, deprovision=self._deprovision)
+            await self._consumers.delete(request.name)
             return pb.DeleteConsumerResponse()
 
         return await _answer(context, delete)
@@ -191,6 +160,7 @@ class QueryService(stubs.query_grpc.MaestroQueryServicer):
                 where,
                 queries.page_size(request.page_size, self._settings.max_page_size),
                 request.page_token,
+                queries.page_bytes(request.page_bytes, self._settings.max_page_bytes),
                 with_spec=not request.without_spec,
                 with_status=not request.without_status,
             )

@@ -11,8 +11,15 @@ producer: the producer keeps every message queued and retries it until Kafka ack
 refuses it (`producer.DELIVERY_TIMEOUT`). The relay waits for that outcome and keeps its leases
 alive meanwhile: publishing the rows again (or letting another replica do so) while the first
 copies may still be delivered would only queue duplicates, and across two producers could reorder
-a consumer's events. Rows are acked only once all their messages are acknowledged; if any is
-refused, the leases are released at once and the rows are published again (at least once).
+a consumer's events.
+
+Each row is then settled on its own: the ones Kafka acknowledged are deleted, the ones it refused
+for a transient reason (the broker away) are published again, and a refusal for good (too large
+for its topic, a principal refused) counts against its row: after `attempts` of them the row moves
+to the quarantine (`maestro.api.quarantine`), so one event Kafka will never take does not hold up
+the rest of its consumer's events or anyone else's. An event published again after later ones of
+its consumer were delivered arrives out of order; agents skip a version older than the one they
+hold, so nothing older is ever applied over something newer.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from maestro.api import events, quarantine
 from maestro.server.notifier import Notifier
 from maestro.storage import store as store_mod
 from maestro.transport import cloudevents
-from maestro.transport.delivery import Delivery
+from maestro.transport.delivery import Delivery, retriable
+from maestro.transport.errors import PublishError
 from maestro.transport.producer import DELIVERY_TIMEOUT, Publisher
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,7 @@ class OutboxRelay:
         lease: timedelta = LEASE,
         renew_every: float = RENEW_EVERY,
         give_up_after: float = GIVE_UP_AFTER,
+        attempts: int = quarantine.DEFAULT_ATTEMPTS,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -58,8 +68,11 @@ class OutboxRelay:
         self._lease = lease
         self._renew_every = renew_every
         self._give_up_after = give_up_after
+        self._attempts = attempts
         self.published = 0
         self.failed_batches = 0
+        #: events moved to the quarantine by this relay
+        self.quarantined = 0
 
     async def run(self) -> None:
         while True:
@@ -68,6 +81,10 @@ class OutboxRelay:
                     await self._notifier.wait(store_mod.OUTBOX_CHANNEL, 1.0)
             except asyncio.CancelledError:
                 raise
+            except PublishError as exc:
+                self.failed_batches += 1
+                log.warning("outbox relay: Kafka did not take every event; publishing them again: %s", exc)
+                await asyncio.sleep(1)
             except Exception:
                 self.failed_batches += 1
                 log.exception("outbox relay failed; retrying (its rows stay in the outbox)")
@@ -77,29 +94,68 @@ class OutboxRelay:
         entries = await self._store.claim_outbox(self._batch, lease=self._lease)
         if not entries:
             return 0
-        try:
-            delivery = await self._send(entries)
-        except Exception:
-            # Nothing was handed to the producer: the rows can be claimed again at once.
-            await self._release()
-            raise
+        readable, refused = self._readable(entries)
         consumers = sorted({e.consumer for e in entries})
-        await self._settle(delivery, consumers)
-        if not delivery.ok:
-            # Kafka refused some (or never answered): publish these rows again, from the first.
-            await self._release()
-            raise delivery.error()
-        await self._store.ack_outbox([e.id for e in entries])
-        self.published += len(entries)
+        # Kafka refuses a whole record batch at once: an event refused before goes alone, so that
+        # a refusal counts only against the event that causes it, never against its neighbours.
+        groups = [[item for item in readable if item[0].attempts == 0]]
+        groups += [[item] for item in readable if item[0].attempts > 0]
+        acked: list[int] = []
+        unsettled: list[Delivery] = []
+        for group in groups:
+            if not group:
+                continue
+            try:
+                delivery = await self._publisher.send(
+                    [
+                        cloudevents.to_message(event, topic=e.topic, key=e.consumer, partition=e.partition)
+                        for e, event in group
+                    ]
+                )
+            except Exception:
+                # Nothing more was handed to the producer: the rest can be claimed again at once.
+                await self._store.settle_outbox(acked, refused, self._attempts)
+                raise
+            await self._settle(delivery, consumers)
+            acked += [group[i][0].id for i in delivery.delivered]
+            refused += [
+                (group[i][0].id, f"{group[i][0].topic}: {err}")
+                for i, err in delivery.failed
+                if not retriable(err)
+            ]
+            if not delivery.ok:
+                unsettled.append(delivery)
+        quarantined = await self._store.settle_outbox(acked, refused, self._attempts)
+        self.published += len(acked)
+        if quarantined:
+            self.quarantined += quarantined
+            log.error(
+                "outbox relay: %d event(s) quarantined after %d refusals each (e.g. %s); "
+                "`fleetplane maestro quarantine list` shows them",
+                quarantined,
+                self._attempts,
+                refused[-1][1],
+            )
+        if unsettled or refused:
+            # The rest is settled; the refused rows (those not quarantined) and the unsettled ones
+            # are published again at the next claim.
+            problems = [str(d.error()) for d in unsettled] + [reason for _, reason in refused[:3]]
+            raise PublishError(f"{len(entries) - len(acked)} of {len(entries)} not delivered: {problems[:3]}")
         return len(entries)
 
-    async def _send(self, entries: list[store_mod.OutboxEntry]) -> Delivery:
-        # Every consumer's spec topic was made with it (and is repaired when a server starts).
-        messages = [
-            cloudevents.to_message(e.event(), topic=e.topic, key=e.consumer, partition=e.partition)
-            for e in entries
-        ]
-        return await self._publisher.send(messages)
+    @staticmethod
+    def _readable(
+        entries: list[store_mod.OutboxEntry],
+    ) -> tuple[list[tuple[store_mod.OutboxEntry, events.CloudEvent]], list[tuple[int, str]]]:
+        """Each row's event, and the rows whose stored JSON does not decode (never sendable)."""
+        sent: list[tuple[store_mod.OutboxEntry, events.CloudEvent]] = []
+        unreadable: list[tuple[int, str]] = []
+        for entry in entries:
+            try:
+                sent.append((entry, entry.event()))
+            except Exception as exc:
+                unreadable.append((entry.id, f"the stored event does not decode: {exc}"))
+        return sent, unreadable
 
     async def _settle(self, delivery: Delivery, consumers: list[str]) -> None:
         """Wait until Kafka acknowledged or refused every message, renewing the leases meanwhile."""
@@ -135,9 +191,3 @@ class OutboxRelay:
                     len(consumers) - kept,
                     len(consumers),
                 )
-
-    async def _release(self) -> None:
-        try:
-            await self._store.release_outbox()
-        except Exception:
-            log.exception("outbox relay: releasing leases failed (they expire by themselves)")

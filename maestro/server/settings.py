@@ -7,7 +7,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
-from maestro.api import lifecycle, queries, validation
+from maestro.api import lifecycle, quarantine, queries, validation
 from maestro.transport import layout
 from maestro.transport.connection import KafkaSettings
 from trust import files
@@ -29,6 +29,9 @@ class ServerSettings:
     heartbeat_seconds: float = 10.0
     relay_batch: int = 1000
     ingest_batch: int = 2000
+    # An event that fails this many times for its own reasons (Kafka refusing a spec event for
+    # good, a status the database will not take) is quarantined (maestro.api.quarantine).
+    quarantine_after: int = quarantine.DEFAULT_ATTEMPTS
     pool_size: int = 16
     # The status reader restarts its consumer after polling this long with nothing received
     # while the group's committed offsets lag the broker and do not move (`transport.consumer.Reader`).
@@ -49,6 +52,9 @@ class ServerSettings:
     stream_backlog: int = 10_000
     # Bundles in one page of a list call, whatever the client asks (at most queries.MAX_PAGE_SIZE).
     max_page_size: int = queries.MAX_PAGE_SIZE
+    # What one page's documents weigh at most, whatever the count (a single larger bundle comes
+    # alone): pages fit clients' message limits whatever the bundle sizes.
+    max_page_bytes: int = queries.DEFAULT_PAGE_BYTES
     # How far past this server's clock a status report's sequence id may be (they are the agents'
     # clocks in nanoseconds): beyond it the report is refused; see lifecycle.check_sequence.
     status_sequence_ahead: timedelta = lifecycle.DEFAULT_SEQUENCE_AHEAD
@@ -72,11 +78,21 @@ class ServerSettings:
     # counted.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    # Where upstream Maestro's REST API answers (maestro.server.rest_api), on ``host``; None:
+    # nowhere, 0: a free port.
+    rest_port: int | None = None
     # How long a token review or a permission answer is reused.
     auth_cache_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("max_streams", "max_streams_per_caller", "stream_backlog", "max_page_size"):
+        for name in (
+            "max_streams",
+            "max_streams_per_caller",
+            "stream_backlog",
+            "max_page_size",
+            "max_page_bytes",
+            "quarantine_after",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_page_size > queries.MAX_PAGE_SIZE:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from maestro.api import consumers, errors, queries
+from maestro.storage import budget as budget_mod
 from maestro.storage import paging, rows
 
 # What a consumer needs outside the database (its Kafka topics and ACLs), made or removed inside
 # the transaction that creates or deletes it.
 Provision = Callable[[consumers.Consumer], Awaitable[None]]
+T = TypeVar("T")
+
+# Registrations hold it shared until they commit; a sweep of what registrations left in Kafka
+# holds it alone, so that it never takes a registration under way for a leftover.
+REGISTRATION_LOCK = 0x6D61_6573_7472_6F02  # "maestro" + 2
 
 
 async def create(
@@ -24,6 +31,7 @@ async def create(
 ) -> consumers.Consumer:
     """Insert the consumer with a new slot; ``provision`` (its topics and ACLs) runs before the
     transaction commits, so a consumer exists only once what it needs in Kafka does."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (REGISTRATION_LOCK,))
     cur = await conn.execute(
         f"SELECT {rows.CONSUMER_COLUMNS} FROM consumers WHERE name = %s", (consumer.name,)
     )
@@ -80,25 +88,27 @@ async def by_slots(conn: psycopg.AsyncConnection, slots: Sequence[int]) -> dict[
 
 
 async def list_page(
-    conn: psycopg.AsyncConnection, where: queries.ConsumerFilter, size: int, token: str
+    conn: psycopg.AsyncConnection,
+    where: queries.ConsumerFilter,
+    size: int,
+    token: str,
+    budget: int = queries.DEFAULT_PAGE_BYTES,
 ) -> queries.Page[consumers.Consumer]:
     after = paging.parse_name_token(token)
-    conditions = [sql.SQL("TRUE")]
-    params: dict[str, object] = {"limit": size + 1}
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: dict[str, object] = {"limit": size + 1, "budget": budget}
     if after is not None:
         conditions.append(sql.SQL("name > %(after)s"))
         params["after"] = after
     if where.labels:
         conditions.append(sql.SQL("labels @> %(labels)s"))
         params["labels"] = Jsonb(dict(where.labels))
-    query = sql.SQL("SELECT {cols} FROM consumers WHERE {where} ORDER BY name LIMIT %(limit)s").format(
-        cols=sql.SQL(rows.CONSUMER_COLUMNS), where=sql.SQL(" AND ").join(conditions)
-    )
+    weight = f"octet_length(labels::text) + octet_length(name) + {queries.ROW_OVERHEAD_BYTES}"
+    query = budget_mod.bounded("consumers", rows.CONSUMER_COLUMNS, conditions, "name", weight)
     cur = await conn.execute(query, params)
-    found = [rows.consumer(r) for r in await cur.fetchall()]
-    if len(found) > size:
-        return queries.Page(found[:size], paging.name_token(found[size - 1].name))
-    return queries.Page(found)
+    page, more = budget_mod.cut(await cur.fetchall(), size, budget)
+    found = [rows.consumer(r) for r in page]
+    return queries.Page(found, paging.name_token(found[-1].name) if more else "")
 
 
 async def update_labels(
@@ -137,3 +147,10 @@ async def delete(conn: psycopg.AsyncConnection, name: str, deprovision: Provisio
     await conn.execute("DELETE FROM consumers WHERE name = %s", (name,))
     if deprovision is not None:
         await deprovision(rows.consumer(row))
+
+
+async def sweep(conn: psycopg.AsyncConnection, release: Callable[[set[int]], Awaitable[T]]) -> T:
+    """Run ``release`` with every registered slot while no registration is under way."""
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTRATION_LOCK,))
+    cur = await conn.execute("SELECT placement_slot FROM consumers")
+    return await release({int(row[0]) for row in await cur.fetchall()})

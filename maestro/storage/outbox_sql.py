@@ -2,9 +2,11 @@
 
 A claim leases whole consumers, not single rows: while one relay holds a consumer's lease no
 other relay takes any of its rows, so each consumer's events are published in the order they
-were written. `FOR UPDATE ... SKIP LOCKED` on the consumer row lets concurrent relays pass each
-other; a relay that dies loses its lease after `lease` and another relay publishes its rows again
-(agents apply idempotently by resource version).
+were written. `FOR NO KEY UPDATE ... SKIP LOCKED` on the consumer row lets concurrent relays pass
+each other; unlike `FOR UPDATE`, it does not conflict with the key-share lock every spec write's
+foreign key takes on its consumer row, so a claim never holds up a publish. A relay that dies
+loses its lease after `lease` and another relay publishes its rows again (agents apply
+idempotently by resource version).
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ WITH pending AS (
     WHERE c.relay_lease_until IS NULL OR c.relay_lease_until < now()
     ORDER BY p.first_id
     LIMIT %(limit)s
-    FOR UPDATE OF c SKIP LOCKED
+    FOR NO KEY UPDATE OF c SKIP LOCKED
 ), leased AS (
     UPDATE consumers c SET relay_owner = %(owner)s, relay_lease_until = now() + %(lease)s
     FROM ready WHERE c.name = ready.name
     RETURNING c.name, c.spec_topic, c.spec_partition
 )
-SELECT id, resource_id, consumer, event_type, payload, created_at, spec_topic, spec_partition
+SELECT id, resource_id, consumer, event_type, payload, created_at, spec_topic, spec_partition, attempts
 FROM (
     SELECT o.*, l.spec_topic, l.spec_partition,
            row_number() OVER (PARTITION BY o.consumer ORDER BY o.id) AS nth
@@ -61,6 +63,8 @@ class OutboxEntry:
     created_at: datetime
     topic: str
     partition: int
+    #: times Kafka refused it for good so far
+    attempts: int = 0
 
     def event(self) -> events.CloudEvent:
         return events.from_json(self.payload)
@@ -78,6 +82,7 @@ async def claim(conn: psycopg.AsyncConnection, limit: int, owner: str, lease: ti
             created_at=row[5],
             topic=row[6],
             partition=row[7],
+            attempts=row[8],
         )
         for row in await cur.fetchall()
     ]

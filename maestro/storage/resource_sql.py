@@ -15,6 +15,7 @@ from psycopg import sql
 from psycopg.types.json import Json, Jsonb
 
 from maestro.api import bundle_events, bundles, errors, events, lifecycle, queries
+from maestro.storage import budget as budget_mod
 from maestro.storage import paging, rows
 
 # Wakes outbox relays; the payload is the consumer whose events are waiting.
@@ -32,20 +33,26 @@ async def apply_specs(
 ) -> list[lifecycle.SpecPlan | errors.MaestroError]:
     """Plan a batch of requests against their locked rows and store them with their outbox rows.
 
+    Run on a connection in pipeline mode inside a transaction: the reads are one round trip, the
+    writes and the commit another.
+
     One result per request, in order: its plan, or the error that refused it (a refused request
     writes nothing; the others still commit). Requests later in the batch see the effect of earlier
     ones on the same bundle, as if they had come one after another. Rows are locked in id order so
     concurrent batches of several replicas cannot deadlock.
     """
     ids = sorted({r.resource_id for r in requests})
-    cur = await conn.execute(
+    # Both reads go in one round trip (the connection is in pipeline mode): the consumers of every
+    # request are looked up, though only creates need them.
+    locked = await conn.execute(
         f"SELECT {rows.RESOURCE_COLUMNS} FROM resources WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,)
     )
-    current = {b.id: b for b in map(rows.bundle, await cur.fetchall())}
+    named = await conn.execute(
+        "SELECT name FROM consumers WHERE name = ANY(%s)", (sorted({r.consumer for r in requests}),)
+    )
+    current = {b.id: b for b in map(rows.bundle, await locked.fetchall())}
+    known = {row[0] for row in await named.fetchall()}
     stored_ids = set(current)
-    wanted = sorted({r.consumer for r in requests if r.resource_id not in stored_ids})
-    cur = await conn.execute("SELECT name FROM consumers WHERE name = ANY(%s)", (wanted,))
-    known = {row[0] for row in await cur.fetchall()}
     results: list[lifecycle.SpecPlan | errors.MaestroError] = []
     inserts: list[tuple[object, ...]] = []
     updates: list[tuple[object, ...]] = []
@@ -110,7 +117,9 @@ async def apply_specs(
                 "INSERT INTO outbox (resource_id, consumer, event_type, payload) VALUES (%s, %s, %s, %s)",
                 outbox,
             )
-            await cur.execute("SELECT pg_notify(%s, %s)", (OUTBOX_CHANNEL, ""))
+    # No NOTIFY here: a transaction that notifies holds PostgreSQL's global notify lock through its
+    # commit's WAL flush, so every notifying commit would wait for the one before it. The caller
+    # rings the relays after the commit (``Store``).
     return results
 
 
@@ -136,19 +145,26 @@ def filter_conditions(where: queries.ResourceFilter, params: dict[str, object]) 
     return conditions
 
 
+def _weight(*, with_spec: bool = True, with_status: bool = True) -> str:
+    """What a listed bundle weighs: the documents it carries (as their JSON text) and its scalars."""
+    parts = ["octet_length(metadata::text)", str(queries.ROW_OVERHEAD_BYTES)]
+    if with_spec:
+        parts.append("octet_length(spec::text)")
+    if with_status:
+        parts.append("coalesce(octet_length(status::text), 0)")
+    return " + ".join(parts)
+
+
 def _page_query(
-    where: queries.ResourceFilter, size: int, token: str, columns: str
+    where: queries.ResourceFilter, size: int, budget: int, token: str, columns: str, weight: str
 ) -> tuple[sql.Composed, dict[str, object]]:
     after = paging.parse_resource_token(token)
-    params: dict[str, object] = {"limit": size + 1}
+    params: dict[str, object] = {"limit": size + 1, "budget": budget}
     conditions = filter_conditions(where, params)
     if after is not None:
         conditions.append(sql.SQL("id > %(after)s"))
         params["after"] = after
-    query = sql.SQL("SELECT {cols} FROM resources WHERE {where} ORDER BY id LIMIT %(limit)s").format(
-        cols=sql.SQL(columns), where=sql.SQL(" AND ").join(conditions)
-    )
-    return query, params
+    return budget_mod.bounded("resources", columns, conditions, "id", weight), params
 
 
 async def count(conn: psycopg.AsyncConnection, where: queries.ResourceFilter) -> int:
@@ -185,14 +201,17 @@ async def count_by_state(conn: psycopg.AsyncConnection) -> dict[str, int]:
 
 
 async def list_page(
-    conn: psycopg.AsyncConnection, where: queries.ResourceFilter, size: int, token: str
+    conn: psycopg.AsyncConnection,
+    where: queries.ResourceFilter,
+    size: int,
+    token: str,
+    budget: int = queries.DEFAULT_PAGE_BYTES,
 ) -> queries.Page[bundles.BundleRecord]:
-    query, params = _page_query(where, size, token, rows.RESOURCE_COLUMNS)
+    query, params = _page_query(where, size, budget, token, rows.RESOURCE_COLUMNS, _weight())
     cur = await conn.execute(query, params)
-    found = [rows.record(r) for r in await cur.fetchall()]
-    if len(found) > size:
-        return queries.Page(found[:size], paging.resource_token(found[size - 1].bundle.id))
-    return queries.Page(found)
+    page, more = budget_mod.cut(await cur.fetchall(), size, budget)
+    found = [rows.record(r) for r in page]
+    return queries.Page(found, paging.resource_token(found[-1].bundle.id) if more else "")
 
 
 async def list_page_raw(
@@ -200,21 +219,23 @@ async def list_page_raw(
     where: queries.ResourceFilter,
     size: int,
     token: str,
+    budget: int = queries.DEFAULT_PAGE_BYTES,
     *,
     with_spec: bool = True,
     with_status: bool = True,
 ) -> queries.Page[bundles.RawRecord]:
     """The same page with the JSON documents as PostgreSQL's text: nothing is parsed, for listing.
-    Without the spec (the status), each record's ``spec`` (``status``) is empty."""
+    Without the spec (the status), each record's ``spec`` (``status``) is empty and weighs nothing
+    in the budget."""
     columns = rows.raw_resource_columns(with_spec=with_spec, with_status=with_status)
-    query, params = _page_query(where, size, token, columns)
+    weight = _weight(with_spec=with_spec, with_status=with_status)
+    query, params = _page_query(where, size, budget, token, columns, weight)
     # Binary results: uuids and timestamps arrive without parsing their text form.
     async with conn.cursor(binary=True) as cur:
         await cur.execute(query, params)
-        found = [rows.raw_record(r) for r in await cur.fetchall()]
-    if len(found) > size:
-        return queries.Page(found[:size], paging.resource_token(uuid.UUID(found[size - 1].id)))
-    return queries.Page(found)
+        page, more = budget_mod.cut(await cur.fetchall(), size, budget)
+    found = [rows.raw_record(r) for r in page]
+    return queries.Page(found, paging.resource_token(uuid.UUID(found[-1].id)) if more else "")
 
 
 async def for_resync(conn: psycopg.AsyncConnection, consumer: str) -> list[bundles.ResourceBundle]:

@@ -7,17 +7,28 @@ outbox relay and the deletion reaper. Every method is safe to call from several 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from maestro.api import bundles, consumers, errors, lifecycle, queries, revocations
-from maestro.storage import consumer_sql, outbox_sql, resource_sql, revocation_sql, status_sql
+from maestro.api import bundles, consumers, errors, lifecycle, quarantine, queries, revocations, search
+from maestro.storage import (
+    consumer_sql,
+    outbox_sql,
+    quarantine_sql,
+    resource_sql,
+    revocation_sql,
+    search_sql,
+    status_sql,
+)
+from maestro.storage.doorbell import Doorbell
 
 STATUS_CHANNEL = status_sql.STATUS_CHANNEL
 OUTBOX_CHANNEL = resource_sql.OUTBOX_CHANNEL
@@ -27,6 +38,9 @@ OutboxEntry = outbox_sql.OutboxEntry
 IngestResult = status_sql.IngestResult
 ForeignStatus = status_sql.Foreign
 StoredStatus = status_sql.StoredStatus
+# A quarantined status event to send again: (topic, key, headers as JSON, value).
+T = TypeVar("T")
+HeldMessage = tuple[str, bytes | None, bytes, bytes | None]
 
 # Concurrent creates of one id both find no row to lock and race to insert; the loser retries
 # and then sees the winner's row.
@@ -65,6 +79,7 @@ class Store:
         self._placement = placement or consumers.PlacementPolicy()
         # Names this process's outbox leases.
         self.owner = owner or f"relay-{uuid.uuid4()}"
+        self._outbox_bell = Doorbell(pool, OUTBOX_CHANNEL)
 
     # Consumers.
 
@@ -95,10 +110,15 @@ class Store:
         where: queries.ConsumerFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        page_bytes: int = queries.DEFAULT_PAGE_BYTES,
     ) -> queries.Page[consumers.Consumer]:
         async with self._pool.connection() as conn:
             return await consumer_sql.list_page(
-                conn, where or queries.ConsumerFilter(), queries.page_size(page_size), page_token
+                conn,
+                where or queries.ConsumerFilter(),
+                queries.page_size(page_size),
+                page_token,
+                queries.page_bytes(page_bytes),
             )
 
     async def update_consumer_labels(self, name: str, labels: Mapping[str, str]) -> consumers.Consumer:
@@ -112,6 +132,12 @@ class Store:
         consumers.check_lookup_name(name)
         async with self._pool.connection() as conn, conn.transaction():
             await consumer_sql.delete(conn, name, deprovision)
+
+    async def sweep(self, release: Callable[[set[int]], Awaitable[T]]) -> T:
+        """Run ``release`` (which removes what Kafka holds of unregistered slots) with every
+        registered slot, while no consumer is being registered."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return await consumer_sql.sweep(conn, release)
 
     # Resource bundles: spec changes (each with its outbox row, in one transaction).
 
@@ -147,8 +173,10 @@ class Store:
     ) -> list[SpecResult | errors.MaestroError]:
         for attempt in range(_INSERT_RETRIES):
             try:
-                async with self._pool.connection() as conn, conn.transaction():
+                async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
                     plans = await resource_sql.apply_specs(conn, requests, now or datetime.now(UTC))
+                if any(not isinstance(p, errors.MaestroError) and p.emit for p in plans):
+                    self._outbox_bell.ring()
                 return [
                     p if isinstance(p, errors.MaestroError) else SpecResult(p.outcome, p.bundle)
                     for p in plans
@@ -184,10 +212,15 @@ class Store:
         where: queries.ResourceFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        page_bytes: int = queries.DEFAULT_PAGE_BYTES,
     ) -> queries.Page[bundles.BundleRecord]:
         async with self._pool.connection() as conn:
             return await resource_sql.list_page(
-                conn, where or queries.ResourceFilter(), queries.page_size(page_size), page_token
+                conn,
+                where or queries.ResourceFilter(),
+                queries.page_size(page_size),
+                page_token,
+                queries.page_bytes(page_bytes),
             )
 
     async def count_resources(self, where: queries.ResourceFilter | None = None) -> int:
@@ -199,6 +232,7 @@ class Store:
         where: queries.ResourceFilter | None = None,
         page_size: int = queries.DEFAULT_PAGE_SIZE,
         page_token: str = "",
+        page_bytes: int = queries.DEFAULT_PAGE_BYTES,
         *,
         with_spec: bool = True,
         with_status: bool = True,
@@ -209,9 +243,39 @@ class Store:
                 where or queries.ResourceFilter(),
                 queries.page_size(page_size),
                 page_token,
+                queries.page_bytes(page_bytes),
                 with_spec=with_spec,
                 with_status=with_status,
             )
+
+    async def search_resource_ids(
+        self, node: search.Node | None, source: str, offset: int, size: int
+    ) -> tuple[list[uuid.UUID], int]:
+        """One offset page of the ids of the bundles a search matches (of ``source`` alone unless
+        it is empty), and how many it matches in all."""
+        async with self._pool.connection() as conn:
+            return await search_sql.bundle_ids(conn, node, source, offset, size)
+
+    async def resources_by_ids(
+        self, ids: Sequence[uuid.UUID], page_bytes: int = queries.DEFAULT_PAGE_BYTES
+    ) -> AsyncIterator[list[bundles.BundleRecord]]:
+        """The bundles of ``ids`` in id order, a chunk of at most ``page_bytes`` (or one bundle) at
+        a time: a reader that sends each chunk on holds one at a time."""
+        after: uuid.UUID | None = None
+        while ids:
+            async with self._pool.connection() as conn:
+                chunk, more = await search_sql.bundles_by_ids(conn, ids, after, page_bytes)
+            if chunk:
+                yield chunk
+            if not more or not chunk:
+                return
+            after = chunk[-1].bundle.id
+
+    async def search_consumers(
+        self, node: search.Node | None, offset: int, size: int
+    ) -> tuple[list[consumers.Consumer], int]:
+        async with self._pool.connection() as conn:
+            return await search_sql.consumer_page(conn, node, offset, size)
 
     async def resources_for_resync(self, consumer: str) -> list[bundles.ResourceBundle]:
         """Every bundle of a consumer, deleting ones included: the input to `resync.agent_answer`."""
@@ -317,13 +381,22 @@ class Store:
 
         Publish each consumer's events in the order given, then `ack_outbox` them in one call.
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._relay_transaction() as conn:
             return await outbox_sql.claim(conn, limit, self.owner, lease)
 
     async def ack_outbox(self, ids: Sequence[int]) -> None:
         """Drop published events and give back the leases of their consumers."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._relay_transaction() as conn:
             await outbox_sql.ack(conn, ids, self.owner)
+
+    @contextlib.asynccontextmanager
+    async def _relay_transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A relay's lease or ack, committed without waiting for its WAL flush: should PostgreSQL
+        lose it in a crash, the rows are published again, which the outbox allows for anyway (a
+        relay dying between publish and ack does the same). Spec changes never commit this way."""
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit TO off")
+            yield conn
 
     async def renew_outbox(self, consumers: Sequence[str], lease: timedelta = timedelta(seconds=30)) -> int:
         """Keep leasing `consumers` while their events are still on their way to Kafka.
@@ -352,3 +425,60 @@ class Store:
         """Events waiting to be relayed, and the oldest one's age in seconds."""
         async with self._pool.connection() as conn:
             return await outbox_sql.backlog(conn)
+
+    async def reachable(self) -> bool:
+        """Whether the database answers now: a failure while it does is the item's own."""
+        try:
+            async with self._pool.connection(timeout=5) as conn:
+                await conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    # Quarantined events.
+
+    async def settle_outbox(
+        self,
+        acked: Sequence[int],
+        refused: Sequence[tuple[int, str]] = (),
+        attempts: int = quarantine.DEFAULT_ATTEMPTS,
+    ) -> int:
+        """Drop the events Kafka acknowledged, count a refusal against each refused one (moving
+        those refused ``attempts`` times to the quarantine) and give back this store's leases;
+        returns how many were quarantined."""
+        async with self._pool.connection() as conn, conn.transaction():
+            return await quarantine_sql.settle_outbox(conn, acked, refused, self.owner, attempts)
+
+    async def quarantine_statuses(self, held: Sequence[quarantine.StatusMessage]) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            await quarantine_sql.add_status(conn, held)
+
+    async def quarantined(
+        self, consumer: str = "", after: int = 0, limit: int = 500
+    ) -> list[quarantine.Quarantined]:
+        """Quarantined events after id ``after`` (of one consumer, or all), oldest first."""
+        async with self._pool.connection() as conn:
+            return await quarantine_sql.list_page(conn, consumer, after, limit)
+
+    async def quarantine_counts(self) -> dict[quarantine.Kind, int]:
+        async with self._pool.connection() as conn:
+            return await quarantine_sql.counts(conn)
+
+    async def retry_quarantined(
+        self,
+        selection: quarantine.Selection,
+        send: Callable[[list[HeldMessage]], Awaitable[None]],
+    ) -> quarantine.Retried:
+        """Spec events back to the outbox; status events handed to ``send`` (which publishes them
+        to their topics again) and deleted once it returns, in one transaction with it: a send that
+        fails leaves them quarantined."""
+        async with self._pool.connection() as conn, conn.transaction():
+            spec, left = await quarantine_sql.retry_spec(conn, selection)
+            held = await quarantine_sql.take_status(conn, selection)
+            if held:
+                await send(held)
+        return quarantine.Retried(spec=spec, status=len(held), left=left)
+
+    async def drop_quarantined(self, selection: quarantine.Selection) -> int:
+        async with self._pool.connection() as conn, conn.transaction():
+            return await quarantine_sql.drop(conn, selection)

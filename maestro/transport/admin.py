@@ -4,12 +4,13 @@ consumers come and go. The admin client's calls block, so the asynchronous ones 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic
+from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic, ResourceType
 
 from maestro.api import consumers
 from maestro.transport import layout
@@ -17,6 +18,8 @@ from maestro.transport.acls import acl_key, cluster_acls, every_acl
 from maestro.transport.client_config import base_config, max_message_bytes
 from maestro.transport.connection import KafkaSettings
 from maestro.transport.errors import PublishError, kafka_error, refused
+
+log = logging.getLogger(__name__)
 
 
 class Topics:
@@ -98,26 +101,66 @@ class Topics:
         if not gone:
             return
         if self._acls:
-            filters = [
-                AclBindingFilter(
-                    acl.restype,
-                    acl.name,
-                    acl.resource_pattern_type,
-                    acl.principal,
-                    acl.host,
-                    acl.operation,
-                    acl.permission_type,
-                )
-                for consumer in gone
-                for acl in cluster_acls(consumer, self._names)
-            ]
+            filters = [exactly(acl) for consumer in gone for acl in cluster_acls(consumer, self._names)]
             self._wait(self._admin.delete_acls(filters, request_timeout=60), "deleting ACLs")
-        topics = [t for consumer in gone for t in (consumer.spec_placement.topic, consumer.status_topic)]
+        self._delete_topics(
+            [t for consumer in gone for t in (consumer.spec_placement.topic, consumer.status_topic)]
+        )
+        # The agents' groups go too (their offsets name deleted topics), as a courtesy: one an agent
+        # still reads under stays, one that cannot be deleted now expires with Kafka's offset
+        # retention, and neither keeps the consumer registered.
+        groups = [self._names.agent_group(consumer.name) for consumer in gone]
+        try:
+            self._wait(
+                self._admin.delete_consumer_groups(groups, request_timeout=30),
+                "deleting group",
+                frozenset({KafkaError.GROUP_ID_NOT_FOUND, KafkaError.NON_EMPTY_GROUP}),
+            )
+        except Exception as exc:
+            log.warning(
+                "deleting the agent groups %s failed (Kafka expires them): %s", ", ".join(groups), exc
+            )
+
+    def _delete_topics(self, topics: Sequence[str]) -> None:
         self._wait(
-            self._admin.delete_topics(topics, operation_timeout=30),
+            self._admin.delete_topics(list(topics), operation_timeout=30),
             "deleting topic",
             frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART}),
         )
+
+    def release_orphans_sync(self, registered: set[int]) -> list[str]:
+        """Delete this layout's topics whose slot no registered consumer holds (a registration whose
+        transaction did not commit after its topics were made), with every ACL naming them or
+        their principals' groups; returns the topics deleted. Run it while no consumer is being
+        registered (`Store.sweep`)."""
+        existing = self._admin.list_topics(timeout=30).topics
+        orphans = sorted(
+            t for t in existing if (slot := self._names.topic_slot(t)) is not None and slot not in registered
+        )
+        if not orphans:
+            return []
+        if self._acls:
+            slots = {self._names.topic_slot(t) for t in orphans}
+            try:
+                listed = self._admin.describe_acls(every_acl(), request_timeout=60).result(60)
+            except KafkaException as exc:
+                raise refused(exc, self._principal, "listing ACLs") from exc
+            stale = [
+                b
+                for b in listed
+                if (b.restype == ResourceType.TOPIC and b.name in orphans)
+                or (
+                    b.restype == ResourceType.GROUP
+                    and b.name.startswith(self._names.agent_group_prefix)
+                    and principal_slot(b.principal) in slots
+                )
+            ]
+            if stale:
+                self._wait(
+                    self._admin.delete_acls([exactly(b) for b in stale], request_timeout=60), "deleting ACLs"
+                )
+        self._delete_topics(orphans)
+        return orphans
 
     def reconcile_sync(self, known: Sequence[consumers.Consumer]) -> tuple[int, int]:
         """Create whatever topic or ACL of these consumers is missing (registered before the broker
@@ -156,5 +199,29 @@ class Topics:
     async def deprovision(self, gone: Sequence[consumers.Consumer]) -> None:
         await asyncio.to_thread(self.deprovision_sync, gone)
 
+    async def release_orphans(self, registered: set[int]) -> list[str]:
+        return await asyncio.to_thread(self.release_orphans_sync, registered)
+
     async def reconcile(self, known: Sequence[consumers.Consumer]) -> tuple[int, int]:
         return await asyncio.to_thread(self.reconcile_sync, known)
+
+
+def exactly(acl: AclBinding) -> AclBindingFilter:
+    """A filter matching ``acl`` and nothing else."""
+    return AclBindingFilter(
+        acl.restype,
+        acl.name,
+        acl.resource_pattern_type,
+        acl.principal,
+        acl.host,
+        acl.operation,
+        acl.permission_type,
+    )
+
+
+def principal_slot(principal: str) -> int | None:
+    """The slot a cluster's principal names (``User:cluster.<name>.<slot>``); None for another."""
+    if not principal.startswith("User:cluster."):
+        return None
+    last = principal.rsplit(".", 1)[-1]
+    return int(last) if last.isascii() and last.isdigit() else None

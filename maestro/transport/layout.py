@@ -70,10 +70,15 @@ class Layout:
 
     def status_slot(self, topic: str) -> int | None:
         """The slot whose status topic ``topic`` is; None if it is none of this layout's."""
-        if not topic.startswith(self.status_prefix):
-            return None
-        rest = topic[len(self.status_prefix) :]
-        return int(rest) if rest.isascii() and rest.isdigit() else None
+        return self.topic_slot(topic) if topic.startswith(self.status_prefix) else None
+
+    def topic_slot(self, topic: str) -> int | None:
+        """The slot whose spec or status topic ``topic`` is; None if it is neither of this layout's."""
+        for prefix in (self.spec_prefix, self.status_prefix):
+            if topic.startswith(prefix):
+                rest = topic[len(prefix) :]
+                return int(rest) if rest.isascii() and rest.isdigit() else None
+        return None
 
     @property
     def server_group(self) -> str:

@@ -117,18 +117,46 @@ class _TokenFromFile(grpc.AuthMetadataPlugin):
         callback((("authorization", f"Bearer {self._token}"),), None)
 
 
+#: what a client sends at most unless told: a bundle of the server's default limit and its envelope
+SEND_LIMIT = 2 * 1024 * 1024
+#: what a client takes at most: a page (the server bounds its bytes) or one bundle of any bundle
+#: limit up to 32 MiB, with its status
+RECEIVE_LIMIT = 64 * 1024 * 1024
+
+
+def _options(message_limit: int, options: Sequence[tuple[str, object]]) -> list[tuple[str, object]]:
+    # gRPC's own default takes 4 MiB: a lone bundle over it with its status would be refused.
+    limits: list[tuple[str, object]] = [
+        ("grpc.max_receive_message_length", RECEIVE_LIMIT),
+        ("grpc.max_send_message_length", message_limit),
+    ]
+    given = {key for key, _ in options}
+    return [*(item for item in limits if item[0] not in given), *options]
+
+
 def aio_channel(
-    address: str, credentials: Credentials, options: Sequence[tuple[str, object]] = ()
+    address: str,
+    credentials: Credentials,
+    options: Sequence[tuple[str, object]] = (),
+    *,
+    message_limit: int = SEND_LIMIT,
 ) -> grpc.aio.Channel:
+    """The channel every asyncio client of Maestro uses, with the message limits its answers need."""
+    settings = _options(message_limit, options)
     if credentials.plaintext:
-        return grpc.aio.insecure_channel(address, options=list(options))
-    return grpc.aio.secure_channel(address, credentials.channel_credentials(), options=list(options))
+        return grpc.aio.insecure_channel(address, options=settings)
+    return grpc.aio.secure_channel(address, credentials.channel_credentials(), options=settings)
 
 
 def channel(
-    address: str, credentials: Credentials, options: Sequence[tuple[str, object]] = ()
+    address: str,
+    credentials: Credentials,
+    options: Sequence[tuple[str, object]] = (),
+    *,
+    message_limit: int = SEND_LIMIT,
 ) -> grpc.Channel:
     """A blocking channel, for probes and scripts outside an event loop."""
+    settings = _options(message_limit, options)
     if credentials.plaintext:
-        return grpc.insecure_channel(address, options=list(options))
-    return grpc.secure_channel(address, credentials.channel_credentials(), options=list(options))
+        return grpc.insecure_channel(address, options=settings)
+    return grpc.secure_channel(address, credentials.channel_credentials(), options=settings)

@@ -13,6 +13,7 @@ provider runs for a cluster beside it (the local provider's processes) stays the
 | ``definitions`` | definitions served as CRDs; Composition revisions cut and pruned |
 | ``claims`` | claims bound to their composite, its status copied back; refused claims |
 | ``composites`` | a composite's pass: render, provider, composed resources, prune |
+| ``composing`` | a revision's pipeline run for a composite; its conditions and events |
 | ``registration`` | the cluster's Maestro consumer and the works Maestro holds for it |
 | ``identities`` | the agent's certificate: issued, renewed, revoked |
 | ``deletion`` | the ordered deletion of a composite |

@@ -1,9 +1,10 @@
-"""A composite's pass: pick its Composition and revision (``compositions``), render the revision's
-template (``render``), make the cluster exist (the provider), then apply each composed resource in
-the template's order — ``workload`` objects into the new cluster, ``hub`` objects on the management
-cluster, ``maestro`` consumers through the gRPC API, ``identity`` certificates from the platform CA
-— stopping at the first ``waitReady`` resource that is not ready yet. A render or provider failure
-becomes ``Synced=False`` with the reason and touches nothing already provisioned."""
+"""A composite's pass: pick its Composition and revision (``compositions``), run the revision's
+pipeline (``composing``: its template and any other steps), make the cluster exist (the provider),
+then apply each composed resource in the pipeline's order — ``workload`` objects into the new
+cluster, ``hub`` objects on the management cluster, ``maestro`` consumers through the gRPC API,
+``identity`` certificates from the platform CA — stopping at the first ``waitReady`` resource that
+is not ready yet. A render, pipeline or provider failure becomes ``Synced=False`` with the reason
+and touches nothing already provisioned."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import yaml
 from kubeio import objects
 from kubeio.errors import KubeError
 from maestro import client_errors
-from provisioner import api, compositions, render
+from provisioner import api, compositions, render, xrd
 from provisioner.providers.base import ClusterProvider, ClusterState, ProviderError, is_workload
-from provisioner.reconciler import identities, registration, status
+from provisioner.reconciler import composing, identities, registration, status
 from provisioner.reconciler.context import FIELD_MANAGER, Context, JsonObject, Requeue, meta
 
 SECRET_KEY = "kubeconfig"
@@ -27,16 +28,20 @@ SECRET_KEY = "kubeconfig"
 async def reconcile_composite(
     ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]
 ) -> None:
-    name = str(meta(composite)["name"])
+    name = xrd.cluster_name(composite)
     async with ctx.lock(name):
         found = status.Pass()
         try:
-            revision, resources = await render_composite(ctx, composite, definition)
+            done = await composing.compose(ctx, composite, definition)
         except (compositions.CompositionError, render.RenderError) as exc:
             reason = "RenderFailed" if isinstance(exc, render.RenderError) else "CompositionInvalid"
             reason = getattr(exc, "reason", reason)
+            composite = await composing.record(ctx, composite, getattr(exc, "conditions", ()))
             await status.fail(ctx, composite, reason, str(exc))
             raise Requeue(str(exc), 30.0, failed=True) from exc
+        composing.report(ctx, composite, done)
+        composite = await composing.record(ctx, composite, done.conditions)
+        revision, resources = done.revision, done.resources
         provider_resource = resources[0]
         spec = render.cluster_spec(provider_resource, name)
         provider_name = render.provider_name(provider_resource)
@@ -82,26 +87,9 @@ async def reconcile_composite(
 async def render_composite(
     ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]
 ) -> tuple[JsonObject, list[render.ComposedResource]]:
-    """The composite's revision (bound to it if it was not) and what that revision renders for it."""
-    all_compositions = await ctx.list_objects(api.GROUP, api.VERSION, "compositions")
-    default = ((definition.get("spec") or {}).get("defaultCompositionRef") or {}).get("name") or ""
-    composition = compositions.select_composition(composite, all_compositions, default)
-    revisions = await ctx.list_objects(api.GROUP, api.VERSION, "compositionrevisions")
-    bound = {
-        **composite,
-        "spec": {**(composite.get("spec") or {}), "compositionRef": {"name": meta(composition)["name"]}},
-    }
-    revision = compositions.resolve_revision(bound, revisions)
-    patch = compositions.binding_patch(composite, composition, revision)
-    if patch:
-        await ctx.merge_patch(composite, patch)
-    rev_spec = revision.get("spec") or {}
-    defaults = rev_spec.get("defaults") or {}
-    values = render.composite_values(composite, None, defaults, ctx.settings.platform)
-    template = rev_spec.get("template") or {}
-    source = str(template.get("source") or f"CompositionRevision/{meta(revision)['name']}")
-    text = str(template.get("inline") or "")
-    return revision, render.render(text, source=source, values=values)
+    """The composite's revision (bound to it if it was not) and what that revision composes for it."""
+    done = await composing.compose(ctx, composite, definition)
+    return done.revision, done.resources
 
 
 async def _apply(
@@ -111,7 +99,7 @@ async def _apply(
     resource: render.ComposedResource,
     worker: objects.Objects,
 ) -> tuple[bool, str]:
-    name = str(meta(composite)["name"])
+    name = xrd.cluster_name(composite)
     obj = dict(resource.object)
     if resource.target == "workload":
         applied = await worker.apply(obj, field_manager=FIELD_MANAGER)
@@ -146,8 +134,9 @@ async def _connection_secret(
         "kind": "Secret",
         "metadata": {
             "name": ref["name"],
-            "namespace": ref.get("namespace") or "default",
-            "labels": {api.LABEL_COMPOSITE_NAME: str(meta(composite)["name"])},
+            # a namespaced composite's own namespace; a claim's composite names the claim's
+            "namespace": meta(composite).get("namespace") or ref.get("namespace") or "default",
+            "labels": {api.LABEL_COMPOSITE_NAME: xrd.cluster_name(composite)},
         },
         "type": "Opaque",
         "data": {

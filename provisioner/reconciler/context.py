@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from kubeio import objects
 from kubeio.errors import NotFoundError
 from maestro.client import MaestroClient
+from provisioner import pipeline
+from provisioner.functions import installed
 from provisioner.providers.base import ClusterProvider, ProviderError
 from provisioner.reconciler.clusters import ClusterClients
 from trust import authority
@@ -48,6 +50,9 @@ class Settings:
     requeue_seconds: float = 3.0
     #: the platform CA, which issues each cluster's agent identity (``target: identity``)
     authority: authority.CertificateAuthority | None = None
+    #: the composition functions pipelines may call (the built-in template function, entry points,
+    #: function servers)
+    functions: pipeline.Installed = field(default_factory=installed.installed)
 
 
 @dataclass

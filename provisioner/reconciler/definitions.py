@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provisioner import api, catalog, compositions, xrd
+from provisioner import api, catalog, compositions, pipeline, xrd
 from provisioner.reconciler import status
 from provisioner.reconciler.context import FIELD_MANAGER, Context, kind_path, meta
 
@@ -31,14 +31,25 @@ async def reconcile_definition(ctx: Context, definition: Mapping[str, Any]) -> l
 
 
 async def reconcile_composition(ctx: Context, composition: Mapping[str, Any]) -> str:
-    """Cut a revision when the template or defaults changed; returns the latest revision's name."""
-    text = catalog.template_text(composition, ctx.settings.compositions_dir)
+    """Cut a revision when the template (or pipeline) or defaults changed; returns the latest
+    revision's name. A pipeline naming a function that is not installed is refused."""
+    spec = composition.get("spec") or {}
+    try:
+        frozen = pipeline.freeze(composition, ctx.settings.compositions_dir)
+        pipeline.check_installed(pipeline.steps(spec), ctx.settings.functions, spec)
+        text = "" if frozen is not None else catalog.template_text(composition, ctx.settings.compositions_dir)
+    except (compositions.CompositionError, catalog.CatalogError) as exc:
+        await status.set_conditions(ctx, composition, ok=False, reason="InvalidComposition", message=str(exc))
+        ctx.report(composition, "Warning", "InvalidComposition", str(exc))
+        raise
     revisions = await ctx.list_objects(api.GROUP, api.VERSION, "compositionrevisions")
-    new = compositions.next_revision(composition, text, revisions)
+    new = compositions.next_revision(composition, text, revisions, frozen)
     if new is not None:
         await ctx.hub.apply(new, field_manager=FIELD_MANAGER)
         ctx.report(composition, "Normal", "RevisionCreated", f"revision {new['metadata']['name']}")
         revisions.append(new)
+    if not any(c.get("type") == "Synced" and c.get("status") == "True" for c in _conditions(composition)):
+        await status.set_conditions(ctx, composition, ok=True)
     own = compositions.revisions_of(str(meta(composition).get("name")), revisions)
     for old in compositions.prunable_revisions(composition, revisions, await _revisions_in_use(ctx)):
         await ctx.hub.delete(old)
@@ -53,3 +64,7 @@ async def _revisions_in_use(ctx: Context) -> set[str]:
             if name:
                 in_use.add(str(name))
     return in_use
+
+
+def _conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((obj.get("status") or {}).get("conditions") or [])

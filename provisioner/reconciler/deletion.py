@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from provisioner import api, compositions, render
+from provisioner import api, compositions, render, xrd
 from provisioner.providers.base import ClusterSpec, Phase
 from provisioner.reconciler import identities, registration, status
 from provisioner.reconciler.composites import render_composite
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 async def delete_composite(ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
     """One step of the ordered deletion; ``Requeue`` until the last one is done."""
-    name = str(meta(composite)["name"])
+    name = xrd.cluster_name(composite)
     async with ctx.lock(name):
         policy = (composite.get("spec") or {}).get("deletionPolicy") or "Delete"
         await _delete_hub_objects(ctx, name)

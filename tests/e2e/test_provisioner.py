@@ -117,11 +117,18 @@ def claim(
 
 
 @pytest.fixture(scope="module")
+def provisioner_args() -> list[str]:
+    """More options for ``fleetplane provisioner run``: a module using ``platform`` may override it."""
+    return []
+
+
+@pytest.fixture(scope="module")
 async def platform(
     hub: kube.Cluster,
     infra_env: Environment,
     e2e_maestro: MaestroUnderTest,
     tmp_path_factory: pytest.TempPathFactory,
+    provisioner_args: list[str],
 ) -> AsyncIterator[Platform]:
     folder = tmp_path_factory.mktemp("provisioner")
     repo = await asyncio.to_thread(gitrepo.demo_apps_repo, folder / "apps")
@@ -154,6 +161,7 @@ async def platform(
             "60",
             "--log-level",
             "info",
+            *provisioner_args,
         ],
         folder / "provisioner.log",
     )
@@ -181,11 +189,11 @@ async def platform(
         pytest.fail(f"the provisioner exited with {died}:\n{process.log_tail(provisioner.log, 60)}")
 
 
-async def _worker_api(platform: Platform, secret_name: str) -> objects.Objects:
+async def _worker_api(platform: Platform, secret_name: str, namespace: str = TEAM) -> objects.Objects:
     secret = await platform.hub_api.get(
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": TEAM}}
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name, "namespace": namespace}}
     )
-    assert secret is not None, f"connection secret {TEAM}/{secret_name} missing"
+    assert secret is not None, f"connection secret {namespace}/{secret_name} missing"
     kubeconfig = yaml.safe_load(base64.b64decode(secret["data"]["kubeconfig"]))
     return objects.Objects(KubeRest(await asyncio.to_thread(credentials.from_kubeconfig_dict, kubeconfig)))
 

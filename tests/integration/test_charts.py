@@ -165,8 +165,9 @@ def test_every_rendered_object_passes_a_strict_server_side_dry_run(
 
 
 def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Cluster, tmp_path: Path) -> None:
-    """A token port (and its auth-delegator binding), a PostgreSQL CA, peers in every policy, the
-    server's Service a load balancer for agents outside the hub (annotated, its sources ranged)."""
+    """A token port (and its auth-delegator binding), the REST port, a PostgreSQL CA, peers in every
+    policy, the server's Service a load balancer for agents outside the hub (annotated, its sources
+    ranged)."""
     peers = [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
     service = {
         "type": "LoadBalancer",
@@ -177,6 +178,7 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
         **HUB_VALUES,
         "server": {
             "tokenPort": 8091,
+            "restPort": 8000,
             "tokenAudiences": ["fleetplane"],
             "database": {"secretName": "db", "caConfigMap": "db-ca"},
             "service": service,
@@ -189,7 +191,13 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     assert any(
         d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "system:auth-delegator" for d in docs
     )
+    (deployment,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-maestro")
+    ]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--rest-port") + 1] == "8000"
     (server,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-maestro")]
+    assert {"name": "rest", "port": 8000, "targetPort": "rest"} in server["spec"]["ports"]
     assert (
         server["spec"]["type"] == "LoadBalancer"
         and server["metadata"]["annotations"] == service["annotations"]
@@ -197,6 +205,41 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     assert server["spec"]["loadBalancerSourceRanges"] == ["10.40.0.0/16"]
     out = kubectl.dry_run(hub_ready.kubeconfig, docs, field_manager="chart-test")
     assert out.count("(server dry run)") == len(docs), out
+
+
+def test_function_servers_are_named_to_the_provisioner_over_mutual_tls_and_reachable(
+    hub_ready: kube.Cluster, tmp_path: Path
+) -> None:
+    values = {
+        **HUB_VALUES,
+        "provisioner": {
+            **HUB_VALUES["provisioner"],
+            "functions": [{"name": "size-policy", "address": "size-policy.functions:9443"}],
+            "functionTlsSecret": "provisioner-functions-tls",
+        },
+    }
+    docs = render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, values))
+    (deployment,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-provisioner")
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--function") + 1] == "size-policy=size-policy.functions:9443"
+    tls_dir = args[args.index("--function-tls-dir") + 1]
+    assert {"name": "functions-tls", "mountPath": tls_dir, "readOnly": True} in pod["containers"][0][
+        "volumeMounts"
+    ]
+    assert any(v.get("secret", {}).get("secretName") == "provisioner-functions-tls" for v in pod["volumes"])
+    (policy,) = [
+        d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-provisioner")
+    ]
+    assert {"ports": [{"protocol": "TCP", "port": 9443}]} in policy["spec"]["egress"]
+    with pytest.raises(InfraError, match=r"/provisioner/functions/0/address"):
+        bad = {
+            **values,
+            "provisioner": {**values["provisioner"], "functions": [{"name": "x", "address": "x"}]},
+        }
+        render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, bad))
 
 
 def test_the_server_admits_only_the_components_that_call_it(hub_ready: kube.Cluster, tmp_path: Path) -> None:

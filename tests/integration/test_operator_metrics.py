@@ -86,7 +86,7 @@ async def test_the_controllers_count_their_passes_works_and_deletions(
         "kind": "ApplicationSet",
         "metadata": {"name": "guestbook", "namespace": apps, "labels": {"fleetplane.io/pull": "true"}},
         "spec": {
-            "generators": [{"clusters": {}}],
+            "generators": [{"clusters": {"selector": {"matchLabels": secret["metadata"]["labels"]}}}],
             "template": {
                 "metadata": {"name": "{{name}}-guestbook"},
                 "spec": {

@@ -1,8 +1,8 @@
 """Runs a parsed Go template against JSON-shaped data, with Go's semantics for the supported subset.
 
 Called by ``controllers.propagation.gotemplate.render``. Dot starts as the parameter map; a missing
-map key gives nil (printed ``<no value>``) or, with ``missingkey=error``, an error; a field of nil
-is an error; ``range`` walks lists in order and maps in sorted key order.
+map key gives nil (printed ``<no value>``, and so do its fields) or, with ``missingkey=error``, an
+error; a field of a null value is an error; ``range`` walks lists in order and maps in sorted key order.
 """
 
 from __future__ import annotations
@@ -198,10 +198,16 @@ class Executor:
         raise self._error(_describe(node), "a function name cannot be used as a value; call it")
 
     def _chain(self, value: Any, chain: tuple[str, ...], start: str) -> Any:
+        """Go's field chain: a missing map key is an invalid value, whose fields are invalid too
+        (``<no value>``); a present nil has no fields (``nil pointer evaluating``)."""
         walked = start if start != "." else ""
+        missing = False
         for name in chain:
             walked += "." + name
-            if isinstance(value, dict):
+            if missing:
+                if self._missing_key_error:
+                    raise self._error(walked, f'nil data; no entry for key "{name}"')
+            elif isinstance(value, dict):
                 if name in value:
                     value = value[name]
                 elif self._missing_key_error:
@@ -209,11 +215,10 @@ class Executor:
                         walked, f'map has no entry for key "{name}" (goTemplateOptions has missingkey=error)'
                     )
                 else:
-                    value = None
+                    missing, value = True, None
             elif value is None:
                 raise self._error(
-                    walked,
-                    f"nil pointer evaluating interface {{}}.{name} (a parent value is missing or null)",
+                    walked, f"nil pointer evaluating interface {{}}.{name} (a parent value is null)"
                 )
             else:
                 raise self._error(walked, f"can't evaluate field {name} in type {values.go_type(value)}")

@@ -115,8 +115,10 @@ def _basic_kind(value: Any) -> str:
         return "nil"
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, int | float):
-        return "number"
+    if isinstance(value, int):
+        return "int"  # Go compares an int with an int only: parameters' numbers are float64
+    if isinstance(value, float):
+        return "float"
     if isinstance(value, str):
         return "string"
     raise FunctionError(f"non-comparable type {values.go_type(value)}; compare strings, numbers or booleans")

@@ -147,6 +147,19 @@ async def maestro_server(
 
 
 @pytest.fixture
+async def rest_server(
+    pg_dsn: str, kafka_settings: KafkaSettings, identities: Identities
+) -> AsyncIterator[MaestroUnderTest]:
+    """``maestro_server`` also serving upstream Maestro's REST API on a port of its own."""
+    settings = server_settings(pg_dsn, kafka_settings, identities, rest_port=0)
+    running = await app.start(settings)
+    try:
+        yield MaestroUnderTest(running, settings, identities)
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
 async def source_client(maestro_server: MaestroUnderTest) -> AsyncIterator[MaestroClient]:
     """An admin's client publishing as ``test-source`` (the tests also register consumers with it)."""
     async with maestro_server.client() as client:

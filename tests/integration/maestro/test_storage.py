@@ -226,6 +226,20 @@ async def test_concurrent_creates_of_one_id_store_one_row(
     assert len(await outbox_rows(migrated_dsn)) == 1
 
 
+async def test_relays_hear_of_a_spec_change_once_it_is_committed(
+    maestro_store: store.Store, migrated_dsn: str
+) -> None:
+    await maestro_store.create_consumer("c1")
+    async with await psycopg.AsyncConnection.connect(migrated_dsn, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {store.OUTBOX_CHANNEL}")
+        await maestro_store.create_resource(create_request("c1"))
+        async with asyncio.timeout(30):
+            note = await anext(listener.notifies())
+        assert note.channel == store.OUTBOX_CHANNEL
+        # What it heard of is there to claim.
+        assert len(await maestro_store.claim_outbox(10)) == 1
+
+
 async def test_concurrent_claims_never_share_a_row_or_a_consumer(migrated_dsn: str) -> None:
     pools = [await pool.open_pool(migrated_dsn, max_size=2) for _ in range(2)]
     try:

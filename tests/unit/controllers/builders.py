@@ -8,6 +8,9 @@ from typing import Any
 
 from controllers.propagation import inventory, plan
 
+#: a clusters selector every registered cluster matches (an empty one adds the hub's in-cluster)
+EVERY_CLUSTER = {"selector": {"matchLabels": {inventory.SECRET_TYPE_LABEL: inventory.SECRET_TYPE_CLUSTER}}}
+
 
 def cluster_secret(
     name: str,
@@ -66,7 +69,7 @@ def appset(
     **spec_extra: Any,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "generators": generators if generators is not None else [{"clusters": {}}],
+        "generators": generators if generators is not None else [{"clusters": EVERY_CLUSTER}],
         "template": copy.deepcopy(
             template if template is not None else (GO_TEMPLATE if go_template else TEMPLATE)
         ),

@@ -1,12 +1,12 @@
 """Generators produce the parameter sets Argo CD users expect, and fail loudly otherwise.
 
 Cases: list (elements, values map, elementsYaml, goTemplate keeps types, non-string values without
-goTemplate), clusters (parameters in both shapes, selectors, templated values, no in-cluster,
+goTemplate), clusters (parameters in both shapes, selectors, templated values, in-cluster for no selector,
 flatList rejected), clusterDecisionResource (OCM PlacementDecision by labelSelector and by name,
 default statusListKey, unmatched decisions reported, ConfigMap problems), matrix (product,
 second child using the first's parameters, conflicts, goTemplate precedence, nesting), merge
-(override by mergeKeys, uniqueness, goTemplate deep merge), post-selectors, unknown/unsupported
-generators and fields, several top-level generators, referenced_config_maps.
+(override by mergeKeys, uniqueness, goTemplate deep merge, top-level keys only), post-selectors,
+unknown/unsupported generators and fields, several top-level generators, referenced_config_maps.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ GO = templating.Mode(go_template=True)
 
 INVENTORY = fleet(("c1", {"env": "prod", "region": "eu"}), ("c2", {"env": "dev"}), ("My_C3", {"env": "prod"}))
 TYPE_LABEL = {"argocd.argoproj.io/secret-type": "cluster"}
+#: a selector every registered cluster matches (an empty one adds the hub's in-cluster too)
+EVERY_ENV = {"selector": {"matchExpressions": [{"key": "env", "operator": "Exists"}]}}
 
 PLACEMENT_CM = {
     "apiVersion": "cluster.open-cluster-management.io/v1beta1",
@@ -136,6 +138,7 @@ def test_clusters_fasttemplate_parameters() -> None:
             "name": "c1",
             "nameNormalized": "c1",
             "server": "https://c1.example:6443",
+            "project": "",
             "metadata.labels.argocd.argoproj.io/secret-type": "cluster",
             "metadata.labels.env": "prod",
             "metadata.labels.region": "eu",
@@ -152,14 +155,15 @@ def test_clusters_go_template_parameters_are_nested() -> None:
             "name": "c1",
             "nameNormalized": "c1",
             "server": "https://c1.example:6443",
-            "metadata": {"labels": {**TYPE_LABEL, "env": "prod", "region": "eu"}, "annotations": {}},
+            "project": "",
+            "metadata": {"labels": {**TYPE_LABEL, "env": "prod", "region": "eu"}},
             "values": {"rev": "main"},
         }
     ]
 
 
 CLUSTER_SELECTION = [
-    ("no selector: every registered cluster, never in-cluster", {}, ["c1", "c2", "My_C3"]),
+    ("no selector: every registered cluster, then in-cluster", {}, ["c1", "c2", "My_C3", "in-cluster"]),
     ("matchLabels", {"selector": {"matchLabels": {"env": "prod"}}}, ["c1", "My_C3"]),
     (
         "NotIn",
@@ -269,7 +273,7 @@ def test_cluster_decision_resource_with_ocm_placement_decisions() -> None:
 def test_cluster_decision_resource_by_name_with_go_template() -> None:
     result = run({"clusterDecisionResource": {"configMapRef": "ocm-placement", "name": "p2-decision-1"}}, GO)
     assert result.params == [
-        {"name": "c2", "server": "https://c2.example:6443", "clusterName": "c2", "reason": "", "values": {}}
+        {"name": "c2", "server": "https://c2.example:6443", "clusterName": "c2", "reason": ""}
     ]
     assert result.unmatched == []
 
@@ -363,7 +367,7 @@ def test_matrix_is_the_cartesian_product() -> None:
 def test_matrix_second_child_uses_the_first_childs_parameters(
     mode: templating.Mode, second: dict[str, Any]
 ) -> None:
-    params = run({"matrix": {"generators": [{"clusters": {}}, second]}}, mode).params
+    params = run({"matrix": {"generators": [{"clusters": EVERY_ENV}, second]}}, mode).params
     assert [(p["name"], p["path"]) for p in params] == [
         ("c1", "apps/prod"),
         ("c2", "apps/dev"),
@@ -458,7 +462,7 @@ def test_merge_overrides_base_by_merge_keys() -> None:
             "merge": {
                 "mergeKeys": ["name"],
                 "generators": [
-                    {"clusters": {"values": {"kafka": "true", "redis": "false"}}},
+                    {"clusters": {**EVERY_ENV, "values": {"kafka": "true", "redis": "false"}}},
                     {
                         "list": {
                             "elements": [
@@ -478,24 +482,22 @@ def test_merge_overrides_base_by_merge_keys() -> None:
     ]
 
 
-def test_merge_go_template_deep_merges_and_finds_dotted_keys() -> None:
-    params = run(
-        {
-            "merge": {
-                "mergeKeys": ["values.id"],
-                "generators": [
-                    {
-                        "list": {
-                            "elements": [{"values": {"id": "a", "x": "1"}}, {"values": {"id": "b", "x": "1"}}]
-                        }
-                    },
-                    {"list": {"elements": [{"values": {"id": "b", "x": "2", "y": "3"}}]}},
-                ],
-            }
-        },
-        GO,
-    ).params
-    assert params == [{"values": {"id": "a", "x": "1"}}, {"values": {"id": "b", "x": "2", "y": "3"}}]
+def test_merge_go_template_deep_merges_on_top_level_keys() -> None:
+    base = [{"id": "a", "values": {"x": "1"}}, {"id": "b", "values": {"x": "1"}}]
+    override = {"id": "b", "values": {"x": "2", "y": "3"}}
+    merge = {
+        "mergeKeys": ["id"],
+        "generators": [{"list": {"elements": base}}, {"list": {"elements": [override]}}],
+    }
+    params = run({"merge": merge}, GO).params
+    assert params == [{"id": "a", "values": {"x": "1"}}, {"id": "b", "values": {"x": "2", "y": "3"}}]
+
+
+def test_merge_go_template_dotted_key_is_not_looked_up_in_maps() -> None:
+    elements = [{"values": {"id": "a"}}, {"values": {"id": "b"}}]
+    merge = {"mergeKeys": ["values.id"], "generators": [{"list": {"elements": elements}}] * 2}
+    with pytest.raises(errors.GeneratorError, match=r'same mergeKeys values \{"values.id": null\}'):
+        run({"merge": merge}, GO)
 
 
 MERGE_ERRORS = [
@@ -550,10 +552,10 @@ def test_post_selector_filters_parameter_sets(
 SHAPE_ERRORS = [
     (
         "unsupported generator",
-        {"git": {"repoURL": "x"}},
-        "spec.generators[0].git",
-        "'git' is not supported by fleetplane; "
-        "supported: list, clusters, clusterDecisionResource, matrix, merge",
+        {"plugin": {"configMapRef": {"name": "x"}}},
+        "spec.generators[0].plugin",
+        "'plugin' is not supported by fleetplane; "
+        "supported: list, clusters, clusterDecisionResource, git, matrix, merge",
     ),
     (
         "unknown generator",

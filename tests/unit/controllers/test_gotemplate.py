@@ -190,7 +190,7 @@ FAILURES = [
     ("undefined variable", "{{ $nope }}", ["variable $nope", "undefined"]),
     ("assign undeclared", "{{ $y = 1 }}", ["variable $y", "declare"]),
     ("two variables outside range", "{{ $a, $b := .list }}", ["two variables"]),
-    ("field of nil", "{{ .missing.deeper }}", [".missing.deeper", "nil pointer"]),
+    ("field of null", "{{ .null.deeper }}", [".null.deeper", "nil pointer"]),
     ("field of a string", "{{ .name.first }}", [".name.first", "can't evaluate field first in type string"]),
     ("wrong argument type", "{{ lower .num }}", ["function 'lower'", "expected string; got int"]),
     (

@@ -411,6 +411,16 @@ async def until(condition: Callable[[], bool]) -> None:
     raise AssertionError("the controllers never got there")
 
 
+async def soon(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait for ``condition`` across real sleeps (a daemon waits on timers, not only on tasks);
+    the bound is generous because a loaded machine may starve the loop for seconds."""
+
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the daemon never got there"
+        await asyncio.sleep(0.01)
+
+
 async def until_works(world: World, count: int) -> None:
     await until(lambda: len(world.maestro.records) >= count)
 
@@ -671,21 +681,15 @@ async def test_the_daemon_passes_when_woken_and_exits_when_stopped() -> None:
     task = asyncio.create_task(
         world.controller.run_daemon(*KEY, lambda kind, reason, _: events.append((kind, reason)), stop)
     )
-    for _ in range(500):  # the pass's event follows its publishes
-        if len(world.maestro.records) == 2 and events:
-            break
-        await asyncio.sleep(0.01)
+    await soon(lambda: len(world.maestro.records) == 2 and bool(events))
     assert events == [("Normal", "Propagated")]
     world.hub.appsets[KEY]["spec"]["generators"] = [{"git": {}}]
     world.controller.appset_seen("MODIFIED", {"metadata": {"namespace": "apps", "name": "guestbook"}})
     world.controller.appset_seen(
         "MODIFIED", {"metadata": {"namespace": "apps", "name": "guestbook", "generation": 2}}
     )
-    for _ in range(100):
-        if len(events) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await soon(lambda: len(events) == 2)
     assert events[1] == ("Warning", "GenerationFailed")
     stop.set()
     world.controller.wake(*KEY)
-    await asyncio.wait_for(task, 2)
+    await asyncio.wait_for(task, 30)

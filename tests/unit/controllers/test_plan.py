@@ -1,10 +1,11 @@
 """The plan turns a pull ApplicationSet into per-cluster works and hub mirrors.
 
 Cases: opt-in label; ApplicationSet-level errors (not opted in, no uid, bad applicationsSync,
-templatePatch, bad goTemplateOptions); the worker Application, ManifestBundle and hub mirror in
+bad goTemplateOptions); the worker Application, ManifestBundle and hub mirror in
 full; finalizers with and without preserveResourcesOnDeletion; destination by name and by server,
 unknown/ambiguous/in-cluster destinations as per-target errors that do not stop the others;
-validation and render errors; duplicate names; unmatched decisions; stable work names and
+validation and render errors (one set that cannot render stops every create); duplicate names
+(neither deployed); unmatched decisions; stable work names and
 upstream-compatible ids; properties of names and label values.
 """
 
@@ -50,7 +51,6 @@ APPSET_ERRORS = [
         appset(syncPolicy={"applicationsSync": "sometimes"}),
         "applicationsSync: 'sometimes'",
     ),
-    ("templatePatch", appset(templatePatch="spec: {}"), "templatePatch is not supported"),
     ("goTemplate option", appset(go_template=True, goTemplateOptions=["missingkey=zero"]), "missingkey=zero"),
 ]
 
@@ -174,12 +174,11 @@ FINALIZERS = [
     ),
     ("preserve: none added", True, None, None),
     (
-        "preserve removes the finalizer, keeps others",
+        "preserve keeps the template's own finalizers, as Argo CD does",
         True,
         ["resources-finalizer.argocd.argoproj.io", "example.com/keep"],
-        ["example.com/keep"],
+        ["resources-finalizer.argocd.argoproj.io", "example.com/keep"],
     ),
-    ("preserve removes the variants", True, ["resources-finalizer.argocd.argoproj.io/foreground"], None),
 ]
 
 
@@ -328,7 +327,11 @@ def test_ambiguous_server() -> None:
 def test_render_errors_block_deletes() -> None:
     template = copy.deepcopy(GO_TEMPLATE)
     template["spec"]["source"]["path"] = "{{ .missing.deeper }}"
-    p = make(template=template, params=[{"name": "c1", "metadata": {"labels": {}}}], go_template=True)
+    p = make(
+        template=template,
+        params=[{"name": "c1", "metadata": {"labels": {}}, "missing": None}],
+        go_template=True,
+    )
     assert p.works == ()
     (error,) = p.errors
     assert error.reason == "RenderTemplateParamsError" and error.blocks_deletes
@@ -340,10 +343,12 @@ def test_render_errors_block_deletes() -> None:
 def test_duplicate_application_names() -> None:
     template = _patched({"metadata": {"name": "guestbook"}})
     p = make(template=template)
-    assert [w.cluster for w in p.works] == ["c1"]
-    (error,) = p.errors
-    assert error.reason == "DuplicateApplication" and not error.blocks_deletes
-    assert "'guestbook' for cluster 'c2', a name already rendered for cluster 'c1'" in error.message
+    assert p.works == ()  # as in Argo CD: neither target is deployed
+    later, first = p.errors
+    assert {later.reason, first.reason} == {"DuplicateApplication"}
+    assert not later.blocks_deletes and not first.blocks_deletes
+    assert "'guestbook' for cluster 'c2', a name already rendered for cluster 'c1'" in later.message
+    assert (first.cluster, first.application) == ("c1", "guestbook")
 
 
 def test_unmatched_decisions_become_errors() -> None:
@@ -414,3 +419,14 @@ def test_the_hub_mirror_as_written_carries_its_hash_and_status_and_leaves_the_pl
     assert mirror["status"] == status and mirror["spec"] == planned["spec"]
     assert "status" not in work.hub_mirror(None)
     assert work.hub_application == planned  # a later pass may write the same plan again
+
+
+def test_one_set_that_cannot_render_stops_every_create() -> None:
+    template = copy.deepcopy(GO_TEMPLATE)
+    template["spec"]["source"]["path"] = "{{ .app.path }}"
+    good = {"name": "c1", "metadata": {"labels": {"env": "prod"}}, "app": {"path": "guestbook"}}
+    bad = {"name": "c2", "metadata": {"labels": {"env": "dev"}}, "app": None}
+    p = make(template=template, params=[good, bad], go_template=True)
+    assert p.works == ()  # as in Argo CD, the whole generation fails
+    (error,) = p.errors
+    assert error.reason == "RenderTemplateParamsError" and error.blocks_deletes

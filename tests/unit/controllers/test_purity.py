@@ -23,6 +23,7 @@ IO_MODULES = {
     "periodic.py",
     "propagation/handlers.py",
     "propagation/controller.py",
+    "propagation/git_reader.py",
     "propagation/convergence.py",
     "propagation/works_and_mirrors.py",
     "propagation/stored_works.py",

@@ -113,11 +113,12 @@ def test_paths_quote_keys_that_are_not_identifiers_and_index_lists() -> None:
         "metadata": {"labels": {"app.kubernetes.io/name": "{{ .nope.x }}"}},
         "spec": {"sources": [{}, {"path": "{{ .a.b }}"}]},
     }
+    nulls = {"nope": None, "a": None}
     with pytest.raises(errors.TemplateError) as caught:
-        templating.render_value({"metadata": template["metadata"]}, {}, GO)
+        templating.render_value({"metadata": template["metadata"]}, nulls, GO)
     assert caught.value.path == 'metadata.labels["app.kubernetes.io/name"]'
     with pytest.raises(errors.TemplateError) as caught:
-        templating.render_value({"spec": template["spec"]}, {}, GO)
+        templating.render_value({"spec": template["spec"]}, nulls, GO)
     assert caught.value.path == "spec.sources[1].path"
 
 
@@ -133,13 +134,13 @@ APPLICATIONS = [
         "fasttemplate",
         {"template": {"metadata": {"name": "{{name}}-app"}}},
         {"name": "c1"},
-        {"metadata": {"name": "c1-app"}},
+        {"metadata": {"name": "c1-app", "finalizers": [templating.RESOURCES_FINALIZER]}},
     ),
     (
         "goTemplate",
         {"goTemplate": True, "template": {"metadata": {"name": "{{ .name | upper }}"}}},
         {"name": "c1"},
-        {"metadata": {"name": "C1"}},
+        {"metadata": {"name": "C1", "finalizers": [templating.RESOURCES_FINALIZER]}},
     ),
     (
         "no params: as written",
@@ -160,11 +161,40 @@ def test_render_application(spec: dict[str, Any], params: dict[str, Any], want: 
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ({"template": {"metadata": {}}, "templatePatch": "spec: {}"}, "spec.templatePatch: not supported"),
+        (
+            {"template": {"metadata": {}}, "templatePatch": "- a list"},
+            "spec.templatePatch: must render to a map",
+        ),
+        (
+            {"template": {"metadata": {}}, "templatePatch": "a: [b"},
+            "spec.templatePatch: renders to invalid YAML",
+        ),
         ({}, "spec.template: missing"),
     ],
-    ids=["templatePatch", "no template"],
+    ids=["templatePatch not a map", "templatePatch not YAML", "no template"],
 )
 def test_render_application_rejects(spec: dict[str, Any], words: str) -> None:
     with pytest.raises(errors.TemplateError, match=words):
         templating.render_application(spec, {"name": "c1"})
+
+
+def test_the_spec_is_normalised_as_argo_cd_stores_it() -> None:
+    spec = {
+        "template": {
+            "metadata": {"name": "{{name}}"},
+            "spec": {
+                "project": "default",
+                "source": {"repoURL": "r", "targetRevision": "", "helm": {"valueFiles": []}, "plugin": {}},
+                "destination": {"name": "{{name}}", "namespace": ""},
+                "syncPolicy": {"automated": {}, "syncOptions": []},
+            },
+        }
+    }
+    assert templating.render_application(spec, {"name": "c1"})["spec"] == {
+        "project": "default",
+        "source": {"repoURL": "r", "plugin": {}},
+        "destination": {"name": "c1"},
+        "syncPolicy": {"automated": {}},
+    }
+    spec["template"]["spec"]["syncPolicy"] = {"syncOptions": []}
+    assert "syncPolicy" not in templating.render_application(spec, {"name": "c1"})["spec"]

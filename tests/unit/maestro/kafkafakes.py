@@ -35,6 +35,7 @@ class Produced:
     partition: int | None
     on_delivery: Callback
     settled: bool = False
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class FakeProducer:
@@ -51,7 +52,14 @@ class FakeProducer:
         if self.refuse is not None:
             raise KafkaException(self.refuse)
         self.produced.append(
-            Produced(topic, kwargs["key"], kwargs["value"], kwargs.get("partition"), kwargs["on_delivery"])
+            Produced(
+                topic,
+                kwargs["key"],
+                kwargs["value"],
+                kwargs.get("partition"),
+                kwargs["on_delivery"],
+                headers=kwargs.get("headers"),
+            )
         )
 
     def settle(self, items: Iterable[Produced], error: KafkaError | None = None) -> None:

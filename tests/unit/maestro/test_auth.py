@@ -286,7 +286,7 @@ async def test_every_rpc_refuses_a_caller_without_credentials(
     servicers = {
         "CloudEventService": source,
         "MaestroSource": BatchSourceService(source),
-        "MaestroQuery": QueryService(None, None, None, settings, guard),  # type: ignore[arg-type]
+        "MaestroQuery": QueryService(None, None, settings, guard, None),  # type: ignore[arg-type]
     }
     handler = getattr(servicers[service], method)
     call = handler(request_type(), FakeContext())

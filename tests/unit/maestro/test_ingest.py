@@ -8,8 +8,11 @@ consumer), a refused report confirms no deletion, and a resync request naming an
 than the topic's is dropped and counted, never answered; an event on a topic that is no
 cluster's status topic is rejected. A batch holding a report with a NUL character, one with the
 largest sequence id and one with a header that is not UTF-8 stores its other reports, counts the
-three as rejected and is committed once; reports the database refuses are counted, and their
-Deleted condition deletes nothing.
+three as rejected, quarantines them with their reasons and is committed once; reports the database
+refuses are counted and quarantined, and their Deleted condition deletes nothing. A batch that
+fails while the database answers is handled one event at a time: the one that keeps failing is
+quarantined after its attempts (with the failure as its reason), the others are handled, and the
+batch is committed.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
 import uuid
 
-from maestro.api import bundle_events, bundles, consumers, events
+from maestro.api import bundle_events, bundles, consumers, events, quarantine
 from maestro.server.ingest import StatusIngester
 from maestro.storage import store
 from maestro.transport import binding, cloudevents, layout
@@ -38,7 +42,7 @@ def incoming(offset: int) -> Incoming:
 async def test_a_batch_that_failed_to_store_is_handled_again_then_committed() -> None:
     first, second = [incoming(0), incoming(1)], [incoming(2)]
     reader = RecordingReader([first, second])
-    ingester = StatusIngester(None, reader, None, "s1", names=NAMES)  # type: ignore[arg-type]
+    ingester = StatusIngester(Quarantine(reachable=False), reader, None, "s1", names=NAMES)  # type: ignore[arg-type]
     handled: list[list[int]] = []
 
     async def handle(messages: list[Incoming]) -> None:
@@ -61,10 +65,28 @@ async def test_a_batch_that_failed_to_store_is_handled_again_then_committed() ->
     assert [[m.offset for m in batch] for batch in reader.committed] == [[0, 1], [2]]
 
 
-class RecordingStore:
+class Quarantine:
+    """The store's quarantine, and whether the database answers."""
+
+    def __init__(self, *, reachable: bool = True) -> None:
+        self._reachable = reachable
+        self.held: list[quarantine.StatusMessage] = []
+
+    async def reachable(self) -> bool:
+        return self._reachable
+
+    async def quarantine_statuses(self, held: list[quarantine.StatusMessage]) -> None:
+        self.held += held
+
+    async def consumers_by_slot(self, slots: list[int]) -> dict[int, consumers.Consumer]:
+        return {0: consumers.Consumer("cluster1", slot=0)}
+
+
+class RecordingStore(Quarantine):
     """Records what the ingester stores; refuses (as the database would) the reports named."""
 
     def __init__(self, refuse: frozenset[uuid.UUID] = frozenset()) -> None:
+        super().__init__()
         self.batches: list[list[bundles.StatusReport]] = []
         self.limits: list[int | None] = []
         self.hard_deleted: list[uuid.UUID] = []
@@ -124,6 +146,13 @@ async def test_poison_reports_are_rejected_alone_and_the_rest_of_the_batch_is_st
     await ingester.handle(messages)
     assert [[r.resource_id.int for r in batch] for batch in fake.batches] == [[1, 4]]
     assert ingester.stats.rejected == 3 and ingester.stats.stored == 2
+    assert [(h.offset, h.consumer, h.attempts) for h in fake.held] == [
+        (1, "cluster1", 1),
+        (2, "cluster1", 1),
+        (4, "cluster1", 1),
+    ]
+    assert "the database" not in fake.held[0].reason and "NUL" in fake.held[0].reason
+    assert json.loads(fake.held[2].headers)["attributes"]["clustername"] == "\ufffd\ufffd"
     limit = fake.limits[0]
     assert limit is not None and time.time_ns() < limit <= time.time_ns() + 300 * 10**9
 
@@ -136,6 +165,42 @@ async def test_reports_the_database_refuses_are_counted_and_delete_nothing() -> 
     await ingester.handle([refused, kept])
     assert ingester.stats.rejected == 1 and ingester.stats.stored == 1
     assert fake.hard_deleted == [uuid.UUID(int=2)]
+    assert [(h.resource_id, h.reason) for h in fake.held] == [
+        (uuid.UUID(int=1), "the database refused it: refused")
+    ]
+
+
+async def test_an_event_that_keeps_failing_is_quarantined_and_the_rest_is_handled() -> None:
+    batch = [report_message(0), report_message(1), report_message(2)]
+    reader = RecordingReader([batch])
+    fake = RecordingStore()
+    ingester = StatusIngester(fake, reader, None, "s1", names=NAMES, attempts=3)  # type: ignore[arg-type]
+    handled: list[list[int]] = []
+    real = ingester.handle
+
+    async def handle(messages: list[Incoming]) -> None:
+        handled.append([m.offset for m in messages])
+        if any(m.offset == 1 for m in messages):
+            raise ValueError("cannot store this one")
+        await real(messages)
+
+    ingester.handle = handle  # type: ignore[method-assign]
+    task = asyncio.create_task(ingester.run())
+    try:
+        for _ in range(300):
+            if reader.committed:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert handled == [[0, 1, 2], [0], [1], [1], [1], [2]]
+    assert [(h.offset, h.attempts, h.reason) for h in fake.held] == [
+        (1, 3, "ValueError: cannot store this one")
+    ]
+    assert ingester.stats.quarantined == 1 and ingester.stats.stored == 2
+    assert [[m.offset for m in b] for b in reader.committed] == [[0, 1, 2]]
 
 
 async def test_a_batch_with_poison_is_committed_once() -> None:
@@ -157,10 +222,11 @@ async def test_a_batch_with_poison_is_committed_once() -> None:
     assert len(fake.batches) == 1 and [[m.offset for m in b] for b in reader.committed] == [[0, 1, 2]]
 
 
-class BindingStore:
+class BindingStore(Quarantine):
     """The store calls the ingester makes: consumers by slot, ingests recorded as sent."""
 
     def __init__(self, owners: dict[int, consumers.Consumer], foreign: set[uuid.UUID]) -> None:
+        super().__init__()
         self.owners = owners
         self.foreign = foreign
         self.ingested: list[tuple[list[bundles.StatusReport], list[int | None] | None]] = []

@@ -467,3 +467,17 @@ def test_a_good_status_report_parses_unchanged() -> None:
     report = bundle_events.parse_status_report(status_event(), now_ns=NOW_NS)
     assert report.status.sequence_id == NOW_NS and report.resource_id == fx.RID
     assert uuid.UUID(str(report.resource_id)) == fx.RID
+
+
+BUDGETS = [
+    ("server's default", 0, 0, queries.DEFAULT_PAGE_BYTES),
+    ("server's own", -1, 8 << 20, 8 << 20),
+    ("asked below it", 1 << 20, 8 << 20, 1 << 20),
+    ("asked above it", 64 << 20, 8 << 20, 8 << 20),
+    ("asked without one", 5 << 20, 0, 5 << 20),
+]
+
+
+@pytest.mark.parametrize(("asked", "cap", "want"), [b[1:] for b in BUDGETS], ids=[b[0] for b in BUDGETS])
+def test_page_byte_budgets_are_capped_by_the_servers(asked: int, cap: int, want: int) -> None:
+    assert queries.page_bytes(asked, cap) == want

@@ -121,3 +121,54 @@ def xrd_with(**spec: Any) -> dict[str, Any]:
 def user_schema(xrd: dict[str, Any]) -> dict[str, Any]:
     schema: dict[str, Any] = xrd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return schema
+
+
+def namespaced_definition() -> dict[str, Any]:
+    """The worker-cluster definition as Crossplane v2 would write it: a namespaced ``TeamCluster``
+    that teams apply themselves, no claim."""
+    out = copy.deepcopy(definition())
+    out["metadata"] = {"name": "teamclusters.platform.fleetplane.io"}
+    spec = out["spec"]
+    del spec["claimNames"]
+    spec["scope"] = "Namespaced"
+    spec["names"] = {"kind": "TeamCluster", "plural": "teamclusters", "shortNames": ["tc"]}
+    spec["defaultCompositionRef"] = {"name": "team-cluster"}
+    return out
+
+
+def pipeline_composition(*steps: dict[str, Any]) -> dict[str, Any]:
+    """The worker-cluster Composition for ``TeamCluster`` as a pipeline: its template, then ``steps``."""
+    out = copy.deepcopy(composition())
+    out["metadata"] = {"name": "team-cluster"}
+    spec = out["spec"]
+    del spec["template"]
+    spec["compositeTypeRef"] = {"apiVersion": "platform.fleetplane.io/v1alpha1", "kind": "TeamCluster"}
+    spec["mode"] = "Pipeline"
+    spec["pipeline"] = [
+        {
+            "step": "render",
+            "functionRef": {"name": "fleetplane-template"},
+            "input": {"template": {"path": "worker-cluster/template.yaml.j2"}},
+        },
+        *steps,
+    ]
+    return out
+
+
+def team_cluster(name: str = "dev", namespace: str = "team-b", **parameters: Any) -> dict[str, Any]:
+    """A namespaced composite, as a team applies it."""
+    params: dict[str, Any] = {"labels": {"env": "dev"}, "apps": {"repoURL": "file:///srv/apps"}}
+    params.update(parameters)
+    return {
+        "apiVersion": "platform.fleetplane.io/v1alpha1",
+        "kind": "TeamCluster",
+        "metadata": {"name": name, "namespace": namespace, "generation": 1},
+        "spec": {"parameters": params},
+    }
+
+
+def defaulted_composite(obj: dict[str, Any]) -> dict[str, Any]:
+    """A namespaced composite as the API server stores it: with its schema's defaults."""
+    crd = xrd.generated_crds(namespaced_definition())[0]
+    spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return {**obj, "spec": schema.apply_defaults(obj["spec"], spec_schema)}

@@ -47,10 +47,10 @@ def test_crd_shape(kind: str) -> None:
     ("kind", "want"),
     [
         ("CompositeResourceDefinition", [".spec.versions[].schema.openAPIV3Schema"]),
-        ("Composition", [".spec.defaults"]),
-        ("CompositionRevision", [".spec.defaults"]),
+        ("Composition", [".spec.pipeline[].input", ".spec.defaults"]),
+        ("CompositionRevision", [".spec.pipeline[].input", ".spec.defaults"]),
     ],
-    ids=["xrd: the user's schema", "composition: defaults", "revision: defaults"],
+    ids=["xrd: the user's schema", "composition: step inputs, defaults", "revision: step inputs, defaults"],
 )
 def test_unknown_fields_kept_only_for_free_form_data(kind: str, want: list[str]) -> None:
     assert preserved_paths(CRDS[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]) == want
@@ -73,7 +73,9 @@ def test_composition_template_is_path_or_inline() -> None:
         spec["properties"]["template"]["x-kubernetes-validations"][0]["rule"]
         == "has(self.path) != has(self.inline)"
     )
-    assert spec["required"] == ["compositeTypeRef", "template"]
+    assert spec["required"] == ["compositeTypeRef"]
+    # mode: Template takes the template alone; mode: Pipeline the pipeline alone
+    assert "has(self.template) && !has(self.pipeline)" in spec["x-kubernetes-validations"][0]["rule"]
 
 
 def test_revision_template_and_hash_are_immutable() -> None:

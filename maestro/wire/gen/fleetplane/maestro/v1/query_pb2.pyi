@@ -205,10 +205,15 @@ class ListConsumersRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
+    PAGE_BYTES_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """0 means the server default (500)."""
     page_token: _builtins.str
     """Opaque; empty for the first page, else a previous response's next_page_token."""
+    page_bytes: _builtins.int
+    """The most the page's documents may weigh, in bytes; 0 or more than the server's own budget
+    (3 MiB by default) means the server's. A page holds one item at least.
+    """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Every pair must match the consumer's labels."""
@@ -219,10 +224,11 @@ class ListConsumersRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        page_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label_selector", b"label_selector", "page_bytes", b"page_bytes", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -448,6 +454,7 @@ class ListResourceBundlesRequest(_message.Message):
     LABEL_SELECTOR_FIELD_NUMBER: _builtins.int
     WITHOUT_SPEC_FIELD_NUMBER: _builtins.int
     WITHOUT_STATUS_FIELD_NUMBER: _builtins.int
+    PAGE_BYTES_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """0 means the server default (500)."""
     page_token: _builtins.str
@@ -461,6 +468,12 @@ class ListResourceBundlesRequest(_message.Message):
     without_status: _builtins.bool
     """Leave every item's status empty (its status_sequence, status_hash and status_version are still
     set): readers of metadata alone, or of which statuses changed since they last looked.
+    """
+    page_bytes: _builtins.int
+    """The most the page's documents (spec, metadata, status as stored JSON, and 256 bytes for the
+    rest of each item) may weigh, in bytes, whatever page_size says; 0 or more than the server's
+    own budget (3 MiB by default) means the server's. A page holds one item at least, so a larger
+    bundle comes alone: a client's receive limit must hold one bundle with its status.
     """
     @_builtins.property
     def label_selector(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -476,10 +489,11 @@ class ListResourceBundlesRequest(_message.Message):
         label_selector: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         without_spec: _builtins.bool = ...,
         without_status: _builtins.bool = ...,
+        page_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "label_selector", b"label_selector", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "without_spec", b"without_spec", "without_status", b"without_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer", b"consumer", "label_selector", b"label_selector", "page_bytes", b"page_bytes", "page_size", b"page_size", "page_token", b"page_token", "source", b"source", "without_spec", b"without_spec", "without_status", b"without_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

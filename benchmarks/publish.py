@@ -1,0 +1,329 @@
+"""``fleetplane bench publish``: one-at-a-time publishes, as upstream Maestro's source clients send them.
+
+Upstream's sdk-go source work client publishes one CloudEvent per call and waits for its answer;
+so do the clients here: ``concurrency`` of them, each creating works on its own cluster one after
+another, every create a new ManifestWork (its id the UUIDv5 upstream's client makes). Each level
+of concurrency measures accepted creates/s and the publish latency percentiles; the server's RSS
+is read at the end. Secure by default (mutual TLS with a source certificate, per-call
+authorization); ``insecure`` runs plaintext.
+
+Given upstream Maestro binaries (``upstream.py``), each runs in turn on the same PostgreSQL, on a
+database of its own, and is driven with the same events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from benchmarks import maestro_setup, upstream
+from benchmarks.progress import Progress
+from benchmarks.timeline import percentile_ms
+from localinfra import kafka, postgres, process
+from localinfra.environment import Environment
+from maestro.api import bundle_events, bundles, ids
+from maestro.client import MaestroClient
+from maestro.wire import channels, stubs
+from maestro.wire import cloudevents as wire_events
+from trust.identity import Identity
+
+#: the source identity the publishing clients hold, as an upstream source client would
+PUBLISHER = Identity.source("upstream-perf")
+#: the work namespace upstream's perf tool creates works in (ManifestWork namespace = cluster name)
+_WORK_PREFIX = "perf-work"
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    #: measured creates at each concurrency
+    publishes: int = 2000
+    concurrencies: tuple[int, ...] = (1, 10)
+    #: creates before measuring, at the highest concurrency (connections, caches, the JIT of the pool)
+    warmup: int = 200
+    #: size of each work's manifests (upstream's perf works are ~16 KiB each)
+    bundle_kib: int = 16
+    insecure: bool = False
+    upstream_servers: tuple[Path, ...] = ()
+
+
+@dataclass
+class LevelResult:
+    server: str
+    concurrency: int
+    publishes: int
+    seconds: float = 0.0
+    creates_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    errors: int = 0
+    #: CPU (user + system) per accepted create of each process of the run: the server, PostgreSQL
+    #: (with its backends), Kafka; on a shared machine a steadier figure than the latencies
+    cpu_ms_per_create: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PublishResult:
+    bundle_kib: int
+    insecure: bool
+    levels: list[LevelResult] = field(default_factory=list)
+    #: each server's resident set at the end of its run (MB)
+    server_rss_mb: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def work_event(source: str, cluster: str, index: int, padding: str) -> stubs.cloudevent.CloudEvent:
+    """A create as upstream's source work client sends it: a ManifestBundle of one ConfigMap, the
+    work's ObjectMeta in the ``metadata`` extension, version 0, the upstream-made resource id."""
+    name = f"{_WORK_PREFIX}-{index}"
+    rid = ids.work_resource_id(source, cluster, name)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "perf"}},
+        "data": {"payload": padding},
+    }
+    meta = {
+        "name": name,
+        "namespace": cluster,
+        "uid": str(rid),
+        "resourceVersion": "0",
+        "creationTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "labels": {"maestro.io/perf": "true"},
+    }
+    spec = bundles.ManifestBundle(
+        manifests=[manifest],
+        delete_option={"propagationPolicy": "Foreground"},
+        manifest_configs=[
+            {
+                "resourceIdentifier": {
+                    "group": "",
+                    "resource": "configmaps",
+                    "name": name,
+                    "namespace": "default",
+                },
+                "updateStrategy": {"type": "ServerSideApply"},
+            }
+        ],
+    )
+    request = bundles.SpecRequest(bundles.SpecAction.CREATE, rid, cluster, source, 0, spec, meta)
+    return wire_events.to_pb(bundle_events.spec_request_event(request))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test: how to reach its source API, and its process for its memory."""
+
+    name: str
+    address: str
+    credentials: channels.Credentials
+    pid: int
+    #: CPU seconds used so far by each process of the run, by name
+    cpu: Callable[[], dict[str, float]]
+
+
+async def drive(
+    target: Target,
+    clusters: Sequence[str],
+    settings: PublishSettings,
+    progress: Progress,
+    *,
+    source: str,
+) -> list[LevelResult]:
+    """Warm up, then each concurrency level in turn; each client publishes to its own cluster."""
+    padding = "x" * (settings.bundle_kib * 1024)
+    counter = iter(range(10**9))
+    results = []
+    async with channels.aio_channel(
+        target.address, target.credentials, options=[("grpc.max_send_message_length", 8 * 1024 * 1024)]
+    ) as channel:
+        stub = stubs.cloudevent_grpc.CloudEventServiceStub(channel)
+        top = max(settings.concurrencies)
+        progress(f"[bench] {target.name}: warming up ({settings.warmup} creates) ...")
+        await _level(stub, clusters, top, settings.warmup, counter, padding, source, target, progress)
+        for concurrency in settings.concurrencies:
+            progress(
+                f"[bench] {target.name}: {settings.publishes} creates, {concurrency} in flight "
+                f"(one per cluster) ..."
+            )
+            results.append(
+                await _level(
+                    stub,
+                    clusters,
+                    concurrency,
+                    settings.publishes,
+                    counter,
+                    padding,
+                    source,
+                    target,
+                    progress,
+                )
+            )
+            last = results[-1]
+            progress(
+                f"[bench]   {last.creates_per_s:,.0f} creates/s, p50 {last.p50_ms:.2f} ms, "
+                f"p99 {last.p99_ms:.2f} ms, {last.errors} errors"
+            )
+    return results
+
+
+async def _level(
+    stub: stubs.cloudevent_grpc.CloudEventServiceStub,
+    clusters: Sequence[str],
+    concurrency: int,
+    count: int,
+    counter: Any,
+    padding: str,
+    source: str,
+    target: Target,
+    progress: Progress,
+) -> LevelResult:
+    # Events are made before the clock starts: the load generator shares the cores with the server.
+    requests = [
+        stubs.cloudevent.PublishRequest(
+            event=work_event(source, clusters[i % len(clusters)], next(counter), padding)
+        )
+        for i in range(count)
+    ]
+    queues: list[list[stubs.cloudevent.PublishRequest]] = [[] for _ in range(concurrency)]
+    for i, request in enumerate(requests):
+        queues[i % concurrency].append(request)
+    latencies: list[float] = []
+    errors: list[str] = []
+    progress.step(f"{target.name}: creates at concurrency {concurrency}", count)
+
+    async def client(queue: list[stubs.cloudevent.PublishRequest]) -> None:
+        for request in queue:
+            started = time.perf_counter()
+            try:
+                await stub.Publish(request, timeout=30)
+            except grpc.aio.AioRpcError as exc:
+                errors.append(f"{exc.code().name}: {exc.details()}")
+                continue
+            latencies.append(time.perf_counter() - started)
+            progress.advance(len(latencies), f"[bench]   {len(latencies)}/{count} accepted")
+
+    cpu_before = target.cpu()
+    started = time.perf_counter()
+    await asyncio.gather(*(client(queue) for queue in queues))
+    seconds = time.perf_counter() - started
+    cpu_after = target.cpu()
+    accepted = max(1, len(latencies))
+    cpu = {
+        name: round((cpu_after[name] - used) * 1000 / accepted, 3)
+        for name, used in cpu_before.items()
+        if name in cpu_after
+    }
+    if errors:
+        progress(f"[bench]   {len(errors)} refused, the first: {errors[0]}")
+    return LevelResult(
+        server=target.name,
+        concurrency=concurrency,
+        publishes=count,
+        seconds=round(seconds, 3),
+        creates_per_s=len(latencies) / seconds,
+        p50_ms=percentile_ms(latencies, 0.5),
+        p95_ms=percentile_ms(latencies, 0.95),
+        p99_ms=percentile_ms(latencies, 0.99),
+        max_ms=max(latencies, default=0.0) * 1000,
+        errors=len(errors),
+        cpu_ms_per_create=cpu,
+    )
+
+
+def _cpu_of(env: Environment, server: str) -> Callable[[], dict[str, float]]:
+    """CPU seconds so far of the server under test, PostgreSQL and Kafka."""
+    names = {server: "server", "postgres": "postgres", "kafka": "kafka"}
+
+    def used() -> dict[str, float]:
+        records = {label: env.processes[name] for name, label in names.items() if name in env.processes}
+        return process.cpu_seconds(records)
+
+    return used
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run(settings: PublishSettings, progress: Progress) -> PublishResult:
+    result = PublishResult(settings.bundle_kib, settings.insecure)
+    root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-"))
+    env = Environment(root / "env")
+    clusters = [f"perf-cluster-{i:02d}" for i in range(max(settings.concurrencies))]
+    finished = False
+    try:
+        mode = "plaintext, no authorization" if settings.insecure else "TLS, client certificates, ACLs"
+        progress(f"[bench] starting PostgreSQL and Kafka ({mode}) ...")
+        pg = postgres.start(env)
+        kf = kafka.start(env, heap="512m", secure=not settings.insecure)
+        security = maestro_setup.Security(env, insecure=settings.insecure)
+        record, address, _ = await maestro_setup.start_server(env, pg, kf, root, security)
+        progress(
+            f"[bench] fleetplane's server up (pid {record.pid}); registering {len(clusters)} clusters ..."
+        )
+        async with MaestroClient(address, source="bench", credentials=security.credentials()) as admin:
+            for cluster in clusters:
+                await admin.create_consumer(cluster)
+        target = Target(
+            "fleetplane", address, security.credentials(PUBLISHER), record.pid, _cpu_of(env, record.name)
+        )
+        result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
+        result.server_rss_mb[target.name] = rss_mb(record.pid)
+        env.stop_process(record.name)
+        await _upstream_runs(settings, env, pg, root, clusters, result, progress)
+        finished = True
+    finally:
+        maestro_setup.end_run(env, root, keep_logs=not finished, report=progress)
+    return result
+
+
+async def _upstream_runs(
+    settings: PublishSettings,
+    env: Environment,
+    pg: postgres.Postgres,
+    root: Path,
+    clusters: Sequence[str],
+    result: PublishResult,
+    progress: Progress,
+) -> None:
+    if not settings.upstream_servers:
+        note = (
+            "upstream Maestro not run: give --upstream-server PATH (a built `maestro` binary) "
+            "to run it side by side"
+        )
+        progress(f"[bench] {note}")
+        result.notes.append(note)
+        return
+    for i, binary in enumerate(settings.upstream_servers):
+        name = f"upstream-{i}" if len(settings.upstream_servers) > 1 else "upstream"
+        progress(f"[bench] starting upstream Maestro {binary} on the same PostgreSQL ...")
+        server = await asyncio.to_thread(upstream.start, env, pg, binary, name, root / name)
+        for cluster in clusters:
+            await upstream.create_consumer(server.rest, cluster)
+        target = Target(
+            name,
+            server.grpc,
+            channels.Credentials.insecure(),
+            server.record.pid,
+            _cpu_of(env, server.record.name),
+        )
+        result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
+        result.server_rss_mb[name] = rss_mb(server.record.pid)
+        env.stop_process(server.record.name)
+        result.notes.append(f"{name}: {binary} ({server.mode})")
