@@ -19,7 +19,7 @@ from provisioner import labels as label_rules
 
 Target = Literal["provider", "workload", "hub", "maestro", "identity"]
 TARGETS: tuple[str, ...] = get_args(Target)
-PROVIDERS = ("local", "aws")
+PROVIDERS = ("local", "aws", "simulated")
 MAESTRO_CONSUMER_KIND = "MaestroConsumer"
 DOCUMENT_KEYS = ("name", "target", "object", "waitReady")
 

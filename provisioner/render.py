@@ -153,5 +153,5 @@ def cluster_spec(resource: ComposedResource, name: str) -> ClusterSpec:
 
 
 def provider_name(resource: ComposedResource) -> str:
-    """Which provider (``local`` or ``aws``) the provider resource asks for."""
+    """Which provider (``local``, ``aws`` or ``simulated``) the provider resource asks for."""
     return str((resource.object.get("spec") or {}).get("provider", ""))

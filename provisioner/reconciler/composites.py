@@ -55,7 +55,7 @@ async def reconcile_composite(
         if not state.ready or state.kubeconfig is None:
             await status.progress(ctx, composite, found, revision, f"cluster {state.phase}: {state.message}")
             raise Requeue(f"cluster {name} is {state.phase}", ctx.settings.requeue_seconds)
-        worker = await ctx.clusters.connect(name, state.kubeconfig)
+        worker = await ctx.clusters.connect(name, state.kubeconfig, provider.cluster_objects(name))
         found.connection_secret = await _connection_secret(ctx, composite, state)
         waiting = ""
         for resource in resources[1:]:

@@ -41,9 +41,10 @@ class Settings:
     compositions_dir: Path
     #: the ``platform`` variable of every template (hub, maestro, argocd; see ``render``)
     platform: Mapping[str, Any]
-    #: seconds a deletion waits for Maestro to confirm the cluster's works are gone while its agent
-    #: runs; after that (or at once when the agent is gone) it stops the agent and leaves the rest to
-    #: Maestro's orphan grace period, saying so in the condition
+    #: seconds a deletion waits for the agent to confirm the cluster's works are gone (and for Argo CD
+    #: to delete the composed Applications); after that (or at once when the agent is gone) it stops
+    #: the agent and leaves the works to Maestro's grace period for unconfirmed deletes, saying so in
+    #: the condition and, once they are gone, in an Event
     drain_seconds: float = 120.0
     requeue_seconds: float = 3.0
     #: the platform CA, which issues each cluster's agent identity (``target: identity``)
