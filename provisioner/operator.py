@@ -250,7 +250,7 @@ def _register(
 
     async def definition_of(body: Mapping[str, Any], *, claim: bool) -> dict[str, Any] | None:
         """The definition that generated this kind, when ``body`` is of the side asked for."""
-        definitions = await rec.list_objects(group, version, "compositeresourcedefinitions")
+        definitions = await rec.recent_objects(group, version, "compositeresourcedefinitions")
         found = xrd.find_definition(definitions, str(body.get("apiVersion")), str(body.get("kind")))
         if found is None or xrd.is_claim(body, found) != claim:
             return None
@@ -330,7 +330,9 @@ def _register(
             await rec.composite_changed(dict(body))
 
     @kopf.on.update(category="composite", registry=registry, id="composite-spec", field="spec")
-    async def composite_spec(name: str, **_: Any) -> None:
+    async def composite_spec(name: str, body: kopf.Body, **_: Any) -> None:
+        if rec.bound_by_its_pass(name, int(body.meta.get("generation") or 0)):
+            return
         event = wakeups.get(name)
         if event is not None:
             event.set()

@@ -129,7 +129,7 @@ def platform_values(
     return {
         "hub": {"name": hub_name, "server": hub_server, "inventoryNamespace": inventory_namespace},
         "maestro": {"grpc": maestro_grpc, "kafka": kafka, "topicPrefix": topic_prefix},
-        "argocd": {"version": argocd_version, "install": argocd_install},
+        "argocd": {"version": argocd_version, "install": [template_env.Frozen(o) for o in argocd_install]},
     }
 
 

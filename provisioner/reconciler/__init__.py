@@ -76,6 +76,14 @@ class Reconciler:
     ) -> list[JsonObject]:
         return await self.ctx.list_objects(group, version, plural, label_selector=label_selector)
 
+    async def recent_objects(self, group: str, version: str, plural: str) -> list[JsonObject]:
+        return await self.ctx.recent_objects(group, version, plural)
+
+    def bound_by_its_pass(self, composite: str, generation: int) -> bool:
+        """Whether the composite's spec is at the generation its own pass gave it when binding its
+        Composition and revision (a change that needs no further pass)."""
+        return self.ctx.bound_generations.get(composite) == generation
+
     async def reconcile_definition(self, definition: Mapping[str, Any]) -> list[str]:
         return await definitions.reconcile_definition(self.ctx, definition)
 

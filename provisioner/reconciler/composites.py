@@ -7,6 +7,7 @@ becomes ``Synced=False`` with the reason and touches nothing already provisioned
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Mapping
 from typing import Any
@@ -19,7 +20,7 @@ from maestro import client_errors
 from provisioner import api, compositions, render
 from provisioner.providers.base import ClusterProvider, ClusterState, ProviderError, is_workload
 from provisioner.reconciler import identities, registration, status
-from provisioner.reconciler.context import FIELD_MANAGER, Context, JsonObject, Requeue, meta
+from provisioner.reconciler.context import FIELD_MANAGER, Context, JsonObject, Requeue, generation, meta
 
 SECRET_KEY = "kubeconfig"
 
@@ -83,10 +84,10 @@ async def render_composite(
     ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]
 ) -> tuple[JsonObject, list[render.ComposedResource]]:
     """The composite's revision (bound to it if it was not) and what that revision renders for it."""
-    all_compositions = await ctx.list_objects(api.GROUP, api.VERSION, "compositions")
+    all_compositions = await ctx.recent_objects(api.GROUP, api.VERSION, "compositions")
     default = ((definition.get("spec") or {}).get("defaultCompositionRef") or {}).get("name") or ""
     composition = compositions.select_composition(composite, all_compositions, default)
-    revisions = await ctx.list_objects(api.GROUP, api.VERSION, "compositionrevisions")
+    revisions = await ctx.recent_objects(api.GROUP, api.VERSION, "compositionrevisions")
     bound = {
         **composite,
         "spec": {**(composite.get("spec") or {}), "compositionRef": {"name": meta(composition)["name"]}},
@@ -94,14 +95,17 @@ async def render_composite(
     revision = compositions.resolve_revision(bound, revisions)
     patch = compositions.binding_patch(composite, composition, revision)
     if patch:
-        await ctx.merge_patch(composite, patch)
+        bound_now = await ctx.merge_patch(composite, patch)
+        # This pass renders the revision it just bound: the spec change needs no pass of its own.
+        ctx.bound_generations[str(meta(composite)["name"])] = generation(bound_now)
     rev_spec = revision.get("spec") or {}
     defaults = rev_spec.get("defaults") or {}
     values = render.composite_values(composite, None, defaults, ctx.settings.platform)
     template = rev_spec.get("template") or {}
     source = str(template.get("source") or f"CompositionRevision/{meta(revision)['name']}")
     text = str(template.get("inline") or "")
-    return revision, render.render(text, source=source, values=values)
+    # Rendering takes a CPU-bound tenth of a second or more: off the event loop.
+    return revision, await asyncio.to_thread(render.render, text, source=source, values=values)
 
 
 async def _apply(

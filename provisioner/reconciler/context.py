@@ -19,6 +19,8 @@ from trust import authority
 
 JsonObject = dict[str, Any]
 FIELD_MANAGER = "fleetplane-provisioner"
+#: how long a listing of definitions, compositions or revisions is reused (``recent_objects``)
+RECENT_SECONDS = 5.0
 
 
 class Requeue(Exception):
@@ -62,6 +64,9 @@ class Context:
     kinds_served: Callable[[Sequence[str]], Awaitable[None]] | None = None
     clusters: ClusterClients = field(default_factory=ClusterClients)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _recent: dict[str, tuple[float, asyncio.Task[list[JsonObject]]]] = field(default_factory=dict)
+    #: composite -> the generation its own pass gave it by binding its Composition and revision
+    bound_generations: dict[str, int] = field(default_factory=dict)
 
     def lock(self, key: str) -> asyncio.Lock:
         """One pass or deletion step of a composite at a time."""
@@ -88,10 +93,31 @@ class Context:
             return []
         return list(reply.get("items") or [])
 
-    async def merge_patch(self, obj: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
-        await self.hub.rest.request(
+    async def recent_objects(self, group: str, version: str, plural: str) -> list[JsonObject]:
+        """A listing of the platform's own kinds (definitions, compositions, revisions), read at most
+        once every ``RECENT_SECONDS`` however many passes ask for it: a fleet's thousand claims
+        and composites would otherwise list them on every event. Whatever this process changes
+        among them it ``forget_recent``s; others' changes show within that time."""
+        key = f"{group}/{version}/{plural}"
+        loop = asyncio.get_running_loop()
+        cached = self._recent.get(key)
+        if cached is None or loop.time() - cached[0] > RECENT_SECONDS or _failed(cached[1]):
+            # One read shared by every caller that asks meanwhile.
+            cached = (loop.time(), asyncio.ensure_future(self.list_objects(group, version, plural)))
+            self._recent[key] = cached
+        return list(await asyncio.shield(cached[1]))
+
+    def forget_recent(self) -> None:
+        self._recent.clear()
+
+    async def merge_patch(self, obj: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObject:
+        return await self.hub.rest.request(
             "PATCH", await self.hub.path(obj), body=patch, content_type="application/merge-patch+json"
         )
+
+
+def _failed(task: asyncio.Task[list[JsonObject]]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
 
 
 def now() -> datetime:

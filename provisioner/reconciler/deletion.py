@@ -37,6 +37,7 @@ async def delete_composite(ctx: Context, composite: Mapping[str, Any], definitio
         if policy == "Orphan":
             await orphans.keep(ctx, composite, name)
             await ctx.clusters.forget(name)
+            ctx.bound_generations.pop(name, None)
             return
         await _delete_hub_objects(ctx, name)
         resources = await _render_quietly(ctx, composite, definition)
@@ -55,6 +56,7 @@ async def delete_composite(ctx: Context, composite: Mapping[str, Any], definitio
             await status.deleting(ctx, composite, f"cluster {state.phase}: {state.message}")
             raise Requeue(f"cluster {name} {state.phase}", ctx.settings.requeue_seconds)
         await ctx.clusters.forget(name)
+        ctx.bound_generations.pop(name, None)
         await orphans.tell_works(ctx, composite, name)
         ctx.report(composite, "Normal", "Deleted", f"cluster {name} deleted")
 
