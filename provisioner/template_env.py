@@ -240,7 +240,19 @@ def omit(value: Any, *keys: str) -> dict[str, Any]:
 def merge(base: Any, patch: Any) -> dict[str, Any]:
     """A copy of ``base`` with ``patch`` deep-merged over it:
     ``obj | merge({"metadata": {"namespace": ns}})``."""
-    return deep_merge(_plain(base), _plain(patch))
+    return _merge_into(_plain(base), _plain(patch))
+
+
+def _merge_into(out: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``out``, both fresh copies (``_plain``'s): nothing copied again,
+    which matters for a template merging into each of Argo CD's objects for every composite."""
+    for key, value in override.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            out[key] = _merge_into(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ async def reconcile_composite(
     ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]
 ) -> None:
     name = str(meta(composite)["name"])
-    async with ctx.lock(name):
+    async with ctx.turn(name):
         found = status.Pass()
         try:
             revision, resources = await render_composite(ctx, composite, definition)

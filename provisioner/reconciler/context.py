@@ -4,7 +4,8 @@ reading the management cluster's objects."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,10 @@ class Settings:
     requeue_seconds: float = 3.0
     #: the platform CA, which issues each cluster's agent identity (``target: identity``)
     authority: authority.CertificateAuthority | None = None
+    #: composite passes and deletion steps under way at once; the others wait their turn. A fleet's
+    #: thousand composites passing at once would each take a thousandth of the process, finish
+    #: together at the end, and starve the event loop (and with it the leader's Lease renewals).
+    concurrent_passes: int = 16
 
 
 @dataclass
@@ -65,12 +70,22 @@ class Context:
     clusters: ClusterClients = field(default_factory=ClusterClients)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _recent: dict[str, tuple[float, asyncio.Task[list[JsonObject]]]] = field(default_factory=dict)
+    _pass_slots: asyncio.Semaphore | None = None
     #: composite -> the generation its own pass gave it by binding its Composition and revision
     bound_generations: dict[str, int] = field(default_factory=dict)
 
     def lock(self, key: str) -> asyncio.Lock:
         """One pass or deletion step of a composite at a time."""
         return self._locks.setdefault(key, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """A composite's pass or deletion step: one at a time per composite, and at most
+        ``concurrent_passes`` at once in all."""
+        if self._pass_slots is None:
+            self._pass_slots = asyncio.Semaphore(self.settings.concurrent_passes)
+        async with self._pass_slots, self.lock(key):
+            yield
 
     def provider(self, wanted: str) -> ClusterProvider:
         provider = self.providers.get(wanted)

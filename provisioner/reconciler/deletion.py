@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 async def delete_composite(ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
     """One step of the ordered deletion; ``Requeue`` until the last one is done."""
     name = str(meta(composite)["name"])
-    async with ctx.lock(name):
+    async with ctx.turn(name):
         policy = (composite.get("spec") or {}).get("deletionPolicy") or "Delete"
         if policy == "Orphan":
             await orphans.keep(ctx, composite, name)
