@@ -90,17 +90,30 @@ class Reconciler:
     async def reconcile_composition(self, composition: Mapping[str, Any]) -> str:
         return await definitions.reconcile_composition(self.ctx, composition)
 
+    # Claims take their turn with the composites' passes: a thousand claims applied at once would
+    # otherwise send the management cluster's API server thousands of writes at once.
     async def reconcile_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
-        await claims.reconcile_claim(self.ctx, claim, definition)
+        async with self.ctx.turn(_claim_key(claim)):
+            await claims.reconcile_claim(self.ctx, claim, definition)
 
     async def composite_changed(self, composite: Mapping[str, Any]) -> None:
-        await claims.composite_changed(self.ctx, composite)
+        ref = (composite.get("spec") or {}).get("claimRef") or {}
+        if not ref.get("name"):
+            return  # a composite made without a claim: no claim shows its status
+        async with self.ctx.turn(f"claim/{ref.get('namespace')}/{ref.get('name')}"):
+            await claims.composite_changed(self.ctx, composite)
 
     async def delete_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
-        await claims.delete_claim(self.ctx, claim, definition)
+        async with self.ctx.turn(_claim_key(claim)):
+            await claims.delete_claim(self.ctx, claim, definition)
 
     async def reconcile_composite(self, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
         await composites.reconcile_composite(self.ctx, composite, definition)
 
     async def delete_composite(self, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
         await deletion.delete_composite(self.ctx, composite, definition)
+
+
+def _claim_key(claim: Mapping[str, Any]) -> str:
+    meta = claim.get("metadata") or {}
+    return f"claim/{meta.get('namespace')}/{meta.get('name')}"

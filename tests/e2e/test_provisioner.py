@@ -154,8 +154,9 @@ async def platform(
             INVENTORY_NAMESPACE,
             "--resync",
             "10",
+            # the deletion-order case waits for the agent and Argo CD: ample on a loaded machine
             "--drain",
-            "60",
+            "180",
             "--log-level",
             "info",
         ],
@@ -549,12 +550,15 @@ async def _deletion_order(
     )
     order: dict[str, int] = {}
     deadline = asyncio.get_running_loop().time() + 300
+    claim_gone = False
     for poll in range(1_000_000):
         for what, check in checks.items():
             if what not in order and await check():
                 order[what] = poll
-        if await platform.claim(name) is None:
+        if claim_gone:
             break
+        # one more round once the claim is gone, for what went during this one
+        claim_gone = await platform.claim(name) is None
         assert asyncio.get_running_loop().time() < deadline, f"claim {name} not deleted; gone so far: {order}"
         await asyncio.sleep(0.1)
     assert set(order) == set(checks), f"left behind: {set(checks) - set(order)}"
