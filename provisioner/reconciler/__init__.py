@@ -93,18 +93,18 @@ class Reconciler:
     # Claims take their turn with the composites' passes: a thousand claims applied at once would
     # otherwise send the management cluster's API server thousands of writes at once.
     async def reconcile_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
-        async with self.ctx.turn(_claim_key(claim)):
+        async with self.ctx.turn(_claim_key(claim), "claim"):
             await claims.reconcile_claim(self.ctx, claim, definition)
 
     async def composite_changed(self, composite: Mapping[str, Any]) -> None:
         ref = (composite.get("spec") or {}).get("claimRef") or {}
         if not ref.get("name"):
             return  # a composite made without a claim: no claim shows its status
-        async with self.ctx.turn(f"claim/{ref.get('namespace')}/{ref.get('name')}"):
+        async with self.ctx.turn(f"claim/{ref.get('namespace')}/{ref.get('name')}", "claim"):
             await claims.composite_changed(self.ctx, composite)
 
     async def delete_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
-        async with self.ctx.turn(_claim_key(claim)):
+        async with self.ctx.turn(_claim_key(claim), "claim"):
             await claims.delete_claim(self.ctx, claim, definition)
 
     async def reconcile_composite(self, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:

@@ -70,7 +70,7 @@ class Context:
     clusters: ClusterClients = field(default_factory=ClusterClients)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _recent: dict[str, tuple[float, asyncio.Task[list[JsonObject]]]] = field(default_factory=dict)
-    _pass_slots: asyncio.Semaphore | None = None
+    _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     #: composite -> the generation its own pass gave it by binding its Composition and revision
     bound_generations: dict[str, int] = field(default_factory=dict)
 
@@ -79,12 +79,11 @@ class Context:
         return self._locks.setdefault(key, asyncio.Lock())
 
     @contextlib.asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
-        """A composite's pass or deletion step: one at a time per composite, and at most
-        ``concurrent_passes`` at once in all."""
-        if self._pass_slots is None:
-            self._pass_slots = asyncio.Semaphore(self.settings.concurrent_passes)
-        async with self._pass_slots, self.lock(key):
+    async def turn(self, key: str, kind: str = "composite") -> AsyncIterator[None]:
+        """One step for ``key``: one at a time per key, and at most ``concurrent_passes`` at once
+        of each ``kind`` (a claim's short step does not queue behind the composites' passes)."""
+        slots = self._slots.setdefault(kind, asyncio.Semaphore(self.settings.concurrent_passes))
+        async with slots, self.lock(key):
             yield
 
     def provider(self, wanted: str) -> ClusterProvider:

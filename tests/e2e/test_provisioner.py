@@ -707,12 +707,13 @@ def _last_state(watch: subprocess.Popen[str]) -> dict[str, Any]:
 async def test_an_orphaned_cluster_keeps_running_and_says_what_was_kept(platform: Platform) -> None:
     name = f"orphan-{uuid.uuid4().hex[:5]}"
     await asyncio.to_thread(
-        kubectl.apply,
-        platform.hub.kubeconfig,
-        [claim(name, platform.apps_repo, {"env": "orphan"}, deletionPolicy="Orphan")],
+        kubectl.apply, platform.hub.kubeconfig, [claim(name, platform.apps_repo, {"env": "orphan"})]
     )
     await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
     cluster = (await platform.claim(name) or {})["spec"]["resourceRef"]["name"]
+    # The policy is the composite's (as in Crossplane, a claim has none).
+    orphan = json.dumps({"spec": {"deletionPolicy": "Orphan"}})
+    await _patch(platform, "workercluster", cluster, "--type", "merge", "-p", orphan)
     watch = _watch_composite(platform, cluster)
     try:
         await asyncio.sleep(2)  # the watch has listed the composite
