@@ -48,7 +48,8 @@ async def keep(ctx: Context, composite: Mapping[str, Any], name: str) -> None:
         if not _is_inventory(secret):
             kept.append(f"connection secret {where}")
             continue
-        await ctx.merge_patch(secret, {"metadata": {"labels": {ORPHANED_LABEL: "true"}}})
+        ref = {"apiVersion": "v1", "kind": "Secret", "metadata": meta(secret)}  # a listed item names neither
+        await ctx.merge_patch(ref, {"metadata": {"labels": {ORPHANED_LABEL: "true"}}})
         kept.append(f"inventory entry {where} (labelled {ORPHANED_LABEL}=true)")
     message = "deletionPolicy Orphan: kept " + "; ".join(kept)
     await tell(ctx, composite, message)

@@ -29,6 +29,7 @@ import stat
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -675,30 +676,33 @@ def _events(platform: Platform, reason: str) -> Callable[[], Awaitable[tuple[boo
     return found
 
 
-def _watch_composite(platform: Platform, cluster: str) -> subprocess.Popen[str]:
-    """``kubectl get --watch`` on the composite: its DELETED event carries its last status."""
-    return subprocess.Popen(
-        [
-            str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(platform.hub.kubeconfig),
-            "get", "workerclusters", "--watch", "--output-watch-events", "-o", "json",
-            "--field-selector", f"metadata.name={cluster}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
+def _watch_composite(platform: Platform, cluster: str, out: Path) -> subprocess.Popen[bytes]:
+    """``kubectl get --watch`` on the composite, into ``out`` (a pipe would fill and stall it): its
+    DELETED event carries the composite's last status."""
+    with out.open("wb") as sink:
+        return subprocess.Popen(
+            [
+                str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(platform.hub.kubeconfig),
+                "get", "workerclusters", "--watch", "--output-watch-events", "-o", "json",
+                "--field-selector", f"metadata.name={cluster}",
+            ],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
 
-def _last_state(watch: subprocess.Popen[str]) -> dict[str, Any]:
-    """The object of the watch's DELETED event (the watch is stopped)."""
+def _last_state(watch: subprocess.Popen[bytes], out: Path) -> dict[str, Any]:
+    """The object of the watch's DELETED event (the watch is stopped; a last event it was writing
+    when stopped is cut short and left out)."""
     watch.terminate()
-    out, _ = watch.communicate(timeout=30)
+    watch.wait(timeout=30)
+    text = out.read_text()
     decoder, events, at = json.JSONDecoder(), [], 0
-    while at < len(out.strip()):
-        event, at = decoder.raw_decode(out, at)
-        events.append(event)
-        while at < len(out) and out[at].isspace():
-            at += 1
+    with contextlib.suppress(json.JSONDecodeError):
+        while text[at:].strip():
+            at += len(text[at:]) - len(text[at:].lstrip())
+            event, at = decoder.raw_decode(text, at)
+            events.append(event)
     deleted = [e["object"] for e in events if e.get("type") == "DELETED"]
     assert deleted, [e.get("type") for e in events]
     return dict(deleted[-1])
@@ -714,7 +718,8 @@ async def test_an_orphaned_cluster_keeps_running_and_says_what_was_kept(platform
     # The policy is the composite's (as in Crossplane, a claim has none).
     orphan = json.dumps({"spec": {"deletionPolicy": "Orphan"}})
     await _patch(platform, "workercluster", cluster, "--type", "merge", "-p", orphan)
-    watch = _watch_composite(platform, cluster)
+    watched = platform.clusters.root / f"{cluster}.watch.json"
+    watch = _watch_composite(platform, cluster, watched)
     try:
         await asyncio.sleep(2)  # the watch has listed the composite
         await asyncio.to_thread(
@@ -725,7 +730,7 @@ async def test_an_orphaned_cluster_keeps_running_and_says_what_was_kept(platform
             return await platform.claim(name) is None, None
 
         await platform.eventually(f"claim {name} deleted", gone, timeout=240)
-        last = _last_state(watch)
+        last = _last_state(watch, watched)
         ready = next(c for c in last["status"]["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "Orphaned", ready
         assert ready["message"].startswith(
