@@ -151,15 +151,8 @@ async def _on_latest_revision(bench: provision.Hub) -> int:
     revisions = await bench.rest.request("GET", "/apis/fleetplane.io/v1alpha1/compositionrevisions")
     items = revisions.get("items") or []
     latest = max(items, key=lambda r: int(r["spec"]["revision"]))["metadata"]["name"] if items else ""
-    composites = (await bench.rest.request("GET", COMPOSITES)).get("items") or []
-    count = 0
-    for composite in composites:
-        status = composite.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-        )
-        count += ready and status.get("compositionRevision") == latest
-    return count
+    rows = await provision.table(bench.rest, COMPOSITES)
+    return sum(row.get("READY") == "True" and row.get("COMPOSITION-REVISION") == latest for row in rows)
 
 
 async def leftovers(bench: provision.Hub) -> list[str]:
