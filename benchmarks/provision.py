@@ -21,6 +21,7 @@ from typing import Any
 from benchmarks import maestro_setup
 from benchmarks.progress import Progress
 from kubeio import objects
+from kubeio.errors import NotFoundError
 from kubeio.rest import KubeRest
 from localinfra import etcd, gitrepo, kafka, kube, kubectl, platform, postgres, process
 from localinfra.environment import Environment
@@ -30,6 +31,8 @@ from trust.identity import Identity
 NAMESPACE = "bench"
 #: how often the benchmark counts claims (each count lists them all)
 POLL_SECONDS = 2.0
+#: claims deleted at once
+DELETE_CONCURRENCY = 32
 CLAIMS = "/apis/platform.fleetplane.io/v1alpha1/namespaces/bench/clusterclaims"
 
 
@@ -230,8 +233,16 @@ async def delete_all(bench: Hub, clusters: int, progress: Progress, timeout: flo
     """Delete every claim at once; until none is left."""
     progress.step("claims deleted", clusters)
     started = time.monotonic()
-    # One delete-collection call: kubectl deletes a thousand claims one request at a time.
-    await bench.rest.request("DELETE", CLAIMS)
+    # Claims deleted DELETE_CONCURRENCY at a time: kubectl deletes them one at a time, and a single
+    # delete-collection of a thousand outlasts the client's timeout on a loaded API server.
+    gate = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+    async def delete(name: str) -> None:
+        async with gate:
+            with contextlib.suppress(NotFoundError):
+                await bench.rest.request("DELETE", f"{CLAIMS}/{name}")
+
+    await asyncio.gather(*(delete(str(row["NAME"])) for row in await table(bench.rest, CLAIMS)))
     while True:
         _, left = await _ready_count(bench.rest)
         progress.advance(clusters - left)
