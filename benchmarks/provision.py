@@ -14,12 +14,14 @@ import contextlib
 import dataclasses
 import tempfile
 import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks import maestro_setup
 from benchmarks.progress import Progress
 from kubeio import objects
+from kubeio.errors import NotFoundError
 from kubeio.rest import KubeRest
 from localinfra import etcd, gitrepo, kafka, kube, kubectl, platform, postgres, process
 from localinfra.environment import Environment
@@ -27,6 +29,10 @@ from provisioner import catalog, operator
 from trust.identity import Identity
 
 NAMESPACE = "bench"
+#: how often the benchmark counts claims (each count lists them all)
+POLL_SECONDS = 2.0
+#: claims deleted at once
+DELETE_CONCURRENCY = 32
 CLAIMS = "/apis/platform.fleetplane.io/v1alpha1/namespaces/bench/clusterclaims"
 
 
@@ -47,14 +53,14 @@ class ProvisionResult:
         return dataclasses.asdict(self)
 
 
-def claim(index: int, repo: str) -> dict[str, Any]:
+def claim(index: int, repo: str, provider: str = "local") -> dict[str, Any]:
     return {
         "apiVersion": "platform.fleetplane.io/v1alpha1",
         "kind": "ClusterClaim",
         "metadata": {"name": f"bench-{index:03d}", "namespace": NAMESPACE},
         "spec": {
             "parameters": {
-                "provider": "local",
+                "provider": provider,
                 "labels": {"bench": "provision"},
                 "apps": {"repoURL": repo, "path": "apps/configmap1"},
             }
@@ -62,7 +68,7 @@ def claim(index: int, repo: str) -> dict[str, Any]:
     }
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -78,26 +84,51 @@ def memory(clusters: Environment) -> tuple[float, dict[str, float]]:
         if not process.is_alive(record) or "/" not in name:
             continue
         cluster, component = name.split("/", 1)
-        rss = _rss_mb(record.pid)
+        rss = rss_mb(record.pid)
         per_cluster[cluster] = per_cluster.get(cluster, 0.0) + rss
         per_component.setdefault(component, []).append(rss)
     mean = sum(per_cluster.values()) / len(per_cluster) if per_cluster else 0.0
     return round(mean, 1), {k: round(sum(v) / len(v), 1) for k, v in sorted(per_component.items())}
 
 
+#: the API server's table of a kind (its printer columns), not its objects: counting a thousand
+#: claims each second must not cost the API server the whole objects' JSON each time
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+async def table(rest: KubeRest, path: str) -> list[dict[str, Any]]:
+    """Each object's printer columns (``NAME``, ``READY`` ...) by column name."""
+    reply = await rest.request("GET", path, accept=TABLE)
+    names = [str(c.get("name", "")).upper() for c in reply.get("columnDefinitions") or []]
+    return [dict(zip(names, row.get("cells") or [], strict=False)) for row in reply.get("rows") or []]
+
+
 async def _ready_count(rest: KubeRest) -> tuple[int, int]:
-    items = (await rest.request("GET", CLAIMS)).get("items") or []
-    ready = 0
-    for item in items:
-        conditions = (item.get("status") or {}).get("conditions") or []
-        ready += any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    return ready, len(items)
+    rows = await table(rest, CLAIMS)
+    return sum(row.get("READY") == "True" for row in rows), len(rows)
 
 
-async def run(
-    clusters: int, *, progress: Progress, timeout: float = 1800.0, insecure: bool = False
-) -> ProvisionResult:
-    result = ProvisionResult(clusters, insecure=insecure)
+@dataclasses.dataclass
+class Hub:
+    """What a provisioning benchmark runs against: the management cluster, Maestro and the
+    provisioner, in the temporary environment ``env`` under ``root``."""
+
+    env: Environment
+    root: Path
+    hub: kube.Cluster
+    rest: KubeRest
+    provisioner: process.ProcessRecord
+    maestro: str
+    security: maestro_setup.Security
+
+
+@contextlib.asynccontextmanager
+async def hub_platform(
+    progress: Progress, *, insecure: bool, provisioner_args: Sequence[str]
+) -> AsyncIterator[Hub]:
+    """etcd, a management kube-apiserver, PostgreSQL, Kafka, a Maestro server and ``fleetplane
+    provisioner run`` (with ``provisioner_args``), the worker-cluster composition installed and the
+    claims' namespace made; all stopped and removed afterwards."""
     root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-provision-"))
     env = Environment(root / "env")
     try:
@@ -106,10 +137,9 @@ async def run(
         hub = await asyncio.to_thread(kube.start, env, "hub", etcd_url)
         pg = await asyncio.to_thread(postgres.start, env)
         kf = await asyncio.to_thread(kafka.start, env, heap="1g")
-        # The provisioner's agents get their identities from the same CA (its --local-env's).
+        # The provisioner's agents get their identities from the same CA (the environment's).
         security = maestro_setup.Security(env, insecure=insecure)
         _server, address, names = await maestro_setup.start_server(env, pg, kf, root, security)
-        repo = await asyncio.to_thread(gitrepo.demo_apps_repo, root / "apps")
         rest = KubeRest.from_kubeconfig(hub.kubeconfig)
         try:
             await operator.install(objects.Objects(rest), catalog.COMPOSITIONS_DIR / "worker-cluster")
@@ -124,68 +154,104 @@ async def run(
                 kf.bootstrap,
                 "--topic-prefix",
                 names.prefix,
+                # the local provider; its environment's CA issues the clusters' identities
                 "--local-env",
                 str(env.root),
                 *security.client_args(Identity.admin(operator.MAESTRO_SOURCE)),
+                *provisioner_args,
             ]
             provisioner = platform.launch(env, "provisioner", args, root / "provisioner.log")
             await _until_served(rest, provisioner)
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
             await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [namespace])
-            progress(f"[bench] applying {clusters} ClusterClaims at once ...")
-            progress.step("clusters Ready", clusters)
-            started = time.monotonic()
-            await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [claim(i, repo) for i in range(clusters)])
-            last = -1
-            while True:
-                ready, _ = await _ready_count(rest)
-                progress.advance(ready)
-                elapsed = time.monotonic() - started
-                if ready and result.first_ready_seconds is None:
-                    result.first_ready_seconds = round(elapsed, 1)
-                if ready != last:
-                    progress(f"[bench] {elapsed:6.1f}s  {ready}/{clusters} clusters Ready")
-                    last = ready
-                if ready == clusters:
-                    result.seconds_to_all_ready = round(elapsed, 1)
-                    break
-                if not process.is_alive(provisioner):
-                    result.notes.append(f"the provisioner died: {process.log_tail(provisioner.log, 10)}")
-                    return result
-                if elapsed > timeout:
-                    result.notes.append(f"{ready}/{clusters} Ready after {timeout:.0f}s")
-                    return result
-                await asyncio.sleep(1.0)
-            result.rss_mb_per_cluster, result.rss_mb_per_component = memory(env.child("provisioned"))
-            result.provisioner_rss_mb = round(_rss_mb(provisioner.pid), 1)
-            progress(f"[bench] deleting the {clusters} claims ...")
-            progress.step("claims deleted", clusters)
-            started = time.monotonic()
-            await asyncio.to_thread(
-                kubectl.run,
-                hub.kubeconfig,
-                "delete",
-                "clusterclaims",
-                "--all",
-                "-n",
-                NAMESPACE,
-                "--wait=false",
-            )
-            while True:
-                _, left = await _ready_count(rest)
-                progress.advance(clusters - left)
-                if left == 0:
-                    result.seconds_to_all_deleted = round(time.monotonic() - started, 1)
-                    break
-                if time.monotonic() - started > timeout:
-                    result.notes.append(f"{left} claims left after {timeout:.0f}s")
-                    break
-                await asyncio.sleep(1.0)
+            yield Hub(env, root, hub, rest, provisioner, address, security)
         finally:
             await rest.close()
     finally:
         env.down()
+
+
+async def run(
+    clusters: int, *, progress: Progress, timeout: float = 1800.0, insecure: bool = False
+) -> ProvisionResult:
+    result = ProvisionResult(clusters, insecure=insecure)
+    async with hub_platform(progress, insecure=insecure, provisioner_args=[]) as bench:
+        repo = await asyncio.to_thread(gitrepo.demo_apps_repo, bench.root / "apps")
+        progress(f"[bench] applying {clusters} ClusterClaims at once ...")
+        started = time.monotonic()
+        await asyncio.to_thread(
+            kubectl.apply, bench.hub.kubeconfig, [claim(i, repo) for i in range(clusters)]
+        )
+        waited = await wait_ready(bench, clusters, progress, started, timeout)
+        result.seconds_to_all_ready, result.first_ready_seconds = waited.seconds, waited.first
+        if waited.problem:
+            result.notes.append(waited.problem)
+            return result
+        result.rss_mb_per_cluster, result.rss_mb_per_component = memory(bench.env.child("provisioned"))
+        result.provisioner_rss_mb = round(rss_mb(bench.provisioner.pid), 1)
+        progress(f"[bench] deleting the {clusters} claims ...")
+        deleted = await delete_all(bench, clusters, progress, timeout)
+        result.seconds_to_all_deleted = deleted.seconds
+        if deleted.problem:
+            result.notes.append(deleted.problem)
     return result
+
+
+@dataclasses.dataclass
+class Waited:
+    seconds: float | None = None
+    first: float | None = None
+    problem: str = ""
+
+
+async def wait_ready(bench: Hub, clusters: int, progress: Progress, started: float, timeout: float) -> Waited:
+    """Until every claim is Ready (or the provisioner died, or ``timeout``), from ``started``."""
+    progress.step("clusters Ready", clusters)
+    waited, last = Waited(), -1
+    while True:
+        ready, _ = await _ready_count(bench.rest)
+        progress.advance(ready)
+        elapsed = time.monotonic() - started
+        if ready and waited.first is None:
+            waited.first = round(elapsed, 1)
+        if ready != last:
+            progress(f"[bench] {elapsed:6.1f}s  {ready}/{clusters} clusters Ready")
+            last = ready
+        if ready == clusters:
+            waited.seconds = round(elapsed, 1)
+            return waited
+        if not process.is_alive(bench.provisioner):
+            waited.problem = f"the provisioner died: {process.log_tail(bench.provisioner.log, 10)}"
+            return waited
+        if elapsed > timeout:
+            waited.problem = f"{ready}/{clusters} Ready after {timeout:.0f}s"
+            return waited
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def delete_all(bench: Hub, clusters: int, progress: Progress, timeout: float) -> Waited:
+    """Delete every claim at once; until none is left."""
+    progress.step("claims deleted", clusters)
+    started = time.monotonic()
+    # Claims deleted DELETE_CONCURRENCY at a time: kubectl deletes them one at a time, and a single
+    # delete-collection of a thousand outlasts the client's timeout on a loaded API server.
+    gate = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+    async def delete(name: str) -> None:
+        async with gate:
+            with contextlib.suppress(NotFoundError):
+                await bench.rest.request("DELETE", f"{CLAIMS}/{name}")
+
+    await asyncio.gather(*(delete(str(row["NAME"])) for row in await table(bench.rest, CLAIMS)))
+    while True:
+        _, left = await _ready_count(bench.rest)
+        progress.advance(clusters - left)
+        elapsed = time.monotonic() - started
+        if left == 0:
+            return Waited(seconds=round(elapsed, 1))
+        if elapsed > timeout:
+            return Waited(problem=f"{left} claims left after {timeout:.0f}s")
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def _until_served(rest: KubeRest, provisioner: process.ProcessRecord) -> None:

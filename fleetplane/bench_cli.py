@@ -288,17 +288,33 @@ def _modes_as_rows(figures: dict[str, Any]) -> dict[str, Any]:
 @app.command()
 def provision(
     clusters: int = typer.Option(10, min=1, help="ClusterClaims applied at once (local provider)."),
-    timeout: float = typer.Option(1800.0, help="Longest wait for all Ready, and for all deleted."),
+    simulated: bool = typer.Option(
+        False,
+        "--simulated",
+        help="Simulated clusters (the provisioner's `simulated` provider; everything else real): "
+        "--claims claims to Ready, a Composition change rolled out to all, then deleted.",
+    ),
+    claims: int = typer.Option(1000, min=1, help="With --simulated: ClusterClaims applied at once."),
+    timeout: float = typer.Option(1800.0, help="Longest wait for each step (Ready, rolled out, deleted)."),
     insecure: bool = INSECURE,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """The provisioner end to end: N claims -> N local clusters with Argo CD and a Maestro agent."""
-    from benchmarks import provision as provision_bench
-
+    """The provisioner end to end: N claims -> N local clusters with Argo CD and a Maestro agent; or,
+    with --simulated, the provisioner itself at fleet scale."""
     with progress.for_console(err) as shown:
-        run = provision_bench.run(clusters, progress=shown, timeout=timeout, insecure=insecure)
-        result = asyncio.run(run)
-    _output(result.as_dict(), f"fleetplane bench provision --clusters {clusters}", as_json=as_json)
+        if simulated:
+            from benchmarks import provision_simulated
+
+            measured = provision_simulated.run(claims, progress=shown, timeout=timeout, insecure=insecure)
+            figures = asyncio.run(measured).as_dict()
+            title = f"fleetplane bench provision --simulated --claims {claims}"
+        else:
+            from benchmarks import provision as provision_bench
+
+            run = provision_bench.run(clusters, progress=shown, timeout=timeout, insecure=insecure)
+            figures = asyncio.run(run).as_dict()
+            title = f"fleetplane bench provision --clusters {clusters}"
+    _output(figures, title, as_json=as_json)
 
 
 @app.command()

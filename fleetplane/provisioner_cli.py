@@ -44,9 +44,19 @@ def run(
     ),
     aws_region: str = typer.Option(None, "--aws-region", help="Serve the `aws` provider (EKS) here."),
     aws_endpoint: str = typer.Option(None, "--aws-endpoint", help="Another AWS endpoint (a test server)."),
+    simulated: bool = typer.Option(
+        False,
+        "--simulated",
+        help="Serve the `simulated` provider: clusters that exist only in this process's memory, "
+        "for benchmarks and tests of the provisioner itself (everything else stays real).",
+    ),
     inventory_namespace: str = typer.Option("argocd", help="Namespace of the hub's Argo CD cluster Secrets."),
     resync: float = typer.Option(30.0, help="Seconds between periodic passes over each claim and composite."),
-    drain: float = typer.Option(120.0, help="Seconds a deletion waits for a live agent to remove its works."),
+    drain: float = typer.Option(
+        120.0,
+        help="Seconds a deletion waits for a live agent to remove its works (and Argo CD its "
+        "Applications); then the works are left to Maestro's --deletion-grace.",
+    ),
     tls_dir: str = tls_options.TLS_DIR,
     token_file: str = tls_options.TOKEN_FILE,
     insecure: bool = tls_options.INSECURE,
@@ -103,6 +113,7 @@ def run(
             local_env=_environment(local_env),
             aws_region=aws_region,
             aws_endpoint=aws_endpoint,
+            simulated=simulated,
             inventory_namespace=inventory_namespace,
             resync_seconds=resync,
             drain_seconds=drain,

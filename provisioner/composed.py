@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -19,7 +20,7 @@ from provisioner import labels as label_rules
 
 Target = Literal["provider", "workload", "hub", "maestro", "identity"]
 TARGETS: tuple[str, ...] = get_args(Target)
-PROVIDERS = ("local", "aws")
+PROVIDERS = ("local", "aws", "simulated")
 MAESTRO_CONSUMER_KIND = "MaestroConsumer"
 DOCUMENT_KEYS = ("name", "target", "object", "waitReady")
 
@@ -141,7 +142,7 @@ def _load(chunk: str, index: int, source: str) -> Any:
     obj: Any = None
     if found:
         try:
-            obj = json.loads(found.group(1))
+            obj = _json_object(found.group(1))
         except ValueError:
             found = None
         else:
@@ -153,6 +154,23 @@ def _load(chunk: str, index: int, source: str) -> Any:
     if found and isinstance(doc, dict):
         doc["object"] = obj
     return doc
+
+
+#: objects written as JSON this long are parsed once per process and shared by every render
+_SHARED_JSON = 4096
+
+
+def _json_object(text: str) -> Any:
+    if len(text) < _SHARED_JSON:
+        return json.loads(text)
+    return _shared_json(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_json(text: str) -> Any:
+    """A large object (Argo CD's CRDs) that every composite's render writes alike, parsed once:
+    what it returns is shared, and composed objects are never changed in place."""
+    return json.loads(text)
 
 
 def _where(index: int, chunk: str) -> str:

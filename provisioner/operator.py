@@ -41,6 +41,7 @@ from provisioner import metrics as metrics_mod
 from provisioner.functions import installed, wire
 from provisioner.providers.base import ClusterProvider
 from provisioner.providers.local import LocalProvider
+from provisioner.providers.simulated import SimulatedProvider
 from trust import authority
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class ProvisionerSettings:
     local_env: Path | None = None
     aws_region: str | None = None
     aws_endpoint: str | None = None
+    #: serve the ``simulated`` provider (clusters in this process's memory, for benchmarks)
+    simulated: bool = False
     compositions_dir: Path = COMPOSITIONS_DIR
     argocd_install: Path | None = None
     resync_seconds: float = 30.0
@@ -125,6 +128,8 @@ def _providers(settings: ProvisionerSettings) -> dict[str, ClusterProvider]:
         from provisioner.providers.aws import AwsProvider  # boto3 only when asked for
 
         providers["aws"] = AwsProvider.for_region(settings.aws_region, endpoint_url=settings.aws_endpoint)
+    if settings.simulated:
+        providers["simulated"] = SimulatedProvider()
     return providers
 
 
@@ -150,7 +155,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
     hub = KubeRest.from_kubeconfig(settings.kubeconfig)
     providers = _providers(settings)
     if not providers:
-        raise ValueError("no cluster provider: pass --local-env NAME and/or --aws-region REGION")
+        raise ValueError("no cluster provider: pass --local-env NAME, --aws-region REGION and/or --simulated")
     maestro = MaestroClient(settings.maestro, source=MAESTRO_SOURCE, credentials=settings.maestro_credentials)
     servers = wire.parse_servers(
         list(settings.function_servers),
@@ -253,10 +258,11 @@ def _register(
 ) -> None:
     group, version = api.GROUP, api.VERSION
     wakeups: dict[str, asyncio.Event] = {}
+    latest_revisions: dict[str, str] = {}
 
     async def definition_of(body: Mapping[str, Any], *, claim: bool) -> dict[str, Any] | None:
         """The definition that generated this kind, when ``body`` is of the side asked for."""
-        definitions = await rec.list_objects(group, version, "compositeresourcedefinitions")
+        definitions = await rec.recent_objects(group, version, "compositeresourcedefinitions")
         found = xrd.find_definition(definitions, str(body.get("apiVersion")), str(body.get("kind")))
         if found is None or xrd.is_claim(body, found) != claim:
             return None
@@ -275,12 +281,18 @@ def _register(
     @kopf.on.resume(group, version, "compositions", registry=registry, id="composition-resume")
     @kopf.on.create(group, version, "compositions", registry=registry, id="composition-create")
     @kopf.on.update(group, version, "compositions", registry=registry, id="composition-update")
-    async def composition(body: kopf.Body, **_: Any) -> None:
+    async def composition(name: str, body: kopf.Body, **_: Any) -> None:
         try:
             with metrics.reconciling(metrics_mod.COMPOSITION):
-                await rec.reconcile_composition(dict(body))
+                latest = await rec.reconcile_composition(dict(body))
         except (compositions.CompositionError, catalog.CatalogError) as exc:
             raise kopf.TemporaryError(str(exc), delay=30) from exc
+        # A new revision wakes every composite, so those under the Automatic policy move to it now
+        # rather than at their next resync (the others' pass changes nothing).
+        if latest_revisions.setdefault(name, latest) != latest:
+            latest_revisions[name] = latest
+            for wakeup in wakeups.values():
+                wakeup.set()
 
     # A composite is served by a daemon: a level-based loop that reconciles, waits (briefly while
     # its cluster comes up, ``resync_seconds`` once Ready) and is woken early by a spec change.
@@ -333,7 +345,10 @@ def _register(
 
     @kopf.on.update(category="composite", registry=registry, id="composite-spec", field="spec")
     async def composite_spec(body: kopf.Body, **_: Any) -> None:
-        event = wakeups.get(xrd.cluster_name(body))
+        cluster = xrd.cluster_name(body)
+        if rec.bound_by_its_pass(cluster, int(body.meta.get("generation") or 0)):
+            return
+        event = wakeups.get(cluster)
         if event is not None:
             event.set()
 

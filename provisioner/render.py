@@ -134,7 +134,7 @@ def platform_values(
     return {
         "hub": {"name": hub_name, "server": hub_server, "inventoryNamespace": inventory_namespace},
         "maestro": {"grpc": maestro_grpc, "kafka": kafka, "topicPrefix": topic_prefix},
-        "argocd": {"version": argocd_version, "install": argocd_install},
+        "argocd": {"version": argocd_version, "install": [template_env.Frozen(o) for o in argocd_install]},
     }
 
 
@@ -158,5 +158,5 @@ def cluster_spec(resource: ComposedResource, name: str) -> ClusterSpec:
 
 
 def provider_name(resource: ComposedResource) -> str:
-    """Which provider (``local`` or ``aws``) the provider resource asks for."""
+    """Which provider (``local``, ``aws`` or ``simulated``) the provider resource asks for."""
     return str((resource.object.get("spec") or {}).get("provider", ""))

@@ -27,11 +27,28 @@ VARIABLES = ("composite", "name", "claim", "parameters", "labels", "platform")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class Frozen(dict[str, Any]):
+    """An object every render writes as it is (the platform's, such as Argo CD's install objects):
+    its JSON is made once, not once per composite and pass. Never changed after it is made."""
+
+    __slots__ = ("_fp_json",)
+    _fp_json: str
+
+    def json(self) -> str:
+        try:
+            return self._fp_json
+        except AttributeError:
+            self._fp_json = json.dumps(self, ensure_ascii=False)
+            return self._fp_json
+
+
 class _Traced(dict[str, Any]):
     """A mapping that remembers the expression it was reached by, for undefined-variable messages."""
 
-    __slots__ = ("_fp_path",)
+    __slots__ = ("_fp_frozen", "_fp_path")
     _fp_path: str
+    #: the ``Frozen`` object this one shows, if any
+    _fp_frozen: Frozen
 
 
 class _TracedList(list[Any]):
@@ -46,6 +63,8 @@ class _TracedList(list[Any]):
 def trace(value: Any, path: str) -> Any:
     if isinstance(value, Mapping) and not isinstance(value, _Traced):
         traced: Any = _Traced(value)
+        if isinstance(value, Frozen):
+            traced._fp_frozen = value
     elif isinstance(value, list) and not isinstance(value, _TracedList):
         traced = _TracedList(value)
     else:
@@ -195,6 +214,9 @@ def toyaml(value: Any, indent: int = 0) -> str:
 
 def tojson(value: Any) -> str:
     """One line of JSON, which is also YAML: the safe way to write any string or object."""
+    frozen = getattr(value, "_fp_frozen", None) if isinstance(value, _Traced) else value
+    if isinstance(frozen, Frozen):
+        return frozen.json()
     return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 
@@ -218,7 +240,19 @@ def omit(value: Any, *keys: str) -> dict[str, Any]:
 def merge(base: Any, patch: Any) -> dict[str, Any]:
     """A copy of ``base`` with ``patch`` deep-merged over it:
     ``obj | merge({"metadata": {"namespace": ns}})``."""
-    return deep_merge(_plain(base), _plain(patch))
+    return _merge_into(_plain(base), _plain(patch))
+
+
+def _merge_into(out: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into ``out``, both fresh copies (``_plain``'s): nothing copied again,
+    which matters for a template merging into each of Argo CD's objects for every composite."""
+    for key, value in override.items():
+        current = out.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            out[key] = _merge_into(current, value)
+        else:
+            out[key] = value
+    return out
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from provisioner.providers import aws_errors
+from provisioner.providers import aws_errors, eks_updates
 from provisioner.providers.base import ClusterProvider, ClusterSpec, ClusterState, Phase, ProviderError
 from provisioner.providers.eks_access import eks_token, kubeconfig
 from provisioner.providers.eks_settings import EksSettings
@@ -145,12 +146,17 @@ class AwsProvider(ClusterProvider):
             return ClusterState(
                 Phase.CREATING, f"EKS cluster {name} has no endpoint or CA yet", details=details
             )
+        # A running cluster serves while it is upgraded or scaled: Ready, saying what is under way.
+        updating = await eks_updates.converge(partial(self._call, region), spec, cluster, nodegroup)
+        details |= eks_updates.details(cluster, nodegroup)
         token = await asyncio.to_thread(eks_token, self.session, name, region)
         message = f"EKS cluster {name} and node group {nodegroup_name} are active"
         if nodegroup_status == "DEGRADED":
             message = (
                 f"EKS cluster {name} is active; node group {nodegroup_name} is DEGRADED: {_issues(nodegroup)}"
             )
+        if updating:
+            message += f"; {updating}"
         return ClusterState(
             Phase.READY,
             message,

@@ -107,6 +107,11 @@ class ClusterProvider(ABC):
         """Whether a workload just applied to ``cluster`` runs, and what it is doing."""
         return replicas_ready(workload)
 
+    def cluster_objects(self, cluster: str) -> object | None:
+        """The cluster's API (a ``kubeio.objects.Objects``) when the provider serves it itself (the
+        simulated provider's memory); None: reached through the kubeconfig ``ensure`` returned."""
+        return None
+
     def agent_alive(self, cluster: str) -> bool:
         """Whether the cluster's Maestro agent may still remove its works; deletion waits for it
         while it is. An agent inside the cluster cannot be seen from here: the drain timeout decides."""

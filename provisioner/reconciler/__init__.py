@@ -77,23 +77,44 @@ class Reconciler:
     ) -> list[JsonObject]:
         return await self.ctx.list_objects(group, version, plural, label_selector=label_selector)
 
+    async def recent_objects(self, group: str, version: str, plural: str) -> list[JsonObject]:
+        return await self.ctx.recent_objects(group, version, plural)
+
+    def bound_by_its_pass(self, composite: str, generation: int) -> bool:
+        """Whether the composite's spec is at the generation its own pass gave it when binding its
+        Composition and revision (a change that needs no further pass)."""
+        return self.ctx.bound_generations.get(composite) == generation
+
     async def reconcile_definition(self, definition: Mapping[str, Any]) -> list[str]:
         return await definitions.reconcile_definition(self.ctx, definition)
 
     async def reconcile_composition(self, composition: Mapping[str, Any]) -> str:
         return await definitions.reconcile_composition(self.ctx, composition)
 
+    # Claims take their turn with the composites' passes: a thousand claims applied at once would
+    # otherwise send the management cluster's API server thousands of writes at once.
     async def reconcile_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
-        await claims.reconcile_claim(self.ctx, claim, definition)
+        async with self.ctx.turn(_claim_key(claim), "claim"):
+            await claims.reconcile_claim(self.ctx, claim, definition)
 
     async def composite_changed(self, composite: Mapping[str, Any]) -> None:
-        await claims.composite_changed(self.ctx, composite)
+        ref = (composite.get("spec") or {}).get("claimRef") or {}
+        if not ref.get("name"):
+            return  # a composite made without a claim: no claim shows its status
+        async with self.ctx.turn(f"claim/{ref.get('namespace')}/{ref.get('name')}", "claim"):
+            await claims.composite_changed(self.ctx, composite)
 
     async def delete_claim(self, claim: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
-        await claims.delete_claim(self.ctx, claim, definition)
+        async with self.ctx.turn(_claim_key(claim), "claim"):
+            await claims.delete_claim(self.ctx, claim, definition)
 
     async def reconcile_composite(self, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
         await composites.reconcile_composite(self.ctx, composite, definition)
 
     async def delete_composite(self, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> None:
         await deletion.delete_composite(self.ctx, composite, definition)
+
+
+def _claim_key(claim: Mapping[str, Any]) -> str:
+    meta = claim.get("metadata") or {}
+    return f"claim/{meta.get('namespace')}/{meta.get('name')}"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeio import conditions as kube_conditions
-from provisioner import api, compositions, pipeline, render
+from provisioner import api, compositions, pipeline, render, xrd
 from provisioner.reconciler.context import Context, JsonObject, generation, meta, now
 
 
@@ -26,10 +26,10 @@ class Composed:
 async def compose(ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]) -> Composed:
     """The composite's revision (bound to it if it was not) and what its pipeline composes for it.
     A fatal result is a ``pipeline.FatalResult`` carrying the conditions to write (``record``)."""
-    all_compositions = await ctx.list_objects(api.GROUP, api.VERSION, "compositions")
+    all_compositions = await ctx.recent_objects(api.GROUP, api.VERSION, "compositions")
     default = ((definition.get("spec") or {}).get("defaultCompositionRef") or {}).get("name") or ""
     composition = compositions.select_composition(composite, all_compositions, default)
-    revisions = await ctx.list_objects(api.GROUP, api.VERSION, "compositionrevisions")
+    revisions = await ctx.recent_objects(api.GROUP, api.VERSION, "compositionrevisions")
     bound = {
         **composite,
         "spec": {**(composite.get("spec") or {}), "compositionRef": {"name": meta(composition)["name"]}},
@@ -37,7 +37,9 @@ async def compose(ctx: Context, composite: Mapping[str, Any], definition: Mappin
     revision = compositions.resolve_revision(bound, revisions)
     patch = compositions.binding_patch(composite, composition, revision)
     if patch:
-        await ctx.merge_patch(composite, patch)
+        bound_now = await ctx.merge_patch(composite, patch)
+        # This pass composes the revision it just bound: the spec change needs no pass of its own.
+        ctx.bound_generations[xrd.cluster_name(composite)] = generation(bound_now)
     rev_spec = dict(revision.get("spec") or {})
     if not rev_spec.get("pipeline"):
         template = dict(rev_spec.get("template") or {})

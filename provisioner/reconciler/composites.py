@@ -9,7 +9,7 @@ and touches nothing already provisioned."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import yaml
@@ -29,7 +29,7 @@ async def reconcile_composite(
     ctx: Context, composite: Mapping[str, Any], definition: Mapping[str, Any]
 ) -> None:
     name = xrd.cluster_name(composite)
-    async with ctx.lock(name):
+    async with ctx.turn(name):
         found = status.Pass()
         try:
             done = await composing.compose(ctx, composite, definition)
@@ -60,7 +60,12 @@ async def reconcile_composite(
         if not state.ready or state.kubeconfig is None:
             await status.progress(ctx, composite, found, revision, f"cluster {state.phase}: {state.message}")
             raise Requeue(f"cluster {name} is {state.phase}", ctx.settings.requeue_seconds)
-        worker = await ctx.clusters.connect(name, state.kubeconfig)
+        kubeconfig = state.kubeconfig
+
+        async def worker() -> objects.Objects:
+            # Reached on first use: a composition of hub objects alone never connects to the cluster.
+            return await ctx.clusters.connect(name, kubeconfig, provider.cluster_objects(name))
+
         found.connection_secret = await _connection_secret(ctx, composite, state)
         waiting = ""
         for resource in resources[1:]:
@@ -97,17 +102,18 @@ async def _apply(
     composite: Mapping[str, Any],
     provider: ClusterProvider,
     resource: render.ComposedResource,
-    worker: objects.Objects,
+    worker: Callable[[], Awaitable[objects.Objects]],
 ) -> tuple[bool, str]:
     name = xrd.cluster_name(composite)
     obj = dict(resource.object)
     if resource.target == "workload":
-        applied = await worker.apply(obj, field_manager=FIELD_MANAGER)
+        cluster = await worker()
+        applied = await cluster.apply(obj, field_manager=FIELD_MANAGER)
         if obj.get("kind") == "CustomResourceDefinition":
-            await worker.wait_established(str(meta(obj)["name"]))
+            await cluster.wait_established(str(meta(obj)["name"]))
             return True, "established"
         if is_workload(obj):
-            return await provider.run_workload(name, worker, applied)
+            return await provider.run_workload(name, cluster, applied)
         return True, "applied"
     if resource.target == "hub":
         obj["metadata"] = {
@@ -119,7 +125,7 @@ async def _apply(
     if resource.target == "maestro":
         return await registration.register(ctx.maestro, str(obj.get("name") or name), obj.get("labels") or {})
     if resource.target == "identity":
-        return await identities.ensure(ctx, composite, obj, worker)
+        return await identities.ensure(ctx, composite, obj, await worker())
     raise ValueError(f"unknown target {resource.target!r}")
 
 
@@ -149,7 +155,10 @@ async def _connection_secret(
 
 
 async def _prune(
-    ctx: Context, composite: Mapping[str, Any], found: status.Pass, worker: objects.Objects
+    ctx: Context,
+    composite: Mapping[str, Any],
+    found: status.Pass,
+    worker: Callable[[], Awaitable[objects.Objects]],
 ) -> None:
     """Delete what an earlier revision composed and this one no longer does."""
     now = {r["name"] for r in found.resources}
@@ -161,5 +170,5 @@ async def _prune(
             "kind": old.get("kind"),
             "metadata": {"name": old.get("objectName"), "namespace": old.get("namespace")},
         }
-        await (worker if old["target"] == "workload" else ctx.hub).delete(ref)
+        await (await worker() if old["target"] == "workload" else ctx.hub).delete(ref)
         ctx.report(composite, "Normal", "Pruned", f"{old['name']} is no longer composed: deleted")

@@ -4,7 +4,8 @@ reading the management cluster's objects."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from trust import authority
 
 JsonObject = dict[str, Any]
 FIELD_MANAGER = "fleetplane-provisioner"
+#: how long a listing of definitions, compositions or revisions is reused (``recent_objects``)
+RECENT_SECONDS = 5.0
 
 
 class Requeue(Exception):
@@ -43,9 +46,10 @@ class Settings:
     compositions_dir: Path
     #: the ``platform`` variable of every template (hub, maestro, argocd; see ``render``)
     platform: Mapping[str, Any]
-    #: seconds a deletion waits for Maestro to confirm the cluster's works are gone while its agent
-    #: runs; after that (or at once when the agent is gone) it stops the agent and leaves the rest to
-    #: Maestro's orphan grace period, saying so in the condition
+    #: seconds a deletion waits for the agent to confirm the cluster's works are gone (and for Argo CD
+    #: to delete the composed Applications); after that (or at once when the agent is gone) it stops
+    #: the agent and leaves the works to Maestro's grace period for unconfirmed deletes, saying so in
+    #: the condition and, once they are gone, in an Event
     drain_seconds: float = 120.0
     requeue_seconds: float = 3.0
     #: the platform CA, which issues each cluster's agent identity (``target: identity``)
@@ -53,6 +57,10 @@ class Settings:
     #: the composition functions pipelines may call (the built-in template function, entry points,
     #: function servers)
     functions: pipeline.Installed = field(default_factory=installed.installed)
+    #: composite passes and deletion steps under way at once; the others wait their turn. A fleet's
+    #: thousand composites passing at once would each take a thousandth of the process, finish
+    #: together at the end, and starve the event loop (and with it the leader's Lease renewals).
+    concurrent_passes: int = 16
 
 
 @dataclass
@@ -66,10 +74,22 @@ class Context:
     kinds_served: Callable[[Sequence[str]], Awaitable[None]] | None = None
     clusters: ClusterClients = field(default_factory=ClusterClients)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _recent: dict[str, tuple[float, asyncio.Task[list[JsonObject]]]] = field(default_factory=dict)
+    _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    #: composite -> the generation its own pass gave it by binding its Composition and revision
+    bound_generations: dict[str, int] = field(default_factory=dict)
 
     def lock(self, key: str) -> asyncio.Lock:
         """One pass or deletion step of a composite at a time."""
         return self._locks.setdefault(key, asyncio.Lock())
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, kind: str = "composite") -> AsyncIterator[None]:
+        """One step for ``key``: one at a time per key, and at most ``concurrent_passes`` at once
+        of each ``kind`` (a claim's short step does not queue behind the composites' passes)."""
+        slots = self._slots.setdefault(kind, asyncio.Semaphore(self.settings.concurrent_passes))
+        async with slots, self.lock(key):
+            yield
 
     def provider(self, wanted: str) -> ClusterProvider:
         provider = self.providers.get(wanted)
@@ -92,10 +112,31 @@ class Context:
             return []
         return list(reply.get("items") or [])
 
-    async def merge_patch(self, obj: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
-        await self.hub.rest.request(
+    async def recent_objects(self, group: str, version: str, plural: str) -> list[JsonObject]:
+        """A listing of the platform's own kinds (definitions, compositions, revisions), read at most
+        once every ``RECENT_SECONDS`` however many passes ask for it: a fleet's thousand claims
+        and composites would otherwise list them on every event. Whatever this process changes
+        among them it ``forget_recent``s; others' changes show within that time."""
+        key = f"{group}/{version}/{plural}"
+        loop = asyncio.get_running_loop()
+        cached = self._recent.get(key)
+        if cached is None or loop.time() - cached[0] > RECENT_SECONDS or _failed(cached[1]):
+            # One read shared by every caller that asks meanwhile.
+            cached = (loop.time(), asyncio.ensure_future(self.list_objects(group, version, plural)))
+            self._recent[key] = cached
+        return list(await asyncio.shield(cached[1]))
+
+    def forget_recent(self) -> None:
+        self._recent.clear()
+
+    async def merge_patch(self, obj: Mapping[str, Any], patch: Mapping[str, Any]) -> JsonObject:
+        return await self.hub.rest.request(
             "PATCH", await self.hub.path(obj), body=patch, content_type="application/merge-patch+json"
         )
+
+
+def _failed(task: asyncio.Task[list[JsonObject]]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)
 
 
 def now() -> datetime:

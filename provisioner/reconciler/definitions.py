@@ -27,6 +27,7 @@ async def reconcile_definition(ctx: Context, definition: Mapping[str, Any]) -> l
     if ctx.kinds_served is not None:
         await ctx.kinds_served(names)
     await status.set_conditions(ctx, definition, ok=True, ready=True, message="serving " + ", ".join(names))
+    ctx.forget_recent()
     return names
 
 
@@ -53,6 +54,7 @@ async def reconcile_composition(ctx: Context, composition: Mapping[str, Any]) ->
     own = compositions.revisions_of(str(meta(composition).get("name")), revisions)
     for old in compositions.prunable_revisions(composition, revisions, await _revisions_in_use(ctx)):
         await ctx.hub.delete(old)
+    ctx.forget_recent()  # the composition, and perhaps its revisions, changed
     return str(own[-1]["metadata"]["name"])
 
 

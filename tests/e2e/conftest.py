@@ -168,9 +168,11 @@ async def e2e_maestro(
     kafka_as: KafkaAs,
     infra_env: Environment,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[MaestroUnderTest]:
     """A Maestro server on a database and Kafka topics of its own, serving TLS with a certificate of
-    the session environment's CA (whose certificates the provisioner's local agents get too)."""
+    the session environment's CA (whose certificates the provisioner's local agents get too). A
+    test module sets ``MAESTRO_DELETION_GRACE`` (seconds) to have unconfirmed deletes dropped sooner."""
     suffix = uuid.uuid4().hex[:10]
     ca = pki.platform_ca(infra_env)
     folder = tmp_path_factory.mktemp("identities")
@@ -183,7 +185,7 @@ async def e2e_maestro(
         topics=layout.Layout(f"e2e.{suffix}"),
         # Argo CD deletes an Application's resources before the Application goes: give it time
         # rather than orphaning the work.
-        deletion_grace=timedelta(seconds=300),
+        deletion_grace=timedelta(seconds=getattr(request.module, "MAESTRO_DELETION_GRACE", 300.0)),
         heartbeat_seconds=1.0,
         server_id="maestro-e2e",
         tls=serving.write(folder / "server", "tls", ca.cert_pem),
@@ -246,15 +248,17 @@ class Subcommand:
     """A long-running ``fleetplane ...`` command (an operator) as a subprocess, its output in ``log``;
     stopped with SIGTERM as a user's Ctrl-C or a pod's termination would."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.argv = [str(Path(sys.executable).parent / "fleetplane"), *args]
         self.log = log
+        #: set in its environment besides this process's own
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ)
+                self.argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
             )
 
     def stop(self) -> int | None:

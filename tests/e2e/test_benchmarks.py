@@ -213,3 +213,15 @@ def test_a_benchmark_stopped_with_sigterm_stops_what_it_started(tmp_path: Path) 
     logs = {p.name for p in Path(kept[1]).rglob("*.log") if p.stat().st_size}
     assert {"kafka.log", "postgres.log"} <= logs, logs  # the logs themselves, not an empty folder
     shutil.rmtree(kept[1])
+
+
+def test_bench_provision_simulated_claims_ready_rolled_out_and_deleted() -> None:
+    figures, progress = run_bench("provision", "--simulated", "--claims", "20", "--timeout", "900")
+    assert figures["claims"] == 20
+    # every claim Ready, the Composition change on all of them, all deleted with nothing left over
+    assert figures["notes"] == []
+    for step in ("seconds_to_all_ready", "seconds_to_roll_out", "seconds_to_all_deleted"):
+        assert figures[step] is not None and figures[step] > 0, step
+    assert figures["provisioner_cpu_seconds"] > 0
+    assert "20/20 clusters Ready" in progress
+    assert "20/20 inventory entries relabelled" in progress

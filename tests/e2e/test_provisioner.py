@@ -26,8 +26,10 @@ import contextlib
 import dataclasses
 import json
 import stat
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +38,7 @@ from cryptography import x509
 
 from kubeio import credentials, objects
 from kubeio.rest import KubeRest
-from localinfra import gitrepo, kube, kubectl, process
+from localinfra import gitrepo, kube, kubectl, paths, process
 from localinfra.environment import Environment
 from maestro import client_errors
 from maestro.api import bundles
@@ -46,6 +48,9 @@ from trust import identity
 from trust.identity import Identity
 
 pytestmark = pytest.mark.e2e
+#: Maestro drops a delete its agent did not confirm within this (the module's Maestro server's
+#: --deletion-grace): long enough for a loaded machine's agent, short enough to wait for
+MAESTRO_DELETION_GRACE = 60.0
 
 GROUP = "platform.fleetplane.io/v1alpha1"
 TEAM = "team-a"
@@ -157,8 +162,9 @@ async def platform(
             INVENTORY_NAMESPACE,
             "--resync",
             "10",
+            # the deletion-order case waits for the agent and Argo CD: ample on a loaded machine
             "--drain",
-            "60",
+            "180",
             "--log-level",
             "info",
             *provisioner_args,
@@ -359,16 +365,10 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
                 return found is not None and found.get("data") == manifest["data"], found
 
             await platform.eventually("the work's ConfigMap applied by the agent", applied, timeout=120)
-            await client.delete(cluster, work)
-
-            async def works_gone() -> tuple[bool, Any]:
-                records, _ = await client.list()
-                mine = [r for r in records if r.bundle.consumer == cluster]
-                return not mine, len(mine)
-
-            await platform.eventually("the work deleted", works_gone, timeout=120)
-    finally:
+            # The work stays: deleting the claim drains it through Maestro (below).
+    except BaseException:
         await worker.rest.close()
+        raise
 
     # trace shows the chain down to the agent's works; diff shows what a changed claim would do.
     hub_kubeconfig = str(platform.hub.kubeconfig)
@@ -404,16 +404,24 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
     assert any(line.startswith("-") and line.endswith("team: a") for line in lines), changed.stdout
     assert any(line.startswith("+") and line.endswith("team: b") for line in lines), changed.stdout
 
-    # Deleting the claim removes the cluster, its consumer and its inventory entry.
-    await asyncio.to_thread(
-        kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM, "--wait=false"
-    )
-
-    async def gone() -> tuple[bool, Any]:
-        left = await platform.claim(name)
-        return left is None, (left or {}).get("status")
-
-    await platform.eventually(f"claim {name} deleted", gone, timeout=240)
+    # Deleting the claim removes, in order: the inventory entry; the live work's objects (its agent
+    # deletes them and confirms to Maestro) and the worker-apps Application with what Argo CD
+    # deployed from it; the agent and the consumer; Argo CD; the cluster.
+    async with _maestro(platform) as client:
+        try:
+            order = await _deletion_order(platform, name, cluster, worker, client, cm_ref, app_ref)
+        finally:
+            await worker.rest.close()
+    drained = max(order["inventory entry"], order["work's ConfigMap"], order["work in Maestro"])
+    assert order["inventory entry"] <= order["work in Maestro"], order
+    assert order["work's ConfigMap"] <= order["work in Maestro"], order
+    assert drained <= order["worker-apps Application"], order
+    assert order["configmap1 (from worker-apps)"] <= order["worker-apps Application"], order
+    # The agent is stopped only once Maestro has its confirmation: a step (a requeue) later at least.
+    assert drained < order["agent"], order
+    # The rest follow each other within one deletion step: the same or a later poll each.
+    assert order["worker-apps Application"] <= order["agent"] <= order["consumer"], order
+    assert order["consumer"] <= order["Argo CD"] <= order["kube-apiserver"], order
     clusters = Environment(platform.clusters.root)
     alive = [n for n, r in clusters.processes.items() if n.startswith(f"{cluster}/") and process.is_alive(r)]
     assert alive == []
@@ -489,6 +497,81 @@ async def test_a_template_error_sets_synced_false_with_the_line_and_creates_noth
     cluster = ((bound or {}).get("spec") or {}).get("resourceRef", {}).get("name", "")
     assert not any(n.startswith(f"{cluster}/") for n in Environment(platform.clusters.root).processes)
     await asyncio.to_thread(kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM)
+
+
+async def _deletion_order(
+    platform: Platform,
+    name: str,
+    cluster: str,
+    worker: objects.Objects,
+    client: MaestroClient,
+    work_object: dict[str, Any],
+    application: dict[str, Any],
+) -> dict[str, int]:
+    """Delete the claim and poll what it had until the claim is gone: for each thing, the first poll
+    round that found it gone."""
+    clusters = Environment(platform.clusters.root)
+    configmap1 = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "configmap1", "namespace": "default"},
+    }
+
+    async def absent(obj: dict[str, Any]) -> bool:
+        try:
+            return await worker.get(obj) is None
+        except Exception:  # its API server is gone: so is the object
+            return True
+
+    async def works_gone() -> bool:
+        records, _ = await client.list()
+        return not [r for r in records if r.bundle.consumer == cluster]
+
+    async def consumer_gone() -> bool:
+        try:
+            await client.get_consumer(cluster)
+        except client_errors.NotFound:
+            return True
+        return False
+
+    def stopped(prefix: str) -> bool:
+        running = Environment(clusters.root).processes
+        return not any(n.startswith(prefix) and process.is_alive(r) for n, r in running.items())
+
+    async def inventory_gone() -> bool:
+        return await _inventory(platform, cluster) is None
+
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {
+        "inventory entry": inventory_gone,
+        "work's ConfigMap": lambda: absent(work_object),
+        "work in Maestro": works_gone,
+        "configmap1 (from worker-apps)": lambda: absent(configmap1),
+        "worker-apps Application": lambda: absent(application),
+        "agent": lambda: asyncio.to_thread(stopped, f"{cluster}/maestro-agent"),
+        "consumer": consumer_gone,
+        "Argo CD": lambda: asyncio.to_thread(stopped, f"{cluster}/argocd-"),
+        "kube-apiserver": lambda: asyncio.to_thread(stopped, f"{cluster}/kube-apiserver"),
+    }
+    for what, check in checks.items():
+        assert not await check(), f"{what} is gone before the claim is deleted"
+    await asyncio.to_thread(
+        kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM, "--wait=false"
+    )
+    order: dict[str, int] = {}
+    deadline = asyncio.get_running_loop().time() + 300
+    claim_gone = False
+    for poll in range(1_000_000):
+        for what, check in checks.items():
+            if what not in order and await check():
+                order[what] = poll
+        if claim_gone:
+            break
+        # one more round once the claim is gone, for what went during this one
+        claim_gone = await platform.claim(name) is None
+        assert asyncio.get_running_loop().time() < deadline, f"claim {name} not deleted; gone so far: {order}"
+        await asyncio.sleep(0.1)
+    assert set(order) == set(checks), f"left behind: {set(checks) - set(order)}"
+    return order
 
 
 def _secret_ref(namespace: str, name: str) -> dict[str, Any]:
@@ -588,3 +671,151 @@ async def test_a_manual_composite_stays_on_its_revision_until_moved(platform: Pl
         return await platform.claim(name) is None, None
 
     await platform.eventually(f"claim {name} deleted", gone, timeout=240)
+
+
+def _events(platform: Platform, reason: str) -> Callable[[], Awaitable[tuple[bool, Any]]]:
+    """A check: the Events with ``reason`` in the claims' namespace (what `kubectl get events` shows)."""
+
+    async def found() -> tuple[bool, Any]:
+        reply = await platform.hub_api.rest.request("GET", f"/api/v1/namespaces/{TEAM}/events")
+        messages = [e.get("message", "") for e in reply.get("items") or [] if e.get("reason") == reason]
+        return bool(messages), messages
+
+    return found
+
+
+def _watch_composite(platform: Platform, cluster: str, out: Path) -> subprocess.Popen[bytes]:
+    """``kubectl get --watch`` on the composite, into ``out`` (a pipe would fill and stall it): its
+    DELETED event carries the composite's last status."""
+    with out.open("wb") as sink:
+        return subprocess.Popen(
+            [
+                str(paths.bin_dir() / "kubectl"), "--kubeconfig", str(platform.hub.kubeconfig),
+                "get", "workerclusters", "--watch", "--output-watch-events", "-o", "json",
+                "--field-selector", f"metadata.name={cluster}",
+            ],
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+def _last_state(watch: subprocess.Popen[bytes], out: Path) -> dict[str, Any]:
+    """The object of the watch's DELETED event (the watch is stopped; a last event it was writing
+    when stopped is cut short and left out)."""
+    watch.terminate()
+    watch.wait(timeout=30)
+    text = out.read_text()
+    decoder, events, at = json.JSONDecoder(), [], 0
+    with contextlib.suppress(json.JSONDecodeError):
+        while text[at:].strip():
+            at += len(text[at:]) - len(text[at:].lstrip())
+            event, at = decoder.raw_decode(text, at)
+            events.append(event)
+    deleted = [e["object"] for e in events if e.get("type") == "DELETED"]
+    assert deleted, [e.get("type") for e in events]
+    return dict(deleted[-1])
+
+
+async def test_an_orphaned_cluster_keeps_running_and_says_what_was_kept(platform: Platform) -> None:
+    name = f"orphan-{uuid.uuid4().hex[:5]}"
+    await asyncio.to_thread(
+        kubectl.apply, platform.hub.kubeconfig, [claim(name, platform.apps_repo, {"env": "orphan"})]
+    )
+    await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
+    cluster = (await platform.claim(name) or {})["spec"]["resourceRef"]["name"]
+    # The policy is the composite's (as in Crossplane, a claim has none).
+    orphan = json.dumps({"spec": {"deletionPolicy": "Orphan"}})
+    await _patch(platform, "workercluster", cluster, "--type", "merge", "-p", orphan)
+    watched = platform.clusters.root / f"{cluster}.watch.json"
+    watch = _watch_composite(platform, cluster, watched)
+    try:
+        await asyncio.sleep(2)  # the watch has listed the composite
+        await asyncio.to_thread(
+            kubectl.run, platform.hub.kubeconfig, "delete", "clusterclaim", name, "-n", TEAM, "--wait=false"
+        )
+
+        async def gone() -> tuple[bool, Any]:
+            return await platform.claim(name) is None, None
+
+        await platform.eventually(f"claim {name} deleted", gone, timeout=240)
+        last = _last_state(watch, watched)
+        ready = next(c for c in last["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "Orphaned", ready
+        assert ready["message"].startswith(
+            f"deletionPolicy Orphan: kept cluster {cluster} (local, https://"
+        ), ready
+        assert f"inventory entry {INVENTORY_NAMESPACE}/cluster-{cluster}" in ready["message"], ready
+        # The same words in an Event in the claim's namespace.
+        messages = await platform.eventually("an Orphaned event", _events(platform, "Orphaned"), timeout=60)
+        assert ready["message"] in messages, messages
+
+        # The cluster, its agent and consumer run on; its inventory entry stays, marked orphaned.
+        running = Environment(platform.clusters.root).processes
+        for component in ("kube-apiserver", "maestro-agent", "argocd-repo-server"):
+            assert process.is_alive(running[f"{cluster}/{component}"]), component
+        inventory = await _inventory(platform, cluster)
+        assert inventory is not None and inventory["metadata"]["labels"]["fleetplane.io/orphaned"] == "true"
+        async with _maestro(platform) as client:
+            assert (await client.get_consumer(cluster)).name == cluster
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        # What the platform left running is the test's to remove.
+        clusters = Environment(platform.clusters.root)
+        etcd_url = Environment(platform.clusters.root.parent).endpoint("etcd")["url"]
+        await asyncio.to_thread(kube.delete, clusters, cluster, etcd_url)
+        async with _maestro(platform) as client:
+            with contextlib.suppress(client_errors.NotFound):
+                await client.delete_consumer(cluster)
+        await platform.hub_api.delete(_secret_ref(INVENTORY_NAMESPACE, f"cluster-{cluster}"))
+
+
+async def test_a_deletion_whose_agent_is_gone_completes_and_names_the_orphaned_works(
+    platform: Platform,
+) -> None:
+    name = f"agentless-{uuid.uuid4().hex[:5]}"
+    await asyncio.to_thread(
+        kubectl.apply,
+        platform.hub.kubeconfig,
+        [claim(name, platform.apps_repo, {"env": "agentless"}, CONFIGMAPS_IN_DEFAULT)],
+    )
+    await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
+    cluster = (await platform.claim(name) or {})["spec"]["resourceRef"]["name"]
+    work = uuid.uuid4()
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "left-behind", "namespace": "default"},
+        "data": {"sent": "through maestro"},
+    }
+    async with _maestro(platform) as client:
+        await client.apply(cluster, work, bundles.ManifestBundle(manifests=[manifest]))
+
+        async def applied() -> tuple[bool, Any]:
+            summary = await client.get_summary(work)
+            status = summary.record().status
+            return status is not None, status
+
+        await platform.eventually("the work applied by the agent", applied, timeout=120)
+
+    # The agent dies while the provisioner is down, and the claim is deleted meanwhile (its
+    # composite too, so no pass on restart starts the agent again).
+    platform.provisioner.stop()
+    Environment(platform.clusters.root).stop_processes(f"{cluster}/maestro-agent")
+    for kind, *where in (("clusterclaim", name, "-n", TEAM), ("workercluster", cluster)):
+        await asyncio.to_thread(kubectl.run, platform.hub.kubeconfig, "delete", kind, *where, "--wait=false")
+    platform.provisioner.start()
+
+    async def gone() -> tuple[bool, Any]:
+        return await platform.claim(name) is None, None
+
+    # Maestro drops the unconfirmed delete after its grace period; the deletion then completes.
+    await platform.eventually(f"claim {name} deleted", gone, timeout=MAESTRO_DELETION_GRACE + 240)
+    messages = await platform.eventually("an Orphaned event", _events(platform, "Orphaned"), timeout=60)
+    mine = [m for m in messages if cluster in m and "without its Maestro agent" in m]
+    assert mine and str(work) in mine[0], messages
+    assert not [
+        n
+        for n, r in Environment(platform.clusters.root).processes.items()
+        if n.startswith(f"{cluster}/") and process.is_alive(r)
+    ]

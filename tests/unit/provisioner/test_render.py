@@ -462,7 +462,7 @@ OUTPUT_ERRORS = [
     (
         "bad provider",
         PROVIDER.replace("local", "gcp"),
-        "object.spec.provider is 'gcp' — use one of local, aws",
+        "object.spec.provider is 'gcp' — use one of local, aws, simulated",
     ),
     ("bad node count", PROVIDER.replace("nodeCount: 1", "nodeCount: 0"), "object.spec.nodeCount is 0"),
     (

@@ -55,7 +55,10 @@ CASES = [
         "bad provider",
         {"apps": APPS, "provider": "gcp"},
         {},
-        ["spec.parameters.provider: is 'gcp', not one of local, aws — use one of local, aws"],
+        [
+            "spec.parameters.provider: is 'gcp', not one of local, aws, simulated — "
+            "use one of local, aws, simulated"
+        ],
     ),
     (
         "node count as a string",
