@@ -295,7 +295,16 @@ class LeaderElector:
         record = released(self._sighting.record)
         try:
             async with asyncio.timeout(self.settings.renew_deadline):
-                self._wrote(await self._put(record), record)
+                try:
+                    self._wrote(await self._put(record), record)
+                except ConflictError:
+                    # A renewal cancelled in flight may have landed after the version we hold:
+                    # release on the Lease as it is now, if it is still ours.
+                    lease = await self.rest.request("GET", self.settings.path)
+                    if Record.from_lease(lease).holder != self.settings.identity:
+                        return
+                    self._version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
+                    self._wrote(await self._put(record), record)
         except (KubeError, TimeoutError) as exc:
             log.warning(
                 "%s: could not release it (standbys take over when it expires): %s",

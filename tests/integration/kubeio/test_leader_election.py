@@ -161,11 +161,13 @@ async def test_a_leader_that_stops_cleanly_releases_and_the_standby_takes_over_a
 
     stopping = asyncio.get_running_loop().time()
     leader.finish.set()
+    # Had the leader not released, the standby could lead only once the 15 s lease ran out, at
+    # least 13 s after the stop (the last renewal is at most a 2 s retry period old): leading
+    # within 10 s shows the release, whatever the machine's load adds to the retry period.
     took_over = await until(lambda: standby.led_at is not None, 10, "the standby leads") - stopping
     print(f"\ntakeover after a clean stop: {took_over:.2f}s (retry period 2s)")
 
     assert leader.task is not None and leader.task.done() and leader.task.exception() is None
-    assert took_over < 2.0
     now = await spec(standby)
     assert now["holderIdentity"] == standby.identity and now["leaseTransitions"] == 1
 
