@@ -228,13 +228,14 @@ def _standby_takes_over(
         first.terminate()
         assert first.wait(timeout=30) == 0, first_log.read_text()[-3000:]
         stopped = time.monotonic()
+        # Without the release the standby would lead only when the lease runs out (15 s): leading
+        # within 10 s shows it, whatever the machine's load adds to the 2 s retry period.
         while "leading as" not in second_log.read_text() and time.monotonic() < stopped + 10:
             time.sleep(0.1)
         took = time.monotonic() - stopped
     assert "released" in first_log.read_text(), first_log.read_text()[-3000:]
     assert "leading as" in second_log.read_text(), second_log.read_text()[-3000:]
     print(f"\nthe standby led {took:.2f}s after the leader stopped cleanly")
-    assert took < 2.0
 
 
 async def _register(address: str, admin: Path, cluster: str) -> int:
