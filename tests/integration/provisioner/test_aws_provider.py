@@ -117,6 +117,8 @@ def outside(moto_endpoint: str, aws_session: boto3.Session) -> Any:
 def _create_directly(outside: Any, tags: dict[str, str]) -> None:
     outside.create_cluster(
         name="alpha",
+        # the version the claim asks for: a cluster on another one would be upgraded when adopted
+        version=SPEC.version,
         roleArn=SETTINGS["roleArn"],
         resourcesVpcConfig={"subnetIds": SETTINGS["subnetIds"]},
         tags=tags,
@@ -144,7 +146,13 @@ async def test_create_flow_reports_ready_with_an_eks_kubeconfig(
     assert nodegroup["tags"] == {"team": "payments", **OUR_TAGS}
 
     assert state.endpoint == cluster["endpoint"]
-    assert state.details == {"clusterArn": cluster["arn"], "nodeGroup": "alpha-nodes", "region": REGION}
+    assert state.details == {
+        "clusterArn": cluster["arn"],
+        "nodeGroup": "alpha-nodes",
+        "region": REGION,
+        "version": "1.37",
+        "nodeCount": "2",
+    }
     kubeconfig = state.kubeconfig
     assert kubeconfig is not None
     assert kubeconfig["current-context"] == "alpha"
