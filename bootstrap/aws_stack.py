@@ -14,9 +14,19 @@ Config (``pulumi config set fleetplane:<key> <value>``; ``aws:region`` picks the
   connections without TLS (``rds.force_ssl``) and Maestro verifies the server against this bundle
   and its name (``sslmode=verify-full``);
 - ``kafkaVersion`` (default ``3.8.x``), ``kafkaBrokers`` (default 2; a multiple of the zones):
-  MSK, in the private subnets;
-- ``image`` (default ``ghcr.io/fleetplane/fleetplane:0.1.0``): the container image of the
-  platform's processes. No image is built here: building and publishing it is left out.
+  MSK, in the private subnets, reached over TLS only (port 9094) by clients that authenticate with
+  certificates of the stack's ACM Private CA; Kafka's ACLs are enforced
+  (``allow.everyone.if.no.acl.found=false``);
+- ``kafkaCaBundle`` (required): a PEM file of the CAs that sign MSK's broker certificates, Amazon
+  Trust Services' root CAs (``AMAZON_TRUST_URL``; nothing here downloads them); the processes
+  verify the brokers against it (``kafka-ca.crt`` in their TLS folders);
+- ``agentSourceRanges`` (required): comma-separated IPv4 CIDRs of the agents' networks, the only
+  sources the Maestro server's load balancer lets in;
+- ``maestroHostname`` (optional): the DNS name agents dial (a record you point at the load
+  balancer), added to the server's certificate;
+- ``imageRegistry`` (default ``ghcr.io/fleetplane``) and ``imageTag`` (default ``0.1.0``): the
+  chart's images ``<registry>/fleetplane-server`` and ``<registry>/fleetplane-hub``. No image is
+  published from here.
 
 It cannot reach AWS from this machine: ``tests/unit/bootstrap/test_aws_stack.py`` runs it against
 Pulumi's mocks and checks the resources, their wiring and the outputs.
@@ -35,23 +45,25 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from cryptography import x509
 
-from bootstrap import aws_platform
+from bootstrap import aws_platform, aws_tls
 from bootstrap.stack_config import ConfigError, Reader
 
 POSTGRES_PORT = 5432
 POSTGRES_VERSION = "17"
-#: MSK's plaintext listener: fleetplane's Kafka clients do not speak TLS yet (see the README).
-KAFKA_PORT = 9092
+#: MSK's TLS listener (the only one: plaintext is off)
+KAFKA_PORT = 9094
 CLUSTER_NAME = "fleetplane-management"
-#: registry[:port]/path..., then a tag or a digest (a bare `latest` would drift under the stack)
-IMAGE_PATTERN = (
-    r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+"
-    r"(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})"
-)
+#: registry[:port]/path... (the chart appends /fleetplane-server and /fleetplane-hub)
+REGISTRY_PATTERN = r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+#: a tag (a bare `latest` would drift under the stack)
+TAG_PATTERN = r"(?!latest$)[\w][\w.-]{0,127}"
+HOSTNAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+"
 #: What RDS accepts as a PostgreSQL master password.
 DB_PASSWORD_PATTERN = r"[!#-&(-.0-?A-~]{8,128}"
 #: Where AWS publishes the certificate authorities of every region's RDS server certificates.
 RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+#: Where Amazon Trust Services publishes the root CAs MSK's broker certificates chain to.
+AMAZON_TRUST_URL = "https://www.amazontrust.com/repository/"
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,10 @@ class AwsConfig:
     db_instance_class: str
     kafka_version: str
     kafka_brokers: int
-    image: str
+    image_registry: str
+    image_tag: str
+    source_ranges: tuple[str, ...]
+    maestro_hostname: str | None
 
     @classmethod
     def read(cls, reader: Reader) -> AwsConfig:
@@ -108,13 +123,35 @@ class AwsConfig:
                 "kafkaVersion", "3.8.x", r"[0-9]+\.[0-9]+\.([0-9]+|x)", "an MSK Kafka version such as 3.8.x"
             ),
             kafka_brokers=brokers,
-            image=reader.string(
-                "image",
-                "ghcr.io/fleetplane/fleetplane:0.1.0",
-                IMAGE_PATTERN,
-                "an image reference with a tag or digest",
+            image_registry=reader.string(
+                "imageRegistry",
+                "ghcr.io/fleetplane",
+                REGISTRY_PATTERN,
+                "a registry and path such as ghcr.io/org",
             ),
+            image_tag=reader.string("imageTag", "0.1.0", TAG_PATTERN, "an image tag other than latest"),
+            source_ranges=read_source_ranges(reader),
+            maestro_hostname=reader.string("maestroHostname", "", HOSTNAME_PATTERN, "a DNS name") or None,
         )
+
+
+def read_source_ranges(reader: Reader) -> tuple[str, ...]:
+    """The required ``agentSourceRanges``: IPv4 networks, none of them the whole internet."""
+    expected = "comma-separated IPv4 networks of the agents, such as 203.0.113.0/24,198.51.100.0/24"
+    example = "203.0.113.0/24"
+    raw = reader.get("agentSourceRanges") or ""
+    ranges = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not ranges:
+        raise ConfigError("agentSourceRanges", raw, expected, example)
+    for cidr in ranges:
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            raise ConfigError("agentSourceRanges", raw, expected, example) from None
+        # the server checks every client's certificate, but it is not to be probed by anyone
+        if network.prefixlen == 0:
+            raise ConfigError("agentSourceRanges", raw, f"{expected}; not 0.0.0.0/0", example)
+    return ranges
 
 
 def subnet_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str]]:
@@ -141,8 +178,11 @@ class Created:
     maestro_address: pulumi.Output[str]
 
 
-def run(config: AwsConfig, db_password: pulumi.Output[str], db_ca_bundle: str) -> Created:
-    """Everything; ``db_ca_bundle`` is the PEM text of the CAs RDS's certificate is checked against."""
+def run(
+    config: AwsConfig, db_password: pulumi.Output[str], db_ca_bundle: str, kafka_ca_bundle: str
+) -> Created:
+    """Everything; the bundles are the PEM text of the CAs RDS's and MSK's certificates are checked
+    against."""
     zones = aws.get_availability_zones(state="available").names
     if len(zones) < config.availability_zones:
         raise ConfigError(
@@ -257,7 +297,23 @@ def run(config: AwsConfig, db_password: pulumi.Output[str], db_ca_bundle: str) -
         tags=_tags("maestro"),
     )
 
+    platform_tls = aws_tls.create(
+        {
+            secret: (
+                who,
+                aws_platform.server_dns_names(config.maestro_hostname) if who.kind == "service" else [],
+            )
+            for secret, who in aws_platform.IDENTITIES.items()
+        }
+    )
     kafka_sg = _reachable_from_nodes("kafka", vpc.id, nodes, KAFKA_PORT)
+    # Without it, a topic no ACL names is open to every authenticated client; the server creates
+    # the ACLs that name who may read and write what.
+    kafka_config = aws.msk.Configuration(
+        "kafka",
+        kafka_versions=[config.kafka_version],
+        server_properties="allow.everyone.if.no.acl.found=false\n",
+    )
     kafka = aws.msk.Cluster(
         "kafka",
         cluster_name="fleetplane",
@@ -269,32 +325,49 @@ def run(config: AwsConfig, db_password: pulumi.Output[str], db_ca_bundle: str) -
             "security_groups": [kafka_sg.id],
             "storage_info": {"ebs_storage_info": {"volume_size": 100}},
         },
-        encryption_info={"encryption_in_transit": {"client_broker": "TLS_PLAINTEXT", "in_cluster": True}},
+        encryption_info={"encryption_in_transit": {"client_broker": "TLS", "in_cluster": True}},
+        # Clients prove who they are with certificates the stack's private CA chains to; Kafka's
+        # authorizer knows them by their subject.
+        client_authentication={
+            "tls": {"certificate_authority_arns": [platform_tls.root.arn]},
+            "unauthenticated": False,
+        },
+        configuration_info={"arn": kafka_config.arn, "revision": kafka_config.latest_revision},
         tags=_tags("kafka"),
     )
 
     dsn: pulumi.Output[str] = db.address.apply(postgres_dsn)
     provider = k8s.Provider("management", kubeconfig=cluster.kubeconfig_json)
     region = aws.get_region().region
-    maestro_address = aws_platform.install(
+    aws_platform.install(
         provider,
         aws_platform.PlatformSettings(
-            image=config.image,
+            image_registry=config.image_registry,
+            image_tag=config.image_tag,
             dsn=dsn,
             db_password=db_password,
             db_ca_bundle=db_ca_bundle,
-            kafka=kafka.bootstrap_brokers,
+            kafka=kafka.bootstrap_brokers_tls,
+            kafka_ca_bundle=kafka_ca_bundle,
             aws_region=region,
+            source_ranges=list(config.source_ranges),
+            tls=platform_tls,
         ),
     )
+    host = config.maestro_hostname or f"{aws_platform.SERVICE}.{aws_platform.NAMESPACE}.svc"
+    maestro_address = pulumi.Output.from_input(f"{host}:{aws_platform.MAESTRO_PORT}")
 
     pulumi.export("vpcId", vpc.id)
     pulumi.export("clusterName", CLUSTER_NAME)
     pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig_json))
     pulumi.export("postgresEndpoint", db.endpoint)
-    pulumi.export("kafkaBootstrap", kafka.bootstrap_brokers)
+    pulumi.export("kafkaBootstrap", kafka.bootstrap_brokers_tls)
     pulumi.export("maestroAddress", maestro_address)
+    # the load balancer's own name: `kubectl -n fleetplane get service <maestroService>`
+    pulumi.export("maestroService", aws_platform.SERVICE)
     pulumi.export("platformNamespace", aws_platform.NAMESPACE)
+    pulumi.export("privateCaArn", platform_tls.root.arn)
+    pulumi.export("platformCaCertificate", platform_tls.ca_cert)
     return Created(vpc, cluster, db, db_sg, kafka, kafka_sg, dsn, maestro_address)
 
 
@@ -329,21 +402,38 @@ def read_db_password(reader: Reader, stored_as_secret: bool) -> str:
 
 def read_db_ca_bundle(reader: Reader) -> str:
     """The required ``dbCaBundle``: the PEM text of the file it names, holding certificates only."""
-    expected = f"a PEM file of RDS's certificate authorities ({RDS_CA_BUNDLE_URL})"
-    fix = "global-bundle.pem"
-    raw = reader.get("dbCaBundle")
+    return _read_ca_bundle(
+        reader,
+        "dbCaBundle",
+        f"a PEM file of RDS's certificate authorities ({RDS_CA_BUNDLE_URL})",
+        "global-bundle.pem",
+    )
+
+
+def read_kafka_ca_bundle(reader: Reader) -> str:
+    """The required ``kafkaCaBundle``: the CAs MSK's brokers' certificates are verified against."""
+    return _read_ca_bundle(
+        reader,
+        "kafkaCaBundle",
+        f"a PEM file of Amazon Trust Services' root CAs ({AMAZON_TRUST_URL})",
+        "amazon-root-cas.pem",
+    )
+
+
+def _read_ca_bundle(reader: Reader, key: str, expected: str, fix: str) -> str:
+    raw = reader.get(key)
     if raw is None or raw == "":
-        raise ConfigError("dbCaBundle", "", expected, fix)
+        raise ConfigError(key, "", expected, fix)
     try:
         text = Path(raw).expanduser().read_text()
     except (OSError, UnicodeDecodeError):
-        raise ConfigError("dbCaBundle", raw, f"a readable file: {expected}", fix) from None
+        raise ConfigError(key, raw, f"a readable file: {expected}", fix) from None
     try:
         certificates = x509.load_pem_x509_certificates(text.encode())
     except ValueError:
         certificates = []
     if not certificates or "PRIVATE KEY" in text:
-        raise ConfigError("dbCaBundle", raw, f"PEM certificates only: {expected}", fix)
+        raise ConfigError(key, raw, f"PEM certificates only: {expected}", fix)
     return text
 
 
@@ -360,4 +450,4 @@ def main(reader: Reader, config: pulumi.Config) -> None:
     """Read and check the config, the password included, then create it all."""
     settings = AwsConfig.read(reader)
     password = read_db_password(reader, pulumi.runtime.is_config_secret(config.full_key("dbPassword")))
-    run(settings, pulumi.Output.secret(password), read_db_ca_bundle(reader))
+    run(settings, pulumi.Output.secret(password), read_db_ca_bundle(reader), read_kafka_ca_bundle(reader))

@@ -2,9 +2,10 @@
 
 Secure unless told otherwise: a process connects over TLS with the certificate of its identity (a
 ``--tls-dir`` folder holding ``ca.crt``, ``tls.crt`` and ``tls.key``, a Kubernetes TLS Secret's
-layout), verifies the broker's certificate and host name, and is known to Kafka's authorizer by
-the principal its certificate's subject maps to. Plaintext, with no identity at all, is only ever
-an explicit choice (``--insecure``), and says so in the log.
+layout), verifies the broker's certificate and host name (against ``kafka-ca.crt`` when the folder
+holds one, for brokers whose certificates another CA signs, as Amazon MSK's are; else ``ca.crt``),
+and is known to Kafka's authorizer by the principal its certificate's subject maps to. Plaintext,
+with no identity at all, is only ever an explicit choice (``--insecure``), and says so in the log.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from trust.identity import Identity, IdentityError, Kind
 
 log = logging.getLogger(__name__)
 
+#: In a TLS folder beside ``ca.crt``: the CAs the brokers' certificates are verified against, when
+#: not the platform CA (a managed Kafka's own, which the platform does not issue).
+KAFKA_CA_FILE = "kafka-ca.crt"
+
 
 class KafkaSettingsError(ValueError):
     """The Kafka connection settings are incomplete or contradict each other; the message says how."""
@@ -33,6 +38,12 @@ def tls_dir_files(folder: Path) -> files.TLSFiles:
         return files.read_tls_folder(folder, identity=True)
     except files.TLSFolderError as exc:
         raise KafkaSettingsError(str(exc)) from None
+
+
+def broker_ca(tls: files.TLSFiles) -> Path:
+    """The CAs the brokers are verified against: ``kafka-ca.crt`` beside ``ca.crt``, else ``ca.crt``."""
+    brokers = tls.ca.parent / KAFKA_CA_FILE
+    return brokers if brokers.is_file() else tls.ca
 
 
 def identity_of(cert_pem: bytes) -> Identity | None:
@@ -117,7 +128,7 @@ class KafkaSettings:
         if self.tls is not None:
             config |= {
                 "security.protocol": "SSL",
-                "ssl.ca.location": str(self.tls.ca),
+                "ssl.ca.location": str(broker_ca(self.tls)),
                 "ssl.certificate.location": str(self.tls.cert),
                 "ssl.key.location": str(self.tls.key),
                 # librdkafka's default since 2.0; stated so no override can turn it off unseen

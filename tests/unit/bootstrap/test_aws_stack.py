@@ -3,51 +3,58 @@
 Cases: the VPC has a public and a private subnet per zone, routed through the internet gateway and
 the NAT gateway; the EKS cluster's nodes live in the private subnets without public addresses;
 RDS and MSK sit in the private subnets behind security groups that let in only the cluster's
-nodes, on their one port; RDS is private and encrypted and its parameter group forces TLS; the
-DB password stays a secret, appears in no plain input or output and in no DSN, and reaches the
-Maestro containers only through a Secret, as PGPASSWORD; the DSN asks for verify-full against the
-RDS CA bundle, which both Maestro containers mount from a ConfigMap; every Kubernetes
-object goes to the provider made from the EKS kubeconfig; each container runs a real `fleetplane`
-command whose flags and environment variables are the ones the CLI declares; the provisioner's
-CRDs and the worker-cluster definition and Composition are applied; the stack's outputs carry the
-mocked endpoints; each wrong config value is refused naming its key, a missing, unreadable or
-non-certificate CA bundle too.
+nodes, on their one port (MSK's TLS listener); RDS is private and encrypted and its parameter
+group forces TLS; MSK serves TLS only, authenticates clients by certificates of the stack's ACM
+Private CA and enforces ACLs; the platform CA is that CA's subordinate (path length 0) and signs
+the processes' identities, whose Secrets also carry the CAs MSK's brokers are verified against;
+the DB password and every private key stay secrets, appear in no plain input or output and in no
+DSN; the DSN asks for verify-full against the RDS CA bundle; the platform is the hub chart's Helm
+release, with TLS on, MSK's TLS brokers, the database Secret and CA ConfigMap, and the server's
+Service a load balancer reached from the configured networks only, and its values pass the
+chart's schema; nothing runs with ``--insecure`` and no hand-written Deployment duplicates the
+chart; every Kubernetes object goes to the provider made from the EKS kubeconfig; the stack's
+outputs carry the mocked endpoints; each wrong config value is refused naming its key, a missing,
+unreadable or non-certificate CA bundle (RDS's or MSK's) too.
 
-The mocks answer as AWS would (ids, the RDS address, MSK's brokers, the availability zones) and,
-for ``eks:index:Cluster`` (a multi-language component, registered as a remote resource), with the
+The mocks answer as AWS would (ids, the RDS address, MSK's brokers, the private CA's certificates,
+the availability zones), as the TLS provider would (keys, requests, certificates) and, for
+``eks:index:Cluster`` (a multi-language component, registered as a remote resource), with the
 component's outputs the program reads: ``kubeconfigJson`` and ``nodeSecurityGroupId``.
+
+AWS itself is never called: these tests are all that checks the stack.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import re
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import jsonschema
 import pulumi
 import pytest
-import typer
+import yaml
 from psycopg.conninfo import conninfo_to_dict
 from pulumi.runtime import rpc
 
-from bootstrap import aws_platform, aws_stack
+from bootstrap import aws_platform, aws_stack, aws_tls
+from bootstrap.aws_platform import CHART_DIR
 from bootstrap.stack_config import ConfigError, Reader
-from fleetplane.cli import app
 from localinfra import pki
-from provisioner import api
 
 #: has characters a URI must quote, to show the DSN still carries it intact
 PASSWORD = "correct:horse#battery%staple"
 ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 DB_ADDRESS = "maestro.abc123.eu-west-1.rds.amazonaws.com"
 BROKERS = (
-    "b-1.fleetplane.kafka.eu-west-1.amazonaws.com:9092,b-2.fleetplane.kafka.eu-west-1.amazonaws.com:9092"
+    "b-1.fleetplane.kafka.eu-west-1.amazonaws.com:9094,b-2.fleetplane.kafka.eu-west-1.amazonaws.com:9094"
 )
+RANGES = "203.0.113.0/24,198.51.100.0/24"
+HOSTNAME = "maestro.fleet.example.com"
+ROOT_ARN = "arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/root"
 NODES_SG = "sg-0nodes"
 KUBECONFIG = json.dumps({"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "management"}]})
 PRIVATE_SUBNETS = ["private-0-id", "private-1-id"]
@@ -69,7 +76,19 @@ class Recorder(pulumi.runtime.Mocks):
         elif args.typ == "aws:rds/instance:Instance":
             state.update(address=DB_ADDRESS, endpoint=f"{DB_ADDRESS}:5432")
         elif args.typ == "aws:msk/cluster:Cluster":
-            state.update(bootstrapBrokers=BROKERS)
+            state.update(bootstrapBrokersTls=BROKERS)
+        elif args.typ == "aws:msk/configuration:Configuration":
+            state.update(arn=f"arn:{args.name}", latestRevision=1)
+        elif args.typ == "aws:acmpca/certificateAuthority:CertificateAuthority":
+            state.update(arn=ROOT_ARN, certificateSigningRequest=f"CSR {args.name}")
+        elif args.typ == "aws:acmpca/certificate:Certificate":
+            state.update(certificate=f"CERT {args.name}", certificateChain="CERT root-chain")
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            state.update(privateKeyPem=f"KEY {args.name}")
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            state.update(certRequestPem=f"CSR {args.name}")
+        elif args.typ == "tls:index/locallySignedCert:LocallySignedCert":
+            state.update(certPem=f"CERT {args.name}")
         elif args.typ == "aws:rds/subnetGroup:SubnetGroup":
             # the provider's auto-naming, which mocks do not do: a name plus a random suffix
             state.setdefault("name", f"{args.name}-5e7a2b1")
@@ -131,9 +150,10 @@ class Deployed:
     dsn: str
     password_is_secret: bool
     ca_bundle: str
+    kafka_ca_bundle: str
 
 
-CONFIG = aws_stack.AwsConfig.read(Reader(dict[str, str]().get))
+CONFIG = aws_stack.AwsConfig.read(Reader({"agentSourceRanges": RANGES, "maestroHostname": HOSTNAME}.get))
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +162,11 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     pulumi.runtime.set_mocks(mocks, project="fleetplane", stack="aws", preview=False)
     made: dict[str, aws_stack.Created] = {}
     bundle = ca_bundle(tmp_path_factory.mktemp("rds-ca"))
+    kafka_bundle = ca_bundle(tmp_path_factory.mktemp("amazon-ca"))
 
     @pulumi.runtime.test
     def deploy() -> pulumi.Output[str]:
-        made["stack"] = created = aws_stack.run(CONFIG, pulumi.Output.secret(PASSWORD), bundle)
+        made["stack"] = created = aws_stack.run(CONFIG, pulumi.Output.secret(PASSWORD), bundle, kafka_bundle)
         return created.maestro_address
 
     deploy()
@@ -162,6 +183,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Deployed:
         dsn=str(settle(stack.dsn.future())),
         password_is_secret=settle(stack.db.password.is_secret()),
         ca_bundle=bundle,
+        kafka_ca_bundle=kafka_bundle,
     )
 
 
@@ -211,7 +233,7 @@ def test_eks_nodes_are_private(deployed: Deployed) -> None:
     assert cluster["desiredCapacity"] == cluster["minSize"] == 2
 
 
-@pytest.mark.parametrize(("group", "port"), [("postgres", 5432), ("kafka", 9092)])
+@pytest.mark.parametrize(("group", "port"), [("postgres", 5432), ("kafka", 9094)])
 def test_data_services_let_in_only_the_nodes_on_their_port(deployed: Deployed, group: str, port: int) -> None:
     (ingress,) = deployed.mocks.named("aws:ec2/securityGroup:SecurityGroup", group)["ingress"]
     assert ingress == {"protocol": "tcp", "fromPort": port, "toPort": port, "securityGroups": [NODES_SG]}
@@ -289,7 +311,8 @@ def test_every_kubernetes_object_goes_to_the_eks_cluster(deployed: Deployed) -> 
         kubeconfig = unwrap_secret(kubeconfig)
     assert kubeconfig == KUBECONFIG
     objects = [r for r in mocks.resources if r.typ.startswith("kubernetes:")]
-    assert len(objects) > 10
+    kinds = {r.typ for r in objects}
+    assert {"kubernetes:core/v1:Secret", "kubernetes:helm.sh/v3:Release"} <= kinds
     # not one to the default provider, which would be whatever cluster the operator's kubeconfig names
     strays = [
         (r.typ, r.name)
@@ -299,125 +322,186 @@ def test_every_kubernetes_object_goes_to_the_eks_cluster(deployed: Deployed) -> 
     assert strays == []
 
 
-def pod(mocks: Recorder, deployment: str) -> dict[str, Any]:
-    spec = mocks.named("kubernetes:apps/v1:Deployment", deployment)["spec"]
-    template: dict[str, Any] = spec["template"]
-    assert spec["selector"]["matchLabels"] == template["metadata"]["labels"]
-    return dict(template["spec"])
+def release(mocks: Recorder) -> dict[str, Any]:
+    return mocks.named("kubernetes:helm.sh/v3:Release", "fleetplane-hub")
 
 
-def pod_labels(mocks: Recorder, deployment: str) -> dict[str, str]:
-    spec = mocks.named("kubernetes:apps/v1:Deployment", deployment)["spec"]
-    return dict(spec["template"]["metadata"]["labels"])
-
-
-def container(mocks: Recorder, where: str) -> dict[str, Any]:
-    deployment, name = where.split("/")
-    spec = pod(mocks, deployment)
-    (found,) = [c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == name]
-    return dict(found)
-
-
-def cli_command(*path: str) -> Any:
-    """The click command ``fleetplane <path>`` runs (typer's vendored click: no public types)."""
-    command: Any = typer.main.get_command(app)
-    for name in path:
-        # through get_command: the group imports its subcommands when first asked for them
-        command = command.get_command(typer.Context(command), name)
-    return command
-
-
-def flag(args: list[str], name: str) -> str:
-    return args[args.index(name) + 1]
-
-
-CONTAINERS = ["maestro/migrate", "maestro/maestro", "provisioner/provisioner", "controllers/controllers"]
-
-
-@pytest.mark.parametrize("where", CONTAINERS)
-def test_each_container_runs_a_real_command_with_its_real_flags(deployed: Deployed, where: str) -> None:
-    spec = container(deployed.mocks, where)
-    assert spec["command"] == ["fleetplane"]
-    assert spec["image"] == "ghcr.io/fleetplane/fleetplane:0.1.0"
-    args: list[str] = spec["args"]
-    command = cli_command(*itertools.takewhile(lambda a: not a.startswith("-"), args))
-    options = {opt: param for param in command.params for opt in param.opts}
-    flags = [a for a in args if a.startswith("--")]
-    assert set(flags) <= options.keys(), f"`fleetplane {' '.join(args)}`: unknown flags"
-    env = {e["name"] for e in spec["env"]}
-    for param in command.params:
-        if param.required:
-            # given as a flag, or through the variable the CLI reads for it
-            assert set(param.opts) & set(flags) or param.envvar in env, param.opts
-    # Kubernetes expands $(NAME) in args only for a variable the container defines
-    assert set(re.findall(r"\$\((\w+)\)", " ".join(args))) <= env
-
-
-def test_the_commands_reach_the_dsn_the_brokers_and_each_other(deployed: Deployed) -> None:
+def test_the_platform_is_the_hub_charts_release(deployed: Deployed) -> None:
     mocks = deployed.mocks
-    dsn = {"name": "MAESTRO_DSN", "valueFrom": {"secretKeyRef": {"name": "maestro-db", "key": "dsn"}}}
-    password = {
-        "name": "PGPASSWORD",
-        "valueFrom": {"secretKeyRef": {"name": "maestro-db", "key": "password"}},
-    }
-    brokers = {
-        "name": "KAFKA_BOOTSTRAP",
-        "valueFrom": {"configMapKeyRef": {"name": "kafka", "key": "bootstrap"}},
-    }
-    assert mocks.named("kubernetes:core/v1:ConfigMap", "kafka")["data"] == {"bootstrap": BROKERS}
-    server = container(mocks, "maestro/maestro")
-    ca = {"name": "maestro-db-ca", "mountPath": "/etc/fleetplane/postgres-ca", "readOnly": True}
-    for spec in (container(mocks, "maestro/migrate"), server):
-        assert dsn in spec["env"] and password in spec["env"]
-        assert spec["volumeMounts"] == [ca]
-    assert pod(mocks, "maestro")["volumes"] == [
-        {"name": "maestro-db-ca", "configMap": {"name": "maestro-db-ca"}}
+    hub = release(mocks)
+    assert Path(hub["chart"]) == CHART_DIR and (CHART_DIR / "Chart.yaml").is_file()
+    assert hub["name"] == "fleetplane-hub" and hub["namespace"] == "fleetplane"
+    values = hub["values"]
+    assert values["imageTag"] == "0.1.0"
+    assert values["server"]["image"] == {"repository": "ghcr.io/fleetplane/fleetplane-server"}
+    assert values["controllers"]["image"] == values["provisioner"]["image"]
+    assert values["provisioner"]["image"] == {"repository": "ghcr.io/fleetplane/fleetplane-hub"}
+    assert values["kafka"] == {"bootstrap": BROKERS}
+    assert values["provisioner"]["awsRegion"] == "eu-west-1"
+    assert values["server"]["database"] == {"secretName": "maestro-db", "caConfigMap": "maestro-db-ca"}
+    assert values["networkPolicy"]["kafka"] == {"ports": [9094]}
+    # one source of the platform's manifests: the chart's Deployments, CRDs and composition
+    hand_made = [
+        (r.typ, r.name)
+        for r in mocks.resources
+        if r.typ.startswith(("kubernetes:apps/", "kubernetes:rbac", "kubernetes:yaml/"))
     ]
-    bundle = mocks.named("kubernetes:core/v1:ConfigMap", "maestro-db-ca")
-    assert bundle["metadata"]["namespace"] == "fleetplane"
-    assert bundle["data"] == {"ca.pem": deployed.ca_bundle}
-    assert f"{ca['mountPath']}/ca.pem" == aws_platform.DB_CA_FILE
-    assert brokers in server["env"]
-    assert flag(server["args"], "--kafka") == "$(KAFKA_BOOTSTRAP)"
-    assert flag(server["args"], "--host") == "0.0.0.0"
-    assert flag(server["args"], "--port") == "8090"
-    assert server["readinessProbe"]["grpc"] == {"port": 8090}
-    service = mocks.named("kubernetes:core/v1:Service", "maestro")["spec"]
-    assert service["selector"] == {"app": "maestro"} == pod_labels(mocks, "maestro")
-    assert service["ports"] == [{"name": "grpc", "port": 8090}]
-    address = f"maestro.{aws_platform.NAMESPACE}.svc:8090"
-    provisioner = container(mocks, "provisioner/provisioner")
-    assert brokers in provisioner["env"] and flag(provisioner["args"], "--kafka") == "$(KAFKA_BOOTSTRAP)"
-    assert flag(provisioner["args"], "--maestro") == address
-    assert flag(provisioner["args"], "--aws-region") == "eu-west-1"
-    assert flag(container(mocks, "controllers/controllers")["args"], "--maestro") == address
-    for where in CONTAINERS[2:]:
-        assert dsn not in container(mocks, where)["env"] and password not in container(mocks, where)["env"]
-        assert "volumeMounts" not in container(mocks, where)
+    assert hand_made == []
 
 
-def test_the_pods_run_as_the_bound_service_account(deployed: Deployed) -> None:
+def test_the_values_pass_the_charts_schema(deployed: Deployed) -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    jsonschema.validate(merge(defaults, release(deployed.mocks)["values"]), schema)
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Values as Helm merges them: maps key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        old = merged.get(key)
+        merged[key] = merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def test_nothing_runs_insecure(deployed: Deployed) -> None:
+    assert release(deployed.mocks)["values"]["tls"] == {"enabled": True}
+    insecure = [
+        (r.typ, r.name)
+        for r in deployed.mocks.resources
+        for text in plain_strings(r.inputs)
+        if "insecure" in text
+    ]
+    assert insecure == []
+
+
+def test_the_servers_load_balancer_lets_in_only_the_configured_networks(deployed: Deployed) -> None:
+    server = release(deployed.mocks)["values"]["server"]
+    assert server["service"] == {
+        "type": "LoadBalancer",
+        "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+        "loadBalancerSourceRanges": RANGES.split(","),
+    }
+    assert server["port"] == 8090 and server["tlsSecret"] == "maestro-server-tls"
+    assert release(deployed.mocks)["values"]["networkPolicy"]["serverIngressFrom"] == [
+        {"ipBlock": {"cidr": cidr}} for cidr in RANGES.split(",")
+    ]
+    # no security group of the stack's own opens anything to the whole internet
+    for group in deployed.mocks.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        for rule in group.inputs["ingress"]:
+            assert "0.0.0.0/0" not in rule.get("cidrBlocks", []), group.name
+
+
+def test_msk_serves_tls_only_to_clients_of_the_private_ca(deployed: Deployed) -> None:
     mocks = deployed.mocks
-    account = mocks.named("kubernetes:core/v1:ServiceAccount", "fleetplane")["metadata"]
-    assert account == {"name": "fleetplane", "namespace": "fleetplane"}
-    for deployment in ("maestro", "provisioner", "controllers"):
-        assert pod(mocks, deployment)["serviceAccountName"] == "fleetplane"
-        # the operators' replicas elect a leader; the servers all serve
-        assert mocks.named("kubernetes:apps/v1:Deployment", deployment)["spec"]["replicas"] == 2
-    binding = mocks.named("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "fleetplane")
-    assert binding["roleRef"]["name"] == "fleetplane"
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "fleetplane", "namespace": "fleetplane"}
+    kafka = mocks.named("aws:msk/cluster:Cluster", "kafka")
+    assert kafka["encryptionInfo"]["encryptionInTransit"] == {"clientBroker": "TLS", "inCluster": True}
+    assert kafka["clientAuthentication"] == {
+        "tls": {"certificateAuthorityArns": [ROOT_ARN]},
+        "unauthenticated": False,
+    }
+    assert "sasl" not in kafka["clientAuthentication"]
+
+
+def test_msk_enforces_the_acls(deployed: Deployed) -> None:
+    mocks = deployed.mocks
+    config = mocks.named("aws:msk/configuration:Configuration", "kafka")
+    assert "allow.everyone.if.no.acl.found=false" in config["serverProperties"].splitlines()
+    assert config["kafkaVersions"] == ["3.8.x"]
+    kafka = mocks.named("aws:msk/cluster:Cluster", "kafka")
+    assert kafka["configurationInfo"] == {"arn": "arn:kafka", "revision": 1}
+
+
+def test_the_platform_ca_is_a_subordinate_of_the_private_ca(deployed: Deployed) -> None:
+    mocks = deployed.mocks
+    root = mocks.named("aws:acmpca/certificateAuthority:CertificateAuthority", "platform-root")
+    assert root["type"] == "ROOT"
+    assert root["certificateAuthorityConfiguration"]["keyAlgorithm"] == "EC_prime256v1"
+    certificates = {r.name: r for r in mocks.of_type("aws:acmpca/certificate:Certificate")}
+    assert certificates["platform-root"].inputs["templateArn"] == aws_tls.ROOT_TEMPLATE
+    subordinate = certificates["platform-ca"].inputs
+    assert subordinate == {
+        "certificateAuthorityArn": ROOT_ARN,
+        # the request of the key the stack keeps: the provisioner signs agents' certificates with it
+        "certificateSigningRequest": "CSR platform-ca",
+        "signingAlgorithm": "SHA256WITHECDSA",
+        "templateArn": "arn:aws:acm-pca:::template/SubordinateCACertificate_PathLen0/V1",
+        "validity": {"type": "YEARS", "value": "5"},
+    }
+    # the root's own certificate, installed: it issues nothing before
+    activation = mocks.named(
+        "aws:acmpca/certificateAuthorityCertificate:CertificateAuthorityCertificate", "platform-root"
+    )
+    assert activation["certificate"] == "CERT platform-root"
+
+
+def tls_secret(mocks: Recorder, name: str) -> tuple[str, dict[str, str]]:
+    secret = mocks.named("kubernetes:core/v1:Secret", name)
+    assert secret["metadata"] == {"name": name, "namespace": "fleetplane"}
+    return secret["type"], unwrap_secret(secret["stringData"])
+
+
+IDENTITIES = {
+    "maestro-server-tls": ("service", "maestro-server"),
+    "fleetplane-controllers-tls": ("source", "fleetplane"),
+    "fleetplane-provisioner-tls": ("admin", "provisioner"),
+}
+
+
+@pytest.mark.parametrize("secret", IDENTITIES)
+def test_each_process_has_its_identity_and_the_brokers_cas(deployed: Deployed, secret: str) -> None:
+    mocks = deployed.mocks
+    kind, name = IDENTITIES[secret]
+    typ, data = tls_secret(mocks, secret)
+    assert typ == "kubernetes.io/tls"
+    assert data == {
+        "ca.crt": "CERT platform-ca\nCERT platform-root\n",
+        "tls.crt": f"CERT {secret}\nCERT platform-ca\n",
+        "tls.key": f"KEY {secret}",
+        "kafka-ca.crt": deployed.kafka_ca_bundle,
+    }
+    request = mocks.named("tls:index/certRequest:CertRequest", secret)
+    assert request["subject"] == {
+        "organization": "fleetplane",
+        "organizationalUnit": kind,
+        "commonName": name,
+    }
+    assert request["uris"] == [f"spiffe://fleetplane.local/{kind}/{name}"]
+    signed = mocks.named("tls:index/locallySignedCert:LocallySignedCert", secret)
+    assert signed["caCertPem"] == "CERT platform-ca" and signed["certRequestPem"] == f"CSR {secret}"
+    assert unwrap_secret(signed["caPrivateKeyPem"]) == "KEY platform-ca"
+    assert ("server_auth" in signed["allowedUses"]) == (kind == "service")
+    assert "client_auth" in signed["allowedUses"]
+
+
+def test_the_servers_certificate_names_its_service_and_the_agents_hostname(deployed: Deployed) -> None:
+    request = deployed.mocks.named("tls:index/certRequest:CertRequest", "maestro-server-tls")
+    assert request["dnsNames"] == [
+        "fleetplane-hub-maestro",
+        "fleetplane-hub-maestro.fleetplane",
+        "fleetplane-hub-maestro.fleetplane.svc",
+        "fleetplane-hub-maestro.fleetplane.svc.cluster.local",
+        HOSTNAME,
     ]
-    rules = mocks.named("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "fleetplane")["rules"]
-    assert any("platform.fleetplane.io" in r["apiGroups"] for r in rules)
+    assert not deployed.mocks.named("tls:index/certRequest:CertRequest", "fleetplane-controllers-tls")[
+        "dnsNames"
+    ]
 
 
-def test_the_platform_crds_and_the_default_composition_are_applied(deployed: Deployed) -> None:
-    groups = {r.name: r.inputs for r in deployed.mocks.of_type("kubernetes:yaml/v2:ConfigGroup")}
-    assert groups["platform-crds"]["objs"] == api.platform_crds()
-    kinds = [o["kind"] for o in groups["worker-cluster"]["objs"]]
-    assert kinds == ["CompositeResourceDefinition", "Composition"]
+def test_the_provisioner_gets_the_platform_ca_to_issue_agents_certificates(deployed: Deployed) -> None:
+    typ, data = tls_secret(deployed.mocks, "fleetplane-ca")
+    assert typ == "Opaque" and data == {"ca.crt": "CERT platform-ca", "ca.key": "KEY platform-ca"}
+    assert release(deployed.mocks)["values"]["provisioner"]["caSecret"] == "fleetplane-ca"
+
+
+def test_no_plain_input_holds_a_private_key(deployed: Deployed) -> None:
+    leaked = [
+        (r.typ, r.name)
+        for r in deployed.mocks.resources
+        for text in plain_strings(r.inputs)
+        if "KEY " in text
+    ]
+    assert leaked == []
 
 
 def test_the_stack_outputs(deployed: Deployed) -> None:
@@ -427,17 +511,21 @@ def test_the_stack_outputs(deployed: Deployed) -> None:
         "kubeconfig": (KUBECONFIG, True),
         "postgresEndpoint": (f"{DB_ADDRESS}:5432", False),
         "kafkaBootstrap": (BROKERS, False),
-        "maestroAddress": ("maestro.fleetplane.svc:8090", False),
+        "maestroAddress": (f"{HOSTNAME}:8090", False),
+        "maestroService": ("fleetplane-hub-maestro", False),
         "platformNamespace": ("fleetplane", False),
+        "privateCaArn": (ROOT_ARN, False),
+        "platformCaCertificate": ("CERT platform-ca", False),
     }
 
 
 def test_more_zones_than_the_region_has_is_refused(tmp_path: Path) -> None:
     # Swaps the mocks: harmless to the other tests, whose fixture resolved all it needs at once.
     pulumi.runtime.set_mocks(Recorder(ZONES[:2]), project="fleetplane", stack="aws", preview=False)
-    three = aws_stack.AwsConfig.read(Reader({"availabilityZones": "3"}.get))
+    three = aws_stack.AwsConfig.read(Reader({"availabilityZones": "3", "agentSourceRanges": RANGES}.get))
     with pytest.raises(ConfigError, match=r"fleetplane:availabilityZones = '3'.*at most 2"):
-        aws_stack.run(three, pulumi.Output.secret(PASSWORD), ca_bundle(tmp_path))
+        bundle = ca_bundle(tmp_path)
+        aws_stack.run(three, pulumi.Output.secret(PASSWORD), bundle, bundle)
 
 
 # --- config ----------------------------------------------------------------------------------------
@@ -445,7 +533,7 @@ def test_more_zones_than_the_region_has_is_refused(tmp_path: Path) -> None:
 
 def read(values: dict[str, str | None], stored_as_secret: bool = True) -> aws_stack.AwsConfig:
     """Everything ``main`` reads, from ``values`` over a valid password."""
-    reader = Reader({"dbPassword": PASSWORD, **values}.get)
+    reader = Reader({"dbPassword": PASSWORD, "agentSourceRanges": RANGES, **values}.get)
     aws_stack.read_db_password(reader, stored_as_secret)
     return aws_stack.AwsConfig.read(reader)
 
@@ -460,7 +548,10 @@ def test_the_defaults() -> None:
         db_instance_class="db.t4g.medium",
         kafka_version="3.8.x",
         kafka_brokers=2,
-        image="ghcr.io/fleetplane/fleetplane:0.1.0",
+        image_registry="ghcr.io/fleetplane",
+        image_tag="0.1.0",
+        source_ranges=("203.0.113.0/24", "198.51.100.0/24"),
+        maestro_hostname=None,
     )
 
 
@@ -481,8 +572,13 @@ BAD: list[tuple[str, dict[str, str | None], str]] = [
     ("cidr-with-host-bits", {"vpcCidr": "10.40.0.1/16"}, "vpcCidr"),
     ("cidr-too-small", {"vpcCidr": "10.40.0.0/24"}, "vpcCidr"),
     ("cidr-ipv6", {"vpcCidr": "fd00::/48"}, "vpcCidr"),
-    ("image-without-tag", {"image": "ghcr.io/fleetplane/fleetplane"}, "image"),
-    ("image-uppercase", {"image": "ghcr.io/Fleetplane/fleetplane:0.1.0"}, "image"),
+    ("registry-uppercase", {"imageRegistry": "ghcr.io/Fleetplane"}, "imageRegistry"),
+    ("registry-with-tag", {"imageRegistry": "ghcr.io/fleetplane:0.1.0"}, "imageRegistry"),
+    ("tag-latest", {"imageTag": "latest"}, "imageTag"),
+    ("no-source-ranges", {"agentSourceRanges": None}, "agentSourceRanges"),
+    ("source-range-not-a-network", {"agentSourceRanges": "203.0.113.0/24,agents"}, "agentSourceRanges"),
+    ("source-range-everyone", {"agentSourceRanges": "0.0.0.0/0"}, "agentSourceRanges"),
+    ("hostname-with-port", {"maestroHostname": "maestro.example.com:8090"}, "maestroHostname"),
     ("eks-version", {"eksVersion": "2.0"}, "eksVersion"),
     ("eks-too-old", {"eksVersion": "1.27"}, "eksVersion"),
     ("instance-type", {"nodeInstanceType": "large"}, "nodeInstanceType"),
@@ -510,7 +606,9 @@ def test_a_password_set_without_secret_is_refused() -> None:
 
 
 def test_main_asks_pulumi_whether_the_password_is_a_secret() -> None:
-    pulumi.runtime.set_all_config({"fleetplane:dbPassword": PASSWORD}, [])
+    pulumi.runtime.set_all_config(
+        {"fleetplane:dbPassword": PASSWORD, "fleetplane:agentSourceRanges": RANGES}, []
+    )
     try:
         config = pulumi.Config("fleetplane")
         with pytest.raises(ConfigError, match="without --secret"):
@@ -519,13 +617,25 @@ def test_main_asks_pulumi_whether_the_password_is_a_secret() -> None:
         pulumi.runtime.set_all_config({}, [])
 
 
-def test_the_ca_bundle_is_read_from_the_file_it_names(tmp_path: Path) -> None:
+BUNDLES = [
+    (aws_stack.read_db_ca_bundle, "dbCaBundle", aws_stack.RDS_CA_BUNDLE_URL),
+    (aws_stack.read_kafka_ca_bundle, "kafkaCaBundle", aws_stack.AMAZON_TRUST_URL),
+]
+
+
+@pytest.mark.parametrize(("read_bundle", "key", "source"), BUNDLES, ids=[k for _, k, _ in BUNDLES])
+def test_a_ca_bundle_is_read_from_the_file_it_names(
+    tmp_path: Path, read_bundle: Callable[[Reader], str], key: str, source: str
+) -> None:
     pem = ca_bundle(tmp_path / "ca")
     (tmp_path / "bundle.pem").write_text(pem + pem)  # a bundle holds several
-    assert aws_stack.read_db_ca_bundle(Reader({"dbCaBundle": str(tmp_path / "bundle.pem")}.get)) == pem + pem
+    assert read_bundle(Reader({key: str(tmp_path / "bundle.pem")}.get)) == pem + pem
 
 
-def test_a_ca_bundle_that_is_not_one_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("read_bundle", "key", "source"), BUNDLES, ids=[k for _, k, _ in BUNDLES])
+def test_a_ca_bundle_that_is_not_one_is_refused(
+    tmp_path: Path, read_bundle: Callable[[Reader], str], key: str, source: str
+) -> None:
     ca = pki.ensure_ca(tmp_path / "ca")
     (tmp_path / "notes.txt").write_text("not a certificate")
     (tmp_path / "with-key.pem").write_text(ca.cert.read_text() + ca.key.read_text())
@@ -537,9 +647,9 @@ def test_a_ca_bundle_that_is_not_one_is_refused(tmp_path: Path) -> None:
         str(tmp_path / "with-key.pem"),
     ):
         with pytest.raises(ConfigError) as refused:
-            aws_stack.read_db_ca_bundle(Reader({"dbCaBundle": value}.get))
+            read_bundle(Reader({key: value}.get))
         message = str(refused.value)
-        assert "fleetplane:dbCaBundle = " in message and aws_stack.RDS_CA_BUNDLE_URL in message
+        assert f"fleetplane:{key} = " in message and source in message
         assert "PRIVATE KEY" not in message
 
 

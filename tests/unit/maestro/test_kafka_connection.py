@@ -1,6 +1,7 @@
 """How a process connects to Kafka: secure unless told otherwise, and as whom.
 
 Cases: a TLS folder gives librdkafka TLS with the client's certificate and host name verification;
+its ``kafka-ca.crt``, when present, verifies the brokers instead of ``ca.crt``;
 a folder missing a file is refused naming what is missing; ``--tls-dir`` and ``--insecure`` are
 one or the other, and neither is refused with how to fix it; plaintext says so in the log; the
 principal is read from the certificate's subject as Kafka reads it; an agent refuses to start with
@@ -40,6 +41,17 @@ def test_a_tls_folder_gives_tls_with_the_clients_certificate(tmp_path: Path) -> 
         "ssl.endpoint.identification.algorithm": "https",
     }
     assert settings.is_secure and settings.principal == "User:cluster.worker-1.4"
+
+
+def test_a_broker_ca_file_verifies_the_brokers_instead_of_the_platform_ca(tmp_path: Path) -> None:
+    folder = identity_dir(tmp_path, Identity.service("maestro-server"))
+    brokers_ca = authority.CertificateAuthority.create()
+    (folder / "kafka-ca.crt").write_bytes(brokers_ca.cert_pem)
+    config = KafkaSettings.from_flags("b-1.kafka.example:9094", folder, insecure=False).client_config()
+    assert config["ssl.ca.location"] == str(folder / "kafka-ca.crt")
+    # the client still proves who it is with its own pair
+    assert config["ssl.certificate.location"] == str(folder / "tls.crt")
+    assert config["ssl.key.location"] == str(folder / "tls.key")
 
 
 def test_a_folder_missing_a_file_is_refused(tmp_path: Path) -> None:
