@@ -7,8 +7,14 @@ of concurrency measures accepted creates/s and the publish latency percentiles; 
 is read at the end. Secure by default (mutual TLS with a source certificate, per-call
 authorization); ``insecure`` runs plaintext.
 
-Given upstream Maestro binaries (``upstream.py``), each runs in turn on the same PostgreSQL, on a
-database of its own, and is driven with the same events.
+The load comes from upstream Maestro's own Go clients when their driver is given or built into the
+cache (``publish_driver.py``), else from this project's gRPC client sending the same events. With
+the driver, the works are then topped up to ``list_bundles`` and listed back through each server's
+REST API, page by page, as upstream's client lists them.
+
+Upstream Maestro's server (given, or built into the cache: ``localinfra/upstream_maestro``) runs in
+turn on the same PostgreSQL, on a database of its own (``upstream.py``), under the same load;
+without it, upstream is skipped with a note.
 """
 
 from __future__ import annotations
@@ -24,10 +30,10 @@ from typing import Any
 
 import grpc
 
-from benchmarks import maestro_setup, upstream
+from benchmarks import maestro_setup, publish_driver, upstream
 from benchmarks.progress import Progress
 from benchmarks.timeline import percentile_ms
-from localinfra import kafka, postgres, process
+from localinfra import kafka, ports, postgres, process, upstream_maestro
 from localinfra.environment import Environment
 from maestro.api import bundle_events, bundles, ids
 from maestro.client import MaestroClient
@@ -51,7 +57,25 @@ class PublishSettings:
     #: size of each work's manifests (upstream's perf works are ~16 KiB each)
     bundle_kib: int = 16
     insecure: bool = False
+    #: upstream servers to run side by side; none given: the cached build, if any
     upstream_servers: tuple[Path, ...] = ()
+    #: the driver of upstream's clients; None: the cached build, if any
+    driver: Path | None = None
+    #: works each server holds when the list is timed (upstream's perf scale: 6,000 of ~16 KiB)
+    list_bundles: int = 6000
+
+
+def cached_or_given(settings: PublishSettings) -> PublishSettings:
+    """The settings with upstream's driver and server taken from the build cache when not given."""
+    driver = settings.driver or _if_built(upstream_maestro.binary())
+    servers = settings.upstream_servers or tuple(
+        p for p in (_if_built(upstream_maestro.server_binary()),) if p
+    )
+    return PublishSettings(**{**asdict(settings), "driver": driver, "upstream_servers": servers})
+
+
+def _if_built(path: Path) -> Path | None:
+    return path if path.is_file() else None
 
 
 @dataclass
@@ -78,10 +102,24 @@ class PublishResult:
     levels: list[LevelResult] = field(default_factory=list)
     #: each server's resident set at the end of its run (MB)
     server_rss_mb: dict[str, float] = field(default_factory=dict)
+    #: what published: upstream's Go clients or this project's gRPC client
+    client: str = ""
+    #: works listed back through each server's REST API, and in how many seconds
+    listed: dict[str, int] = field(default_factory=dict)
+    list_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def ratios(self) -> dict[int, float]:
+        """fleetplane's accepted creates/s over upstream's, at each concurrency both ran."""
+        rates = {(level.server, level.concurrency): level.creates_per_s for level in self.levels}
+        return {
+            concurrency: round(rate / rates[("upstream", concurrency)], 2)
+            for (server, concurrency), rate in rates.items()
+            if server == "fleetplane" and rates.get(("upstream", concurrency))
+        }
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "ratios": self.ratios()}
 
 
 def work_event(source: str, cluster: str, index: int, padding: str) -> stubs.cloudevent.CloudEvent:
@@ -132,6 +170,91 @@ class Target:
     pid: int
     #: CPU seconds used so far by each process of the run, by name
     cpu: Callable[[], dict[str, float]]
+    #: how upstream's Go clients reach it
+    endpoints: publish_driver.Endpoints
+
+
+def _level_result(
+    target: Target,
+    concurrency: int,
+    count: int,
+    latencies: Sequence[float],
+    seconds: float,
+    errors: Sequence[str],
+    cpu_before: dict[str, float],
+    progress: Progress,
+) -> LevelResult:
+    cpu_after = target.cpu()
+    accepted = max(1, len(latencies))
+    cpu = {
+        name: round((cpu_after[name] - used) * 1000 / accepted, 3)
+        for name, used in cpu_before.items()
+        if name in cpu_after
+    }
+    if errors:
+        progress(f"[bench]   {len(errors)} refused, the first: {errors[0]}")
+    return LevelResult(
+        server=target.name,
+        concurrency=concurrency,
+        publishes=count,
+        seconds=round(seconds, 3),
+        creates_per_s=len(latencies) / seconds if seconds else 0.0,
+        p50_ms=percentile_ms(latencies, 0.5),
+        p95_ms=percentile_ms(latencies, 0.95),
+        p99_ms=percentile_ms(latencies, 0.99),
+        max_ms=max(latencies, default=0.0) * 1000,
+        errors=len(errors),
+        cpu_ms_per_create=cpu,
+    )
+
+
+async def drive_with_upstreams_client(
+    driver: publish_driver.GoDriver,
+    target: Target,
+    clusters: Sequence[str],
+    settings: PublishSettings,
+    progress: Progress,
+    result: PublishResult,
+) -> None:
+    """Warm up, each concurrency level in turn, then top the works up to ``list_bundles`` and list
+    them all back."""
+    at, top, made = target.endpoints, max(settings.concurrencies), settings.warmup
+    progress(f"[bench] {target.name}: warming up ({settings.warmup} creates, upstream's client) ...")
+    await driver.create(at, "warmup", settings.warmup, settings.bundle_kib, clusters[:top])
+    for concurrency in settings.concurrencies:
+        progress(
+            f"[bench] {target.name}: {settings.publishes} creates, {concurrency} in flight "
+            f"(one client per cluster) ..."
+        )
+        cpu_before = target.cpu()
+        done = await driver.create(
+            at, f"c{concurrency}", settings.publishes, settings.bundle_kib, clusters[:concurrency]
+        )
+        made += settings.publishes
+        level = _level_result(
+            target,
+            concurrency,
+            settings.publishes,
+            done.latencies_s,
+            done.seconds,
+            done.errors,
+            cpu_before,
+            progress,
+        )
+        result.levels.append(level)
+        progress(
+            f"[bench]   {level.creates_per_s:,.0f} creates/s, p50 {level.p50_ms:.2f} ms, "
+            f"p99 {level.p99_ms:.2f} ms, {level.errors} errors"
+        )
+    if settings.list_bundles <= 0:
+        return
+    if made < settings.list_bundles:
+        progress(f"[bench] {target.name}: topping up to {settings.list_bundles} works ...")
+        await driver.create(at, "fill", settings.list_bundles - made, settings.bundle_kib, clusters[:top])
+    progress(f"[bench] {target.name}: listing every work through the REST API ...")
+    result.listed[target.name], seconds = await driver.list_all(at)
+    result.list_seconds[target.name] = round(seconds, 3)
+    progress(f"[bench]   {result.listed[target.name]} works listed in {seconds:.2f} s")
 
 
 async def drive(
@@ -219,28 +342,7 @@ async def _level(
     started = time.perf_counter()
     await asyncio.gather(*(client(queue) for queue in queues))
     seconds = time.perf_counter() - started
-    cpu_after = target.cpu()
-    accepted = max(1, len(latencies))
-    cpu = {
-        name: round((cpu_after[name] - used) * 1000 / accepted, 3)
-        for name, used in cpu_before.items()
-        if name in cpu_after
-    }
-    if errors:
-        progress(f"[bench]   {len(errors)} refused, the first: {errors[0]}")
-    return LevelResult(
-        server=target.name,
-        concurrency=concurrency,
-        publishes=count,
-        seconds=round(seconds, 3),
-        creates_per_s=len(latencies) / seconds,
-        p50_ms=percentile_ms(latencies, 0.5),
-        p95_ms=percentile_ms(latencies, 0.95),
-        p99_ms=percentile_ms(latencies, 0.99),
-        max_ms=max(latencies, default=0.0) * 1000,
-        errors=len(errors),
-        cpu_ms_per_create=cpu,
-    )
+    return _level_result(target, concurrency, count, latencies, seconds, errors, cpu_before, progress)
 
 
 def _cpu_of(env: Environment, server: str) -> Callable[[], dict[str, float]]:
@@ -261,8 +363,36 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+async def _measure(
+    target: Target,
+    clusters: Sequence[str],
+    settings: PublishSettings,
+    progress: Progress,
+    result: PublishResult,
+) -> None:
+    """Drive ``target`` with upstream's Go clients when their driver is at hand, else with this
+    project's gRPC client; then read its RSS."""
+    if settings.driver is not None:
+        driver = publish_driver.GoDriver(settings.driver, PUBLISHER.name)
+        await drive_with_upstreams_client(driver, target, clusters, settings, progress, result)
+    else:
+        result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
+    result.server_rss_mb[target.name] = rss_mb(target.pid)
+
+
 async def run(settings: PublishSettings, progress: Progress) -> PublishResult:
+    settings = cached_or_given(settings)
     result = PublishResult(settings.bundle_kib, settings.insecure)
+    if settings.driver is not None:
+        result.client = f"upstream Maestro's Go clients ({settings.driver})"
+    else:
+        result.client = "fleetplane's gRPC client, upstream's events"
+        note = (
+            "driven by fleetplane's client and no list timed: build the driver of upstream's clients "
+            "(python -m localinfra.upstream_maestro) or give --upstream-driver PATH"
+        )
+        progress(f"[bench] {note}")
+        result.notes.append(note)
     root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-"))
     env = Environment(root / "env")
     clusters = [f"perf-cluster-{i:02d}" for i in range(max(settings.concurrencies))]
@@ -273,18 +403,29 @@ async def run(settings: PublishSettings, progress: Progress) -> PublishResult:
         pg = postgres.start(env)
         kf = kafka.start(env, heap="512m", secure=not settings.insecure)
         security = maestro_setup.Security(env, insecure=settings.insecure)
-        record, address, _ = await maestro_setup.start_server(env, pg, kf, root, security)
+        rest_port = ports.free_port()
+        record, address, _ = await maestro_setup.start_server(
+            env, pg, kf, root, security, extra=["--rest-port", str(rest_port)]
+        )
         progress(
             f"[bench] fleetplane's server up (pid {record.pid}); registering {len(clusters)} clusters ..."
         )
         async with MaestroClient(address, source="bench", credentials=security.credentials()) as admin:
             for cluster in clusters:
                 await admin.create_consumer(cluster)
-        target = Target(
-            "fleetplane", address, security.credentials(PUBLISHER), record.pid, _cpu_of(env, record.name)
+        scheme = "http" if settings.insecure else "https"
+        endpoints = publish_driver.Endpoints(
+            address, f"{scheme}://127.0.0.1:{rest_port}", security.tls(PUBLISHER)
         )
-        result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
-        result.server_rss_mb[target.name] = rss_mb(record.pid)
+        target = Target(
+            "fleetplane",
+            address,
+            security.credentials(PUBLISHER),
+            record.pid,
+            _cpu_of(env, record.name),
+            endpoints,
+        )
+        await _measure(target, clusters, settings, progress, result)
         env.stop_process(record.name)
         await _upstream_runs(settings, env, pg, root, clusters, result, progress)
         finished = True
@@ -304,8 +445,8 @@ async def _upstream_runs(
 ) -> None:
     if not settings.upstream_servers:
         note = (
-            "upstream Maestro not run: give --upstream-server PATH (a built `maestro` binary) "
-            "to run it side by side"
+            "upstream Maestro not run: build it (python -m localinfra.upstream_maestro) or give "
+            "--upstream-server PATH (a built `maestro` binary) to run it side by side"
         )
         progress(f"[bench] {note}")
         result.notes.append(note)
@@ -322,8 +463,8 @@ async def _upstream_runs(
             channels.Credentials.insecure(),
             server.record.pid,
             _cpu_of(env, server.record.name),
+            publish_driver.Endpoints(server.grpc, server.rest, None),
         )
-        result.levels += await drive(target, clusters, settings, progress, source=PUBLISHER.name)
-        result.server_rss_mb[name] = rss_mb(server.record.pid)
+        await _measure(target, clusters, settings, progress, result)
         env.stop_process(server.record.name)
         result.notes.append(f"{name}: {binary} ({server.mode})")

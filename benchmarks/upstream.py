@@ -31,7 +31,7 @@ class UpstreamServer:
     #: its gRPC source API (host:port) and its REST API (a base URL)
     grpc: str
     rest: str
-    mode: str = "plaintext gRPC, upstream's default mock authentication, gRPC broker"
+    mode: str = "plaintext gRPC, upstream's default mock authentication, gRPC broker, log verbosity 1"
 
 
 def _db_files(pg: postgres.Postgres, folder: Path) -> list[str]:
@@ -93,6 +93,8 @@ def start(env: Environment, pg: postgres.Postgres, binary: Path, name: str, fold
         f"--grpc-broker-bindport={ports.free_port()}",
         f"--metrics-server-bindport={ports.free_port()}",
         f"--health-check-server-bindport={ports.free_port()}",
+        # its development environment (the default) logs at verbosity 10; production's level
+        "--v=1",
     ]
     record = env.add_process(process.spawn(name, argv, folder / f"{name}.log", cwd=folder))
     rest = f"http://127.0.0.1:{rest_port}"

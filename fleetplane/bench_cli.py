@@ -144,7 +144,18 @@ def publish(
         exists=True,
         dir_okay=False,
         help="An upstream Maestro `maestro` binary to run the same load against, on the same "
-        "PostgreSQL (repeat for several); without, upstream is skipped with a note.",
+        "PostgreSQL (repeat for several). Default: the one `python -m localinfra.upstream_maestro` "
+        "built into the cache; without either, upstream is skipped with a note.",
+    ),
+    upstream_driver: Path | None = typer.Option(
+        None,
+        exists=True,
+        dir_okay=False,
+        help="The driver of upstream Maestro's Go clients that makes the load. Default: the cached "
+        "build; without either, fleetplane's own client sends the same events and no list is timed.",
+    ),
+    list_bundles: int = typer.Option(
+        6000, min=0, help="Works each server holds when listing them all back is timed (0: no list)."
     ),
     insecure: bool = INSECURE,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
@@ -159,6 +170,8 @@ def publish(
         bundle_kib=bundle_kib,
         insecure=insecure,
         upstream_servers=tuple(upstream_server),
+        driver=upstream_driver,
+        list_bundles=list_bundles,
     )
     with progress.for_console(err) as shown:
         result = asyncio.run(publish_bench.run(settings, shown))
@@ -173,8 +186,17 @@ def publish(
 
 
 def _print_publish_table(title: str, result: Any) -> None:
-    """A row per server and concurrency; the notes below."""
-    table = Table(title=title, caption="\n".join(result.notes) or None)
+    """A row per server and concurrency; the list times, ratios and notes below."""
+    caption = [f"load: {result.client}"]
+    caption += [
+        f"{server}: {result.listed[server]:,} works listed through REST in {seconds:.2f} s"
+        for server, seconds in result.list_seconds.items()
+    ]
+    caption += [
+        f"fleetplane / upstream accepted creates/s at {c} in flight: {r:.2f}x"
+        for c, r in result.ratios().items()
+    ]
+    table = Table(title=title, caption="\n".join([*caption, *result.notes]))
     columns = ("server", "in flight", "creates/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors")
     for column in (*columns, "CPU ms per create", "RSS MB"):
         table.add_column(column, justify="left" if column == "server" else "right")

@@ -1,9 +1,11 @@
-"""A driver of upstream Maestro's own Go clients, built from upstream's sources for the interop tests.
+"""Upstream Maestro built from its sources: a driver of its own Go clients (the interop tests, the
+publish benchmark) and its server (the publish benchmark runs it side by side with fleetplane's).
 
 The Go module proxy refuses ``open-cluster-management.io`` modules, so the driver's module replaces
 each with a tree exported from its public repository at the exact revision upstream Maestro's
 go.mod names (a pseudo-version's commit, or a tag); every other module comes from the proxy as
-usual. The git directories of the repositories are given; nothing is cloned here.
+usual. The driver is a module of its own; the server is upstream's module with ``replace``
+directives added. The git directories of the repositories are given; nothing is cloned here.
 
     python -m localinfra.upstream_maestro --git openshift-online/maestro=DIR \\
         --git open-cluster-management-io/sdk-go=DIR --git open-cluster-management-io/api=DIR \\
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from localinfra.errors import InfraError
 from localinfra.progress import Reporter, stderr_reporter, step
 
 NAME = "maestro-interop-driver"
+#: upstream Maestro's own server, for the side-by-side publish benchmark
+SERVER_NAME = "maestro-upstream-server"
 MAESTRO_REPO = "openshift-online/maestro"
 #: module path -> the repository holding it
 OCM_MODULES = {
@@ -37,6 +41,10 @@ _PSEUDO = re.compile(r"-(?:0\.)?\d{14}-([0-9a-f]{12})$")
 
 def binary() -> Path:
     return paths.bin_dir() / NAME
+
+
+def server_binary() -> Path:
+    return paths.bin_dir() / SERVER_NAME
 
 
 def revision(version: str) -> str:
@@ -98,23 +106,20 @@ def go_mod(maestro_go_mod: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ensure_driver(git_dirs: Mapping[str, Path], report: Reporter = stderr_reporter) -> Path:
-    """Build the driver (once per pinned upstream commit) and answer its path."""
-    target = binary()
-    if build_steps.is_built(NAME, versions.UPSTREAM_MAESTRO, [target]):
-        return target
-    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+def export_sources(git_dirs: Mapping[str, Path], into: Path, report: Reporter) -> str:
+    """Export upstream Maestro at the pinned commit into ``into/maestro`` and each
+    open-cluster-management.io module at the revision its go.mod names into ``into/<name>``;
+    answers Maestro's go.mod."""
     missing = [repo for repo in (MAESTRO_REPO, *OCM_MODULES.values()) if repo not in git_dirs]
     if missing:
         raise InfraError(
             f"no git directory for {', '.join(missing)}", fix="give --git OWNER/NAME=DIR for each"
         )
-    work = paths.build_dir(NAME)
-    shutil.rmtree(work / "src", ignore_errors=True)
+    shutil.rmtree(into, ignore_errors=True)
     maestro = git_dirs[MAESTRO_REPO]
     upstream_go_mod = _git(maestro, "show", f"{versions.UPSTREAM_MAESTRO}:go.mod")
     with step(report, "exporting upstream Maestro and the open-cluster-management.io modules", estimate=20):
-        _export(maestro, versions.UPSTREAM_MAESTRO, work / "src" / "maestro")
+        _export(maestro, versions.UPSTREAM_MAESTRO, into / "maestro")
         ocm = "open-cluster-management.io/ocm"
         ocm_go_mod = _git(
             git_dirs[OCM_MODULES[ocm]], "show", f"{revision(_version(upstream_go_mod, ocm))}:go.mod"
@@ -122,24 +127,65 @@ def ensure_driver(git_dirs: Mapping[str, Path], report: Reporter = stderr_report
         for module, repo in OCM_MODULES.items():
             # One that Maestro's go.mod does not name is a dependency of ocm's: at ocm's version of it.
             version = required(upstream_go_mod, module) or _version(ocm_go_mod, module)
-            _export(git_dirs[repo], revision(version), work / "src" / module.rsplit("/", 1)[1])
-    (work / "go.mod").write_text(go_mod(upstream_go_mod))
-    (work / "driver.go").write_text(resources.files(__package__).joinpath("driver.go").read_text())
+            _export(git_dirs[repo], revision(version), into / module.rsplit("/", 1)[1])
+    return upstream_go_mod
+
+
+def server_replaces() -> list[str]:
+    """``go mod edit`` arguments pointing upstream's own module (exported next to them) at the
+    exported open-cluster-management.io trees."""
+    return [f"-replace={module}=../{module.rsplit('/', 1)[1]}" for module in OCM_MODULES]
+
+
+def _build(
+    name: str,
+    target: Path,
+    git_dirs: Mapping[str, Path],
+    report: Reporter,
+    prepare: Callable[[Path, str], tuple[Path, list[list[str]]]],
+) -> Path:
+    """Export the sources, let ``prepare`` lay out the module (it answers the folder to build in
+    and the go commands to run there), run them; once per pinned upstream commit."""
+    if build_steps.is_built(name, versions.UPSTREAM_MAESTRO, [target]):
+        return target
+    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+    work = paths.build_dir(name)
+    upstream_go_mod = export_sources(git_dirs, work / "src", report)
+    folder, commands = prepare(work, upstream_go_mod)
     log = work / "build.log"
+    # Upstream names its own Go release; an older local Go fetches that toolchain.
     env = {**build_steps.go_env(), "GOTOOLCHAIN": "auto"}
-    with step(report, "building the driver of upstream Maestro's clients", estimate=600):
-        build_steps.run(
-            ["go", "mod", "tidy"], cwd=work, log=log, what="go mod tidy (driver)", env=env, report=report
-        )
-        build_steps.run(
-            ["go", "build", *build_steps.GO_FLAGS, "-o", str(target), "."],
-            cwd=work,
-            log=log,
-            what="go build (driver)",
-            env=env,
-            report=report,
-        )
+    with step(report, f"building {name} from upstream Maestro's sources", estimate=600):
+        for argv in commands:
+            build_steps.run(
+                argv, cwd=folder, log=log, what=f"{' '.join(argv[:2])} ({name})", env=env, report=report
+            )
     # The compiled packages stay in Go's build cache; the exported trees are made again for a rebuild.
     shutil.rmtree(work / "src", ignore_errors=True)
-    build_steps.mark_built(NAME, versions.UPSTREAM_MAESTRO)
+    build_steps.mark_built(name, versions.UPSTREAM_MAESTRO)
     return target
+
+
+def ensure_driver(git_dirs: Mapping[str, Path], report: Reporter = stderr_reporter) -> Path:
+    """Build the driver (once per pinned upstream commit) and answer its path."""
+    target = binary()
+
+    def prepare(work: Path, upstream_go_mod: str) -> tuple[Path, list[list[str]]]:
+        (work / "go.mod").write_text(go_mod(upstream_go_mod))
+        (work / "driver.go").write_text(resources.files(__package__).joinpath("driver.go").read_text())
+        build = ["go", "build", *build_steps.GO_FLAGS, "-o", str(target), "."]
+        return work, [["go", "mod", "tidy"], build]
+
+    return _build(NAME, target, git_dirs, report, prepare)
+
+
+def ensure_server(git_dirs: Mapping[str, Path], report: Reporter = stderr_reporter) -> Path:
+    """Build upstream Maestro's ``maestro`` command (server, migration) unchanged, its
+    open-cluster-management.io modules replaced by the exported trees; answer its path."""
+    target = server_binary()
+
+    def prepare(work: Path, upstream_go_mod: str) -> tuple[Path, list[list[str]]]:
+        build = ["go", "build", "-mod=mod", *build_steps.GO_FLAGS, "-o", str(target), "./cmd/maestro"]
+        return work / "src" / "maestro", [["go", "mod", "edit", *server_replaces()], build]
+
+    return _build(SERVER_NAME, target, git_dirs, report, prepare)

@@ -1,11 +1,11 @@
-"""Build the driver of upstream Maestro's clients; prints its path."""
+"""Build the driver of upstream Maestro's clients and upstream's server; prints their paths."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from localinfra.upstream_maestro import ensure_driver
+from localinfra.upstream_maestro import ensure_driver, ensure_server
 
 
 def main() -> None:
@@ -19,6 +19,7 @@ def main() -> None:
         repo, _, folder = item.partition("=")
         git_dirs[repo] = Path(folder)
     print(ensure_driver(git_dirs))
+    print(ensure_server(git_dirs))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 // A command-line driver of upstream Maestro's own Go clients, unchanged: the REST API client
-// (openapi) for consumers and the gRPC source work client (grpcsource) for ManifestWorks. The
-// interop tests run it against a fleetplane server; every answer is printed as one JSON document.
+// (openapi) for consumers, the gRPC source work client (grpcsource) for ManifestWorks, and the
+// sdk-go source client as upstream's performance tool drives it (creates only, no REST lookups).
+// The interop tests and the publish benchmark run it against a server; every answer is printed as
+// one JSON document. Without --ca it speaks plaintext (upstream's server by default).
 package main
 
 import (
@@ -12,7 +14,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -21,11 +26,16 @@ import (
 	"github.com/openshift-online/ocm-sdk-go/logging"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/klog/v2"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/options"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/store"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/codec"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
 )
 
@@ -58,6 +68,8 @@ func main() {
 	var out any
 	if strings.HasPrefix(command, "consumer-") {
 		out, err = consumerCommand(ctx, api, command, rest)
+	} else if command == "bench-create" {
+		out, err = benchCreate(ctx, tlsConfig, rest)
 	} else {
 		out, err = workCommand(ctx, api, tlsConfig, command, rest)
 	}
@@ -68,6 +80,9 @@ func main() {
 }
 
 func clientTLS() (*tls.Config, error) {
+	if *caFile == "" {
+		return nil, nil
+	}
 	ca, err := os.ReadFile(*caFile)
 	if err != nil {
 		return nil, err
@@ -184,6 +199,8 @@ func workCommand(ctx context.Context, api *openapi.APIClient, tlsConfig *tls.Con
 		return map[string]string{"deleted": args[0]}, works.Delete(ctx, args[0], metav1.DeleteOptions{})
 	case "work-watch":
 		return watchUntil(ctx, works, args[0], args[1])
+	case "bench-list":
+		return benchList(ctx, works)
 	}
 	return nil, fmt.Errorf("unknown command %s", command)
 }
@@ -244,6 +261,106 @@ func watchUntil(ctx context.Context, works workv1client.ManifestWorkInterface, n
 			}
 		}
 	}
+}
+
+// benchCreate creates COUNT works spread over the CLUSTERs, one client per cluster publishing one
+// work after another, all clusters at once: args PREFIX COUNT KIB CLUSTER... Each client is the
+// sdk-go source client with an in-memory store, as upstream's performance tool creates works; the
+// clients connect before the clock starts. It answers each create's latency.
+func benchCreate(ctx context.Context, tlsConfig *tls.Config, args []string) (any, error) {
+	if len(args) < 4 {
+		return nil, fmt.Errorf("usage: bench-create PREFIX COUNT KIB CLUSTER...")
+	}
+	prefix, clusters := args[0], args[3:]
+	count, err := strconv.Atoi(args[1])
+	if err != nil {
+		return nil, fmt.Errorf("COUNT: %w", err)
+	}
+	kib, err := strconv.Atoi(args[2])
+	if err != nil {
+		return nil, fmt.Errorf("KIB: %w", err)
+	}
+	clients := make([]workv1client.ManifestWorkInterface, len(clusters))
+	for i, cluster := range clusters {
+		grpcOptions := &grpc.GRPCOptions{Dialer: &grpc.GRPCDialer{URL: *grpcAddr, TLSConfig: tlsConfig}}
+		clientOptions := options.NewGenericClientOptions(
+			grpcOptions, codec.NewManifestBundleCodec(), fmt.Sprintf("%s-%s", *source, cluster)).
+			WithSourceID(*source).
+			WithClientWatcherStore(store.NewSimpleStore[*workv1.ManifestWork]()).
+			WithResyncEnabled(false)
+		holder, err := work.NewSourceClientHolder(ctx, clientOptions)
+		if err != nil {
+			return nil, err
+		}
+		clients[i] = holder.ManifestWorks(cluster)
+	}
+	padding := strings.Repeat("x", kib*1024)
+	latencies := make([][]float64, len(clusters))
+	failures := make([][]string, len(clusters))
+	var wg sync.WaitGroup
+	started := time.Now()
+	for i := range clusters {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			for j := i; j < count; j += len(clusters) {
+				want := perfWork(fmt.Sprintf("%s-%d", prefix, j), padding)
+				began := time.Now()
+				if _, err := clients[i].Create(ctx, want, metav1.CreateOptions{}); err != nil {
+					failures[i] = append(failures[i], err.Error())
+					continue
+				}
+				latencies[i] = append(latencies[i], float64(time.Since(began).Microseconds())/1000)
+			}
+		}(i)
+	}
+	wg.Wait()
+	seconds := time.Since(started).Seconds()
+	all, errs := []float64{}, []string{}
+	for i := range clusters {
+		all = append(all, latencies[i]...)
+		errs = append(errs, failures[i]...)
+	}
+	sort.Float64s(all)
+	firstError := ""
+	if len(errs) > 0 {
+		firstError = errs[0]
+	}
+	return map[string]any{"latencies_ms": all, "seconds": seconds, "errors": len(errs), "first_error": firstError}, nil
+}
+
+// perfWork is a work of one ConfigMap carrying PADDING, applied server-side, as upstream's
+// performance works are.
+func perfWork(name, padding string) *workv1.ManifestWork {
+	manifest := map[string]any{
+		"apiVersion": "v1",
+		"kind":       "ConfigMap",
+		"metadata":   map[string]any{"name": name, "namespace": "default", "labels": map[string]string{"app": "perf"}},
+		"data":       map[string]string{"payload": padding},
+	}
+	raw, _ := json.Marshal(manifest)
+	return &workv1.ManifestWork{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"maestro.io/perf": "true"}},
+		Spec: workv1.ManifestWorkSpec{
+			Workload:     workv1.ManifestsTemplate{Manifests: []workv1.Manifest{{RawExtension: runtime.RawExtension{Raw: raw}}}},
+			DeleteOption: &workv1.DeleteOption{PropagationPolicy: workv1.DeletePropagationPolicyTypeForeground},
+			ManifestConfigs: []workv1.ManifestConfigOption{{
+				ResourceIdentifier: workv1.ResourceIdentifier{Resource: "configmaps", Name: name, Namespace: "default"},
+				UpdateStrategy:     &workv1.UpdateStrategy{Type: workv1.UpdateStrategyTypeServerSideApply},
+			}},
+		},
+	}
+}
+
+// benchList lists every work of the source through the REST API, page by page as upstream's
+// client does, and answers how many and how long it took.
+func benchList(ctx context.Context, works workv1client.ManifestWorkInterface) (any, error) {
+	started := time.Now()
+	listed, err := works.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"items": len(listed.Items), "seconds": time.Since(started).Seconds()}, nil
 }
 
 func emit(value any) {

@@ -11,6 +11,7 @@ import pytest
 
 from localinfra import kube, ports
 from maestro.api import bundles
+from maestro.client_errors import PermissionDenied
 from maestro.server import app
 from maestro.transport.connection import KafkaSettings
 from tests.integration.maestro.conftest import ADMIN, Identities, MaestroUnderTest, server_settings
@@ -166,6 +167,35 @@ async def test_authorization_is_the_grpc_apis(rest_server: MaestroUnderTest, adm
         anonymous = await nobody.call("GET", CONSUMERS)
         assert anonymous.status == 401 and anonymous.body["code"] == "maestro-15"
         assert "no credentials" in anonymous.body["reason"]
+
+
+async def test_consumers_are_the_admins_on_both_apis(rest_server: MaestroUnderTest, admin_rest: Rest) -> None:
+    """Who may create, label and delete consumers is the same over REST and gRPC: the admin alone;
+    a source or a cluster is refused on both and nothing changes."""
+    await admin_rest.call("POST", CONSUMERS, json={"name": "kept", "labels": {"env": "dev"}})
+    port = rest_server.running.rest_port
+    assert port is not None
+    for who in (Identity.source("hub"), Identity.cluster("kept", 1)):
+        async with rest_client(port, rest_server.identities.issue(who)) as rest:
+            for method, path, body in (
+                ("POST", CONSUMERS, {"name": "made"}),
+                ("PATCH", f"{CONSUMERS}/kept", {"labels": {"env": "prod"}}),
+                ("DELETE", f"{CONSUMERS}/kept", None),
+            ):
+                refused = await rest.call(method, path, json=body)
+                assert (refused.status, refused.body["code"]) == (403, "maestro-4"), (who, method)
+        async with rest_server.client(who) as grpc_client:
+            with pytest.raises(PermissionDenied):
+                await grpc_client.create_consumer("made")
+            with pytest.raises(PermissionDenied):
+                await grpc_client.update_consumer_labels("kept", {"env": "prod"})
+            with pytest.raises(PermissionDenied):
+                await grpc_client.delete_consumer("kept")
+    listed = await admin_rest.call("GET", CONSUMERS)
+    assert [(c["name"], c["labels"]) for c in listed.body["items"]] == [("kept", {"env": "dev"})]
+    async with rest_server.client(ADMIN) as admin:
+        await admin.create_consumer("made")
+    assert (await admin_rest.call("DELETE", f"{CONSUMERS}/made")).status == 204
 
 
 async def _table_state(server: MaestroUnderTest) -> tuple[int, str, int]:

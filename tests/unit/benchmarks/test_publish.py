@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from benchmarks.publish import work_event
+import pytest
+
+from benchmarks.publish import LevelResult, PublishResult, PublishSettings, cached_or_given, work_event
+from localinfra import upstream_maestro
 from maestro.api import bundle_events, events, ids
 from maestro.wire import cloudevents as wire_events
 
@@ -24,3 +28,32 @@ def test_a_work_event_is_an_upstream_create_of_the_clusters_manifestwork() -> No
     data = json.loads(pb.binary_data)
     assert data["manifests"][0]["data"]["payload"] == "x" * 1024
     assert event.type == str(events.EventType(events.SubResource.SPEC, events.Action.CREATE_REQUEST))
+
+
+def test_the_ratio_is_fleetplanes_rate_over_upstreams_at_each_concurrency_both_ran() -> None:
+    result = PublishResult(16, insecure=False)
+    result.levels = [
+        LevelResult("fleetplane", 1, 100, creates_per_s=600.0),
+        LevelResult("fleetplane", 10, 100, creates_per_s=900.0),
+        LevelResult("upstream", 1, 100, creates_per_s=200.0),
+    ]
+    assert result.ratios() == {1: 3.0}
+    assert result.as_dict()["ratios"] == {1: 3.0}
+
+
+def test_upstreams_builds_are_taken_from_the_cache_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLEETPLANE_CACHE", str(tmp_path))
+    assert cached_or_given(PublishSettings()).driver is None
+    assert cached_or_given(PublishSettings()).upstream_servers == ()
+    for built in (upstream_maestro.binary(), upstream_maestro.server_binary()):
+        built.parent.mkdir(parents=True, exist_ok=True)
+        built.write_text("")
+    cached = cached_or_given(PublishSettings())
+    assert (cached.driver, cached.upstream_servers) == (
+        upstream_maestro.binary(),
+        (upstream_maestro.server_binary(),),
+    )
+    given = cached_or_given(PublishSettings(upstream_servers=(tmp_path / "maestro",), driver=tmp_path / "d"))
+    assert (given.driver, given.upstream_servers) == (tmp_path / "d", (tmp_path / "maestro",))

@@ -1,5 +1,5 @@
 """The driver of upstream Maestro's clients takes the open-cluster-management.io modules at the
-revisions upstream's go.mod names."""
+revisions upstream's go.mod names; its server is upstream's module with replace directives."""
 
 from __future__ import annotations
 
@@ -44,3 +44,12 @@ def test_the_drivers_module_replaces_every_ocm_module_with_its_exported_tree() -
     assert "replace github.com/openshift-online/maestro => ./src/maestro" in text
     for module in upstream_maestro.OCM_MODULES:
         assert f"replace {module} => ./src/{module.rsplit('/', 1)[1]}" in text
+
+
+def test_the_server_builds_upstreams_module_with_each_ocm_module_replaced_by_its_sibling_tree() -> None:
+    assert sorted(upstream_maestro.server_replaces()) == [
+        "-replace=open-cluster-management.io/addon-framework=../addon-framework",
+        "-replace=open-cluster-management.io/api=../api",
+        "-replace=open-cluster-management.io/ocm=../ocm",
+        "-replace=open-cluster-management.io/sdk-go=../sdk-go",
+    ]
