@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from localinfra import upstream_maestro
 from tests.e2e.conftest import fleetplane
 
 pytestmark = pytest.mark.e2e
@@ -75,6 +76,31 @@ def test_bench_pipeline_with_two_server_replicas(tmp_path: Path) -> None:
     assert sum(p["count"] for p in latencies["create -> applied"]) == 140
     assert 120 <= sum(p["count"] for p in latencies["applied -> status"]) <= 140
     assert all(0 < p["p50_ms"] <= p["p99_ms"] for points in latencies.values() for p in points)
+
+
+def test_bench_publish_one_event_per_call_side_by_side_when_upstream_is_built() -> None:
+    """Upstream's server and the driver of its clients come from the cache when built (``python -m
+    localinfra.upstream_maestro``); without them fleetplane alone runs, under its own client."""
+    figures, progress = run_bench(
+        "publish", "--publishes", "20", "--concurrency", "1", "--concurrency", "2", "--warmup", "4",
+        "--list-bundles", "60",
+    )  # fmt: skip
+    levels = figures["levels"]
+    servers = {level["server"] for level in levels}
+    assert [lv["concurrency"] for lv in levels if lv["server"] == "fleetplane"] == [1, 2]
+    for level in levels:
+        assert level["errors"] == 0 and level["creates_per_s"] > 0, level
+        assert 0 < level["p50_ms"] <= level["p99_ms"], level
+    assert all(figures["server_rss_mb"][server] > 0 for server in servers)
+    if upstream_maestro.binary().is_file():
+        assert figures["listed"] == dict.fromkeys(servers, 60)
+    else:
+        assert figures["listed"] == {} and "no list timed" in progress
+    if upstream_maestro.server_binary().is_file():
+        assert servers == {"fleetplane", "upstream"} and set(figures["ratios"]) == {"1", "2"}
+    else:
+        assert servers == {"fleetplane"} and "upstream Maestro not run" in progress
+    assert "logs kept" not in progress
 
 
 def test_bench_pipeline_compare_prices_security() -> None:
