@@ -91,7 +91,8 @@ class LevelResult:
     max_ms: float = 0.0
     errors: int = 0
     #: CPU (user + system) per accepted create of each process of the run: the server, PostgreSQL
-    #: (with its backends), Kafka; on a shared machine a steadier figure than the latencies
+    #: (with its backends), Kafka, and upstream's client when it makes the load (its connections
+    #: made before the clock included); on a shared machine a steadier figure than the latencies
     cpu_ms_per_create: dict[str, float] = field(default_factory=dict)
 
 
@@ -241,6 +242,7 @@ async def drive_with_upstreams_client(
             cpu_before,
             progress,
         )
+        level.cpu_ms_per_create["client"] = round(done.client_cpu_s * 1000 / max(1, len(done.latencies_s)), 3)
         result.levels.append(level)
         progress(
             f"[bench]   {level.creates_per_s:,.0f} creates/s, p50 {level.p50_ms:.2f} ms, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ class Creates:
     latencies_s: list[float]
     seconds: float
     errors: list[str]
+    #: CPU seconds (user and system) the driver used: the load generator shares the cores
+    client_cpu_s: float
 
 
 class GoDriver:
@@ -50,7 +53,9 @@ class GoDriver:
             argv += [f"--ca={at.tls.ca}", f"--cert={at.tls.cert}", f"--key={at.tls.key}"]
         return [*argv, f"--timeout={TIMEOUT_S}s", *command]
 
-    async def _run(self, argv: list[str]) -> Any:
+    async def _run(self, argv: list[str]) -> tuple[Any, float]:
+        """The driver's answer, and the CPU seconds it used."""
+        before = _children_cpu()
         child = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
         )
@@ -61,19 +66,27 @@ class GoDriver:
                 fix="read its error below; check the server's log",
                 log_tail=err.decode(errors="replace")[-3000:],
             )
-        return json.loads(out)
+        return json.loads(out), _children_cpu() - before
 
     async def create(
         self, at: Endpoints, prefix: str, count: int, bundle_kib: int, clusters: Sequence[str]
     ) -> Creates:
         """``count`` creates spread over ``clusters``, one in flight per cluster."""
-        answer = await self._run(
+        answer, cpu = await self._run(
             self._argv(at, "bench-create", prefix, str(count), str(bundle_kib), *clusters)
         )
         errors = [answer["first_error"]] * int(answer["errors"]) if answer["errors"] else []
-        return Creates([ms / 1000 for ms in answer["latencies_ms"]], float(answer["seconds"]), errors)
+        latencies = [ms / 1000 for ms in answer["latencies_ms"]]
+        return Creates(latencies, float(answer["seconds"]), errors, cpu)
 
     async def list_all(self, at: Endpoints) -> tuple[int, float]:
         """Every work of the source, listed as upstream's client lists: how many, in how long."""
-        answer = await self._run(self._argv(at, "bench-list"))
+        answer, _ = await self._run(self._argv(at, "bench-list"))
         return int(answer["items"]), float(answer["seconds"])
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by this process's children waited for so far (the driver runs alone at a
+    time; the servers are not waited for until they stop)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime

@@ -14,6 +14,7 @@ directives added. The git directories of the repositories are given; nothing is 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -143,10 +144,11 @@ def _build(
     git_dirs: Mapping[str, Path],
     report: Reporter,
     prepare: Callable[[Path, str], tuple[Path, list[list[str]]]],
+    version: str = versions.UPSTREAM_MAESTRO,
 ) -> Path:
     """Export the sources, let ``prepare`` lay out the module (it answers the folder to build in
-    and the go commands to run there), run them; once per pinned upstream commit."""
-    if build_steps.is_built(name, versions.UPSTREAM_MAESTRO, [target]):
+    and the go commands to run there), run them; once per ``version``."""
+    if build_steps.is_built(name, version, [target]):
         return target
     build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
     work = paths.build_dir(name)
@@ -162,21 +164,23 @@ def _build(
             )
     # The compiled packages stay in Go's build cache; the exported trees are made again for a rebuild.
     shutil.rmtree(work / "src", ignore_errors=True)
-    build_steps.mark_built(name, versions.UPSTREAM_MAESTRO)
+    build_steps.mark_built(name, version)
     return target
 
 
 def ensure_driver(git_dirs: Mapping[str, Path], report: Reporter = stderr_reporter) -> Path:
-    """Build the driver (once per pinned upstream commit) and answer its path."""
+    """Build the driver (once per pinned upstream commit and driver source) and answer its path."""
     target = binary()
+    source = resources.files(__package__).joinpath("driver.go").read_text()
 
     def prepare(work: Path, upstream_go_mod: str) -> tuple[Path, list[list[str]]]:
         (work / "go.mod").write_text(go_mod(upstream_go_mod))
-        (work / "driver.go").write_text(resources.files(__package__).joinpath("driver.go").read_text())
+        (work / "driver.go").write_text(source)
         build = ["go", "build", *build_steps.GO_FLAGS, "-o", str(target), "."]
         return work, [["go", "mod", "tidy"], build]
 
-    return _build(NAME, target, git_dirs, report, prepare)
+    version = f"{versions.UPSTREAM_MAESTRO}+{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+    return _build(NAME, target, git_dirs, report, prepare, version)
 
 
 def ensure_server(git_dirs: Mapping[str, Path], report: Reporter = stderr_reporter) -> Path:

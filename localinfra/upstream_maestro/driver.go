@@ -32,11 +32,14 @@ import (
 	"k8s.io/klog/v2"
 	workv1client "open-cluster-management.io/api/client/work/clientset/versioned/typed/work/v1"
 	workv1 "open-cluster-management.io/api/work/v1"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/options"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/statushash"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/store"
-	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/payload"
+	sourceclient "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/client"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/source/codec"
+	ceclients "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/clients"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic/utils"
 )
 
 var (
@@ -48,6 +51,7 @@ var (
 	source   = flag.String("source", "interop", "the source the work client publishes as")
 	consumer = flag.String("consumer", "", "the consumer (cluster) of the works")
 	timeout  = flag.Duration("timeout", 60*time.Second, "how long a command may take")
+	qps      = flag.Int("qps", 100000, "events/s each bench-create client may send")
 )
 
 func main() {
@@ -265,8 +269,9 @@ func watchUntil(ctx context.Context, works workv1client.ManifestWorkInterface, n
 
 // benchCreate creates COUNT works spread over the CLUSTERs, one client per cluster publishing one
 // work after another, all clusters at once: args PREFIX COUNT KIB CLUSTER... Each client is the
-// sdk-go source client with an in-memory store, as upstream's performance tool creates works; the
-// clients connect before the clock starts. It answers each create's latency.
+// sdk-go source client with an in-memory store, as upstream's performance tool creates works,
+// subscribed to its works' status; the clients connect before the clock starts. It answers each
+// create's latency.
 func benchCreate(ctx context.Context, tlsConfig *tls.Config, args []string) (any, error) {
 	if len(args) < 4 {
 		return nil, fmt.Errorf("usage: bench-create PREFIX COUNT KIB CLUSTER...")
@@ -283,16 +288,20 @@ func benchCreate(ctx context.Context, tlsConfig *tls.Config, args []string) (any
 	clients := make([]workv1client.ManifestWorkInterface, len(clusters))
 	for i, cluster := range clusters {
 		grpcOptions := &grpc.GRPCOptions{Dialer: &grpc.GRPCDialer{URL: *grpcAddr, TLSConfig: tlsConfig}}
-		clientOptions := options.NewGenericClientOptions(
-			grpcOptions, codec.NewManifestBundleCodec(), fmt.Sprintf("%s-%s", *source, cluster)).
-			WithSourceID(*source).
-			WithClientWatcherStore(store.NewSimpleStore[*workv1.ManifestWork]()).
-			WithResyncEnabled(false)
-		holder, err := work.NewSourceClientHolder(ctx, clientOptions)
+		sourceOptions := grpc.NewSourceOptions(grpcOptions, *source, payload.ManifestBundleEventDataType)
+		// The client's own limiter (50 events/s by default) would cap one client below what a
+		// server answers: it is raised so that the servers are measured.
+		sourceOptions.EventRateLimit = utils.EventRateLimit{QPS: float32(*qps), Burst: *qps}
+		works := store.NewSimpleStore[*workv1.ManifestWork]()
+		events, err := ceclients.NewCloudEventSourceClient(
+			ctx, sourceOptions, store.NewSourceWatcherStoreLister(works), statushash.StatusHash, codec.NewManifestBundleCodec())
 		if err != nil {
 			return nil, err
 		}
-		clients[i] = holder.ManifestWorks(cluster)
+		events.Subscribe(ctx, works.HandleReceivedResource)
+		client := sourceclient.NewManifestWorkSourceClient(*source, works, events)
+		client.SetNamespace(cluster)
+		clients[i] = client
 	}
 	padding := strings.Repeat("x", kib*1024)
 	latencies := make([][]float64, len(clusters))
