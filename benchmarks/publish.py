@@ -20,6 +20,7 @@ without it, upstream is skipped with a note.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -71,7 +72,7 @@ def cached_or_given(settings: PublishSettings) -> PublishSettings:
     servers = settings.upstream_servers or tuple(
         p for p in (_if_built(upstream_maestro.server_binary()),) if p
     )
-    return PublishSettings(**{**asdict(settings), "driver": driver, "upstream_servers": servers})
+    return dataclasses.replace(settings, driver=driver, upstream_servers=servers)
 
 
 def _if_built(path: Path) -> Path | None:
