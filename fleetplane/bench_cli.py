@@ -160,7 +160,8 @@ def publish(
     insecure: bool = INSECURE,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """One CloudEvent per Publish call, as upstream's source clients send: creates/s and latency."""
+    """One CloudEvent per Publish call, as upstream's source clients send: creates/s, latency, the
+    time to list every work back, beside upstream Maestro's server when it is built."""
     from benchmarks import publish as publish_bench
 
     settings = publish_bench.PublishSettings(
