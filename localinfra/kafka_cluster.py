@@ -8,6 +8,7 @@ chaos harnesses share it: it knows nothing of what runs on the cluster.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -86,25 +87,27 @@ class Brokers:
         process.wait_until(
             record,
             lambda: (
-                ports.is_listening(port) and self.node_id(i) in self._admin().list_topics(timeout=5).brokers
+                ports.is_listening(port) and self.node_id(i) in self._admin.list_topics(timeout=5).brokers
             ),
             timeout=timeout,
             what="back among the cluster's brokers",
         )
 
+    @functools.cached_property
     def _admin(self) -> AdminClient:
-        return AdminClient(self.kafka.client_config())
+        # Quiet below critical: while a broker is down, each look would log its refused connections.
+        return AdminClient({**self.kafka.client_config(), "log_level": 2})
 
     def leader_of(self, topic: str, partition: int = 0) -> int:
         """The broker (0-based) that leads ``topic``'s ``partition``."""
-        metadata = self._admin().list_topics(topic, timeout=30).topics[topic]
+        metadata = self._admin.list_topics(topic, timeout=30).topics[topic]
         if metadata.error is not None:
             raise InfraError(f"cannot describe {topic}: {metadata.error}", fix="check that the topic exists")
         return int(metadata.partitions[partition].leader) - 1
 
     def under_replicated(self) -> list[str]:
         """Every partition (``topic[partition]``) whose in-sync replicas are fewer than its replicas."""
-        topics = self._admin().list_topics(timeout=30).topics
+        topics = self._admin.list_topics(timeout=30).topics
         return sorted(
             f"{name}[{p.id}]"
             for name, meta in topics.items()

@@ -196,7 +196,7 @@ async def test_broker_killed_during_a_rollout_and_restarted(rig: Rig, kafka_ha: 
         had = sum(1 for w in first if w.cluster == target.name)
         new = sum(1 for w in before if w.cluster == target.name)
         held = await wait_for_config_maps(rig, target, had + new // 3)
-        kafka_ha.kill(victim)
+        await asyncio.to_thread(kafka_ha.kill, victim)
         rig.note(
             f"broker {victim} (pid {kafka_ha.pids[victim]}) killed -9; {target.name} holds {held}/{had + new}"
         )
