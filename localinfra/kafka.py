@@ -232,12 +232,21 @@ def start(
         log = config.parent / "kafka.log"
         records.append(env.add_process(process.spawn(process_name, [*jvm, "kafka.Kafka", str(config)], log)))
     broker = Kafka(",".join(n.address for n in nodes), tls)
+    # A node of a cluster serves clients only once a majority of the controllers has formed a
+    # quorum, which three JVMs starting together on two busy cores take minutes to do.
+    deadline = time.monotonic() + (120 if brokers == 1 else 360)
     for node, record in zip(nodes, records, strict=True):
         process.wait_until(
-            record, functools.partial(ports.is_listening, node.port), timeout=120, what="listening"
+            record,
+            functools.partial(ports.is_listening, node.port),
+            timeout=deadline - time.monotonic(),
+            what="listening",
         )
     process.wait_until(
-        records[0], lambda: round_trip(broker), timeout=120, what="taking a produce/consume round trip"
+        records[0],
+        lambda: round_trip(broker),
+        timeout=max(60.0, deadline - time.monotonic()),
+        what="taking a produce/consume round trip",
     )
     env.set_endpoint(
         name,

@@ -73,7 +73,7 @@ class Brokers:
                 f"{record.name} (pid {record.pid}) survived kill -9", fix=f"kill -9 {record.pid}"
             )
 
-    def restart(self, i: int, *, timeout: float = 120) -> None:
+    def restart(self, i: int, *, timeout: float = 240) -> None:
         """Start broker ``i`` again with its recorded command line (same ports, config and data, no
         format); return once the cluster lists it among its brokers again. Whether it caught up
         with the others is `wait_in_sync`'s to tell."""
@@ -115,7 +115,7 @@ class Brokers:
             if len(p.isrs) < len(p.replicas)
         )
 
-    def wait_in_sync(self, timeout: float = 120) -> None:
+    def wait_in_sync(self, timeout: float = 240) -> None:
         """Wait until every partition of the cluster has all its replicas in sync."""
         deadline = time.monotonic() + timeout
         lagging = self.under_replicated()
