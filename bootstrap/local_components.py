@@ -124,7 +124,8 @@ def _start_kafka(root: Path, inputs: Values, previous: Values) -> Values:
     env.down()
     # The stack's CA (the management cluster's folder) issues the broker's certificate and every
     # client's: the server's, and the agents' the provisioner starts.
-    return {"bootstrap": kafka.start(env, pki_env=Environment(root)).bootstrap}
+    brokers = int(inputs.get("brokers") or 1)
+    return {"bootstrap": kafka.start(env, brokers=brokers, pki_env=Environment(root)).bootstrap}
 
 
 # --- the platform: CRDs and the default composition ------------------------------------------------

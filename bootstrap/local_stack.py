@@ -3,6 +3,8 @@
 Config (``pulumi config set fleetplane:<key> <value>``; defaults in ``Pulumi.yaml``):
 - ``demoClusters`` (1..8, default 2): how many cluster claims the demo's ``claims`` file asks for;
 - ``maestroPort`` (0 or 1024..65535, default 0 = a free port chosen once and kept): Maestro gRPC;
+- ``kafkaBrokers`` (1 or 3, default 1): Kafka's brokers; 3 keep three replicas of every topic, two
+  in sync, and survive the loss of one;
 - ``environment`` (default ``pulumi-<stack>``): the folder under ``~/.cache/fleetplane/envs``
   that holds the processes' state, data and logs;
 - ``kubernetesVersion``, ``argocdVersion``, ``kafkaVersion``: documented pins; anything but the
@@ -25,6 +27,7 @@ class LocalConfig:
     demo_clusters: int
     maestro_port: int
     environment: str
+    kafka_brokers: int = 1
 
     @classmethod
     def read(cls, reader: Reader, stack: str) -> LocalConfig:
@@ -41,6 +44,7 @@ class LocalConfig:
             demo_clusters=reader.integer("demoClusters", 2, 1, 8),
             maestro_port=reader.port("maestroPort"),
             environment=str(paths.envs_dir() / name),
+            kafka_brokers=int(reader.choice("kafkaBrokers", "1", ("1", "3"))),
         )
 
 
@@ -48,7 +52,7 @@ def run(config: LocalConfig) -> None:
     env = config.environment
     cluster = LocalPart("management-cluster", env, outputs=("kubeconfig", "server", "etcd"))
     pg = LocalPart("postgres", env, outputs=("dsn",))
-    kafka = LocalPart("kafka", env, outputs=("bootstrap",))
+    kafka = LocalPart("kafka", env, {"brokers": config.kafka_brokers}, outputs=("bootstrap",))
     kubeconfig = cluster.out("kubeconfig")
     platform = LocalPart("platform", env, {"kubeconfig": kubeconfig}, outputs=("compositions",))
     maestro = LocalPart(

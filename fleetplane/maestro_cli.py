@@ -31,6 +31,7 @@ from maestro.server.settings import ServerSettings
 from maestro.transport import layout
 from maestro.transport.connection import KafkaSettings, KafkaSettingsError
 from maestro.transport.errors import AuthorizationError
+from maestro.transport.topic_settings import TopicSettings
 from maestro.wire import channels
 from trust import identity as trust_identity
 
@@ -127,6 +128,26 @@ def server(
         "status the database refuses) before it is quarantined (`maestro quarantine list`).",
     ),
     topic_prefix: str = PREFIX,
+    topic_replication_factor: int = typer.Option(
+        None,
+        "--topic-replication-factor",
+        help="Replicas of each cluster's spec and status topic when it is made (default: the "
+        "brokers' default.replication.factor). 3 survives the loss of a broker; it applies to new "
+        "topics (existing ones with fewer replicas are reported at start).",
+    ),
+    topic_min_insync_replicas: int = typer.Option(
+        None,
+        "--topic-min-insync-replicas",
+        help="Replicas that must hold a message before Kafka acknowledges it (producers use "
+        "acks=all); default: the brokers' min.insync.replicas. 2 with 3 replicas. Set on existing "
+        "topics too, at every start.",
+    ),
+    topic_config: list[str] = typer.Option(
+        [],
+        "--topic-config",
+        help="A further config of every spec and status topic, KEY=VALUE (e.g. retention.ms=604800000); "
+        "repeatable. Set on existing topics too, at every start.",
+    ),
     tls_dir: str = typer.Option(
         None,
         "--tls-dir",
@@ -187,6 +208,9 @@ def server(
             bundle_limit=bundle_limit,
             deletion_grace=timedelta(seconds=deletion_grace),
             topics=layout.Layout(topic_prefix),
+            topic_settings=TopicSettings.from_flags(
+                topic_replication_factor, topic_min_insync_replicas, topic_config
+            ),
             max_streams=max_streams,
             max_streams_per_caller=max_streams_per_caller,
             stream_backlog=stream_backlog,

@@ -46,16 +46,18 @@ def up(
     report: Reporter = stderr_reporter,
     durable: bool = True,
     argo: bool = True,
+    kafka_brokers: int = 1,
 ) -> Fleet:
-    """Build what is missing, then start everything; on failure ``down`` still cleans up."""
+    """Build what is missing, then start everything; on failure ``down`` still cleans up.
+    ``kafka_brokers=3`` starts a Kafka cluster that survives the loss of a broker."""
     with step(report, "checking the cache (builds what is missing, once)"):
         build.ensure_all(report)
     with step(report, "starting etcd"):
         etcd_url = etcd.start(env)
     with step(report, "starting PostgreSQL"):
         pg = postgres.start(env, durable=durable)
-    with step(report, "starting Kafka (KRaft)"):
-        kf = kafka.start(env)
+    with step(report, "starting Kafka (KRaft)" + (f", {kafka_brokers} brokers" if kafka_brokers > 1 else "")):
+        kf = kafka.start(env, brokers=kafka_brokers)
     with step(report, "starting the hub cluster"):
         hub = kube.start(env, HUB, etcd_url)
         # The hub serves Argo CD's CRDs so users apply ApplicationSets there; no hub Argo CD runs them.

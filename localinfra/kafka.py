@@ -1,10 +1,11 @@
-"""Apache Kafka in KRaft combined mode (broker and controller in one JVM), from Maven Central jars.
+"""Apache Kafka in KRaft combined mode (each node a broker and a controller in one JVM), from Maven
+Central jars: one broker (the default: what the demo and most tests need), or a cluster of three
+(``brokers=3``) whose topics keep three replicas, two of them in sync, so that one broker may be
+killed without losing or refusing a write (`localinfra.kafka_cluster` kills and restarts them).
 
-Secure by default: every listener (clients', inter-broker, controller) is TLS, a client must present
-a certificate of the environment's CA (``ssl.client.auth=required``), the certificate's subject is
-mapped to a principal by ``trust.identity.KAFKA_PRINCIPAL_RULES``, and the StandardAuthorizer denies
-whatever no ACL allows. Only the broker itself and the Maestro server are super users: every other
-principal (a cluster's agent, a benchmark's simulated agents) gets the ACLs the server grants it.
+Secure by default (`localinfra.kafka_config`): TLS with client certificates on every listener and
+ACLs. Only the brokers themselves and the Maestro server are super users: every other principal (a
+cluster's agent, a benchmark's simulated agents) gets the ACLs the server grants it.
 ``secure=False`` starts the plaintext broker of old (benchmarks compare the two).
 
 Ready means a produce/consume round trip went through, not merely an open port.
@@ -13,10 +14,12 @@ Ready means a produce/consume round trip went through, not merely an open port.
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +29,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from localinfra import build, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from localinfra.kafka_config import LOG4J2, Node, server_properties
 from trust import files
-from trust.identity import KAFKA_PRINCIPAL_RULES, Identity
+from trust.identity import Identity
 
 #: The broker's own identity: its serving certificate, and the principal of its inter-broker and
 #: controller connections (a super user, or the broker could not talk to itself).
@@ -36,19 +40,6 @@ BROKER = Identity.service("kafka")
 MAESTRO_SERVER = Identity.service("maestro-server")
 SUPER_USERS = (BROKER, MAESTRO_SERVER)
 _HOSTS = ("127.0.0.1", "localhost")
-
-_LOG4J2 = """status = warn
-appender.out.type = Console
-appender.out.name = out
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = warn
-rootLogger.appenderRef.out.ref = out
-logger.kafka.name = kafka
-logger.kafka.level = warn
-logger.state.name = state.change.logger
-logger.state.level = warn
-"""
 
 
 @dataclass(frozen=True)
@@ -93,76 +84,13 @@ def client_config(bootstrap: str, tls: files.TLSFiles | None) -> dict[str, str |
     return config
 
 
-def _listeners(port: int, controller_port: int, *, secure: bool) -> list[str]:
-    client = "SSL" if secure else "PLAINTEXT"
-    return [
-        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "controller.listener.names=CONTROLLER",
-        f"inter.broker.listener.name={client}",
-        f"listener.security.protocol.map=CONTROLLER:{client},{client}:{client}",
-    ]
-
-
-def _security(keystore: Path, truststore: Path) -> list[str]:
-    """TLS on every listener with client certificates required, principals from the certificates'
-    subjects, and nothing allowed that no ACL allows (but to the super users)."""
-    return [
-        "ssl.client.auth=required",
-        "ssl.keystore.type=PEM",
-        f"ssl.keystore.location={keystore}",
-        "ssl.truststore.type=PEM",
-        f"ssl.truststore.location={truststore}",
-        "ssl.endpoint.identification.algorithm=https",
-        f"ssl.principal.mapping.rules={KAFKA_PRINCIPAL_RULES}",
-        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "allow.everyone.if.no.acl.found=false",
-        "super.users=" + ";".join(who.kafka_principal for who in SUPER_USERS),
-    ]
-
-
-def _server_properties(
-    node_dir: str,
-    port: int,
-    controller_port: int,
-    max_message_bytes: int,
-    tls: tuple[Path, Path] | None = None,
-) -> str:
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
-            *_listeners(port, controller_port, secure=tls is not None),
-            *(_security(*tls) if tls is not None else []),
-            f"log.dirs={node_dir}",
-            "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=false",
-            f"message.max.bytes={max_message_bytes}",
-            f"replica.fetch.max.bytes={max_message_bytes}",
-            # Thousands of per-cluster partitions on one small broker: keep each one's footprint small.
-            "log.segment.bytes=16777216",
-            "log.index.size.max.bytes=1048576",
-            "num.io.threads=4",
-            "num.network.threads=2",
-            "",
-        ]
-    )
-
-
 def round_trip(broker: Kafka, timeout: float = 10.0) -> bool:
     """Produce one message to a probe topic and read it back (as the broker's own identity)."""
     topic = "__fleetplane_probe"
     config = broker.client_config()
     admin = AdminClient(config)
-    futures = admin.create_topics([NewTopic(topic, 1, 1)], operation_timeout=timeout)
+    # -1: the brokers' default replication (all three of a cluster must answer for it to be made)
+    futures = admin.create_topics([NewTopic(topic, 1, -1)], operation_timeout=timeout)
     for fut in futures.values():
         try:
             fut.result(timeout)
@@ -215,37 +143,13 @@ def _broker_identity(folder: Path, pki_env: Environment) -> tuple[files.TLSFiles
     return tls, keystore
 
 
-def start(
-    env: Environment,
-    name: str = "kafka",
-    *,
-    heap: str = "768m",
-    max_message_bytes: int = 2 * 1024 * 1024,
-    secure: bool = True,
-    pki_env: Environment | None = None,
-) -> Kafka:
-    """Start a broker. Its certificate comes from ``pki_env``'s CA (default ``env``'s): the CA every
-    client of the broker must hold a certificate of."""
-    java = shutil.which("java")
-    if not java:
-        raise InfraError("java is not installed", fix="apt-get install -y openjdk-17-jre-headless")
-    lib = build.kafka_lib_dir()
-    if not lib.exists():
-        raise InfraError("Kafka jars are missing", fix="run `fleetplane local build`")
-    folder = env.path(name)
-    data = env.path(name, "data")
-    port, controller_port = ports.free_port(), ports.free_port()
-    tls: files.TLSFiles | None = None
-    stores: tuple[Path, Path] | None = None
-    if secure:
-        tls, keystore = _broker_identity(folder, pki_env or env)
-        stores = (keystore, tls.ca)
-    config = folder / "server.properties"
-    config.write_text(_server_properties(str(data), port, controller_port, max_message_bytes, stores))
-    log4j = folder / "log4j2.properties"
-    log4j.write_text(_LOG4J2)
-    classpath = f"{lib}/*"
-    jvm = [
+def node_name(name: str, node_id: int, brokers: int) -> str:
+    """The process (and folder) name of a node: ``name`` for a single broker, ``name-<id>`` else."""
+    return name if brokers == 1 else f"{name}-{node_id}"
+
+
+def _jvm(java: str, heap: str, log4j: Path) -> list[str]:
+    return [
         java,
         f"-Xmx{heap}",
         f"-Xms{heap}",
@@ -256,30 +160,100 @@ def start(
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={log4j}",
         "-cp",
-        classpath,
+        f"{build.kafka_lib_dir()}/*",
     ]
+
+
+def _format(jvms: Sequence[tuple[list[str], Path]], standalone: bool) -> None:
+    """Format every node's log directory for one new cluster id (the nodes side by side)."""
     cluster_id = new_cluster_id()
-    fmt_args = ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)]
-    fmt = subprocess.run(
-        [*jvm, *fmt_args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if fmt.returncode != 0:
-        raise InfraError(
-            "kafka storage format failed", fix=f"check {config}", log_tail=(fmt.stdout + fmt.stderr)[-2000:]
+    mode = ["--standalone"] if standalone else []
+    running = [
+        (
+            config,
+            subprocess.Popen(
+                [*jvm, "kafka.tools.StorageTool", "format", *mode, "-t", cluster_id, "-c", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ),
         )
-    record = env.add_process(process.spawn(name, [*jvm, "kafka.Kafka", str(config)], folder / "kafka.log"))
-    broker = Kafka(f"127.0.0.1:{port}", tls)
+        for jvm, config in jvms
+    ]
+    for config, proc in running:
+        out, _ = proc.communicate(timeout=180)
+        if proc.returncode != 0:
+            raise InfraError("kafka storage format failed", fix=f"check {config}", log_tail=out[-2000:])
+
+
+def start(
+    env: Environment,
+    name: str = "kafka",
+    *,
+    brokers: int = 1,
+    heap: str | None = None,
+    max_message_bytes: int = 2 * 1024 * 1024,
+    secure: bool = True,
+    pki_env: Environment | None = None,
+) -> Kafka:
+    """Start ``brokers`` nodes (1, or 3 for a cluster that survives the loss of one) and wait until
+    they take a round trip. Their certificate comes from ``pki_env``'s CA (default ``env``'s): the
+    CA every client must hold a certificate of. ``heap`` is each JVM's (default 768m for one
+    broker, 512m each in a cluster)."""
+    if brokers not in (1, 3):
+        raise InfraError(f"a local Kafka has 1 or 3 brokers, not {brokers}", fix="ask for 1 or 3")
+    java = shutil.which("java")
+    if not java:
+        raise InfraError("java is not installed", fix="apt-get install -y openjdk-17-jre-headless")
+    if not build.kafka_lib_dir().exists():
+        raise InfraError("Kafka jars are missing", fix="run `fleetplane local build`")
+    folder = env.path(name)
+    nodes = [
+        Node(i, ports.free_port(), ports.free_port(), env.path(node_name(name, i, brokers), "data"))
+        for i in range(1, brokers + 1)
+    ]
+    tls: files.TLSFiles | None = None
+    stores: tuple[Path, Path] | None = None
+    if secure:
+        tls, keystore = _broker_identity(folder, pki_env or env)
+        stores = (keystore, tls.ca)
+    log4j = folder / "log4j2.properties"
+    log4j.write_text(LOG4J2)
+    jvm = _jvm(java, heap or ("768m" if brokers == 1 else "512m"), log4j)
+    configs = []
+    for node in nodes:
+        config = env.path(node_name(name, node.node_id, brokers)) / "server.properties"
+        config.write_text(server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS))
+        configs.append((jvm, config))
+    _format(configs, standalone=brokers == 1)
+    records = []
+    for node, (_, config) in zip(nodes, configs, strict=True):
+        process_name = node_name(name, node.node_id, brokers)
+        log = config.parent / "kafka.log"
+        records.append(env.add_process(process.spawn(process_name, [*jvm, "kafka.Kafka", str(config)], log)))
+    broker = Kafka(",".join(n.address for n in nodes), tls)
+    # A node of a cluster serves clients only once a majority of the controllers has formed a
+    # quorum, which three JVMs starting together on two busy cores take minutes to do.
+    deadline = time.monotonic() + (120 if brokers == 1 else 360)
+    for node, record in zip(nodes, records, strict=True):
+        process.wait_until(
+            record,
+            functools.partial(ports.is_listening, node.port),
+            timeout=deadline - time.monotonic(),
+            what="listening",
+        )
     process.wait_until(
-        record,
-        lambda: ports.is_listening(port) and round_trip(broker),
-        timeout=120,
+        records[0],
+        lambda: round_trip(broker),
+        timeout=max(60.0, deadline - time.monotonic()),
         what="taking a produce/consume round trip",
     )
-    env.set_endpoint(name, bootstrap=broker.bootstrap, tls_dir=str(tls.ca.parent) if tls is not None else "")
+    env.set_endpoint(
+        name,
+        bootstrap=broker.bootstrap,
+        tls_dir=str(tls.ca.parent) if tls is not None else "",
+        nodes=[node_name(name, n.node_id, brokers) for n in nodes],
+    )
     return broker
 
 

@@ -9,6 +9,7 @@ torn down, every log it holds is scanned for credentials (``tests.leaks``): a le
 Kafka is secured as in production: TLS everywhere, a certificate per client from the session
 environment's CA, ACLs. ``kafka_settings`` is the Maestro server's identity (a super user);
 ``kafka_as(identity)`` any other (a cluster's, say), which has only the rights ACLs give it.
+``kafka_ha`` is a second Kafka of three brokers, for the tests that kill one (``kafka_ha_as``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from localinfra import argocd, build, etcd, kafka, kube, pki, postgres, process, redis
+from localinfra import argocd, build, etcd, kafka, kafka_cluster, kube, pki, postgres, process, redis
 from localinfra.environment import Environment
 from localinfra.progress import stderr_reporter
 from maestro.transport.connection import KafkaSettings
@@ -88,17 +89,36 @@ def kafka_bootstrap(kafka_broker: kafka.Kafka) -> str:
     return kafka_broker.bootstrap
 
 
-@pytest.fixture(scope="session")
-def kafka_as(infra_env: Environment, kafka_broker: kafka.Kafka) -> KafkaAs:
-    """Kafka settings of a client speaking as an identity issued by the environment's CA."""
+def clients_of(env: Environment, brokers: kafka.Kafka) -> KafkaAs:
+    """Kafka settings for ``brokers`` of a client speaking as an identity issued by ``env``'s CA."""
 
     def settings(who: Identity) -> KafkaSettings:
         hosts = ("127.0.0.1", "localhost")
         return KafkaSettings.secure(
-            kafka_broker.bootstrap, pki.ensure_identity_files(infra_env, who, hosts=hosts, server=True)
+            brokers.bootstrap, pki.ensure_identity_files(env, who, hosts=hosts, server=True)
         )
 
     return settings
+
+
+@pytest.fixture(scope="session")
+def kafka_as(infra_env: Environment, kafka_broker: kafka.Kafka) -> KafkaAs:
+    """Kafka settings of a client speaking as an identity issued by the environment's CA."""
+    return clients_of(infra_env, kafka_broker)
+
+
+@pytest.fixture(scope="session")
+def kafka_ha(infra_env: Environment) -> kafka_cluster.Brokers:
+    """A second Kafka of three brokers (each a controller too), secured as ``kafka_broker``, for the
+    tests that kill one: `Brokers` has their pids, ``kill(i)`` (-9) and ``restart(i)``. Small
+    heaps: three JVMs share the machine with everything else."""
+    return kafka_cluster.start_cluster(infra_env, heap="320m")
+
+
+@pytest.fixture(scope="session")
+def kafka_ha_as(infra_env: Environment, kafka_ha: kafka_cluster.Brokers) -> KafkaAs:
+    """``kafka_as`` for the three-broker Kafka."""
+    return clients_of(infra_env, kafka_ha.kafka)
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ from maestro.storage import migrations, pool, store
 from maestro.transport.admin import Topics
 from maestro.transport.consumer import Reader
 from maestro.transport.producer import Publisher
+from maestro.transport.topic_settings import TopicSettings
 from maestro.wire import stubs
 from trust import files
 
@@ -158,10 +159,11 @@ def _listen(server: grpc.aio.Server, settings: ServerSettings) -> tuple[int, int
     return port, token_port
 
 
-async def _repair_kafka(st: store.Store, topics: Topics) -> None:
+async def _repair_kafka(st: store.Store, topics: Topics, settings: TopicSettings) -> None:
     """Give every registered consumer the topics and ACLs it should have (the broker may have lost
-    them, or the consumer was registered under the single-topic layout of old), and delete the
-    topics and ACLs of slots no consumer holds."""
+    them, or the consumer was registered under the single-topic layout of old), set their topics'
+    configs where a limit changed since they were made, and delete the topics and ACLs of slots no
+    consumer holds."""
     known: list[consumers.Consumer] = []
     token = ""
     while True:
@@ -177,6 +179,21 @@ async def _repair_kafka(st: store.Store, topics: Topics) -> None:
             made_topics,
             made_acls,
             len(known),
+        )
+    aligned = await topics.align(known)
+    if aligned.altered:
+        log.info(
+            "set the wanted configs on %d topic(s) that differed: %s",
+            len(aligned.altered),
+            ", ".join(aligned.altered[:10]),
+        )
+    if aligned.under_replicated:
+        log.warning(
+            "%d topic(s) have fewer replicas than --topic-replication-factor %s (it applies to new "
+            "topics; reassign these with kafka-reassign-partitions): %s",
+            len(aligned.under_replicated),
+            settings.replication_factor,
+            ", ".join(aligned.under_replicated[:10]),
         )
     released = await st.sweep(topics.release_orphans)
     if released:
@@ -197,8 +214,13 @@ async def start(settings: ServerSettings, *, migrate: bool = True) -> Running:
         status_topic=settings.topics.status_topic_base,
     )
     st = store.Store(db, placement=placement, owner=settings.server_id)
-    topics = Topics(settings.kafka, bundle_limit=settings.bundle_limit, names=settings.topics)
-    await _repair_kafka(st, topics)
+    topics = Topics(
+        settings.kafka,
+        bundle_limit=settings.bundle_limit,
+        names=settings.topics,
+        settings=settings.topic_settings,
+    )
+    await _repair_kafka(st, topics, settings.topic_settings)
     notifier = Notifier(settings.dsn, [store.STATUS_CHANNEL, store.OUTBOX_CHANNEL, store.REVOCATION_CHANNEL])
     await notifier.start()
     guard, revoked, reviews = await _guard(settings, st, notifier)

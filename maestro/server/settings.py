@@ -10,6 +10,7 @@ from pathlib import Path
 from maestro.api import lifecycle, quarantine, queries, validation
 from maestro.transport import layout
 from maestro.transport.connection import KafkaSettings
+from maestro.transport.topic_settings import BROKER_DEFAULTS, TopicSettings
 from trust import files
 from trust.identity import DEFAULT_TRUST_DOMAIN
 
@@ -40,6 +41,8 @@ class ServerSettings:
     # cluster registered at another replica (the replica that registers one picks it up at once).
     status_topics_refresh: float = 10.0
     topics: layout.Layout = layout.DEFAULT
+    # The spec and status topics' replication and configs, set on existing topics too at start.
+    topic_settings: TopicSettings = BROKER_DEFAULTS
     server_id: str = dataclasses.field(default_factory=lambda: f"maestro-{socket.gethostname()}")
     # Open status streams (Subscribe, WatchStatus, WatchStatusBatches) this replica serves, in all
     # and per caller (as authenticated: a certificate's identity or a token's user; the calls of an

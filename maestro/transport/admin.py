@@ -4,20 +4,31 @@ consumers come and go. The admin client's calls block, so the asynchronous ones 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic, ResourceType
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from maestro.api import consumers
 from maestro.transport import layout
 from maestro.transport.acls import acl_key, cluster_acls, every_acl
-from maestro.transport.client_config import base_config, max_message_bytes
+from maestro.transport.client_config import base_config
 from maestro.transport.connection import KafkaSettings
 from maestro.transport.errors import PublishError, kafka_error, refused
+from maestro.transport.topic_settings import BROKER_DEFAULTS, TopicSettings, drift
 
 log = logging.getLogger(__name__)
 
@@ -28,21 +39,28 @@ class Topics:
     ACLs (the Maestro server's, a super user)."""
 
     def __init__(
-        self, kafka: KafkaSettings, *, bundle_limit: int = 1024 * 1024, names: layout.Layout = layout.DEFAULT
+        self,
+        kafka: KafkaSettings,
+        *,
+        bundle_limit: int = 1024 * 1024,
+        names: layout.Layout = layout.DEFAULT,
+        settings: TopicSettings = BROKER_DEFAULTS,
     ) -> None:
         self._principal = kafka.principal
         self._admin = AdminClient(base_config(kafka))
         self._names = names
         # A plaintext broker has no authorizer to hold ACLs (and refuses them).
         self._acls = kafka.is_secure
-        self._config = {"max.message.bytes": str(max_message_bytes(bundle_limit))}
+        self._settings = settings
+        self._config = settings.wanted(bundle_limit)
 
     def _new_topics(self, made: Sequence[consumers.Consumer]) -> list[NewTopic]:
-        out = []
-        for consumer in made:
-            for topic in (consumer.spec_placement.topic, consumer.status_topic):
-                out.append(NewTopic(topic, 1, 1, config=self._config))
-        return out
+        replication = self._settings.new_topic_replication
+        return [
+            NewTopic(topic, 1, replication, config=self._config)
+            for consumer in made
+            for topic in topics_of(consumer)
+        ]
 
     def _wait(self, futures: dict[Any, Any], what: str, tolerated: frozenset[int] = frozenset()) -> None:
         for key, fut in futures.items():
@@ -103,9 +121,7 @@ class Topics:
         if self._acls:
             filters = [exactly(acl) for consumer in gone for acl in cluster_acls(consumer, self._names)]
             self._wait(self._admin.delete_acls(filters, request_timeout=60), "deleting ACLs")
-        self._delete_topics(
-            [t for consumer in gone for t in (consumer.spec_placement.topic, consumer.status_topic)]
-        )
+        self._delete_topics([t for consumer in gone for t in topics_of(consumer)])
         # The agents' groups go too (their offsets name deleted topics), as a courtesy: one an agent
         # still reads under stays, one that cannot be deleted now expires with Kafka's offset
         # retention, and neither keeps the consumer registered.
@@ -181,6 +197,61 @@ class Topics:
             self._wait(self._admin.create_acls(absent, request_timeout=60), "creating ACL")
         return len(missing), len(absent)
 
+    def align_sync(self, known: Sequence[consumers.Consumer], batch: int = 200) -> Alignment:
+        """Set the configs of these consumers' topics that differ from the wanted ones (a limit
+        changed since they were made), with incremental alterations that leave every other config
+        of theirs alone; and list those with fewer replicas than wanted, which only a partition
+        reassignment changes. Run it after `reconcile_sync` (the topics exist)."""
+        names = [t for consumer in known for t in topics_of(consumer)]
+        altered: list[str] = []
+        for start in range(0, len(names), batch):
+            chunk = names[start : start + batch]
+            held = self._configs_of(chunk)
+            changes = {t: d for t in chunk if (d := drift(self._config, held.get(t, {})))}
+            if changes:
+                self._wait(
+                    self._admin.incremental_alter_configs(
+                        [
+                            ConfigResource(
+                                ResourceType.TOPIC,
+                                topic,
+                                incremental_configs=[
+                                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                                    for k, v in sorted(d.items())
+                                ],
+                            )
+                            for topic, d in changes.items()
+                        ],
+                        request_timeout=60,
+                    ),
+                    "setting the configs of topic",
+                )
+                altered += changes
+        wanted = self._settings.replication_factor
+        short: list[str] = []
+        if wanted is not None and names:
+            metadata = self._admin.list_topics(timeout=30).topics
+            short = sorted(
+                t
+                for t in names
+                if t in metadata and any(len(p.replicas) < wanted for p in metadata[t].partitions.values())
+            )
+        return Alignment(altered, short)
+
+    def _configs_of(self, topics: Sequence[str]) -> dict[str, dict[str, str | None]]:
+        """Each topic's configs as the broker holds them (name -> value)."""
+        futures = self._admin.describe_configs(
+            [ConfigResource(ResourceType.TOPIC, t) for t in topics], request_timeout=60
+        )
+        out: dict[str, dict[str, str | None]] = {}
+        for resource, fut in futures.items():
+            try:
+                entries = fut.result(60)
+            except KafkaException as exc:
+                raise refused(exc, self._principal, f"reading the configs of topic {resource.name}") from exc
+            out[resource.name] = {name: entry.value for name, entry in entries.items()}
+        return out
+
     def grant_sync(self, acls: Sequence[AclBinding]) -> None:
         """Grant these ACLs (a benchmark's shared principal, see `fleet_acls`)."""
         if acls:
@@ -204,6 +275,24 @@ class Topics:
 
     async def reconcile(self, known: Sequence[consumers.Consumer]) -> tuple[int, int]:
         return await asyncio.to_thread(self.reconcile_sync, known)
+
+    async def align(self, known: Sequence[consumers.Consumer]) -> Alignment:
+        return await asyncio.to_thread(self.align_sync, known)
+
+
+@dataclasses.dataclass(frozen=True)
+class Alignment:
+    """What `Topics.align_sync` did and found."""
+
+    #: topics whose configs were set to the wanted values
+    altered: list[str]
+    #: topics with a partition of fewer replicas than the replication factor wanted
+    under_replicated: list[str]
+
+
+def topics_of(consumer: consumers.Consumer) -> tuple[str, str]:
+    """The consumer's spec and status topics."""
+    return consumer.spec_placement.topic, consumer.status_topic
 
 
 def exactly(acl: AclBinding) -> AclBindingFilter:

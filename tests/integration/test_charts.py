@@ -10,7 +10,7 @@ PodSecurity admission, on by default).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,14 @@ def test_the_packaged_chart_carries_the_shared_library(
         (HUB_CHART, "--set", "metrics.serviceMonitor.interval=30", "/metrics/serviceMonitor/interval"),
         (AGENT_CHART, "--set", "metrics.serviceMonitor.labels.a=1", "/metrics/serviceMonitor/labels/a"),
         (HUB_CHART, "--set", "server.service.type=External", "/server/service/type"),
+        (HUB_CHART, "--set", "kafka.topics.replicationFactor=0", "/kafka/topics/replicationFactor"),
+        # Helm's validator names the key but not its path for a refused property name.
+        (
+            HUB_CHART,
+            "--set-string",
+            "kafka.topics.config.max\\.message\\.bytes=9",
+            "invalid propertyName 'max.message.bytes'",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_path(
@@ -138,8 +146,25 @@ def test_one_replica_of_each_operator_may_run_without_election(
     assert not [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader-election")]
 
 
-def render_with(hub: kube.Cluster, values: str, sets: list[str]) -> list[dict[str, Any]]:
-    args = [arg for setting in sets for arg in ("--set", setting)]
+def test_the_topic_settings_reach_the_server(hub_ready: kube.Cluster, hub_values: str) -> None:
+    sets = ["kafka.topics.replicationFactor=3", "kafka.topics.minInsyncReplicas=2"]
+    strings = ["--set-string", "kafka.topics.config.retention\\.ms=604800000"]
+    (server,) = [
+        d
+        for d in render_with(hub_ready, hub_values, sets, strings)
+        if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-maestro")
+    ]
+    args = server["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = {args[i]: args[i + 1] for i, arg in enumerate(args) if arg.startswith("--topic-")}
+    assert flags["--topic-replication-factor"] == "3"
+    assert flags["--topic-min-insync-replicas"] == "2"
+    assert flags["--topic-config"] == "retention.ms=604800000"
+
+
+def render_with(
+    hub: kube.Cluster, values: str, sets: list[str], more: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    args = [*(arg for setting in sets for arg in ("--set", setting)), *more]
     text = helm_run(hub, "template", "t", str(HUB_CHART), "--namespace", "fleetplane", "-f", values, *args)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 

@@ -24,10 +24,11 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import psycopg
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -200,7 +201,8 @@ class Rig:
 
     # processes
 
-    def server(self, name: str, *, start: bool = True) -> ServerProcess:
+    def server(self, name: str, *, start: bool = True, extra: Sequence[str] = ()) -> ServerProcess:
+        """A server replica; ``extra`` flags are added to its command line."""
         port = ports.free_port()
         argv = [
             FLEETPLANE,
@@ -221,6 +223,7 @@ class Rig:
             # one identity for every hop: its gRPC serving certificate, its Kafka principal
             "--tls-dir",
             str(tls := self.identity(Identity.service("maestro-server"), server=True)),
+            *extra,
         ]
         probe = Credentials.from_folder(tls)
         server = ServerProcess(self.env, f"{self.name}/{name}", argv, self.log_dir, port, probe)
@@ -256,6 +259,13 @@ class Rig:
         if start:
             agent.start()
         return agent
+
+    def outbox_depth(self) -> int:
+        """Spec events the servers have yet to hand to Kafka (their outbox rows)."""
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM outbox").fetchone()
+        assert row is not None
+        return int(row[0])
 
     def tails(self) -> str:
         """The test's timeline and the end of every process's current log, for failure messages."""
@@ -335,7 +345,8 @@ class Rig:
         names = [c.name for c in self.clusters]
         return [Work(uuid.uuid4(), names[i % len(names)], f"cm-{i:04d}") for i in range(count)]
 
-    def bundle(self, work: Work) -> bundles.ManifestBundle:
+    def bundle(self, work: Work, revision: int = 1) -> bundles.ManifestBundle:
+        """The work's ConfigMap; a later ``revision`` (an update) changes its data."""
         return bundles.ManifestBundle(
             manifests=[
                 {
@@ -346,10 +357,29 @@ class Rig:
                         "namespace": self.namespace,
                         "labels": {RUN_LABEL: self.run},
                     },
-                    "data": {"work": str(work.id)},
+                    "data": {"work": str(work.id), "revision": str(revision)},
                 }
             ]
         )
+
+
+@contextlib.asynccontextmanager
+async def rig_of(
+    env: Environment,
+    dsn: str,
+    kafka_as: KafkaAs,
+    clusters: Sequence[kube.Cluster],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Rig]:
+    """A test's `Rig`, named after it, its namespace made in every cluster; closed on leaving."""
+    name = request.node.name.removeprefix("test_")
+    made = Rig(env, dsn, kafka_as, clusters, tmp_path_factory.mktemp(name), name)
+    await asyncio.to_thread(made.create_namespace)
+    try:
+        yield made
+    finally:
+        await made.close()
 
 
 # -- the source's load ---------------------------------------------------------------------------
@@ -430,9 +460,7 @@ class Load:
         while True:
             source = self._clients[attempt % len(self._clients)]
             try:
-                await asyncio.wait_for(
-                    source.apply(work.cluster, work.id, self._rig.bundle(work)), self._call_timeout
-                )
+                await asyncio.wait_for(self._send(source, index, work), self._call_timeout)
                 return
             except client_errors.MaestroCallError as exc:
                 if exc.code not in RETRIED_CODES:
@@ -449,6 +477,10 @@ class Load:
             attempt += 1
             await asyncio.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+    async def _send(self, source: MaestroClient, index: int, work: Work) -> None:
+        """The call of work ``index`` (a create; a load of other calls says otherwise)."""
+        await source.apply(work.cluster, work.id, self._rig.bundle(work))
 
     async def until_acknowledged(self, count: int, timeout: float = 120) -> None:
         """Wait until ``count`` creates were accepted (the trigger of a kill in the middle)."""
@@ -513,6 +545,24 @@ async def wait_for_config_maps(rig: Rig, cluster: kube.Cluster, at_least: int, t
 # -- exactly once ----------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What the test's bundles end as: every one of ``works`` applied at its version (1 unless
+    ``versions`` says otherwise), and every one of ``gone`` deleted, from its cluster and Maestro."""
+
+    works: Sequence[Work]
+    versions: Mapping[uuid.UUID, int] = dataclasses.field(default_factory=dict)
+    gone: Sequence[Work] = ()
+
+    def version(self, work: Work) -> int:
+        return self.versions.get(work.id, 1)
+
+    @property
+    def ids(self) -> set[str]:
+        """Every bundle of the test, present or gone, as the applied records name them."""
+        return {str(w.id) for w in (*self.works, *self.gone)}
+
+
 @dataclasses.dataclass
 class Observed:
     """What a user can see of the test's bundles, per cluster."""
@@ -521,23 +571,37 @@ class Observed:
     records: dict[str, list[dict[str, Any]]]  # cluster -> the test's applied records
     statuses: dict[uuid.UUID, bundles.BundleRecord]  # every bundle of the test, from the query API
 
-    def summary(self, rig: Rig, works: Sequence[Work]) -> str:
-        wanted = Counter(w.cluster for w in works)
-        done = Counter(
-            r.bundle.consumer
-            for r in self.statuses.values()
-            if r.status is not None and r.status_version == r.bundle.version
+    def applied(self, outcome: Outcome, cluster: str) -> int:
+        """The cluster's applied records at their bundle's wanted version."""
+        wanted = {str(w.id): outcome.version(w) for w in outcome.works if w.cluster == cluster}
+        return sum(
+            1
+            for r in self.records[cluster]
+            if wanted.get(r["spec"]["resourceId"]) == r["spec"].get("version")
         )
+
+    def summary(self, rig: Rig, outcome: Outcome) -> str:
+        wanted = Counter(w.cluster for w in outcome.works)
+        gone = Counter(w.cluster for w in outcome.gone)
+        done = Counter(
+            w.cluster
+            for w in outcome.works
+            if (r := self.statuses.get(w.id)) is not None
+            and r.status is not None
+            and r.status_version == outcome.version(w)
+        )
+        left = Counter(w.cluster for w in outcome.gone if w.id in self.statuses)
         return "; ".join(
             f"{c.name}: {len(self.config_maps[c.name])}/{wanted[c.name]} ConfigMaps, "
-            f"{sum(1 for r in self.records[c.name] if r['spec'].get('version') == 1)}/{wanted[c.name]} "
-            f"records at v1, {done[c.name]}/{wanted[c.name]} statuses of v1 stored"
+            f"{self.applied(outcome, c.name)}/{wanted[c.name]} records at their version, "
+            f"{done[c.name]}/{wanted[c.name]} statuses of their version stored, "
+            f"{left[c.name]}/{gone[c.name]} deleted bundles still in Maestro"
             for c in rig.clusters
         )
 
 
-async def observe(rig: Rig, address: str, works: Sequence[Work]) -> Observed:
-    ours = {str(w.id) for w in works}
+async def observe(rig: Rig, address: str, outcome: Outcome) -> Observed:
+    ours = outcome.ids
 
     def in_clusters() -> tuple[dict[str, dict[str, str]], dict[str, list[dict[str, Any]]]]:
         cms = {c.name: rig.config_maps(c) for c in rig.clusters}
@@ -553,50 +617,67 @@ async def observe(rig: Rig, address: str, works: Sequence[Work]) -> Observed:
     return Observed(cms, recs, {r.bundle.id: r for r in listed})
 
 
-async def wait_exactly_once(rig: Rig, address: str, works: Sequence[Work], timeout: float = 180) -> Observed:
-    """Wait until every work is applied and its status stored, then check it happened exactly once.
+def _converged(seen: Observed, outcome: Outcome) -> bool:
+    wanted = Counter(w.cluster for w in outcome.works)
+    gone_names = {(w.cluster, w.name) for w in outcome.gone}
+    return (
+        all(len(seen.config_maps[c]) >= n and seen.applied(outcome, c) >= n for c, n in wanted.items())
+        and all(
+            (r := seen.statuses.get(w.id)) is not None
+            and r.status is not None
+            and r.status_version >= outcome.version(w)
+            for w in outcome.works
+        )
+        and not any(w.id in seen.statuses for w in outcome.gone)
+        and not any((c, name) in gone_names for c, cms in seen.config_maps.items() for name in cms)
+    )
 
-    ``address`` is a live server's (for the query API). Fails with what was expected and what was
-    seen: per cluster the ConfigMaps, applied records and stored statuses, and the process logs.
+
+async def wait_exactly_once(
+    rig: Rig,
+    address: str,
+    works: Sequence[Work] | Outcome,
+    timeout: float = 180,
+) -> Observed:
+    """Wait until every work is applied at its version and its status stored (and every deleted
+    one gone), then check it happened exactly once.
+
+    ``address`` is a live server's (for the query API); ``works`` all at version 1, or an
+    `Outcome`. Fails with what was expected and what was seen: per cluster the ConfigMaps, applied
+    records and stored statuses, and the process logs.
     """
-    wanted = Counter(w.cluster for w in works)
+    outcome = works if isinstance(works, Outcome) else Outcome(works)
     deadline = time.monotonic() + timeout
     next_note = time.monotonic() + 10
     while True:
-        seen = await observe(rig, address, works)
+        seen = await observe(rig, address, outcome)
         if time.monotonic() >= next_note:
-            rig.note(f"waiting: {seen.summary(rig, works)}")
+            rig.note(f"waiting: {seen.summary(rig, outcome)}")
             next_note += 10
-        complete = all(
-            len(seen.config_maps[c]) >= n
-            and sum(1 for r in seen.records[c] if r["spec"].get("version") == 1) >= n
-            for c, n in wanted.items()
-        ) and all(
-            (r := seen.statuses.get(w.id)) is not None and r.status is not None and r.status_version >= 1
-            for w in works
-        )
-        if complete:
-            rig.note(f"converged: {seen.summary(rig, works)}")
+        if _converged(seen, outcome):
+            rig.note(f"converged: {seen.summary(rig, outcome)}")
             break
         if time.monotonic() > deadline:
             pytest.fail(
-                f"expected all {len(works)} bundles applied with their status stored within {timeout:.0f}s; "
-                f"seen: {seen.summary(rig, works)}\n{rig.tails()}",
+                f"expected {len(outcome.works)} bundles applied with their status stored and "
+                f"{len(outcome.gone)} gone within {timeout:.0f}s; seen: {seen.summary(rig, outcome)}\n"
+                f"{rig.tails()}",
                 pytrace=False,
             )
         await asyncio.sleep(1)
-    check_exactly_once(rig, works, seen)
-    await check_status_topic(rig, works, seen)
+    check_exactly_once(rig, outcome, seen)
+    await check_status_topic(rig, outcome, seen)
     return seen
 
 
-def check_exactly_once(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
+def check_exactly_once(rig: Rig, outcome: Outcome, seen: Observed) -> None:
     by_cluster: dict[str, list[Work]] = defaultdict(list)
-    for w in works:
+    for w in outcome.works:
         by_cluster[w.cluster].append(w)
     for cluster in rig.clusters:
         mine = by_cluster[cluster.name]
-        # Exact object counts: every ConfigMap, in its own cluster only, none extra.
+        # Exact object counts: every ConfigMap, in its own cluster only, none extra (a deleted
+        # work's among them).
         expected_names = {w.name for w in mine}
         actual = seen.config_maps[cluster.name]
         missing, extra = sorted(expected_names - actual.keys()), sorted(actual.keys() - expected_names)
@@ -615,12 +696,14 @@ def check_exactly_once(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
         expected_ids = {str(w.id) for w in mine}
         assert got.keys() == expected_ids, (
             f"{cluster.name}: expected applied records for exactly its {len(expected_ids)} bundles; "
-            f"missing {len(expected_ids - got.keys())}, foreign {len(got.keys() - expected_ids)}"
+            f"missing {len(expected_ids - got.keys())}, foreign or deleted {len(got.keys() - expected_ids)}"
         )
         for w in mine:
             record = got[str(w.id)]
-            held = record["spec"]["version"]
-            assert held == 1, f"{cluster.name}: the record of {w.name} holds version {held}, expected 1"
+            held, version = record["spec"]["version"], outcome.version(w)
+            assert held == version, (
+                f"{cluster.name}: the record of {w.name} holds version {held}, expected {version}"
+            )
             owned = [
                 r
                 for r in (record.get("status") or {}).get("appliedResources") or []
@@ -630,17 +713,22 @@ def check_exactly_once(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
                 f"{cluster.name}: the record of {w.name} owns {owned}, expected the live ConfigMap "
                 f"(uid {actual[w.name]}) once"
             )
-    # Every bundle's status is the applied version's, with its conditions, in the query API.
-    for w in works:
+    # Every bundle's status is the applied version's, with its conditions, in the query API; a
+    # deleted one is no longer there.
+    for w in outcome.works:
         stored = seen.statuses.get(w.id)
         assert stored is not None, f"bundle {w.name} ({w.id}) is missing from the query API"
         version = stored.bundle.version
-        assert version == 1, f"bundle {w.name} is at version {version}, expected 1"
+        assert version == outcome.version(w), (
+            f"bundle {w.name} is at version {version}, expected {outcome.version(w)}"
+        )
         assert stored.status is not None and stored.status_version == version, (
             f"bundle {w.name}: status of version {stored.status_version} stored, expected {version}"
         )
         conditions = {c.get("type"): c.get("status") for c in stored.status.conditions}
         assert conditions.get("Applied") == "True", f"bundle {w.name}: conditions {conditions}"
+    left = [w.name for w in outcome.gone if w.id in seen.statuses]
+    assert not left, f"deleted bundles still in the query API: {left[:5]} ({len(left)})"
     # No status sequence id stored twice: one agent's ids are all distinct.
     sequences = Counter(r.status.sequence_id for r in seen.statuses.values() if r.status is not None)
     assert 0 not in sequences, "a stored status has no sequence id"
@@ -686,9 +774,9 @@ def status_reports(
         consumer.close()
 
 
-async def check_status_topic(rig: Rig, works: Sequence[Work], seen: Observed) -> None:
+async def check_status_topic(rig: Rig, outcome: Outcome, seen: Observed) -> None:
     """No status sequence id sent twice, each bundle's ids increasing, the stored one among them."""
-    ours = {w.id for w in works}
+    ours = {w.id for w in (*outcome.works, *outcome.gone)}
     topics = [rig.topics.status_topic(slot) for slot in rig.slots.values()]
     reports = [r for r in await asyncio.to_thread(status_reports, rig.kafka, topics) if r.resource_id in ours]
     sent = Counter(r.status.sequence_id for r in reports)
@@ -699,7 +787,7 @@ async def check_status_topic(rig: Rig, works: Sequence[Work], seen: Observed) ->
         per_resource[r.resource_id].append(r.status.sequence_id)
     for rid, sequence in per_resource.items():
         assert sequence == sorted(sequence), f"bundle {rid}: status sequence ids out of order: {sequence}"
-    for w in works:
+    for w in outcome.works:
         stored = seen.statuses[w.id].status
         assert stored is not None
         assert stored.sequence_id in per_resource[w.id], (

@@ -39,6 +39,7 @@ from tests.integration.maestro.failures import (
     Rig,
     ServerProcess,
     eventually,
+    rig_of,
     running,
     wait_exactly_once,
     wait_for_config_maps,
@@ -64,13 +65,8 @@ async def rig(
     tmp_path_factory: pytest.TempPathFactory,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Rig]:
-    name = request.node.name.removeprefix("test_")
-    made = Rig(infra_env, pg_dsn, kafka_as, worker_clusters, tmp_path_factory.mktemp(name), name)
-    await asyncio.to_thread(made.create_namespace)
-    try:
+    async with rig_of(infra_env, pg_dsn, kafka_as, worker_clusters, tmp_path_factory, request) as made:
         yield made
-    finally:
-        await made.close()
 
 
 async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:

@@ -63,6 +63,9 @@ def test_a_wrong_value_names_its_key_and_the_fix(read: object, message: str) -> 
 def test_the_local_stack_config() -> None:
     config = local_stack.LocalConfig.read(reader(demoClusters="3", maestroPort="18090"), "dev")
     assert config == local_stack.LocalConfig(3, 18090, str(paths.envs_dir() / "pulumi-dev"))
+    assert local_stack.LocalConfig.read(reader(kafkaBrokers="3"), "dev").kafka_brokers == 3
+    with pytest.raises(ConfigError, match="fleetplane:kafkaBrokers"):
+        local_stack.LocalConfig.read(reader(kafkaBrokers="2"), "dev")
     named = local_stack.LocalConfig.read(
         reader(environment="mine", kubernetesVersion=versions.KUBERNETES), "dev"
     )
