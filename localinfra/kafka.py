@@ -27,7 +27,7 @@ from localinfra import build, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 from trust import files
-from trust.identity import KAFKA_PRINCIPAL_RULES, Identity
+from trust.identity import KAFKA_PRINCIPAL_RULES, Identity, PrincipalForm
 
 #: The broker's own identity: its serving certificate, and the principal of its inter-broker and
 #: controller connections (a super user, or the broker could not talk to itself).
@@ -104,9 +104,13 @@ def _listeners(port: int, controller_port: int, *, secure: bool) -> list[str]:
     ]
 
 
-def _security(keystore: Path, truststore: Path) -> list[str]:
+def _security(keystore: Path, truststore: Path, principals: PrincipalForm) -> list[str]:
     """TLS on every listener with client certificates required, principals from the certificates'
-    subjects, and nothing allowed that no ACL allows (but to the super users)."""
+    subjects (mapped by the rules, or whole where ``principals`` says the brokers cannot map, as
+    Amazon MSK's cannot), and nothing allowed that no ACL allows (but to the super users)."""
+    mapping = (
+        [f"ssl.principal.mapping.rules={KAFKA_PRINCIPAL_RULES}"] if principals is PrincipalForm.MAPPED else []
+    )
     return [
         "ssl.client.auth=required",
         "ssl.keystore.type=PEM",
@@ -114,10 +118,11 @@ def _security(keystore: Path, truststore: Path) -> list[str]:
         "ssl.truststore.type=PEM",
         f"ssl.truststore.location={truststore}",
         "ssl.endpoint.identification.algorithm=https",
-        f"ssl.principal.mapping.rules={KAFKA_PRINCIPAL_RULES}",
+        *mapping,
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found=false",
-        "super.users=" + ";".join(who.kafka_principal for who in SUPER_USERS),
+        # Kafka splits super.users at ';' only: a subject's commas stay in it
+        "super.users=" + ";".join(who.kafka_principal_as(principals) for who in SUPER_USERS),
     ]
 
 
@@ -127,6 +132,7 @@ def _server_properties(
     controller_port: int,
     max_message_bytes: int,
     tls: tuple[Path, Path] | None = None,
+    principals: PrincipalForm = PrincipalForm.MAPPED,
 ) -> str:
     return "\n".join(
         [
@@ -134,7 +140,7 @@ def _server_properties(
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
             *_listeners(port, controller_port, secure=tls is not None),
-            *(_security(*tls) if tls is not None else []),
+            *(_security(*tls, principals) if tls is not None else []),
             f"log.dirs={node_dir}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -223,9 +229,11 @@ def start(
     max_message_bytes: int = 2 * 1024 * 1024,
     secure: bool = True,
     pki_env: Environment | None = None,
+    principals: PrincipalForm = PrincipalForm.MAPPED,
 ) -> Kafka:
     """Start a broker. Its certificate comes from ``pki_env``'s CA (default ``env``'s): the CA every
-    client of the broker must hold a certificate of."""
+    client of the broker must hold a certificate of. ``principals``: how it names clients (subject:
+    no mapping rules, as on Amazon MSK)."""
     java = shutil.which("java")
     if not java:
         raise InfraError("java is not installed", fix="apt-get install -y openjdk-17-jre-headless")
@@ -241,7 +249,9 @@ def start(
         tls, keystore = _broker_identity(folder, pki_env or env)
         stores = (keystore, tls.ca)
     config = folder / "server.properties"
-    config.write_text(_server_properties(str(data), port, controller_port, max_message_bytes, stores))
+    config.write_text(
+        _server_properties(str(data), port, controller_port, max_message_bytes, stores, principals)
+    )
     log4j = folder / "log4j2.properties"
     log4j.write_text(_LOG4J2)
     classpath = f"{lib}/*"

@@ -18,6 +18,7 @@ from maestro.transport.acls import acl_key, cluster_acls, every_acl
 from maestro.transport.client_config import base_config, max_message_bytes
 from maestro.transport.connection import KafkaSettings
 from maestro.transport.errors import PublishError, kafka_error, refused
+from trust.identity import cluster_incarnation
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,15 @@ class Topics:
         self, kafka: KafkaSettings, *, bundle_limit: int = 1024 * 1024, names: layout.Layout = layout.DEFAULT
     ) -> None:
         self._principal = kafka.principal
+        self._form = kafka.principals
         self._admin = AdminClient(base_config(kafka))
         self._names = names
         # A plaintext broker has no authorizer to hold ACLs (and refuses them).
         self._acls = kafka.is_secure
         self._config = {"max.message.bytes": str(max_message_bytes(bundle_limit))}
+
+    def _cluster_acls(self, of: Sequence[consumers.Consumer]) -> list[AclBinding]:
+        return [acl for consumer in of for acl in cluster_acls(consumer, self._names, self._form)]
 
     def _new_topics(self, made: Sequence[consumers.Consumer]) -> list[NewTopic]:
         out = []
@@ -59,7 +64,7 @@ class Topics:
         once the broker enforces the ACLs, so that an agent started next is let in."""
         if not made:
             return
-        acls = [acl for consumer in made for acl in cluster_acls(consumer, self._names)]
+        acls = self._cluster_acls(made)
         self._create_topics(self._new_topics(made))
         if self._acls:
             self._wait(self._admin.create_acls(acls, request_timeout=60), "creating ACL")
@@ -101,7 +106,7 @@ class Topics:
         if not gone:
             return
         if self._acls:
-            filters = [exactly(acl) for consumer in gone for acl in cluster_acls(consumer, self._names)]
+            filters = [exactly(acl) for acl in self._cluster_acls(gone)]
             self._wait(self._admin.delete_acls(filters, request_timeout=60), "deleting ACLs")
         self._delete_topics(
             [t for consumer in gone for t in (consumer.spec_placement.topic, consumer.status_topic)]
@@ -152,7 +157,7 @@ class Topics:
                 or (
                     b.restype == ResourceType.GROUP
                     and b.name.startswith(self._names.agent_group_prefix)
-                    and principal_slot(b.principal) in slots
+                    and cluster_incarnation(b.principal) in slots
                 )
             ]
             if stale:
@@ -175,7 +180,7 @@ class Topics:
         except KafkaException as exc:
             raise refused(exc, self._principal, "listing ACLs") from exc
         granted = {acl_key(b) for b in listed}
-        wanted = [acl for consumer in known for acl in cluster_acls(consumer, self._names)]
+        wanted = self._cluster_acls(known)
         absent = [acl for acl in wanted if acl_key(acl) not in granted]
         if absent:
             self._wait(self._admin.create_acls(absent, request_timeout=60), "creating ACL")
@@ -217,11 +222,3 @@ def exactly(acl: AclBinding) -> AclBindingFilter:
         acl.operation,
         acl.permission_type,
     )
-
-
-def principal_slot(principal: str) -> int | None:
-    """The slot a cluster's principal names (``User:cluster.<name>.<slot>``); None for another."""
-    if not principal.startswith("User:cluster."):
-        return None
-    last = principal.rsplit(".", 1)[-1]
-    return int(last) if last.isascii() and last.isdigit() else None
