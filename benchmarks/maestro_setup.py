@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +69,27 @@ async def fleet_kafka(security: Security, broker: kafka.Kafka, names: layout.Lay
 
 
 async def start_server(
-    env: Environment, pg: postgres.Postgres, kf: kafka.Kafka, root: Path, security: Security
+    env: Environment,
+    pg: postgres.Postgres,
+    kf: kafka.Kafka,
+    root: Path,
+    security: Security,
+    extra: Sequence[str] = (),
 ) -> tuple[process.ProcessRecord, str, layout.Layout]:
-    """A Maestro server process of the environment, on its own database and topic prefix, serving."""
-    servers, names = await start_servers(env, pg, kf, root, 1, security)
+    """A Maestro server process of the environment, on its own database and topic prefix, serving
+    (``extra``: more of its flags)."""
+    servers, names = await start_servers(env, pg, kf, root, 1, security, extra)
     return servers[0][0], servers[0][1], names
 
 
 async def start_servers(
-    env: Environment, pg: postgres.Postgres, kf: kafka.Kafka, root: Path, replicas: int, security: Security
+    env: Environment,
+    pg: postgres.Postgres,
+    kf: kafka.Kafka,
+    root: Path,
+    replicas: int,
+    security: Security,
+    extra: Sequence[str] = (),
 ) -> tuple[list[tuple[process.ProcessRecord, str]], layout.Layout]:
     """``replicas`` Maestro server processes sharing one new database and topic prefix, serving."""
     dsn = await asyncio.to_thread(pg.create_database, "maestro")
@@ -96,7 +108,7 @@ async def start_servers(
                 tls=tls,
                 server_id=f"bench-{replica}",
                 log_level="warning",
-                extra=["--topic-prefix", names.prefix],
+                extra=["--topic-prefix", names.prefix, *extra],
             )
         )
     for server in servers:
