@@ -79,6 +79,8 @@ class _Load:
     live: dict[uuid.UUID, _Work] = field(default_factory=dict)
     sent: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
+    #: the first failure of each kind, as a user would want to read it
+    first_failure: dict[str, str] = field(default_factory=dict)
     _next_index: int = 0
 
     def choose(self) -> str:
@@ -95,8 +97,9 @@ class _Load:
         try:
             await getattr(self, f"_{kind}")()
             self.sent[kind] += 1
-        except Exception:
+        except Exception as exc:  # counted and shown, the soak goes on
             self.failed[kind] += 1
+            self.first_failure.setdefault(kind, f"{type(exc).__name__}: {exc}")
 
     async def _create(self) -> None:
         cluster = self.rng.choice(sorted(self.agents))
@@ -249,6 +252,7 @@ async def _soak(
         "operations/s": settings.rate,
         "operations sent": dict(load.sent),
         "operations failed": dict(load.failed) or "none",
+        **({"first failures": load.first_failure} if load.first_failure else {}),
         "works alive at the end": len(load.live),
         "trends (last two thirds)": _trend_rows(curves),
     }
