@@ -30,7 +30,7 @@ from benchmarks import maestro_setup, proc_sample, soak_trends
 from benchmarks.pipeline import work_bundle
 from benchmarks.progress import Progress
 from benchmarks.simulated import SimulatedFleet
-from localinfra import kafka, platform, ports, postgres
+from localinfra import platform, ports
 from localinfra.environment import Environment
 from maestro.agent.agent_loop import Agent
 from maestro.agent.memory import MemoryApplier
@@ -172,11 +172,7 @@ async def run(settings: SoakSettings, progress: Progress) -> SoakResult:
     env = Environment(root / "env")
     finished = False
     try:
-        mode = "plaintext, no authorization" if settings.insecure else "TLS, client certificates, ACLs"
-        progress(f"[bench] starting PostgreSQL and Kafka ({mode}) ...")
-        pg = postgres.start(env)
-        kf = kafka.start(env, secure=not settings.insecure)
-        security = maestro_setup.Security(env, insecure=settings.insecure)
+        pg, kf, security = maestro_setup.start_stores(env, progress, insecure=settings.insecure)
         metrics = ["--metrics-port", str(ports.free_port())]
         server, address, names = await maestro_setup.start_server(env, pg, kf, root, security, metrics)
         url = platform.metrics_url(server.argv)
