@@ -40,8 +40,9 @@ def tcp_sockets(proc: Path = PROC) -> set[str]:
     return inodes
 
 
-def descendants(pid: int, proc: Path = PROC) -> list[int]:
-    """``pid`` and every process below it."""
+def descendants(pid: int, proc: Path = PROC, *, apart: frozenset[int] = frozenset()) -> list[int]:
+    """``pid`` and every process below it, but the trees under ``apart`` (components of their own
+    that this one started)."""
     children: dict[int, list[int]] = {}
     for entry in proc.iterdir():
         if not entry.name.isdigit():
@@ -56,6 +57,8 @@ def descendants(pid: int, proc: Path = PROC) -> list[int]:
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        if current in apart:
+            continue
         found.append(current)
         todo.extend(children.get(current, ()))
     return found
@@ -83,10 +86,11 @@ def _sockets(pid: int, proc: Path) -> tuple[int, set[str]]:
     return len(names), inodes
 
 
-def usage(pid: int, tcp: set[str], proc: Path = PROC) -> Usage:
-    """The tree under ``pid`` now; ``tcp`` from :func:`tcp_sockets`, read once per sample."""
+def usage(pid: int, tcp: set[str], proc: Path = PROC, *, apart: frozenset[int] = frozenset()) -> Usage:
+    """The tree under ``pid`` now, but the trees under ``apart``; ``tcp`` from :func:`tcp_sockets`,
+    read once per sample."""
     rss_kb = fds = connections = counted = 0
-    for each in descendants(pid, proc):
+    for each in descendants(pid, proc, apart=apart - {pid}):
         try:
             rss = _rss_kb(each, proc)
             opened, sockets = _sockets(each, proc)

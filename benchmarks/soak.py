@@ -264,7 +264,9 @@ async def _sample(
 ) -> None:
     def read() -> tuple[dict[str, proc_sample.Usage], dict[str, float]]:
         tcp = proc_sample.tcp_sockets()
-        used = {name: proc_sample.usage(pid, tcp) for name, pid in components.items()}
+        # the bench process started the others: each is counted as itself alone
+        roots = frozenset(components.values())
+        used = {name: proc_sample.usage(pid, tcp, apart=roots) for name, pid in components.items()}
         return used, _scrape(metrics_url)
 
     used, scraped = await asyncio.to_thread(read)

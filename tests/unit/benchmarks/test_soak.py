@@ -6,8 +6,9 @@ out), with its slope per minute and its growth across that window in percent; a 
 gives each curve's first, last and highest value with its trend; the server's metrics are read
 from Prometheus' text format, labels summed; a process tree's memory, descriptors and TCP
 connections are read from /proc (this process: a socket connected to a listener counts once, the
-listener not at all); the load keeps the live works within their band; a soak's report holds its
-figures, its curves and a chart per panel.
+listener not at all), and a component another started is counted apart from it; the load keeps
+the live works within their band; a soak's report holds its figures, its curves and a chart per
+panel.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import os
 import random
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -105,6 +108,19 @@ def test_a_process_trees_descriptors_and_connections_are_counted() -> None:
     assert during.fds - before.fds == 3
     assert during.tcp - before.tcp == 2
     assert client.fileno() == -1  # closed with its block
+
+
+def test_a_component_started_by_another_is_counted_apart() -> None:
+    tcp = proc_sample.tcp_sockets()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as child:
+        try:
+            whole = proc_sample.usage(os.getpid(), tcp)
+            alone = proc_sample.usage(os.getpid(), tcp, apart=frozenset({os.getpid(), child.pid}))
+            started = proc_sample.usage(child.pid, tcp, apart=frozenset({os.getpid(), child.pid}))
+        finally:
+            child.kill()
+    assert whole.processes == alone.processes + 1 and started.processes == 1
+    assert whole.rss_mb > alone.rss_mb
 
 
 def test_the_load_keeps_the_live_works_in_their_band() -> None:
