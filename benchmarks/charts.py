@@ -1,4 +1,5 @@
-"""A timeline's charts for ``--report``: throughput and latency over the run, as PNG files.
+"""A timeline's charts for ``--report``: throughput and latency over the run, as PNG files; and
+any named curves over a run (a soak's memory, descriptors, connections and backlogs).
 
 matplotlib is imported when a chart is drawn, not with this module: a benchmark run without
 ``--report`` never loads it. It draws with its Agg backend (no display needed), on figures of
@@ -7,7 +8,7 @@ its own rather than pyplot's global state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,20 @@ def draw(timeline: Timeline, folder: Path, label: str, title: str) -> list[Path]
     _save(_throughput(timeline, f"{title}: throughput"), throughput)
     _save(_latency(timeline, f"{title}: latency"), latency)
     return [throughput, latency]
+
+
+def draw_curves(
+    curves: Mapping[str, Sequence[tuple[float, float]]], path: Path, title: str, ylabel: str
+) -> Path:
+    """``curves`` (name -> (seconds, value) points) on one chart at ``path``."""
+    figure, axes = _figure(title, ylabel)
+    for name, points in curves.items():
+        axes.plot(
+            [t for t, _ in points], [v for _, v in points], label=name, linewidth=1, marker=_marker(points)
+        )
+    _finish(axes, Timeline(), drawn=any(curves.values()))
+    _save(figure, path)
+    return path
 
 
 def _figure(title: str, ylabel: str) -> tuple[Figure, Axes]:

@@ -58,6 +58,17 @@ class Security:
         return Credentials.insecure() if tls is None else Credentials.from_folder(tls.ca.parent)
 
 
+def start_stores(
+    env: Environment, report: Report, *, insecure: bool, durable: bool = True, kafka_heap: str = "768m"
+) -> tuple[postgres.Postgres, kafka.Kafka, Security]:
+    """A run's PostgreSQL and Kafka (saying so), and how its processes reach them."""
+    mode = "plaintext, no authorization" if insecure else "TLS, client certificates, ACLs"
+    report(f"[bench] starting PostgreSQL and Kafka ({mode}) ...")
+    pg = postgres.start(env, durable=durable)
+    kf = kafka.start(env, heap=kafka_heap, secure=not insecure)
+    return pg, kf, Security(env, insecure=insecure)
+
+
 async def fleet_kafka(security: Security, broker: kafka.Kafka, names: layout.Layout) -> KafkaSettings:
     """The simulated agents' identity, granted its prefixed ACLs under ``names`` by the server's."""
     fleet = security.kafka(broker, FLEET)

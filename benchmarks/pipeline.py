@@ -26,7 +26,7 @@ from benchmarks import maestro_setup
 from benchmarks.progress import Progress
 from benchmarks.simulated import SimulatedFleet
 from benchmarks.timeline import Timeline, latency_per_second, per_second, percentile_ms
-from localinfra import kafka, postgres, process
+from localinfra import process
 from localinfra.environment import Environment
 from maestro.api import bundles, consumers
 from maestro.client import MaestroClient
@@ -222,11 +222,9 @@ async def run(settings: PipelineSettings, progress: Progress) -> tuple[PipelineR
     env = Environment(root / "env")
     finished = False
     try:
-        mode = "plaintext, no authorization" if settings.insecure else "TLS, client certificates, ACLs"
-        progress(f"[bench] starting PostgreSQL and Kafka ({mode}) ...")
-        pg = postgres.start(env, durable=settings.durable)
-        kf = kafka.start(env, heap="1g", secure=not settings.insecure)
-        security = maestro_setup.Security(env, insecure=settings.insecure)
+        pg, kf, security = maestro_setup.start_stores(
+            env, progress, insecure=settings.insecure, durable=settings.durable, kafka_heap="1g"
+        )
         servers, names = await maestro_setup.start_servers(env, pg, kf, root, settings.replicas, security)
         pids = ", ".join(str(record.pid) for record, _ in servers)
         progress(

@@ -118,6 +118,11 @@ class SimulatedFleet:
             for agent in self.agents.values()
         ]
 
+    def lag(self) -> int | None:
+        """Spec events the broker holds that the agents have not read yet (None: not known yet)."""
+        found = [reader.lag() for reader in self._readers]
+        return None if any(each is None for each in found) else sum(each or 0 for each in found)
+
     async def refresh(self) -> None:
         await asyncio.gather(*(a.refresh() for a in self.agents.values()))
 

@@ -13,7 +13,8 @@ and reaches those two containers only through the ``maestro-db`` Secret, as ``PG
 
 Every process runs with ``--tls-dir`` on its identity's Secret; each Secret also holds
 ``kafka-ca.crt``, Amazon's CAs, which verify MSK's brokers (they do not present the platform CA's
-certificates).
+certificates). The provisioner's CA Secret holds the root as ``chain.crt`` and that bundle as
+``kafka-ca.crt`` too, which it passes on to every worker's agent Secret.
 
 Left out: Argo CD on the hub (the inventory namespace is made, Argo CD's own install fills it), IAM
 roles for the service accounts (IRSA) that the provisioner's EKS calls need, and published images.
@@ -30,7 +31,8 @@ import pulumi_kubernetes as k8s
 
 from bootstrap.aws_tls import Pem, PlatformTls
 from maestro.transport.connection import KAFKA_CA_FILE
-from trust.identity import Identity
+from trust.authority import CHAIN_FILE
+from trust.identity import Identity, PrincipalForm
 
 NAMESPACE = "fleetplane"
 INVENTORY_NAMESPACE = "argocd"
@@ -93,7 +95,9 @@ def chart_values(settings: PlatformSettings) -> dict[str, Any]:
     return {
         "imageTag": settings.image_tag,
         "inventoryNamespace": INVENTORY_NAMESPACE,
-        "kafka": {"bootstrap": settings.kafka},
+        # MSK's configuration cannot set ssl.principal.mapping.rules: it names a client by its
+        # certificate's whole subject, so the server's ACLs must too
+        "kafka": {"bootstrap": settings.kafka, "principals": PrincipalForm.SUBJECT.value},
         "tls": {"enabled": True},
         "server": {
             "image": {"repository": f"{settings.image_registry}/fleetplane-server"},
@@ -146,7 +150,15 @@ def install(provider: k8s.Provider, settings: PlatformSettings) -> k8s.helm.v3.R
         _secret(
             CA_SECRET,
             "Opaque",
-            {"ca.crt": settings.tls.ca_cert, "ca.key": settings.tls.ca_key},
+            {
+                "ca.crt": settings.tls.ca_cert,
+                "ca.key": settings.tls.ca_key,
+                # the provisioner gives both to every worker's agent: the root, so the agent's
+                # trust ends at it and its tls.crt carries the platform CA for MSK, which trusts
+                # only the root; and Amazon's CAs, which MSK's brokers present
+                CHAIN_FILE: settings.tls.root_cert,
+                KAFKA_CA_FILE: settings.kafka_ca_bundle,
+            },
             in_namespace,
         ),
     ]

@@ -46,6 +46,8 @@ class Pem:
 class PlatformTls:
     #: the ACM Private CA that MSK trusts for client certificates
     root: aws.acmpca.CertificateAuthority
+    #: the root's own certificate (what a chain from the platform CA ends at)
+    root_cert: pulumi.Output[str]
     #: the platform CA's certificate and key (the provisioner's ``caSecret``)
     ca_cert: pulumi.Output[str]
     ca_key: pulumi.Output[str]
@@ -106,7 +108,7 @@ def create(
         name: _issue(name, who, dns, trust_domain, ca_cert, ca_key.private_key_pem, trusted)
         for name, (who, dns) in identities.items()
     }
-    return PlatformTls(root, ca_cert, ca_key.private_key_pem, subordinate, issued)
+    return PlatformTls(root, root_cert.certificate, ca_cert, ca_key.private_key_pem, subordinate, issued)
 
 
 def _issue(

@@ -377,13 +377,47 @@ def fuzz(
         raise typer.Exit(1)
 
 
+@app.command()
+def soak(
+    minutes: float = typer.Option(..., "--minutes", min=0.5, help="How long to keep the load on."),
+    clusters: int = typer.Option(10, min=1, help="Simulated clusters (agents)."),
+    works: int = typer.Option(200, min=1, help="Works kept alive across the clusters (about)."),
+    rate: float = typer.Option(
+        10.0, min=0.1, help="Operations per second: creates, updates, deletes and status changes."
+    ),
+    interval: float = typer.Option(30.0, min=1.0, help="Seconds between samples (and progress lines)."),
+    insecure: bool = INSECURE,
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    report: Path | None = REPORT,
+) -> None:
+    """Keep a steady mix of creates, updates, deletes and status changes going on real PostgreSQL,
+    Kafka and a Maestro server with simulated agents, sampling each process's memory, descriptors
+    and TCP connections, the outbox and the Kafka lags; print each curve's trend over the last two
+    thirds of the run (with --report, its charts too)."""
+    from benchmarks import soak as soak_bench
+
+    gc_tuning.tune()  # as in the agents it simulates
+    settings = soak_bench.SoakSettings(minutes, clusters, works, rate, interval, insecure)
+    with progress.for_console(err) as shown:
+        result = asyncio.run(soak_bench.run(settings, shown))
+    title = f"fleetplane bench soak --minutes {minutes:g}"
+    _output(result.figures, title, as_json=as_json)
+    if report is not None:
+        from benchmarks import reports
+
+        _written(reports.write_curves(report, "soak", title, result.figures, result.panels))
+
+
 def _write_report(
     folder: Path, name: str, title: str, figures: dict[str, Any], timelines: Mapping[str, Timeline]
 ) -> None:
     from benchmarks import reports
 
-    written = reports.write(folder, name, title, figures, timelines)
-    err.print(f"[bench] report written to {written}", highlight=False, markup=False, soft_wrap=True)
+    _written(reports.write(folder, name, title, figures, timelines))
+
+
+def _written(report: Path) -> None:
+    err.print(f"[bench] report written to {report}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _output(

@@ -56,9 +56,27 @@ WORKS_OF_SOURCE = typer.Option("", help="Only this source's works.")
 AGENT_KUBECONFIG = kube_options.kubeconfig_option("the cluster to apply to")
 
 
-def _kafka(bootstrap: str, tls_dir: str | None, insecure: bool) -> KafkaSettings:
+KAFKA_PRINCIPALS = typer.Option(
+    trust_identity.PrincipalForm.MAPPED,
+    "--kafka-principals",
+    envvar="MAESTRO_KAFKA_PRINCIPALS",
+    help="How the brokers name a client by its certificate, which the cluster ACLs must match: "
+    "'mapped' (User:cluster.<name>.<incarnation>; the brokers set ssl.principal.mapping.rules as "
+    "docs/security.md gives them) or 'subject' (the certificate's whole subject, "
+    "User:UID=<incarnation>,CN=<name>,OU=cluster,O=fleetplane; for brokers that cannot map, as "
+    "Amazon MSK's cannot).",
+    case_sensitive=False,
+)
+
+
+def _kafka(
+    bootstrap: str,
+    tls_dir: str | None,
+    insecure: bool,
+    principals: trust_identity.PrincipalForm = trust_identity.PrincipalForm.MAPPED,
+) -> KafkaSettings:
     try:
-        return KafkaSettings.from_flags(bootstrap, tls_dir, insecure)
+        return KafkaSettings.from_flags(bootstrap, tls_dir, insecure, principals)
     except KafkaSettingsError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -148,6 +166,7 @@ def server(
         help="A further config of every spec and status topic, KEY=VALUE (e.g. retention.ms=604800000); "
         "repeatable. Set on existing topics too, at every start.",
     ),
+    kafka_principals: trust_identity.PrincipalForm = KAFKA_PRINCIPALS,
     tls_dir: str = typer.Option(
         None,
         "--tls-dir",
@@ -202,7 +221,7 @@ def server(
     try:
         settings = ServerSettings(
             dsn=dsn,
-            kafka=_kafka(kafka, tls_dir, insecure),
+            kafka=_kafka(kafka, tls_dir, insecure, kafka_principals),
             host=host,
             port=port,
             bundle_limit=bundle_limit,
@@ -254,6 +273,7 @@ def agent(
         "moved (then the agent follows it; it also asks when Kafka refuses it something).",
     ),
     topic_prefix: str = PREFIX,
+    kafka_principals: trust_identity.PrincipalForm = KAFKA_PRINCIPALS,
     tls_dir: str | None = TLS_DIR,
     insecure: bool = INSECURE,
     health_port: int | None = probe_options.health_port_option(
@@ -274,7 +294,7 @@ def agent(
     settings = agent_service.AgentSettings(
         cluster=cluster,
         kubeconfig=kube_options.single_file(kube_options.load(kubeconfig, context)),
-        kafka=_kafka(kafka, tls_dir, insecure),
+        kafka=_kafka(kafka, tls_dir, insecure, kafka_principals),
         server=server,
         credentials=tls_options.credentials(tls_dir, None, insecure),
         refresh_seconds=refresh,
@@ -344,9 +364,12 @@ def consumers_create(
     """Register a cluster; allocates its Kafka partition."""
     c = _call(server, tls_dir, token_file, insecure, lambda m: m.create_consumer(name, _labels(label)))
     where = c.spec_placement
+    who = trust_identity.Identity.cluster(c.name, c.slot or 0)
     console.print(
         f"consumer {c.name} created (incarnation {c.slot}): spec events on {where.topic}, status on "
-        f"{c.status_topic}; its agent's Kafka principal is User:cluster.{c.name}.{c.slot}"
+        f"{c.status_topic}; its agent's Kafka principal is {who.kafka_principal} "
+        f"({who.kafka_principal_as(trust_identity.PrincipalForm.SUBJECT)} where the brokers do not "
+        "map subjects)"
     )
 
 

@@ -31,7 +31,7 @@ from localinfra.environment import Environment
 from localinfra.errors import InfraError
 from localinfra.kafka_config import LOG4J2, Node, server_properties
 from trust import files
-from trust.identity import Identity
+from trust.identity import Identity, PrincipalForm
 
 #: The broker's own identity: its serving certificate, and the principal of its inter-broker and
 #: controller connections (a super user, or the broker could not talk to itself).
@@ -195,11 +195,13 @@ def start(
     max_message_bytes: int = 2 * 1024 * 1024,
     secure: bool = True,
     pki_env: Environment | None = None,
+    principals: PrincipalForm = PrincipalForm.MAPPED,
 ) -> Kafka:
     """Start ``brokers`` nodes (1, or 3 for a cluster that survives the loss of one) and wait until
     they take a round trip. Their certificate comes from ``pki_env``'s CA (default ``env``'s): the
     CA every client must hold a certificate of. ``heap`` is each JVM's (default 768m for one
-    broker, 512m each in a cluster)."""
+    broker, 512m each in a cluster). ``principals``: how the brokers name clients (subject: no
+    mapping rules, as on Amazon MSK)."""
     if brokers not in (1, 3):
         raise InfraError(f"a local Kafka has 1 or 3 brokers, not {brokers}", fix="ask for 1 or 3")
     java = shutil.which("java")
@@ -223,7 +225,7 @@ def start(
     configs = []
     for node in nodes:
         config = env.path(node_name(name, node.node_id, brokers)) / "server.properties"
-        config.write_text(server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS))
+        config.write_text(server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS, principals))
         configs.append((jvm, config))
     _format(configs, standalone=brokers == 1)
     records = []

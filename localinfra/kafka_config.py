@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from trust.identity import KAFKA_PRINCIPAL_RULES, Identity
+from trust.identity import KAFKA_PRINCIPAL_RULES, Identity, PrincipalForm
 
 LOG4J2 = """status = warn
 appender.out.type = Console
@@ -73,9 +73,15 @@ def _listeners(port: int, controller_port: int, *, secure: bool) -> list[str]:
     ]
 
 
-def _security(keystore: Path, truststore: Path, super_users: Sequence[Identity]) -> list[str]:
+def _security(
+    keystore: Path, truststore: Path, super_users: Sequence[Identity], principals: PrincipalForm
+) -> list[str]:
     """TLS on every listener with client certificates required, principals from the certificates'
-    subjects, and nothing allowed that no ACL allows (but to the super users)."""
+    subjects (mapped by the rules, or whole where ``principals`` says the brokers cannot map, as
+    Amazon MSK's cannot), and nothing allowed that no ACL allows (but to the super users)."""
+    mapping = (
+        [f"ssl.principal.mapping.rules={KAFKA_PRINCIPAL_RULES}"] if principals is PrincipalForm.MAPPED else []
+    )
     return [
         "ssl.client.auth=required",
         "ssl.keystore.type=PEM",
@@ -83,10 +89,11 @@ def _security(keystore: Path, truststore: Path, super_users: Sequence[Identity])
         "ssl.truststore.type=PEM",
         f"ssl.truststore.location={truststore}",
         "ssl.endpoint.identification.algorithm=https",
-        f"ssl.principal.mapping.rules={KAFKA_PRINCIPAL_RULES}",
+        *mapping,
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found=false",
-        "super.users=" + ";".join(who.kafka_principal for who in super_users),
+        # Kafka splits super.users at ';' only: a subject's commas stay in it
+        "super.users=" + ";".join(who.kafka_principal_as(principals) for who in super_users),
     ]
 
 
@@ -118,6 +125,7 @@ def server_properties(
     max_message_bytes: int,
     tls: tuple[Path, Path] | None = None,
     super_users: Sequence[Identity] = (),
+    principals: PrincipalForm = PrincipalForm.MAPPED,
 ) -> str:
     """``node``'s configuration among ``nodes`` (itself alone: a single broker); ``tls`` is its
     (PEM key store, trust store), None for a plaintext broker."""
@@ -127,7 +135,7 @@ def server_properties(
             f"node.id={node.node_id}",
             *_quorum(node, nodes),
             *_listeners(node.port, node.controller_port, secure=tls is not None),
-            *(_security(*tls, super_users) if tls is not None else []),
+            *(_security(*tls, super_users, principals) if tls is not None else []),
             f"log.dirs={node.data}",
             "num.partitions=1",
             "offsets.topic.num.partitions=8",

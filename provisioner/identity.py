@@ -6,7 +6,10 @@ provisioner issues it from the platform CA once the cluster's Maestro consumer e
 consumer's placement slot is the agent identity's *incarnation*, so a cluster deleted and created
 again under the same name never makes an old certificate valid again — and writes it into the
 worker as a ``kubernetes.io/tls`` Secret (``tls.crt``, ``tls.key``, ``ca.crt``), which the agent
-mounts as its ``--tls-dir``. Every pass checks the Secret and issues a successor when the
+mounts as its ``--tls-dir``. When the platform CA is a subordinate (the aws stack's, under an ACM
+Private CA root) ``tls.crt`` carries it after the leaf and ``ca.crt`` the CAs up to the root; when
+the brokers present another CA's certificates (Amazon MSK's) the agent's Secret also holds that
+bundle as ``kafka-ca.crt``. Every pass checks the Secret and issues a successor when the
 certificate has used two thirds of its lifetime, when the CA changed or when the identity or the
 names it serves did; the agent picks the new files up without a restart. Deleting the cluster
 revokes the serial in use.
@@ -29,8 +32,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from trust import authority
+from trust.files import KAFKA_CA_FILE
 from trust.identity import Identity
 
 KIND = "ClusterIdentity"
@@ -193,6 +198,7 @@ def reissue_reason(
     who: Identity,
     ca: authority.CertificateAuthority,
     *,
+    kafka_ca: bytes | None = None,
     now: datetime.datetime | None = None,
 ) -> str | None:
     """Why the Secret needs a new certificate, or None when the one it holds is good for now."""
@@ -205,8 +211,12 @@ def reissue_reason(
         ca_pems = {base64.b64decode(data[key]) for key in wanted.keys.ca}
     except (KeyError, ValueError, TypeError):
         return "the Secret holds no readable certificate"
-    if ca_pems != {ca.cert_pem} or cert.issuer != ca.cert.subject:
+    if ca_pems != {ca.bundle_pem} or cert.issuer != ca.cert.subject:
         return "the platform CA changed"
+    if cert_pem != cert.public_bytes(serialization.Encoding.PEM) + ca.intermediates_pem:
+        return "the certificate's chain changed"
+    if _kafka_ca_of(wanted, kafka_ca) != _b64_or_none(data.get(KAFKA_CA_FILE)):
+        return "the brokers' CA bundle changed"
     if cert.subject != who.subject():
         return f"the certificate is for another identity ({cert.subject.rfc4514_string()})"
     if _dns_names(cert) != set(wanted.dns_names):
@@ -216,8 +226,11 @@ def reissue_reason(
     return None
 
 
-def issued_secret(wanted: Request, who: Identity, ca: authority.CertificateAuthority) -> dict[str, Any]:
-    """A fresh certificate for ``who`` as the Secret the agent mounts."""
+def issued_secret(
+    wanted: Request, who: Identity, ca: authority.CertificateAuthority, *, kafka_ca: bytes | None = None
+) -> dict[str, Any]:
+    """A fresh certificate for ``who`` as the Secret the agent mounts (with ``kafka_ca``, the
+    brokers' CAs, when it is the agent's)."""
     if wanted.service and wanted.usage == "server":
         issued = ca.issue(who, lifetime=wanted.lifetime, hosts=wanted.dns_names, server=True, client=False)
     else:
@@ -236,11 +249,25 @@ def issued_secret(wanted: Request, who: Identity, ca: authority.CertificateAutho
             },
         },
         "data": {
-            wanted.keys.certificate: _b64(issued.cert_pem),
+            wanted.keys.certificate: _b64(issued.cert_pem + ca.intermediates_pem),
             wanted.keys.key: _b64(issued.key_pem),
-            **{key: _b64(ca.cert_pem) for key in wanted.keys.ca},
+            **{key: _b64(ca.bundle_pem) for key in wanted.keys.ca},
+            **({KAFKA_CA_FILE: _b64(brokers)} if (brokers := _kafka_ca_of(wanted, kafka_ca)) else {}),
         },
     }
+
+
+def _kafka_ca_of(wanted: Request, kafka_ca: bytes | None) -> bytes | None:
+    """The brokers' CAs for this Secret: only the agent's (a service's certificate never speaks to
+    Kafka)."""
+    return kafka_ca if kafka_ca and not wanted.service else None
+
+
+def _b64_or_none(value: Any) -> bytes | None:
+    try:
+        return base64.b64decode(value) if value else None
+    except (ValueError, TypeError):
+        return None
 
 
 def rollout_annotation(wanted: Request) -> str:

@@ -42,7 +42,7 @@ from provisioner.functions import installed, wire
 from provisioner.providers.base import ClusterProvider
 from provisioner.providers.local import LocalProvider
 from provisioner.providers.simulated import SimulatedProvider
-from trust import authority
+from trust import authority, files
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ class ProvisionerSettings:
     metrics_port: int | None = None
     metrics_host: str = probes.LOOPBACK
     #: the platform CA's folder (``ca.crt``, ``ca.key``), which issues each cluster's agent identity;
-    #: default: the local environment's (``<local_env>/pki``)
+    #: default: the local environment's (``<local_env>/pki``). A subordinate CA's folder also holds
+    #: ``chain.crt`` (the CAs above it up to the root) and, where the brokers present another CA's
+    #: certificates, ``kafka-ca.crt``: both go into every agent's Secret.
     ca_dir: Path | None = None
     #: composition function servers, ``NAME=HOST:PORT`` (see ``provisioner.functions.wire``)
     function_servers: tuple[str, ...] = ()
@@ -100,12 +102,20 @@ def _authority(settings: ProvisionerSettings) -> authority.CertificateAuthority 
     folder = settings.ca_dir or (settings.local_env / "pki" if settings.local_env else None)
     if folder is None:
         return None
-    cert, key = folder / "ca.crt", folder / "ca.key"
+    cert, key, chain = folder / "ca.crt", folder / "ca.key", folder / authority.CHAIN_FILE
     if not (cert.is_file() and key.is_file()):
         raise ValueError(
             f"the CA folder {folder} needs ca.crt and ca.key (--ca-dir): they issue agents' identities"
         )
-    return authority.CertificateAuthority.load(cert, key)
+    return authority.CertificateAuthority.load(cert, key, chain=chain if chain.is_file() else None)
+
+
+def _kafka_ca(settings: ProvisionerSettings) -> bytes | None:
+    """The brokers' CAs that agents verify Kafka against, when not the platform CA: ``kafka-ca.crt``
+    in the CA folder (given to every agent's Secret)."""
+    folder = settings.ca_dir
+    bundle = folder / files.KAFKA_CA_FILE if folder is not None else None
+    return bundle.read_bytes() if bundle is not None and bundle.is_file() else None
 
 
 @dataclasses.dataclass
@@ -176,6 +186,7 @@ def build_operator(settings: ProvisionerSettings) -> Provisioner:
             platform=_platform(settings, hub.server),
             drain_seconds=settings.drain_seconds,
             authority=_authority(settings),
+            kafka_ca=_kafka_ca(settings),
             functions=installed.installed(servers),
         ),
         report=report,

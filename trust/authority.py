@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -21,6 +22,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from trust import files
 from trust.identity import DEFAULT_TRUST_DOMAIN, ORGANIZATION, Identity, validate_trust_domain
 
+#: in a CA's folder beside ``ca.crt`` and ``ca.key``, for a subordinate CA: the CAs above it up to
+#: the root, its issuer first
+CHAIN_FILE = "chain.crt"
 DEFAULT_LIFETIME = datetime.timedelta(days=30)
 CA_LIFETIME = datetime.timedelta(days=3650)
 # Clocks of the machines involved may lag the issuer's a little.
@@ -80,22 +84,52 @@ class CertificateAuthority:
         cert: x509.Certificate,
         key: ec.EllipticCurvePrivateKey,
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
+        chain_pem: bytes = b"",
     ) -> None:
+        """``chain_pem``: for a subordinate CA, the CAs above it up to the root, issuer first."""
         self.cert = cert
         self._key = key
         self.trust_domain = validate_trust_domain(trust_domain)
+        self.chain_pem = chain_pem
 
     @property
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
+    @property
+    def bundle_pem(self) -> bytes:
+        """What a peer of an issued certificate trusts: this CA and the CAs above it, so that its
+        verification ends at a self-signed root as TLS libraries require."""
+        return self.cert_pem + self.chain_pem
+
+    @property
+    def intermediates_pem(self) -> bytes:
+        """What follows a leaf in its certificate file: this CA when it is a subordinate (a peer
+        that trusts only the root, as Amazon MSK does, then finds the path), else nothing."""
+        return self.cert_pem if self.chain_pem else b""
+
     @classmethod
-    def load(cls, cert: Path, key: Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> CertificateAuthority:
-        """A CA from PEM files (the platform's own, or one the user brings)."""
+    def load(
+        cls, cert: Path, key: Path, trust_domain: str = DEFAULT_TRUST_DOMAIN, chain: Path | None = None
+    ) -> CertificateAuthority:
+        """A CA from PEM files (the platform's own, or one the user brings); ``chain``, for a
+        subordinate CA, the CAs above it up to the root, its issuer first."""
         loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{key}: the CA key must be an EC key (fleetplane issues P-256 certificates)")
-        return cls(x509.load_pem_x509_certificate(cert.read_bytes()), loaded, trust_domain)
+        ca = x509.load_pem_x509_certificate(cert.read_bytes())
+        chain_pem = chain.read_bytes() if chain is not None else b""
+        if chain_pem:
+            above = x509.load_pem_x509_certificates(chain_pem)
+            try:
+                for issued, issuer in zip([ca, *above], [*above, above[-1]], strict=True):
+                    issued.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                raise ValueError(
+                    f"{chain}: give the CAs above {cert} from its issuer "
+                    f"({ca.issuer.rfc4514_string()}) up to a self-signed root, one PEM after another"
+                ) from None
+        return cls(ca, loaded, trust_domain, chain_pem)
 
     @classmethod
     def ensure(cls, folder: Path, trust_domain: str = DEFAULT_TRUST_DOMAIN) -> CertificateAuthority:

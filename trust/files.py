@@ -33,6 +33,11 @@ def write_private(path: Path, data: bytes | str) -> Path:
     return path
 
 
+#: In a TLS folder beside ``ca.crt``: the CAs the Kafka brokers' certificates are verified against,
+#: when not the platform CA (a managed Kafka's own, which the platform does not issue).
+KAFKA_CA_FILE = "kafka-ca.crt"
+
+
 @dataclass(frozen=True, slots=True)
 class TLSFiles:
     """What a TLS client or server is configured with: the CA bundle it trusts and its own pair.

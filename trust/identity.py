@@ -8,7 +8,10 @@ Kafka principal that no ACL mentions any more.
 - subject: ``O=fleetplane, OU=<kind>, CN=<name>`` and, for a cluster, ``UID=<incarnation>``
   (Kafka takes a TLS principal from the subject, mapped by :data:`KAFKA_PRINCIPAL_RULES`);
 - SAN URI: ``spiffe://<trust domain>/<kind>/<name>`` (argocd-agent and service meshes read these);
-- Kafka principal: ``User:<kind>.<name>`` and, for a cluster, ``User:cluster.<name>.<incarnation>``.
+- Kafka principal: ``User:<kind>.<name>`` and, for a cluster, ``User:cluster.<name>.<incarnation>``
+  where the brokers map subjects by :data:`KAFKA_PRINCIPAL_RULES`; ``User:`` and the whole subject
+  in RFC 2253 order (``User:UID=<incarnation>,CN=<name>,OU=<kind>,O=fleetplane``) where they
+  cannot (Amazon MSK): :class:`PrincipalForm`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ class Kind(enum.StrEnum):
     ADMIN = "admin"
     # a platform service (the Maestro server, a broker, a database)
     SERVICE = "service"
+
+
+class PrincipalForm(enum.StrEnum):
+    """How the brokers name a client authenticated by its certificate."""
+
+    # mapped by KAFKA_PRINCIPAL_RULES (the brokers set `ssl.principal.mapping.rules`)
+    MAPPED = "mapped"
+    # Kafka's DEFAULT rule: the certificate's whole subject, most specific attribute first (a
+    # managed Kafka whose configuration cannot set the rules, as Amazon MSK's cannot)
+    SUBJECT = "subject"
 
 
 class IdentityError(ValueError):
@@ -104,6 +117,13 @@ class Identity:
             return f"User:{self.kind}.{self.name}.{self.incarnation}"
         return f"User:{self.kind}.{self.name}"
 
+    def kafka_principal_as(self, form: PrincipalForm) -> str:
+        """The principal Kafka's ACLs name when the brokers name clients the ``form`` way."""
+        if form is PrincipalForm.SUBJECT:
+            # RFC 4514 writes the attributes in RFC 2253's order, as Kafka's DEFAULT rule does
+            return f"User:{self.subject().rfc4514_string()}"
+        return self.kafka_principal
+
     def __str__(self) -> str:
         suffix = f"#{self.incarnation}" if self.incarnation is not None else ""
         return f"{self.kind}/{self.name}{suffix}"
@@ -119,6 +139,17 @@ KAFKA_PRINCIPAL_RULES = ",".join(
         "DEFAULT",
     ]
 )
+
+
+_MAPPED_CLUSTER = re.compile(r"^User:cluster\.[a-z0-9.-]+\.([0-9]{1,19})$")
+_SUBJECT_CLUSTER = re.compile(rf"^User:UID=([0-9]{{1,19}}),CN=[a-z0-9.-]+,OU=cluster,O={ORGANIZATION}$")
+
+
+def cluster_incarnation(principal: str) -> int | None:
+    """The incarnation a cluster's Kafka principal names, in either :class:`PrincipalForm`; None
+    for any other principal."""
+    found = _MAPPED_CLUSTER.match(principal) or _SUBJECT_CLUSTER.match(principal)
+    return int(found.group(1)) if found else None
 
 
 def validate_trust_domain(domain: str) -> str:

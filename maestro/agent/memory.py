@@ -171,6 +171,16 @@ class MemoryBackend:
         self.objects[key] = stored
         return _copy(stored)
 
+    def write_status(self, key: Key, status: JsonObject) -> bool:
+        """Replace an object's status as its controller would (Argo CD finding an Application
+        degraded, with no change of spec); False when there is no such object."""
+        obj = self.objects.get(key)
+        if obj is None:
+            return False
+        obj["metadata"]["resourceVersion"] = str(next(self._counter))
+        obj["status"] = _copy(status)
+        return True
+
     def _stamp_new(self, obj: JsonObject) -> None:
         obj.setdefault("metadata", {}).update(
             uid=f"00000000-0000-4000-8000-{next(self._counter):012x}",

@@ -80,7 +80,8 @@ def identity_problem(kafka: KafkaSettings, consumer: consumers.Consumer) -> str 
     return (
         f"the Kafka certificate ({kafka.tls.cert if kafka.tls else '-'}) is for "
         f"{found or 'no fleetplane identity'}, but consumer {consumer.name} is {wanted} "
-        f"(principal {wanted.kafka_principal}): issue the agent a certificate of that identity"
+        f"(principal {wanted.kafka_principal_as(kafka.principals)}): issue the agent a certificate of "
+        "that identity"
     )
 
 

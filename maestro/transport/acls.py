@@ -14,15 +14,18 @@ from confluent_kafka.admin import (
 
 from maestro.api import consumers
 from maestro.transport import layout
-from trust.identity import Identity
+from trust.identity import Identity, PrincipalForm
 
 
-def cluster_principal(consumer: consumers.Consumer) -> str:
-    """The principal of the consumer's cluster: its name and placement slot (`trust.identity`)."""
-    return Identity.cluster(consumer.name, consumer.placement_slot).kafka_principal
+def cluster_principal(consumer: consumers.Consumer, form: PrincipalForm = PrincipalForm.MAPPED) -> str:
+    """The principal of the consumer's cluster: its name and placement slot (`trust.identity`), as
+    the brokers name it (``form``)."""
+    return Identity.cluster(consumer.name, consumer.placement_slot).kafka_principal_as(form)
 
 
-def cluster_acls(consumer: consumers.Consumer, names: layout.Layout) -> list[AclBinding]:
+def cluster_acls(
+    consumer: consumers.Consumer, names: layout.Layout, form: PrincipalForm = PrincipalForm.MAPPED
+) -> list[AclBinding]:
     """What a cluster's principal may do, and nothing more: read its spec topic, write its status
     topic, commit its offsets under its group (Read and Write imply Describe)."""
     placement = consumer.spec_placement
@@ -31,7 +34,7 @@ def cluster_acls(consumer: consumers.Consumer, names: layout.Layout) -> list[Acl
             f"consumer {consumer.name} shares a topic with other clusters "
             f"({placement.topic}[{placement.partition}]): ACLs cannot confine it to its own events"
         )
-    principal = cluster_principal(consumer)
+    principal = cluster_principal(consumer, form)
     return [
         allow(ResourceType.TOPIC, placement.topic, principal, AclOperation.READ),
         allow(ResourceType.TOPIC, consumer.status_topic, principal, AclOperation.WRITE),

@@ -29,6 +29,7 @@ from maestro.transport.client_config import base_config
 from maestro.transport.connection import KafkaSettings
 from maestro.transport.errors import PublishError, kafka_error, refused
 from maestro.transport.topic_settings import BROKER_DEFAULTS, TopicSettings, drift
+from trust.identity import cluster_incarnation
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,16 @@ class Topics:
         settings: TopicSettings = BROKER_DEFAULTS,
     ) -> None:
         self._principal = kafka.principal
+        self._form = kafka.principals
         self._admin = AdminClient(base_config(kafka))
         self._names = names
         # A plaintext broker has no authorizer to hold ACLs (and refuses them).
         self._acls = kafka.is_secure
         self._settings = settings
         self._config = settings.wanted(bundle_limit)
+
+    def _cluster_acls(self, of: Sequence[consumers.Consumer]) -> list[AclBinding]:
+        return [acl for consumer in of for acl in cluster_acls(consumer, self._names, self._form)]
 
     def _new_topics(self, made: Sequence[consumers.Consumer]) -> list[NewTopic]:
         replication = self._settings.new_topic_replication
@@ -77,7 +82,7 @@ class Topics:
         once the broker enforces the ACLs, so that an agent started next is let in."""
         if not made:
             return
-        acls = [acl for consumer in made for acl in cluster_acls(consumer, self._names)]
+        acls = self._cluster_acls(made)
         self._create_topics(self._new_topics(made))
         if self._acls:
             self._wait(self._admin.create_acls(acls, request_timeout=60), "creating ACL")
@@ -119,7 +124,7 @@ class Topics:
         if not gone:
             return
         if self._acls:
-            filters = [exactly(acl) for consumer in gone for acl in cluster_acls(consumer, self._names)]
+            filters = [exactly(acl) for acl in self._cluster_acls(gone)]
             self._wait(self._admin.delete_acls(filters, request_timeout=60), "deleting ACLs")
         self._delete_topics([t for consumer in gone for t in topics_of(consumer)])
         # The agents' groups go too (their offsets name deleted topics), as a courtesy: one an agent
@@ -168,7 +173,7 @@ class Topics:
                 or (
                     b.restype == ResourceType.GROUP
                     and b.name.startswith(self._names.agent_group_prefix)
-                    and principal_slot(b.principal) in slots
+                    and cluster_incarnation(b.principal) in slots
                 )
             ]
             if stale:
@@ -191,7 +196,7 @@ class Topics:
         except KafkaException as exc:
             raise refused(exc, self._principal, "listing ACLs") from exc
         granted = {acl_key(b) for b in listed}
-        wanted = [acl for consumer in known for acl in cluster_acls(consumer, self._names)]
+        wanted = self._cluster_acls(known)
         absent = [acl for acl in wanted if acl_key(acl) not in granted]
         if absent:
             self._wait(self._admin.create_acls(absent, request_timeout=60), "creating ACL")
@@ -306,11 +311,3 @@ def exactly(acl: AclBinding) -> AclBindingFilter:
         acl.operation,
         acl.permission_type,
     )
-
-
-def principal_slot(principal: str) -> int | None:
-    """The slot a cluster's principal names (``User:cluster.<name>.<slot>``); None for another."""
-    if not principal.startswith("User:cluster."):
-        return None
-    last = principal.rsplit(".", 1)[-1]
-    return int(last) if last.isascii() and last.isdigit() else None

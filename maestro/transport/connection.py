@@ -4,7 +4,8 @@ Secure unless told otherwise: a process connects over TLS with the certificate o
 ``--tls-dir`` folder holding ``ca.crt``, ``tls.crt`` and ``tls.key``, a Kubernetes TLS Secret's
 layout), verifies the broker's certificate and host name (against ``kafka-ca.crt`` when the folder
 holds one, for brokers whose certificates another CA signs, as Amazon MSK's are; else ``ca.crt``),
-and is known to Kafka's authorizer by the principal its certificate's subject maps to. Plaintext,
+and is known to Kafka's authorizer by the principal its certificate's subject maps to (or by the
+whole subject, where the brokers cannot map it: ``--kafka-principals subject``). Plaintext,
 with no identity at all, is only ever an explicit choice (``--insecure``), and says so in the log.
 """
 
@@ -19,13 +20,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from trust import files
-from trust.identity import Identity, IdentityError, Kind
+from trust.identity import Identity, IdentityError, Kind, PrincipalForm
 
 log = logging.getLogger(__name__)
 
-#: In a TLS folder beside ``ca.crt``: the CAs the brokers' certificates are verified against, when
-#: not the platform CA (a managed Kafka's own, which the platform does not issue).
-KAFKA_CA_FILE = "kafka-ca.crt"
+KAFKA_CA_FILE = files.KAFKA_CA_FILE
 
 
 class KafkaSettingsError(ValueError):
@@ -64,10 +63,12 @@ def identity_of(cert_pem: bytes) -> Identity | None:
 
 @dataclass(frozen=True)
 class KafkaSettings:
-    """The brokers (``bootstrap``) and this process's identity files; ``tls`` None is plaintext."""
+    """The brokers (``bootstrap``) and this process's identity files; ``tls`` None is plaintext.
+    ``principals``: how the brokers name a client by its certificate (what ACLs must say)."""
 
     bootstrap: str
     tls: files.TLSFiles | None = None
+    principals: PrincipalForm = PrincipalForm.MAPPED
 
     def __post_init__(self) -> None:
         if not self.bootstrap:
@@ -78,16 +79,25 @@ class KafkaSettings:
             )
 
     @classmethod
-    def secure(cls, bootstrap: str, tls: files.TLSFiles) -> KafkaSettings:
-        return cls(bootstrap, tls)
+    def secure(
+        cls, bootstrap: str, tls: files.TLSFiles, principals: PrincipalForm = PrincipalForm.MAPPED
+    ) -> KafkaSettings:
+        return cls(bootstrap, tls, principals)
 
     @classmethod
     def insecure(cls, bootstrap: str) -> KafkaSettings:
         return cls(bootstrap, None)
 
     @classmethod
-    def from_flags(cls, bootstrap: str, tls_dir: Path | str | None, insecure: bool) -> KafkaSettings:
-        """What ``--kafka``, ``--tls-dir`` and ``--insecure`` ask for: exactly one of the last two."""
+    def from_flags(
+        cls,
+        bootstrap: str,
+        tls_dir: Path | str | None,
+        insecure: bool,
+        principals: PrincipalForm = PrincipalForm.MAPPED,
+    ) -> KafkaSettings:
+        """What ``--kafka``, ``--tls-dir``, ``--insecure`` (exactly one of these two) and
+        ``--kafka-principals`` ask for."""
         if insecure and tls_dir:
             raise KafkaSettingsError("--tls-dir and --insecure exclude each other: give one")
         if insecure:
@@ -102,7 +112,7 @@ class KafkaSettings:
                 "no identity for Kafka: give --tls-dir DIR (or FLEETPLANE_TLS_DIR) holding ca.crt, "
                 "tls.crt and tls.key, or --insecure to connect over plaintext"
             )
-        return cls.secure(bootstrap, tls_dir_files(Path(tls_dir)))
+        return cls.secure(bootstrap, tls_dir_files(Path(tls_dir)), principals)
 
     @property
     def is_secure(self) -> bool:
@@ -120,7 +130,9 @@ class KafkaSettings:
         if self.tls is None:
             return "User:ANONYMOUS"
         who = self.identity()
-        return who.kafka_principal if who is not None else f"the subject of {self.tls.cert}"
+        if who is None:
+            return f"the subject of {self.tls.cert}"
+        return who.kafka_principal_as(self.principals)
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings for these brokers and this identity."""

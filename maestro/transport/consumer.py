@@ -251,15 +251,28 @@ class Reader:
                 behind[key] = (start, high)
         return behind, answered
 
+    def _group_positions(self) -> dict[tuple[str, int], int]:
+        """A subscribed reader's next offset of each partition the group gave it (none asked of
+        the broker); {} when not subscribed or nothing is assigned yet."""
+        if not self._topics:
+            return {}
+        try:
+            held = self._consumer.position(self._consumer.assignment())
+        except (KafkaException, RuntimeError):  # RuntimeError: a consumer replaced meanwhile, closed
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in held}
+
     def lag(self) -> int | None:
         """Messages of the assigned partitions the broker holds past the next offsets this reader
         hands out, from the end offsets its fetches last brought (no request to the broker: a
         scrape may ask at any time). None while unknown: nothing assigned, no fetch answered yet,
-        or the start of a partition read from its beginning not known."""
-        if not self._next:
+        or the start of a partition read from its beginning not known. A group member's next
+        offsets are its assigned partitions' positions, as librdkafka holds them."""
+        next_offsets = dict(self._next) if self._next else self._group_positions()
+        if not next_offsets:
             return None
         total = 0
-        for (topic, partition), next_offset in list(self._next.items()):
+        for (topic, partition), next_offset in next_offsets.items():
             try:
                 ends = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
             except (KafkaException, RuntimeError):  # RuntimeError: a consumer replaced meanwhile, closed

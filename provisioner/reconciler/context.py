@@ -54,6 +54,9 @@ class Settings:
     requeue_seconds: float = 3.0
     #: the platform CA, which issues each cluster's agent identity (``target: identity``)
     authority: authority.CertificateAuthority | None = None
+    #: the CAs agents verify Kafka's brokers against, when not the platform CA (``kafka-ca.crt`` in
+    #: each agent's Secret); None: the platform CA
+    kafka_ca: bytes | None = None
     #: the composition functions pipelines may call (the built-in template function, entry points,
     #: function servers)
     functions: pipeline.Installed = field(default_factory=installed.installed)

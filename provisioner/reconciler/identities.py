@@ -33,10 +33,11 @@ async def ensure(
         consumer = await ctx.maestro.get_consumer(wanted.consumer)
         who = wanted.identity(consumer.placement_slot)
     current = await worker.get(identity.secret_ref(wanted))
-    reason = identity.reissue_reason(current, wanted, who, ca)
+    kafka_ca = ctx.settings.kafka_ca
+    reason = identity.reissue_reason(current, wanted, who, ca, kafka_ca=kafka_ca)
     if reason is None and current is not None:
         return True, identity.describe(current)
-    issued = identity.issued_secret(wanted, who, ca)
+    issued = identity.issued_secret(wanted, who, ca, kafka_ca=kafka_ca)
     await worker.apply(issued, field_manager=FIELD_MANAGER)
     for patch in identity.restart_patches(wanted, issued):
         # A workload the composition has not made yet will start on this certificate; the patch

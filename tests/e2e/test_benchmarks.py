@@ -251,3 +251,31 @@ def test_bench_provision_simulated_claims_ready_rolled_out_and_deleted() -> None
     assert figures["provisioner_cpu_seconds"] > 0
     assert "20/20 clusters Ready" in progress
     assert "20/20 inventory entries relabelled" in progress
+
+
+def test_bench_soak_samples_every_process_and_reports_their_trends(tmp_path: Path) -> None:
+    figures, progress = run_bench(
+        "soak", "--minutes", "1", "--clusters", "2", "--works", "20", "--rate", "5",
+        "--interval", "10", "--report", str(tmp_path),
+    )  # fmt: skip
+
+    # every kind of operation went out, none failed, and the works stayed about their target
+    assert set(figures["operations sent"]) == {"create", "update", "delete", "status"}
+    assert figures["operations failed"] == "none"
+    assert 10 <= figures["works alive at the end"] <= 30
+    # each component sampled throughout, with its trend; a progress line per sample
+    trends = figures["trends (last two thirds)"]
+    for component in ("maestro-server", "postgres", "kafka", "bench (load, agents)"):
+        memory = trends[f"memory: {component}"]
+        assert memory["first"] > 0 and memory["growth %"] != "-", component
+        assert trends[f"descriptors: {component}"]["last"] > 0, component
+    assert trends["connections: maestro-server"]["last"] > 0
+    assert {"backlog: outbox", "backlog: status ingest lag", "backlog: agent spec lag"} <= set(trends)
+    assert progress.count("/1 min: sent") >= 6
+    report = json.loads((tmp_path / "soak.json").read_text())
+    assert report["figures"] == figures
+    panels = ("memory", "descriptors", "connections", "backlog")
+    assert report["charts"] == [f"soak-{panel}.png" for panel in panels]
+    for chart in report["charts"]:
+        data = (tmp_path / chart).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, chart

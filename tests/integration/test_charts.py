@@ -82,6 +82,7 @@ def test_the_packaged_chart_carries_the_shared_library(
         (HUB_CHART, "--set-string", "server.port=grpc", "/server/port"),
         (HUB_CHART, "--set", "networkPolicy.kafka.ports[0]=99999", "/networkPolicy/kafka/ports/0"),
         (HUB_CHART, "--set", "provisioner.replicas=0", "/provisioner/replicas"),
+        (HUB_CHART, "--set", "kafka.principals=dn", "/kafka/principals"),
         (HUB_CHART, "--set", "leaderElection.leaseDuration=0", "/leaderElection/leaseDuration"),
         (AGENT_CHART, "--set-string", "tls.enabled=maybe", "/tls/enabled"),
         (AGENT_CHART, "--set", "rbac.extraRules[0].verbs=get", "/rbac/extraRules/0/verbs"),
@@ -201,6 +202,7 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     }
     values = {
         **HUB_VALUES,
+        "kafka": {**HUB_VALUES["kafka"], "principals": "subject"},
         "server": {
             "tokenPort": 8091,
             "restPort": 8000,
@@ -221,6 +223,7 @@ def test_the_hub_chart_with_every_option_passes_the_dry_run(hub_ready: kube.Clus
     ]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--rest-port") + 1] == "8000"
+    assert args[args.index("--kafka-principals") + 1] == "subject"
     (server,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-maestro")]
     assert {"name": "rest", "port": 8000, "targetPort": "rest"} in server["spec"]["ports"]
     assert (

@@ -336,7 +336,7 @@ def test_the_platform_is_the_hub_charts_release(deployed: Deployed) -> None:
     assert values["server"]["image"] == {"repository": "ghcr.io/fleetplane/fleetplane-server"}
     assert values["controllers"]["image"] == values["provisioner"]["image"]
     assert values["provisioner"]["image"] == {"repository": "ghcr.io/fleetplane/fleetplane-hub"}
-    assert values["kafka"] == {"bootstrap": BROKERS}
+    assert values["kafka"] == {"bootstrap": BROKERS, "principals": "subject"}
     assert values["provisioner"]["awsRegion"] == "eu-west-1"
     assert values["server"]["database"] == {"secretName": "maestro-db", "caConfigMap": "maestro-db-ca"}
     assert values["networkPolicy"]["kafka"] == {"ports": [9094]}
@@ -489,9 +489,25 @@ def test_the_servers_certificate_names_its_service_and_the_agents_hostname(deplo
 
 
 def test_the_provisioner_gets_the_platform_ca_to_issue_agents_certificates(deployed: Deployed) -> None:
+    """With the root above it (the agents' trust ends there, and MSK trusts only the root) and
+    Amazon's CAs (what the agents verify MSK's brokers against), both passed on to every agent."""
     typ, data = tls_secret(deployed.mocks, "fleetplane-ca")
-    assert typ == "Opaque" and data == {"ca.crt": "CERT platform-ca", "ca.key": "KEY platform-ca"}
+    assert typ == "Opaque"
+    assert data == {
+        "ca.crt": "CERT platform-ca",
+        "ca.key": "KEY platform-ca",
+        "chain.crt": "CERT platform-root",
+        "kafka-ca.crt": deployed.kafka_ca_bundle,
+    }
     assert release(deployed.mocks)["values"]["provisioner"]["caSecret"] == "fleetplane-ca"
+
+
+def test_the_servers_acls_name_clients_as_msk_does(deployed: Deployed) -> None:
+    """MSK's configuration cannot set ssl.principal.mapping.rules: it names a client by its whole
+    subject, so the chart tells the server to grant ACLs to subjects."""
+    config = deployed.mocks.named("aws:msk/configuration:Configuration", "kafka")
+    assert "ssl.principal.mapping.rules" not in config["serverProperties"]
+    assert release(deployed.mocks)["values"]["kafka"]["principals"] == "subject"
 
 
 def test_no_plain_input_holds_a_private_key(deployed: Deployed) -> None:

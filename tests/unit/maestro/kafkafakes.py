@@ -174,6 +174,16 @@ class FakeConsumer:
     def subscribe(self, topics: list[str]) -> None:
         self.subscribed = list(topics)
 
+    #: what the group gave a member: (topic, partition) -> its position (-1001: none yet)
+    positions: dict[tuple[str, int], int] | None = None
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in self.positions or {}]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        held = self.positions or {}
+        return [TopicPartition(tp.topic, tp.partition, held[(tp.topic, tp.partition)]) for tp in partitions]
+
     def list_topics(self, topic: str | None = None, timeout: float | None = None) -> Any:
         if self.broker_away:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker away"))

@@ -13,9 +13,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from provisioner import identity
 from trust import authority
@@ -110,6 +114,56 @@ def test_reissue_only_when_needed(ca: authority.CertificateAuthority) -> None:
     assert "renewal due" in str(identity.reissue_reason(secret, wanted, who, ca, now=later))
 
 
+def subordinate_of(root: authority.CertificateAuthority) -> authority.CertificateAuthority:
+    """A platform CA that ``root`` signed, as ACM Private CA signs the aws stack's."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    signer = root._key  # the test plays the root's operator
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetplane platform CA")]))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(signer, hashes.SHA256())
+    )
+    return authority.CertificateAuthority(cert, key, chain_pem=root.cert_pem)
+
+
+def test_under_a_subordinate_ca_the_agent_gets_the_chain_and_the_brokers_cas() -> None:
+    """The platform CA under a root (the aws stack's, under ACM Private CA): tls.crt carries the
+    platform CA after the leaf, for peers that trust only the root (MSK); ca.crt the CAs up to the
+    root, where TLS verification must end; kafka-ca.crt the brokers' own CAs, for the agent only.
+    A change of either bundle reissues the Secret."""
+    root = authority.CertificateAuthority.create()
+    platform = subordinate_of(root)
+    brokers = authority.CertificateAuthority.create().cert_pem
+    wanted = identity.request(COMPOSED)
+    who = Identity.cluster("worker-1", 17)
+    secret = identity.issued_secret(wanted, who, platform, kafka_ca=brokers)
+    data = {key: base64.b64decode(value) for key, value in secret["data"].items()}
+    chain = x509.load_pem_x509_certificates(data["tls.crt"])
+    assert [c.subject for c in chain] == [who.subject(), platform.cert.subject]
+    assert [c.subject for c in x509.load_pem_x509_certificates(data["ca.crt"])] == [
+        platform.cert.subject,
+        root.cert.subject,
+    ]
+    assert data["kafka-ca.crt"] == brokers
+    assert identity.reissue_reason(secret, wanted, who, platform, kafka_ca=brokers) is None
+    assert identity.reissue_reason(secret, wanted, who, platform) == "the brokers' CA bundle changed"
+    other = authority.CertificateAuthority.create().cert_pem
+    assert identity.reissue_reason(secret, wanted, who, platform, kafka_ca=other) == (
+        "the brokers' CA bundle changed"
+    )
+    # a service's certificate never speaks to Kafka
+    service = identity.request(REPO_SERVER)
+    served = identity.issued_secret(service, service.identity(""), platform, kafka_ca=brokers)
+    assert "kafka-ca.crt" not in served["data"]
+
+
 REPO_SERVER = {
     **COMPOSED,
     "service": "argocd-repo-server",
@@ -181,3 +235,16 @@ def test_a_client_certificate_under_the_key_names_its_consumer_expects(
     assert identity.reissue_reason(secret, wanted, who, ca) is None
     changed = identity.reissue_reason(secret, wanted, who, authority.CertificateAuthority.create())
     assert changed == "the platform CA changed"
+
+
+def test_a_ca_folders_chain_must_lead_from_its_issuer_to_a_root(tmp_path: Path) -> None:
+    root = authority.CertificateAuthority.create()
+    platform = subordinate_of(root)
+    cert, key, chain = tmp_path / "ca.crt", tmp_path / "ca.key", tmp_path / authority.CHAIN_FILE
+    cert.write_bytes(platform.cert_pem)
+    key.write_bytes(authority._private_pem(platform._key))
+    chain.write_bytes(root.cert_pem)
+    assert authority.CertificateAuthority.load(cert, key, chain=chain).bundle_pem == platform.bundle_pem
+    chain.write_bytes(authority.CertificateAuthority.create().cert_pem)
+    with pytest.raises(ValueError, match="up to a self-signed root"):
+        authority.CertificateAuthority.load(cert, key, chain=chain)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from trust import authority, files, identity
-from trust.identity import Identity, IdentityError, Kind
+from trust.identity import Identity, IdentityError, Kind, PrincipalForm
 
 
 @pytest.mark.parametrize(
@@ -72,6 +72,21 @@ def test_kafka_principal_rules_map_each_subject_to_its_principal() -> None:
     for who in (Identity.cluster("a.b-c", 12), Identity.source("hub"), Identity.admin("ops")):
         assert principal(who.subject().rfc4514_string()) == who.kafka_principal
     assert principal("CN=intruder,O=elsewhere") == "User:CN=intruder,O=elsewhere"
+
+
+def test_a_subject_principal_is_the_whole_subject_as_kafka_writes_it() -> None:
+    """Where the brokers cannot map subjects (Amazon MSK), Kafka's DEFAULT rule names a client by
+    its subject in RFC 2253 order; both forms give back a cluster's incarnation, no other's."""
+    worker = Identity.cluster("a.b-c", 12)
+    subject = worker.kafka_principal_as(PrincipalForm.SUBJECT)
+    assert subject == "User:UID=12,CN=a.b-c,OU=cluster,O=fleetplane"
+    assert worker.kafka_principal_as(PrincipalForm.MAPPED) == worker.kafka_principal
+    server = Identity.service("maestro-server").kafka_principal_as(PrincipalForm.SUBJECT)
+    assert server == "User:CN=maestro-server,OU=service,O=fleetplane"
+    assert identity.cluster_incarnation(subject) == 12
+    assert identity.cluster_incarnation(worker.kafka_principal) == 12
+    for other in (server, "User:service.maestro-server", "User:UID=3,CN=x,OU=cluster,O=elsewhere"):
+        assert identity.cluster_incarnation(other) is None
 
 
 @pytest.mark.parametrize(

@@ -119,3 +119,18 @@ def test_a_partition_read_from_its_beginning_lags_from_its_start() -> None:
     assert reader.lag() == 0, "an empty partition"
     consumer.end_offset = 3
     assert reader.lag() == 3
+
+
+def test_a_group_members_lag_is_read_from_its_assigned_positions() -> None:
+    """The server's status reader joins a group by pattern: its lag is over the partitions the group
+    gave it, from where it stands in each."""
+    consumer = FakeConsumer()
+    reader = kafkafakes.reader(consumer)
+    reader.subscribe(["^t\\.status\\..*"])
+    assert reader.lag() is None, "nothing assigned yet: unknown"
+    consumer.positions = {("t.status.1", 0): 4, ("t.status.2", 0): -1001}
+    consumer.end_offset = 6
+    # 2 behind on the first; the second not read yet, from its start (0)
+    assert reader.lag() == 2 + 6
+    consumer.positions = {("t.status.1", 0): 6, ("t.status.2", 0): 6}
+    assert reader.lag() == 0

@@ -1,0 +1,103 @@
+"""A process tree's resident memory, open file descriptors and TCP connections, read from /proc.
+
+A component is a process and its descendants (PostgreSQL's postmaster and its backends; the
+others are one process each). Memory is the sum of their resident set sizes (``VmRSS``), so pages
+shared between PostgreSQL's backends count once per backend; descriptors are the entries of their
+``fd`` folders; TCP connections are their sockets that /proc/net/tcp and tcp6 list in any state but
+LISTEN. A process that ended meanwhile, or whose folders this user may not read, adds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+_LISTEN = "0A"
+
+
+@dataclass(frozen=True)
+class Usage:
+    rss_mb: float
+    fds: int
+    tcp: int
+    processes: int
+
+
+def tcp_sockets(proc: Path = PROC) -> set[str]:
+    """The inodes of the TCP sockets that are not listening (both address families)."""
+    inodes: set[str] = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] != _LISTEN:
+                inodes.add(fields[9])
+    return inodes
+
+
+def descendants(pid: int, proc: Path = PROC, *, apart: frozenset[int] = frozenset()) -> list[int]:
+    """``pid`` and every process below it, but the trees under ``apart`` (components of their own
+    that this one started)."""
+    children: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name, in parentheses, may hold spaces: the fields after it are plain
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        if current in apart:
+            continue
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
+
+
+def _rss_kb(pid: int, proc: Path) -> int:
+    for line in (proc / str(pid) / "status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0  # a zombie has no memory left
+
+
+def _sockets(pid: int, proc: Path) -> tuple[int, set[str]]:
+    """(open descriptors, socket inodes among them)."""
+    folder = proc / str(pid) / "fd"
+    names = os.listdir(folder)
+    inodes = set()
+    for name in names:
+        try:
+            target = os.readlink(folder / name)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return len(names), inodes
+
+
+def usage(pid: int, tcp: set[str], proc: Path = PROC, *, apart: frozenset[int] = frozenset()) -> Usage:
+    """The tree under ``pid`` now, but the trees under ``apart``; ``tcp`` from :func:`tcp_sockets`,
+    read once per sample."""
+    rss_kb = fds = connections = counted = 0
+    for each in descendants(pid, proc, apart=apart - {pid}):
+        try:
+            rss = _rss_kb(each, proc)
+            opened, sockets = _sockets(each, proc)
+        except OSError:
+            continue
+        rss_kb += rss
+        fds += opened
+        connections += len(sockets & tcp)
+        counted += 1
+    return Usage(round(rss_kb / 1024, 1), fds, connections, counted)
