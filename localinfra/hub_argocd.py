@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localinfra import argocd, kube, kubectl, paths, pki, ports, process, redis
+from localinfra import argocd, kube, kubectl, paths, pki, ports, process, redis, versions
 from localinfra.environment import Environment
 from trust.identity import Identity
 
@@ -124,6 +124,12 @@ class HubArgoCD:
         return base64.b64decode(json.loads(out)["data"]["password"]).decode()
 
 
+def ui_dir() -> Path:
+    """Where a built Argo CD web UI of the version we run is looked for (its ``index.html`` and
+    assets): argocd-server serves it at ``/`` when it is there."""
+    return paths.cache_root() / "argocd-ui" / versions.ARGOCD
+
+
 def controllers_args(server: HubArgoCD) -> list[str]:
     """What ``fleetplane controllers run`` is told to write the mirrors' trees into its Redis
     (the controllers' ``--tls-dir`` must hold a certificate of the same CA)."""
@@ -154,8 +160,10 @@ def start(
     """Run the hub's Redis and argocd-server against the hub (whose Argo CD CRDs are installed),
     with certificates of ``identities``'s CA (default ``env``'s): the platform's.
 
-    ``static_assets``: a built Argo CD web UI (its ``dist/app`` folder) to serve at ``/``; without
-    it the API alone answers."""
+    ``static_assets``: a built Argo CD web UI (its ``dist/app`` folder) to serve at ``/`` (default:
+    ``ui_dir()`` when it holds one); without it the API alone answers."""
+    if static_assets is None and (ui_dir() / "index.html").is_file():
+        static_assets = ui_dir()
     ca_env = identities or env
     folder = env.path("hub-argocd")
     cache = redis.start(env, REDIS_PROCESS, REDIS_IDENTITY, identities=ca_env)
