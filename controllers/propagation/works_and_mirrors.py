@@ -167,7 +167,9 @@ class WorksAndMirrors:
         ]
         for meta in asked:
             with contextlib.suppress(hub.NotFoundError):
-                await self.hub.clear_annotation(meta["namespace"], meta["name"], contract.ANNOTATION_REFRESH)
+                await self.hub.clear_annotations(
+                    meta["namespace"], meta["name"], contract.REFRESH_ANNOTATIONS
+                )
 
     async def delete_mirror(self, namespace: str, name: str) -> None:
         if await self.hub.delete_application(namespace, name):
