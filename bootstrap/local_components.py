@@ -211,12 +211,7 @@ def _start_controllers(root: Path, inputs: Values, previous: Values) -> Values:
     # with the hub's Argo CD, the controllers write the mirrors' resource trees into its Redis
     trees = []
     if inputs.get("argocdRedis"):
-        trees = [
-            "--argocd-redis",
-            inputs["argocdRedis"],
-            "--argocd-redis-password-file",
-            inputs["argocdRedisPassword"],
-        ]
+        trees = hub_argocd.tree_args(inputs["argocdRedis"], inputs["argocdRedisPassword"])
     platform.start_controllers(env, Path(inputs["kubeconfig"]), inputs["maestro"], log, tls, *trees)
     return {"log": str(log)}
 

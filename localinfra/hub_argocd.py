@@ -133,13 +133,18 @@ def ui_dir() -> Path:
 def controllers_args(server: HubArgoCD) -> list[str]:
     """What ``fleetplane controllers run`` is told to write the mirrors' trees into its Redis
     (the controllers' ``--tls-dir`` must hold a certificate of the same CA)."""
+    return tree_args(server.redis.address, str(server.redis.credentials / "auth"), server.namespace)
+
+
+def tree_args(redis_address: str, password_file: str, namespace: str = NAMESPACE) -> list[str]:
+    """``controllers_args`` from the Redis's address and password file."""
     return [
         "--argocd-redis",
-        server.redis.address,
+        redis_address,
         "--argocd-redis-password-file",
-        str(server.redis.credentials / "auth"),
+        password_file,
         "--argocd-namespace",
-        server.namespace,
+        namespace,
     ]
 
 
