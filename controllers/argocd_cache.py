@@ -49,6 +49,9 @@ class _PasswordFile(CredentialProvider):
     def get_credentials(self) -> tuple[str]:
         return (self.path.read_text().strip(),)
 
+    async def get_credentials_async(self) -> tuple[str]:
+        return self.get_credentials()  # a small local file: not worth a thread
+
 
 def connect(settings: TreeCacheSettings) -> redis.asyncio.Redis:
     host, _, port = settings.address.rpartition(":")
