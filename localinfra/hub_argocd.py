@@ -110,11 +110,13 @@ class HubArgoCD:
             f"{INITIAL_ADMIN_SECRET} -o jsonpath='{{.data.password}}' | base64 -d"
         )
 
+    def cli(self) -> str:
+        """The ``argocd`` CLI trusting the platform CA (Go reads its roots from ``SSL_CERT_FILE``:
+        ``argocd login`` checks the server before ``--server-crt`` counts)."""
+        return f"SSL_CERT_FILE={self.ca} {paths.bin_dir() / 'argocd'}"
+
     def login_command(self) -> str:
-        return (
-            f"{paths.bin_dir() / 'argocd'} login {self.address} --username admin --server-crt {self.ca} "
-            f'--password "$({self.password_command()})"'
-        )
+        return f'{self.cli()} login {self.address} --username admin --password "$({self.password_command()})"'
 
     def admin_password(self) -> str:
         """The admin's password, for a program that logs in (tests, the benchmark)."""
@@ -128,6 +130,11 @@ def ui_dir() -> Path:
     """Where a built Argo CD web UI of the version we run is looked for (its ``index.html`` and
     assets): argocd-server serves it at ``/`` when it is there."""
     return paths.cache_root() / "argocd-ui" / versions.ARGOCD
+
+
+def cli_environment(server: HubArgoCD) -> dict[str, str]:
+    """The environment the ``argocd`` CLI needs to trust the server (see ``HubArgoCD.cli``)."""
+    return {"SSL_CERT_FILE": str(server.ca)}
 
 
 def controllers_args(server: HubArgoCD) -> list[str]:

@@ -319,7 +319,7 @@ def argocd_hints(console: Console, url: str, password_command: str, login_comman
     console.print(f"Argo CD API: {url}  (user admin; the password: `{password_command}`)", soft_wrap=True)
     console.print(f"  {login_command}", soft_wrap=True)
     console.print(
-        "  then, with the ApplicationSet applied again: argocd app list; argocd app get <name> -o tree; "
-        "argocd appset get argocd/configmap1",
+        "  then, with the ApplicationSet applied again, the same `SSL_CERT_FILE=... argocd` with: "
+        "app list; app get <name> -o tree; appset get argocd/configmap1",
         soft_wrap=True,
     )
