@@ -156,7 +156,7 @@ async def test_the_api_the_web_ui_calls_answers_a_logged_in_user_only(
 
     tree = await asyncio.to_thread(user.request, "GET", f"/api/v1/applications/{deployed[0]}/resource-tree")
     assert [(n["kind"], n["name"]) for n in tree["nodes"]] == [("ConfigMap", "configmap1")]
-    assert tree["nodes"][0]["health"]["status"] == "Healthy"
+    assert {"name": "Cluster", "value": deployed[0].removesuffix(f"-{APPSET}")} in tree["nodes"][0]["info"]
 
     event = await asyncio.to_thread(user.first_event, f"/api/v1/stream/applications?name={deployed[0]}")
     assert event["result"]["application"]["status"]["sync"]["status"] == "Synced"
