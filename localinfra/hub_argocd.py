@@ -93,7 +93,7 @@ class HubArgoCD:
     """A running argocd-server on the hub and what its clients need."""
 
     address: str
-    #: the CA its certificate comes from (``argocd --server-crt``)
+    #: the CA its certificate comes from (the CLI's ``SSL_CERT_FILE``)
     ca: Path
     namespace: str
     kubeconfig: Path
