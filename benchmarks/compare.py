@@ -14,18 +14,28 @@ def security_price(
     alternated by the caller, so a machine that slows down for a while weighs on both modes
     alike. A rate a run did not reach (a phase timed out or was skipped: ``None``) leaves that
     rate's figures out rather than averaging a partial run in."""
-    out: dict[str, Any] = {"rounds": len(secure)}
+    return price(secure, insecure, rates, ("secure", "insecure"))
+
+
+def price(
+    paying: list[dict[str, Any]],
+    baseline: list[dict[str, Any]],
+    rates: Sequence[str],
+    names: tuple[str, str],
+) -> dict[str, Any]:
+    """``security_price`` for any two modes: ``names`` are the paying mode's and the baseline's."""
+    out: dict[str, Any] = {"rounds": len(paying)}
     for rate in rates:
-        with_security = [r[rate] for r in secure if r.get(rate) is not None]
-        without = [r[rate] for r in insecure if r.get(rate) is not None]
-        if len(with_security) != len(secure) or len(without) != len(insecure):
+        measured = [r[rate] for r in paying if r.get(rate) is not None]
+        without = [r[rate] for r in baseline if r.get(rate) is not None]
+        if len(measured) != len(paying) or len(without) != len(baseline):
             continue
-        mean_secure, mean_insecure = sum(with_security) / len(secure), sum(without) / len(insecure)
+        mean, mean_baseline = sum(measured) / len(paying), sum(without) / len(baseline)
         out[rate] = {
-            "secure": round(mean_secure, 1),
-            "insecure": round(mean_insecure, 1),
-            "ratio": round(mean_secure / mean_insecure, 3) if mean_insecure else 0.0,
+            names[0]: round(mean, 1),
+            names[1]: round(mean_baseline, 1),
+            "ratio": round(mean / mean_baseline, 3) if mean_baseline else 0.0,
         }
-    out["secure_runs"] = secure
-    out["insecure_runs"] = insecure
+    out[f"{names[0]}_runs"] = paying
+    out[f"{names[1]}_runs"] = baseline
     return out

@@ -12,7 +12,7 @@ Errors are the ones ``KubeRest`` raises: ``NotFoundError`` (404), ``ConflictErro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -159,6 +159,17 @@ class HubClient:
             query=WRITE_QUERY,
             body=_replace_status(status),
             content_type=kuberest.JSON_PATCH,
+            accept=kuberest.METADATA,
+        )
+
+    async def clear_annotations(self, namespace: str, name: str, keys: Sequence[str]) -> None:
+        """Remove these annotations of an Application (nothing else of it is touched)."""
+        await self._rest.request(
+            "PATCH",
+            _argocd_path(namespace, APPLICATIONS, name),
+            query=WRITE_QUERY,
+            body={"metadata": {"annotations": dict.fromkeys(keys)}},
+            content_type=kuberest.MERGE_PATCH,
             accept=kuberest.METADATA,
         )
 

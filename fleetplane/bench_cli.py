@@ -235,6 +235,18 @@ def fleet(
     ),
     insecure: bool = INSECURE,
     compare_modes: bool = COMPARE,
+    with_argocd: bool = typer.Option(
+        False,
+        "--hub-argocd",
+        help="Run argocd-server on the hub (it watches every Application) with the controllers "
+        "writing each mirror's resource tree into its Redis.",
+    ),
+    compare_argocd: bool = typer.Option(
+        False,
+        "--compare-hub-argocd",
+        help="Run it without, then with --hub-argocd, in turn (--rounds times each) and print what "
+        "the hub's Argo CD costs: each mode's figures and the ratios with / without.",
+    ),
     rounds: int = ROUNDS,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     report: Path | None = REPORT,
@@ -248,6 +260,11 @@ def fleet(
         chosen = workload.parse_phases(phases)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--phases") from None
+    if (with_argocd or compare_argocd) and (insecure or compare_modes):
+        raise typer.BadParameter(
+            "the hub's Argo CD runs secure only (its Redis takes TLS): drop --insecure and --compare",
+            param_hint="--hub-argocd",
+        )
     settings = harness.FleetSettings(
         clusters,
         apps_per_cluster,
@@ -257,6 +274,7 @@ def fleet(
         writes=harness.StatusWrites(write_rate, write_concurrency),
         phases=chosen,
         insecure=insecure,
+        hub_argocd=with_argocd,
     )
     title = f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}"
     timelines: dict[str, Timeline] = {}
@@ -268,12 +286,38 @@ def fleet(
             )
             return result.as_dict()
 
-        figures = _modes(measure, "fleet", insecure, compare_modes, rounds, shown, fleet_report.PRICED_RATES)
+        if compare_argocd:
+            figures = _with_and_without_argocd(settings, timelines, rounds, shown)
+        else:
+            figures = _modes(
+                measure, "fleet", insecure, compare_modes, rounds, shown, fleet_report.PRICED_RATES
+            )
     if compare_modes:
         title += " --compare"
+    if compare_argocd:
+        title += " --compare-hub-argocd"
     _output(figures, title, as_json=as_json)
     if report is not None:
         _write_report(report, "fleet", title, figures, timelines)
+
+
+def _with_and_without_argocd(
+    settings: Any, timelines: dict[str, Timeline], rounds: int, shown: progress.Progress
+) -> dict[str, Any]:
+    """Alternating rounds without and with the hub's Argo CD, and the ratios with / without."""
+    from benchmarks.fleet import harness
+    from benchmarks.fleet import report as fleet_report
+
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for round_ in range(1, rounds + 1):
+        for with_argocd in (False, True):
+            label = f"fleet-{'with' if with_argocd else 'without'}-argocd-{round_}"
+            shown(f"[bench] round {round_} of {rounds}: {label}")
+            result, timelines[label] = asyncio.run(
+                harness.run(dataclasses.replace(settings, hub_argocd=with_argocd), shown)
+            )
+            runs[with_argocd].append(result.as_dict())
+    return compare.price(runs[True], runs[False], fleet_report.PRICED_RATES, ("with_argocd", "without"))
 
 
 @app.command()

@@ -24,7 +24,7 @@ from benchmarks.simulated import SimulatedFleet
 from benchmarks.timeline import Timeline
 from controllers import contract
 from kubeio.rest import KubeRest
-from localinfra import kafka, kube, platform, postgres, process
+from localinfra import hub_argocd, kafka, kube, platform, postgres, process
 from localinfra.environment import Environment
 from maestro.api import consumers
 from maestro.client import MaestroClient
@@ -56,6 +56,9 @@ class FleetSettings:
     writes: StatusWrites = StatusWrites()
     phases: frozenset[str] = PHASES
     insecure: bool = False
+    #: argocd-server on the hub (watching every Application), the controllers writing each
+    #: mirror's resource tree into its Redis
+    hub_argocd: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class _Stage:
     names: layout.Layout
     #: when the run began (monotonic clock): its setup is timed from here
     started: float
+    #: further arguments of ``fleetplane controllers run``
+    controllers_extra: tuple[str, ...] = ()
 
 
 async def run(settings: FleetSettings, progress: Progress) -> tuple[FleetResult, Timeline]:
@@ -90,9 +95,14 @@ async def run(settings: FleetSettings, progress: Progress) -> tuple[FleetResult,
         security = maestro_setup.Security(env, insecure=settings.insecure)
         _server, address, names = await maestro_setup.start_server(env, pg, kf, root, security)
         fleet_kafka = await maestro_setup.fleet_kafka(security, kf, names)
+        extra: tuple[str, ...] = ()
+        if settings.hub_argocd:
+            progress("[bench] starting argocd-server and its Redis on the hub ...")
+            server = await asyncio.to_thread(hub_argocd.start, env, hub_cluster.kubeconfig)
+            extra = tuple(hub_argocd.controllers_args(server))
         hub = Hub(hub_cluster, env)
         try:
-            stage = _Stage(env, root, hub, hub_cluster, address, security, fleet_kafka, names, started)
+            stage = _Stage(env, root, hub, hub_cluster, address, security, fleet_kafka, names, started, extra)
             timeline = await _measure(result, stage, settings, progress)
             result.finish_rates()
         finally:
@@ -192,6 +202,7 @@ async def _start_controllers(stage: _Stage, writes: StatusWrites) -> process.Pro
         str(writes.concurrency),
         "--log-level",
         "warning",
+        *stage.controllers_extra,
     ]
     return platform.launch(stage.env, "controllers", args, stage.root / "controllers.log")
 

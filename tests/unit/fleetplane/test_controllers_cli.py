@@ -73,3 +73,32 @@ def test_write_concurrency_below_one_is_refused_naming_the_option() -> None:
 
     assert result.exit_code == 2
     assert "--write-concurrency" in result.output
+
+
+def test_the_argocd_redis_options_reach_the_tree_writer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[operator.OperatorSettings] = []
+    monkeypatch.setattr(operator, "run", started.append)
+    for name in ("ca.crt", "tls.crt", "tls.key", "auth"):
+        (tmp_path / name).write_text("x")
+    args = ["controllers", "run", "--tls-dir", str(tmp_path), "--argocd-redis", "127.0.0.1:6379"]
+    args += ["--argocd-redis-password-file", str(tmp_path / "auth"), "--mirror-max-resources", "100"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    trees = started[0].trees
+    assert trees is not None and trees.address == "127.0.0.1:6379"
+    assert trees.password_file == tmp_path / "auth" and trees.tls.cert == tmp_path / "tls.crt"
+    assert trees.argocd_namespace == "argocd"
+    assert started[0].status.max_resources == 100
+
+
+def test_the_argocd_redis_without_its_password_file_is_refused_naming_the_option(tmp_path: Path) -> None:
+    args = ["controllers", "run", "--insecure", "--argocd-redis", "127.0.0.1:6379"]
+
+    result = CliRunner().invoke(app, args)
+
+    assert result.exit_code == 2
+    assert "--argocd-redis-password-file" in result.output
