@@ -93,14 +93,32 @@ def client_config(bootstrap: str, tls: files.TLSFiles | None) -> dict[str, str |
     return config
 
 
-def _listeners(port: int, controller_port: int, *, secure: bool) -> list[str]:
+@dataclass(frozen=True)
+class Relayed:
+    """A second client listener, bound at ``port`` and advertised at ``relay_port``, where a relay
+    forwarding to ``port`` listens: Kafka hands a client the advertised addresses of the listener
+    it bootstrapped on, so a client that bootstraps at the relay reaches the broker only through
+    it (a network cut between one client and the broker is then the relay stopping)."""
+
+    port: int
+    relay_port: int
+
+
+def _listeners(port: int, controller_port: int, *, secure: bool, relayed: Relayed | None = None) -> list[str]:
     client = "SSL" if secure else "PLAINTEXT"
+    bound = [f"{client}://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{controller_port}"]
+    advertised = list(bound)
+    protocols = [f"CONTROLLER:{client}", f"{client}:{client}"]
+    if relayed is not None:
+        bound.append(f"RELAYED://127.0.0.1:{relayed.port}")
+        advertised.append(f"RELAYED://127.0.0.1:{relayed.relay_port}")
+        protocols.append(f"RELAYED:{client}")
     return [
-        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"listeners={','.join(bound)}",
+        f"advertised.listeners={','.join(advertised)}",
         "controller.listener.names=CONTROLLER",
         f"inter.broker.listener.name={client}",
-        f"listener.security.protocol.map=CONTROLLER:{client},{client}:{client}",
+        f"listener.security.protocol.map={','.join(protocols)}",
     ]
 
 
@@ -127,13 +145,14 @@ def _server_properties(
     controller_port: int,
     max_message_bytes: int,
     tls: tuple[Path, Path] | None = None,
+    relayed: Relayed | None = None,
 ) -> str:
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
-            *_listeners(port, controller_port, secure=tls is not None),
+            *_listeners(port, controller_port, secure=tls is not None, relayed=relayed),
             *(_security(*tls) if tls is not None else []),
             f"log.dirs={node_dir}",
             "num.partitions=1",
@@ -223,9 +242,12 @@ def start(
     max_message_bytes: int = 2 * 1024 * 1024,
     secure: bool = True,
     pki_env: Environment | None = None,
+    relay_port: int | None = None,
 ) -> Kafka:
     """Start a broker. Its certificate comes from ``pki_env``'s CA (default ``env``'s): the CA every
-    client of the broker must hold a certificate of."""
+    client of the broker must hold a certificate of. With ``relay_port``, the broker also serves
+    clients through a relay listening there (`Relayed`); the endpoint records the relay's address
+    (``relayed_bootstrap``) and the listener it forwards to (``relayed_upstream``)."""
     java = shutil.which("java")
     if not java:
         raise InfraError("java is not installed", fix="apt-get install -y openjdk-17-jre-headless")
@@ -241,7 +263,10 @@ def start(
         tls, keystore = _broker_identity(folder, pki_env or env)
         stores = (keystore, tls.ca)
     config = folder / "server.properties"
-    config.write_text(_server_properties(str(data), port, controller_port, max_message_bytes, stores))
+    relayed = Relayed(ports.free_port(), relay_port) if relay_port is not None else None
+    config.write_text(
+        _server_properties(str(data), port, controller_port, max_message_bytes, stores, relayed)
+    )
     log4j = folder / "log4j2.properties"
     log4j.write_text(_LOG4J2)
     classpath = f"{lib}/*"
@@ -279,7 +304,17 @@ def start(
         timeout=120,
         what="taking a produce/consume round trip",
     )
-    env.set_endpoint(name, bootstrap=broker.bootstrap, tls_dir=str(tls.ca.parent) if tls is not None else "")
+    relay = (
+        {
+            "relayed_bootstrap": f"127.0.0.1:{relayed.relay_port}",
+            "relayed_upstream": f"127.0.0.1:{relayed.port}",
+        }
+        if relayed is not None
+        else {}
+    )
+    env.set_endpoint(
+        name, bootstrap=broker.bootstrap, tls_dir=str(tls.ca.parent) if tls is not None else "", **relay
+    )
     return broker
 
 

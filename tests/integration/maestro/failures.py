@@ -229,7 +229,11 @@ class Rig:
             server.start()
         return server
 
-    def agent(self, cluster: kube.Cluster, server: ServerProcess, *, start: bool = True) -> AgentProcess:
+    def agent(
+        self, cluster: kube.Cluster, server: ServerProcess, *, start: bool = True, kafka: str | None = None
+    ) -> AgentProcess:
+        """The agent of ``cluster``, looking its placement up on ``server`` and reaching Kafka at
+        ``kafka`` (default: the broker's own address; a relay's, to cut it off)."""
         argv = [
             FLEETPLANE,
             "maestro",
@@ -239,7 +243,7 @@ class Rig:
             "--kubeconfig",
             str(cluster.kubeconfig),
             "--kafka",
-            self.kafka.bootstrap,
+            kafka or self.kafka.bootstrap,
             "--server",
             server.address,
             "--topic-prefix",
@@ -350,6 +354,20 @@ class Rig:
                 }
             ]
         )
+
+
+async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
+    """Start server replicas side by side and register the clusters as consumers."""
+    servers = [rig.server(name, start=False) for name in names]
+    await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+    async with MaestroClient(
+        servers[0].address, source="failures-setup", credentials=rig.credentials()
+    ) as setup:
+        for cluster in rig.clusters:
+            consumer = await setup.create_consumer(cluster.name)
+            assert consumer.slot is not None
+            rig.slots[cluster.name] = consumer.slot
+    return servers
 
 
 # -- the source's load ---------------------------------------------------------------------------

@@ -1,0 +1,233 @@
+"""A rollout as a source makes one: it creates works, then updates some and deletes some, through
+Maestro's source API, retrying what fails as a source does, while a fault strikes.
+
+Each work is a labelled ConfigMap in one of the clusters (spread evenly); its data names the work
+and the revision of the last create or update. Every third work is updated once (revision 2),
+every fifth deleted after that. The calls go out in three waves (creates, then updates, then
+deletes; ``concurrency`` at once, spread over every server address); a work's next call waits
+until its previous one was accepted.
+
+A call that fails UNAVAILABLE or times out is sent again, to the next address, until it is
+accepted or ``give_up_after`` passes. Retrying is safe: a create or an update sent again with
+the same spec is a no-op, and a delete sent again finds the work deleting or (once its deletion
+was confirmed) gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import pytest
+
+from maestro import client_errors
+from maestro.api import bundles
+from maestro.client import Credentials, MaestroClient
+from tests.chaos.outcome import Intended
+
+#: the label of the rollout's ConfigMaps: the rollout's id
+LABEL = "chaos.test.fleetplane.io/rollout"
+# What a source retries: the server is gone or did not answer in time.
+RETRIED = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+UPDATE_EVERY, DELETE_EVERY = 3, 5
+
+
+class Call(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    id: uuid.UUID
+    cluster: str
+    name: str
+    index: int
+
+    @property
+    def updated(self) -> bool:
+        return self.index % UPDATE_EVERY == 0
+
+    @property
+    def deleted(self) -> bool:
+        return self.index % DELETE_EVERY == 0
+
+
+class Rollout:
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        credentials: Credentials,
+        clusters: Sequence[str],
+        namespace: str,
+        count: int,
+        *,
+        concurrency: int = 16,
+        call_timeout: float = 15,
+        give_up_after: float = 180,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:10]
+        #: the source the rollout's works belong to: the query API lists them by it
+        self.source = f"chaos-{self.id}"
+        self.namespace = namespace
+        self.works = [
+            Work(uuid.uuid4(), clusters[i % len(clusters)], f"cm-{self.id}-{i:04d}", i) for i in range(count)
+        ]
+        self.calls = (
+            [(Call.CREATE, w) for w in self.works]
+            + [(Call.UPDATE, w) for w in self.works if w.updated]
+            + [(Call.DELETE, w) for w in self.works if w.deleted]
+        )
+        self._clients = [MaestroClient(a, source=self.source, credentials=credentials) for a in addresses]
+        self._concurrency = concurrency
+        self._call_timeout = call_timeout
+        self._give_up_after = give_up_after
+        self._accepted: dict[uuid.UUID, asyncio.Event] = {}
+        self.acknowledged = 0
+        self.retries: Counter[str] = Counter()
+        self.error: BaseException | None = None
+        self._changed = asyncio.Condition()
+        self.finished_at: float | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.calls)
+
+    @property
+    def done(self) -> bool:
+        return self.acknowledged == self.total
+
+    def intended(self) -> list[Intended]:
+        """What every work is once all the calls were accepted."""
+        return [
+            Intended(
+                w.id,
+                w.cluster,
+                w.name,
+                revision=2 if w.updated else 1,
+                version=2 if w.updated else 1,
+                deleted=w.deleted,
+            )
+            for w in self.works
+        ]
+
+    def bundle(self, work: Work, revision: int) -> bundles.ManifestBundle:
+        return bundles.ManifestBundle(
+            manifests=[
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": work.name, "namespace": self.namespace, "labels": {LABEL: self.id}},
+                    "data": {"work": str(work.id), "revision": str(revision)},
+                }
+            ]
+        )
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[tuple[int, Call, Work]] = asyncio.Queue()
+        for index, (call, work) in enumerate(self.calls):
+            queue.put_nowait((index, call, work))
+
+        async def worker() -> None:
+            while not queue.empty():
+                index, call, work = queue.get_nowait()
+                previous = self._accepted.get(work.id)
+                if previous is not None:
+                    await previous.wait()
+                accepted = self._accepted[work.id] = asyncio.Event()
+                await self._send(index, call, work)
+                accepted.set()
+                async with self._changed:
+                    self.acknowledged += 1
+                    self._changed.notify_all()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self._concurrency):
+                    group.create_task(worker())
+            self.finished_at = time.monotonic()
+        except ExceptionGroup as failed:
+            self.error = failed.exceptions[0]
+            async with self._changed:
+                self._changed.notify_all()
+            raise self.error from None
+        finally:
+            for c in self._clients:
+                await c.close()
+
+    async def _send(self, index: int, call: Call, work: Work) -> None:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._give_up_after
+        attempt, pause, unsure = index, 0.2, False
+        while True:
+            source = self._clients[attempt % len(self._clients)]
+            try:
+                async with asyncio.timeout(self._call_timeout):
+                    if call is Call.CREATE:
+                        await source.apply(work.cluster, work.id, self.bundle(work, 1))
+                    elif call is Call.UPDATE:
+                        await source.apply(work.cluster, work.id, self.bundle(work, 2), create=False)
+                    else:
+                        await source.delete(work.cluster, work.id)
+                return
+            except client_errors.MaestroCallError as exc:
+                if call is Call.DELETE and exc.code == "NOT_FOUND" and unsure:
+                    # An earlier attempt went through unseen, and the deletion is already confirmed.
+                    return
+                if exc.code not in RETRIED:
+                    raise AssertionError(
+                        f"{call.value} of {work.name} ({work.id}) failed with {exc}"
+                    ) from None
+                reason, detail = exc.code, exc.details
+            except TimeoutError:
+                reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
+            unsure = True
+            async with self._changed:
+                self.retries[reason] += 1
+                self._changed.notify_all()
+            if loop.time() > give_up:
+                raise AssertionError(
+                    f"{call.value} of {work.name} was not accepted within {self._give_up_after:.0f}s; "
+                    f"last error {reason}: {detail}"
+                )
+            attempt += 1
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    async def until(self, what: str, condition: Callable[[], bool], timeout: float = 120) -> None:
+        """Wait until ``condition`` (of the rollout's counts) holds; fails saying what was seen."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: condition() or self.error is not None)
+        except TimeoutError:
+            pytest.fail(
+                f"expected {what} within {timeout:.0f}s; seen {self.acknowledged}/{self.total} calls "
+                f"accepted, retries {dict(self.retries)}",
+                pytrace=False,
+            )
+        if self.error is not None:
+            raise AssertionError(f"the rollout failed: {self.error}")
+
+    async def until_acknowledged(self, count: int, timeout: float = 120) -> None:
+        await self.until(f"{count} calls accepted", lambda: self.acknowledged >= count, timeout)
+
+
+@contextlib.asynccontextmanager
+async def rolling(rollout: Rollout) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``rollout`` in the background; on leaving, wait for it to finish (its errors propagate)."""
+    task = asyncio.create_task(rollout.run(), name=f"rollout-{rollout.id}")
+    try:
+        yield task
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise
+    await task
