@@ -24,6 +24,11 @@ class _Relay:
         #: connections carried so far
         self.connections = 0
 
+    @property
+    def open_connections(self) -> int:
+        """Connections carried right now (each is two pumps, one each way)."""
+        return len(self._pumps) // 2
+
     async def _listen(self, port: int) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+import pytest
 
 from localinfra import postgres, process
 from localinfra.environment import Environment
@@ -106,8 +109,12 @@ class CutNetwork:
         return f"network cut between {self.chaos.agents[0].short} and Kafka"
 
     async def inject(self) -> None:
+        # Else the cut would cut nothing: the agent must reach the broker through the relay alone.
+        carried = self.relay.open_connections
+        assert carried > 0, f"{self.chaos.agents[0].short} holds no connection through the relay to cut"
         await self.relay.cut()
         self._cut_at = time.monotonic()
+        self.chaos.note(f"relay cut: {carried} connections dropped")
 
     async def hold(self, rollout: Rollout) -> None:
         # The rollout keeps being accepted meanwhile; the cut lasts past the session timeout.
@@ -115,7 +122,22 @@ class CutNetwork:
         await asyncio.sleep(max(0.0, self.hold_for - (time.monotonic() - self._cut_at)))
 
     async def recover(self) -> None:
+        before = self.relay.connections
         await self.relay.restore()
+        await until(
+            f"{self.chaos.agents[0].short} to reach Kafka through the relay again",
+            lambda: self.relay.connections > before,
+            timeout=60,
+        )
+
+
+async def until(what: str, condition: Callable[[], bool], *, timeout: float, period: float = 0.2) -> None:
+    """Wait until ``condition`` holds; fail saying what was expected."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"expected {what} within {timeout:.0f}s", pytrace=False)
+        await asyncio.sleep(period)
 
 
 async def roll_out_through(chaos: Chaos, fault: Fault, works: int) -> dict[str, float]:

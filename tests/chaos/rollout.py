@@ -7,7 +7,8 @@ every fifth deleted after that. The calls go out in three waves (creates, then u
 deletes; ``concurrency`` at once, spread over every server address); a work's next call waits
 until its previous one was accepted.
 
-A call that fails UNAVAILABLE or times out is sent again, to the next address, until it is
+A call that fails with an error the client calls retryable (the server is away, or could not
+serve it now) or times out is sent again, to the next address, until it is
 accepted or ``give_up_after`` passes. Retrying is safe: a create or an update sent again with
 the same spec is a no-op, and a delete sent again finds the work deleting or (once its deletion
 was confirmed) gone.
@@ -33,8 +34,6 @@ from tests.chaos.outcome import Intended
 
 #: the label of the rollout's ConfigMaps: the rollout's id
 LABEL = "chaos.test.fleetplane.io/rollout"
-# What a source retries: the server is gone or did not answer in time.
-RETRIED = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
 UPDATE_EVERY, DELETE_EVERY = 3, 5
 
 
@@ -181,7 +180,7 @@ class Rollout:
                 if call is Call.DELETE and exc.code == "NOT_FOUND" and unsure:
                     # An earlier attempt went through unseen, and the deletion is already confirmed.
                     return
-                if exc.code not in RETRIED:
+                if not exc.retryable:
                     raise AssertionError(
                         f"{call.value} of {work.name} ({work.id}) failed with {exc}"
                     ) from None
