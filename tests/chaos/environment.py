@@ -53,7 +53,7 @@ class Chaos:
                 return server
         pytest.fail(f"no Maestro server replica is running\n{self.rig.tails()}", pytrace=False)
 
-    def pipeline_alive(self) -> list[str]:
+    def not_running(self) -> list[str]:
         """Which of the processes the next fault needs is not running (empty: all are)."""
         down = [p.short for p in [*self.servers, *self.agents] if not p.alive]
         if not process.is_alive(self.env.processes[POSTGRES]):

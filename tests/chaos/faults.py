@@ -143,7 +143,7 @@ async def until(what: str, condition: Callable[[], bool], *, timeout: float, per
 async def roll_out_through(chaos: Chaos, fault: Fault, works: int) -> dict[str, float]:
     """A rollout of ``works`` works with ``fault`` struck in its middle; returns its figures once its
     outcome is exact (seconds to the fault's recovery and from it to the exact outcome)."""
-    down = chaos.pipeline_alive()
+    down = chaos.not_running()
     assert not down, f"the pipeline is not whole before {fault.name}: {down} not running"
     rollout = Rollout(
         [s.address for s in chaos.servers],
@@ -167,6 +167,10 @@ async def roll_out_through(chaos: Chaos, fault: Fault, works: int) -> dict[str, 
         recovered = time.monotonic()
         chaos.note(f"{fault.name}: recovered")
     assert struck_at < rollout.total, f"the rollout was over before {fault.name}"
+    # A source is told to send a call again (UNAVAILABLE), not handed an unexplained UNKNOWN.
+    assert "UNKNOWN" not in rollout.retries, (
+        f"calls failed UNKNOWN during {fault.name}: {dict(rollout.retries)}"
+    )
     converged = await chaos.wait_exact(rollout)
     chaos.note(f"{fault.name}: exact {converged:.1f}s after the rollout's last call")
     return {
