@@ -20,17 +20,15 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-
-import pytest
 
 from maestro import client_errors
 from maestro.api import bundles
 from maestro.client import Credentials, MaestroClient
 from tests.chaos.outcome import Intended
+from tests.integration.maestro.failures import Calls
 
 #: the label of the rollout's ConfigMaps: the rollout's id
 LABEL = "chaos.test.fleetplane.io/rollout"
@@ -85,23 +83,22 @@ class Rollout:
             + [(Call.DELETE, w) for w in self.works if w.deleted]
         )
         self._clients = [MaestroClient(a, source=self.source, credentials=credentials) for a in addresses]
-        self._concurrency = concurrency
+        self.sent = Calls(concurrency)
         self._call_timeout = call_timeout
         self._give_up_after = give_up_after
         self._accepted: dict[uuid.UUID, asyncio.Event] = {}
-        self.acknowledged = 0
-        self.retries: Counter[str] = Counter()
-        self.error: BaseException | None = None
-        self._changed = asyncio.Condition()
-        self.finished_at: float | None = None
 
     @property
     def total(self) -> int:
         return len(self.calls)
 
     @property
-    def done(self) -> bool:
-        return self.acknowledged == self.total
+    def acknowledged(self) -> int:
+        return self.sent.acknowledged
+
+    @property
+    def retries(self) -> Counter[str]:
+        return self.sent.retries
 
     def intended(self) -> list[Intended]:
         """What every work is once all the calls were accepted."""
@@ -130,33 +127,17 @@ class Rollout:
         )
 
     async def run(self) -> None:
-        queue: asyncio.Queue[tuple[int, Call, Work]] = asyncio.Queue()
-        for index, (call, work) in enumerate(self.calls):
-            queue.put_nowait((index, call, work))
-
-        async def worker() -> None:
-            while not queue.empty():
-                index, call, work = queue.get_nowait()
-                previous = self._accepted.get(work.id)
-                if previous is not None:
-                    await previous.wait()
-                accepted = self._accepted[work.id] = asyncio.Event()
-                await self._send(index, call, work)
-                accepted.set()
-                async with self._changed:
-                    self.acknowledged += 1
-                    self._changed.notify_all()
+        async def send(index: int, entry: tuple[Call, Work]) -> None:
+            call, work = entry
+            previous = self._accepted.get(work.id)
+            if previous is not None:
+                await previous.wait()
+            accepted = self._accepted[work.id] = asyncio.Event()
+            await self._send(index, call, work)
+            accepted.set()
 
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self._concurrency):
-                    group.create_task(worker())
-            self.finished_at = time.monotonic()
-        except ExceptionGroup as failed:
-            self.error = failed.exceptions[0]
-            async with self._changed:
-                self._changed.notify_all()
-            raise self.error from None
+            await self.sent.send_all(self.calls, send)
         finally:
             for c in self._clients:
                 await c.close()
@@ -188,9 +169,7 @@ class Rollout:
             except TimeoutError:
                 reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
             unsure = True
-            async with self._changed:
-                self.retries[reason] += 1
-                self._changed.notify_all()
+            await self.sent.retried(reason)
             if loop.time() > give_up:
                 raise AssertionError(
                     f"{call.value} of {work.name} was not accepted within {self._give_up_after:.0f}s; "
@@ -202,17 +181,7 @@ class Rollout:
 
     async def until(self, what: str, condition: Callable[[], bool], timeout: float = 120) -> None:
         """Wait until ``condition`` (of the rollout's counts) holds; fails saying what was seen."""
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: condition() or self.error is not None)
-        except TimeoutError:
-            pytest.fail(
-                f"expected {what} within {timeout:.0f}s; seen {self.acknowledged}/{self.total} calls "
-                f"accepted, retries {dict(self.retries)}",
-                pytrace=False,
-            )
-        if self.error is not None:
-            raise AssertionError(f"the rollout failed: {self.error}")
+        await self.sent.until(what, condition, timeout, f" of {self.total}")
 
     async def until_acknowledged(self, count: int, timeout: float = 120) -> None:
         await self.until(f"{count} calls accepted", lambda: self.acknowledged >= count, timeout)
