@@ -53,9 +53,10 @@ integration: build
 	@echo "[fleetplane] tier: integration (real PostgreSQL, Kafka, kube-apiserver, Argo CD)"
 	@$(BIN)/pytest tests/integration -q --durations=0 --durations-min=2
 
+# The chaos suite runs in the end-to-end session: it shares its clusters, Kafka and etcd.
 e2e: build
-	@echo "[fleetplane] tier: end to end"
-	@$(BIN)/pytest tests/e2e -q --durations=0 --durations-min=2
+	@echo "[fleetplane] tier: end to end, then the chaos suite"
+	@$(BIN)/pytest tests/e2e tests/chaos -q --durations=0 --durations-min=2
 
 # Make stops at the first failing prerequisite, so a failing tier stops the ones after it.
 test: lint unit integration e2e

@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from localinfra import build, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
-from localinfra.kafka_config import LOG4J2, Node, server_properties
+from localinfra.kafka_config import LOG4J2, Node, Relayed, server_properties
 from trust import files
 from trust.identity import Identity, PrincipalForm
 
@@ -196,14 +196,19 @@ def start(
     secure: bool = True,
     pki_env: Environment | None = None,
     principals: PrincipalForm = PrincipalForm.MAPPED,
+    relay_port: int | None = None,
 ) -> Kafka:
     """Start ``brokers`` nodes (1, or 3 for a cluster that survives the loss of one) and wait until
     they take a round trip. Their certificate comes from ``pki_env``'s CA (default ``env``'s): the
     CA every client must hold a certificate of. ``heap`` is each JVM's (default 768m for one
     broker, 512m each in a cluster). ``principals``: how the brokers name clients (subject: no
-    mapping rules, as on Amazon MSK)."""
+    mapping rules, as on Amazon MSK). With ``relay_port`` (one broker), the broker also serves
+    clients through a relay listening there (`Relayed`); the endpoint records the relay's address
+    (``relayed_bootstrap``) and the listener it forwards to (``relayed_upstream``)."""
     if brokers not in (1, 3):
         raise InfraError(f"a local Kafka has 1 or 3 brokers, not {brokers}", fix="ask for 1 or 3")
+    if relay_port is not None and brokers != 1:
+        raise InfraError("a relayed listener is for a single broker", fix="start one broker with relay_port")
     java = shutil.which("java")
     if not java:
         raise InfraError("java is not installed", fix="apt-get install -y openjdk-17-jre-headless")
@@ -222,10 +227,13 @@ def start(
     log4j = folder / "log4j2.properties"
     log4j.write_text(LOG4J2)
     jvm = _jvm(java, heap or ("768m" if brokers == 1 else "512m"), log4j)
+    relayed = Relayed(ports.free_port(), relay_port) if relay_port is not None else None
     configs = []
     for node in nodes:
         config = env.path(node_name(name, node.node_id, brokers)) / "server.properties"
-        config.write_text(server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS, principals))
+        config.write_text(
+            server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS, principals, relayed)
+        )
         configs.append((jvm, config))
     _format(configs, standalone=brokers == 1)
     records = []
@@ -250,11 +258,20 @@ def start(
         timeout=max(60.0, deadline - time.monotonic()),
         what="taking a produce/consume round trip",
     )
+    relay = (
+        {
+            "relayed_bootstrap": f"127.0.0.1:{relayed.relay_port}",
+            "relayed_upstream": f"127.0.0.1:{relayed.port}",
+        }
+        if relayed is not None
+        else {}
+    )
     env.set_endpoint(
         name,
         bootstrap=broker.bootstrap,
         tls_dir=str(tls.ca.parent) if tls is not None else "",
         nodes=[node_name(name, n.node_id, brokers) for n in nodes],
+        **relay,
     )
     return broker
 

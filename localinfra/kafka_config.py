@@ -62,14 +62,32 @@ class Replication:
         return cls(factor, max(1, factor - 1))
 
 
-def _listeners(port: int, controller_port: int, *, secure: bool) -> list[str]:
+@dataclass(frozen=True)
+class Relayed:
+    """A second client listener, bound at ``port`` and advertised at ``relay_port``, where a relay
+    forwarding to ``port`` listens: Kafka hands a client the advertised addresses of the listener
+    it bootstrapped on, so a client that bootstraps at the relay reaches the broker only through
+    it (a network cut between one client and the broker is then the relay stopping)."""
+
+    port: int
+    relay_port: int
+
+
+def _listeners(port: int, controller_port: int, *, secure: bool, relayed: Relayed | None = None) -> list[str]:
     client = "SSL" if secure else "PLAINTEXT"
+    bound = [f"{client}://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{controller_port}"]
+    advertised = list(bound)
+    protocols = [f"CONTROLLER:{client}", f"{client}:{client}"]
+    if relayed is not None:
+        bound.append(f"RELAYED://127.0.0.1:{relayed.port}")
+        advertised.append(f"RELAYED://127.0.0.1:{relayed.relay_port}")
+        protocols.append(f"RELAYED:{client}")
     return [
-        f"listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners={client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"listeners={','.join(bound)}",
+        f"advertised.listeners={','.join(advertised)}",
         "controller.listener.names=CONTROLLER",
         f"inter.broker.listener.name={client}",
-        f"listener.security.protocol.map=CONTROLLER:{client},{client}:{client}",
+        f"listener.security.protocol.map={','.join(protocols)}",
     ]
 
 
@@ -126,6 +144,7 @@ def server_properties(
     tls: tuple[Path, Path] | None = None,
     super_users: Sequence[Identity] = (),
     principals: PrincipalForm = PrincipalForm.MAPPED,
+    relayed: Relayed | None = None,
 ) -> str:
     """``node``'s configuration among ``nodes`` (itself alone: a single broker); ``tls`` is its
     (PEM key store, trust store), None for a plaintext broker."""
@@ -134,7 +153,7 @@ def server_properties(
             "process.roles=broker,controller",
             f"node.id={node.node_id}",
             *_quorum(node, nodes),
-            *_listeners(node.port, node.controller_port, secure=tls is not None),
+            *_listeners(node.port, node.controller_port, secure=tls is not None, relayed=relayed),
             *(_security(*tls, super_users, principals) if tls is not None else []),
             f"log.dirs={node.data}",
             "num.partitions=1",

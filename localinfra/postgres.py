@@ -327,12 +327,33 @@ def start(env: Environment, name: str = "postgres", *, durable: bool = True) -> 
         # Test and benchmark databases are thrown away: skip the fsyncs the machine would wait on.
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     record = env.add_process(process.spawn(name, argv, log, user=user))
+    _wait_ready(record, pg, timeout=60)
+    env.set_endpoint(name, host=pg.host, port=port, dsn=pg.dsn())
+    return pg
 
+
+def _wait_ready(record: process.ProcessRecord, pg: Postgres, *, timeout: float) -> None:
     def ready() -> bool:
         with psycopg.connect(pg.dsn(), connect_timeout=2) as conn:
             conn.execute("SELECT 1")
         return True
 
-    process.wait_until(record, ready, timeout=60, what="accepting connections")
-    env.set_endpoint(name, host=pg.host, port=port, dsn=pg.dsn())
+    process.wait_until(record, ready, timeout=timeout, what="accepting connections")
+
+
+def restart(env: Environment, name: str = "postgres", *, timeout: float = 120) -> Postgres:
+    """Start a server ``start`` made again on its data, port, certificates and passwords, as after
+    a crash: it replays its write-ahead log before it accepts connections. A server still running
+    is stopped first. A postmaster killed -9 leaves its backends to notice and exit, and a new one
+    refuses to start beside them: they are waited for."""
+    old = env.processes.get(name)
+    if old is None:
+        raise InfraError(f"no {name} recorded in {env.root}", fix="start it with postgres.start first")
+    if process.is_alive(old):
+        process.stop(old)
+    process.wait_session_gone(old, timeout=30)
+    pg = Postgres.from_env(env, name)
+    log = env.root / name / "postgres.log"
+    record = env.add_process(process.spawn(name, old.argv, log, user=service_user()))
+    _wait_ready(record, pg, timeout=timeout)
     return pg

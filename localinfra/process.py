@@ -212,6 +212,32 @@ def stop(record: ProcessRecord, timeout: float = 15.0) -> None:
     raise InfraError(f"{record.name} (pid {record.pid}) did not stop", fix=f"kill -9 {record.pid}")
 
 
+def session_members(record: ProcessRecord) -> list[int]:
+    """Live processes of the session ``record`` leads (``spawn`` starts a new one): its children
+    outlive a ``kill_hard`` until they notice it is gone."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            # after the name: state is field 0, the session id field 3
+            if fields is not None and fields[0] not in ("Z", "X") and int(fields[3]) == record.pid:
+                members.append(int(entry.name))
+    return members
+
+
+def wait_session_gone(record: ProcessRecord, timeout: float) -> None:
+    """Wait until no process of ``record``'s session is left."""
+    deadline = time.monotonic() + timeout
+    while left := session_members(record):
+        if time.monotonic() > deadline:
+            raise InfraError(
+                f"{record.name}: processes {left} of its session still run {timeout:.0f}s after it died",
+                fix=f"kill -9 {' '.join(map(str, left))}",
+            )
+        _reap(record.pid)
+        time.sleep(0.1)
+
+
 def kill_hard(record: ProcessRecord) -> None:
     """kill -9 the process alone (its children stay), as a crash would; for failure tests."""
     with contextlib.suppress(ProcessLookupError):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from localinfra import argocd, build, etcd, kafka, kafka_cluster, kube, pki, postgres, process, redis
+from localinfra import argocd, build, etcd, kafka, kafka_cluster, kube, pki, ports, postgres, process, redis
 from localinfra.environment import Environment
 from localinfra.progress import stderr_reporter
 from maestro.transport.connection import KafkaSettings
@@ -81,7 +81,9 @@ def pg_dsn(pg_server: postgres.Postgres) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_broker(infra_env: Environment) -> kafka.Kafka:
-    return kafka.start(infra_env)
+    # A second listener a relay may stand in front of (``kafka_config.Relayed``): the chaos suite
+    # cuts one agent off from the broker by stopping its relay. Nothing listens there until a test starts it.
+    return kafka.start(infra_env, relay_port=ports.free_port())
 
 
 @pytest.fixture(scope="session")

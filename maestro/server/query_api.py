@@ -24,6 +24,7 @@ from maestro.server.consumer_admin import ConsumerAdmin
 from maestro.server.notifier import Notifier
 from maestro.server.permissions import Verb, cluster_may_read
 from maestro.server.settings import ServerSettings
+from maestro.server.store_away import abort_if_store_away
 from maestro.storage import store as store_mod
 from maestro.wire import query as wire
 from maestro.wire import status_codes, stubs
@@ -40,6 +41,9 @@ async def _answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitabl
     except errors.MaestroError as exc:
         await context.abort(status_codes.code_for(exc), str(exc))
         raise  # unreachable: abort raises
+    except Exception as exc:
+        await abort_if_store_away(context, exc)
+        raise
 
 
 class QueryService(stubs.query_grpc.MaestroQueryServicer):

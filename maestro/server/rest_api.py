@@ -29,6 +29,7 @@ from maestro.server.auth import Guard, Refusal
 from maestro.server.callers import Caller
 from maestro.server.consumer_admin import ConsumerAdmin
 from maestro.server.permissions import Verb
+from maestro.storage import pool
 from maestro.storage import store as store_mod
 from trust import files
 from trust.identity import Kind
@@ -113,6 +114,11 @@ class RestApi:
             return _error(request, Codes.NOT_FOUND, f"{request.path} is not a path of this API")
         except web.HTTPRequestEntityTooLarge:
             return _error(request, Codes.MALFORMED_REQUEST, "the request body is larger than 64 KiB")
+        except Exception as exc:
+            away = pool.unavailable(exc)
+            if away is None:
+                raise
+            return _error(request, rest_models.code_for(away), str(away))
 
     async def _body(self, request: web.Request) -> object:
         try:

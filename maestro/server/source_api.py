@@ -27,6 +27,7 @@ from maestro.server.notifier import Notifier
 from maestro.server.permissions import Verb, refusal
 from maestro.server.settings import ServerSettings
 from maestro.server.spec_writer import SpecWriter
+from maestro.server.store_away import abort_if_store_away
 from maestro.storage import store as store_mod
 from maestro.wire import cloudevents as wire_events
 from maestro.wire import status_codes, stubs
@@ -67,6 +68,9 @@ class SourceService(stubs.cloudevent_grpc.CloudEventServiceServicer):
             await self.publish(request.event)
         except errors.MaestroError as exc:
             await context.abort(status_codes.code_for(exc), str(exc))
+        except Exception as exc:
+            await abort_if_store_away(context, exc)
+            raise
         return empty_pb2.Empty()
 
     async def publish(self, pb: stubs.cloudevent.CloudEvent) -> None:
@@ -194,7 +198,9 @@ class BatchSourceService(stubs.source_grpc.MaestroSourceServicer):
                 code = status_codes.code_for(outcome)
                 results.append(stubs.source.PublishResult(code=code.value[0], message=str(outcome)))
             elif isinstance(outcome, BaseException):
-                raise outcome  # not the event's fault (the store is away...): the call fails
+                # Not the event's fault (the store is away...): the call fails.
+                await abort_if_store_away(context, outcome)
+                raise outcome
             else:
                 results.append(stubs.source.PublishResult())
         return stubs.source.PublishBatchResponse(results=results)

@@ -10,6 +10,8 @@ import psycopg
 from psycopg.types import json as pg_json
 from psycopg_pool import AsyncConnectionPool
 
+from maestro.api import errors
+
 
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     # orjson is several times faster than the json module on the large spec documents we list.
@@ -25,3 +27,15 @@ async def open_pool(
     )
     await pool.open(wait=True)
     return pool
+
+
+def unavailable(exc: BaseException) -> errors.Unavailable | None:
+    """What a database failure is to a caller, or None when ``exc`` is none: the server away or
+    restarting, a connection it dropped, no connection free in time (psycopg_pool's PoolTimeout is
+    an OperationalError too), a transaction that lost a conflict. The same call may succeed if sent
+    again. Only the error's kind is named: its text may hold the database's address."""
+    if isinstance(exc, psycopg.OperationalError):
+        return errors.Unavailable(
+            f"the database could not serve the call now ({type(exc).__name__})", "send the call again"
+        )
+    return None

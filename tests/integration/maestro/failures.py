@@ -24,9 +24,9 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psycopg
 import pytest
@@ -56,6 +56,7 @@ FLEETPLANE = str(Path(sys.prefix) / "bin" / "fleetplane")
 RUN_LABEL = "failures.test.fleetplane.io/run"
 # Status codes a source retries: the server is gone or did not answer in time.
 RETRIED_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+T = TypeVar("T")
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -232,7 +233,11 @@ class Rig:
             server.start()
         return server
 
-    def agent(self, cluster: kube.Cluster, server: ServerProcess, *, start: bool = True) -> AgentProcess:
+    def agent(
+        self, cluster: kube.Cluster, server: ServerProcess, *, start: bool = True, kafka: str | None = None
+    ) -> AgentProcess:
+        """The agent of ``cluster``, looking its placement up on ``server`` and reaching Kafka at
+        ``kafka`` (default: the broker's own address; a relay's, to cut it off)."""
         argv = [
             FLEETPLANE,
             "maestro",
@@ -242,7 +247,7 @@ class Rig:
             "--kubeconfig",
             str(cluster.kubeconfig),
             "--kafka",
-            self.kafka.bootstrap,
+            kafka or self.kafka.bootstrap,
             "--server",
             server.address,
             "--topic-prefix",
@@ -382,7 +387,78 @@ async def rig_of(
         await made.close()
 
 
+async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
+    """Start server replicas side by side and register the clusters as consumers."""
+    servers = [rig.server(name, start=False) for name in names]
+    await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
+    async with MaestroClient(
+        servers[0].address, source="failures-setup", credentials=rig.credentials()
+    ) as setup:
+        for cluster in rig.clusters:
+            consumer = await setup.create_consumer(cluster.name)
+            assert consumer.slot is not None
+            rig.slots[cluster.name] = consumer.slot
+    return servers
+
+
 # -- the source's load ---------------------------------------------------------------------------
+
+
+class Calls:
+    """Calls a source sends ``concurrency`` at once, each until it is accepted: how many were, and
+    what made some be sent again; tests wait on those counts. The first call that fails for good
+    is the error of all (the others are cancelled)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.acknowledged = 0
+        self.retries: Counter[str] = Counter()
+        self.error: BaseException | None = None
+        self._changed = asyncio.Condition()
+
+    async def send_all(self, items: Sequence[T], send: Callable[[int, T], Awaitable[None]]) -> None:
+        """``send(index, item)`` every item, in order, ``concurrency`` at once."""
+        queue: asyncio.Queue[tuple[int, T]] = asyncio.Queue()
+        for entry in enumerate(items):
+            queue.put_nowait(entry)
+
+        async def worker() -> None:
+            while not queue.empty():
+                await send(*queue.get_nowait())
+                async with self._changed:
+                    self.acknowledged += 1
+                    self._changed.notify_all()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.concurrency):
+                    group.create_task(worker())
+        except ExceptionGroup as failed:
+            self.error = failed.exceptions[0]
+            async with self._changed:
+                self._changed.notify_all()
+            raise self.error from None
+
+    async def retried(self, reason: str) -> None:
+        async with self._changed:
+            self.retries[reason] += 1
+            self._changed.notify_all()
+
+    async def until(
+        self, what: str, condition: Callable[[], bool], timeout: float, context: str = ""
+    ) -> None:
+        """Wait until ``condition`` (of these counts) holds; fails saying what was seen."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(lambda: condition() or self.error is not None)
+        except TimeoutError:
+            pytest.fail(
+                f"expected {what} within {timeout:.0f}s, seen {self.acknowledged} calls accepted "
+                f"(retries {dict(self.retries)}){context}",
+                pytrace=False,
+            )
+        if self.error is not None:
+            raise AssertionError(f"the calls failed: {self.error}")
 
 
 class Load:
@@ -409,46 +485,33 @@ class Load:
             MaestroClient(a, source="failures-source", credentials=rig.credentials()) for a in addresses
         ]
         self._works = list(works)
-        self._concurrency = concurrency
+        self.calls = Calls(concurrency)
         self._call_timeout = call_timeout
         self._give_up_after = give_up_after
-        self.acknowledged = 0
-        self.retries: Counter[str] = Counter()
-        self.error: BaseException | None = None
-        self._changed = asyncio.Condition()
         self._hold_after = len(self._works) if hold_after is None else hold_after
         self._released = asyncio.Event()
+
+    @property
+    def acknowledged(self) -> int:
+        return self.calls.acknowledged
+
+    @property
+    def retries(self) -> Counter[str]:
+        return self.calls.retries
 
     def release(self) -> None:
         """Let the held works go."""
         self._released.set()
 
     async def run(self) -> None:
-        queue: asyncio.Queue[tuple[int, Work]] = asyncio.Queue()
-        for item in enumerate(self._works):
-            queue.put_nowait(item)
-
-        async def worker() -> None:
-            while not queue.empty():
-                index, work = queue.get_nowait()
-                if index >= self._hold_after:
-                    await self._released.wait()
-                await self._create(index, work)
-                async with self._changed:
-                    self.acknowledged += 1
-                    self._changed.notify_all()
+        async def send(index: int, work: Work) -> None:
+            if index >= self._hold_after:
+                await self._released.wait()
+            await self._create(index, work)
 
         try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self._concurrency):
-                    group.create_task(worker())
+            await self.calls.send_all(self._works, send)
             self._rig.note(f"load: {self.acknowledged} creates accepted, retries {dict(self.retries)}")
-        except ExceptionGroup as failed:
-            # One create failed for good: that is the load's error (the others were cancelled).
-            self.error = failed.exceptions[0]
-            async with self._changed:
-                self._changed.notify_all()
-            raise self.error from None
         finally:
             for c in self._clients:
                 await c.close()
@@ -468,7 +531,7 @@ class Load:
                 reason, detail = exc.code, exc.details
             except TimeoutError:
                 reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
-            self.retries[reason] += 1
+            await self.calls.retried(reason)
             if loop.time() > give_up:
                 raise AssertionError(
                     f"create of {work.name} was not accepted within {self._give_up_after:.0f}s; "
@@ -484,17 +547,9 @@ class Load:
 
     async def until_acknowledged(self, count: int, timeout: float = 120) -> None:
         """Wait until ``count`` creates were accepted (the trigger of a kill in the middle)."""
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: self.acknowledged >= count or self.error is not None)
-        except TimeoutError:
-            pytest.fail(
-                f"expected {count} creates accepted within {timeout:.0f}s, seen {self.acknowledged} "
-                f"(retries {dict(self.retries)})\n{self._rig.tails()}",
-                pytrace=False,
-            )
-        if self.error is not None:
-            raise AssertionError(f"the load failed: {self.error}")
+        await self.calls.until(
+            f"{count} creates accepted", lambda: self.acknowledged >= count, timeout, f"\n{self._rig.tails()}"
+        )
 
     @property
     def retried(self) -> int:

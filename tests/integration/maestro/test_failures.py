@@ -31,7 +31,6 @@ import pytest
 
 from localinfra import kafka, kube, process
 from localinfra.environment import Environment
-from maestro.client import MaestroClient
 from tests.conftest import KafkaAs
 from tests.integration.maestro.failures import (
     AgentProcess,
@@ -41,6 +40,7 @@ from tests.integration.maestro.failures import (
     eventually,
     rig_of,
     running,
+    start_servers,
     wait_exactly_once,
     wait_for_config_maps,
 )
@@ -67,20 +67,6 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     async with rig_of(infra_env, pg_dsn, kafka_as, worker_clusters, tmp_path_factory, request) as made:
         yield made
-
-
-async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
-    """Start server replicas side by side and register the clusters as consumers."""
-    servers = [rig.server(name, start=False) for name in names]
-    await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
-    async with MaestroClient(
-        servers[0].address, source="failures-setup", credentials=rig.credentials()
-    ) as setup:
-        for cluster in rig.clusters:
-            consumer = await setup.create_consumer(cluster.name)
-            assert consumer.slot is not None
-            rig.slots[cluster.name] = consumer.slot
-    return servers
 
 
 async def start_agents(rig: Rig, servers: list[ServerProcess]) -> list[AgentProcess]:

@@ -3,7 +3,8 @@
 Cases: a spawned process is alive and survives in a fresh record read back from JSON; stop ends it;
 a process that exits before it is ready raises at once with the last lines of its log; a recycled
 pid (same pid, another start time) does not count as ours; a command run as another user goes
-through setpriv (a Python fork in a gRPC process crashed the child) and runs as that user.
+through setpriv (a Python fork in a gRPC process crashed the child) and runs as that user; the
+children a process killed -9 leaves in its session are found and waited for.
 """
 
 from __future__ import annotations
@@ -81,3 +82,22 @@ def test_cpu_seconds_grow_while_a_spawned_process_works(tmp_path: Path) -> None:
         assert process.cpu_seconds(env.processes)["busy"] >= first + 0.2
     finally:
         env.down()
+
+
+def test_children_outliving_a_kill_hard_are_waited_for(tmp_path: Path) -> None:
+    # A leader whose child keeps running after the leader is killed -9, as a postmaster's backends do.
+    record = process.spawn("leader", ["sh", "-c", "sleep 60 & exec sleep 60"], tmp_path / "l.log")
+    try:
+        deadline = time.monotonic() + 10
+        while len(process.session_members(record)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.pid in process.session_members(record) and len(process.session_members(record)) == 2
+        process.kill_hard(record)
+        (orphan,) = process.session_members(record)
+        with pytest.raises(InfraError, match=rf"processes \[{orphan}\] of its session still run"):
+            process.wait_session_gone(record, timeout=0.3)
+        os.kill(orphan, 9)
+        process.wait_session_gone(record, timeout=10)
+        assert process.session_members(record) == []
+    finally:
+        process.stop(record)

@@ -1,0 +1,181 @@
+"""The faults the chaos suite strikes a rollout with, and the one way each is played.
+
+A fault is injected once the rollout is a third through its calls, held until a condition on what
+the rollout sees says it bit (calls accepted without the dead process, a call refused while the
+database is away, the other cluster moving on while one agent is cut off), then recovered (the
+process started again with its command line, the relay listening again). Any fault with that
+shape fits: a broker of a multi-broker Kafka is one more ``KillProcess``-like fault whose
+``inject`` and ``recover`` are that cluster's ``kill(i)`` and ``restart(i)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import pytest
+
+from localinfra import postgres, process
+from localinfra.environment import Environment
+from tests.chaos.environment import Chaos
+from tests.chaos.rollout import Rollout, rolling
+from tests.integration.maestro.failures import Managed
+from tests.tcpproxy import SeverableRelay
+
+#: the share of the rollout's calls accepted before the fault strikes
+STRIKE_AT = 1 / 3
+#: calls accepted while a killed process stays down
+PROGRESS_WHILE_DOWN = 40
+# The consumer session timeout of Maestro's Kafka readers (maestro.transport.consumer): an agent
+# cut off for longer has its session expire on the broker's side.
+SESSION_TIMEOUT = 10.0
+
+
+class Fault(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def inject(self) -> None: ...
+
+    async def hold(self, rollout: Rollout) -> None:
+        """Return once the fault has bitten (a condition on the rollout or the pipeline)."""
+
+    async def recover(self) -> None: ...
+
+
+@dataclasses.dataclass
+class KillProcess:
+    """kill -9 of one process (a Maestro replica, an agent), started again once the rollout has
+    had ``progress`` more calls accepted without it."""
+
+    victim: Managed
+    progress: int = PROGRESS_WHILE_DOWN
+
+    @property
+    def name(self) -> str:
+        return f"kill -9 of {self.victim.short}"
+
+    async def inject(self) -> None:
+        await asyncio.to_thread(self.victim.kill_hard)
+
+    async def hold(self, rollout: Rollout) -> None:
+        target = min(rollout.total, rollout.acknowledged + self.progress)
+        await rollout.until_acknowledged(target)
+
+    async def recover(self) -> None:
+        await asyncio.to_thread(self.victim.start)
+
+
+@dataclasses.dataclass
+class KillPostgres:
+    """kill -9 of the PostgreSQL server (its postmaster; the backends notice and exit), held until
+    a call of the rollout failed for it, then started again on its data: crash recovery."""
+
+    env: Environment
+    server: str
+
+    @property
+    def name(self) -> str:
+        return f"kill -9 of {self.server}"
+
+    async def inject(self) -> None:
+        await asyncio.to_thread(process.kill_hard, self.env.processes[self.server])
+
+    async def hold(self, rollout: Rollout) -> None:
+        before = sum(rollout.retries.values())
+        await rollout.until(
+            "a call refused while the database is away", lambda: sum(rollout.retries.values()) > before
+        )
+
+    async def recover(self) -> None:
+        await asyncio.to_thread(postgres.restart, self.env, self.server)
+
+
+@dataclasses.dataclass
+class CutNetwork:
+    """The relay between one agent and Kafka stops: its connections drop and new ones are refused.
+    Held past the consumer session timeout while the rollout goes on; then the relay listens again."""
+
+    relay: SeverableRelay
+    chaos: Chaos
+    hold_for: float = SESSION_TIMEOUT * 1.5
+    _cut_at: float = dataclasses.field(default=0.0, init=False)
+
+    @property
+    def name(self) -> str:
+        return f"network cut between {self.chaos.agents[0].short} and Kafka"
+
+    async def inject(self) -> None:
+        # Else the cut would cut nothing: the agent must reach the broker through the relay alone.
+        carried = self.relay.open_connections
+        assert carried > 0, f"{self.chaos.agents[0].short} holds no connection through the relay to cut"
+        await self.relay.cut()
+        self._cut_at = time.monotonic()
+        self.chaos.note(f"relay cut: {carried} connections dropped")
+
+    async def hold(self, rollout: Rollout) -> None:
+        # The rollout keeps being accepted meanwhile; the cut lasts past the session timeout.
+        await rollout.until_acknowledged(min(rollout.total, rollout.acknowledged + PROGRESS_WHILE_DOWN))
+        await asyncio.sleep(max(0.0, self.hold_for - (time.monotonic() - self._cut_at)))
+
+    async def recover(self) -> None:
+        before = self.relay.connections
+        await self.relay.restore()
+        await until(
+            f"{self.chaos.agents[0].short} to reach Kafka through the relay again",
+            lambda: self.relay.connections > before,
+            timeout=60,
+        )
+
+
+async def until(what: str, condition: Callable[[], bool], *, timeout: float, period: float = 0.2) -> None:
+    """Wait until ``condition`` holds; fail saying what was expected."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"expected {what} within {timeout:.0f}s", pytrace=False)
+        await asyncio.sleep(period)
+
+
+async def roll_out_through(chaos: Chaos, fault: Fault, works: int) -> dict[str, float]:
+    """A rollout of ``works`` works with ``fault`` struck in its middle; returns its figures once its
+    outcome is exact (seconds to the fault's recovery and from it to the exact outcome)."""
+    down = chaos.not_running()
+    assert not down, f"the pipeline is not whole before {fault.name}: {down} not running"
+    rollout = Rollout(
+        [s.address for s in chaos.servers],
+        chaos.rig.credentials(),
+        [c.name for c in chaos.rig.clusters],
+        chaos.rig.namespace,
+        works,
+    )
+    started = time.monotonic()
+    async with rolling(rollout):
+        await rollout.until_acknowledged(int(rollout.total * STRIKE_AT))
+        struck_at = rollout.acknowledged
+        chaos.note(f"{fault.name}: {struck_at}/{rollout.total} calls accepted")
+        await fault.inject()
+        await fault.hold(rollout)
+        chaos.note(
+            f"{fault.name}: recovering, {rollout.acknowledged} calls accepted, "
+            f"retries {dict(rollout.retries)}"
+        )
+        await fault.recover()
+        recovered = time.monotonic()
+        chaos.note(f"{fault.name}: recovered")
+    assert struck_at < rollout.total, f"the rollout was over before {fault.name}"
+    # A source is told to send a call again (UNAVAILABLE), not handed an unexplained UNKNOWN.
+    assert "UNKNOWN" not in rollout.retries, (
+        f"calls failed UNKNOWN during {fault.name}: {dict(rollout.retries)}"
+    )
+    converged = await chaos.wait_exact(rollout)
+    chaos.note(f"{fault.name}: exact {converged:.1f}s after the rollout's last call")
+    return {
+        "calls": rollout.total,
+        "retries": sum(rollout.retries.values()),
+        "to recovery": recovered - started,
+        "to exact": time.monotonic() - recovered,
+    }
