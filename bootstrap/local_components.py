@@ -24,7 +24,7 @@ import yaml
 from controllers import contract
 from kubeio import objects
 from kubeio.rest import KubeRest
-from localinfra import argocd, build, etcd, gitrepo, kafka, kube, platform, postgres
+from localinfra import argocd, build, etcd, gitrepo, hub_argocd, kafka, kube, platform, postgres
 from localinfra.environment import Environment
 from localinfra.progress import Reporter
 from provisioner import api, catalog, operator
@@ -208,8 +208,33 @@ def _start_controllers(root: Path, inputs: Values, previous: Values) -> Values:
     env.down()
     log = env.path("logs") / "controllers.log"
     tls = platform.identity(Environment(root), CONTROLLERS_IDENTITY)
-    platform.start_controllers(env, Path(inputs["kubeconfig"]), inputs["maestro"], log, tls)
+    # with the hub's Argo CD, the controllers write the mirrors' resource trees into its Redis
+    trees = []
+    if inputs.get("argocdRedis"):
+        trees = [
+            "--argocd-redis",
+            inputs["argocdRedis"],
+            "--argocd-redis-password-file",
+            inputs["argocdRedisPassword"],
+        ]
+    platform.start_controllers(env, Path(inputs["kubeconfig"]), inputs["maestro"], log, tls, *trees)
     return {"log": str(log)}
+
+
+# --- the hub's Argo CD API server ----------------------------------------------------------------
+
+
+def _start_hub_argocd(root: Path, inputs: Values, previous: Values) -> Values:
+    env = _child(root, "hub-argocd")
+    env.down()
+    server = hub_argocd.start(env, Path(inputs["kubeconfig"]), identities=Environment(root))
+    return {
+        "url": server.url,
+        "redis": server.redis.address,
+        "redisPassword": str(server.redis.credentials / "auth"),
+        "passwordCommand": server.password_command(),
+        "loginCommand": server.login_command(),
+    }
 
 
 # --- the demo's apps repository and cluster claims -------------------------------------------------
@@ -266,6 +291,7 @@ COMPONENTS: dict[str, Component] = {
     "platform": Component(_install, _installed, _uninstall),
     "maestro-server": Component(_start_maestro, _alive_child("maestro"), _stop_child("maestro")),
     "provisioner": Component(_start_provisioner, _alive_child("provisioner"), _stop_child("provisioner")),
+    "hub-argocd": Component(_start_hub_argocd, _alive_child("hub-argocd"), _stop_child("hub-argocd")),
     "controllers": Component(_start_controllers, _alive_child("controllers"), _stop_child("controllers")),
     "demo": Component(_start_demo, _demo_present, _stop_demo),
 }

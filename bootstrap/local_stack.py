@@ -60,7 +60,18 @@ def run(config: LocalConfig) -> None:
     operators = {"kubeconfig": kubeconfig, "maestro": maestro.out("address"), "kafka": kafka.out("bootstrap")}
     after_install = pulumi.ResourceOptions(depends_on=[platform])
     LocalPart("provisioner", env, operators, outputs=("log",), opts=after_install)
-    LocalPart("controllers", env, operators, outputs=("log",), opts=after_install)
+    argocd_server = LocalPart(
+        "hub-argocd",
+        env,
+        {"kubeconfig": kubeconfig},
+        outputs=("url", "redis", "redisPassword", "passwordCommand", "loginCommand"),
+        opts=after_install,
+    )
+    trees = {
+        "argocdRedis": argocd_server.out("redis"),
+        "argocdRedisPassword": argocd_server.out("redisPassword"),
+    }
+    LocalPart("controllers", env, {**operators, **trees}, outputs=("log",), opts=after_install)
     demo = LocalPart("demo", env, {"clusters": config.demo_clusters}, outputs=("repo", "claims"))
 
     pulumi.export("kubeconfig", kubeconfig)
@@ -71,3 +82,6 @@ def run(config: LocalConfig) -> None:
     pulumi.export("appsRepo", demo.out("repo"))
     pulumi.export("claimsFile", demo.out("claims"))
     pulumi.export("environment", env)
+    pulumi.export("argocdUrl", argocd_server.out("url"))
+    pulumi.export("argocdPasswordCommand", argocd_server.out("passwordCommand"))
+    pulumi.export("argocdLogin", argocd_server.out("loginCommand"))

@@ -40,6 +40,8 @@ ANNOTATION_MIRROR_HASH: Final = "fleetplane.io/mirror-hash"
 
 #: Hub mirrors carry this so that an Argo CD running on the hub leaves them alone.
 ARGOCD_SKIP_RECONCILE: Final = "argocd.argoproj.io/skip-reconcile"
+#: what argocd-server sets on an Application to ask for a refresh, and waits to see removed
+ANNOTATION_REFRESH: Final = "argocd.argoproj.io/refresh"
 
 #: Argo CD deletes an Application's resources only while the Application carries this finalizer
 #: (or one of its ``/foreground`` / ``/background`` variants).

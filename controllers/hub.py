@@ -162,6 +162,17 @@ class HubClient:
             accept=kuberest.METADATA,
         )
 
+    async def clear_annotation(self, namespace: str, name: str, key: str) -> None:
+        """Remove one annotation of an Application (nothing else of it is touched)."""
+        await self._rest.request(
+            "PATCH",
+            _argocd_path(namespace, APPLICATIONS, name),
+            query=WRITE_QUERY,
+            body={"metadata": {"annotations": {key: None}}},
+            content_type=kuberest.MERGE_PATCH,
+            accept=kuberest.METADATA,
+        )
+
     # --- inventory and generator inputs ----------------------------------------------------------
 
     async def list_secrets(self, namespace: str, labels: Mapping[str, str]) -> list[JsonObject]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import kopf
 
-from controllers import contract, hub
+from controllers import argocd_cache, contract, hub
 from controllers.metrics import ControllerMetrics
 from controllers.propagation import controller as propagation
 from controllers.propagation import handlers as propagation_handlers
@@ -70,6 +70,8 @@ class OperatorSettings:
     #: where /metrics answers plain HTTP (None: nowhere; 0: a free port), leader and standbys alike
     metrics_port: int | None = None
     metrics_host: str = probes.LOOPBACK
+    #: the hub Argo CD's Redis, where each mirror's resource tree is written (None: not written)
+    trees: argocd_cache.TreeCacheSettings | None = None
 
 
 @dataclasses.dataclass
@@ -130,8 +132,13 @@ def build(settings: OperatorSettings) -> Operator:
     )
     status_book = book.StatusBook()
     metrics = ControllerMetrics()
+    trees = (
+        argocd_cache.TreeWriter(argocd_cache.connect(settings.trees), settings.trees.argocd_namespace)
+        if settings.trees is not None
+        else None
+    )
     status_controller = status.StatusController(
-        status_hub_client, maestro, status_book, settings.status, metrics=metrics
+        status_hub_client, maestro, status_book, settings.status, metrics=metrics, trees=trees
     )
     propagation_controller = propagation.PropagationController(
         hub_client,

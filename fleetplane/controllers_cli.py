@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from controllers import operator
+from controllers import argocd_cache, operator
 from controllers.propagation import settings as propagation
 from controllers.status import controller as status
 from fleetplane import gc_tuning, kube_options, leader_options, logs, probe_options, tls_options
+from trust import files
 
 app = typer.Typer(help="The hub controllers: ApplicationSets out through Maestro, status back.")
 KUBECONFIG = kube_options.kubeconfig_option("the hub")
@@ -76,6 +79,24 @@ def run(
         help="Folder of the git generator's shallow clones (default: fleetplane-git in the "
         "system's temporary folder).",
     ),
+    mirror_max_resources: int = typer.Option(
+        status.StatusSettings.max_resources,
+        min=1,
+        help="Resources a hub Application lists in its status and resource tree; one cut short "
+        "says so in a PropagationWarning condition.",
+    ),
+    argocd_redis: str = typer.Option(
+        "",
+        help="HOST:PORT of the hub Argo CD's Redis (TLS): each hub Application's resource tree is "
+        "written there for argocd-server (default: not written). The client certificate is "
+        "--tls-dir's.",
+    ),
+    argocd_redis_password_file: str = typer.Option(
+        "", help="File holding that Redis's password (read at each connection)."
+    ),
+    argocd_namespace: str = typer.Option(
+        "argocd", help="Namespace argocd-server runs in (it names Applications of others NAMESPACE_NAME)."
+    ),
     tls_dir: str = tls_options.TLS_DIR,
     token_file: str = tls_options.TOKEN_FILE,
     insecure: bool = tls_options.INSECURE,
@@ -115,6 +136,7 @@ def run(
     logs.configure(log_level, log_format)
     gc_tuning.tune()
     credentials = tls_options.credentials(tls_dir, token_file, insecure)
+    trees = _tree_cache(argocd_redis, argocd_redis_password_file, argocd_namespace, tls_dir)
     settings = operator.OperatorSettings(
         kubeconfig=hub_kubeconfig,
         maestro=maestro,
@@ -133,7 +155,9 @@ def run(
             write_burst=write_burst,
             write_concurrency=write_concurrency,
             rollup_bytes_per_second=rollup_bytes,
+            max_resources=mirror_max_resources,
         ),
+        trees=trees,
         liveness=leader_options.liveness(liveness),
         election=election,
         health_port=health_port,
@@ -142,3 +166,23 @@ def run(
         metrics_host=metrics_host,
     )
     operator.run(settings)
+
+
+def _tree_cache(
+    address: str, password_file: str, namespace: str, tls_dir: str | None
+) -> argocd_cache.TreeCacheSettings | None:
+    if not address:
+        return None
+    if not password_file or not Path(password_file).is_file():
+        raise typer.BadParameter(
+            f"--argocd-redis-password-file must name the file holding the password of {address} "
+            f"(got {password_file or 'nothing'})",
+            param_hint="--argocd-redis-password-file",
+        )
+    if not tls_dir:
+        raise typer.BadParameter(
+            "--argocd-redis needs --tls-dir: Redis takes TLS with a client certificate of the platform's CA",
+            param_hint="--tls-dir",
+        )
+    tls = files.read_tls_folder(Path(tls_dir), identity=True)
+    return argocd_cache.TreeCacheSettings(address, Path(password_file), tls, namespace)

@@ -246,6 +246,8 @@ def demo(
         logs = {name: root.root / name / "logs" / f"{name}.log" for name in ("controllers", "provisioner")}
         stage = journey.Stage(hub, workers, outputs["appsRepo"], root.path("demo"), logs, dead)
         journey.play(stage, out)
+        argocd_access = (outputs["argocdUrl"], outputs["argocdPasswordCommand"], outputs["argocdLogin"])
+        journey.argocd_hints(out, *argocd_access)
         if hold:
             user = platform.tls_dir(platform.identity(root, platform.USER_IDENTITY))
             journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo", user, root.all_processes())

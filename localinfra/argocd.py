@@ -60,7 +60,7 @@ def identity(cluster: str, component: str) -> Identity:
     return Identity.service(name)
 
 
-def _redis_client(cache: redis.Redis, tls: files.TLSFiles) -> list[str]:
+def redis_client_flags(cache: redis.Redis, tls: files.TLSFiles) -> list[str]:
     """An Argo CD component's flags for its Redis: TLS verified against the CA, its own certificate.
     (The password is not a flag: ``REDIS_CREDS_DIR_PATH`` names the folder it is read from.)"""
     assert tls.cert is not None and tls.key is not None
@@ -220,7 +220,7 @@ def _start_repo_server(env: Environment, cluster: kube.Cluster, common: _Common)
                 str(repo_metrics),
                 "--client-ca-path",
                 str(repo_tls.ca),
-                *_redis_client(common.cache, repo_tls),
+                *redis_client_flags(common.cache, repo_tls),
             ],
             common.folder / "repo-server.log",
             env={
@@ -265,7 +265,7 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
                 str(common.kubeconfig),
                 "--namespace",
                 namespace,
-                *_redis_client(common.cache, controller_tls),
+                *redis_client_flags(common.cache, controller_tls),
                 "--repo-server",
                 repo_addr,
                 *_repo_server_client(controller_tls),

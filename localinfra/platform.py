@@ -228,11 +228,11 @@ def controllers_args(kubeconfig: Path, maestro: str, tls: files.TLSFiles, *extra
 
 
 def start_controllers(
-    env: Environment, hub_kubeconfig: Path, maestro: str, log: Path, tls: files.TLSFiles
+    env: Environment, hub_kubeconfig: Path, maestro: str, log: Path, tls: files.TLSFiles, *extra: str
 ) -> None:
-    """``fleetplane controllers run`` on the hub with the identity ``tls``, waited for until it is
-    ready."""
-    start_operator(env, "hub/controllers", controllers_args(hub_kubeconfig, maestro, tls), log)
+    """``fleetplane controllers run`` on the hub with the identity ``tls`` (and ``extra``
+    arguments), waited for until it is ready."""
+    start_operator(env, "hub/controllers", controllers_args(hub_kubeconfig, maestro, tls, *extra), log)
 
 
 def start_provisioner(

@@ -84,13 +84,14 @@ def _ready(host: str, port: int, context: ssl.SSLContext, password: str) -> bool
     return ask(host, port, context, command("AUTH", password), command("PING")) == b"+OK\r\n+PONG\r\n"
 
 
-def start(env: Environment, name: str, identity: Identity) -> Redis:
-    """Start a Redis named ``name`` serving as ``identity`` (a service identity) over TLS alone."""
+def start(env: Environment, name: str, identity: Identity, *, identities: Environment | None = None) -> Redis:
+    """Start a Redis named ``name`` serving as ``identity`` (a service identity) over TLS alone, with
+    a certificate of ``identities``'s CA (default ``env``'s), the CA its clients' must come from."""
     binary = shutil.which("redis-server")
     if not binary:
         raise InfraError("redis-server is not installed", fix="apt-get install -y redis-server")
     workdir = env.path(name)
-    serving = pki.identity_files(env, identity, hosts=HOSTS, server=True)
+    serving = pki.identity_files(identities or env, identity, hosts=HOSTS, server=True)
     assert serving.cert is not None and serving.key is not None
     password = secrets.token_urlsafe(32)  # [A-Za-z0-9_-]: nothing to quote in redis.conf
     credentials = workdir / CREDENTIALS_DIR

@@ -114,6 +114,7 @@ async def _read(
     )
     mirrors = {m["metadata"]["name"]: m for m in await io.mirrors(namespace, name)}
     io.listener.mirrors_seen(namespace, mirrors.keys())
+    await io.acknowledge_refreshes(list(mirrors.values()))
     return _Held(records, {str(r.bundle.id): r for r in records}, mirrors)
 
 

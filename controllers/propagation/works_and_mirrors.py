@@ -155,6 +155,20 @@ class WorksAndMirrors:
         self.metrics.works_published.labels("create" if create else "update").inc()
         return None
 
+    async def acknowledge_refreshes(self, mirrors: Sequence[Mapping[str, Any]]) -> None:
+        """Take Argo CD's refresh request off the mirrors that carry one: argocd-server waits for
+        it to go (``argocd app get --refresh``). A mirror's status is the fleet's, pushed as its
+        cluster reports it, so there is nothing to read again; the cluster's own Argo CD refreshes
+        on its schedule."""
+        asked = [
+            m["metadata"]
+            for m in mirrors
+            if contract.ANNOTATION_REFRESH in ((m.get("metadata") or {}).get("annotations") or {})
+        ]
+        for meta in asked:
+            with contextlib.suppress(hub.NotFoundError):
+                await self.hub.clear_annotation(meta["namespace"], meta["name"], contract.ANNOTATION_REFRESH)
+
     async def delete_mirror(self, namespace: str, name: str) -> None:
         if await self.hub.delete_application(namespace, name):
             self.metrics.mirror_writes.labels("delete").inc()

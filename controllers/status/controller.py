@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from controllers import contract, hub, periodic
+from controllers import argocd_cache, contract, hub, periodic
 from controllers import metrics as metrics_mod
 from controllers.status import aggregate, batching, book
 from maestro import client_errors
@@ -72,6 +72,9 @@ class StatusSettings:
     #: seconds a safety-net list gives the watch to deliver the statuses it found newer than those
     #: shown, before reading those still missing (while works change, the watch is a little behind)
     list_settle_seconds: float = 5.0
+    #: resources a mirror lists (its status and its tree): Argo CD's own objects overflow etcd past
+    #: a few thousand; a mirror cut short says so in a condition
+    max_resources: int = 500
 
 
 def _now() -> str:
@@ -94,8 +97,11 @@ class StatusController:
         source: str = contract.MAESTRO_SOURCE,
         on_app_status: Callable[[book.AppSetKey], None] | None = None,
         metrics: metrics_mod.ControllerMetrics | None = None,
+        trees: argocd_cache.TreeWriter | None = None,
     ) -> None:
         self.hub = hub_client
+        #: where each mirror's resource tree goes for the hub's argocd-server (None: nowhere)
+        self.trees = trees
         self.maestro = maestro
         self.book = status_book
         self.settings = settings
@@ -131,6 +137,8 @@ class StatusController:
             group.create_task(self._safety_net(), name="status-list")
             group.create_task(self._rollups(), name="status-rollup")
             group.create_task(self._writer(), name="status-writer")
+            if self.trees is not None:
+                group.create_task(self.trees.run(), name="status-trees")
 
     async def _prime(self) -> None:
         """Tell the batcher what the hub's mirrors already hold, so a restart does not rewrite every
@@ -372,9 +380,15 @@ class StatusController:
             self.book.drop_app_status(appset, application[1])
             self._appset_of.pop(application, None)
             self._versions.pop(application, None)
+            if self.trees is not None:
+                self.trees.forget(*application)
             return
         cluster = str(annotations.get(contract.ANNOTATION_CLUSTER) or consumer)
-        computed = aggregate.application_status(status, cluster=cluster)
+        computed = aggregate.application_status(
+            status, cluster=cluster, max_resources=self.settings.max_resources
+        )
+        if self.trees is not None:
+            self.trees.offer(*application, cluster, computed.get("resources") or [])
         self._appset_of[application] = appset
         if status is not None:
             self._versions[application] = version
@@ -452,3 +466,5 @@ class StatusController:
         appset = self._appset_of.pop((namespace, name), None)
         if appset is not None:
             self.book.drop_app_status(appset, name)
+        if self.trees is not None:
+            self.trees.forget(namespace, name)

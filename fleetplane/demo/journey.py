@@ -311,3 +311,15 @@ def hints(
     served = sorted((r.name, url) for r in processes if (url := platform.metrics_url(r.argv)) is not None)
     for name, url in served:
         console.print(f"  curl {url}   # metrics of {name}", soft_wrap=True)
+
+
+def argocd_hints(console: Console, url: str, password_command: str, login_command: str) -> None:
+    """Where the hub's Argo CD answers, and how to log in (the password is never printed)."""
+    console.rule("the fleet in Argo CD on the hub")
+    console.print(f"Argo CD API: {url}  (user admin; the password: `{password_command}`)", soft_wrap=True)
+    console.print(f"  {login_command}", soft_wrap=True)
+    console.print(
+        "  then, with the ApplicationSet applied again: argocd app list; argocd app get <name> -o tree; "
+        "argocd appset get argocd/configmap1",
+        soft_wrap=True,
+    )

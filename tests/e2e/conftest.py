@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import pytest
 
 from controllers import contract
-from localinfra import argocd, gitrepo, kube, kubectl, pki, platform, ports, postgres, process
+from localinfra import argocd, gitrepo, hub_argocd, kube, kubectl, pki, platform, ports, postgres, process
 from localinfra.environment import Environment
 from maestro.agent import service as agent_service
 from maestro.client import Credentials, MaestroClient
@@ -83,6 +83,8 @@ class PullFleet:
     client: MaestroClient
     controllers: Controllers
     apps_repo: str
+    #: argocd-server on the hub, when the test module sets ``HUB_ARGOCD = True``
+    hub_argocd: hub_argocd.HubArgoCD | None = None
 
     def log_tail(self, lines: int = 60) -> str:
         return process.log_tail(self.controllers.log, lines)
@@ -284,9 +286,9 @@ class Subcommand:
 class Controllers(Subcommand):
     """``fleetplane controllers run`` against the hub, with short periods so repairs show up fast."""
 
-    def __init__(self, hub: kube.Cluster, maestro: MaestroUnderTest, log: Path) -> None:
+    def __init__(self, hub: kube.Cluster, maestro: MaestroUnderTest, log: Path, *extra: str) -> None:
         tls = maestro.identity(Identity.source(contract.MAESTRO_SOURCE))
-        super().__init__(platform.controllers_args(hub.kubeconfig, maestro.address, tls), log)
+        super().__init__(platform.controllers_args(hub.kubeconfig, maestro.address, tls, *extra), log)
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +297,12 @@ async def pull_fleet(
     worker_clusters: list[kube.Cluster],
     argocd_workers: list[argocd.ArgoCD],
     e2e_maestro: MaestroUnderTest,
+    infra_env: Environment,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[PullFleet]:
+    """A module that sets ``HUB_ARGOCD = True`` also gets argocd-server on the hub, with the
+    controllers writing the mirrors' resource trees into its Redis."""
     folder = tmp_path_factory.mktemp("pull-fleet")
     repo = await asyncio.to_thread(gitrepo.demo_apps_repo, folder / "apps")
     await asyncio.to_thread(
@@ -313,13 +319,21 @@ async def pull_fleet(
             running_agent(e2e_maestro, worker_clusters[0]),
             running_agent(e2e_maestro, worker_clusters[1]),
         ):
-            controllers = Controllers(hub, e2e_maestro, folder / "controllers.log")
+            server_env = infra_env.child(f"hub-argocd-{uuid.uuid4().hex[:6]}")
+            server = None
+            if getattr(request.module, "HUB_ARGOCD", False):
+                server = await asyncio.to_thread(
+                    hub_argocd.start, server_env, hub.kubeconfig, identities=infra_env
+                )
+            extra = hub_argocd.controllers_args(server) if server is not None else []
+            controllers = Controllers(hub, e2e_maestro, folder / "controllers.log", *extra)
             controllers.start()
-            fleet = PullFleet(hub, worker_clusters, e2e_maestro, client, controllers, repo)
+            fleet = PullFleet(hub, worker_clusters, e2e_maestro, client, controllers, repo, server)
             try:
                 yield fleet
             finally:
                 died = controllers.died()
                 controllers.stop()
+                await asyncio.to_thread(server_env.down)
             if died is not None:
                 pytest.fail(f"the controllers exited with {died}:\n{fleet.log_tail()}")

@@ -15,10 +15,11 @@ import controllers
 
 ROOT = pathlib.Path(controllers.__file__).parent
 MODULES = sorted(ROOT.rglob("*.py"))
-#: the kopf handlers and the controllers behind them, the hub adapter, the operator wiring and the
-#: controllers' periodic runner: the only modules that do I/O or schedule it
+#: the kopf handlers and the controllers behind them, the hub and Argo CD cache adapters, the
+#: operator wiring and the controllers' periodic runner: the only modules that do I/O or schedule it
 IO_MODULES = {
     "hub.py",
+    "argocd_cache.py",
     "operator.py",
     "periodic.py",
     "propagation/handlers.py",
@@ -51,6 +52,7 @@ FORBIDDEN = {
     "os",
     "maestro",
     "localinfra",
+    "redis",
 }
 
 
