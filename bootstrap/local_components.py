@@ -227,8 +227,7 @@ def _start_controllers(root: Path, inputs: Values, previous: Values) -> Values:
 def _start_hub_argocd(root: Path, inputs: Values, previous: Values) -> Values:
     env = _child(root, "hub-argocd")
     env.down()
-    ui = Path(inputs["webUi"]) if inputs.get("webUi") else None
-    server = hub_argocd.start(env, Path(inputs["kubeconfig"]), identities=Environment(root), static_assets=ui)
+    server = hub_argocd.start(env, Path(inputs["kubeconfig"]), identities=Environment(root))
     return {
         "url": server.url,
         "redis": server.redis.address,

@@ -17,7 +17,7 @@ import pulumi
 
 from bootstrap.local_resources import LocalPart
 from bootstrap.stack_config import Reader
-from localinfra import argocd_ui, paths, versions
+from localinfra import paths, versions
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,10 @@ def run(config: LocalConfig) -> None:
     operators = {"kubeconfig": kubeconfig, "maestro": maestro.out("address"), "kafka": kafka.out("bootstrap")}
     after_install = pulumi.ResourceOptions(depends_on=[platform])
     LocalPart("provisioner", env, operators, outputs=("log",), opts=after_install)
-    # The web UI's folder is an input: once `make hub-ui` has built it, the next `pulumi up`
-    # restarts argocd-server serving it.
-    ui = str(argocd_ui.built_assets() or "")
     argocd_server = LocalPart(
         "hub-argocd",
         env,
-        {"kubeconfig": kubeconfig, "webUi": ui},
+        {"kubeconfig": kubeconfig},
         outputs=("url", "redis", "redisPassword", "passwordCommand", "loginCommand"),
         opts=after_install,
     )

@@ -77,9 +77,9 @@ def hub_ui_cmd(
     ),
 ) -> None:
     """Build Argo CD's web UI from the ui/ sources of the Argo CD version the fleet runs (pnpm and
-    webpack, dependencies from the npm registry) into ~/.cache/fleetplane/argocd-ui-<version>; the
-    hub's argocd-server serves it from there (docs/demo.md). Takes several minutes and a few GB of
-    memory; it rebuilds each time it is run."""
+    webpack, dependencies from the npm registry) into ~/.cache/fleetplane/argocd-ui-<version>
+    (docs/demo.md). Takes several minutes and about 2 GB of memory; it rebuilds each time it is
+    run."""
     try:
         with build_progress.reporter() as report:
             built = argocd_ui.build_ui(argo_ui_dir, report)

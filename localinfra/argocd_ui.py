@@ -1,9 +1,8 @@
 """Argo CD's web UI, built from the ``ui/`` sources of the Argo CD module the binaries come from.
 
-The ``argocd`` binary built from the Go module embeds an empty ``ui/dist/app`` (the released images
-build the UI first), so the hub's argocd-server serves the API alone until these assets exist; then
-it serves them with ``--staticassets``. The sources are the module's own, so the UI always matches
-the server's version.
+The ``argocd`` binary built from the Go module embeds an empty ``ui/dist/app``, and argocd-server
+reads ``index.html`` from that embedded copy only (``--staticassets`` adds files beside it): serving
+these assets needs a binary built with them in ``ui/dist/app`` (docs/demo.md).
 
 Every dependency but one comes from the npm registry through the lockfile Argo CD ships. That one,
 ``argo-ui``, is a Git URL pinned to a commit: where the URL is reachable the lockfile is used as it
@@ -47,7 +46,7 @@ def assets_dir() -> Path:
 
 
 def built_assets() -> Path | None:
-    """The folder argocd-server's ``--staticassets`` takes, when the UI of this version is built."""
+    """The built UI of this version (``index.html`` and its assets), when it is there."""
     folder = assets_dir()
     stamp = folder / _STAMP
     if not (folder / "index.html").is_file() or not stamp.is_file():

@@ -27,7 +27,7 @@ from rich.table import Table
 from bootstrap.local_components import CLUSTER_LABELS
 from controllers import contract
 from fleetplane.demo.view import FleetView, Snapshot, render
-from localinfra import argocd_ui, kube, kubectl, paths, platform, process
+from localinfra import kube, kubectl, paths, platform, process
 from localinfra.errors import InfraError
 
 APPSET = "configmap1"
@@ -317,10 +317,6 @@ def argocd_hints(console: Console, url: str, password_command: str, login_comman
     """Where the hub's Argo CD answers, and how to log in (the password is never printed)."""
     console.rule("the fleet in Argo CD on the hub")
     console.print(f"Argo CD API: {url}  (user admin; the password: `{password_command}`)", soft_wrap=True)
-    if argocd_ui.built_assets() is not None:
-        console.print(f"Argo CD web UI: {url}  (the same login)", soft_wrap=True)
-    else:
-        console.print(f"no web UI: `{argocd_ui.BUILD_COMMAND}` builds it for the next demo", soft_wrap=True)
     console.print(f"  {login_command}", soft_wrap=True)
     console.print(
         "  then, with the ApplicationSet applied again: argocd app list; argocd app get <name> -o tree; "

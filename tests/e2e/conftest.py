@@ -29,19 +29,7 @@ from typing import Any, TypeVar
 import pytest
 
 from controllers import contract
-from localinfra import (
-    argocd,
-    argocd_ui,
-    gitrepo,
-    hub_argocd,
-    kube,
-    kubectl,
-    pki,
-    platform,
-    ports,
-    postgres,
-    process,
-)
+from localinfra import argocd, gitrepo, hub_argocd, kube, kubectl, pki, platform, ports, postgres, process
 from localinfra.environment import Environment
 from maestro.agent import service as agent_service
 from maestro.client import Credentials, MaestroClient
@@ -335,11 +323,7 @@ async def pull_fleet(
             server = None
             if getattr(request.module, "HUB_ARGOCD", False):
                 server = await asyncio.to_thread(
-                    hub_argocd.start,
-                    server_env,
-                    hub.kubeconfig,
-                    identities=infra_env,
-                    static_assets=argocd_ui.built_assets(),
+                    hub_argocd.start, server_env, hub.kubeconfig, identities=infra_env
                 )
             extra = hub_argocd.controllers_args(server) if server is not None else []
             controllers = Controllers(hub, e2e_maestro, folder / "controllers.log", *extra)
