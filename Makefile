@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: demo test lint unit integration e2e build image install-local proto clean-cache help
+.PHONY: demo test lint unit integration e2e build image install-local hub-ui proto clean-cache help
 
 help:
 	@echo "make demo   - start the local fleet demo (Ctrl-C stops and cleans up)"
@@ -15,6 +15,7 @@ help:
 	@echo "make build  - only build/install the real components into ~/.cache/fleetplane"
 	@echo "make image  - build the server, agent and hub OCI images (as root; see docs/images.md)"
 	@echo "make install-local - the images, a local hub, helm install of the hub chart, its pods run, the demo's cases"
+	@echo "make hub-ui - build Argo CD's web UI for the hub's argocd-server (ARGO_UI_DIR=DIR: a local argo-ui copy)"
 
 $(STAMP):
 	@echo "[fleetplane] creating $(VENV) and installing fleetplane ..."
@@ -34,6 +35,11 @@ image: $(STAMP)
 # registry, `helm install`, the chart's pods run, then the demo's three cases on that installation.
 install-local: build
 	@$(BIN)/fleetplane local install --cases
+
+# Argo CD's web UI (docs/demo.md), from the ui/ sources of the Argo CD module; ARGO_UI_DIR, when
+# set, is a local copy of argo-ui used instead of its Git URL.
+hub-ui: $(STAMP)
+	@$(BIN)/fleetplane local hub-ui
 
 demo: build
 	@$(BIN)/fleetplane demo

@@ -17,7 +17,7 @@ from rich.console import Console
 from bootstrap import local_components
 from fleetplane import build_progress, local_install, local_status, output
 from fleetplane.demo import journey
-from localinfra import build, fleet, gitrepo, image, kube, paths, platform, process, pulumi_cli
+from localinfra import argocd_ui, build, fleet, gitrepo, image, kube, paths, platform, process, pulumi_cli
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -64,6 +64,31 @@ def build_cmd() -> None:
     except InfraError as exc:
         _fail(exc)
     console.print(f"the bootstrap stacks' passphrase is in {pulumi_cli.passphrase_file()}")
+
+
+@app.command("hub-ui")
+def hub_ui_cmd(
+    argo_ui_dir: Path | None = typer.Option(
+        None,
+        "--argo-ui-dir",
+        envvar=argocd_ui.ARGO_UI_DIR_ENV,
+        help="A copy of the argo-ui sources at the commit Argo CD's ui/package.json pins, used instead "
+        "of that Git URL (for a machine that cannot reach it).",
+    ),
+) -> None:
+    """Build Argo CD's web UI from the ui/ sources of the Argo CD version the fleet runs (pnpm and
+    webpack, dependencies from the npm registry) into ~/.cache/fleetplane/argocd-ui-<version>
+    (docs/demo.md). Takes several minutes and about 2 GB of memory; it rebuilds each time it is
+    run."""
+    try:
+        with build_progress.reporter() as report:
+            built = argocd_ui.build_ui(argo_ui_dir, report)
+    except InfraError as exc:
+        _fail(exc)
+    console.print(
+        f"the UI is in {built.folder} ({built.size_bytes / 1e6:.1f} MB), built in {built.seconds:.0f}s "
+        f"(largest process {built.peak_rss_bytes / 2**30:.2f} GiB resident; argo-ui from {built.argo_ui})"
+    )
 
 
 @app.command("image")

@@ -108,10 +108,10 @@ def ensure_kafka(report: Reporter = stderr_reporter) -> None:
 
 def _go_mod_path(module: str, version: str, cwd: Path, log: Path) -> Path:
     """Download a module's go.mod through the proxy and return its path in the module cache."""
-    return Path(_go_download(module, version, cwd, log)["GoMod"])
+    return Path(go_download(module, version, cwd, log)["GoMod"])
 
 
-def _go_download(module: str, version: str, cwd: Path, log: Path) -> dict[str, str]:
+def go_download(module: str, version: str, cwd: Path, log: Path) -> dict[str, str]:
     """``go mod download -json``: where the module's files are in the module cache."""
     out = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
@@ -373,7 +373,7 @@ def ensure_pulumi(report: Reporter = stderr_reporter) -> None:
             name="pulumi",
             report=report,
         )
-    sdk = Path(_go_download(PULUMI_SDK, pin, work, log)["Dir"]) / "python"
+    sdk = Path(go_download(PULUMI_SDK, pin, work, log)["Dir"]) / "python"
     for source in (
         sdk / "cmd" / "pulumi-language-python-exec",
         sdk / "dist" / "pulumi-resource-pulumi-python",
