@@ -28,8 +28,8 @@ class AppFact:
 
     name: str
     target_revisions: tuple[str, ...] = ()
-    #: the rollout's ``status``/``step``/``message`` for it, under RollingSync only
-    rollout: Mapping[str, str] | None = None
+    #: its RollingSync ``applicationStatus`` entry, under RollingSync only
+    rollout: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

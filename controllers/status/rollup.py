@@ -40,8 +40,8 @@ class AppEntry:
     #: the hub Application's ``status`` (``aggregate.application_status`` or as read from the hub)
     status: Mapping[str, Any] | None
     target_revisions: Sequence[str] = ()
-    #: from ``rollout.AppRolloutStatus`` (``status``, ``step``, ``message``), when a rollout ran
-    rollout: Mapping[str, str] | None = None
+    #: its RollingSync ``applicationStatus`` entry (``progressive_sync.Entry.to_json``), once it has one
+    rollout: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,9 +108,15 @@ def application_set_status(
         for a in (previous or {}).get("applicationStatus") or []
         if isinstance(a, Mapping)
     }
+    # Under RollingSync the entries are the rollout's own (with their transition times), and, as
+    # in Argo CD, an Application gets one once it exists.
+    rolling = rollout_progressing is not None
     application_status = [
-        stamped(entry, old_apps.get(entry["application"]), now, ("status", "step", "message"))
-        for entry in (_app_status(a) for a in listed)
+        dict(a.rollout)
+        if a.rollout
+        else stamped(_app_status(a), old_apps.get(a.name), now, ("status", "step", "message"))
+        for a in listed
+        if a.rollout or not rolling
     ]
     resources = [
         {
@@ -202,9 +208,6 @@ def _join_errors(messages: Sequence[str], limit: int = 5) -> str:
 
 def _app_status(app: AppEntry) -> dict[str, Any]:
     entry: dict[str, Any] = {"application": app.name, "targetRevisions": list(app.target_revisions)}
-    if app.rollout:
-        entry.update(status=app.rollout["status"], step=app.rollout["step"], message=app.rollout["message"])
-        return entry
     sync, health = _sync(app.status), _health(app.status)
     if sync == "Synced" and health == "Healthy":
         entry.update(status="Healthy", message="Application is Synced and Healthy")
