@@ -298,6 +298,7 @@ def _record(
             target_errors=tuple(problems),
             rollout_progressing=decision.progressing if decision is not None else None,
             rollout_step=decision.progressing_step if decision is not None else None,
+            rollout_config_issue=decision.config_issue if decision is not None else None,
         ),
         current=current_status,
     )

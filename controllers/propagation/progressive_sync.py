@@ -157,6 +157,8 @@ class Decision:
     tokens: Mapping[str, str]
     #: the 1-based step being rolled out, ``None`` once the rollout completed
     progressing_step: int | None
+    #: what ``InvalidRolloutConfig`` says is wrong with the steps ("" when nothing)
+    config_issue: str = ""
 
     @property
     def progressing(self) -> bool:
@@ -185,7 +187,29 @@ def decide(
             tokens[o.application] = format_time(entry.last_transition)
         elif o.token and not o.spec_changed:
             tokens[o.application] = o.token  # what its work carries stays: no write, no second sync
-    return Decision(tuple(entries.values()), tokens, _progressing_step(strategy, entries.values()))
+    return Decision(
+        tuple(entries.values()),
+        tokens,
+        _progressing_step(strategy, entries.values()),
+        config_issue(len(strategy.steps), memberships),
+    )
+
+
+def config_issue(steps: int, memberships: Mapping[str, tuple[int, ...]]) -> str:
+    """Argo CD's ``InvalidRolloutConfig`` message for the generated Applications' step
+    ``memberships`` (0-based): one selected by several steps, else steps selecting none ("" when
+    neither; the operators and maxUpdate it also checks are refused before)."""
+    doubled = {name: found for name, found in sorted(memberships.items()) if len(found) > 1}
+    if doubled:
+        names = list(doubled)
+        numbers = ["-".join(str(i + 1) for i in found) for found in doubled.values()]
+        if len(names) == 1:
+            return f"Application '{names[0]}' is selected by multiple steps: ({numbers[0]})"
+        quoted, grouped = "', '".join(names), "), (".join(numbers)
+        return f"Applications '{quoted}' are selected by multiple steps: [({grouped})]"
+    selecting = {i for found in memberships.values() for i in found}
+    empty = [str(i + 1) for i in range(steps) if i not in selecting]
+    return f"Steps [{' '.join(empty)}] have no applications matching their criteria" if empty else ""
 
 
 def _observe(

@@ -72,15 +72,17 @@ def application_set_status(
     generation_error: str | None = None,
     rollout_progressing: bool | None = None,
     rollout_step: int | None = None,
+    rollout_config_issue: str | None = None,
     previous: Mapping[str, Any] | None = None,
     max_listed: int = MAX_LISTED,
 ) -> Rollup:
     """The ApplicationSet ``status`` (a full replacement) and its counts.
 
     ``target_errors`` are the messages of the plan's per-target errors; ``generation_error`` is
-    set when the generators failed as a whole; ``rollout_progressing`` is ``None`` when no
-    RollingSync strategy is set. The per-Application lists hold at most ``max_listed`` entries,
-    those not Synced and Healthy first (the counts cover every Application).
+    set when the generators failed as a whole; ``rollout_progressing`` and
+    ``rollout_config_issue`` are ``None`` when no RollingSync strategy is set. The per-Application
+    lists hold at most ``max_listed`` entries, those not Synced and Healthy first (the counts
+    cover every Application).
     """
     ordered = sorted(apps, key=lambda a: a.name)
     listed = ordered
@@ -102,6 +104,7 @@ def application_set_status(
         for c in _conditions(
             counts, target_errors, generation_error, rollout_progressing, rollout_step, len(listed)
         )
+        + _rollout_config(rollout_config_issue)
     ]
     old_apps = {
         a.get("application"): a
@@ -197,6 +200,20 @@ def _conditions(
             }
         )
     return conditions
+
+
+def _rollout_config(issue: str | None) -> list[dict[str, Any]]:
+    """Argo CD's InvalidRolloutConfig condition, under RollingSync."""
+    if issue is None:
+        return []
+    return [
+        {
+            "type": "InvalidRolloutConfig",
+            "status": "True" if issue else "False",
+            "reason": "ApplicationSetInvalidRolloutConfig" if issue else "ApplicationSetValidRolloutConfig",
+            "message": issue or "Rolling Sync Configured correctly",
+        }
+    ]
 
 
 def _join_errors(messages: Sequence[str], limit: int = 5) -> str:

@@ -7,7 +7,8 @@ forever; maxUpdate lets only so many of a step be Pending or Progressing; an App
 Synced and Healthy skips the sync; a spec change sends it back to Waiting, and a stale Synced
 report from before the change does not count; a sync operation stays on its work while the
 Application rolls on and goes with the next spec change; an Application no step selects waits
-in step -1; entries survive the hub (``to_json``/``from_json``); the sync operation carries the
+in step -1; InvalidRolloutConfig names Applications several steps select, else empty steps;
+entries survive the hub (``to_json``/``from_json``); the sync operation carries the
 Application's retry, sync options and prune; invariants over random fleets (every Application
 made Pending is asked to sync, no step starts before the earlier ones are Healthy, none of no
 step starts).
@@ -260,3 +261,16 @@ def test_invariants(observed: list[ps.Observed], max_update: Any) -> None:
         if any(e.step == "2" for e in started):
             assert all(n in entries and entries[n].status == "Healthy" for n in dev)
         assert not any(e.step == ps.NO_STEP for e in started)
+
+
+def test_invalid_rollout_config_names_doubled_and_empty_steps() -> None:
+    assert ps.config_issue(2, {"a": (0,), "b": (1,)}) == ""
+    doubled = ps.config_issue(2, {"a": (0, 1), "b": (1,)})
+    assert doubled == "Application 'a' is selected by multiple steps: (1-2)"
+    assert ps.config_issue(3, {"b": (0, 2), "a": (0, 1)}) == (
+        "Applications 'a', 'b' are selected by multiple steps: [(1-2), (1-3)]"
+    )
+    assert ps.config_issue(3, {"a": (1,)}) == "Steps [1 3] have no applications matching their criteria"
+    fleet = Fleet()
+    fleet.run(0, app("d"))
+    assert fleet.decision.config_issue == "Steps [2] have no applications matching their criteria"

@@ -151,9 +151,20 @@ def test_rollout_statuses_are_used_as_given() -> None:
     }
     apps = [app("c1-gb", rollout=given), app("c2-gb")]  # c2-gb does not exist yet: no entry
     status = rollup.application_set_status(
-        "apps", apps, now=T0, rollout_progressing=True, rollout_step=1
+        "apps", apps, now=T0, rollout_progressing=True, rollout_step=1, rollout_config_issue=""
     ).status
     assert status["applicationStatus"] == [given]
+    got = conditions(status)
+    assert got["RolloutProgressing"] == (
+        "True",
+        "ApplicationSetModified",
+        "ApplicationSet is performing rollout of step 1",
+    )
+    assert got["InvalidRolloutConfig"] == (
+        "False",
+        "ApplicationSetValidRolloutConfig",
+        "Rolling Sync Configured correctly",
+    )
 
 
 def test_timestamps_are_kept_while_nothing_changes() -> None:
