@@ -155,9 +155,10 @@ def _decide(
     refused: set[str],
 ) -> _Changes:
     tokens = decision.tokens if decision is not None else {}
+    revisions = decision.revisions if decision is not None else {}
 
     def with_syncs(works: Sequence[plan.DesiredWork]) -> tuple[plan.DesiredWork, ...]:
-        return tuple(w.with_sync(tokens.get(w.application)) for w in works)
+        return tuple(w.with_sync(tokens.get(w.application), revisions.get(w.application, ())) for w in works)
 
     if tokens:
         desired = dataclasses.replace(desired, works=with_syncs(desired.works))

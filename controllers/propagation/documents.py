@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers import contract
@@ -37,12 +37,16 @@ class WorkDocuments:
         digest: str = self.metadata["annotations"][contract.ANNOTATION_SPEC_HASH]
         return digest
 
-    def with_sync(self, token: str) -> WorkDocuments:
-        """These documents with the worker Application carrying its sync operation (RollingSync):
-        the work's spec hash covers it and ``contract.ANNOTATION_ROLLOUT_SYNC`` names it."""
+    def with_sync(self, token: str, revisions: Sequence[str] = ()) -> WorkDocuments:
+        """These documents with the worker Application carrying its sync operation (RollingSync),
+        pinned to ``revisions`` when known: the work's spec hash covers it and
+        ``contract.ANNOTATION_ROLLOUT_SYNC`` names it."""
         if self.sync_operation is None:
             raise ValueError("only a RollingSync target's documents carry a sync operation")
-        worker = {**self.worker_application, "operation": self.sync_operation}
+        operation = progressive_sync.pinned(
+            self.sync_operation, revisions, multiple_sources="sources" in self.worker_application["spec"]
+        )
+        worker = {**self.worker_application, "operation": operation}
         annotations = self.metadata["annotations"]
         digest = identities.with_sync(annotations[contract.ANNOTATION_SPEC_HASH], token)
         metadata = {

@@ -119,14 +119,15 @@ class DesiredWork:
     def worker_application(self) -> dict[str, Any]:
         return self._documents().worker_application
 
-    def with_sync(self, token: str | None) -> DesiredWork:
-        """This target with its Application carrying the RollingSync operation ``token`` (if any)."""
+    def with_sync(self, token: str | None, revisions: Sequence[str] = ()) -> DesiredWork:
+        """This target with its Application carrying the RollingSync operation ``token`` (if any),
+        pinned to ``revisions``."""
         if not token:
             return self
         return dataclasses.replace(
             self,
             spec_hash=identities.with_sync(self.spec_hash, token),
-            documents=self.documents.with_sync(token) if self.documents is not None else None,
+            documents=self.documents.with_sync(token, revisions) if self.documents is not None else None,
         )
 
     def hub_mirror(self, status: Mapping[str, Any] | None) -> dict[str, Any]:

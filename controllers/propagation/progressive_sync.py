@@ -15,10 +15,13 @@ cluster's agent, which the cluster's Argo CD then runs). Its result is the Appli
    carries an ``InvalidSpecError``/``UnknownError`` condition and cannot sync); a ``Progressing``
    one becomes ``Healthy`` once ``Synced`` and ``Healthy``;
 2. **steps**: step 1's Applications may sync, and each next step's once every Application of the
-   steps before exists and is ``Healthy``;
+   steps before exists and is ``Healthy``; but after a change (an Application ``Waiting`` on a
+   new spec or revision) none may until ``REFRESH_GRACE`` has passed and every Application's
+   Argo CD reconciled since (Argo CD 3.6's ``ensureApplicationsReconciled``);
 3. **progress**: ``Waiting`` Applications of those steps become ``Pending`` while fewer than
    ``maxUpdate`` of their step are ``Pending`` or ``Progressing``;
-4. **sync**: each ``Pending`` Application of those steps carries a sync operation (``tokens``).
+4. **sync**: each ``Pending`` Application of those steps carries a sync operation (``tokens``),
+   pinned to the revisions its entry recorded (``revisions``).
 
 What the pull model changes (each cluster's Argo CD reports through Maestro, its clock is its
 own): a status counts for ``Waiting`` -> ``Healthy`` only once the cluster reported on the
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from controllers.propagation import rollout
@@ -48,6 +51,10 @@ _REVISION_AND_SPEC = "Application has pending changes (revision and spec differ)
 _REVISION = "Application has pending changes, setting status to Waiting"
 _SPEC = "Application has pending changes (spec differs), setting status to Waiting"
 _SPEC_CHANGES = (_REVISION_AND_SPEC, _SPEC)
+_CHANGES = (*_SPEC_CHANGES, _REVISION)
+#: Argo CD's ``--refresh-grace-period-seconds`` default: after a change, how long every step waits
+#: at least before moving on
+REFRESH_GRACE = datetime.timedelta(seconds=30)
 _SYNCED_HEALTHY = "Application resource has synced, updating status to Healthy"
 _SYNCED_PROGRESSING = "Application resource has synced, updating status to Progressing"
 _PENDING = "Application moved to Pending status, watching for the Application resource to start Progressing"
@@ -156,6 +163,8 @@ class Decision:
     entries: tuple[Entry, ...]
     #: Application -> the sync operation its work carries (an opaque, stable token)
     tokens: Mapping[str, str]
+    #: Application -> the revisions a sync asked for this pass is pinned to
+    revisions: Mapping[str, tuple[str, ...]]
     #: the 1-based step being rolled out, ``None`` once the rollout completed
     progressing_step: int | None
     #: what ``InvalidRolloutConfig`` says is wrong with the steps ("" when nothing)
@@ -178,10 +187,20 @@ def decide(
     memberships = {o.application: strategy.steps_of(o.labels) for o in ordered}
     first_step = {name: steps[0] for name, steps in memberships.items() if steps}
     existing = [o for o in ordered if o.exists]
+    changed_before = _latest_change(previous.values())
     entries = {o.application: _observe(o, previous.get(o.application), first_step, now) for o in existing}
-    may_sync = _steps_to_sync(strategy, memberships, entries)
+    changed = changed_before or _latest_change(entries.values())
+    # As Argo CD (3.6): after a change, no step moves until every Application's Argo CD reconciled
+    # since, and not before a grace period (Argo CD then asks for refreshes; here each cluster's
+    # Argo CD reconciles a delivered change at once, and others at its own resync).
+    settled = changed is None or (
+        now - changed >= REFRESH_GRACE
+        and all(o.reconciled_at is not None and o.reconciled_at >= changed for o in existing)
+    )
+    may_sync = _steps_to_sync(strategy, memberships, entries) if settled else set()
     entries = _progress(strategy, entries, first_step, may_sync, now)
     tokens: dict[str, str] = {}
+    revisions: dict[str, tuple[str, ...]] = {}
     for o in existing:
         entry = entries[o.application]
         if entry.status == "Pending" and o.application in may_sync:
@@ -191,11 +210,13 @@ def decide(
                 # waits for (a second, identical operation would be lost while the first runs)
                 entries[o.application] = entry = dataclasses.replace(entry, last_transition=asked)
             tokens[o.application] = format_time(entry.last_transition)
+            revisions[o.application] = entry.target_revisions
         elif o.token and not o.spec_changed:
             tokens[o.application] = o.token  # what its work carries stays: no write, no second sync
     return Decision(
         tuple(entries.values()),
         tokens,
+        revisions,
         _progressing_step(strategy, entries.values()),
         config_issue(len(strategy.steps), memberships),
     )
@@ -251,6 +272,12 @@ def _observe(
     if current.status == "Progressing" and o.health == "Healthy" and o.sync == "Synced":
         entry = _move(entry, "Healthy", _BECAME_HEALTHY, now)
     return entry
+
+
+def _latest_change(entries: Iterable[Entry]) -> datetime.datetime | None:
+    """When the last Application still Waiting on a change (not a new one) became Waiting."""
+    times = [e.last_transition for e in entries if e.status == "Waiting" and e.message in _CHANGES]
+    return max(times, default=None)
 
 
 def _unanswered(o: Observed) -> datetime.datetime | None:
@@ -347,6 +374,19 @@ def sync_operation(spec: Mapping[str, Any], prune: bool) -> dict[str, Any]:
         if prune:
             sync["prune"] = True
     return operation
+
+
+def pinned(
+    operation: Mapping[str, Any], revisions: Sequence[str], *, multiple_sources: bool
+) -> dict[str, Any]:
+    """``operation`` syncing ``revisions`` (those its step was let through at; none: as the
+    Application's spec says), so that a commit landing mid-rollout is not synced unvalidated."""
+    sync = dict(operation.get("sync") or {})
+    if multiple_sources and revisions:
+        sync["revisions"] = list(revisions)
+    elif revisions:
+        sync["revision"] = revisions[0]
+    return {**operation, "sync": sync}
 
 
 def automated_prune(spec: Mapping[str, Any]) -> bool:

@@ -1,22 +1,24 @@
 """RollingSync passes with Argo CD's rules: Waiting -> Pending -> Progressing -> Healthy, step by step.
 
-Cases: a two-step rollout walked pass by pass (new Applications wait, step 1 is asked to sync,
-Progressing once the sync started, Healthy once Synced and Healthy, then step 2; the
-RolloutProgressing step follows); a step-1 Application that never becomes Healthy holds step 2
-forever; maxUpdate lets only so many of a step be Pending or Progressing; an Application already
-Synced and Healthy skips the sync; a spec change sends it back to Waiting, and a stale Synced report
-from before the change does not count; the first revision a cluster reports is no change; Pending
-again while its work's operation has not started waits for that operation; a sync operation stays on
-its work while the Application rolls on and goes with the next spec change; an Application no step
-selects waits in step -1; InvalidRolloutConfig names Applications several steps select, else empty
-steps; entries survive the hub (``to_json``/``from_json``); the sync operation carries the
-Application's retry, sync options and prune; invariants over random fleets (every Application made
-Pending is asked to sync, no step starts before the earlier ones are Healthy, none of no step
-starts).
+Cases: after a change no step moves before the grace period and every Application reconciled since;
+a two-step rollout walked pass by pass (new Applications wait, step 1 is asked to sync, Progressing
+once the sync started, Healthy once Synced and Healthy, then step 2; the RolloutProgressing step
+follows); a step-1 Application that never becomes Healthy holds step 2 forever; maxUpdate lets only
+so many of a step be Pending or Progressing; an Application already Synced and Healthy skips the
+sync; a spec change sends it back to Waiting, and a stale Synced report from before the change does
+not count; the first revision a cluster reports is no change; Pending again while its work's
+operation has not started waits for that operation; a sync operation stays on its work while the
+Application rolls on and goes with the next spec change; an Application no step selects waits in
+step -1; InvalidRolloutConfig names Applications several steps select, else empty steps; entries
+survive the hub (``to_json``/``from_json``); the sync operation carries the Application's retry,
+sync options and prune, pinned to the revisions let through; invariants over random fleets (every
+Application made Pending is asked to sync, no step starts before the earlier ones are Healthy, none
+of no step starts).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import Any
@@ -79,7 +81,7 @@ class Fleet:
     def __init__(self, strat: rollout.Strategy | None = None) -> None:
         self.strategy = strat or strategy()
         self.entries: dict[str, ps.Entry] = {}
-        self.decision = ps.Decision((), {}, None)
+        self.decision = ps.Decision((), {}, {}, None)
 
     def run(self, seconds: int, *observed: ps.Observed) -> Mapping[str, str]:
         self.decision = ps.decide(self.strategy, observed, self.entries, at(seconds))
@@ -165,15 +167,22 @@ def test_a_spec_change_waits_for_a_fresh_report_and_syncs_again() -> None:
     fleet.run(0, app("d", sync="Synced", health="Healthy"))
     # the template changed: Waiting, and the operation of the old spec is not carried over
     changed = app("d", sync="Synced", health="Healthy", spec_changed=True, reconciled=1, token=stamp(0))
-    assert fleet.run(10, changed) == {"d": "Pending"}
-    assert fleet.entries["d"].message.startswith("Application moved to Pending")
-    assert fleet.decision.tokens == {"d": stamp(10)}
+    assert fleet.run(10, changed) == {"d": "Waiting"}
+    assert (
+        fleet.entries["d"].message
+        == "Application has pending changes (spec differs), setting status to Waiting"
+    )
+    assert fleet.decision.tokens == {}
+    # its cluster compared it since: OutOfSync, but no step moves within the grace period
+    assert fleet.run(20, app("d", reconciled=15)) == {"d": "Waiting"}
+    assert fleet.run(45, app("d", reconciled=15)) == {"d": "Pending"}
+    assert fleet.decision.tokens == {"d": stamp(45)}
 
     # still Synced from before the change (reconciled before it): not Healthy on that report
     stale = Fleet()
     stale.run(0, healthy)
     assert stale.run(10, app("d", sync="Synced", health="Healthy", spec_changed=True, reconciled=9)) == {
-        "d": "Pending"
+        "d": "Waiting"
     }
     fresh = Fleet()
     fresh.run(0, healthy)
@@ -182,11 +191,23 @@ def test_a_spec_change_waits_for_a_fresh_report_and_syncs_again() -> None:
     }
 
 
+def test_no_step_moves_until_every_application_reconciled_since_the_change() -> None:
+    fleet = Fleet()
+    other = app("e", sync="Synced", health="Healthy", reconciled=5)
+    fleet.run(0, app("d", sync="Synced", health="Healthy"), other)
+    fleet.run(10, app("d", spec_changed=True, reconciled=11), other)
+    assert fleet.run(45, app("d", reconciled=11), other) == {"d": "Waiting", "e": "Healthy"}
+    caught_up = dataclasses.replace(other, status={**other.status, "reconciledAt": stamp(12)})
+    assert fleet.run(46, app("d", reconciled=11), caught_up)["d"] == "Pending"
+
+
 def test_a_new_revision_sends_it_back_to_waiting() -> None:
     fleet = Fleet()
     fleet.run(0, app("d", sync="Synced", health="Healthy"))
-    assert fleet.run(5, app("d", revision="def")) == {"d": "Pending"}
+    assert fleet.run(5, app("d", revision="def", reconciled=5)) == {"d": "Waiting"}
     assert fleet.entries["d"].target_revisions == ("def",)
+    assert fleet.run(40, app("d", revision="def", reconciled=5)) == {"d": "Pending"}
+    assert fleet.decision.revisions == {"d": ("def",)}, "the sync is pinned to the revision let through"
 
 
 def test_an_application_of_no_step_waits() -> None:
@@ -230,6 +251,11 @@ def test_the_sync_operation_is_argo_cds() -> None:
     }
     assert not ps.automated_prune(spec), "automated sync off: no prune"
     assert ps.sync_operation({}, False)["retry"] == {"limit": 5}
+    operation = ps.sync_operation({}, False)
+    assert ps.pinned(operation, ("abc",), multiple_sources=False)["sync"] == {"revision": "abc"}
+    multiple = ps.pinned(operation, ("abc", "def"), multiple_sources=True)
+    assert multiple["sync"] == {"revisions": ["abc", "def"]}
+    assert ps.pinned(operation, (), multiple_sources=False) == operation
 
 
 fleets = st.lists(
@@ -290,11 +316,17 @@ def test_pending_again_waits_for_the_sync_already_asked_for() -> None:
     fleet = Fleet()
     fleet.run(0, app("d"))
     # a new revision while its operation has not started: Pending again, for that same operation
-    assert fleet.run(5, app("d", revision="def", token=stamp(0))) == {"d": "Pending"}
+    moved = app("d", revision="def", token=stamp(0), reconciled=5)
+    assert fleet.run(5, moved) == {"d": "Waiting"}
+    assert fleet.decision.tokens == {"d": stamp(0)}
+    assert fleet.run(40, moved) == {"d": "Pending"}
     assert fleet.decision.tokens == {"d": stamp(0)} and fleet.entries["d"].last_transition == at(0)
-    assert fleet.run(9, app("d", revision="def", token=stamp(0), started=3)) == {"d": "Progressing"}
+    started = app("d", revision="def", token=stamp(0), reconciled=5, started=3)
+    assert fleet.run(45, started) == {"d": "Progressing"}
     # one whose operation already ran is asked to sync again
     again = Fleet()
     again.run(0, app("d"))
-    assert again.run(5, app("d", revision="def", token=stamp(0), started=1)) == {"d": "Pending"}
-    assert again.decision.tokens == {"d": stamp(5)}
+    ran = app("d", revision="def", token=stamp(0), started=1, reconciled=5)
+    again.run(5, ran)
+    assert again.run(40, ran) == {"d": "Pending"}
+    assert again.decision.tokens == {"d": stamp(40)}
