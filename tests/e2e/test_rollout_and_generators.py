@@ -17,7 +17,6 @@ Cases:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pytest
 from controllers import contract
 from controllers.propagation import progressive_sync
 from localinfra import gitrepo, kubectl
-from tests.e2e.conftest import INVENTORY_NAMESPACE, PullFleet
+from tests.e2e.conftest import INVENTORY_NAMESPACE, PullFleet, pulled_application_set
 from tests.e2e.test_lifecycle import (
     ARGOCD,
     Kube,
@@ -63,15 +62,6 @@ spec:
 STUCK_PATH = "/apis/apps/v1/namespaces/rolling/deployments/never-ready"
 
 
-@pytest.fixture
-async def clients(pull_fleet: PullFleet) -> AsyncIterator[dict[str, Kube]]:
-    """The hub's and each worker's API, closed after the test."""
-    made = {"hub": Kube(pull_fleet.hub), **{c.name: Kube(c) for c in pull_fleet.workers}}
-    yield made
-    for client in made.values():
-        await client.rest.close()
-
-
 async def remove(fleet: PullFleet, hub: Kube, name: str) -> None:
     await hub.delete(appset_path(name))
 
@@ -82,40 +72,34 @@ async def remove(fleet: PullFleet, hub: Kube, name: str) -> None:
     await fleet.eventually(f"ApplicationSet {name} and its works gone", gone)
 
 
-def rolling_application_set(repo: str) -> dict[str, Any]:
+def template(name: str, repo: str, path: str, namespace: str) -> dict[str, Any]:
+    """Application ``name`` on the generated cluster, auto-synced from ``path`` of ``repo``."""
     return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "ApplicationSet",
-        "metadata": {
-            "name": "rolling",
-            "namespace": INVENTORY_NAMESPACE,
-            "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
-        },
+        "metadata": {"name": name},
         "spec": {
-            "generators": [{"clusters": {"selector": {"matchLabels": {"e2e": "rolling"}}}}],
-            "strategy": {
-                "type": "RollingSync",
-                "rollingSync": {
-                    "steps": [
-                        {"matchExpressions": [{"key": "step", "operator": "In", "values": [step]}]}
-                        for step in ("one", "two")
-                    ]
-                },
-            },
-            "template": {
-                "metadata": {"name": "{{name}}-rolling", "labels": {"step": "{{metadata.labels.step}}"}},
-                "spec": {
-                    "project": "default",
-                    "source": {"repoURL": repo, "targetRevision": "HEAD", "path": "rolling/good"},
-                    "destination": {"name": "{{name}}", "namespace": "rolling"},
-                    "syncPolicy": {
-                        "automated": {"prune": True, "selfHeal": True},
-                        "syncOptions": ["CreateNamespace=true"],
-                    },
-                },
+            "project": "default",
+            "source": {"repoURL": repo, "targetRevision": "HEAD", "path": path},
+            "destination": {"name": "{{name}}", "namespace": namespace},
+            "syncPolicy": {
+                "automated": {"prune": True, "selfHeal": True},
+                "syncOptions": ["CreateNamespace=true"],
             },
         },
     }
+
+
+def rolling_application_set(repo: str) -> dict[str, Any]:
+    steps = [{"matchExpressions": [{"key": "step", "operator": "In", "values": [s]}]} for s in ("one", "two")]
+    labelled = template("{{name}}-rolling", repo, "rolling/good", "rolling")
+    labelled["metadata"]["labels"] = {"step": "{{metadata.labels.step}}"}
+    return pulled_application_set(
+        "rolling",
+        {
+            "generators": [{"clusters": {"selector": {"matchLabels": {"e2e": "rolling"}}}}],
+            "strategy": {"type": "RollingSync", "rollingSync": {"steps": steps}},
+            "template": labelled,
+        },
+    )
 
 
 def rollout_of(appset: dict[str, Any] | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
@@ -214,30 +198,8 @@ def placement_application_sets(repo: str, special: str) -> list[dict[str, Any]]:
     the merge gives cluster ``special`` a namespace of its own."""
 
     def appset(name: str, generator: dict[str, Any], app_name: str, namespace: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "ApplicationSet",
-            "metadata": {
-                "name": name,
-                "namespace": INVENTORY_NAMESPACE,
-                "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
-            },
-            "spec": {
-                "generators": [generator],
-                "template": {
-                    "metadata": {"name": app_name},
-                    "spec": {
-                        "project": "default",
-                        "source": {"repoURL": repo, "targetRevision": "HEAD", "path": "apps/configmap1"},
-                        "destination": {"name": "{{name}}", "namespace": namespace},
-                        "syncPolicy": {
-                            "automated": {"prune": True, "selfHeal": True},
-                            "syncOptions": ["CreateNamespace=true"],
-                        },
-                    },
-                },
-            },
-        }
+        spec = {"generators": [generator], "template": template(app_name, repo, "apps/configmap1", namespace)}
+        return pulled_application_set(name, spec)
 
     selected = {"clusters": {"selector": {"matchLabels": {"e2e": "placed"}}}}
     teams = [{"team": "red"}, {"team": "blue"}]
