@@ -34,6 +34,9 @@ ANNOTATION_CLUSTER: Final = "fleetplane.io/cluster"
 ANNOTATION_HUB_APPLICATION: Final = "fleetplane.io/hub-application"  # "<namespace>/<name>"
 ANNOTATION_WORK_NAME: Final = "fleetplane.io/work-name"
 ANNOTATION_SPEC_HASH: Final = "fleetplane.io/spec-hash"
+#: On a work under RollingSync: the sync operation its Application carries (the time its rollout
+#: asked for it), so that a pass tells an operation-only change from a changed Application.
+ANNOTATION_ROLLOUT_SYNC: Final = "fleetplane.io/rollout-sync"
 #: On a hub mirror: the hash of what the propagation controller last applied, so an unchanged
 #: mirror costs no write on the next pass.
 ANNOTATION_MIRROR_HASH: Final = "fleetplane.io/mirror-hash"

@@ -298,13 +298,15 @@ def start_applicationset_controller(
     namespace: str = NAMESPACE,
     applicationset_namespaces: str = "*",
     requeue_seconds: int = 5,
+    progressive_syncs: bool = False,
 ) -> ArgoCD:
     """Argo CD's own ApplicationSet controller (and the repo-server its git generator asks), with no
     application controller: the Applications it generates stay as written, for comparison.
 
     ``applicationset_namespaces`` (a glob) are the namespaces besides ``namespace`` whose
     ApplicationSets it serves. ``requeue_seconds`` is how often it regenerates: its git generator
-    reads the repository again at each pass."""
+    reads the repository again at each pass. ``progressive_syncs`` turns RollingSync on
+    (``--enable-progressive-syncs``)."""
     common = _common(env, cluster, namespace)
     repo_addr, repo_ca = _start_repo_server(env, cluster, common)
     client_tls = pki.identity_files(env, identity(cluster.name, "applicationset-controller"))
@@ -334,6 +336,7 @@ def start_applicationset_controller(
                 "--webhook-addr",
                 f"127.0.0.1:{webhook}",
                 "--enable-scm-providers=false",
+                *(["--enable-progressive-syncs"] if progressive_syncs else []),
             ],
             common.folder / "applicationset-controller.log",
             env={

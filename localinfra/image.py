@@ -1,10 +1,11 @@
 """fleetplane's container images, one per role, built without a container engine.
 
-Each image is two layers: the Debian base (:mod:`localinfra.image_rootfs`, the same in every image)
-and the role's virtualenv with fleetplane and its role's extra (``pip install 'fleetplane[agent]'``).
-An image is cached under the key of everything it is made of (the recipe, fleetplane's source,
-its declared dependencies), and so are the downloaded Debian packages and wheels: a second build of
-unchanged sources costs nothing, and one from the same downloads gives the same digest.
+Each image is two layers: the Debian base (:mod:`localinfra.image_rootfs`, the same in every image
+but the hub's, which adds git for the git generator) and the role's virtualenv with fleetplane and
+its role's extra (``pip install 'fleetplane[agent]'``). An image is cached under the key of
+everything it is made of (the recipe, fleetplane's source, its declared dependencies), and so are
+the downloaded Debian packages and wheels: a second build of unchanged sources costs nothing, and
+one from the same downloads gives the same digest.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ class Role:
     extra: str
     # the subcommands the image exists to run
     entries: tuple[tuple[str, ...], ...]
+    # Debian packages its processes run, beyond the base's
+    debian: tuple[str, ...] = ()
 
 
 ROLES = {
     "server": Role("server", (("maestro", "server"), ("maestro", "migrate"))),
     "agent": Role("agent", (("maestro", "agent"),)),
-    "hub": Role("hub", (("controllers", "run"), ("provisioner", "run"))),
+    # the controllers' git generator runs git
+    "hub": Role("hub", (("controllers", "run"), ("provisioner", "run")), ("git",)),
 }
 
 
@@ -106,8 +110,8 @@ def _packages(root: Path) -> list[str]:
     return include
 
 
-def _base(report: Reporter, *, fresh: Path | None) -> Path:
-    """The Debian layer, from the cache unless ``fresh`` (a folder to make it in again)."""
+def _base_path(extra: Sequence[str]) -> Path:
+    """Where the Debian layer with a role's ``extra`` packages is kept."""
     key = _digest(
         RECIPE,
         image_rootfs.SUITE,
@@ -115,17 +119,23 @@ def _base(report: Reporter, *, fresh: Path | None) -> Path:
         image_rootfs.DPKG_FILTERS,
         image_rootfs.PURGED,
         BASE_EPOCH,
+        *((extra, [image_rootfs.PURGED_WITH.get(p) for p in extra]) if extra else ()),
     )
+    return paths.build_dir("images") / f"debian-{key}.tar"
+
+
+def _base(report: Reporter, extra: Sequence[str], *, fresh: Path | None) -> Path:
+    """The Debian layer with a role's ``extra`` packages, from the cache unless ``fresh`` (a folder
+    to make it in again)."""
     build = paths.build_dir("images")
-    base = build / f"debian-{key}.tar"
+    base = _base_path(extra)
     if base.exists() and not fresh:
         return base
-    with step(report, f"Debian {image_rootfs.SUITE} base (mmdebstrap)", estimate=ESTIMATES["base"]):
+    what = f"Debian {image_rootfs.SUITE} base{' with ' + ', '.join(extra) if extra else ''} (mmdebstrap)"
+    with step(report, what, estimate=ESTIMATES["base"]):
         target = fresh / base.name if fresh else base
         target.unlink(missing_ok=True)
-        image_rootfs.debian_base(target, build / "debs", BASE_EPOCH, build / "mmdebstrap.log")
-    if not fresh:
-        _keep_only(build.glob("debian-*.tar"), base)
+        image_rootfs.debian_base(target, build / "debs", BASE_EPOCH, build / "mmdebstrap.log", extra)
     return target
 
 
@@ -191,25 +201,37 @@ def build_images(
     deps_key = _digest(_project(root)["dependencies"], _project(root)["optional-dependencies"])
     out = out or images_dir()
     wanted = {
-        role: out
-        / f"fleetplane-{role}-{_digest(RECIPE, role, BASE_EPOCH, epoch, _source_key(root), deps_key)}"
+        role: out / f"fleetplane-{role}-{_image_key(role, epoch, _source_key(root), deps_key)}"
         for role in roles
     }
     missing = [role for role, layout in wanted.items() if fresh or not _stamp(layout).exists()]
     if missing:
         image_rootfs.ensure_tools(log=paths.build_dir("images") / "apt.log")
-        base = _base(report, fresh=out if fresh else None)
+        bases = {
+            ROLES[role].debian: _base(report, ROLES[role].debian, fresh=out if fresh else None)
+            for role in missing
+        }
         wheels = _wheels(root, epoch, report)
         for role in missing:
-            _build_role(role, wanted[role], version, epoch, base, wheels, report)
+            _build_role(role, wanted[role], version, epoch, bases[ROLES[role].debian], wheels, report)
         if fresh:
-            base.unlink()
+            for base in bases.values():
+                base.unlink()
+        else:  # what no role uses any more
+            kept = {_base_path(r.debian) for r in ROLES.values()}
+            _keep_only(paths.build_dir("images").glob("debian-*.tar"), *kept)
     for role, layout in wanted.items():
         _keep_only(out.glob(f"fleetplane-{role}-*"), layout, _stamp(layout))
     return [
         Image(role, f"fleetplane-{role}", layout, version, **json.loads(_stamp(layout).read_text()))
         for role, layout in wanted.items()
     ]
+
+
+def _image_key(role: str, epoch: int, source_key: str, deps_key: str) -> str:
+    debian = ROLES[role].debian
+    # a role without packages of its own keeps the key it always had
+    return _digest(RECIPE, role, BASE_EPOCH, epoch, source_key, deps_key, *((debian,) if debian else ()))
 
 
 def _stamp(layout: Path) -> Path:

@@ -35,6 +35,10 @@ DPKG_FILTERS = (
     "path-exclude=/usr/share/locale/*",
     "path-exclude=/usr/lib/x86_64-linux-gnu/gconv/*",
 )
+# What a role's packages pull in that the role never runs, removed with the essential packages
+# below: git's Perl (its fetches, ls-tree and cat-file are C; Perl serves git-svn, send-email and
+# the like) and its manual pages (filtered out anyway).
+PURGED_WITH = {"git": ("git-man", "liberror-perl", "perl", "perl-modules-5.36")}
 # Essential packages that only installing packages needs, removed once the base is made (the
 # images install nothing): about 30 MB. dash, coreutils, grep, sed and findutils stay, for a
 # shell to look around in a running container.
@@ -82,8 +86,10 @@ def ensure_tools(tools: Sequence[str] = ("mmdebstrap", "umoci"), *, log: Path) -
         run(["apt-get", "install", "-y", "-q", *missing], log=log, what="apt-get install", env=env)
 
 
-def debian_base(dest: Path, debs: Path, epoch: int, log: Path) -> Path:
-    """The Debian layer as a tar, from ``debs`` (the downloaded packages, reused) and the mirror."""
+def debian_base(dest: Path, debs: Path, epoch: int, log: Path, extra: Sequence[str] = ()) -> Path:
+    """The Debian layer as a tar, from ``debs`` (the downloaded packages, reused) and the mirror,
+    with ``PACKAGES`` and a role's ``extra`` packages."""
+    purged = [p for package in extra for p in PURGED_WITH.get(package, ())] + list(PURGED)
     debs.mkdir(parents=True, exist_ok=True)
     partial = dest.with_suffix(".partial")
     run(
@@ -91,7 +97,7 @@ def debian_base(dest: Path, debs: Path, epoch: int, log: Path) -> Path:
             "mmdebstrap",
             "--mode=root",
             "--variant=essential",
-            f"--include={','.join(PACKAGES)}",
+            f"--include={','.join((*PACKAGES, *extra))}",
             "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
             *(f"--dpkgopt={f}" for f in DPKG_FILTERS),
             "--skip=download/empty",
@@ -100,7 +106,7 @@ def debian_base(dest: Path, debs: Path, epoch: int, log: Path) -> Path:
             f"--setup-hook=sync-in {debs} /var/cache/apt/archives",
             f"--customize-hook=sync-out /var/cache/apt/archives {debs}",
             '--customize-hook=chroot "$1" dpkg --purge --force-remove-essential --force-depends '
-            + " ".join(PURGED),
+            + " ".join(purged),
             "--format=tar",
             SUITE,
             str(partial),

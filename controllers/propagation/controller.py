@@ -37,6 +37,7 @@ from controllers.propagation import (
     git_reader,
     inventory,
     plan,
+    progressive_sync,
     rollout,
     stored_works,
     sweep,
@@ -98,6 +99,8 @@ class PropagationController:
         #: Applications whose mirror the hub did not take, per ApplicationSet (last pass): the name is
         #: another Application's, or the hub refuses it
         self._mirrors_refused: dict[AppSetKey, set[str]] = {}
+        #: each RollingSync's ``applicationStatus`` as its last pass left it
+        self._rollout_entries: dict[AppSetKey, dict[str, progressive_sync.Entry]] = {}
         self._inventory_generation = 0
         self._inventory_cache: tuple[int, float, inventory.Inventory] | None = None
 
@@ -178,6 +181,7 @@ class PropagationController:
         finally:
             self._wakeups.pop(key, None)
             self._rolling.discard(key)
+            self._rollout_entries.pop(key, None)
 
     def _report_outcome(self, key: AppSetKey, outcome: Outcome, report: Report) -> None:
         if outcome.changed:
@@ -252,6 +256,7 @@ class PropagationController:
                 self.book,
                 self._in_flight,
                 self._mirrors_refused,
+                self._rollout_entries,
                 key,
                 desired,
                 strategy,

@@ -3,8 +3,9 @@
 ``controllers.propagation.controller`` calls ``converge`` with the pass's plan; the steps, in order:
 
 1. **read** what Maestro holds for the ApplicationSet (its works) and what the hub holds (its mirrors);
-2. **decide** what to send: ``diff.diff`` against the plan, ``rollout.plan_rollout`` to hold back
-   what the rollout strategy does not allow yet, and which mirrors to write;
+2. **decide** what to send: under RollingSync, ``progressive_sync.decide`` first says which
+   Applications carry a sync operation; then ``diff.diff`` against the plan, and which mirrors
+   to write;
 3. **send and mirror**: the works and the mirrors in two streams, each mirror once its own work
    went out and its status came back;
 4. **retract** the works just created whose mirror the hub did not take;
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from controllers.propagation import diff, plan, rollout, stored_works
+from controllers.propagation import diff, plan, progressive_sync, rollout, stored_works
 from controllers.propagation.outcome import Outcome
 from controllers.propagation.works_and_mirrors import WorksAndMirrors
 from controllers.status import book
@@ -45,7 +47,8 @@ class _Changes:
     """What the pass sends and writes."""
 
     work_diff: diff.WorkDiff
-    decision: rollout.RolloutDecision
+    #: under RollingSync only
+    decision: progressive_sync.Decision | None
     sends: list[_Send]
     to_mirror: list[plan.DesiredWork]
     #: the version each updated work was listed at
@@ -68,6 +71,7 @@ async def converge(
     status_book: book.StatusBook,
     in_flight: asyncio.Semaphore,
     refused_mirrors: dict[book.AppSetKey, set[str]],
+    rollout_entries: dict[book.AppSetKey, dict[str, progressive_sync.Entry]],
     key: book.AppSetKey,
     desired: plan.Plan,
     strategy: rollout.Strategy,
@@ -78,10 +82,26 @@ async def converge(
     """Make Maestro and the hub hold what ``desired`` says; ``works_out`` is called once every work
     of the pass was sent (the rest of the pass writes mirrors and deletes). ``in_flight`` bounds
     the targets whose work was sent and whose mirror is not yet written, over all passes;
-    ``refused_mirrors`` keeps, per ApplicationSet, the mirrors the hub did not take last time."""
+    ``refused_mirrors`` keeps, per ApplicationSet, the mirrors the hub did not take last time;
+    ``rollout_entries`` its RollingSync's ``applicationStatus`` (read from ``current_status`` the
+    first time)."""
     rolling = strategy.type == "RollingSync"
     held = await _read(io, key, strategy, rolling=rolling)
-    changes = _decide(key, desired, strategy, render, held, refused_mirrors.get(key, set()), rolling=rolling)
+    decision = None
+    if not rolling:
+        rollout_entries.pop(key, None)
+    else:
+        previous = rollout_entries.get(key)
+        if previous is None:
+            previous = _entries_from(current_status)
+        decision = progressive_sync.decide(
+            strategy,
+            stored_works.observed(desired, held.by_id),
+            previous,
+            datetime.datetime.now(datetime.UTC),
+        )
+        rollout_entries[key] = {e.application: e for e in decision.entries}
+    changes = _decide(desired, decision, render, held, refused_mirrors.get(key, set()))
     written = await _send_and_mirror(io, in_flight, key, held, changes, works_out)
     # A mirror the hub did not take (its name is another Application's, or the hub refuses it):
     # that target is not deployed meanwhile (its work, if this pass created it, is deleted again),
@@ -92,7 +112,7 @@ async def converge(
     await io.each(doomed, lambda existing: io.delete_work(existing.cluster, existing.work_id))
     await io.each(list(changes.work_diff.mirror_deletes), lambda m: io.delete_mirror(key[0], m))
     problems = [e.message for e in desired.errors] + written.problems
-    _record(status_book, key, desired, changes.decision, problems, current_status, rolling=rolling)
+    _record(status_book, key, desired, decision, problems, current_status)
     return Outcome(
         created=sum(1 for _, create in written.sent.values() if create),
         updated=sum(1 for _, create in written.sent.values() if not create),
@@ -118,38 +138,43 @@ async def _read(
     return _Held(records, {str(r.bundle.id): r for r in records}, mirrors)
 
 
+def _entries_from(status: Mapping[str, Any] | None) -> dict[str, progressive_sync.Entry]:
+    """The rollout entries of an ApplicationSet's status as the hub holds it."""
+    entries = (
+        progressive_sync.Entry.from_json(raw)
+        for raw in (status or {}).get("applicationStatus") or []
+        if isinstance(raw, Mapping)
+    )
+    return {e.application: e for e in entries if e is not None}
+
+
 def _decide(
-    key: book.AppSetKey,
     desired: plan.Plan,
-    strategy: rollout.Strategy,
+    decision: progressive_sync.Decision | None,
     render: Callable[[], plan.Plan],
     held: _Held,
     refused: set[str],
-    *,
-    rolling: bool,
 ) -> _Changes:
+    tokens = decision.tokens if decision is not None else {}
+    revisions = decision.revisions if decision is not None else {}
+
+    def with_syncs(works: Sequence[plan.DesiredWork]) -> tuple[plan.DesiredWork, ...]:
+        return tuple(w.with_sync(tokens.get(w.application), revisions.get(w.application, ())) for w in works)
+
+    if tokens:
+        desired = dataclasses.replace(desired, works=with_syncs(desired.works))
     work_diff = diff.diff(desired, [stored_works.existing(r) for r in held.records], held.mirrors.keys())
-    targets = stored_works.rollout_targets(desired, work_diff, held.by_id, rolling=rolling)
-    decision = rollout.plan_rollout(strategy, targets)
-    creates = [w for w in work_diff.creates if w.application in decision.allowed]
-    updates = [(w, e) for w, e in work_diff.updates if w.application in decision.allowed]
-    waiting = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
-    waiting -= decision.allowed
     # A target's work before its mirror, and the mirror once its cluster reported the work's
     # new spec (for a bounded time): a mirror carries the status known when it is written, so it
     # is created or changed with that status in one write instead of a write and a status patch,
-    # each a full write of a large object. A mirror follows what its cluster is sent, so one
-    # held back by the rollout keeps its old spec.
+    # each a full write of a large object.
     to_mirror = [
-        w
-        for w in desired.works
-        if w.application not in waiting
-        and not stored_works.mirror_current(w, held.mirrors.get(w.application))
+        w for w in desired.works if not stored_works.mirror_current(w, held.mirrors.get(w.application))
     ]
-    sends: list[_Send] = [(w, True) for w in creates if w.application not in refused]
-    sends += [(w, False) for w, _ in updates if w.application not in refused]
+    sends: list[_Send] = [(w, True) for w in work_diff.creates if w.application not in refused]
+    sends += [(w, False) for w, _ in work_diff.updates if w.application not in refused]
     if (to_mirror or sends) and not desired.rendered:
-        rendered = {w.key: w for w in render().works}
+        rendered = {w.key: w for w in with_syncs(render().works)}
         to_mirror = [rendered[w.key] for w in to_mirror]
         sends = [(rendered[w.key], create) for w, create in sends]
     return _Changes(
@@ -157,8 +182,8 @@ def _decide(
         decision=decision,
         sends=sends,
         to_mirror=to_mirror,
-        listed={w.application: held.by_id[e.work_id].bundle.version for w, e in updates},
-        notes=list(work_diff.notes) + list(decision.warnings),
+        listed={w.application: held.by_id[e.work_id].bundle.version for w, e in work_diff.updates},
+        notes=list(work_diff.notes),
     )
 
 
@@ -255,14 +280,12 @@ def _record(
     status_book: book.StatusBook,
     key: book.AppSetKey,
     desired: plan.Plan,
-    decision: rollout.RolloutDecision,
+    decision: progressive_sync.Decision | None,
     problems: list[str],
     current_status: Mapping[str, Any] | None,
-    *,
-    rolling: bool,
 ) -> None:
     """The ApplicationSet's facts, from which the status controller writes its status."""
-    statuses = {s.application: s for s in decision.statuses}
+    entries = {e.application: e for e in decision.entries} if decision is not None else {}
     status_book.set_facts(
         key,
         book.Facts(
@@ -270,13 +293,14 @@ def _record(
                 book.AppFact(
                     w.application,
                     w.target_revisions,
-                    stored_works.rollout_entry(statuses.get(w.application)) if rolling else None,
+                    entries[w.application].to_json() if w.application in entries else None,
                 )
                 for w in desired.works
             ),
             target_errors=tuple(problems),
-            rollout_progressing=decision.progressing if rolling else None,
-            rollout_step=decision.current_step if rolling else None,
+            rollout_progressing=decision.progressing if decision is not None else None,
+            rollout_step=decision.progressing_step if decision is not None else None,
+            rollout_config_issue=decision.config_issue if decision is not None else None,
         ),
         current=current_status,
     )

@@ -34,6 +34,8 @@ class ExistingWork:
     bundle: Mapping[str, Any] | None = None
     #: soft-deleted in Maestro, waiting for the agent to confirm
     deleting: bool = False
+    #: the RollingSync operation its Application carries (``fleetplane.io/rollout-sync``)
+    sync_token: str | None = None
 
     def current_hash(self) -> str | None:
         if self.spec_hash:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers import contract
-from controllers.propagation import identities, ownership
+from controllers.propagation import identities, ownership, progressive_sync
 
 APPLICATION_API_VERSION = "argoproj.io/v1alpha1"
 APPSET_KIND = "ApplicationSet"
@@ -29,11 +29,36 @@ class WorkDocuments:
     hub_application: dict[str, Any]
     #: the Application sent to the worker (also ``bundle["manifests"][0]``)
     worker_application: dict[str, Any]
+    #: under RollingSync, the operation that syncs it when its step comes (``with_sync``)
+    sync_operation: dict[str, Any] | None = None
 
     @property
     def spec_hash(self) -> str:
         digest: str = self.metadata["annotations"][contract.ANNOTATION_SPEC_HASH]
         return digest
+
+    def with_sync(self, token: str, revisions: Sequence[str] = ()) -> WorkDocuments:
+        """These documents with the worker Application carrying its sync operation (RollingSync),
+        pinned to ``revisions`` when known: the work's spec hash covers it and
+        ``contract.ANNOTATION_ROLLOUT_SYNC`` names it."""
+        if self.sync_operation is None:
+            raise ValueError("only a RollingSync target's documents carry a sync operation")
+        operation = progressive_sync.pinned(
+            self.sync_operation, revisions, multiple_sources="sources" in self.worker_application["spec"]
+        )
+        worker = {**self.worker_application, "operation": operation}
+        annotations = self.metadata["annotations"]
+        digest = identities.with_sync(annotations[contract.ANNOTATION_SPEC_HASH], token)
+        metadata = {
+            **self.metadata,
+            "annotations": {
+                **annotations,
+                contract.ANNOTATION_SPEC_HASH: digest,
+                contract.ANNOTATION_ROLLOUT_SYNC: token,
+            },
+        }
+        bundle = {**self.bundle, "manifests": [worker]}
+        return dataclasses.replace(self, metadata=metadata, bundle=bundle, worker_application=worker)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +73,8 @@ class DocumentSettings:
     worker_namespace: str
     in_cluster_server: str
     field_manager: str
+    #: ``strategy.type: RollingSync`` with steps: automated sync off, syncs asked by the rollout
+    rolling_sync: bool = False
 
 
 def target_documents(
@@ -65,7 +92,16 @@ def target_documents(
     hub_ref = f"{settings.appset_namespace}/{app_name}"
     owner_labels = ownership.owner_labels(settings.appset_namespace, settings.appset_name)
 
-    worker_spec = copy.deepcopy(app["spec"])
+    user_spec = app["spec"]
+    sync_operation = None
+    if settings.rolling_sync:
+        # as Argo CD's ApplicationSet controller: every Application is written with its automated
+        # sync off, and synced by an operation once its step comes, pruning if it would have
+        user_spec = copy.deepcopy(user_spec)
+        prune = progressive_sync.automated_prune(user_spec)
+        progressive_sync.disable_automated_sync(user_spec)
+        sync_operation = progressive_sync.sync_operation(user_spec, prune)
+    worker_spec = copy.deepcopy(user_spec)
     worker_destination = {"server": settings.in_cluster_server}
     if worker_spec["destination"].get("namespace"):
         worker_destination["namespace"] = worker_spec["destination"]["namespace"]
@@ -124,7 +160,7 @@ def target_documents(
             ],
         },
         # the spec as the user wrote it: its destination names the managed cluster
-        "spec": copy.deepcopy(app["spec"]),
+        "spec": copy.deepcopy(user_spec),
     }
     work_metadata = {
         "name": work_name,
@@ -137,7 +173,7 @@ def target_documents(
             contract.ANNOTATION_SPEC_HASH: digest,
         },
     }
-    return WorkDocuments(work_metadata, bundle, hub, worker)
+    return WorkDocuments(work_metadata, bundle, hub, worker, sync_operation)
 
 
 def _bundle(worker: Mapping[str, Any], field_manager: str) -> dict[str, Any]:

@@ -45,6 +45,14 @@ def spec_hash(bundle: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def with_sync(digest: str, token: str | None) -> str:
+    """The spec hash of a work whose Application (of hash ``digest``) carries the sync operation
+    ``token`` (RollingSync); ``digest`` itself without one."""
+    if not token:
+        return digest
+    return hashlib.sha256(f"{digest}:{token}".encode()).hexdigest()
+
+
 def label_value(text: str) -> str:
     """``text`` if it is a valid label value, else a truncated form with a hash (full value goes in
     an annotation)."""

@@ -35,7 +35,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers import contract
-from controllers.propagation import documents, errors, generators, identities, inventory, targets, templating
+from controllers.propagation import (
+    documents,
+    errors,
+    generators,
+    identities,
+    inventory,
+    rollout,
+    targets,
+    templating,
+)
 from controllers.propagation.documents import WorkDocuments
 
 PlanError = errors.PlanError
@@ -109,6 +118,17 @@ class DesiredWork:
     @property
     def worker_application(self) -> dict[str, Any]:
         return self._documents().worker_application
+
+    def with_sync(self, token: str | None, revisions: Sequence[str] = ()) -> DesiredWork:
+        """This target with its Application carrying the RollingSync operation ``token`` (if any),
+        pinned to ``revisions``."""
+        if not token:
+            return self
+        return dataclasses.replace(
+            self,
+            spec_hash=identities.with_sync(self.spec_hash, token),
+            documents=self.documents.with_sync(token, revisions) if self.documents is not None else None,
+        )
 
     def hub_mirror(self, status: Mapping[str, Any] | None) -> dict[str, Any]:
         """The hub mirror as written: the planned Application annotated with its hash, carrying
@@ -221,6 +241,7 @@ def plan_application_set(
         worker_namespace=options.worker_namespace,
         in_cluster_server=options.in_cluster_server,
         field_manager=options.field_manager,
+        rolling_sync=rollout.is_rolling_sync(spec),
     )
     builder = _Builder(clusters, settings, options.source)
     errs: list[TargetError] = [

@@ -1,5 +1,5 @@
-"""What a propagation pass makes of the works Maestro holds: their diff entries, their rollout
-targets and the next group of a reverse-order deletion.
+"""What a propagation pass makes of the works Maestro holds: their diff entries, what a RollingSync
+observes of them and the next group of a reverse-order deletion.
 
 Called by ``controllers.propagation.convergence`` and the finalizer in
 ``controllers.propagation.controller``.
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from controllers import contract
-from controllers.propagation import diff, ownership, plan, rollout
+from controllers.propagation import diff, identities, ownership, plan, progressive_sync, rollout
 from controllers.status import aggregate
 from maestro.api import bundles
 
@@ -24,7 +24,8 @@ def needs_manifests(strategy: rollout.Strategy) -> bool:
 
 def existing(record: bundles.BundleRecord) -> diff.ExistingWork:
     meta = record.bundle.metadata
-    spec_hash = ownership.work_annotations(meta).get(contract.ANNOTATION_SPEC_HASH)
+    annotations = ownership.work_annotations(meta)
+    spec_hash = annotations.get(contract.ANNOTATION_SPEC_HASH)
     return diff.ExistingWork(
         work_id=str(record.bundle.id),
         cluster=record.bundle.consumer,
@@ -33,6 +34,7 @@ def existing(record: bundles.BundleRecord) -> diff.ExistingWork:
         # A work without the hash (sent by something else) compares by its spec, when it was read.
         bundle=None if spec_hash or not record.bundle.manifests else record.bundle.spec.to_json(),
         deleting=record.bundle.deleting,
+        sync_token=annotations.get(contract.ANNOTATION_ROLLOUT_SYNC) or None,
     )
 
 
@@ -69,38 +71,28 @@ def _worker_app(record: bundles.BundleRecord) -> tuple[str, Mapping[str, str]]:
     return str(meta.get("name") or record.bundle.metadata.get("name") or ""), meta.get("labels") or {}
 
 
-def rollout_targets(
-    desired: plan.Plan,
-    work_diff: diff.WorkDiff,
-    records: Mapping[str, bundles.BundleRecord],
-    *,
-    rolling: bool,
-) -> list[rollout.RolloutTarget]:
-    pending = {w.application for w in work_diff.creates} | {w.application for w, _ in work_diff.updates}
-    # Only a RollingSync's gates read the statuses: other passes skip aggregating thousands of them.
-    status: Mapping[str, Any] = {"sync": {"status": "Unknown"}, "health": {"status": "Unknown"}}
-    targets = []
+def observed(
+    desired: plan.Plan, records: Mapping[str, bundles.BundleRecord]
+) -> list[progressive_sync.Observed]:
+    """Each desired Application as a RollingSync pass sees it: whether its work exists, whether
+    its Application changed (its sync operation aside), and what its cluster last reported."""
+    seen = []
     for work in desired.works:
         record = records.get(work.work_id)
-        if rolling:
-            reported = record.status.to_json() if record is not None and record.status is not None else None
-            status = aggregate.application_status(reported, cluster=work.cluster)
-        targets.append(
-            rollout.RolloutTarget(
-                application=work.application,
-                labels=work.labels,
-                pending_change=work.application in pending,
-                status_current=record is not None
-                and record.status is not None
-                and record.status_version == record.bundle.version,
-                sync_status=status["sync"]["status"],
-                health_status=status["health"]["status"],
+        if record is None:
+            seen.append(progressive_sync.Observed(work.application, work.labels, exists=False))
+            continue
+        held = existing(record)
+        reported = record.status.to_json() if record.status is not None else None
+        seen.append(
+            progressive_sync.Observed(
+                work.application,
+                work.labels,
+                exists=True,
+                spec_changed=held.current_hash() != identities.with_sync(work.spec_hash, held.sync_token),
+                reported=reported is not None and record.status_version == record.bundle.version,
+                status=aggregate.application_status(reported, cluster=work.cluster),
+                token=held.sync_token,
             )
         )
-    return targets
-
-
-def rollout_entry(status: rollout.AppRolloutStatus | None) -> Mapping[str, str] | None:
-    if status is None:
-        return None
-    return {"status": status.status, "step": status.step, "message": status.message}
+    return seen

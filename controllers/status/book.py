@@ -28,8 +28,8 @@ class AppFact:
 
     name: str
     target_revisions: tuple[str, ...] = ()
-    #: the rollout's ``status``/``step``/``message`` for it, under RollingSync only
-    rollout: Mapping[str, str] | None = None
+    #: its RollingSync ``applicationStatus`` entry, under RollingSync only
+    rollout: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +42,8 @@ class Facts:
     #: ``None`` without a RollingSync strategy
     rollout_progressing: bool | None = None
     rollout_step: int | None = None
+    #: what is wrong with the RollingSync steps ("" when nothing), ``None`` without one
+    rollout_config_issue: str | None = None
 
 
 class StatusBook:
@@ -118,6 +120,7 @@ class StatusBook:
             generation_error=facts.generation_error,
             rollout_progressing=facts.rollout_progressing,
             rollout_step=facts.rollout_step,
+            rollout_config_issue=facts.rollout_config_issue,
             previous=self._previous.get(key),
         )
         self._previous[key] = result.status

@@ -40,8 +40,8 @@ class AppEntry:
     #: the hub Application's ``status`` (``aggregate.application_status`` or as read from the hub)
     status: Mapping[str, Any] | None
     target_revisions: Sequence[str] = ()
-    #: from ``rollout.AppRolloutStatus`` (``status``, ``step``, ``message``), when a rollout ran
-    rollout: Mapping[str, str] | None = None
+    #: its RollingSync ``applicationStatus`` entry (``progressive_sync.Entry.to_json``), once it has one
+    rollout: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,15 +72,17 @@ def application_set_status(
     generation_error: str | None = None,
     rollout_progressing: bool | None = None,
     rollout_step: int | None = None,
+    rollout_config_issue: str | None = None,
     previous: Mapping[str, Any] | None = None,
     max_listed: int = MAX_LISTED,
 ) -> Rollup:
     """The ApplicationSet ``status`` (a full replacement) and its counts.
 
     ``target_errors`` are the messages of the plan's per-target errors; ``generation_error`` is
-    set when the generators failed as a whole; ``rollout_progressing`` is ``None`` when no
-    RollingSync strategy is set. The per-Application lists hold at most ``max_listed`` entries,
-    those not Synced and Healthy first (the counts cover every Application).
+    set when the generators failed as a whole; ``rollout_progressing`` and
+    ``rollout_config_issue`` are ``None`` when no RollingSync strategy is set. The per-Application
+    lists hold at most ``max_listed`` entries, those not Synced and Healthy first (the counts
+    cover every Application).
     """
     ordered = sorted(apps, key=lambda a: a.name)
     listed = ordered
@@ -102,15 +104,22 @@ def application_set_status(
         for c in _conditions(
             counts, target_errors, generation_error, rollout_progressing, rollout_step, len(listed)
         )
+        + _rollout_config(rollout_config_issue)
     ]
     old_apps = {
         a.get("application"): a
         for a in (previous or {}).get("applicationStatus") or []
         if isinstance(a, Mapping)
     }
+    # Under RollingSync the entries are the rollout's own (with their transition times), and, as
+    # in Argo CD, an Application gets one once it exists.
+    rolling = rollout_progressing is not None
     application_status = [
-        stamped(entry, old_apps.get(entry["application"]), now, ("status", "step", "message"))
-        for entry in (_app_status(a) for a in listed)
+        dict(a.rollout)
+        if a.rollout
+        else stamped(_app_status(a), old_apps.get(a.name), now, ("status", "step", "message"))
+        for a in listed
+        if a.rollout or not rolling
     ]
     resources = [
         {
@@ -193,6 +202,20 @@ def _conditions(
     return conditions
 
 
+def _rollout_config(issue: str | None) -> list[dict[str, Any]]:
+    """Argo CD's InvalidRolloutConfig condition, under RollingSync."""
+    if issue is None:
+        return []
+    return [
+        {
+            "type": "InvalidRolloutConfig",
+            "status": "True" if issue else "False",
+            "reason": "ApplicationSetInvalidRolloutConfig" if issue else "ApplicationSetValidRolloutConfig",
+            "message": issue or "Rolling Sync Configured correctly",
+        }
+    ]
+
+
 def _join_errors(messages: Sequence[str], limit: int = 5) -> str:
     if not messages:
         return ""
@@ -202,9 +225,6 @@ def _join_errors(messages: Sequence[str], limit: int = 5) -> str:
 
 def _app_status(app: AppEntry) -> dict[str, Any]:
     entry: dict[str, Any] = {"application": app.name, "targetRevisions": list(app.target_revisions)}
-    if app.rollout:
-        entry.update(status=app.rollout["status"], step=app.rollout["step"], message=app.rollout["message"])
-        return entry
     sync, health = _sync(app.status), _health(app.status)
     if sync == "Synced" and health == "Healthy":
         entry.update(status="Healthy", message="Application is Synced and Healthy")

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,8 @@ from typing import Any, TypeVar
 import pytest
 
 from controllers import contract
+from kubeio import rest as kuberest
+from kubeio.errors import NotFoundError
 from localinfra import argocd, gitrepo, hub_argocd, kube, kubectl, pki, platform, ports, postgres, process
 from localinfra.environment import Environment
 from maestro.agent import service as agent_service
@@ -145,6 +147,43 @@ async def eventually(
                 pytrace=False,
             )
         await asyncio.sleep(interval)
+
+
+class Kube:
+    """Non-blocking JSON reads and writes on one cluster (the agents share this event loop)."""
+
+    def __init__(self, cluster: kube.Cluster) -> None:
+        self.rest = kuberest.KubeRest.from_kubeconfig(cluster.kubeconfig)
+
+    async def get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any] | None:
+        try:
+            return await self.rest.request("GET", path, query=query or [])
+        except NotFoundError:
+            return None
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> None:
+        await self.rest.request("POST", path, body=body)
+
+    async def merge(self, path: str, patch: Mapping[str, Any]) -> None:
+        await self.rest.request("PATCH", path, body=patch, content_type=kuberest.MERGE_PATCH)
+
+    async def delete(self, path: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self.rest.request("DELETE", path)
+
+
+def pulled_application_set(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An ApplicationSet of the hub's inventory namespace, opted in to the pull model."""
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {
+            "name": name,
+            "namespace": INVENTORY_NAMESPACE,
+            "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
+        },
+        "spec": spec,
+    }
 
 
 def cluster_secret(cluster: kube.Cluster, labels: dict[str, str]) -> dict[str, Any]:
@@ -337,3 +376,12 @@ async def pull_fleet(
                 await asyncio.to_thread(server_env.down)
             if died is not None:
                 pytest.fail(f"the controllers exited with {died}:\n{fleet.log_tail()}")
+
+
+@pytest.fixture
+async def clients(pull_fleet: PullFleet) -> AsyncIterator[dict[str, Kube]]:
+    """The hub's (``"hub"``) and each worker's API, closed after the test."""
+    made = {"hub": Kube(pull_fleet.hub), **{c.name: Kube(c) for c in pull_fleet.workers}}
+    yield made
+    for client in made.values():
+        await client.rest.close()

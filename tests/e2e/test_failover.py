@@ -33,7 +33,14 @@ from kubeio.rest import MERGE_PATCH, KubeRest
 from localinfra import kube, kubectl, platform, ports
 from maestro.api import queries
 from maestro.client import MaestroClient
-from tests.e2e.conftest import INVENTORY_NAMESPACE, SECRET_TYPE, MaestroUnderTest, Subcommand, eventually
+from tests.e2e.conftest import (
+    INVENTORY_NAMESPACE,
+    SECRET_TYPE,
+    MaestroUnderTest,
+    Subcommand,
+    eventually,
+    pulled_application_set,
+)
 from tests.integration import probing
 from tests.tcpproxy import FreezableRelay
 from trust.identity import Identity
@@ -60,15 +67,9 @@ def inventory_secret(cluster: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def application_set(name: str, selector: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "ApplicationSet",
-        "metadata": {
-            "name": name,
-            "namespace": INVENTORY_NAMESPACE,
-            "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
-        },
-        "spec": {
+    return pulled_application_set(
+        name,
+        {
             "generators": [{"clusters": {"selector": {"matchLabels": selector}}}],
             "template": {
                 "metadata": {"name": f"{{{{name}}}}-{name}"},
@@ -83,7 +84,7 @@ def application_set(name: str, selector: dict[str, str]) -> dict[str, Any]:
                 },
             },
         },
-    }
+    )
 
 
 class Replica(Subcommand):

@@ -10,7 +10,7 @@ cluster, with no change to the ApplicationSet.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,6 @@ from tests.e2e.test_lifecycle import (
 pytestmark = pytest.mark.e2e
 
 NAME = "git-teams"
-
-
-@pytest.fixture
-async def clients(pull_fleet: PullFleet) -> AsyncIterator[dict[str, Kube]]:
-    """The hub's and each worker's API, closed after the test."""
-    made = {"hub": Kube(pull_fleet.hub), **{c.name: Kube(c) for c in pull_fleet.workers}}
-    yield made
-    for client in made.values():
-        await client.rest.close()
 
 
 def git_application_set(repo: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ controllers are down is served and repaired when they start again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -26,39 +25,14 @@ from typing import Any
 import pytest
 
 from controllers import contract
-from kubeio import rest as kuberest
-from kubeio.errors import NotFoundError
 from localinfra import kube
 from maestro.api import queries
-from tests.e2e.conftest import INVENTORY_NAMESPACE, PullFleet
+from tests.e2e.conftest import INVENTORY_NAMESPACE, Kube, PullFleet, pulled_application_set
 
 pytestmark = pytest.mark.e2e
 
 MISSING_REPO = "file:///nonexistent/fleetplane-e2e/apps.git"
 ARGOCD = "/apis/argoproj.io/v1alpha1/namespaces"
-
-
-class Kube:
-    """Non-blocking JSON reads and writes on one cluster (the agents share this event loop)."""
-
-    def __init__(self, cluster: kube.Cluster) -> None:
-        self.rest = kuberest.KubeRest.from_kubeconfig(cluster.kubeconfig)
-
-    async def get(self, path: str, query: list[tuple[str, str]] | None = None) -> dict[str, Any] | None:
-        try:
-            return await self.rest.request("GET", path, query=query or [])
-        except NotFoundError:
-            return None
-
-    async def create(self, path: str, body: Mapping[str, Any]) -> None:
-        await self.rest.request("POST", path, body=body)
-
-    async def merge(self, path: str, patch: Mapping[str, Any]) -> None:
-        await self.rest.request("PATCH", path, body=patch, content_type=kuberest.MERGE_PATCH)
-
-    async def delete(self, path: str) -> None:
-        with contextlib.suppress(NotFoundError):
-            await self.rest.request("DELETE", path)
 
 
 KubeApi = Callable[[kube.Cluster], Kube]
@@ -81,15 +55,9 @@ async def kube_api() -> AsyncIterator[KubeApi]:
 def application_set(name: str, selector: Mapping[str, str], repo: str, namespace: str = "default") -> dict:
     """An ApplicationSet opted in to the pull model: one ``<cluster>-<name>`` Application per cluster
     whose Secret carries ``selector``, auto-synced from ``apps/configmap1`` of ``repo``."""
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "ApplicationSet",
-        "metadata": {
-            "name": name,
-            "namespace": INVENTORY_NAMESPACE,
-            "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
-        },
-        "spec": {
+    return pulled_application_set(
+        name,
+        {
             "generators": [{"clusters": {"selector": {"matchLabels": dict(selector)}}}],
             "template": {
                 "metadata": {"name": f"{{{{name}}}}-{name}"},
@@ -104,7 +72,7 @@ def application_set(name: str, selector: Mapping[str, str], repo: str, namespace
                 },
             },
         },
-    }
+    )
 
 
 def appset_path(name: str) -> str:

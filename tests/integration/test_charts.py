@@ -270,6 +270,35 @@ def test_function_servers_are_named_to_the_provisioner_over_mutual_tls_and_reach
         render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, bad))
 
 
+def test_the_controllers_reach_git_servers_only_as_configured(
+    hub_ready: kube.Cluster, tmp_path: Path
+) -> None:
+    """networkPolicy.git: the controllers' egress to the Git servers of git generators (HTTPS to
+    anywhere by default; narrowed to CIDRs and ports; none with no ports); the provisioner gets none."""
+
+    def egress(git: dict[str, Any] | None) -> dict[str, list[dict[str, Any]]]:
+        values = {**HUB_VALUES, "networkPolicy": {"git": git}} if git is not None else HUB_VALUES
+        docs = render(hub_ready, HUB_CHART, "fleetplane", values_file(tmp_path, values))
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        return {
+            name: p["spec"]["egress"]
+            for p in policies
+            if (name := p["metadata"]["name"].rsplit("-", 1)[-1]) in ("controllers", "provisioner")
+        }
+
+    default = egress(None)
+    assert {"ports": [{"protocol": "TCP", "port": 443}]} in default["controllers"]
+    cidrs = [{"ipBlock": {"cidr": "192.0.2.0/24"}}]
+    narrowed = egress({"to": cidrs, "ports": [443, 22]})
+    rule = {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 22}], "to": cidrs}
+    assert rule in narrowed["controllers"]
+    assert not any(r.get("to") == cidrs for r in narrowed["provisioner"])
+    closed = egress({"to": [], "ports": []})
+    assert len(closed["controllers"]) == len(default["controllers"]) - 1
+    with pytest.raises(InfraError, match=r"/networkPolicy/git/ports/0"):
+        egress({"to": [], "ports": [70000]})
+
+
 def test_the_server_admits_only_the_components_that_call_it(hub_ready: kube.Cluster, tmp_path: Path) -> None:
     """Its policy names the controllers and the provisioner; with neither (and no extra peers) it
     admits nobody, never everyone, as an ingress rule without peers would."""

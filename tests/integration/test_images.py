@@ -5,7 +5,8 @@ Cases: each image runs ``fleetplane --version`` and its role's entries' ``--help
 system, as uid 65532, and every shared library in it loads; its config names that user, the
 ``fleetplane`` entrypoint and the source and version labels; it holds no compiler, no pip and no
 apt, and its manifest (/opt/fleetplane/packages.txt) lists its Debian packages and Python
-distributions; the agent holds neither pulumi, boto3 nor a Kubernetes client library, is under
+distributions; the hub runs git (its https transport included, its Perl left out) and the others
+hold none; the agent holds neither pulumi, boto3 nor a Kubernetes client library, is under
 200 MB, and a command of another role says which extra it needs; a second build is a cache hit; a
 fresh build from the same downloads has the same digests; the images go to a local registry over
 TLS from the platform CA and come back the same.
@@ -122,6 +123,17 @@ def test_no_compiler_pip_or_apt(bundles: dict[str, Path]) -> None:
         assert no_pip.returncode != 0 and "No module named pip" in no_pip.stderr
         manifest = (rootfs / "opt/fleetplane/packages.txt").read_text()
         assert "python3.11 " in manifest and "\nfleetplane 0" in manifest and "\ngrpcio " in manifest
+
+
+def test_the_hub_runs_git_and_the_others_hold_none(bundles: dict[str, Path]) -> None:
+    """The controllers' git generator fetches with git; git's Perl is left out, and so is git elsewhere."""
+    fetched = run_in(bundles["hub"], "/usr/bin/git", "--version")
+    assert fetched.returncode == 0 and fetched.stdout.startswith("git version"), fetched.stderr
+    remote = bundles["hub"] / "rootfs/usr/lib/git-core/git-remote-https"
+    assert remote.exists(), "git's https transport"
+    assert not (bundles["hub"] / "rootfs/usr/bin/perl").exists()
+    for role in ("agent", "server"):
+        assert not (bundles[role] / "rootfs/usr/bin/git").exists(), role
 
 
 def test_agent_holds_only_its_role(bundles: dict[str, Path], images: dict[str, image.Image]) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from controllers.propagation import generators, plan
+from controllers.propagation import generators, plan, rollout
 from fleetplane.cli import app
 from tests import examples
 from tests.unit.controllers import builders
@@ -26,7 +26,7 @@ runner = CliRunner()
 def test_every_example_directory_has_examples() -> None:
     assert [p.name for p in examples.CLAIMS] == ["aws-cluster.yaml", "local-cluster.yaml"]
     assert {p.stem for p in examples.APPLICATION_SETS} == {
-        "clusters", "list", "matrix", "merge", "cluster-decision-resource"
+        "clusters", "list", "matrix", "merge", "cluster-decision-resource", "rolling-sync"
     }  # fmt: skip
 
 
@@ -67,6 +67,7 @@ EXPECTED = {
     "matrix": {"prod-eu-1": ["prod-eu-1-guestbook", "prod-eu-1-kustomize-guestbook"]},
     "merge": {"dev-1": ["dev-1-guestbook-pinned"], "prod-eu-1": ["prod-eu-1-guestbook-pinned"]},
     "cluster-decision-resource": {"prod-eu-1": ["prod-eu-1-guestbook-placed"]},
+    "rolling-sync": {"dev-1": ["dev-1-guestbook-rolling"], "prod-eu-1": ["prod-eu-1-guestbook-rolling"]},
 }
 
 
@@ -89,6 +90,18 @@ def test_an_application_set_yields_the_applications_it_promises(path: Path) -> N
     for work in desired.works:
         by_cluster.setdefault(work.cluster, []).append(work.application)
     assert {c: sorted(apps) for c, apps in by_cluster.items()} == EXPECTED[path.stem]
+
+
+def test_rolling_sync_delivers_every_application_with_automated_sync_off() -> None:
+    path = examples.EXAMPLES / "applicationsets" / "rolling-sync.yaml"
+    (appset,) = examples.of_kind(path, "ApplicationSet")
+    appset["metadata"]["uid"] = "uid-1"
+    generation = generators.generate(appset["spec"], generators.GeneratorInputs(FLEET))
+    desired = plan.plan_application_set(appset, generation.params, FLEET)
+    for work in desired.works:
+        automated = work.worker_application["spec"]["syncPolicy"]["automated"]
+        assert automated == {"prune": True, "selfHeal": True, "enabled": False}
+    assert rollout.parse_strategy(appset["spec"]).steps[1].max_update == 1
 
 
 def test_merge_overrides_the_revision_of_the_cluster_it_names() -> None:

@@ -46,7 +46,9 @@ NORMALISED_ANNOTATIONS = (
     contract.ANNOTATION_MIRROR_HASH,
     contract.ARGOCD_SKIP_RECONCILE,
 )
-#: Status is each side's own (Argo CD's application controller does not run on the comparison hub).
+#: Status is each side's own (Argo CD's application controller does not run on the comparison hub);
+#: a RollingSync's sync operation is Argo CD's on its hub Application, fleetplane's on the cluster's
+#: (its work), and each is set when the rollout reaches the Application's step.
 NORMALISED_TOP = ("status", "operation")
 NORMALISED = (NORMALISED_METADATA, NORMALISED_LABELS, NORMALISED_ANNOTATIONS, NORMALISED_TOP)
 

@@ -74,7 +74,10 @@ def corpus(infra_env: Environment, etcd_url: str, tmp_path_factory: pytest.TempP
     kubectl.apply(cluster.kubeconfig, [*objects, *hub.cluster_secrets(), ocm_config])
     urls = hub.make_repos(tmp_path_factory.mktemp("conformance-repos"))
     cases = harness.load_corpus(urls)
-    argocd.start_applicationset_controller(infra_env, cluster, applicationset_namespaces="cf-*")
+    # progressive syncs on, as fleetplane serves RollingSync (Argo CD's other ApplicationSets do not change)
+    argocd.start_applicationset_controller(
+        infra_env, cluster, applicationset_namespaces="cf-*", progressive_syncs=True
+    )
     api = config.new_client_from_config(str(cluster.kubeconfig))
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
     refused_by_api: dict[str, str] = {}

@@ -2,21 +2,21 @@
 
 Cases, propagation: a first pass creates a work and a mirror per cluster and a second pass changes
 nothing; a template change updates every work and mirror; a cluster leaving the inventory loses its
-work and mirror only; a pass renders again only when the spec or the generators' inputs changed,
-and the plan it keeps holds no documents (a pass that repairs a lost work or mirror renders them
-again); an unregistered Maestro consumer and an unknown generator become problems (nothing created
-or deleted); deletion deletes the works, waits for them to be gone, then deletes the mirrors; the
-sweep deletes the works of an ApplicationSet that no longer exists; RollingSync sends step 2 only
-once step 1 reports Synced and Healthy at its latest spec; a hub name held by another Application
-keeps its target undeployed; the daemon passes when woken, reports each distinct problem once and
-exits when stopped. Status: a report becomes the mirror's status and rolls up into the
-ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
+work and mirror only; a pass renders again only when the spec or the generators' inputs changed, and
+the plan it keeps holds no documents (a pass that repairs a lost work or mirror renders them again);
+an unregistered Maestro consumer and an unknown generator become problems (nothing created or
+deleted); deletion deletes the works, waits for them to be gone, then deletes the mirrors; the sweep
+deletes the works of an ApplicationSet that no longer exists; RollingSync delivers every Application
+with automated sync off and asks step 2 to sync only once step 1 is Healthy; a hub name held by
+another Application keeps its target undeployed; the daemon passes when woken, reports each distinct
+problem once and exits when stopped. Status: a report becomes the mirror's status and rolls up into
+the ApplicationSet's; an older report is dropped; a status that arrived before its mirror is written
 once the mirror exists, with the mirror when the propagation writes it (and kept through later
-applies); a status waits until its mirror is known to exist; a mirror waits (bounded) for the
-status its cluster reports for its work's new spec and is written with it, with no patch of its
-own, and is written without it when none comes; a failed pass hands the statuses it held back to
-the status writer; a pass writing its mirrors lets another ApplicationSet's pass send its works; a
-deleted work forgets its Application.
+applies); a status waits until its mirror is known to exist; a mirror waits (bounded) for the status
+its cluster reports for its work's new spec and is written with it, with no patch of its own, and is
+written without it when none comes; a failed pass hands the statuses it held back to the status
+writer; a pass writing its mirrors lets another ApplicationSet's pass send its works; a deleted work
+forgets its Application.
 """
 
 from __future__ import annotations
@@ -631,10 +631,11 @@ async def test_a_deleted_work_forgets_its_application() -> None:
     controller._observe(str(uuid.uuid4()), "c1", {"annotations": {}}, None, 1, 1, deleted=False)  # not ours
 
 
-def synced(world: World, cluster: str) -> None:
+def synced(world: World, cluster: str, **values: Any) -> None:
     """The cluster reports its Application Synced and Healthy at the work's latest version."""
     rid, record = next((k, r) for k, r in world.maestro.records.items() if r.bundle.consumer == cluster)
-    report = builders.bundle_status(builders.feedback(syncStatus="Synced", healthStatus="Healthy"))
+    feedback = {"syncStatus": "Synced", "healthStatus": "Healthy", **values}
+    report = builders.bundle_status(builders.feedback(**feedback))
     world.maestro.records[rid] = bundles.BundleRecord(
         record.bundle,
         bundles.BundleStatus(report["conditions"], report["resourceStatus"], sequence_id=1),
@@ -642,7 +643,13 @@ def synced(world: World, cluster: str) -> None:
     )
 
 
-async def test_rolling_sync_sends_the_next_step_once_the_first_is_healthy() -> None:
+def worker_app(world: World, cluster: str) -> dict[str, Any]:
+    record = next(r for r in world.maestro.records.values() if r.bundle.consumer == cluster)
+    manifest: dict[str, Any] = record.bundle.manifests[0]
+    return manifest
+
+
+async def test_rolling_sync_delivers_everything_and_syncs_step_by_step() -> None:
     world = World()
     world.hub.secrets = [
         builders.cluster_secret("c1", labels={"env": "dev"}),
@@ -658,9 +665,21 @@ async def test_rolling_sync_sends_the_next_step_once_the_first_is_healthy() -> N
         },
     }
     first = await world.reconcile()
-    assert first.rolling and first.created == 1
-    assert [r.bundle.consumer for r in world.maestro.records.values()] == ["c1"]
-    assert ("apps", "c2-guestbook") not in world.hub.applications, "a held target gets no mirror yet"
+    assert first.rolling and first.created == 2, "every Application is delivered"
+    for cluster in ("c1", "c2"):
+        app = worker_app(world, cluster)
+        assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True, "enabled": False}
+        assert "operation" not in app
+    mirror = world.hub.applications[("apps", "c2-guestbook")]
+    assert mirror["spec"]["syncPolicy"]["automated"]["enabled"] is False
+
+    second = await world.reconcile()
+    assert second.updated == 1, "step 1's Application is asked to sync"
+    operation = worker_app(world, "c1")["operation"]
+    assert operation["initiatedBy"] == {"username": "applicationset-controller", "automated": True}
+    assert operation["sync"] == {"prune": True}
+    assert "operation" not in worker_app(world, "c2")
+    assert "operation" not in world.hub.applications[("apps", "c1-guestbook")], "the mirror has none"
     facts = world.book.facts(KEY)
     assert facts is not None and facts.rollout_progressing and facts.rollout_step == 1
     assert {a.name: (a.rollout or {}).get("status") for a in facts.apps} == {
@@ -668,10 +687,17 @@ async def test_rolling_sync_sends_the_next_step_once_the_first_is_healthy() -> N
         "c2-guestbook": "Waiting",
     }
 
-    assert (await world.reconcile()).created == 0, "step 1 is not Healthy yet"
-    synced(world, "c1")
-    assert (await world.reconcile()).created == 1
-    assert sorted(r.bundle.consumer for r in world.maestro.records.values()) == ["c1", "c2"]
+    assert (await world.reconcile()).updated == 0, "the sync has not started: nothing to send"
+    synced(world, "c1", operationPhase="Succeeded", operationStartedAt="2999-01-01T00:00:00Z")
+    await world.reconcile()  # Progressing
+    assert (await world.reconcile()).updated == 1, "step 1 is Healthy: step 2 is asked to sync"
+    assert "operation" in worker_app(world, "c2")
+    facts = world.book.facts(KEY)
+    assert facts is not None and facts.rollout_step == 2
+    assert {a.name: (a.rollout or {}).get("status") for a in facts.apps} == {
+        "c1-guestbook": "Healthy",
+        "c2-guestbook": "Pending",
+    }
 
 
 async def test_the_daemon_passes_when_woken_and_exits_when_stopped() -> None:

@@ -141,16 +141,30 @@ def test_error_messages_and_rollout_messages() -> None:
 
 
 def test_rollout_statuses_are_used_as_given() -> None:
-    entry = app("c1-gb", rollout={"status": "Waiting", "step": "2", "message": "waiting for step 1"})
-    status = rollup.application_set_status("apps", [entry], now=T0).status
-    assert status["applicationStatus"][0] == {
+    given = {
         "application": "c1-gb",
-        "targetRevisions": ["main"],
+        "targetRevisions": ["4f1c"],
         "status": "Waiting",
         "step": "2",
-        "message": "waiting for step 1",
-        "lastTransitionTime": T0,
+        "message": "No Application status found, defaulting status to Waiting",
+        "lastTransitionTime": "2026-11-20T09:00:00Z",
     }
+    apps = [app("c1-gb", rollout=given), app("c2-gb")]  # c2-gb does not exist yet: no entry
+    status = rollup.application_set_status(
+        "apps", apps, now=T0, rollout_progressing=True, rollout_step=1, rollout_config_issue=""
+    ).status
+    assert status["applicationStatus"] == [given]
+    got = conditions(status)
+    assert got["RolloutProgressing"] == (
+        "True",
+        "ApplicationSetModified",
+        "ApplicationSet is performing rollout of step 1",
+    )
+    assert got["InvalidRolloutConfig"] == (
+        "False",
+        "ApplicationSetValidRolloutConfig",
+        "Rolling Sync Configured correctly",
+    )
 
 
 def test_timestamps_are_kept_while_nothing_changes() -> None:
