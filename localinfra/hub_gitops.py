@@ -66,9 +66,11 @@ CLUSTER_KINDS = (
     ("", "Namespace"),
 )
 NAMESPACED_KINDS = (("platform.fleetplane.io", "*"), ("argoproj.io", "ApplicationSet"))
-#: what the controller caches (``resource.inclusions``): the platform's kinds and nothing else
+#: what the controller caches (``resource.inclusions``): the platform's kinds, and the CRDs (read
+#: only) whose changes tell it that a definition started or stopped serving a kind
 INCLUSIONS = [
     {"apiGroups": ["fleetplane.io", "*.fleetplane.io"], "kinds": ["*"], "clusters": ["*"]},
+    {"apiGroups": ["apiextensions.k8s.io"], "kinds": ["CustomResourceDefinition"], "clusters": ["*"]},
     {"apiGroups": ["argoproj.io"], "kinds": ["ApplicationSet"], "clusters": ["*"]},
     {"apiGroups": [""], "kinds": ["Namespace"], "clusters": ["*"]},
 ]
