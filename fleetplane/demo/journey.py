@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,21 @@ class Case:
     passed: Callable[[Snapshot], bool]
 
 
-def application_set(repo: str) -> dict[str, Any]:
+def application_set(
+    repo: str, *, name: str = APPSET, selector: Mapping[str, str] = CLUSTER_LABELS
+) -> dict[str, Any]:
     """The ApplicationSet of the cases: opted in to the pull model, one ``<cluster>-configmap1``
-    Application per cluster labelled ``demo=true``, auto-synced from ``repo``."""
+    Application per cluster labelled ``selector`` (``demo=true``), auto-synced from ``repo``."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
         "metadata": {
-            "name": APPSET,
+            "name": name,
             "namespace": platform.INVENTORY_NAMESPACE,
             "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
         },
         "spec": {
-            "generators": [{"clusters": {"selector": {"matchLabels": dict(CLUSTER_LABELS)}}}],
+            "generators": [{"clusters": {"selector": {"matchLabels": dict(selector)}}}],
             "template": {
                 "metadata": {"name": "{{name}}-configmap1"},
                 "spec": {

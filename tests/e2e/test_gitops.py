@@ -28,12 +28,12 @@ from typing import Any
 import pytest
 
 from controllers import contract
-from fleetplane.demo import gitops
+from fleetplane.demo import gitops, journey
 from kubeio import objects
 from localinfra import argocd, hub_gitops, kube, kubectl, process
 from localinfra.environment import Environment
 from provisioner import operator
-from tests.e2e.conftest import INVENTORY_NAMESPACE, Controllers, eventually
+from tests.e2e.conftest import Controllers, eventually
 from tests.e2e.test_provisioner import (  # noqa: F401  (fixtures used by name)
     TEAM,
     Platform,
@@ -83,31 +83,6 @@ def _state(app: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def application_set(selector: dict[str, str], repo: str) -> dict[str, Any]:
-    """One ``<cluster>-configmap1`` Application per cluster matching ``selector``, pulled."""
-    return {
-        "apiVersion": "argoproj.io/v1alpha1",
-        "kind": "ApplicationSet",
-        "metadata": {
-            "name": APPSET,
-            "namespace": INVENTORY_NAMESPACE,
-            "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
-        },
-        "spec": {
-            "generators": [{"clusters": {"selector": {"matchLabels": selector}}}],
-            "template": {
-                "metadata": {"name": "{{name}}-configmap1"},
-                "spec": {
-                    "project": "default",
-                    "source": {"repoURL": repo, "targetRevision": "HEAD", "path": "apps/configmap1"},
-                    "destination": {"name": "{{name}}", "namespace": "default"},
-                    "syncPolicy": {"automated": {"prune": True}},
-                },
-            },
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 async def managed(
     platform: Platform,  # noqa: F811
@@ -145,7 +120,9 @@ async def test_clusters_and_their_applications_come_and_go_by_commits(managed: M
     files = {
         **gitops.platform_files(operator.COMPOSITIONS_DIR / "worker-cluster"),
         **gitops.team_files(TEAM, [wanted]),
-        appset_file: gitops.manifest([application_set({"rollout": "later"}, managed.platform.apps_repo)]),
+        appset_file: gitops.manifest(
+            [journey.application_set(managed.platform.apps_repo, name=APPSET, selector={"rollout": "later"})]
+        ),
     }
     await managed.commit(files, f"a cluster for {TEAM}")
 
@@ -174,7 +151,7 @@ async def test_clusters_and_their_applications_come_and_go_by_commits(managed: M
     ), f"no Maestro agent runs for {cluster}: {sorted(clusters.processes)}"
 
     # A commit that points the ApplicationSet at the new cluster rolls configmap1 out to it.
-    moved = application_set(LABELS, managed.platform.apps_repo)
+    moved = journey.application_set(managed.platform.apps_repo, name=APPSET, selector=LABELS)
     await managed.commit({appset_file: gitops.manifest([moved])}, "configmap1 to the gitops clusters")
     mirror_name = f"{cluster}-configmap1"
 
