@@ -195,9 +195,11 @@ async def test_clusters_and_their_applications_come_and_go_by_commits(managed: M
         left = Environment(managed.platform.clusters.root)
         alive = [n for n, r in left.processes.items() if n.startswith(f"{cluster}/") and process.is_alive(r)]
         claims = [await managed.platform.claim(n) for n in (name, f"{name}-forged")]
-        ok = not alive and claims == [None, None] and not kube.is_running(left, cluster)
+        mirror = await managed.application(mirror_name)
+        ok = not alive and claims == [None, None] and not mirror and not kube.is_running(left, cluster)
         health = (state["health"] or {}).get("status")
         return ok and (state["sync"], health) == ("Synced", "Healthy"), {"alive": alive, **state}
 
-    await managed.eventually(f"cluster {cluster} deleted, the platform Application Healthy", deleted)
-    assert await managed.application(mirror_name) == {}
+    await managed.eventually(
+        f"cluster {cluster} and the mirror {mirror_name} deleted, the platform Application Healthy", deleted
+    )
