@@ -18,7 +18,7 @@ own. What keeps them to the platform's own Applications:
   the rest of Argo CD's configuration in its namespace, manage the platform's kinds, and nothing
   else: not Secrets outside ``argocd``, not workloads, not the mirrors' ApplicationSets' owners;
 - **a cache of the platform's kinds only** (``resource.inclusions``): the controller watches the
-  platform's kinds, never the hub's thousands of mirror Applications or its Secrets.
+  platform's kinds (and CRDs), never the hub's thousands of mirror Applications or its Secrets.
 
 The health of the platform's objects comes from ``localinfra.hub_gitops_health``.
 """
@@ -50,6 +50,9 @@ REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
 _ALL = ["get", "list", "watch", "create", "update", "patch", "delete"]
 _READ = ["get", "list", "watch"]
 
+#: the API groups of the platform's kinds: the provisioner's own and the default definition's (a
+#: definition serving another group needs it added here, to the rules and the project)
+PLATFORM_GROUPS = ("fleetplane.io", "platform.fleetplane.io")
 #: what the platform's Git repositories may hold, as RBAC rules: (API group, resources, verbs).
 #: Namespaces may be created but never deleted: a pruned team namespace would take its claims along.
 MANAGED_RULES: tuple[tuple[str, tuple[str, ...], list[str]], ...] = (
@@ -69,7 +72,7 @@ NAMESPACED_KINDS = (("platform.fleetplane.io", "*"), ("argoproj.io", "Applicatio
 #: what the controller caches (``resource.inclusions``): the platform's kinds, and the CRDs (read
 #: only) whose changes tell it that a definition started or stopped serving a kind
 INCLUSIONS = [
-    {"apiGroups": ["fleetplane.io", "*.fleetplane.io"], "kinds": ["*"], "clusters": ["*"]},
+    {"apiGroups": list(PLATFORM_GROUPS), "kinds": ["*"], "clusters": ["*"]},
     {"apiGroups": ["apiextensions.k8s.io"], "kinds": ["CustomResourceDefinition"], "clusters": ["*"]},
     {"apiGroups": ["argoproj.io"], "kinds": ["ApplicationSet"], "clusters": ["*"]},
     {"apiGroups": [""], "kinds": ["Namespace"], "clusters": ["*"]},
@@ -91,10 +94,12 @@ def rbac_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
         {"apiGroups": [group], "resources": list(resources), "verbs": verbs}
         for group, resources, verbs in MANAGED_RULES
     ]
-    # Argo CD follows new kinds as CRDs come and go (a definition served, say): read only.
-    cluster_rules.append(
-        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": _READ}
-    )
+    # Argo CD caches every kind of the platform's groups (a list it may not make would fail the
+    # whole cache) and follows new kinds as CRDs come and go: read only.
+    cluster_rules += [
+        {"apiGroups": list(PLATFORM_GROUPS), "resources": ["*"], "verbs": _READ},
+        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": _READ},
+    ]
     namespaced_rules = [
         {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": [*_READ, "update", "patch"]},
         {"apiGroups": ["argoproj.io"], "resources": ["appprojects"], "verbs": _READ},
@@ -190,6 +195,8 @@ def config_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
                 **(obj.get("data") or {}),
                 **argocd_cm_data(),
                 "resource.inclusions": yaml.safe_dump(INCLUSIONS, sort_keys=False),
+                # A kind it may not list is left out of its cache, not an error for every Application.
+                "resource.respectRBAC": "normal",
             }
     return objects
 
