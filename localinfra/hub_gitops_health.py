@@ -6,7 +6,8 @@ while its clusters are still being made, or could not be. The platform's objects
 Compositions, claims and their composites) carry Crossplane-style conditions, which one script
 reads the same way for every kind:
 
-- being deleted, no conditions yet, or conditions about an older generation: ``Progressing``;
+- no conditions yet, or conditions about an older generation: ``Progressing`` (an object being
+  deleted is ``Progressing``, "Pending deletion", by Argo CD itself before any script runs);
 - ``Synced=False`` (the provisioner refused or failed it, e.g. a reserved inventory label or a
   template error): ``Degraded`` with its message;
 - ``Ready=False`` while ``Creating`` or ``Deleting``, or ``Ready=Unknown``: ``Progressing``;
@@ -29,10 +30,6 @@ KINDS = (
 
 CONDITIONS_HEALTH = """\
 local hs = {status = "Progressing", message = "waiting for the provisioner"}
-if obj.metadata.deletionTimestamp ~= nil then
-  hs.message = "being deleted"
-  return hs
-end
 if obj.status == nil or obj.status.conditions == nil then
   return hs
 end

@@ -120,7 +120,7 @@ SYNCED = condition("Synced", "True", "ReconcileSuccess")
         ),
         (
             claim(SYNCED, condition("Ready", "True", "Available"), deleting=True),
-            ("Progressing", "being deleted"),
+            ("Progressing", "Pending deletion"),
         ),
     ],
     ids=["new", "creating", "ready", "refused", "unavailable", "stale", "deleting"],
