@@ -235,7 +235,15 @@ def start(
         namespace=namespace,
         role=ROLE,
         cache=cache,
-        controller_args=["--app-resync", str(resync_seconds)],
+        # Each resource's health in the Application itself (Argo CD 3 keeps it in Redis alone by
+        # default): `kubectl get application platform -o yaml` shows which claim is not Ready.
+        controller_args=[
+            "--app-resync",
+            str(resync_seconds),
+            "--app-resync-jitter",
+            "0",
+            "--persist-resource-health",
+        ],
     )
     return HubGitOps(running, namespace, token)
 
