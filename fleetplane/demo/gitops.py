@@ -10,9 +10,10 @@ The management Argo CD (``localinfra.hub_gitops``) syncs one repository onto the
   namespace and cluster claims;
 - ``applicationsets/<name>.yaml``: the ApplicationSets, in the hub's inventory namespace.
 
-``fleetplane demo --gitops`` starts the management Argo CD on the demo's hub with an empty
-platform repository and plays the three ApplicationSet cases as commits to
-``applicationsets/configmap1.yaml``, each followed by a refresh (what a push webhook does).
+``fleetplane demo --gitops`` starts the management Argo CD on the demo's hub with a platform
+repository holding the worker-cluster definition and Composition, and plays the three
+ApplicationSet cases as commits to ``applicationsets/configmap1.yaml``, each followed by a
+refresh (what a push webhook does).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rich.console import Console
 from fleetplane.demo import journey
 from localinfra import gitrepo, hub_gitops, kube
 from localinfra.environment import Environment
+from provisioner import catalog
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
@@ -90,10 +92,18 @@ def commit(
     return revision
 
 
-def start(env: Environment, hub: kube.Cluster, repo: Path) -> hub_gitops.HubGitOps:
-    """The management Argo CD on ``hub`` syncing ``repo`` (created with a README when new)."""
+def start(
+    env: Environment, hub: kube.Cluster, repo: Path, *, seed: Mapping[str, str] | None = None
+) -> hub_gitops.HubGitOps:
+    """The management Argo CD on ``hub`` syncing ``repo``, created when new with a README and
+    ``seed`` (default: the worker-cluster definition and Composition the hub already serves).
+
+    The repository never goes empty: Argo CD's automated sync refuses to prune every resource of
+    an Application (a wrong path must not delete every cluster), so the definitions stay when the
+    last claim or ApplicationSet goes."""
     if not (repo / ".git").exists():
-        gitrepo.commit(repo, {"README.md": README}, "the platform repository")
+        files = platform_files(catalog.COMPOSITIONS_DIR / "worker-cluster") if seed is None else seed
+        gitrepo.commit(repo, {"README.md": README, **files}, "the platform repository")
     url = gitrepo.url(repo)
     running = hub_gitops.start(env, hub, [url])
     hub_gitops.create_application(hub, hub_gitops.application(url))
