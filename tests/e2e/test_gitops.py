@@ -5,9 +5,10 @@ On the provisioner's platform (the hub, a Maestro server, ``fleetplane provision
 the management Argo CD (a real application controller and repo-server on the hub, as its own
 ServiceAccount) syncing a local platform repository laid out as docs/gitops.md says. One journey:
 
-- a commit adds the definition, the Composition, a team's claim and an ApplicationSet selecting
-  nothing yet: the management Application is Progressing while the claim is not Ready, then Synced
-  and Healthy once it is, with a worker cluster that runs its Argo CD and agent;
+- the repository starts with the worker-cluster definition and Composition; a commit adds a
+  team's claim and an ApplicationSet selecting nothing yet: the management Application is
+  Progressing while the claim is not Ready, then Synced and Healthy once it is, with a worker
+  cluster that runs its Argo CD and agent;
 - a commit changes the ApplicationSet's selector to the new cluster: its Application reaches the
   worker (``configmap1`` there), and its hub mirror is left alone by the management controller;
 - a commit adds a claim the provisioner refuses (a reserved label): the Application is Degraded
@@ -32,7 +33,6 @@ from fleetplane.demo import gitops, journey
 from kubeio import objects
 from localinfra import argocd, hub_gitops, kube, kubectl, process
 from localinfra.environment import Environment
-from provisioner import operator
 from tests.e2e.conftest import Controllers, eventually
 from tests.e2e.test_provisioner import (  # noqa: F401  (fixtures used by name)
     TEAM,
@@ -118,7 +118,6 @@ async def test_clusters_and_their_applications_come_and_go_by_commits(managed: M
     wanted["spec"]["parameters"]["apps"]["path"] = "apps/platform"  # configmap1 comes from the ApplicationSet
     appset_file = f"applicationsets/{APPSET}.yaml"
     files = {
-        **gitops.platform_files(operator.COMPOSITIONS_DIR / "worker-cluster"),
         **gitops.team_files(TEAM, [wanted]),
         appset_file: gitops.manifest(
             [journey.application_set(managed.platform.apps_repo, name=APPSET, selector={"rollout": "later"})]
