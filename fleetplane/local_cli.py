@@ -16,6 +16,7 @@ from rich.console import Console
 
 from bootstrap import local_components
 from fleetplane import build_progress, local_install, local_status, output
+from fleetplane.demo import gitops as demo_gitops
 from fleetplane.demo import journey
 from localinfra import argocd_ui, build, fleet, gitrepo, image, kube, paths, platform, process, pulumi_cli
 from localinfra.environment import Environment
@@ -219,6 +220,12 @@ def demo(
     clusters: int = typer.Option(2, min=1, max=8, help="Cluster claims to apply (fleetplane:demoClusters)."),
     stack: str = typer.Option("local", "--stack", help="The bootstrap project's stack to bring up."),
     hold: bool = typer.Option(True, help="Keep running until Ctrl-C (--no-hold: stop at once)."),
+    gitops: bool = typer.Option(
+        False,
+        "--gitops",
+        help="Play the ApplicationSet cases as commits to a platform Git repository that a management "
+        "Argo CD on the hub syncs, instead of kubectl apply/delete.",
+    ),
 ) -> None:
     """Play the journey of docs/demo.md: pulumi up the local stack, apply the cluster claims, wait
     until they are Ready, play the three ApplicationSet cases, hold until Ctrl-C, then pulumi
@@ -254,7 +261,13 @@ def demo(
         workers = [kube.Cluster.from_env(provisioned, n) for n in names]
         logs = {name: root.root / name / "logs" / f"{name}.log" for name in ("controllers", "provisioner")}
         stage = journey.Stage(hub, workers, outputs["appsRepo"], root.path("demo"), logs, dead)
-        journey.play(stage, out)
+        steps: journey.StepsFor = journey.kubectl_steps
+        if gitops:
+            repo = root.path("demo", "platform")
+            demo_gitops.announce(out, repo)
+            demo_gitops.start(root, hub, repo)
+            steps = demo_gitops.demo_steps(repo)
+        journey.play(stage, out, steps=steps)
         argocd_access = (outputs["argocdUrl"], outputs["argocdPasswordCommand"], outputs["argocdLogin"])
         journey.argocd_hints(out, *argocd_access)
         if hold:

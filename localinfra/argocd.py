@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,12 +137,12 @@ def start(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE
     return start_processes(env, cluster, namespace=namespace)
 
 
-def is_running(env: Environment, cluster: str) -> bool:
-    names = (
-        f"{cluster}/argocd-redis",
-        f"{cluster}/argocd-repo-server",
-        f"{cluster}/argocd-application-controller",
-    )
+def is_running(env: Environment, cluster: str, *, role: str = "argocd") -> bool:
+    """Whether the Argo CD ``role`` of ``cluster`` has its processes alive (its own Redis aside
+    when it shares another's)."""
+    names = [f"{cluster}/{role}-repo-server", f"{cluster}/{role}-application-controller"]
+    if role == "argocd":
+        names.append(f"{cluster}/argocd-redis")
     return all(n in env.processes and process.is_alive(env.processes[n]) for n in names)
 
 
@@ -175,10 +176,21 @@ class _Common:
     env: dict[str, str]
 
 
-def _common(env: Environment, cluster: kube.Cluster, namespace: str) -> _Common:
-    folder = env.path("clusters", cluster.name, "argocd")
+def _common(
+    env: Environment,
+    cluster: kube.Cluster,
+    namespace: str,
+    role: str = "argocd",
+    cache: redis.Redis | None = None,
+) -> _Common:
+    """``role`` names the folder and the processes (``<cluster>/<role>-...``), so that two Argo CDs
+    can run for one cluster; ``cache`` is a Redis already running (None: start one)."""
+    folder = env.path("clusters", cluster.name, role)
     kubeconfig = kube.with_namespace(cluster.kubeconfig, namespace, folder / "kubeconfig")
-    cache = redis.start(env, f"{cluster.name}/argocd-redis", identity(cluster.name, "redis"))
+    if cache is None:
+        cache = redis.start(
+            env, f"{cluster.name}/{role}-redis", identity(cluster.name, _component(role, "redis"))
+        )
     return _Common(
         folder,
         kubeconfig,
@@ -193,10 +205,18 @@ def _common(env: Environment, cluster: kube.Cluster, namespace: str) -> _Common:
     )
 
 
-def _start_repo_server(env: Environment, cluster: kube.Cluster, common: _Common) -> tuple[str, Path]:
+def _component(role: str, component: str) -> str:
+    """A component's name in its identity: ``repo-server`` for the cluster's own Argo CD,
+    ``<role>-repo-server`` for another."""
+    return component if role == "argocd" else f"{role}-{component}"
+
+
+def _start_repo_server(
+    env: Environment, cluster: kube.Cluster, common: _Common, role: str = "argocd"
+) -> tuple[str, Path]:
     """The repo-server, serving mTLS on loopback; its address and the CA its clients trust."""
     repo_tls = pki.identity_files(
-        env, identity(cluster.name, "repo-server"), hosts=REPO_SERVER_HOSTS, server=True
+        env, identity(cluster.name, _component(role, "repo-server")), hosts=REPO_SERVER_HOSTS, server=True
     )
     # The repo-server reads its serving pair from $ARGOCD_APP_CONF_PATH/reposerver/tls/tls.{crt,key}
     # (a Secret mounted there on a real cluster); the identity's folder has that very layout.
@@ -205,7 +225,7 @@ def _start_repo_server(env: Environment, cluster: kube.Cluster, common: _Common)
     repo_port, repo_metrics = ports.free_port(), ports.free_port()
     repo = env.add_process(
         process.spawn(
-            f"{cluster.name}/argocd-repo-server",
+            f"{cluster.name}/{role}-repo-server",
             [
                 str(paths.bin_dir() / "argocd"),
                 "--loglevel",
@@ -247,16 +267,29 @@ def _repo_server_client(tls: files.TLSFiles) -> list[str]:
     ]
 
 
-def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
+def start_processes(
+    env: Environment,
+    cluster: kube.Cluster,
+    *,
+    namespace: str = NAMESPACE,
+    role: str = "argocd",
+    cache: redis.Redis | None = None,
+    controller_args: Sequence[str] = (),
+) -> ArgoCD:
     """Run Argo CD's components (redis, repo-server, application-controller) against a cluster that
-    already holds its CRDs and configuration (applied by ``start`` or by a composition)."""
-    common = _common(env, cluster, namespace)
-    repo_addr, repo_ca = _start_repo_server(env, cluster, common)
-    controller_tls = pki.identity_files(env, identity(cluster.name, "application-controller"))
+    already holds its CRDs and configuration (applied by ``start`` or by a composition).
+
+    ``role`` names another Argo CD of the same cluster (its folder, processes, identities and
+    endpoint), ``cache`` a Redis it shares, ``controller_args`` more application controller flags."""
+    common = _common(env, cluster, namespace, role, cache)
+    repo_addr, repo_ca = _start_repo_server(env, cluster, common, role)
+    controller_tls = pki.identity_files(
+        env, identity(cluster.name, _component(role, "application-controller"))
+    )
     metrics = ports.free_port()
     controller = env.add_process(
         process.spawn(
-            f"{cluster.name}/argocd-application-controller",
+            f"{cluster.name}/{role}-application-controller",
             [
                 str(paths.bin_dir() / "argocd"),
                 "--loglevel",
@@ -275,6 +308,7 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
                 "4",
                 "--operation-processors",
                 "2",
+                *controller_args,
             ],
             common.folder / "application-controller.log",
             env={**common.env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
@@ -282,7 +316,7 @@ def start_processes(env: Environment, cluster: kube.Cluster, *, namespace: str =
     )
     process.wait_until(controller, lambda: ports.is_listening(metrics), timeout=60, what="serving metrics")
     env.set_endpoint(
-        f"argocd/{cluster.name}",
+        f"{role}/{cluster.name}",
         namespace=namespace,
         repo_server=repo_addr,
         repo_server_ca=str(repo_ca),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from localinfra.errors import InfraError
@@ -27,8 +27,9 @@ def _git(repo: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
-def commit(repo: Path, files: Mapping[str, str], message: str) -> str:
-    """Write ``files`` (path -> text) into the repository and commit them; returns the revision."""
+def commit(repo: Path, files: Mapping[str, str], message: str, *, remove: Sequence[str] = ()) -> str:
+    """Write ``files`` (path -> text) into the repository, delete the paths ``remove``, and commit;
+    returns the revision."""
     if not (repo / ".git").exists():
         repo.mkdir(parents=True, exist_ok=True)
         _git(repo, "init", "-q")
@@ -36,6 +37,8 @@ def commit(repo: Path, files: Mapping[str, str], message: str) -> str:
         target = repo / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
+    for rel in remove:
+        (repo / rel).unlink(missing_ok=True)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return _git(repo, "rev-parse", "HEAD")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,21 @@ class Case:
     passed: Callable[[Snapshot], bool]
 
 
-def application_set(repo: str) -> dict[str, Any]:
+def application_set(
+    repo: str, *, name: str = APPSET, selector: Mapping[str, str] = CLUSTER_LABELS
+) -> dict[str, Any]:
     """The ApplicationSet of the cases: opted in to the pull model, one ``<cluster>-configmap1``
-    Application per cluster labelled ``demo=true``, auto-synced from ``repo``."""
+    Application per cluster labelled ``selector`` (``demo=true``), auto-synced from ``repo``."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ApplicationSet",
         "metadata": {
-            "name": APPSET,
+            "name": name,
             "namespace": platform.INVENTORY_NAMESPACE,
             "labels": {contract.PULL_LABEL: contract.PULL_LABEL_VALUE},
         },
         "spec": {
-            "generators": [{"clusters": {"selector": {"matchLabels": dict(CLUSTER_LABELS)}}}],
+            "generators": [{"clusters": {"selector": {"matchLabels": dict(selector)}}}],
             "template": {
                 "metadata": {"name": "{{name}}-configmap1"},
                 "spec": {
@@ -73,9 +75,21 @@ def application_set(repo: str) -> dict[str, Any]:
     }
 
 
-def cases(apps: list[str], manifest: Path, hub: Path) -> list[Case]:
-    """The three cases for the hub Applications ``apps`` (one per worker), ``hub`` its kubeconfig."""
-    kubectl_cmd = f"kubectl --kubeconfig {hub}"
+@dataclass(frozen=True)
+class Step:
+    """What the user does to start a case: the command shown, and doing it."""
+
+    shown: str
+    run: Callable[[], object]
+
+
+#: how a stage's cases are started
+StepsFor = Callable[["Stage"], list[Step]]
+
+
+def cases(apps: list[str], shown: Sequence[str]) -> list[Case]:
+    """The three cases for the hub Applications ``apps`` (one per worker), started by the commands
+    ``shown`` (one per case)."""
 
     def unknown(s: Snapshot) -> bool:
         rows = [s.app(a) for a in apps]
@@ -99,21 +113,21 @@ def cases(apps: list[str], manifest: Path, hub: Path) -> list[Case]:
         Case(
             1,
             "an ApplicationSet whose Git repository does not exist",
-            f"{kubectl_cmd} apply -f {manifest}   (repoURL {MISSING_REPO})",
+            shown[0],
             f"{len(apps)} hub Applications with sync Unknown and the workers' error, no configmap1",
             unknown,
         ),
         Case(
             2,
             "the repoURL corrected",
-            f"{kubectl_cmd} apply -f {manifest}   (repoURL: the local apps repository)",
+            shown[1],
             f"{len(apps)} hub Applications Synced and Healthy, configmap1 on every worker",
             synced,
         ),
         Case(
             3,
             "the ApplicationSet deleted",
-            f"{kubectl_cmd} delete -f {manifest}",
+            shown[2],
             "no Application on the hub, no configmap1 on any worker, the ApplicationSet gone",
             gone,
         ),
@@ -133,24 +147,46 @@ class Stage:
     dead: Callable[[], list[process.ProcessRecord]]
 
 
-def play(stage: Stage, console: Console, *, timeout: float = CASE_TIMEOUT) -> None:
-    """Play the three cases on ``stage``; raises ``InfraError`` on failure."""
+def kubectl_steps(stage: Stage) -> list[Step]:
+    """The cases started as a user with ``kubectl`` rights on the hub starts them: the
+    ApplicationSet applied, applied again corrected, deleted."""
     manifest = stage.folder / "applicationset.yaml"
     hub = stage.hub.kubeconfig
+    kubectl_cmd = f"kubectl --kubeconfig {hub}"
+    return [
+        Step(
+            f"{kubectl_cmd} apply -f {manifest}   (repoURL {MISSING_REPO})",
+            lambda: _apply(hub, manifest, MISSING_REPO),
+        ),
+        Step(
+            f"{kubectl_cmd} apply -f {manifest}   (repoURL: the local apps repository)",
+            lambda: _apply(hub, manifest, stage.repo),
+        ),
+        Step(
+            f"{kubectl_cmd} delete -f {manifest}",
+            lambda: kubectl.run(hub, "delete", "-f", str(manifest), "--wait=false"),
+        ),
+    ]
+
+
+def play(
+    stage: Stage,
+    console: Console,
+    *,
+    timeout: float = CASE_TIMEOUT,
+    steps: StepsFor = kubectl_steps,
+) -> None:
+    """Play the three cases on ``stage``, each started by one of ``steps``; raises ``InfraError``
+    on failure."""
     apps = [f"{w.name}-configmap1" for w in stage.workers]
     view = FleetView(stage.hub, stage.workers, APPSET, platform.INVENTORY_NAMESPACE)
-    one, two, three = cases(apps, manifest, hub)
-    actions: list[tuple[Case, Callable[[], object]]] = [
-        (one, lambda: _apply(hub, manifest, MISSING_REPO)),
-        (two, lambda: _apply(hub, manifest, stage.repo)),
-        (three, lambda: kubectl.run(hub, "delete", "-f", str(manifest), "--wait=false")),
-    ]
+    started_by = steps(stage)
     started = time.monotonic()
     try:
-        for case, act in actions:
+        for case, step in zip(cases(apps, [s.shown for s in started_by]), started_by, strict=True):
             console.rule(f"case {case.number} of 3: {case.title}")
             console.print(f"[bold]$[/bold] {case.action}", soft_wrap=True)
-            act()
+            step.run()
             wait_for(case, view.snapshot, stage, console, timeout)
     finally:
         view.close()

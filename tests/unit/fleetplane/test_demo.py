@@ -25,6 +25,7 @@ from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
 APPS = ["worker-1-configmap1", "worker-2-configmap1"]
+SHOWN = ["kubectl apply -f appset.yaml", "kubectl apply -f appset.yaml", "kubectl delete -f appset.yaml"]
 
 
 def make_stage(folder: Path, dead: Callable[[], list[process.ProcessRecord]]) -> Stage:
@@ -68,7 +69,7 @@ def test_operation_message_without_conditions() -> None:
 
 
 def test_case_conditions() -> None:
-    one, two, three = cases(APPS, Path("/tmp/appset.yaml"), Path("/tmp/hub"))
+    one, two, three = cases(APPS, SHOWN)
     absent = {"worker-1": False, "worker-2": False}
     present = {"worker-1": True, "worker-2": True}
     unknown = [row(a, "Unknown", error=True) for a in APPS]
@@ -97,7 +98,7 @@ def test_application_set_is_opted_in_and_selects_the_demo_clusters() -> None:
 
 
 def test_a_case_not_passing_in_time_names_what_was_expected_and_seen(tmp_path: Path) -> None:
-    one = cases(APPS, tmp_path / "appset.yaml", tmp_path / "hub")[0]
+    one = cases(APPS, SHOWN)[0]
     seen = Snapshot([row(APPS[0], "OutOfSync")], True, {"worker-1": False})
     stage = make_stage(tmp_path, lambda: [])
     console = Console(file=io.StringIO())
@@ -111,7 +112,7 @@ def test_a_case_not_passing_in_time_names_what_was_expected_and_seen(tmp_path: P
 
 
 def test_a_dead_process_stops_the_wait_with_its_log(tmp_path: Path) -> None:
-    one = cases(APPS, tmp_path / "appset.yaml", tmp_path / "hub")[0]
+    one = cases(APPS, SHOWN)[0]
     env = Environment(tmp_path / "env")
     log = tmp_path / "agent.log"
     log.write_text("boom: cannot reach Kafka\n")
