@@ -236,9 +236,7 @@ def build_ui(argo_ui_dir: Path | None = None, report: Reporter = stderr_reporter
     build_steps.require_tool("npm", "install Node.js and npm (apt-get install -y nodejs npm)")
     build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
     work = paths.build_dir("argocd-ui") / versions.ARGOCD
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    log.unlink(missing_ok=True)
+    log = build_steps.fresh_log(work)
     started = time.monotonic()
     ui = _ui_sources(work, log)
     package = json.loads((ui / "package.json").read_text())

@@ -120,9 +120,7 @@ def build_binary(report: Reporter = stderr_reporter) -> BuiltBinary:
         )
     build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
     work = paths.build_dir("argocd-with-ui") / versions.ARGOCD
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    log.unlink(missing_ok=True)
+    log = build_steps.fresh_log(work)
     started = time.monotonic()
     with step(report, "building argocd with the UI embedded (go build)", estimate=ESTIMATE):
         module = Path(build.go_download(argocd_ui.ARGOCD_MODULE, versions.ARGOCD, work, log)["Dir"])
