@@ -15,7 +15,7 @@ help:
 	@echo "make build  - only build/install the real components into ~/.cache/fleetplane"
 	@echo "make image  - build the server, agent and hub OCI images (as root; see docs/images.md)"
 	@echo "make install-local - the images, a local hub, helm install of the hub chart, its pods run, the demo's cases"
-	@echo "make hub-ui - build Argo CD's web UI for the hub's argocd-server (ARGO_UI_DIR=DIR: a local argo-ui copy)"
+	@echo "make hub-ui - build Argo CD's web UI and an argocd serving it, for the hub (ARGO_UI_DIR=DIR: a local argo-ui copy)"
 
 $(STAMP):
 	@echo "[fleetplane] creating $(VENV) and installing fleetplane ..."

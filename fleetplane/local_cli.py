@@ -18,7 +18,19 @@ from bootstrap import local_components
 from fleetplane import build_progress, local_install, local_status, output
 from fleetplane.demo import gitops as demo_gitops
 from fleetplane.demo import journey
-from localinfra import argocd_ui, build, fleet, gitrepo, image, kube, paths, platform, process, pulumi_cli
+from localinfra import (
+    argocd_ui,
+    argocd_ui_binary,
+    build,
+    fleet,
+    gitrepo,
+    image,
+    kube,
+    paths,
+    platform,
+    process,
+    pulumi_cli,
+)
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
 
@@ -78,18 +90,21 @@ def hub_ui_cmd(
     ),
 ) -> None:
     """Build Argo CD's web UI from the ui/ sources of the Argo CD version the fleet runs (pnpm and
-    webpack, dependencies from the npm registry) into ~/.cache/fleetplane/argocd-ui-<version>
-    (docs/demo.md). Takes several minutes and about 2 GB of memory; it rebuilds each time it is
-    run."""
+    webpack, dependencies from the npm registry) into ~/.cache/fleetplane/argocd-ui-<version>, then
+    an argocd binary with it embedded (~/.cache/fleetplane/bin/argocd-with-ui-<version>), which the
+    hub's argocd-server runs from then on (docs/demo.md). Needs `fleetplane local build` first; takes
+    several minutes and about 2 GB of memory; it rebuilds each time it is run."""
     try:
         with build_progress.reporter() as report:
             built = argocd_ui.build_ui(argo_ui_dir, report)
+            binary = argocd_ui_binary.build_binary(report)
     except InfraError as exc:
         _fail(exc)
     console.print(
         f"the UI is in {built.folder} ({built.size_bytes / 1e6:.1f} MB), built in {built.seconds:.0f}s "
         f"(largest process {built.peak_rss_bytes / 2**30:.2f} GiB resident; argo-ui from {built.argo_ui})"
     )
+    console.print(f"argocd with the UI embedded: {binary.path}, built in {binary.seconds:.0f}s")
 
 
 @app.command("image")

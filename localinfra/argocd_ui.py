@@ -37,7 +37,7 @@ BUILD_COMMAND = "make hub-ui"
 NODE_HEAP_MB = 4096
 #: roughly how long each cold step takes on 2 shared cores, in seconds (for the progress display)
 ESTIMATES = {"install": 240.0, "webpack": 600.0}
-_STAMP = ".fleetplane-build.json"
+STAMP = ".fleetplane-build.json"
 
 
 def assets_dir() -> Path:
@@ -48,7 +48,7 @@ def assets_dir() -> Path:
 def built_assets() -> Path | None:
     """The built UI of this version (``index.html`` and its assets), when it is there."""
     folder = assets_dir()
-    stamp = folder / _STAMP
+    stamp = folder / STAMP
     if not (folder / "index.html").is_file() or not stamp.is_file():
         return None
     recorded: dict[str, Any] = json.loads(stamp.read_text())
@@ -222,7 +222,7 @@ def _publish(dist: Path, argo_ui: str) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     shutil.copytree(dist, staging)
-    (staging / _STAMP).write_text(json.dumps({"argocd": versions.ARGOCD, "argo-ui": argo_ui}) + "\n")
+    (staging / STAMP).write_text(json.dumps({"argocd": versions.ARGOCD, "argo-ui": argo_ui}) + "\n")
     if dest.exists():
         shutil.rmtree(dest)
     staging.rename(dest)
@@ -236,9 +236,7 @@ def build_ui(argo_ui_dir: Path | None = None, report: Reporter = stderr_reporter
     build_steps.require_tool("npm", "install Node.js and npm (apt-get install -y nodejs npm)")
     build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
     work = paths.build_dir("argocd-ui") / versions.ARGOCD
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    log.unlink(missing_ok=True)
+    log = build_steps.fresh_log(work)
     started = time.monotonic()
     ui = _ui_sources(work, log)
     package = json.loads((ui / "package.json").read_text())

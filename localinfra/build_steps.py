@@ -34,6 +34,14 @@ def mark_built(name: str, version: str) -> None:
     stamp.write_text(version)
 
 
+def fresh_log(work: Path) -> Path:
+    """``work`` (created) and an empty ``build.log`` in it, for a build that redoes everything."""
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    log.unlink(missing_ok=True)
+    return log
+
+
 def require_tool(tool: str, fix: str) -> str:
     found = shutil.which(tool)
     if not found:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localinfra import argocd, kube, kubectl, paths, pki, ports, process, redis, versions
+from localinfra import argocd, argocd_ui_binary, kube, kubectl, paths, pki, ports, process, redis
 from localinfra.environment import Environment
 from trust.identity import Identity
 
@@ -126,12 +126,6 @@ class HubArgoCD:
         return base64.b64decode(json.loads(out)["data"]["password"]).decode()
 
 
-def ui_dir() -> Path:
-    """Where a built Argo CD web UI of the version we run is looked for (its ``index.html`` and
-    assets): argocd-server serves it at ``/`` when it is there."""
-    return paths.cache_root() / "argocd-ui" / versions.ARGOCD
-
-
 def cli_environment(server: HubArgoCD) -> dict[str, str]:
     """The environment the ``argocd`` CLI needs to trust the server (see ``HubArgoCD.cli``)."""
     return {"SSL_CERT_FILE": str(server.ca)}
@@ -166,16 +160,14 @@ def start(
     hub_kubeconfig: Path,
     *,
     identities: Environment | None = None,
-    static_assets: Path | None = None,
     namespace: str = NAMESPACE,
 ) -> HubArgoCD:
     """Run the hub's Redis and argocd-server against the hub (whose Argo CD CRDs are installed),
     with certificates of ``identities``'s CA (default ``env``'s): the platform's.
 
-    ``static_assets``: a built Argo CD web UI (its ``dist/app`` folder) to serve at ``/`` (default:
-    ``ui_dir()`` when it holds one); without it the API alone answers."""
-    if static_assets is None and (ui_dir() / "index.html").is_file():
-        static_assets = ui_dir()
+    The server is the ``argocd`` with the web UI embedded when ``make hub-ui`` built one for the
+    UI in the cache (:mod:`localinfra.argocd_ui_binary`); else the plain one, whose API alone answers."""
+    binary = argocd_ui_binary.built_binary() or paths.bin_dir() / "argocd"
     ca_env = identities or env
     folder = env.path("hub-argocd")
     cache = redis.start(env, REDIS_PROCESS, REDIS_IDENTITY, identities=ca_env)
@@ -190,12 +182,11 @@ def start(
         ),
     )
     kubeconfig = kube.with_namespace(hub_kubeconfig, namespace, folder / "kubeconfig")
-    assets = ["--staticassets", str(static_assets)] if static_assets is not None else []
     record = env.add_process(
         process.spawn(
             SERVER_PROCESS,
             [
-                str(paths.bin_dir() / "argocd"),
+                str(binary),
                 "--loglevel",
                 "warn",
                 "--kubeconfig",
@@ -215,7 +206,6 @@ def start(
                 "--repo-server",
                 "127.0.0.1:1",
                 "--disable-swagger-ui",
-                *assets,
             ],
             folder / "argocd-server.log",
             env={

@@ -4,8 +4,8 @@ With ``configmap1`` deployed by an ApplicationSet to both workers (``deployed``,
 second case does), the admin logs in with the password from the hub's Secret, sees both clusters'
 Applications Synced and Healthy in the applications list, opens one and finds ``configmap1`` in its
 resource tree. Screenshots of each page are saved under the test's basetemp (``hub-ui/``). Skipped,
-with the command that builds it, while the UI is not built (``make hub-ui``), and while Chromium is
-not installed.
+with the command that builds it, while no ``argocd`` with the UI embedded is built (``make hub-ui``),
+and while Chromium is not installed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from localinfra import argocd_ui, hub_argocd
+from localinfra import argocd_ui, argocd_ui_binary, hub_argocd
 from tests import browser
 from tests.e2e.conftest import PullFleet
 from tests.e2e.test_hub_argocd import deployed  # noqa: F401 (the fleet's state this test looks at)
@@ -32,15 +32,11 @@ WAIT_SECONDS = 180
 
 pytestmark = [
     pytest.mark.e2e,
-    # argocd-server (v3.6.1, server.go getIndexData) reads index.html only from the UI embedded in
-    # its binary; --staticassets adds files beside it, so the page itself answers "open
-    # dist/app/index.html: file does not exist" until the binary is built with the UI embedded.
-    pytest.mark.skip(
-        reason="argocd-server serves index.html only from its binary: the built UI is not embedded yet"
-    ),
+    # argocd-server serves index.html only from the UI embedded in its binary: the hub runs the
+    # argocd that `make hub-ui` builds with it, when there is one for the UI in the cache.
     pytest.mark.skipif(
-        argocd_ui.built_assets() is None,
-        reason=f"Argo CD's web UI is not built ({argocd_ui.assets_dir()}): "
+        argocd_ui_binary.built_binary() is None,
+        reason=f"no argocd with Argo CD's web UI embedded ({argocd_ui_binary.binary_path()}): "
         f"`{argocd_ui.BUILD_COMMAND}` builds it (docs/demo.md)",
     ),
     pytest.mark.skipif(browser.missing() is not None, reason=browser.missing() or ""),
