@@ -155,7 +155,16 @@ def _wheels(root: Path, epoch: int, report: Reporter) -> tuple[Path, Path]:
     project = _project(root)
     build = paths.build_dir("images")
     extras = sorted(r.extra for r in ROLES.values())
-    deps = build / "wheels" / _digest(RECIPE, project["dependencies"], project["optional-dependencies"])
+    deps = (
+        build
+        / "wheels"
+        / _digest(
+            RECIPE,
+            project["dependencies"],
+            project["optional-dependencies"],
+            image_rootfs.FOR_THE_IMAGES_PYTHON,
+        )
+    )
     own = build / "fleetplane-wheel" / _source_key(root)
     if not (own / ".done").exists():
         with step(report, "fleetplane's wheel", estimate=ESTIMATES["wheels"] / 4):

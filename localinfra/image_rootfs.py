@@ -66,6 +66,10 @@ _WHEEL_TARGET = (
     *(f"--platform=manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)),
     *(f"--platform=manylinux{legacy}_x86_64" for legacy in ("2014", "2010", "1")),
 )
+# pip evaluates environment markers on the host's Python, not the target's: what the images'
+# Python (bookworm's 3.11.2) needs that a newer host's leaves out (redis asks for async-timeout
+# below 3.11.3) is downloaded too. The install inside the image takes only what it needs.
+FOR_THE_IMAGES_PYTHON = ("async-timeout>=4.0.3",)
 VENV = "/opt/fleetplane"
 SITE_PACKAGES = f"{VENV}/lib/python3.11/site-packages"
 USER = ("fleetplane", 65532)
@@ -123,7 +127,8 @@ def debian_base(dest: Path, debs: Path, epoch: int, log: Path, extra: Sequence[s
 def download_wheels(requirement: str, dest: Path, log: Path) -> None:
     """Every wheel ``requirement`` needs, for the images' Python, with pip's own wheel in ``dest/pip``."""
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    run([*pip, "download", *_WHEEL_TARGET, "--dest", str(dest), requirement], log=log, what="pip download")
+    wanted = [requirement, *FOR_THE_IMAGES_PYTHON]
+    run([*pip, "download", *_WHEEL_TARGET, "--dest", str(dest), *wanted], log=log, what="pip download")
     run(
         [*pip, "download", *_WHEEL_TARGET, "--no-deps", "--dest", str(dest / "pip"), "pip"],
         log=log,

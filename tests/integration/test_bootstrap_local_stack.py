@@ -108,7 +108,7 @@ def test_up_serves_the_platform(stack: pulumi_cli.Stack) -> None:
 
 def test_second_up_changes_nothing(stack: pulumi_cli.Stack) -> None:
     again = stack.run("up", "--yes", "--skip-preview")
-    assert "9 unchanged" in again.stdout
+    assert "10 unchanged" in again.stdout
     stack.run("preview", "--expect-no-changes")
 
 
