@@ -114,7 +114,7 @@ class Demo:
             assert re.search(rf"case {case} passed in \d", self.text), f"case {case} not passed:\n{self.text}"
         assert "all three cases passed" in self.text
         assert re.search(r"2 clusters Ready in \d", self.text), self.text
-        assert "Resources:\n    + 9 created" in self.text, self.text
+        assert "Resources:\n    + 10 created" in self.text, self.text
 
     def assert_metrics_moved(self) -> None:
         """Scrape each process where the demo says it serves metrics: the counters a user would
@@ -194,7 +194,7 @@ def test_demo_plays_the_three_cases_survives_kill_9_and_cleans_up_without_its_te
     assert second.child.returncode == 0, f"the demo exited with {second.child.returncode}"
     destroyed = destroy_log.read_text()
     destroy_log.unlink()
-    assert "- 9 deleted" in destroyed, destroyed
+    assert "- 10 deleted" in destroyed, destroyed
     assert not left_in_state, f"the demo's state still lists processes: {left_in_state}"
     names = {r.name for r in second.seen.values()}
     assert set(PLATFORM) <= names, f"platform processes not recorded: {sorted(names)}"
