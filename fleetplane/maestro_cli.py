@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -22,11 +20,10 @@ from fleetplane import (
     probe_options,
     tls_options,
 )
-from maestro import client_errors
+from fleetplane.maestro_connection import SERVER, Connection, connected
 from maestro.agent import service as agent_service
 from maestro.api import errors as maestro_errors
 from maestro.api import lifecycle, quarantine, queries, revocations, validation
-from maestro.client import MaestroClient
 from maestro.server.settings import ServerSettings
 from maestro.transport import layout
 from maestro.transport.connection import KafkaSettings, KafkaSettingsError
@@ -44,13 +41,11 @@ app.add_typer(works_app, name="works")
 app.add_typer(certificates_app, name="certificates")
 console = Console()
 err = Console(stderr=True)
-T = TypeVar("T")
 
 DSN = typer.Option(
     ..., "--dsn", envvar="MAESTRO_DSN", help="PostgreSQL connection string (DSN) of Maestro's database."
 )
 KAFKA = typer.Option(..., "--kafka", envvar="MAESTRO_KAFKA", help="Kafka bootstrap servers.")
-SERVER = typer.Option("127.0.0.1:8090", "--server", envvar="MAESTRO_SERVER", help="Maestro gRPC address.")
 WORKS_OF_CONSUMER = typer.Option("", help="Only this consumer's works.")
 WORKS_OF_SOURCE = typer.Option("", help="Only this source's works.")
 AGENT_KUBECONFIG = kube_options.kubeconfig_option("the cluster to apply to")
@@ -88,10 +83,7 @@ PREFIX = typer.Option(
     help="Prefix of the Kafka topic and group names (server and agents must agree).",
 )
 TLS_DIR = tls_options.TLS_DIR
-TOKEN_FILE = tls_options.TOKEN_FILE
 INSECURE = tls_options.INSECURE
-# What the CLI names itself as a source; its reads and admin calls do not publish.
-CLI_SOURCE = "fleetplane-cli"
 
 
 @app.command()
@@ -312,31 +304,6 @@ def agent(
         raise typer.Exit(1) from None
 
 
-def _call(
-    server: str,
-    tls_dir: str | None,
-    token_file: str | None,
-    insecure: bool,
-    call: Callable[[MaestroClient], Awaitable[T]],
-) -> T:
-    """Run ``call`` with a client of ``server``; a refusal is printed and exits 1."""
-    credentials = tls_options.credentials(tls_dir, token_file, insecure)
-
-    async def run() -> T:
-        async with MaestroClient(server, source=CLI_SOURCE, credentials=credentials) as client:
-            async with asyncio.timeout(60):
-                return await call(client)
-
-    try:
-        return asyncio.run(run())
-    except client_errors.MaestroCallError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    except TimeoutError:
-        err.print(f"[red]error:[/red] Maestro at {server} did not answer within 60s")
-        raise typer.Exit(1) from None
-
-
 def _labels(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
@@ -353,16 +320,14 @@ CONSUMER_NAME = typer.Argument(..., help="The consumer's (cluster's) name.")
 
 
 @consumers_app.command("create")
+@connected
 def consumers_create(
+    connection: Connection,
     name: str = CONSUMER_NAME,
     label: list[str] = LABELS,
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
 ) -> None:
     """Register a cluster; allocates its Kafka partition."""
-    c = _call(server, tls_dir, token_file, insecure, lambda m: m.create_consumer(name, _labels(label)))
+    c = connection.call(lambda m: m.create_consumer(name, _labels(label)))
     where = c.spec_placement
     who = trust_identity.Identity.cluster(c.name, c.slot or 0)
     console.print(
@@ -374,117 +339,101 @@ def consumers_create(
 
 
 @consumers_app.command("list")
+@connected
 def consumers_list(
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
+    connection: Connection,
     out: output.Format = output.OUTPUT,
 ) -> None:
     """Every registered cluster with its labels, incarnation and Kafka topics."""
-    found = _call(server, tls_dir, token_file, insecure, lambda m: m.list_consumers())
+    found = connection.call(lambda m: m.list_consumers())
     output.show([maestro_records.consumer(c) for c in found], maestro_records.CONSUMER_COLUMNS, out)
 
 
 @consumers_app.command("get")
+@connected
 def consumers_get(
+    connection: Connection,
     name: str = CONSUMER_NAME,
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
     out: output.Format = output.OUTPUT,
 ) -> None:
     """One registered cluster: its labels, incarnation, Kafka topics and partition."""
-    c = _call(server, tls_dir, token_file, insecure, lambda m: m.get_consumer(name))
+    c = connection.call(lambda m: m.get_consumer(name))
     output.show_one(maestro_records.consumer(c), maestro_records.CONSUMER_COLUMNS, out)
 
 
 @consumers_app.command("label")
+@connected
 def consumers_label(
+    connection: Connection,
     name: str = CONSUMER_NAME,
     label: list[str] = LABELS,
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
 ) -> None:
     """Replace a consumer's labels."""
-    _call(server, tls_dir, token_file, insecure, lambda m: m.update_consumer_labels(name, _labels(label)))
+    connection.call(lambda m: m.update_consumer_labels(name, _labels(label)))
     console.print(f"consumer {name} labelled")
 
 
 @consumers_app.command("delete")
+@connected
 def consumers_delete(
+    connection: Connection,
     name: str = CONSUMER_NAME,
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
 ) -> None:
     """Delete a consumer (refused while it still has works)."""
-    _call(server, tls_dir, token_file, insecure, lambda m: m.delete_consumer(name))
+    connection.call(lambda m: m.delete_consumer(name))
     console.print(f"consumer {name} deleted")
 
 
 @works_app.command("list")
+@connected
 def works_list(
+    connection: Connection,
     consumer: str = WORKS_OF_CONSUMER,
     source: str = WORKS_OF_SOURCE,
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
     out: output.Format = output.OUTPUT,
 ) -> None:
     """Every work, page by page, with its version, state and status conditions (a source's
     certificate sees its own works)."""
     where = queries.ResourceFilter(consumer=consumer, source=source)
-    items, _ = _call(server, tls_dir, token_file, insecure, lambda m: m.list_summaries(where))
+    items, _ = connection.call(lambda m: m.list_summaries(where))
     output.show([maestro_records.work(w) for w in items], maestro_records.WORK_COLUMNS, out)
 
 
 @works_app.command("count")
+@connected
 def works_count(
+    connection: Connection,
     consumer: str = WORKS_OF_CONSUMER,
     source: str = WORKS_OF_SOURCE,
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
 ) -> None:
     """How many works there are (deleting ones included), without listing them."""
     where = queries.ResourceFilter(consumer=consumer, source=source)
-    console.print(_call(server, tls_dir, token_file, insecure, lambda m: m.count(where)))
+    console.print(connection.call(lambda m: m.count(where)))
 
 
 @works_app.command("get")
+@connected
 def works_get(
+    connection: Connection,
     work_id: str = typer.Argument(..., help="The work's id (a UUID, as `works list` shows it)."),
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
     out: output.Format = output.OUTPUT,
 ) -> None:
     """One work: its state and status conditions; with -o yaml or json also its spec, metadata and
     full status."""
-    w = _call(server, tls_dir, token_file, insecure, lambda m: m.get_summary(work_id))
+    w = connection.call(lambda m: m.get_summary(work_id))
     output.show_one(maestro_records.work(w), maestro_records.WORK_COLUMNS, out)
 
 
 @certificates_app.command("revoke")
+@connected
 def certificates_revoke(
+    connection: Connection,
     serial: str = typer.Option(
         ...,
         "--serial",
         help="The certificate's serial: decimal, or hex with 0x (openssl x509 -noout -serial prints hex).",
     ),
     reason: str = typer.Option("", "--reason", help="Why, for whoever reads the list later."),
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
 ) -> None:
     """Refuse a client certificate from now on, on every replica (admin only)."""
     try:
@@ -492,20 +441,18 @@ def certificates_revoke(
     except maestro_errors.InvalidArgument as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    done = _call(server, tls_dir, token_file, insecure, lambda m: m.revoke_certificate(number, reason))
+    done = connection.call(lambda m: m.revoke_certificate(number, reason))
     console.print(f"certificate 0x{revocations.serial_text(done.serial)} revoked by {done.revoked_by}")
 
 
 @certificates_app.command("list")
+@connected
 def certificates_list(
-    server: str = SERVER,
-    tls_dir: str = TLS_DIR,
-    token_file: str = TOKEN_FILE,
-    insecure: bool = INSECURE,
+    connection: Connection,
     out: output.Format = output.OUTPUT,
 ) -> None:
     """Every revoked serial (admin only)."""
-    found = _call(server, tls_dir, token_file, insecure, lambda m: m.revoked_certificates())
+    found = connection.call(lambda m: m.revoked_certificates())
     output.show(
         [maestro_records.revocation(r) for r in found],
         maestro_records.REVOCATION_COLUMNS,

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from fleetplane import output
+from fleetplane.maestro_connection import Connection, connected
 from fleetplane.output import Column, Record
 from maestro.api import errors as maestro_errors
 from maestro.api import quarantine
@@ -22,6 +23,7 @@ IDS = typer.Argument(None, help="Ids of quarantined events, as `quarantine list`
 ALL = typer.Option(False, "--all", help="Every quarantined event (of --consumer, when given).")
 CONSUMER = typer.Option("", "--consumer", help="Only this consumer's events.")
 err = Console(stderr=True)
+console = Console()
 
 
 def record(q: quarantine.Quarantined) -> dict[str, Any]:
@@ -68,55 +70,50 @@ def _selection(ids: list[int] | None, every: bool, consumer: str) -> quarantine.
         raise typer.Exit(2) from None
 
 
+@app.command("list")
+@connected
+def quarantine_list(
+    connection: Connection,
+    consumer: str = CONSUMER,
+    out: output.Format = output.OUTPUT,
+) -> None:
+    """Every quarantined event, oldest first, with why it was set aside."""
+    found = connection.call(lambda m: m.quarantined(consumer))
+    output.show([record(q) for q in found], COLUMNS, out, empty="No quarantined events.")
+
+
+@app.command("retry")
+@connected
+def quarantine_retry(
+    connection: Connection,
+    ids: list[int] | None = IDS,
+    every: bool = ALL,
+    consumer: str = CONSUMER,
+) -> None:
+    """Try events again once their cause is fixed: a spec event goes back to its consumer's
+    outbox, a status event to its status topic."""
+    selection = _selection(ids, every, consumer)
+    done = connection.call(lambda m: m.retry_quarantined(selection))
+    console.print(
+        f"{done.spec} spec event(s) back in the outbox, {done.status} status event(s) sent again"
+        + (f"; {done.left} left (their consumer is gone: drop them)" if done.left else "")
+    )
+
+
+@app.command("drop")
+@connected
+def quarantine_drop(
+    connection: Connection,
+    ids: list[int] | None = IDS,
+    every: bool = ALL,
+    consumer: str = CONSUMER,
+) -> None:
+    """Forget events for good."""
+    selection = _selection(ids, every, consumer)
+    dropped = connection.call(lambda m: m.drop_quarantined(selection))
+    console.print(f"{dropped} quarantined event(s) dropped")
+
+
 def register(parent: typer.Typer) -> None:
-    """Add the commands under ``parent`` (``fleetplane maestro``), which owns the connection options."""
-    from fleetplane.maestro_cli import INSECURE, SERVER, TLS_DIR, TOKEN_FILE, _call, console
-
-    @app.command("list")
-    def quarantine_list(
-        consumer: str = CONSUMER,
-        server: str = SERVER,
-        tls_dir: str = TLS_DIR,
-        token_file: str = TOKEN_FILE,
-        insecure: bool = INSECURE,
-        out: output.Format = output.OUTPUT,
-    ) -> None:
-        """Every quarantined event, oldest first, with why it was set aside."""
-        found = _call(server, tls_dir, token_file, insecure, lambda m: m.quarantined(consumer))
-        output.show([record(q) for q in found], COLUMNS, out, empty="No quarantined events.")
-
-    @app.command("retry")
-    def quarantine_retry(
-        ids: list[int] | None = IDS,
-        every: bool = ALL,
-        consumer: str = CONSUMER,
-        server: str = SERVER,
-        tls_dir: str = TLS_DIR,
-        token_file: str = TOKEN_FILE,
-        insecure: bool = INSECURE,
-    ) -> None:
-        """Try events again once their cause is fixed: a spec event goes back to its consumer's
-        outbox, a status event to its status topic."""
-        selection = _selection(ids, every, consumer)
-        done = _call(server, tls_dir, token_file, insecure, lambda m: m.retry_quarantined(selection))
-        console.print(
-            f"{done.spec} spec event(s) back in the outbox, {done.status} status event(s) sent again"
-            + (f"; {done.left} left (their consumer is gone: drop them)" if done.left else "")
-        )
-
-    @app.command("drop")
-    def quarantine_drop(
-        ids: list[int] | None = IDS,
-        every: bool = ALL,
-        consumer: str = CONSUMER,
-        server: str = SERVER,
-        tls_dir: str = TLS_DIR,
-        token_file: str = TOKEN_FILE,
-        insecure: bool = INSECURE,
-    ) -> None:
-        """Forget events for good."""
-        selection = _selection(ids, every, consumer)
-        dropped = _call(server, tls_dir, token_file, insecure, lambda m: m.drop_quarantined(selection))
-        console.print(f"{dropped} quarantined event(s) dropped")
-
+    """Add the commands under ``parent`` (``fleetplane maestro``)."""
     parent.add_typer(app, name="quarantine")

@@ -77,33 +77,35 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 def ensure_kafka(report: Reporter = stderr_reporter) -> None:
     lib = kafka_lib_dir()
-    if build_steps.is_built("kafka", versions.KAFKA, [lib / f"kafka_2.13-{versions.KAFKA}.jar"]):
-        return
-    build_steps.require_tool("java", "apt-get install -y openjdk-17-jre-headless (Kafka 4 needs Java 17+)")
-    mvn = build_steps.require_tool("mvn", "apt-get install -y maven")
-    work = lib.parent
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "pom.xml").write_text(_KAFKA_POM.format(version=versions.KAFKA))
-    with step(
-        report,
-        f"resolving Apache Kafka {versions.KAFKA} jars from Maven Central",
-        estimate=ESTIMATES["kafka"],
-    ):
-        build_steps.run(
-            [
-                mvn,
-                "-q",
-                "-B",
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={lib}",
-                "-DincludeScope=runtime",
-            ],
-            cwd=work,
-            log=work / "mvn.log",
-            what="mvn copy-dependencies",
-            report=report,
+    with build_steps.building("kafka", versions.KAFKA, [lib / f"kafka_2.13-{versions.KAFKA}.jar"]) as needed:
+        if not needed:
+            return
+        build_steps.require_tool(
+            "java", "apt-get install -y openjdk-17-jre-headless (Kafka 4 needs Java 17+)"
         )
-    build_steps.mark_built("kafka", versions.KAFKA)
+        mvn = build_steps.require_tool("mvn", "apt-get install -y maven")
+        work = lib.parent
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "pom.xml").write_text(_KAFKA_POM.format(version=versions.KAFKA))
+        with step(
+            report,
+            f"resolving Apache Kafka {versions.KAFKA} jars from Maven Central",
+            estimate=ESTIMATES["kafka"],
+        ):
+            build_steps.run(
+                [
+                    mvn,
+                    "-q",
+                    "-B",
+                    "dependency:copy-dependencies",
+                    f"-DoutputDirectory={lib}",
+                    "-DincludeScope=runtime",
+                ],
+                cwd=work,
+                log=work / "mvn.log",
+                what="mvn copy-dependencies",
+                report=report,
+            )
 
 
 def _go_mod_path(module: str, version: str, cwd: Path, log: Path) -> Path:
@@ -197,61 +199,61 @@ def ensure_kube_and_argocd(report: Reporter = stderr_reporter) -> None:
         argocd_helpers_dir() / "git-verify-wrapper.sh",
     ]
     version = f"{versions.KUBERNETES}+{versions.ARGOCD}+{versions.GO_TOOLCHAIN}"
-    if build_steps.is_built("kube-argocd", version, outputs):
-        return
-    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
-    build_steps.require_tool("git", "apt-get install -y git")
-    work = paths.build_dir("kube")
-    log = work / "build.log"
-    with step(
-        report,
-        f"building Kubernetes {versions.KUBERNETES} and Argo CD {versions.ARGOCD} from Go modules",
-        estimate=ESTIMATES["kube-argocd"],
-    ):
-        _kube_scratch_module(work, log)
-        targets = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in KUBE_COMMANDS]
-        targets.append(f"github.com/argoproj/argo-cd/v3/cmd@{versions.ARGOCD}")
-        build_steps.run(
-            ["go", "get", *targets],
-            cwd=work,
-            log=log,
-            what="go get (Kubernetes, Argo CD)",
-            env=build_steps.go_env(),
-            report=report,
-        )
-        bins.mkdir(parents=True, exist_ok=True)
-        build_steps.run(
-            [
-                "go",
-                "build",
-                *build_steps.GO_FLAGS,
-                "-o",
-                f"{bins}/",
-                *(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS),
-            ],
-            cwd=work,
-            log=log,
-            what="go build kube-apiserver, kube-controller-manager, kubectl",
-            env=build_steps.go_env(),
-            report=report,
-        )
-        build_steps.run(
-            [
-                "go",
-                "build",
-                *build_steps.GO_FLAGS,
-                "-o",
-                str(bins / "argocd"),
-                "github.com/argoproj/argo-cd/v3/cmd",
-            ],
-            cwd=work,
-            log=log,
-            what="go build argocd",
-            env=build_steps.go_env(),
-            report=report,
-        )
-        _copy_argocd_manifests(work)
-    build_steps.mark_built("kube-argocd", version)
+    with build_steps.building("kube-argocd", version, outputs) as needed:
+        if not needed:
+            return
+        build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+        build_steps.require_tool("git", "apt-get install -y git")
+        work = paths.build_dir("kube")
+        log = work / "build.log"
+        with step(
+            report,
+            f"building Kubernetes {versions.KUBERNETES} and Argo CD {versions.ARGOCD} from Go modules",
+            estimate=ESTIMATES["kube-argocd"],
+        ):
+            _kube_scratch_module(work, log)
+            targets = [f"k8s.io/kubernetes/cmd/{c}@{versions.KUBERNETES}" for c in KUBE_COMMANDS]
+            targets.append(f"github.com/argoproj/argo-cd/v3/cmd@{versions.ARGOCD}")
+            build_steps.run(
+                ["go", "get", *targets],
+                cwd=work,
+                log=log,
+                what="go get (Kubernetes, Argo CD)",
+                env=build_steps.go_env(),
+                report=report,
+            )
+            bins.mkdir(parents=True, exist_ok=True)
+            build_steps.run(
+                [
+                    "go",
+                    "build",
+                    *build_steps.GO_FLAGS,
+                    "-o",
+                    f"{bins}/",
+                    *(f"k8s.io/kubernetes/cmd/{c}" for c in KUBE_COMMANDS),
+                ],
+                cwd=work,
+                log=log,
+                what="go build kube-apiserver, kube-controller-manager, kubectl",
+                env=build_steps.go_env(),
+                report=report,
+            )
+            build_steps.run(
+                [
+                    "go",
+                    "build",
+                    *build_steps.GO_FLAGS,
+                    "-o",
+                    str(bins / "argocd"),
+                    "github.com/argoproj/argo-cd/v3/cmd",
+                ],
+                cwd=work,
+                log=log,
+                what="go build argocd",
+                env=build_steps.go_env(),
+                report=report,
+            )
+            _copy_argocd_manifests(work)
 
 
 def _copy_argocd_manifests(work: Path) -> None:
@@ -294,36 +296,36 @@ func main() { etcdmain.Main(os.Args) }
 
 def ensure_etcd(report: Reporter = stderr_reporter) -> None:
     target = paths.bin_dir() / "etcd"
-    if build_steps.is_built("etcd", versions.ETCD, [target]):
-        return
-    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
-    work = paths.build_dir("etcd")
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    (work / "go.mod").write_text("module fleetplane.local/etcdbuild\n\ngo 1.26.0\n")
-    (work / "main.go").write_text(_ETCD_MAIN)
-    with step(report, f"building etcd {versions.ETCD} from its Go module", estimate=ESTIMATES["etcd"]):
-        env = {**build_steps.go_env(), "GOTOOLCHAIN": "auto"}
-        build_steps.run(
-            ["go", "get", f"go.etcd.io/etcd/server/v3@{versions.ETCD}"],
-            cwd=work,
-            log=log,
-            what="go get etcd",
-            env=env,
-            report=report,
-        )
-        build_steps.run(
-            ["go", "mod", "tidy"], cwd=work, log=log, what="go mod tidy (etcd)", env=env, report=report
-        )
-        build_steps.run(
-            ["go", "build", *build_steps.GO_FLAGS, "-o", str(target), "."],
-            cwd=work,
-            log=log,
-            what="go build etcd",
-            env=env,
-            report=report,
-        )
-    build_steps.mark_built("etcd", versions.ETCD)
+    with build_steps.building("etcd", versions.ETCD, [target]) as needed:
+        if not needed:
+            return
+        build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+        work = paths.build_dir("etcd")
+        work.mkdir(parents=True, exist_ok=True)
+        log = work / "build.log"
+        (work / "go.mod").write_text("module fleetplane.local/etcdbuild\n\ngo 1.26.0\n")
+        (work / "main.go").write_text(_ETCD_MAIN)
+        with step(report, f"building etcd {versions.ETCD} from its Go module", estimate=ESTIMATES["etcd"]):
+            env = {**build_steps.go_env(), "GOTOOLCHAIN": "auto"}
+            build_steps.run(
+                ["go", "get", f"go.etcd.io/etcd/server/v3@{versions.ETCD}"],
+                cwd=work,
+                log=log,
+                what="go get etcd",
+                env=env,
+                report=report,
+            )
+            build_steps.run(
+                ["go", "mod", "tidy"], cwd=work, log=log, what="go mod tidy (etcd)", env=env, report=report
+            )
+            build_steps.run(
+                ["go", "build", *build_steps.GO_FLAGS, "-o", str(target), "."],
+                cwd=work,
+                log=log,
+                what="go build etcd",
+                env=env,
+                report=report,
+            )
 
 
 PULUMI_PKG = "github.com/pulumi/pulumi/pkg/v3"
@@ -351,38 +353,38 @@ def ensure_pulumi(report: Reporter = stderr_reporter) -> None:
     # The bootstrap project's file backend (Pulumi.yaml's backend.url), which must exist.
     (paths.cache_root() / "pulumi").mkdir(parents=True, exist_ok=True)
     outputs = [bin_dir / n for n in ("pulumi", *PULUMI_PLUGINS)]
-    if build_steps.is_built("pulumi", versions.PULUMI, outputs):
-        return
-    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
-    work = paths.build_dir("pulumi")
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    pin = f"v{versions.PULUMI}"
-    (work / "go.mod").write_text("module fleetplane.local/pulumibuild\n\ngo 1.26.0\n")
-    with step(report, f"building the Pulumi CLI {pin} from its Go module", estimate=ESTIMATES["pulumi"]):
-        pkg_mod = _go_mod_path(PULUMI_PKG, pin, work, log)
-        replaces = "\n".join(f"replace {r}" for r in _versioned_replaces(pkg_mod))
-        (work / "go.mod").write_text((work / "go.mod").read_text() + replaces + "\n")
-        build_steps.go_get_and_build(
-            [f"{PULUMI_PKG}/cmd/pulumi@{pin}", f"{PULUMI_SDK}@{pin}"],
-            f"{PULUMI_PKG}/cmd/pulumi",
-            bin_dir / "pulumi",
-            version_flag=f"-X {PULUMI_SDK}/go/common/version.Version={pin}",
-            work=work,
-            log=log,
-            name="pulumi",
-            report=report,
-        )
-    sdk = Path(go_download(PULUMI_SDK, pin, work, log)["Dir"]) / "python"
-    for source in (
-        sdk / "cmd" / "pulumi-language-python-exec",
-        sdk / "dist" / "pulumi-resource-pulumi-python",
-    ):
-        shutil.copyfile(source, bin_dir / source.name)
-    (bin_dir / "pulumi-language-python").write_text(_LANGUAGE_HOST)
-    for name in PULUMI_PLUGINS:
-        (bin_dir / name).chmod(0o755)
-    build_steps.mark_built("pulumi", versions.PULUMI)
+    with build_steps.building("pulumi", versions.PULUMI, outputs) as needed:
+        if not needed:
+            return
+        build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+        work = paths.build_dir("pulumi")
+        work.mkdir(parents=True, exist_ok=True)
+        log = work / "build.log"
+        pin = f"v{versions.PULUMI}"
+        (work / "go.mod").write_text("module fleetplane.local/pulumibuild\n\ngo 1.26.0\n")
+        with step(report, f"building the Pulumi CLI {pin} from its Go module", estimate=ESTIMATES["pulumi"]):
+            pkg_mod = _go_mod_path(PULUMI_PKG, pin, work, log)
+            replaces = "\n".join(f"replace {r}" for r in _versioned_replaces(pkg_mod))
+            (work / "go.mod").write_text((work / "go.mod").read_text() + replaces + "\n")
+            build_steps.go_get_and_build(
+                [f"{PULUMI_PKG}/cmd/pulumi@{pin}", f"{PULUMI_SDK}@{pin}"],
+                f"{PULUMI_PKG}/cmd/pulumi",
+                bin_dir / "pulumi",
+                version_flag=f"-X {PULUMI_SDK}/go/common/version.Version={pin}",
+                work=work,
+                log=log,
+                name="pulumi",
+                report=report,
+            )
+        sdk = Path(go_download(PULUMI_SDK, pin, work, log)["Dir"]) / "python"
+        for source in (
+            sdk / "cmd" / "pulumi-language-python-exec",
+            sdk / "dist" / "pulumi-resource-pulumi-python",
+        ):
+            shutil.copyfile(source, bin_dir / source.name)
+        (bin_dir / "pulumi-language-python").write_text(_LANGUAGE_HOST)
+        for name in PULUMI_PLUGINS:
+            (bin_dir / name).chmod(0o755)
 
 
 PULUMI_PLUGINS = ("pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")

@@ -3,11 +3,13 @@ a logged command with a heartbeat, and the Go environment the builds share."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from localinfra import paths, versions
@@ -32,6 +34,36 @@ def mark_built(name: str, version: str) -> None:
     stamp = stamp_file(name)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(version)
+
+
+@contextlib.contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """Hold ``name``'s build lock: two processes sharing the cache (two test runs, a test run and a
+    benchmark) never build, or clean the work folder of, the same component at once."""
+    lock = stamp_file(f"{name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def building(name: str, version: str, outputs: Sequence[Path]) -> Iterator[bool]:
+    """Whether ``name`` must be built, answered under its lock: False when it is (perhaps by
+    another process while this one waited); True otherwise, and then the block's build is stamped
+    when it ends without an error."""
+    if is_built(name, version, outputs):
+        yield False
+        return
+    with exclusive(name):
+        if is_built(name, version, outputs):
+            yield False
+            return
+        yield True
+        mark_built(name, version)
 
 
 def fresh_log(work: Path) -> Path:

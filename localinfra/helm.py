@@ -23,23 +23,23 @@ def helm_path() -> Path:
 
 def ensure_helm(report: Reporter = stderr_reporter) -> None:
     target = helm_path()
-    if build_steps.is_built("helm", versions.HELM, [target]):
-        return
-    build_steps.require_tool("go", "install Go >= 1.26 (https://go.dev/doc/install) and put it on PATH")
-    work = paths.build_dir("helm")
-    work.mkdir(parents=True, exist_ok=True)
-    log = work / "build.log"
-    (work / "go.mod").write_text("module fleetplane.local/helmbuild\n\ngo 1.26.0\n")
-    with step(report, f"building Helm {versions.HELM} from its Go module", estimate=ESTIMATE):
-        build_steps.go_get_and_build(
-            [f"{HELM_MODULE}/cmd/helm@{versions.HELM}"],
-            f"{HELM_MODULE}/cmd/helm",
-            target,
-            # `helm version` reports the release, not the minor that the source tree carries.
-            version_flag=f"-X {HELM_MODULE}/internal/version.version={versions.HELM}",
-            work=work,
-            log=log,
-            name="helm",
-            report=report,
-        )
-    build_steps.mark_built("helm", versions.HELM)
+    with build_steps.building("helm", versions.HELM, [target]) as needed:
+        if not needed:
+            return
+        build_steps.require_tool("go", "install Go >= 1.26 (https://go.dev/doc/install) and put it on PATH")
+        work = paths.build_dir("helm")
+        work.mkdir(parents=True, exist_ok=True)
+        log = work / "build.log"
+        (work / "go.mod").write_text("module fleetplane.local/helmbuild\n\ngo 1.26.0\n")
+        with step(report, f"building Helm {versions.HELM} from its Go module", estimate=ESTIMATE):
+            build_steps.go_get_and_build(
+                [f"{HELM_MODULE}/cmd/helm@{versions.HELM}"],
+                f"{HELM_MODULE}/cmd/helm",
+                target,
+                # `helm version` reports the release, not the minor that the source tree carries.
+                version_flag=f"-X {HELM_MODULE}/internal/version.version={versions.HELM}",
+                work=work,
+                log=log,
+                name="helm",
+                report=report,
+            )

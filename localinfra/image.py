@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from localinfra import image_rootfs, oci, paths
+from localinfra import build_steps, image_rootfs, oci, paths
 from localinfra.errors import InfraError
 from localinfra.progress import Reporter, stderr_reporter, step
 
@@ -213,28 +213,43 @@ def build_images(
         role: out / f"fleetplane-{role}-{_image_key(role, epoch, _source_key(root), deps_key)}"
         for role in roles
     }
-    missing = [role for role, layout in wanted.items() if fresh or not _stamp(layout).exists()]
-    if missing:
-        image_rootfs.ensure_tools(log=paths.build_dir("images") / "apt.log")
-        bases = {
-            ROLES[role].debian: _base(report, ROLES[role].debian, fresh=out if fresh else None)
-            for role in missing
-        }
-        wheels = _wheels(root, epoch, report)
-        for role in missing:
-            _build_role(role, wanted[role], version, epoch, bases[ROLES[role].debian], wheels, report)
-        if fresh:
-            for base in bases.values():
-                base.unlink()
-        else:  # what no role uses any more
-            kept = {_base_path(r.debian) for r in ROLES.values()}
-            _keep_only(paths.build_dir("images").glob("debian-*.tar"), *kept)
-    for role, layout in wanted.items():
-        _keep_only(out.glob(f"fleetplane-{role}-*"), layout, _stamp(layout))
+    # Under the lock, no other process's build has its wheels, bases or layouts cleaned away.
+    with build_steps.exclusive("images"):
+        missing = [role for role, layout in wanted.items() if fresh or not _stamp(layout).exists()]
+        if missing:
+            _build_missing(missing, wanted, out, version, epoch, root, fresh, report)
+        for role, layout in wanted.items():
+            _keep_only(out.glob(f"fleetplane-{role}-*"), layout, _stamp(layout))
     return [
         Image(role, f"fleetplane-{role}", layout, version, **json.loads(_stamp(layout).read_text()))
         for role, layout in wanted.items()
     ]
+
+
+def _build_missing(
+    missing: Sequence[str],
+    wanted: dict[str, Path],
+    out: Path,
+    version: str,
+    epoch: int,
+    root: Path,
+    fresh: bool,
+    report: Reporter,
+) -> None:
+    image_rootfs.ensure_tools(log=paths.build_dir("images") / "apt.log")
+    bases = {
+        ROLES[role].debian: _base(report, ROLES[role].debian, fresh=out if fresh else None)
+        for role in missing
+    }
+    wheels = _wheels(root, epoch, report)
+    for role in missing:
+        _build_role(role, wanted[role], version, epoch, bases[ROLES[role].debian], wheels, report)
+    if fresh:
+        for base in bases.values():
+            base.unlink()
+    else:  # what no role uses any more
+        kept = {_base_path(r.debian) for r in ROLES.values()}
+        _keep_only(paths.build_dir("images").glob("debian-*.tar"), *kept)
 
 
 def _image_key(role: str, epoch: int, source_key: str, deps_key: str) -> str:

@@ -44,21 +44,23 @@ def binary() -> Path:
 
 def ensure_registry(report: Reporter = stderr_reporter) -> Path:
     target = binary()
-    if build_steps.is_built("registry", versions.REGISTRY, [target]):
-        return target
-    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
-    work = paths.build_dir("registry")
-    work.mkdir(parents=True, exist_ok=True)
-    with step(report, f"building the OCI registry {versions.REGISTRY} from its Go module", estimate=240.0):
-        build_steps.run(
-            ["go", "install", *build_steps.GO_FLAGS, f"{MODULE}/cmd/registry@{versions.REGISTRY}"],
-            cwd=work,
-            log=work / "build.log",
-            what="go install registry",
-            env={**build_steps.go_env(), "GOTOOLCHAIN": "auto", "GOBIN": str(target.parent)},
-            report=report,
-        )
-    build_steps.mark_built("registry", versions.REGISTRY)
+    with build_steps.building("registry", versions.REGISTRY, [target]) as needed:
+        if not needed:
+            return target
+        build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+        work = paths.build_dir("registry")
+        work.mkdir(parents=True, exist_ok=True)
+        with step(
+            report, f"building the OCI registry {versions.REGISTRY} from its Go module", estimate=240.0
+        ):
+            build_steps.run(
+                ["go", "install", *build_steps.GO_FLAGS, f"{MODULE}/cmd/registry@{versions.REGISTRY}"],
+                cwd=work,
+                log=work / "build.log",
+                what="go install registry",
+                env={**build_steps.go_env(), "GOTOOLCHAIN": "auto", "GOBIN": str(target.parent)},
+                report=report,
+            )
     return target
 
 

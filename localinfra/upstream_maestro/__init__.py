@@ -148,23 +148,23 @@ def _build(
 ) -> Path:
     """Export the sources, let ``prepare`` lay out the module (it answers the folder to build in
     and the go commands to run there), run them; once per ``version``."""
-    if build_steps.is_built(name, version, [target]):
-        return target
-    build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
-    work = paths.build_dir(name)
-    upstream_go_mod = export_sources(git_dirs, work / "src", report)
-    folder, commands = prepare(work, upstream_go_mod)
-    log = work / "build.log"
-    # Upstream names its own Go release; an older local Go fetches that toolchain.
-    env = {**build_steps.go_env(), "GOTOOLCHAIN": "auto"}
-    with step(report, f"building {name} from upstream Maestro's sources", estimate=600):
-        for argv in commands:
-            build_steps.run(
-                argv, cwd=folder, log=log, what=f"{' '.join(argv[:2])} ({name})", env=env, report=report
-            )
-    # The compiled packages stay in Go's build cache; the exported trees are made again for a rebuild.
-    shutil.rmtree(work / "src", ignore_errors=True)
-    build_steps.mark_built(name, version)
+    with build_steps.building(name, version, [target]) as needed:
+        if not needed:
+            return target
+        build_steps.require_tool("go", "install Go >= 1.25 (https://go.dev/doc/install) and put it on PATH")
+        work = paths.build_dir(name)
+        upstream_go_mod = export_sources(git_dirs, work / "src", report)
+        folder, commands = prepare(work, upstream_go_mod)
+        log = work / "build.log"
+        # Upstream names its own Go release; an older local Go fetches that toolchain.
+        env = {**build_steps.go_env(), "GOTOOLCHAIN": "auto"}
+        with step(report, f"building {name} from upstream Maestro's sources", estimate=600):
+            for argv in commands:
+                build_steps.run(
+                    argv, cwd=folder, log=log, what=f"{' '.join(argv[:2])} ({name})", env=env, report=report
+                )
+        # The compiled packages stay in Go's build cache; the exported trees are made again for a rebuild.
+        shutil.rmtree(work / "src", ignore_errors=True)
     return target
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fleetplane import maestro_cli
+from fleetplane.maestro_connection import Connection
 from fleetplane.cli import app
 from maestro.api import consumers, listing, revocations
 
@@ -32,7 +32,7 @@ CONSUMER = consumers.Consumer(
 
 def answered(monkeypatch: pytest.MonkeyPatch, reply: Any) -> None:
     """Every Maestro call answers ``reply``."""
-    monkeypatch.setattr(maestro_cli, "_call", lambda *_: reply)
+    monkeypatch.setattr(Connection, "call", lambda *_: reply)
 
 
 def invoke(*args: str) -> Any:
