@@ -1,8 +1,10 @@
 """A process tree's resident memory, open file descriptors and TCP connections, read from /proc.
 
 A component is a process and its descendants (PostgreSQL's postmaster and its backends; the
-others are one process each). Memory is the sum of their resident set sizes (``VmRSS``), so pages
-shared between PostgreSQL's backends count once per backend; descriptors are the entries of their
+others are one process each). Memory is the sum of their proportional set sizes (``Pss`` of
+``smaps_rollup``: a page shared by n processes counts 1/n in each), so PostgreSQL's shared buffers
+count once for the whole tree however many backends touched them, where resident set sizes would
+count them once per backend and climb as backends come and go; descriptors are the entries of their
 ``fd`` folders; TCP connections are their sockets that /proc/net/tcp and tcp6 list in any state but
 LISTEN. A process that ended meanwhile, or whose folders this user may not read, adds nothing.
 """
@@ -19,7 +21,7 @@ _LISTEN = "0A"
 
 @dataclass(frozen=True)
 class Usage:
-    rss_mb: float
+    pss_mb: float
     fds: int
     tcp: int
     processes: int
@@ -64,9 +66,9 @@ def descendants(pid: int, proc: Path = PROC, *, apart: frozenset[int] = frozense
     return found
 
 
-def _rss_kb(pid: int, proc: Path) -> int:
-    for line in (proc / str(pid) / "status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _pss_kb(pid: int, proc: Path) -> int:
+    for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
             return int(line.split()[1])
     return 0  # a zombie has no memory left
 
@@ -89,15 +91,15 @@ def _sockets(pid: int, proc: Path) -> tuple[int, set[str]]:
 def usage(pid: int, tcp: set[str], proc: Path = PROC, *, apart: frozenset[int] = frozenset()) -> Usage:
     """The tree under ``pid`` now, but the trees under ``apart``; ``tcp`` from :func:`tcp_sockets`,
     read once per sample."""
-    rss_kb = fds = connections = counted = 0
+    pss_kb = fds = connections = counted = 0
     for each in descendants(pid, proc, apart=apart - {pid}):
         try:
-            rss = _rss_kb(each, proc)
+            pss = _pss_kb(each, proc)
             opened, sockets = _sockets(each, proc)
         except OSError:
             continue
-        rss_kb += rss
+        pss_kb += pss
         fds += opened
         connections += len(sockets & tcp)
         counted += 1
-    return Usage(round(rss_kb / 1024, 1), fds, connections, counted)
+    return Usage(round(pss_kb / 1024, 1), fds, connections, counted)

@@ -149,7 +149,7 @@ class _Curves:
     """Every sampled series, by panel."""
 
     PANELS = {
-        "memory": "resident MB",
+        "memory": "MB (proportional set size)",
         "descriptors": "open file descriptors",
         "connections": "TCP connections",
         "backlog": "events waiting",
@@ -271,7 +271,7 @@ async def _sample(
 
     used, scraped = await asyncio.to_thread(read)
     for name, usage in used.items():
-        curves.add("memory", name, second, usage.rss_mb)
+        curves.add("memory", name, second, usage.pss_mb)
         curves.add("descriptors", name, second, usage.fds)
         curves.add("connections", name, second, usage.tcp)
     curves.add("backlog", "outbox", second, scraped.get("maestro_outbox_events"))

@@ -102,7 +102,7 @@ def test_a_process_trees_descriptors_and_connections_are_counted() -> None:
         accepted, _ = listener.accept()
         with accepted:
             during = proc_sample.usage(os.getpid(), proc_sample.tcp_sockets())
-    assert before.rss_mb > 0 and before.processes >= 1
+    assert before.pss_mb > 0 and before.processes >= 1
     # the listener, the client and the accepted socket are three descriptors; the two connected
     # ones are two TCP connections, the listener none
     assert during.fds - before.fds == 3
@@ -120,7 +120,7 @@ def test_a_component_started_by_another_is_counted_apart() -> None:
         finally:
             child.kill()
     assert whole.processes == alone.processes + 1 and started.processes == 1
-    assert whole.rss_mb > alone.rss_mb
+    assert whole.pss_mb > alone.pss_mb
 
 
 def test_the_load_keeps_the_live_works_in_their_band() -> None:
