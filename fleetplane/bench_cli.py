@@ -462,6 +462,11 @@ def chaos(
         "maestro-replica, agent, postgres, kafka-broker, agent-kafka-cut.",
     ),
     agents: int = typer.Option(4, min=2, help="Simulated agent processes (clusters)."),
+    brokers: int = typer.Option(
+        3,
+        help="Kafka brokers: 3 (topics kept three times, two in sync), or 1 to start faster "
+        "(without the kafka-broker fault).",
+    ),
     converge_timeout: float = typer.Option(
         600.0, min=10.0, help="Seconds to wait for each rollout's exact outcome after its last call."
     ),
@@ -484,10 +489,19 @@ def chaos(
             f"choose among {', '.join(chaos_faults.FAULTS)}"
         )
         raise typer.Exit(2)
-    settings = chaos_run.ChaosSettings(works, chosen, agents, converge_timeout)
+    if brokers not in (1, 3):
+        err.print(f"[red]error:[/red] --brokers {brokers}: a local Kafka has 1 or 3 brokers")
+        raise typer.Exit(2)
+    if brokers == 1 and "kafka-broker" in chosen:
+        err.print(
+            "[red]error:[/red] --faults kafka-broker needs --brokers 3 (one broker killed, two serving)"
+        )
+        raise typer.Exit(2)
+    settings = chaos_run.ChaosSettings(works, chosen, agents, brokers, converge_timeout)
     with progress.for_console(err) as shown:
         result = asyncio.run(chaos_run.run(settings, shown))
     title = f"fleetplane bench chaos --works {works}" + (f" --faults {','.join(chosen)}" if faults else "")
+    title += f" --brokers {brokers}" if brokers != 3 else ""
     _output(result, title, as_json=as_json)
 
 

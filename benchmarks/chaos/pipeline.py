@@ -1,11 +1,12 @@
 """The pipeline ``bench chaos`` strikes: the chaos suite's, at scale, with simulated agents.
 
 In a temporary environment: PostgreSQL with fsync on (it is killed -9), a three-broker KRaft Kafka
-(every topic three replicas, two in sync), two Maestro server replicas on them, and one simulated
-agent process per cluster (`benchmarks.chaos.agent`), each looking its placement up on a replica of
-its own. The first agent reaches Kafka through a `SeverableRelay` per broker (each broker
-advertises its relay to clients that bootstrap there: ``localinfra.kafka_config.Relayed``), so it
-alone can be cut off. Every process can be killed -9 and started again with its command line.
+(every topic three replicas, two in sync; or one broker, which starts faster), two Maestro server
+replicas on them, and one simulated agent process per cluster (`benchmarks.chaos.agent`), each
+looking its placement up on a replica of its own. The first agent reaches Kafka through a
+`SeverableRelay` per broker (each broker advertises its relay to clients that bootstrap there:
+``localinfra.kafka_config.Relayed``), so it alone can be cut off. Every process can be killed -9
+and started again with its command line.
 
 What a user would see of a rollout (`snapshot`) is read as the chaos suite reads it, but from the
 simulated clusters' files (`cluster_store.ClusterView`) where the suite lists ConfigMaps and
@@ -201,16 +202,14 @@ class ChaosPipeline:
             await relay.close()
 
 
-async def start(env: Environment, root: Path, agents: int, report: Report) -> ChaosPipeline:
+async def start(env: Environment, root: Path, agents: int, brokers: int, report: Report) -> ChaosPipeline:
     """Start every part of the pipeline in ``env`` (its logs in ``root``); the caller ends the run
     (``maestro_setup.end_run``) even when this fails half way, and closes the pipeline."""
-    report(
-        "[bench] starting PostgreSQL (fsync on) and a three-broker Kafka (TLS, client certificates, ACLs) ..."
-    )
+    report(f"[bench] starting PostgreSQL (fsync on) and Kafka ({brokers} brokers, TLS, ACLs) ...")
     pg = await asyncio.to_thread(postgres.start, env, POSTGRES, durable=True)
-    relay_ports = [ports.free_port() for _ in range(3)]
-    await asyncio.to_thread(kafka.start, env, KAFKA, brokers=3, relay_ports=relay_ports)
-    brokers = kafka_cluster.Brokers.of(env, KAFKA)
+    relay_ports = [ports.free_port() for _ in range(brokers)]
+    await asyncio.to_thread(kafka.start, env, KAFKA, brokers=brokers, relay_ports=relay_ports)
+    cluster = kafka_cluster.Brokers.of(env, KAFKA)
     security = Security(env)
     report("[bench] starting two Maestro server replicas ...")
     dsn = await asyncio.to_thread(pg.create_database, "maestro")
@@ -222,7 +221,7 @@ async def start(env: Environment, root: Path, agents: int, report: Report) -> Ch
             f"maestro-server-{i}",
             root / f"maestro-server-{i}.log",
             dsn=dsn,
-            kafka=brokers.kafka.bootstrap,
+            kafka=cluster.kafka.bootstrap,
             tls=tls,
             server_id=f"bench-{i}",
             log_level="warning",
@@ -242,7 +241,7 @@ async def start(env: Environment, root: Path, agents: int, report: Report) -> Ch
         for port, upstream in zip(relay_ports, upstreams, strict=True)
     ]
     pipeline = ChaosPipeline(
-        env, root, security, brokers, names, servers, addresses, [], [], relays, {}, report
+        env, root, security, cluster, names, servers, addresses, [], [], relays, {}, report
     )
     report(f"[bench] registering {agents} clusters and starting their simulated agents ...")
     async with MaestroClient(
@@ -257,7 +256,7 @@ async def start(env: Environment, root: Path, agents: int, report: Report) -> Ch
         state = root / "clusters" / f"{consumer.name}.jsonl"
         state.parent.mkdir(exist_ok=True)
         pipeline.views[consumer.name] = ClusterView(state)
-        bootstrap = env.endpoint(KAFKA)["relayed_bootstrap"] if i == 0 else brokers.kafka.bootstrap
+        bootstrap = env.endpoint(KAFKA)["relayed_bootstrap"] if i == 0 else cluster.kafka.bootstrap
         argv = [
             sys.executable,
             "-m",

@@ -40,6 +40,8 @@ class ChaosSettings:
     faults: Sequence[str] = tuple(FAULTS)
     #: simulated agent processes (clusters)
     agents: int = 4
+    #: Kafka brokers: 3 (topics replicated three times, two in sync), or 1 (no broker fault)
+    brokers: int = 3
     #: seconds to wait for the exact outcome after a rollout's last call
     converge_timeout: float = 600.0
 
@@ -52,7 +54,7 @@ async def run(settings: ChaosSettings, progress: Progress) -> dict[str, Any]:
     loads: list[float] = []
     sampling = asyncio.create_task(_sample_load(loads), name="chaos-load-average")
     try:
-        pipeline = await chaos_pipeline.start(env, root, settings.agents, progress)
+        pipeline = await chaos_pipeline.start(env, root, settings.agents, settings.brokers, progress)
         for name in settings.faults:
             results[name] = await _strike(pipeline, FAULTS[name](pipeline), settings, progress)
     finally:
@@ -66,6 +68,7 @@ async def run(settings: ChaosSettings, progress: Progress) -> dict[str, Any]:
     return {
         "works per rollout": settings.works,
         "simulated agents": settings.agents,
+        "Kafka brokers": settings.brokers,
         "load average (1 min; mean, max)": _load_figure(loads),
         "faults": results,
     }
@@ -104,12 +107,14 @@ async def _strike(
     progress(f"[bench] {fault.name}: every call accepted; waiting for the exact outcome ...")
     verdict = await pipeline.until_exact(rollout, settings.converge_timeout)
     exact_at = time.monotonic()
+    said = _verdict(verdict, rollout.retries, settings.converge_timeout)
+    progress(f"[bench] {fault.name}: {said}, {exact_at - last_call:.1f}s after the last call")
     return {
         **_calls(rollout),
         "struck after calls": struck_at,
         "fault to recovered s": round(recovered - injected, 1),
         "last call to exact s": round(exact_at - last_call, 1) if verdict.exact else None,
-        "verdict": _verdict(verdict, rollout.retries, settings.converge_timeout),
+        "verdict": said,
     }
 
 

@@ -283,7 +283,8 @@ def test_bench_soak_samples_every_process_and_reports_their_trends(tmp_path: Pat
 
 def test_bench_chaos_strikes_each_fault_and_the_outcome_is_exact() -> None:
     figures, progress = run_bench(
-        "chaos", "--works", "100", "--agents", "2", "--faults", "maestro-replica,agent-kafka-cut",
+        "chaos", "--works", "100", "--agents", "2", "--brokers", "1",
+        "--faults", "maestro-replica,agent-kafka-cut",
     )  # fmt: skip
 
     assert figures["works per rollout"] == 100
