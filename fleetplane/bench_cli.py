@@ -502,7 +502,11 @@ def chaos(
         result = asyncio.run(chaos_run.run(settings, shown))
     title = f"fleetplane bench chaos --works {works}" + (f" --faults {','.join(chosen)}" if faults else "")
     title += f" --brokers {brokers}" if brokers != 3 else ""
-    _output(result, title, as_json=as_json)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    _print_table(title, {k: v for k, v in result.items() if k != "faults"})
+    _print_rows("each fault", "fault", result["faults"])
 
 
 def _write_report(
@@ -547,6 +551,17 @@ def _print_table(title: str, figures: dict[str, Any]) -> None:
         else:
             shown = "-" if value is None else str(value)
         table.add_row(key, shown)
+    Console().print(table)
+
+
+def _print_rows(title: str, key: str, rows: Mapping[str, Mapping[str, Any]]) -> None:
+    """One row per entry of ``rows``, a column per figure (the first row's, in its order)."""
+    table = Table(title=title)
+    columns = list(next(iter(rows.values()), {}))
+    for column in [key, *columns]:
+        table.add_column(column)
+    for name, row in rows.items():
+        table.add_row(name, *("-" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console().print(table)
 
 
