@@ -125,19 +125,7 @@ class ChaosPipeline:
         ) as reader:
             async with asyncio.timeout(30):
                 listed, _ = await reader.list(queries.ResourceFilter(source=rollout.source))
-        stored = {
-            r.bundle.id: outcome.Stored(
-                version=r.bundle.version,
-                status_version=r.status_version,
-                applied=r.status is not None
-                and any(
-                    c.get("type") == "Applied" and c.get("status") == "True" for c in r.status.conditions
-                ),
-                sequence_id=r.status.sequence_id if r.status is not None else 0,
-                deleting=r.bundle.deleting,
-            )
-            for r in listed
-        }
+        stored = {r.bundle.id: outcome.stored_of(r) for r in listed}
         pg = postgres.Postgres.from_env(self.env, POSTGRES)
         async with await psycopg.AsyncConnection.connect(pg.dsn("maestro"), connect_timeout=10) as conn:
             row = await (await conn.execute("SELECT count(*) FROM outbox")).fetchone()
@@ -160,17 +148,7 @@ class ChaosPipeline:
                 and (cm["metadata"].get("labels") or {}).get(LABEL) == rollout.id
             }
             records[cluster] = [
-                outcome.AppliedRecord(
-                    r["spec"]["resourceId"],
-                    r["spec"].get("version", 0),
-                    tuple(
-                        (a["name"], a["uid"])
-                        for a in (r.get("status") or {}).get("appliedResources") or []
-                        if a.get("resource") == "configmaps"
-                    ),
-                )
-                for r in view.records.values()
-                if r["spec"]["resourceId"] in ids
+                outcome.applied_record_of(r) for r in view.records.values() if r["spec"]["resourceId"] in ids
             ]
         return objects, records
 
