@@ -183,7 +183,8 @@ class ChaosPipeline:
 async def start(env: Environment, root: Path, agents: int, brokers: int, report: Report) -> ChaosPipeline:
     """Start every part of the pipeline in ``env`` (its logs in ``root``); the caller ends the run
     (``maestro_setup.end_run``) even when this fails half way, and closes the pipeline."""
-    report(f"[bench] starting PostgreSQL (fsync on) and Kafka ({brokers} brokers, TLS, ACLs) ...")
+    kafka_of = "a three-broker Kafka" if brokers == 3 else "a one-broker Kafka"
+    report(f"[bench] starting PostgreSQL (fsync on) and {kafka_of} (TLS, client certificates, ACLs) ...")
     pg = await asyncio.to_thread(postgres.start, env, POSTGRES, durable=True)
     relay_ports = [ports.free_port() for _ in range(brokers)]
     await asyncio.to_thread(kafka.start, env, KAFKA, brokers=brokers, relay_ports=relay_ports)
