@@ -1,11 +1,12 @@
 """A simulated cluster kept in a file: an agent started again on it finds what it applied, and a
-reader in another process sees each write as it lands."""
+reader in another process sees each whole write as it lands, as the outcome's rules read it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from benchmarks.chaos import outcome
 from benchmarks.chaos.cluster_store import ClusterView, LoggedBackend
 from maestro.agent.memory import MemoryApplier
 
@@ -52,5 +53,9 @@ async def test_a_reader_sees_whole_writes_only(tmp_path: Path) -> None:
     with state.open("ab") as f:
         f.write(b'{"object": ["", "configmaps", "chaos", "half')  # a write under way
     view.refresh()
-    assert set(view.objects) == {(*CM, "a")} and len(view.records) == 1
+    assert set(view.objects) == {(*CM, "a")}
+    # the record as the outcome's rules read it: one version, owning the live object
+    [record] = [outcome.applied_record_of(r) for r in view.records.values()]
+    uid = view.objects[(*CM, "a")]["metadata"]["uid"]
+    assert record == outcome.AppliedRecord("00000000-0000-0000-0000-000000000001", 1, (("a", uid),))
     await applier.close()
