@@ -452,6 +452,63 @@ def soak(
         _written(reports.write_curves(report, "soak", title, result.figures, result.panels))
 
 
+@app.command()
+def chaos(
+    works: int = typer.Option(2000, min=10, help="Works in each fault's rollout."),
+    faults: str = typer.Option(
+        "",
+        "--faults",
+        help="The faults to strike, comma-separated, in order (default: all of them): "
+        "maestro-replica, agent, postgres, kafka-broker, agent-kafka-cut.",
+    ),
+    agents: int = typer.Option(4, min=2, help="Simulated agent processes (clusters)."),
+    brokers: int = typer.Option(
+        3,
+        help="Kafka brokers: 3 (topics kept three times, two in sync), or 1 to start faster "
+        "(without the kafka-broker fault).",
+    ),
+    converge_timeout: float = typer.Option(
+        600.0, min=10.0, help="Seconds to wait for each rollout's exact outcome after its last call."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Strike the chaos suite's faults at scale: for each in turn, a rollout of --works works (created,
+    every third updated, every fifth deleted) through two Maestro replicas, on PostgreSQL with fsync
+    on, a three-broker Kafka and simulated agent processes, struck a third of the way through by the
+    fault (kill -9 of a replica, of an agent, of PostgreSQL, of a broker; a network cut between an
+    agent and Kafka). Prints, per fault, the calls and retries, the seconds from the fault to its
+    recovery and from the last call to the exact outcome, and the verdict."""
+    from benchmarks.chaos import faults as chaos_faults
+    from benchmarks.chaos import run as chaos_run
+
+    chosen = [f.strip() for f in faults.split(",") if f.strip()] or list(chaos_faults.FAULTS)
+    unknown = [f for f in chosen if f not in chaos_faults.FAULTS]
+    if unknown:
+        err.print(
+            f"[red]error:[/red] --faults: unknown {', '.join(unknown)}; "
+            f"choose among {', '.join(chaos_faults.FAULTS)}"
+        )
+        raise typer.Exit(2)
+    if brokers not in (1, 3):
+        err.print(f"[red]error:[/red] --brokers {brokers}: a local Kafka has 1 or 3 brokers")
+        raise typer.Exit(2)
+    if brokers == 1 and "kafka-broker" in chosen:
+        err.print(
+            "[red]error:[/red] --faults kafka-broker needs --brokers 3 (one broker killed, two serving)"
+        )
+        raise typer.Exit(2)
+    settings = chaos_run.ChaosSettings(works, chosen, agents, brokers, converge_timeout)
+    with progress.for_console(err) as shown:
+        result = asyncio.run(chaos_run.run(settings, shown))
+    title = f"fleetplane bench chaos --works {works}" + (f" --faults {','.join(chosen)}" if faults else "")
+    title += f" --brokers {brokers}" if brokers != 3 else ""
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    _print_table(title, {k: v for k, v in result.items() if k != "faults"})
+    _print_rows("each fault", "fault", result["faults"])
+
+
 def _write_report(
     folder: Path, name: str, title: str, figures: dict[str, Any], timelines: Mapping[str, Timeline]
 ) -> None:
@@ -494,6 +551,17 @@ def _print_table(title: str, figures: dict[str, Any]) -> None:
         else:
             shown = "-" if value is None else str(value)
         table.add_row(key, shown)
+    Console().print(table)
+
+
+def _print_rows(title: str, key: str, rows: Mapping[str, Mapping[str, Any]]) -> None:
+    """One row per entry of ``rows``, a column per figure (the first row's, in its order)."""
+    table = Table(title=title)
+    columns = list(next(iter(rows.values()), {}))
+    for column in [key, *columns]:
+        table.add_column(column)
+    for name, row in rows.items():
+        table.add_row(name, *("-" if row.get(c) is None else str(row.get(c)) for c in columns))
     Console().print(table)
 
 

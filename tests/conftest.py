@@ -83,7 +83,7 @@ def pg_dsn(pg_server: postgres.Postgres) -> str:
 def kafka_broker(infra_env: Environment) -> kafka.Kafka:
     # A second listener a relay may stand in front of (``kafka_config.Relayed``): the chaos suite
     # cuts one agent off from the broker by stopping its relay. Nothing listens there until a test starts it.
-    return kafka.start(infra_env, relay_port=ports.free_port())
+    return kafka.start(infra_env, relay_ports=[ports.free_port()])
 
 
 @pytest.fixture(scope="session")

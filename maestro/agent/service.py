@@ -310,7 +310,7 @@ async def _session(
         )
         if ready is not None:
             ready.set()
-        reading = asyncio.create_task(_read(settings, state, link, agent), name="agent-reader")
+        reading = asyncio.create_task(read_forever(settings, state, link, agent), name="agent-reader")
         await asyncio.wait([reading, moving], return_when=asyncio.FIRST_COMPLETED)
         if moving.done():
             return moving.result()
@@ -333,7 +333,7 @@ async def _session(
         await applier.close()
 
 
-async def _read(settings: AgentSettings, state: ReaderState, link: KafkaLink, agent: Agent) -> None:
+async def read_forever(settings: AgentSettings, state: ReaderState, link: KafkaLink, agent: Agent) -> None:
     """Apply the spec events of the cluster's partition, for ever (returns only by raising)."""
     while True:
         await link.renew_if_replaced()

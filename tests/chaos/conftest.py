@@ -10,10 +10,10 @@ import pytest
 
 from localinfra import kafka, kube, postgres
 from localinfra.environment import Environment
+from localinfra.tcpproxy import SeverableRelay
 from tests.chaos.environment import POSTGRES, Chaos
 from tests.conftest import KafkaAs
 from tests.integration.maestro.failures import Rig, start_servers
-from tests.tcpproxy import SeverableRelay
 
 
 def _port(address: str) -> int:

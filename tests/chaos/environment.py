@@ -21,14 +21,14 @@ import psycopg
 import pytest
 from kubernetes import client as kube_client
 
+from benchmarks.chaos import outcome
+from benchmarks.chaos.rollout import LABEL, Rollout
 from localinfra import process
 from localinfra.environment import Environment
+from localinfra.tcpproxy import SeverableRelay
 from maestro.api import queries
 from maestro.client import MaestroClient
-from tests.chaos import outcome
-from tests.chaos.rollout import LABEL, Rollout
 from tests.integration.maestro.failures import AgentProcess, Rig, ServerProcess, status_reports
-from tests.tcpproxy import SeverableRelay
 
 #: the name of the chaos suite's PostgreSQL in the session environment
 POSTGRES = "chaos-postgres"

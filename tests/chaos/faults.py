@@ -18,12 +18,12 @@ from typing import Protocol
 
 import pytest
 
+from benchmarks.chaos.rollout import Rollout, rolling
 from localinfra import postgres, process
 from localinfra.environment import Environment
+from localinfra.tcpproxy import SeverableRelay
 from tests.chaos.environment import Chaos
-from tests.chaos.rollout import Rollout, rolling
 from tests.integration.maestro.failures import Managed
-from tests.tcpproxy import SeverableRelay
 
 #: the share of the rollout's calls accepted before the fault strikes
 STRIKE_AT = 1 / 3

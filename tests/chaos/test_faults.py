@@ -4,7 +4,7 @@ One pipeline for the whole suite (`tests.chaos.environment`: two Maestro replica
 fsync on, the session's Kafka, a real agent per worker cluster, one of them behind a relay). Each
 test runs a rollout of ``WORKS`` works (created, every third updated, every fifth deleted) through
 both replicas and strikes it a third of the way through its calls with one fault; then waits,
-bounded, until the outcome is exact (`tests.chaos.outcome`): every ConfigMap in its cluster and no
+bounded, until the outcome is exact (`benchmarks.chaos.outcome`): every ConfigMap in its cluster and no
 other, at its last revision, one applied record per (resource, version) owning the live object,
 every status of the last version stored and applied, deleted works gone everywhere, no status
 sequence id sent or stored twice, the outbox empty. The pipeline is whole again before the next.

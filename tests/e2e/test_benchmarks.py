@@ -279,3 +279,22 @@ def test_bench_soak_samples_every_process_and_reports_their_trends(tmp_path: Pat
     for chart in report["charts"]:
         data = (tmp_path / chart).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5_000, chart
+
+
+def test_bench_chaos_strikes_each_fault_and_the_outcome_is_exact() -> None:
+    figures, progress = run_bench(
+        "chaos", "--works", "100", "--agents", "2", "--brokers", "1",
+        "--faults", "maestro-replica,agent-kafka-cut",
+    )  # fmt: skip
+
+    assert figures["works per rollout"] == 100
+    struck = figures["faults"]
+    assert list(struck) == ["maestro-replica", "agent-kafka-cut"]
+    for name, row in struck.items():
+        assert row["verdict"] == "exact", (name, row)
+        # every work created, every third updated, every fifth deleted; each a third of the way in
+        assert row["calls"] == 100 + 34 + 20 and row["struck after calls"] >= 51, (name, row)
+        assert row["fault to recovered s"] > 0 and row["last call to exact s"] is not None, (name, row)
+    assert progress.count(": struck after ") == 2 and progress.count("waiting for the exact outcome") == 2
+    # the replica's death made a source send calls again, as a source does
+    assert struck["maestro-replica"]["retried calls"] > 0

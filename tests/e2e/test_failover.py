@@ -31,6 +31,7 @@ from controllers import contract
 from kubeio.errors import NotFoundError
 from kubeio.rest import MERGE_PATCH, KubeRest
 from localinfra import kube, kubectl, platform, ports
+from localinfra.tcpproxy import FreezableRelay
 from maestro.api import queries
 from maestro.client import MaestroClient
 from tests.e2e.conftest import (
@@ -42,7 +43,6 @@ from tests.e2e.conftest import (
     pulled_application_set,
 )
 from tests.integration import probing
-from tests.tcpproxy import FreezableRelay
 from trust.identity import Identity
 
 pytestmark = pytest.mark.e2e

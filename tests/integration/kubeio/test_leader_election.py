@@ -25,7 +25,7 @@ from kubeio.leader import LeaderElector, LeadershipLost, retry_settings
 from kubeio.lease import LeaderElection
 from kubeio.rest import KubeRest
 from localinfra import kube
-from tests.tcpproxy import FreezableRelay
+from localinfra.tcpproxy import FreezableRelay
 
 pytestmark = pytest.mark.integration
 

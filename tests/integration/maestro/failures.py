@@ -24,18 +24,19 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
+from benchmarks.chaos.calls import Calls
+from benchmarks.chaos.status_topics import status_reports
 from localinfra import kafka as local_kafka
 from localinfra import kube, pki, ports, process
 from localinfra.environment import Environment
@@ -43,11 +44,9 @@ from localinfra.errors import InfraError
 from maestro import client_errors
 from maestro.agent import records
 from maestro.agent.manifests import marker_value
-from maestro.api import bundle_events, bundles, events, queries
+from maestro.api import bundles, queries
 from maestro.client import Credentials, MaestroClient
-from maestro.transport import binding, cloudevents, layout
-from maestro.transport.connection import KafkaSettings
-from maestro.transport.messages import Incoming
+from maestro.transport import layout
 from maestro.wire import channels
 from tests.conftest import KafkaAs
 from trust.identity import Identity
@@ -56,7 +55,6 @@ FLEETPLANE = str(Path(sys.prefix) / "bin" / "fleetplane")
 RUN_LABEL = "failures.test.fleetplane.io/run"
 # Status codes a source retries: the server is gone or did not answer in time.
 RETRIED_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
-T = TypeVar("T")
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -404,63 +402,6 @@ async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
 # -- the source's load ---------------------------------------------------------------------------
 
 
-class Calls:
-    """Calls a source sends ``concurrency`` at once, each until it is accepted: how many were, and
-    what made some be sent again; tests wait on those counts. The first call that fails for good
-    is the error of all (the others are cancelled)."""
-
-    def __init__(self, concurrency: int) -> None:
-        self.concurrency = concurrency
-        self.acknowledged = 0
-        self.retries: Counter[str] = Counter()
-        self.error: BaseException | None = None
-        self._changed = asyncio.Condition()
-
-    async def send_all(self, items: Sequence[T], send: Callable[[int, T], Awaitable[None]]) -> None:
-        """``send(index, item)`` every item, in order, ``concurrency`` at once."""
-        queue: asyncio.Queue[tuple[int, T]] = asyncio.Queue()
-        for entry in enumerate(items):
-            queue.put_nowait(entry)
-
-        async def worker() -> None:
-            while not queue.empty():
-                await send(*queue.get_nowait())
-                async with self._changed:
-                    self.acknowledged += 1
-                    self._changed.notify_all()
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self.concurrency):
-                    group.create_task(worker())
-        except ExceptionGroup as failed:
-            self.error = failed.exceptions[0]
-            async with self._changed:
-                self._changed.notify_all()
-            raise self.error from None
-
-    async def retried(self, reason: str) -> None:
-        async with self._changed:
-            self.retries[reason] += 1
-            self._changed.notify_all()
-
-    async def until(
-        self, what: str, condition: Callable[[], bool], timeout: float, context: str = ""
-    ) -> None:
-        """Wait until ``condition`` (of these counts) holds; fails saying what was seen."""
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(lambda: condition() or self.error is not None)
-        except TimeoutError:
-            pytest.fail(
-                f"expected {what} within {timeout:.0f}s, seen {self.acknowledged} calls accepted "
-                f"(retries {dict(self.retries)}){context}",
-                pytrace=False,
-            )
-        if self.error is not None:
-            raise AssertionError(f"the calls failed: {self.error}")
-
-
 class Load:
     """Creates every work through the source API, retrying as a source does, ``concurrency`` at once.
 
@@ -789,44 +730,6 @@ def check_exactly_once(rig: Rig, outcome: Outcome, seen: Observed) -> None:
     assert 0 not in sequences, "a stored status has no sequence id"
     duplicated = {s: n for s, n in sequences.items() if n > 1}
     assert not duplicated, f"status sequence ids stored more than once: {duplicated}"
-
-
-def status_reports(
-    kafka: KafkaSettings, topics: Sequence[str], timeout: float = 60
-) -> list[bundles.StatusReport]:
-    """Every status report on the status topics (one partition each), in each topic's order."""
-    consumer = Consumer(
-        {
-            **kafka.client_config(),
-            "group.id": f"failures-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        ends = {t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=30)[1] for t in topics}
-        consumer.assign([TopicPartition(t, 0, OFFSET_BEGINNING) for t in topics if ends[t] > 0])
-        pending = {t for t, end in ends.items() if end > 0}
-        out: list[bundles.StatusReport] = []
-        deadline = time.monotonic() + timeout
-        while pending:
-            assert time.monotonic() < deadline, f"could not read {pending} to the end within {timeout:.0f}s"
-            for msg in consumer.consume(500, 0.5):
-                if msg.error() is not None:
-                    continue
-                topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-                if offset >= ends[topic]:
-                    continue
-                headers = cast(list[tuple[str, bytes | str | None]] | None, msg.headers())
-                attributes, content_type = binding.decode(headers)
-                incoming = Incoming(topic, partition, offset, None, attributes, content_type, msg.value())
-                event = cloudevents.from_message(incoming)
-                if bundle_events.event_type(event).sub_resource is events.SubResource.STATUS:
-                    out.append(bundle_events.parse_status_report(event))
-                if offset >= ends[topic] - 1:
-                    pending.discard(topic)
-        return out
-    finally:
-        consumer.close()
 
 
 async def check_status_topic(rig: Rig, outcome: Outcome, seen: Observed) -> None:

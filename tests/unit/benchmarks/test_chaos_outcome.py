@@ -5,7 +5,15 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from tests.chaos.outcome import TOPICS_UNREAD, AppliedRecord, Intended, LiveObject, Snapshot, Stored, judge
+from benchmarks.chaos.outcome import (
+    TOPICS_UNREAD,
+    AppliedRecord,
+    Intended,
+    LiveObject,
+    Snapshot,
+    Stored,
+    judge,
+)
 
 A, B = "worker-1", "worker-2"
 KEPT = Intended(uuid.UUID(int=1), A, "cm-0000", revision=1, version=1)

@@ -14,6 +14,9 @@ import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+from maestro.api import bundles
 
 #: pending while the snapshot holds no status reports (the topics are read last: they are long)
 TOPICS_UNREAD = "the status topics were not read"
@@ -61,6 +64,29 @@ class Stored:
     applied: bool
     sequence_id: int
     deleting: bool = False
+
+
+def applied_record_of(record: Mapping[str, Any]) -> AppliedRecord:
+    """An applied record (AppliedBundle) object as a cluster holds it."""
+    owned = (record.get("status") or {}).get("appliedResources") or []
+    return AppliedRecord(
+        record["spec"]["resourceId"],
+        record["spec"].get("version", 0),
+        tuple((a["name"], a["uid"]) for a in owned if a.get("resource") == "configmaps"),
+    )
+
+
+def stored_of(listed: bundles.BundleRecord) -> Stored:
+    """A bundle as the query API lists it."""
+    status = listed.status
+    return Stored(
+        version=listed.bundle.version,
+        status_version=listed.status_version,
+        applied=status is not None
+        and any(c.get("type") == "Applied" and c.get("status") == "True" for c in status.conditions),
+        sequence_id=status.sequence_id if status is not None else 0,
+        deleting=listed.bundle.deleting,
+    )
 
 
 @dataclasses.dataclass

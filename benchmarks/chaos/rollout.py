@@ -24,11 +24,11 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 
+from benchmarks.chaos.calls import Calls
+from benchmarks.chaos.outcome import Intended
 from maestro import client_errors
 from maestro.api import bundles
 from maestro.client import Credentials, MaestroClient
-from tests.chaos.outcome import Intended
-from tests.integration.maestro.failures import Calls
 
 #: the label of the rollout's ConfigMaps: the rollout's id
 LABEL = "chaos.test.fleetplane.io/rollout"
