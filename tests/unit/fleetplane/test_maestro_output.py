@@ -16,8 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from fleetplane.maestro_connection import Connection
 from fleetplane.cli import app
+from fleetplane.maestro_connection import Connection
 from maestro.api import consumers, listing, revocations
 
 runner = CliRunner()
