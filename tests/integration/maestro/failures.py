@@ -387,9 +387,10 @@ async def rig_of(
         await made.close()
 
 
-async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
-    """Start server replicas side by side and register the clusters as consumers."""
-    servers = [rig.server(name, start=False) for name in names]
+async def start_servers(rig: Rig, *names: str, extra: Sequence[str] = ()) -> list[ServerProcess]:
+    """Start server replicas side by side (``extra`` flags added to each command line) and register
+    the clusters as consumers."""
+    servers = [rig.server(name, start=False, extra=extra) for name in names]
     await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
     async with MaestroClient(
         servers[0].address, source="failures-setup", credentials=rig.credentials()
@@ -443,6 +444,51 @@ class Calls:
         async with self._changed:
             self.retries[reason] += 1
             self._changed.notify_all()
+
+    async def until_accepted(
+        self,
+        what: str,
+        clients: Sequence[MaestroClient],
+        first: int,
+        call: Callable[[MaestroClient], Awaitable[None]],
+        *,
+        call_timeout: float,
+        give_up_after: float,
+        retried: Callable[[client_errors.MaestroCallError], bool] = lambda exc: exc.retryable,
+        went_through: Callable[[client_errors.MaestroCallError], bool] = lambda exc: False,
+        context: Callable[[], str] = str,
+    ) -> None:
+        """Send ``call`` as a source does until it is accepted: first to ``clients[first]``, again
+        to the next one after a pause doubling up to 2 s when it fails with an error ``retried``
+        says to send again or times out; counted in ``retries`` by reason. Any other error fails it,
+        but one ``went_through`` says means that an earlier unanswered attempt was accepted (a
+        delete's NOT_FOUND, say). ``what`` names the call and ``context`` adds to its failures."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + give_up_after
+        attempt, pause, unsure = first, 0.2, False
+        while True:
+            try:
+                async with asyncio.timeout(call_timeout):
+                    await call(clients[attempt % len(clients)])
+                return
+            except client_errors.MaestroCallError as exc:
+                if unsure and went_through(exc):
+                    return
+                if not retried(exc):
+                    raise AssertionError(f"{what} failed with {exc}{context()}") from None
+                reason, detail = exc.code, exc.details
+            except TimeoutError:
+                reason, detail = "TIMEOUT", f"no answer within {call_timeout:.0f}s"
+            unsure = True
+            await self.retried(reason)
+            if loop.time() > give_up:
+                raise AssertionError(
+                    f"{what} was not accepted within {give_up_after:.0f}s; "
+                    f"last error {reason}: {detail}{context()}"
+                )
+            attempt += 1
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     async def until(
         self, what: str, condition: Callable[[], bool], timeout: float, context: str = ""
@@ -517,29 +563,16 @@ class Load:
                 await c.close()
 
     async def _create(self, index: int, work: Work) -> None:
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._give_up_after
-        attempt, pause = index, 0.2
-        while True:
-            source = self._clients[attempt % len(self._clients)]
-            try:
-                await asyncio.wait_for(self._send(source, index, work), self._call_timeout)
-                return
-            except client_errors.MaestroCallError as exc:
-                if exc.code not in RETRIED_CODES:
-                    raise AssertionError(f"create of {work.name} ({work.id}) failed with {exc}") from None
-                reason, detail = exc.code, exc.details
-            except TimeoutError:
-                reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
-            await self.calls.retried(reason)
-            if loop.time() > give_up:
-                raise AssertionError(
-                    f"create of {work.name} was not accepted within {self._give_up_after:.0f}s; "
-                    f"last error {reason}: {detail}\n{self._rig.tails()}"
-                )
-            attempt += 1
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+        await self.calls.until_accepted(
+            f"create of {work.name} ({work.id})",
+            self._clients,
+            index,
+            lambda source: self._send(source, index, work),
+            call_timeout=self._call_timeout,
+            give_up_after=self._give_up_after,
+            retried=lambda exc: exc.code in RETRIED_CODES,
+            context=lambda: f"\n{self._rig.tails()}",
+        )
 
     async def _send(self, source: MaestroClient, index: int, work: Work) -> None:
         """The call of work ``index`` (a create; a load of other calls says otherwise)."""
