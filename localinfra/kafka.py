@@ -196,19 +196,22 @@ def start(
     secure: bool = True,
     pki_env: Environment | None = None,
     principals: PrincipalForm = PrincipalForm.MAPPED,
-    relay_port: int | None = None,
+    relay_ports: Sequence[int] = (),
 ) -> Kafka:
     """Start ``brokers`` nodes (1, or 3 for a cluster that survives the loss of one) and wait until
     they take a round trip. Their certificate comes from ``pki_env``'s CA (default ``env``'s): the
     CA every client must hold a certificate of. ``heap`` is each JVM's (default 768m for one
     broker, 512m each in a cluster). ``principals``: how the brokers name clients (subject: no
-    mapping rules, as on Amazon MSK). With ``relay_port`` (one broker), the broker also serves
-    clients through a relay listening there (`Relayed`); the endpoint records the relay's address
-    (``relayed_bootstrap``) and the listener it forwards to (``relayed_upstream``)."""
+    mapping rules, as on Amazon MSK). With ``relay_ports`` (one per broker), each broker also serves
+    clients through a relay listening at its port (`Relayed`); the endpoint records the relays'
+    addresses (``relayed_bootstrap``, comma-separated) and, in broker order, the listener each
+    forwards to (``relayed_upstreams``)."""
     if brokers not in (1, 3):
         raise InfraError(f"a local Kafka has 1 or 3 brokers, not {brokers}", fix="ask for 1 or 3")
-    if relay_port is not None and brokers != 1:
-        raise InfraError("a relayed listener is for a single broker", fix="start one broker with relay_port")
+    if relay_ports and len(relay_ports) != brokers:
+        raise InfraError(
+            f"{len(relay_ports)} relay ports for {brokers} brokers", fix="give one relay port per broker"
+        )
     java = shutil.which("java")
     if not java:
         raise InfraError("java is not installed", fix="apt-get install -y openjdk-17-jre-headless")
@@ -227,12 +230,13 @@ def start(
     log4j = folder / "log4j2.properties"
     log4j.write_text(LOG4J2)
     jvm = _jvm(java, heap or ("768m" if brokers == 1 else "512m"), log4j)
-    relayed = Relayed(ports.free_port(), relay_port) if relay_port is not None else None
+    relayed: list[Relayed | None] = [Relayed(ports.free_port(), port) for port in relay_ports]
+    relayed = relayed or [None] * brokers
     configs = []
-    for node in nodes:
+    for node, its_relay in zip(nodes, relayed, strict=True):
         config = env.path(node_name(name, node.node_id, brokers)) / "server.properties"
         config.write_text(
-            server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS, principals, relayed)
+            server_properties(node, nodes, max_message_bytes, stores, SUPER_USERS, principals, its_relay)
         )
         configs.append((jvm, config))
     _format(configs, standalone=brokers == 1)
@@ -260,10 +264,10 @@ def start(
     )
     relay = (
         {
-            "relayed_bootstrap": f"127.0.0.1:{relayed.relay_port}",
-            "relayed_upstream": f"127.0.0.1:{relayed.port}",
+            "relayed_bootstrap": ",".join(f"127.0.0.1:{r.relay_port}" for r in relayed if r),
+            "relayed_upstreams": [f"127.0.0.1:{r.port}" for r in relayed if r],
         }
-        if relayed is not None
+        if relay_ports
         else {}
     )
     env.set_endpoint(
