@@ -22,7 +22,8 @@ def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
-@pytest.fixture(scope="module")
+# One pipeline for every test of the suite (the package).
+@pytest.fixture(scope="package")
 async def chaos(
     infra_env: Environment,
     kafka_ha: Brokers,
