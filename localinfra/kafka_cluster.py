@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from confluent_kafka.admin import AdminClient
@@ -135,7 +136,9 @@ def start_cluster(
     *,
     heap: str = "384m",
     pki_env: Environment | None = None,
+    relay_ports: Sequence[int] = (),
 ) -> Brokers:
-    """Three brokers (each also a controller), TLS and ACLs as a single broker has them."""
-    kafka.start(env, name, brokers=3, heap=heap, pki_env=pki_env)
+    """Three brokers (each also a controller), TLS and ACLs as a single broker has them; with
+    ``relay_ports`` (three), each also serves clients through a relay there (`kafka.start`)."""
+    kafka.start(env, name, brokers=3, heap=heap, pki_env=pki_env, relay_ports=relay_ports)
     return Brokers(env, name)

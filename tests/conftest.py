@@ -81,9 +81,7 @@ def pg_dsn(pg_server: postgres.Postgres) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_broker(infra_env: Environment) -> kafka.Kafka:
-    # A second listener a relay may stand in front of (``kafka_config.Relayed``): the chaos suite
-    # cuts one agent off from the broker by stopping its relay. Nothing listens there until a test starts it.
-    return kafka.start(infra_env, relay_ports=[ports.free_port()])
+    return kafka.start(infra_env)
 
 
 @pytest.fixture(scope="session")
@@ -113,8 +111,11 @@ def kafka_as(infra_env: Environment, kafka_broker: kafka.Kafka) -> KafkaAs:
 def kafka_ha(infra_env: Environment) -> kafka_cluster.Brokers:
     """A second Kafka of three brokers (each a controller too), secured as ``kafka_broker``, for the
     tests that kill one: `Brokers` has their pids, ``kill(i)`` (-9) and ``restart(i)``. Small
-    heaps: three JVMs share the machine with everything else."""
-    return kafka_cluster.start_cluster(infra_env, heap="320m")
+    heaps: three JVMs share the machine with everything else. Each broker has a second listener a
+    relay may stand in front of (``kafka_config.Relayed``): the chaos suite cuts one agent off from
+    the brokers by stopping its relays. Nothing listens there until a test starts them."""
+    relays = [ports.free_port() for _ in range(3)]
+    return kafka_cluster.start_cluster(infra_env, heap="320m", relay_ports=relays)
 
 
 @pytest.fixture(scope="session")

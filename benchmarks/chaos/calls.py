@@ -7,6 +7,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from maestro import client_errors
+from maestro.client import MaestroClient
+
 T = TypeVar("T")
 
 
@@ -49,6 +52,51 @@ class Calls:
         async with self._changed:
             self.retries[reason] += 1
             self._changed.notify_all()
+
+    async def until_accepted(
+        self,
+        what: str,
+        clients: Sequence[MaestroClient],
+        first: int,
+        call: Callable[[MaestroClient], Awaitable[None]],
+        *,
+        call_timeout: float,
+        give_up_after: float,
+        retried: Callable[[client_errors.MaestroCallError], bool] = lambda exc: exc.retryable,
+        went_through: Callable[[client_errors.MaestroCallError], bool] = lambda exc: False,
+        context: Callable[[], str] = str,
+    ) -> None:
+        """Send ``call`` as a source does until it is accepted: first to ``clients[first]``, again
+        to the next one after a pause doubling up to 2 s when it fails with an error ``retried``
+        says to send again or times out; counted in ``retries`` by reason. Any other error fails it,
+        but one ``went_through`` says means that an earlier unanswered attempt was accepted (a
+        delete's NOT_FOUND, say). ``what`` names the call and ``context`` adds to its failures."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + give_up_after
+        attempt, pause, unsure = first, 0.2, False
+        while True:
+            try:
+                async with asyncio.timeout(call_timeout):
+                    await call(clients[attempt % len(clients)])
+                return
+            except client_errors.MaestroCallError as exc:
+                if unsure and went_through(exc):
+                    return
+                if not retried(exc):
+                    raise AssertionError(f"{what} failed with {exc}{context()}") from None
+                reason, detail = exc.code, exc.details
+            except TimeoutError:
+                reason, detail = "TIMEOUT", f"no answer within {call_timeout:.0f}s"
+            unsure = True
+            await self.retried(reason)
+            if loop.time() > give_up:
+                raise AssertionError(
+                    f"{what} was not accepted within {give_up_after:.0f}s; "
+                    f"last error {reason}: {detail}{context()}"
+                )
+            attempt += 1
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     async def until(
         self, what: str, condition: Callable[[], bool], timeout: float, context: str = ""

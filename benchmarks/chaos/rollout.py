@@ -143,41 +143,24 @@ class Rollout:
                 await c.close()
 
     async def _send(self, index: int, call: Call, work: Work) -> None:
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._give_up_after
-        attempt, pause, unsure = index, 0.2, False
-        while True:
-            source = self._clients[attempt % len(self._clients)]
-            try:
-                async with asyncio.timeout(self._call_timeout):
-                    if call is Call.CREATE:
-                        await source.apply(work.cluster, work.id, self.bundle(work, 1))
-                    elif call is Call.UPDATE:
-                        await source.apply(work.cluster, work.id, self.bundle(work, 2), create=False)
-                    else:
-                        await source.delete(work.cluster, work.id)
-                return
-            except client_errors.MaestroCallError as exc:
-                if call is Call.DELETE and exc.code == "NOT_FOUND" and unsure:
-                    # An earlier attempt went through unseen, and the deletion is already confirmed.
-                    return
-                if not exc.retryable:
-                    raise AssertionError(
-                        f"{call.value} of {work.name} ({work.id}) failed with {exc}"
-                    ) from None
-                reason, detail = exc.code, exc.details
-            except TimeoutError:
-                reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
-            unsure = True
-            await self.sent.retried(reason)
-            if loop.time() > give_up:
-                raise AssertionError(
-                    f"{call.value} of {work.name} was not accepted within {self._give_up_after:.0f}s; "
-                    f"last error {reason}: {detail}"
-                )
-            attempt += 1
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+        async def once(source: MaestroClient) -> None:
+            if call is Call.CREATE:
+                await source.apply(work.cluster, work.id, self.bundle(work, 1))
+            elif call is Call.UPDATE:
+                await source.apply(work.cluster, work.id, self.bundle(work, 2), create=False)
+            else:
+                await source.delete(work.cluster, work.id)
+
+        await self.sent.until_accepted(
+            f"{call.value} of {work.name} ({work.id})",
+            self._clients,
+            index,
+            once,
+            call_timeout=self._call_timeout,
+            give_up_after=self._give_up_after,
+            # An earlier attempt went through unseen, and the deletion is already confirmed.
+            went_through=lambda exc: call is Call.DELETE and exc.code == "NOT_FOUND",
+        )
 
     async def until(self, what: str, condition: Callable[[], bool], timeout: float = 120) -> None:
         """Wait until ``condition`` (of the rollout's counts) holds; fails saying what was seen."""

@@ -1,11 +1,13 @@
 """The pipeline the chaos suite strikes, shared by every fault, and how a rollout's outcome is read.
 
 Two Maestro server replicas (``fleetplane maestro server`` processes) on a PostgreSQL of their own,
-started durable (fsync on: it is killed -9), and the session's Kafka; one agent process per worker
-cluster. The first cluster's agent reaches Kafka through a `SeverableRelay` on loopback (the
-broker advertises the relay to clients that bootstrap there: ``localinfra.kafka_config.Relayed``), so
-it alone can be cut off from the broker. Each agent looks its placement up on a replica of its
-own. Every process can be killed -9 and started again with the same command line.
+started durable (fsync on: it is killed -9), and the session's three-broker Kafka (its topics of
+three replicas, two in sync before a write is acknowledged, so it survives the loss of a broker);
+one agent process per worker cluster. The first cluster's agent reaches Kafka through a
+`SeverableRelay` per broker on loopback (each broker advertises its relay to clients that bootstrap
+there: ``localinfra.kafka_config.Relayed``), so it alone can be cut off from the brokers. Each
+agent looks its placement up on a replica of its own. Every process can be killed -9 and started
+again with the same command line.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from benchmarks.chaos import outcome
 from benchmarks.chaos.rollout import LABEL, Rollout
 from localinfra import process
 from localinfra.environment import Environment
+from localinfra.kafka_cluster import Brokers
 from localinfra.tcpproxy import SeverableRelay
 from maestro.api import queries
 from maestro.client import MaestroClient
@@ -32,6 +35,8 @@ from tests.integration.maestro.failures import AgentProcess, Rig, ServerProcess,
 
 #: the name of the chaos suite's PostgreSQL in the session environment
 POSTGRES = "chaos-postgres"
+#: the servers' topics survive the loss of a broker: three copies, two in sync before a write is acknowledged
+HA_FLAGS = ("--topic-replication-factor", "3", "--topic-min-insync-replicas", "2")
 
 
 @dataclasses.dataclass
@@ -41,7 +46,9 @@ class Chaos:
     servers: list[ServerProcess]
     #: the agent of each worker cluster, in the rig's cluster order; the first one is relayed
     agents: list[AgentProcess]
-    relay: SeverableRelay
+    #: the first agent's relay to each broker, in broker order
+    relays: list[SeverableRelay]
+    brokers: Brokers
     dsn: str
 
     def note(self, what: str) -> None:
@@ -58,7 +65,8 @@ class Chaos:
         down = [p.short for p in [*self.servers, *self.agents] if not p.alive]
         if not process.is_alive(self.env.processes[POSTGRES]):
             down.append(POSTGRES)
-        if self.relay.cut_off:
+        down += [name for i, name in enumerate(self.brokers.names) if not self.brokers.alive(i)]
+        if any(relay.cut_off for relay in self.relays):
             down.append("the agent's relay to Kafka")
         return down
 

@@ -1,7 +1,8 @@
 """Each fault in turn strikes a rollout on the real pipeline, and the outcome is exact.
 
 One pipeline for the whole suite (`tests.chaos.environment`: two Maestro replicas, PostgreSQL with
-fsync on, the session's Kafka, a real agent per worker cluster, one of them behind a relay). Each
+fsync on, the session's three-broker Kafka, a real agent per worker cluster, one of them behind
+relays). Each
 test runs a rollout of ``WORKS`` works (created, every third updated, every fifth deleted) through
 both replicas and strikes it a third of the way through its calls with one fault; then waits,
 bounded, until the outcome is exact (`benchmarks.chaos.outcome`): every ConfigMap in its cluster and no
@@ -17,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.chaos.environment import POSTGRES, Chaos
-from tests.chaos.faults import CutNetwork, Fault, KillPostgres, KillProcess, roll_out_through
+from tests.chaos.faults import CutNetwork, Fault, KillBroker, KillPostgres, KillProcess, roll_out_through
 
 pytestmark = pytest.mark.chaos
 
@@ -26,8 +27,9 @@ WORKS = 200
 FAULTS: dict[str, Callable[[Chaos], Fault]] = {
     "maestro-replica": lambda chaos: KillProcess(chaos.servers[0]),
     "agent": lambda chaos: KillProcess(chaos.agents[1]),
-    "agent-kafka-cut": lambda chaos: CutNetwork(chaos.relay, chaos),
+    "agent-kafka-cut": lambda chaos: CutNetwork(chaos.relays, chaos),
     "postgres": lambda chaos: KillPostgres(chaos.env, POSTGRES),
+    "kafka-broker": lambda chaos: KillBroker(chaos.brokers, chaos),
 }
 
 

@@ -385,9 +385,10 @@ async def rig_of(
         await made.close()
 
 
-async def start_servers(rig: Rig, *names: str) -> list[ServerProcess]:
-    """Start server replicas side by side and register the clusters as consumers."""
-    servers = [rig.server(name, start=False) for name in names]
+async def start_servers(rig: Rig, *names: str, extra: Sequence[str] = ()) -> list[ServerProcess]:
+    """Start server replicas side by side (``extra`` flags added to each command line) and register
+    the clusters as consumers."""
+    servers = [rig.server(name, start=False, extra=extra) for name in names]
     await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
     async with MaestroClient(
         servers[0].address, source="failures-setup", credentials=rig.credentials()
@@ -458,29 +459,16 @@ class Load:
                 await c.close()
 
     async def _create(self, index: int, work: Work) -> None:
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._give_up_after
-        attempt, pause = index, 0.2
-        while True:
-            source = self._clients[attempt % len(self._clients)]
-            try:
-                await asyncio.wait_for(self._send(source, index, work), self._call_timeout)
-                return
-            except client_errors.MaestroCallError as exc:
-                if exc.code not in RETRIED_CODES:
-                    raise AssertionError(f"create of {work.name} ({work.id}) failed with {exc}") from None
-                reason, detail = exc.code, exc.details
-            except TimeoutError:
-                reason, detail = "TIMEOUT", f"no answer within {self._call_timeout:.0f}s"
-            await self.calls.retried(reason)
-            if loop.time() > give_up:
-                raise AssertionError(
-                    f"create of {work.name} was not accepted within {self._give_up_after:.0f}s; "
-                    f"last error {reason}: {detail}\n{self._rig.tails()}"
-                )
-            attempt += 1
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+        await self.calls.until_accepted(
+            f"create of {work.name} ({work.id})",
+            self._clients,
+            index,
+            lambda source: self._send(source, index, work),
+            call_timeout=self._call_timeout,
+            give_up_after=self._give_up_after,
+            retried=lambda exc: exc.code in RETRIED_CODES,
+            context=lambda: f"\n{self._rig.tails()}",
+        )
 
     async def _send(self, source: MaestroClient, index: int, work: Work) -> None:
         """The call of work ``index`` (a create; a load of other calls says otherwise)."""

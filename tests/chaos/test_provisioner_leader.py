@@ -1,0 +1,254 @@
+"""kill -9 of the provisioner's leader with claims in flight, on the chaos suite's Maestro.
+
+Two ``fleetplane provisioner run`` replicas (leader election on a Lease of their own, default
+timings: 15 s lease) on the session's hub, talking to the chaos pipeline's Maestro. ``CLAIMS``
+ClusterClaims are applied at once; once a third of them are Ready the leader is killed -9. The
+standby takes the Lease (the seconds from the kill are measured and printed) and serves the claims
+left in flight: in the end every claim is Ready, with exactly one Maestro consumer and one hub
+inventory entry each (found by the claims' label) and nothing else of theirs. Then every claim is
+deleted: the claims, their consumers and inventory entries all go.
+
+The clusters come from the ``simulated`` provider (a cluster's own API kept in the provisioner's
+memory; claims, composites, revisions, inventory entries, connection Secrets, Maestro consumers and
+certificates are real). A real local cluster per claim (kube-apiserver, Argo CD, agent) takes
+minutes to start; the chaos suite's time budget has no room for a handful of them. A standby that
+takes over finds the dead leader's simulated clusters gone and provisions them again under the
+same registrations, which is what the exactly-once checks look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeio import objects
+from kubeio.errors import NotFoundError
+from kubeio.rest import KubeRest
+from localinfra import kube
+from localinfra.environment import Environment
+from maestro.client import MaestroClient
+from provisioner import catalog, operator
+from tests.chaos.environment import Chaos
+from tests.integration.maestro.failures import FLEETPLANE, Managed
+from trust.identity import Identity
+
+pytestmark = pytest.mark.chaos
+
+CLAIMS = 12
+GROUP = "platform.fleetplane.io/v1alpha1"
+INVENTORY = "/api/v1/namespaces/argocd/secrets"
+#: what a simulated cluster's Argo CD would sync (nothing fetches it)
+APPS_REPO = "https://git.invalid/chaos/apps.git"
+
+
+class Replica(Managed):
+    """One ``fleetplane provisioner run`` replica; ready once it competes for the Lease."""
+
+    def identity(self) -> str | None:
+        """Who it is in the Lease, once it has said so."""
+        text = self.log.read_text() if self.log.exists() else ""
+        found = re.search(r"trying to lead as ([\w.-]+)", text)
+        return found.group(1) if found else None
+
+    def is_ready(self) -> bool:
+        return self.identity() is not None
+
+
+def claim(name: str, namespace: str, run: str) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "ClusterClaim",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parameters": {
+                "provider": "simulated",
+                "labels": {"chaos-run": run},
+                "apps": {"repoURL": APPS_REPO, "path": "apps"},
+            }
+        },
+    }
+
+
+class Platform:
+    """What a user of the provisioner reads: the Lease, the claims, Maestro's consumers, the hub
+    inventory; every wait fails with the replicas' logs."""
+
+    def __init__(self, rest: KubeRest, chaos: Chaos, replicas: list[Replica], run: str) -> None:
+        self.rest, self.chaos, self.replicas, self.run = rest, chaos, replicas, run
+        self.namespace = f"chaos-claims-{run}"
+        self.claims = f"/apis/{GROUP}/namespaces/{self.namespace}/clusterclaims"
+        self.lease = f"/apis/coordination.k8s.io/v1/namespaces/default/leases/provisioner-{run}"
+
+    async def holder(self) -> str:
+        with contextlib.suppress(NotFoundError):
+            return str((await self.rest.request("GET", self.lease))["spec"].get("holderIdentity") or "")
+        return ""
+
+    async def ready(self) -> list[str]:
+        items = (await self.rest.request("GET", self.claims)).get("items") or []
+        return sorted(
+            c["metadata"]["name"]
+            for c in items
+            if any(
+                k.get("type") == "Ready" and k.get("status") == "True"
+                for k in (c.get("status") or {}).get("conditions") or []
+            )
+        )
+
+    async def left(self) -> int:
+        return len((await self.rest.request("GET", self.claims)).get("items") or [])
+
+    async def consumers(self) -> list[str]:
+        async with MaestroClient(
+            self.chaos.live_server().address,
+            source="chaos-observer",
+            credentials=self.chaos.rig.credentials(),
+        ) as reader:
+            return sorted(c.name for c in await reader.list_consumers({"chaos-run": self.run}))
+
+    async def inventory(self) -> list[str]:
+        reply = await self.rest.request("GET", INVENTORY, query=[("labelSelector", f"chaos-run={self.run}")])
+        return sorted(s["metadata"]["name"] for s in reply.get("items") or [])
+
+    async def until(
+        self, what: str, check: Callable[[], Awaitable[tuple[bool, Any]]], timeout: float = 240
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            done, seen = await check()
+            if done:
+                return seen
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {r.short} ({r.log}):\n{r.tail(30)}" for r in self.replicas)
+                pytest.fail(f"{what}: not within {timeout:.0f}s; last seen {seen}\n{logs}", pytrace=False)
+            await asyncio.sleep(0.5)
+
+
+@contextlib.asynccontextmanager
+async def provisioners(
+    env: Environment, hub: kube.Cluster, chaos: Chaos, log_dir: Path, run: str
+) -> AsyncIterator[list[Replica]]:
+    tls = chaos.rig.identity(Identity.admin(operator.MAESTRO_SOURCE))
+    argv = [
+        FLEETPLANE,
+        "provisioner",
+        "run",
+        "--kubeconfig",
+        str(hub.kubeconfig),
+        "--maestro",
+        chaos.servers[0].address,
+        "--kafka",
+        chaos.rig.kafka.bootstrap,
+        "--topic-prefix",
+        chaos.rig.topics.prefix,
+        "--simulated",
+        "--tls-dir",
+        str(tls),
+        # the session's CA, which Maestro trusts, issues each cluster's agent and Redis certificates
+        "--ca-dir",
+        str(env.path("pki")),
+        "--leader-elect-resource-name",
+        f"provisioner-{run}",
+        # The default 15 s lease, with the renew deadline just short of it: on a machine this loaded
+        # a renewal can queue behind the claims' writes for more than the default 10 s.
+        "--leader-elect-renew-deadline",
+        "14",
+        "--resync",
+        "10",
+        "--log-level",
+        "info",
+    ]
+    replicas = [Replica(env, f"chaos/provisioner-{run}-{i}", argv, log_dir) for i in (1, 2)]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))
+        yield replicas
+    finally:
+        for r in replicas:
+            await asyncio.to_thread(r.forget)
+
+
+async def test_the_provisioners_standby_takes_over_claims_in_flight(
+    chaos: Chaos, hub: kube.Cluster, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    rest = KubeRest.from_kubeconfig(hub.kubeconfig)
+    try:
+        await operator.install(objects.Objects(rest), catalog.COMPOSITIONS_DIR / "worker-cluster")
+        async with provisioners(chaos.env, hub, chaos, tmp_path, run) as replicas:
+            platform = Platform(rest, chaos, replicas, run)
+            names = [f"c-{run}-{i:02d}" for i in range(CLAIMS)]
+            hub_objects = objects.Objects(rest)
+            await hub_objects.apply(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": platform.namespace}},
+                field_manager="chaos",
+            )
+
+            async def one_leads() -> tuple[bool, Any]:
+                holder = await platform.holder()
+                return holder in {r.identity() for r in replicas}, holder
+
+            holder = await platform.until("a replica to lead", one_leads)
+            (leader,) = [r for r in replicas if r.identity() == holder]
+            (standby,) = [r for r in replicas if r is not leader]
+            started = time.monotonic()
+            await asyncio.gather(
+                *(hub_objects.apply(claim(n, platform.namespace, run), field_manager="chaos") for n in names)
+            )
+
+            async def some_ready() -> tuple[bool, Any]:
+                ready = await platform.ready()
+                return len(ready) >= CLAIMS // 3, len(ready)
+
+            in_flight = CLAIMS - await platform.until(f"{CLAIMS // 3} claims Ready", some_ready)
+            await asyncio.to_thread(leader.kill_hard)
+            killed = time.monotonic()
+            chaos.note(f"provisioner leader {leader.short} killed -9 with {in_flight} claims not Ready")
+
+            async def standby_leads() -> tuple[bool, Any]:
+                holder = await platform.holder()
+                return holder == standby.identity(), holder
+
+            await platform.until("the standby to take the Lease", standby_leads, timeout=120)
+            takeover = time.monotonic() - killed
+
+            async def all_ready() -> tuple[bool, Any]:
+                ready = await platform.ready()
+                return ready == names, f"{len(ready)}/{CLAIMS} Ready"
+
+            await platform.until("every claim Ready", all_ready)
+            to_ready, from_apply = time.monotonic() - killed, time.monotonic() - started
+
+            # Exactly once: one consumer and one inventory entry per claim, nothing else of theirs.
+            async def one_each() -> tuple[bool, Any]:
+                consumers, inventory = await platform.consumers(), await platform.inventory()
+                return len(consumers) == CLAIMS and len(inventory) == CLAIMS, (consumers, inventory)
+
+            consumers, inventory = await platform.until("a consumer and an entry per claim", one_each, 60)
+            assert len(set(consumers)) == CLAIMS and len(set(inventory)) == CLAIMS, (consumers, inventory)
+            assert standby.alive and not leader.alive
+
+            deleting = time.monotonic()
+            for n in names:
+                await rest.request("DELETE", f"{platform.claims}/{n}")
+
+            async def all_gone() -> tuple[bool, Any]:
+                left = (await platform.left(), await platform.consumers(), await platform.inventory())
+                return left == (0, [], []), left
+
+            await platform.until("the claims, their consumers and inventory entries gone", all_gone)
+            deleted = time.monotonic() - deleting
+            print(
+                f"kill -9 of the provisioner's leader: claims {CLAIMS}, in flight {in_flight}, "
+                f"takeover {takeover:.1f}, every claim Ready {to_ready:.1f} after the kill "
+                f"({from_apply:.1f} from the apply), deleted {deleted:.1f}"
+            )
+    finally:
+        await rest.close()
