@@ -161,7 +161,12 @@ def publish(
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """One CloudEvent per Publish call, as upstream's source clients send: creates/s, latency, the
-    time to list every work back, beside upstream Maestro's server when it is built."""
+    time to list every work back, beside upstream Maestro's server when it is built.
+
+    Both servers run secure by default, their clients presenting a source certificate from the
+    platform CA: fleetplane's with mutual TLS and its cached per-call authorization, upstream's
+    with mutual TLS (--grpc-authn-type=mtls) and a SubjectAccessReview to a kube-apiserver per
+    call. --insecure runs both plaintext with no authorization."""
     from benchmarks import publish as publish_bench
 
     settings = publish_bench.PublishSettings(
