@@ -66,6 +66,9 @@ class PublishSettings:
     driver: Path | None = None
     #: works each server holds when the list is timed (upstream's perf scale: 6,000 of ~16 KiB)
     list_bundles: int = 6000
+    #: measured creates at each concurrency for upstream (None: ``publishes``); secure, upstream
+    #: takes about 5 creates/s, its authorizer's Kubernetes client limited to 5 requests/s
+    upstream_publishes: int | None = None
 
 
 def cached_or_given(settings: PublishSettings) -> PublishSettings:
@@ -470,6 +473,8 @@ async def _upstream_runs(
         secure = upstream.Secure(serving, kubeconfig)
         credentials, tls = security.credentials(PUBLISHER), security.tls(PUBLISHER)
         authorizer = upstream_authorizer.process_names()
+    if settings.upstream_publishes is not None:
+        settings = dataclasses.replace(settings, publishes=settings.upstream_publishes)
     for i, binary in enumerate(settings.upstream_servers):
         name = f"upstream-{i}" if len(settings.upstream_servers) > 1 else "upstream"
         progress(f"[bench] starting upstream Maestro {binary} on the same PostgreSQL ...")
