@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from benchmarks import maestro_setup, publish_driver, upstream
+from benchmarks import maestro_setup, publish_driver, upstream, upstream_authorizer
 from benchmarks.progress import Progress
 from benchmarks.timeline import percentile_ms
 from localinfra import kafka, ports, postgres, process, upstream_maestro
@@ -44,6 +44,8 @@ from trust.identity import Identity
 
 #: the source identity the publishing clients hold, as an upstream source client would
 PUBLISHER = Identity.source("upstream-perf")
+#: upstream's server's serving identity, from the same platform CA
+UPSTREAM_IDENTITY = Identity.service("maestro-upstream")
 #: the work namespace upstream's perf tool creates works in (ManifestWork namespace = cluster name)
 _WORK_PREFIX = "perf-work"
 
@@ -64,6 +66,9 @@ class PublishSettings:
     driver: Path | None = None
     #: works each server holds when the list is timed (upstream's perf scale: 6,000 of ~16 KiB)
     list_bundles: int = 6000
+    #: measured creates at each concurrency for upstream (None: ``publishes``); secure, upstream
+    #: takes about 5 creates/s, its authorizer's Kubernetes client limited to 5 requests/s
+    upstream_publishes: int | None = None
 
 
 def cached_or_given(settings: PublishSettings) -> PublishSettings:
@@ -348,9 +353,12 @@ async def _level(
     return _level_result(target, concurrency, count, latencies, seconds, errors, cpu_before, progress)
 
 
-def _cpu_of(env: Environment, server: str) -> Callable[[], dict[str, float]]:
-    """CPU seconds so far of the server under test, PostgreSQL and Kafka."""
-    names = {server: "server", "postgres": "postgres", "kafka": "kafka"}
+def _cpu_of(
+    env: Environment, server: str, extra: dict[str, str] | None = None
+) -> Callable[[], dict[str, float]]:
+    """CPU seconds so far of the server under test, PostgreSQL, Kafka and the ``extra`` processes
+    it relies on (name -> label)."""
+    names = {server: "server", "postgres": "postgres", "kafka": "kafka", **(extra or {})}
 
     def used() -> dict[str, float]:
         records = {label: env.processes[name] for name, label in names.items() if name in env.processes}
@@ -454,19 +462,32 @@ async def _upstream_runs(
         progress(f"[bench] {note}")
         result.notes.append(note)
         return
+    secure, credentials, tls, authorizer = None, channels.Credentials.insecure(), None, {}
+    if not settings.insecure:
+        # Started after fleetplane's run: its API server is upstream's cost alone.
+        progress("[bench] starting the kube-apiserver upstream's authorizer asks ...")
+        kubeconfig = await asyncio.to_thread(upstream_authorizer.start, env, PUBLISHER)
+        security = maestro_setup.Security(env)
+        serving = security.tls(UPSTREAM_IDENTITY, server=True)
+        assert serving is not None  # secure: issued
+        secure = upstream.Secure(serving, kubeconfig)
+        credentials, tls = security.credentials(PUBLISHER), security.tls(PUBLISHER)
+        authorizer = upstream_authorizer.process_names()
+    if settings.upstream_publishes is not None:
+        settings = dataclasses.replace(settings, publishes=settings.upstream_publishes)
     for i, binary in enumerate(settings.upstream_servers):
         name = f"upstream-{i}" if len(settings.upstream_servers) > 1 else "upstream"
         progress(f"[bench] starting upstream Maestro {binary} on the same PostgreSQL ...")
-        server = await asyncio.to_thread(upstream.start, env, pg, binary, name, root / name)
+        server = await asyncio.to_thread(upstream.start, env, pg, binary, name, root / name, secure)
         for cluster in clusters:
-            await upstream.create_consumer(server.rest, cluster)
+            await upstream.create_consumer(server, cluster)
         target = Target(
             name,
             server.grpc,
-            channels.Credentials.insecure(),
+            credentials,
             server.record.pid,
-            _cpu_of(env, server.record.name),
-            publish_driver.Endpoints(server.grpc, server.rest, None),
+            _cpu_of(env, server.record.name, authorizer),
+            publish_driver.Endpoints(server.grpc, server.rest, tls),
         )
         await _measure(target, clusters, settings, progress, result)
         env.stop_process(server.record.name)

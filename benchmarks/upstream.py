@@ -3,13 +3,18 @@
 Upstream builds outside this project (see the benchmark docs); a benchmark given its binary runs
 ``maestro migration`` then ``maestro server --message-broker-type=grpc`` on a database of its own,
 every port on a free one, its database settings in files (as upstream reads them), and registers
-consumers through its REST API. It serves its gRPC source API in plaintext with its default
-(mock) authentication: upstream's own defaults.
+consumers through its REST API. Secure (the benchmark's default), it serves its gRPC source API
+with TLS 1.3 and mutual TLS authentication (``--grpc-authn-type=mtls``: the client certificate must
+chain to the platform CA), authorizes each call with a SubjectAccessReview
+(``upstream_authorizer.py``) and serves its REST API over HTTPS, all with certificates from the
+platform CA; otherwise its gRPC API is plaintext with its default mock authentication and no
+authorization, as upstream runs by default.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +26,7 @@ import psycopg
 from localinfra import ports, postgres, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from trust.files import TLSFiles
 
 START_TIMEOUT = 120.0
 
@@ -31,7 +37,42 @@ class UpstreamServer:
     #: its gRPC source API (host:port) and its REST API (a base URL)
     grpc: str
     rest: str
-    mode: str = "plaintext gRPC, upstream's default mock authentication, gRPC broker, log verbosity 1"
+    mode: str
+    #: how its clients check its certificate (None: plaintext)
+    ssl: ssl.SSLContext | None = None
+
+
+@dataclass(frozen=True)
+class Secure:
+    """What upstream's server runs secure with: its serving certificate (its CA also the CA its
+    clients' certificates must chain to) and the kubeconfig its authorizer reviews calls with."""
+
+    serving: TLSFiles
+    authorizer_kubeconfig: Path
+
+    def args(self) -> list[str]:
+        cert, key = str(self.serving.cert), str(self.serving.key)
+        return [
+            f"--grpc-tls-cert-file={cert}",
+            f"--grpc-tls-key-file={key}",
+            "--grpc-authn-type=mtls",
+            f"--grpc-client-ca-file={self.serving.ca}",
+            f"--grpc-authorizer-config={self.authorizer_kubeconfig}",
+            "--enable-https",
+            f"--https-cert-file={cert}",
+            f"--https-key-file={key}",
+        ]
+
+    def client_ssl(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.serving.ca))
+
+
+_PLAINTEXT = "plaintext gRPC and REST, upstream's default mock authentication, no authorization"
+_SECURE = (
+    "gRPC over TLS 1.3 with mutual TLS (--grpc-authn-type=mtls), a SubjectAccessReview per call, "
+    "REST over HTTPS"
+)
+_COMMON = "gRPC broker, log verbosity 1"
 
 
 def _db_files(pg: postgres.Postgres, folder: Path) -> list[str]:
@@ -65,8 +106,16 @@ def _db_files(pg: postgres.Postgres, folder: Path) -> list[str]:
     return args
 
 
-def start(env: Environment, pg: postgres.Postgres, binary: Path, name: str, folder: Path) -> UpstreamServer:
-    """Migrate its schema, start it, wait until its REST API answers."""
+def start(
+    env: Environment,
+    pg: postgres.Postgres,
+    binary: Path,
+    name: str,
+    folder: Path,
+    secure: Secure | None,
+) -> UpstreamServer:
+    """Migrate its schema, start it (secure, or plaintext when ``secure`` is None), wait until its
+    REST API answers."""
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise InfraError(
             f"{binary} is not an executable file", fix="give the path of a built `maestro` binary"
@@ -95,23 +144,28 @@ def start(env: Environment, pg: postgres.Postgres, binary: Path, name: str, fold
         f"--health-check-server-bindport={ports.free_port()}",
         # its development environment (the default) logs at verbosity 10; production's level
         "--v=1",
+        *(secure.args() if secure else []),
     ]
     record = env.add_process(process.spawn(name, argv, folder / f"{name}.log", cwd=folder))
-    rest = f"http://127.0.0.1:{rest_port}"
-    process.wait_until(record, lambda: _answers(rest), timeout=START_TIMEOUT, what="serving REST")
-    return UpstreamServer(record, f"127.0.0.1:{grpc_port}", rest)
+    rest = f"{'https' if secure else 'http'}://127.0.0.1:{rest_port}"
+    context = secure.client_ssl() if secure else None
+    process.wait_until(record, lambda: _answers(rest, context), timeout=START_TIMEOUT, what="serving REST")
+    mode = f"{_SECURE if secure else _PLAINTEXT}, {_COMMON}"
+    return UpstreamServer(record, f"127.0.0.1:{grpc_port}", rest, mode, context)
 
 
-def _answers(rest: str) -> bool:
-    with urllib.request.urlopen(f"{rest}/api/maestro/v1/consumers?size=1", timeout=2) as reply:
+def _answers(rest: str, context: ssl.SSLContext | None) -> bool:
+    url = f"{rest}/api/maestro/v1/consumers?size=1"
+    with urllib.request.urlopen(url, timeout=2, context=context) as reply:
         return bool(reply.status == 200)
 
 
-async def create_consumer(rest: str, name: str) -> None:
+async def create_consumer(server: UpstreamServer, name: str) -> None:
     """``POST /api/maestro/v1/consumers``, as upstream's tools register a cluster."""
+    url = f"{server.rest}/api/maestro/v1/consumers"
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{rest}/api/maestro/v1/consumers", json={"name": name}) as reply,
+        session.post(url, json={"name": name}, ssl=server.ssl or True) as reply,
     ):
         if reply.status not in (200, 201, 409):
             raise InfraError(

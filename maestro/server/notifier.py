@@ -22,6 +22,8 @@ class Notifier:
         self._dsn = dsn
         self._channels = list(channels)
         self._conditions = {c: asyncio.Condition() for c in channels}
+        #: notifications heard so far on each channel (and wake-ups after a lost connection)
+        self._heard = dict.fromkeys(channels, 0)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -54,11 +56,21 @@ class Notifier:
     async def _wake(self, channel: str) -> None:
         condition = self._conditions.get(channel)
         if condition is not None:
+            self._heard[channel] += 1
             async with condition:
                 condition.notify_all()
 
-    async def wait(self, channel: str, timeout: float) -> None:
+    def heard(self, channel: str) -> int:
+        """How many notifications of ``channel`` this process has heard: a waiter that read it
+        before looking for work passes it to ``wait`` so that none heard meanwhile is missed."""
+        return self._heard[channel]
+
+    async def wait(self, channel: str, timeout: float, *, heard: int | None = None) -> None:
+        """Until the next notification of ``channel`` or ``timeout``; at once when more than
+        ``heard`` (a count ``heard()`` gave) have been heard."""
         condition = self._conditions[channel]
+        if heard is not None and self._heard[channel] != heard:
+            return
         async with condition:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):

@@ -77,8 +77,12 @@ class OutboxRelay:
     async def run(self) -> None:
         while True:
             try:
-                if not await self.relay_once():
-                    await self._notifier.wait(store_mod.OUTBOX_CHANNEL, 1.0)
+                heard = self._notifier.heard(store_mod.OUTBOX_CHANNEL)
+                if await self.relay_once() < self._batch:
+                    # A claim short of a full batch took every row then claimable: claim again once
+                    # a commit since rings (at once if one already did), not straight away for an
+                    # empty claim, a transaction per event when events come one at a time.
+                    await self._notifier.wait(store_mod.OUTBOX_CHANNEL, 1.0, heard=heard)
             except asyncio.CancelledError:
                 raise
             except PublishError as exc:

@@ -391,7 +391,7 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def _relay_transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A relay's lease or ack, committed without waiting for its WAL flush: should PostgreSQL
+        """A relay's lease, ack or settlement, committed without waiting for its WAL flush: should PostgreSQL
         lose it in a crash, the rows are published again, which the outbox allows for anyway (a
         relay dying between publish and ack does the same). Spec changes never commit this way."""
         async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
@@ -445,8 +445,10 @@ class Store:
     ) -> int:
         """Drop the events Kafka acknowledged, count a refusal against each refused one (moving
         those refused ``attempts`` times to the quarantine) and give back this store's leases;
-        returns how many were quarantined."""
-        async with self._pool.connection() as conn, conn.transaction():
+        returns how many were quarantined. Committed as a relay's transaction: one commit of it per
+        relayed batch that waited for its WAL flush would queue the next publish's commit behind
+        that flush; lost in a crash, its rows are published again (or refused once more)."""
+        async with self._relay_transaction() as conn:
             return await quarantine_sql.settle_outbox(conn, acked, refused, self.owner, attempts)
 
     async def quarantine_statuses(self, held: Sequence[quarantine.StatusMessage]) -> None:

@@ -98,6 +98,8 @@ def test_bench_publish_one_event_per_call_side_by_side_when_upstream_is_built() 
         assert figures["listed"] == {} and "no list timed" in progress
     if upstream_maestro.server_binary().is_file():
         assert servers == {"fleetplane", "upstream"} and set(figures["ratios"]) == {"1", "2"}
+        # secure by default, both: upstream with mutual TLS and its per-call authorizer
+        assert any("--grpc-authn-type=mtls" in note for note in figures["notes"])
     else:
         assert servers == {"fleetplane"} and "upstream Maestro not run" in progress
     assert "logs kept" not in progress

@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from maestro.api import bundles, errors, lifecycle, queries, resync
+from maestro.server.notifier import Notifier
 from maestro.storage import migrations, pool, store
 
 pytestmark = pytest.mark.integration
@@ -238,6 +239,28 @@ async def test_relays_hear_of_a_spec_change_once_it_is_committed(
         assert note.channel == store.OUTBOX_CHANNEL
         # What it heard of is there to claim.
         assert len(await maestro_store.claim_outbox(10)) == 1
+
+
+async def test_a_relay_that_looked_for_work_hears_of_a_commit_made_meanwhile(
+    maestro_store: store.Store, migrated_dsn: str
+) -> None:
+    await maestro_store.create_consumer("c1")
+    notifier = Notifier(migrated_dsn, [store.OUTBOX_CHANNEL])
+    await notifier.start()
+    try:
+        heard = notifier.heard(store.OUTBOX_CHANNEL)
+        assert await maestro_store.claim_outbox(10) == []  # nothing yet
+        await maestro_store.create_resource(create_request("c1"))  # committed after that claim
+        async with asyncio.timeout(30):
+            # not waiting on the notifier here: the point is a ring heard while nobody waits
+            while notifier.heard(store.OUTBOX_CHANNEL) == heard:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        # Its ring came while the relay was not waiting: the wait returns at once, not after 600 s.
+        async with asyncio.timeout(30):
+            await notifier.wait(store.OUTBOX_CHANNEL, 600.0, heard=heard)
+        assert len(await maestro_store.claim_outbox(10)) == 1
+    finally:
+        await notifier.stop()
 
 
 async def test_concurrent_claims_never_share_a_row_or_a_consumer(migrated_dsn: str) -> None:

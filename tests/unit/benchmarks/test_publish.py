@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import upstream, upstream_authorizer
 from benchmarks.publish import LevelResult, PublishResult, PublishSettings, cached_or_given, work_event
 from localinfra import upstream_maestro
 from maestro.api import bundle_events, events, ids
 from maestro.wire import cloudevents as wire_events
+from trust.files import TLSFiles
+from trust.identity import Identity
 
 
 def test_a_work_event_is_an_upstream_create_of_the_clusters_manifestwork() -> None:
@@ -57,3 +60,27 @@ def test_upstreams_builds_are_taken_from_the_cache_unless_given(
     )
     given = cached_or_given(PublishSettings(upstream_servers=(tmp_path / "maestro",), driver=tmp_path / "d"))
     assert (given.driver, given.upstream_servers) == (tmp_path / "d", (tmp_path / "maestro",))
+
+
+def test_upstream_runs_secure_with_mutual_tls_its_authorizer_and_https(tmp_path: Path) -> None:
+    serving = TLSFiles(ca=tmp_path / "ca.crt", cert=tmp_path / "tls.crt", key=tmp_path / "tls.key")
+    args = upstream.Secure(serving, tmp_path / "reviewer.kubeconfig").args()
+    assert "--grpc-authn-type=mtls" in args
+    assert f"--grpc-client-ca-file={tmp_path / 'ca.crt'}" in args
+    assert f"--grpc-authorizer-config={tmp_path / 'reviewer.kubeconfig'}" in args
+    assert {
+        f"--grpc-tls-cert-file={tmp_path / 'tls.crt'}",
+        f"--https-cert-file={tmp_path / 'tls.crt'}",
+    } <= set(args)
+    assert "--enable-https" in args
+
+
+def test_upstreams_authorizer_lets_the_source_publish_as_itself_only() -> None:
+    rules = {
+        role["metadata"]["name"]: role["rules"]
+        for role in upstream_authorizer.rbac(Identity.source("upstream-perf"))
+        if role["kind"] == "ClusterRole"
+    }
+    assert rules["maestro-source-upstream-perf"] == [
+        {"nonResourceURLs": ["/sources/upstream-perf"], "verbs": ["pub", "sub"]}
+    ]

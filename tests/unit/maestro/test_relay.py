@@ -85,7 +85,10 @@ class FakeOutbox:
 
 
 class FakeNotifier:
-    async def wait(self, channel: str, timeout: float) -> None:
+    def heard(self, channel: str) -> int:
+        return 0
+
+    async def wait(self, channel: str, timeout: float, *, heard: int | None = None) -> None:
         await asyncio.sleep(min(timeout, 0.01))
 
 
