@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from benchmarks.chaos.calls import Calls
 from benchmarks.chaos.outcome import Intended
-from maestro import client_errors
 from maestro.api import bundles
 from maestro.client import Credentials, MaestroClient
 

@@ -41,7 +41,6 @@ from localinfra import kafka as local_kafka
 from localinfra import kube, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
-from maestro import client_errors
 from maestro.agent import records
 from maestro.agent.manifests import marker_value
 from maestro.api import bundles, queries
