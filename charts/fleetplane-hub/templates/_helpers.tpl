@@ -51,7 +51,7 @@ true
 {{/* The host of argocd.server.url ("" when unset), which its certificate names too. */}}
 {{- define "fleetplane-hub.argocdHost" -}}
 {{- with .Values.argocd.server.url -}}
-{{- (urlParse .).host | regexReplaceAll ":[0-9]+$" "" -}}
+{{- regexReplaceAll ":[0-9]+$" (urlParse .).host "" -}}
 {{- end -}}
 {{- end -}}
 
