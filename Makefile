@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 .PHONY: demo test lint unit integration e2e build image install-local hub-ui proto clean-cache help
 
 help:
-	@echo "make demo   - start the local fleet demo (Ctrl-C stops and cleans up)"
+	@echo "make demo   - the local fleet demo, held 30 min for you to look (Ctrl-C ends it sooner and cleans up)"
 	@echo "make test   - lint, then unit, integration and end-to-end tests (stops at the first failing tier)"
 	@echo "make build  - only build/install the real components into ~/.cache/fleetplane"
 	@echo "make image  - build the server, agent and hub OCI images (as root; see docs/images.md)"

@@ -17,6 +17,7 @@ from rich.console import Console
 from bootstrap import local_components
 from fleetplane import build_progress, local_install, local_status, output
 from fleetplane.demo import gitops as demo_gitops
+from fleetplane.demo import hold as demo_hold
 from fleetplane.demo import journey
 from localinfra import (
     argocd_ui,
@@ -234,7 +235,14 @@ def down(env: str = ENV_OPTION) -> None:
 def demo(
     clusters: int = typer.Option(2, min=1, max=8, help="Cluster claims to apply (fleetplane:demoClusters)."),
     stack: str = typer.Option("local", "--stack", help="The bootstrap project's stack to bring up."),
-    hold: bool = typer.Option(True, help="Keep running until Ctrl-C (--no-hold: stop at once)."),
+    hold: str = typer.Option(
+        demo_hold.DEFAULT,
+        "--hold",
+        metavar="DURATION",
+        help="How long to keep the platform running for you to look at it (30m, 1h30m, 90s) before "
+        "`pulumi destroy`; Ctrl-C ends it sooner.",
+    ),
+    no_hold: bool = typer.Option(False, "--no-hold", help="Do not hold: `pulumi destroy` after the cases."),
     gitops: bool = typer.Option(
         False,
         "--gitops",
@@ -243,8 +251,12 @@ def demo(
     ),
 ) -> None:
     """Play the journey of docs/demo.md: pulumi up the local stack, apply the cluster claims, wait
-    until they are Ready, play the three ApplicationSet cases, hold until Ctrl-C, then pulumi
-    destroy (also when the terminal goes away)."""
+    until they are Ready, play the three ApplicationSet cases, hold the platform (30 minutes, or
+    until Ctrl-C), then pulumi destroy (also when the terminal goes away)."""
+    try:
+        held = 0.0 if no_hold else demo_hold.parse(hold)
+    except demo_hold.BadDuration as exc:
+        raise typer.BadParameter(str(exc), param_hint="--hold") from None
     # A SIGTERM, or the terminal going away, ends the demo as Ctrl-C does: through pulumi destroy.
     for ended in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(ended, lambda *_: sys.exit(0))
@@ -284,14 +296,14 @@ def demo(
             steps = demo_gitops.demo_steps(repo)
         journey.play(stage, out, steps=steps)
         argocd_access = (outputs["argocdUrl"], outputs["argocdPasswordCommand"], outputs["argocdLogin"])
-        journey.argocd_hints(out, *argocd_access)
-        if hold:
+        journey.argocd_hints(out, *argocd_access, ui_built=argocd_ui_binary.built_binary() is not None)
+        if held:
             user = platform.tls_dir(platform.identity(root, platform.USER_IDENTITY))
             journey.hints(out, hub, outputs["maestroAddress"], root.root / "demo", user, root.all_processes())
-            console.print("press Ctrl-C to run `pulumi destroy`")
-            while not dead():
-                time.sleep(5)
-            raise InfraError("a process died: " + ", ".join(f"{r.name} ({r.log})" for r in dead()))
+            console.print(demo_hold.announcement(held), soft_wrap=True)
+            if died := demo_hold.wait(held, dead):
+                raise InfraError("a process died: " + ", ".join(f"{r.name} ({r.log})" for r in died))
+            console.print("the hold is over")
     except InfraError as exc:
         failed = True
         console.print(f"[red]error:[/red] {exc}")

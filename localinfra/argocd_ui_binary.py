@@ -6,6 +6,11 @@ copied (files hard-linked from the read-only module cache), its ``ui/dist/app`` 
 assets :mod:`localinfra.argocd_ui` built, and the same ``cmd`` package built in a scratch module
 with the go.mod and go.sum of the Kubernetes/Argo CD build plus one ``replace`` to that copy: the
 dependency graph is the same, so the Go build cache serves everything outside Argo CD's own packages.
+
+The binary is stamped as Argo CD's Makefile stamps a release (``-X .../common.version`` and the
+rest), so ``argocd version`` and the UI's badge name the release rather than ``v99.99.99``. The
+module proxy keeps no commit, so the version reads ``v3.6.1+unknown``: Argo CD shows a bare tag only
+beside a commit.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from localinfra.progress import Reporter, stderr_reporter, step
 #: roughly how long a build takes on 2 shared cores with a warm Go build cache, in seconds
 ESTIMATE = 600.0
 _UI_PACKAGE_DIST = Path("ui") / "dist" / "app"
+#: where Argo CD keeps its build's version variables (Argo CD's Makefile: ``PACKAGE``)
+VERSION_PACKAGE = f"{argocd_ui.ARGOCD_MODULE}/common"
+_CLIENT_GO = "k8s.io/client-go"
 
 
 def binary_path() -> Path:
@@ -104,6 +112,53 @@ def _scratch_module(work: Path, copy: Path) -> None:
     gomod.write_text(gomod.read_text() + replace)
 
 
+def _required_version(gomod: str, module: str) -> str:
+    """The version ``gomod`` requires of ``module`` ("" when it requires none)."""
+    for raw in gomod.splitlines():
+        fields = raw.split("//")[0].split()
+        if fields[:1] == ["require"]:
+            fields = fields[1:]
+        if len(fields) == 2 and fields[0] == module:
+            return fields[1]
+    return ""
+
+
+def version_ldflags(module: Path, released: str) -> list[str]:
+    """The ``-X`` flags Argo CD's Makefile links a release with, from the module's files:
+    ``VERSION``, the client-go it requires (``kubectlVersion``), and ``released``, the release's
+    time from the module proxy (``buildDate``: the same for every build of it). The tree is the
+    tagged release as published (clean); its commit is not known here."""
+    values = {
+        "version": (module / "VERSION").read_text().strip(),
+        "buildDate": released,
+        "gitTag": versions.ARGOCD,
+        "gitTreeState": "clean",
+        "kubectlVersion": _required_version((module / "go.mod").read_text(), _CLIENT_GO),
+    }
+    return [f"-X {VERSION_PACKAGE}.{name}={value}" for name, value in values.items()]
+
+
+def build_command(module: Path, released: str, target: Path) -> list[str]:
+    """``go build`` of Argo CD's ``cmd`` into ``target``: the components' flags plus the version."""
+    flags = [f for f in build_steps.GO_FLAGS if not f.startswith("-ldflags=")]
+    ldflags = [f.removeprefix("-ldflags=") for f in build_steps.GO_FLAGS if f.startswith("-ldflags=")]
+    ldflags += version_ldflags(module, released)
+    return [
+        "go",
+        "build",
+        *flags,
+        "-ldflags=" + " ".join(ldflags),
+        "-o",
+        str(target),
+        f"{argocd_ui.ARGOCD_MODULE}/cmd",
+    ]
+
+
+def _release_time(downloaded: dict[str, str]) -> str:
+    """The release's time as the module proxy gives it (its ``.info`` file), in Argo CD's format."""
+    return str(json.loads(Path(downloaded["Info"]).read_text())["Time"])
+
+
 @dataclass(frozen=True)
 class BuiltBinary:
     path: Path
@@ -123,13 +178,14 @@ def build_binary(report: Reporter = stderr_reporter) -> BuiltBinary:
     log = build_steps.fresh_log(work)
     started = time.monotonic()
     with step(report, "building argocd with the UI embedded (go build)", estimate=ESTIMATE):
-        module = Path(build.go_download(argocd_ui.ARGOCD_MODULE, versions.ARGOCD, work, log)["Dir"])
+        downloaded = build.go_download(argocd_ui.ARGOCD_MODULE, versions.ARGOCD, work, log)
+        module = Path(downloaded["Dir"])
         copy = work / "argo-cd"
         module_copy(module, assets, copy)
         _scratch_module(work, copy)
         staging = binary_path().with_name(binary_path().name + ".new")
         build_steps.run(
-            ["go", "build", *build_steps.GO_FLAGS, "-o", str(staging), f"{argocd_ui.ARGOCD_MODULE}/cmd"],
+            build_command(module, _release_time(downloaded), staging),
             cwd=work,
             log=log,
             what="go build argocd (UI embedded)",

@@ -42,6 +42,16 @@ REFUSED_ON_APPLICATIONS = ("sync", "delete", "update", "override", "action/*", "
 SERVER_PROCESS, REDIS_PROCESS = "hub/argocd-server", "hub/argocd-redis"
 
 
+#: ``argocd-cm`` settings of the hub's argocd-server besides its URL: the admin account, no
+#: anonymous access, no terminal, no status badge (it would show the fleet's state to anyone)
+SERVER_SETTINGS = {
+    "admin.enabled": "true",
+    "users.anonymous.enabled": "false",
+    "exec.enabled": "false",
+    "statusbadge.enabled": "false",
+}
+
+
 def rbac_policy(namespace: str = NAMESPACE) -> dict[str, str]:
     """``argocd-rbac-cm``'s data: no default role (a user Argo CD knows but no rule names sees
     nothing), the admin as Argo CD has it, and the refusals on Applications."""
@@ -65,14 +75,7 @@ def with_hub_settings(
     for obj in objects:
         name = obj["metadata"]["name"]
         if obj["kind"] == "ConfigMap" and name == "argocd-cm":
-            obj["data"] = {
-                **(obj.get("data") or {}),
-                "url": url,
-                "admin.enabled": "true",
-                "users.anonymous.enabled": "false",
-                "exec.enabled": "false",
-                "statusbadge.enabled": "false",
-            }
+            obj["data"] = {**(obj.get("data") or {}), "url": url, **SERVER_SETTINGS}
         elif obj["kind"] == "ConfigMap" and name == "argocd-rbac-cm":
             obj["data"] = rbac_policy(namespace)
     cert, key = tls_pem

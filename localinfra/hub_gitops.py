@@ -87,25 +87,35 @@ class HubGitOps:
     kubeconfig: Path
 
 
-def rbac_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
-    """The ServiceAccount of the management Argo CD and what it may do (see the module's doc)."""
-    subject = [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}]
-    cluster_rules = [
+def cluster_rules() -> list[dict[str, Any]]:
+    """What the management Argo CD may do across the hub (see the module's doc)."""
+    rules = [
         {"apiGroups": [group], "resources": list(resources), "verbs": verbs}
         for group, resources, verbs in MANAGED_RULES
     ]
     # Argo CD caches every kind of the platform's groups (a list it may not make would fail the
     # whole cache) and follows new kinds as CRDs come and go: read only.
-    cluster_rules += [
+    return [
+        *rules,
         {"apiGroups": list(PLATFORM_GROUPS), "resources": ["*"], "verbs": _READ},
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": _READ},
     ]
-    namespaced_rules = [
+
+
+def namespaced_rules() -> list[dict[str, Any]]:
+    """What the management Argo CD may do in Argo CD's namespace: its Applications' status, and
+    reading its configuration."""
+    return [
         {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": [*_READ, "update", "patch"]},
         {"apiGroups": ["argoproj.io"], "resources": ["appprojects"], "verbs": _READ},
         {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": _READ},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     ]
+
+
+def rbac_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """The ServiceAccount of the management Argo CD and what it may do (see the module's doc)."""
+    subject = [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}]
     name = SERVICE_ACCOUNT
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
@@ -113,7 +123,7 @@ def rbac_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
             "metadata": {"name": name},
-            "rules": cluster_rules,
+            "rules": cluster_rules(),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -126,7 +136,7 @@ def rbac_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": {"name": name, "namespace": namespace},
-            "rules": namespaced_rules,
+            "rules": namespaced_rules(),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -185,19 +195,23 @@ def application(
     }
 
 
+def controller_settings() -> dict[str, str]:
+    """What the management Argo CD adds to ``argocd-cm``: the platform's health checks and the
+    controller's resource inclusions."""
+    return {
+        **argocd_cm_data(),
+        "resource.inclusions": yaml.safe_dump(INCLUSIONS, sort_keys=False),
+        # A kind it may not list is left out of its cache, not an error for every Application.
+        "resource.respectRBAC": "normal",
+    }
+
+
 def config_objects(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
-    """Argo CD's configuration objects as released, with the platform's health checks and the
-    controller's resource inclusions added to ``argocd-cm``."""
+    """Argo CD's configuration objects as released, with ``controller_settings`` in ``argocd-cm``."""
     objects = [o for o in argocd.config_objects(namespace) if o["kind"] != "AppProject"]
     for obj in objects:
         if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] == "argocd-cm":
-            obj["data"] = {
-                **(obj.get("data") or {}),
-                **argocd_cm_data(),
-                "resource.inclusions": yaml.safe_dump(INCLUSIONS, sort_keys=False),
-                # A kind it may not list is left out of its cache, not an error for every Application.
-                "resource.respectRBAC": "normal",
-            }
+            obj["data"] = {**(obj.get("data") or {}), **controller_settings()}
     return objects
 
 

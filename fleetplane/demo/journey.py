@@ -27,7 +27,7 @@ from rich.table import Table
 from bootstrap.local_components import CLUSTER_LABELS
 from controllers import contract
 from fleetplane.demo.view import FleetView, Snapshot, render
-from localinfra import kube, kubectl, paths, platform, process
+from localinfra import argocd_ui, kube, kubectl, paths, platform, process
 from localinfra.errors import InfraError
 
 APPSET = "configmap1"
@@ -349,10 +349,20 @@ def hints(
         console.print(f"  curl {url}   # metrics of {name}", soft_wrap=True)
 
 
-def argocd_hints(console: Console, url: str, password_command: str, login_command: str) -> None:
-    """Where the hub's Argo CD answers, and how to log in (the password is never printed)."""
+def argocd_hints(
+    console: Console, url: str, password_command: str, login_command: str, *, ui_built: bool
+) -> None:
+    """Where the hub's Argo CD answers (its API; its web UI when ``ui_built``, else how to build
+    it), and how to log in (the password is never printed)."""
     console.rule("the fleet in Argo CD on the hub")
     console.print(f"Argo CD API: {url}  (user admin; the password: `{password_command}`)", soft_wrap=True)
+    if ui_built:
+        console.print(f"Argo CD web UI: {url}  (the same user and password)", soft_wrap=True)
+    else:
+        console.print(
+            f"Argo CD web UI: not built; `{argocd_ui.BUILD_COMMAND}` builds it for the next demo",
+            soft_wrap=True,
+        )
     console.print(f"  {login_command}", soft_wrap=True)
     console.print(
         "  then, with the ApplicationSet applied again, the same `SSL_CERT_FILE=... argocd` with: "

@@ -9,6 +9,8 @@ ServiceAccount) syncing a local platform repository laid out as docs/gitops.md s
   team's claim and an ApplicationSet selecting nothing yet: the management Application is
   Progressing while the claim is not Ready, then Synced and Healthy once it is, with a worker
   cluster that runs its Argo CD and agent;
+- the gitops demo's three ApplicationSet cases (``fleetplane demo --gitops``), played by the
+  demo's own commits and checks on that cluster (the claim carries the demo's label);
 - a commit changes the ApplicationSet's selector to the new cluster: its Application reaches the
   worker (``configmap1`` there), and its hub mirror is left alone by the management controller;
 - a commit adds a claim the provisioner refuses (a reserved label): the Application is Degraded
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from controllers import contract
 from fleetplane.demo import gitops, journey
@@ -44,7 +48,8 @@ from tests.e2e.test_provisioner import (  # noqa: F401  (fixtures used by name)
 
 pytestmark = pytest.mark.e2e
 MAESTRO_DELETION_GRACE = 60.0
-LABELS = {"env": "gitops-e2e"}
+#: the demo's label too: the demo's ApplicationSet selects the cluster
+LABELS = {"env": "gitops-e2e", **journey.CLUSTER_LABELS}
 APPSET = "gitops-configmap1"
 
 
@@ -149,6 +154,9 @@ async def test_clusters_and_their_applications_come_and_go_by_commits(managed: M
         for n, r in clusters.processes.items()
     ), f"no Maestro agent runs for {cluster}: {sorted(clusters.processes)}"
 
+    # The gitops demo's three cases, by its own commits, waits and checks, on this cluster.
+    await _play_the_gitops_demo(managed, cluster)
+
     # A commit that points the ApplicationSet at the new cluster rolls configmap1 out to it.
     moved = journey.application_set(managed.platform.apps_repo, name=APPSET, selector=LABELS)
     await managed.commit({appset_file: gitops.manifest([moved])}, "configmap1 to the gitops clusters")
@@ -202,3 +210,29 @@ async def test_clusters_and_their_applications_come_and_go_by_commits(managed: M
     await managed.eventually(
         f"cluster {cluster} and the mirror {mirror_name} deleted, the platform Application Healthy", deleted
     )
+
+
+async def _play_the_gitops_demo(managed: Managed, cluster: str) -> None:
+    """What ``fleetplane demo --gitops`` plays once its fleet is Ready, on this fleet: the
+    ApplicationSet committed with a repository that does not exist, corrected, removed, each case
+    waited for as the demo waits (its hub Applications, ``configmap1`` on the worker)."""
+    root = managed.platform.clusters.root
+
+    def dead() -> list[process.ProcessRecord]:
+        running = Environment(root).processes.items()
+        return [r for n, r in running if n.startswith(f"{cluster}/") and not process.is_alive(r)]
+
+    stage = journey.Stage(
+        managed.platform.hub,
+        [kube.Cluster.from_env(Environment(root), cluster)],
+        managed.platform.apps_repo,
+        managed.repo.parent,
+        {"controllers": managed.controllers.log},
+        dead,
+    )
+    shown = io.StringIO()
+    steps = gitops.demo_steps(managed.repo)
+    await asyncio.to_thread(journey.play, stage, Console(file=shown, width=200), steps=steps)
+    for case in (1, 2, 3):
+        assert f"case {case} passed in" in shown.getvalue(), shown.getvalue()
+    assert "all three cases passed" in shown.getvalue()

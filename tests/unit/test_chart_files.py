@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from kubeio.lease import LeaderElection
+from localinfra import hub_argocd, hub_gitops, versions
 
 CHARTS = Path(__file__).resolve().parents[2] / "charts"
 RENDER = runpy.run_path(str(CHARTS / "render_crds.py"))
@@ -49,3 +50,16 @@ def test_the_chart_elects_leaders_with_the_operators_own_defaults() -> None:
         defaults.retry_period,
     )
     assert values["controllers"]["replicas"] == values["provisioner"]["replicas"] == 2
+
+
+def test_the_hub_argo_cd_runs_the_release_fleetplane_builds_and_the_local_stacks_settings() -> None:
+    values = yaml.safe_load((CHARTS / "fleetplane-hub" / "values.yaml").read_text())
+    assert values["argocd"]["image"]["tag"] == versions.ARGOCD
+    assert values["argocd"]["server"]["enabled"] is False and values["gitops"]["enabled"] is False
+    files = CHARTS / "fleetplane-hub" / "files" / "argocd"
+    server = yaml.safe_load((files / "server.yaml").read_text())
+    assert server["rbac"] == hub_argocd.rbac_policy()
+    assert server["settings"] == hub_argocd.SERVER_SETTINGS
+    gitops = yaml.safe_load((files / "gitops.yaml").read_text())
+    assert gitops["settings"] == hub_gitops.controller_settings()
+    assert gitops["clusterRules"] == hub_gitops.cluster_rules()

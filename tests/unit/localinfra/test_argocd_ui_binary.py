@@ -58,3 +58,34 @@ def test_only_a_binary_built_from_the_cached_ui_is_run(
     assert argocd_ui_binary.built_binary() == binary
     (assets / "index.html").write_text("<html>two</html>")
     assert argocd_ui_binary.built_binary() is None, "the UI was rebuilt since: the binary embeds the old one"
+
+
+def test_the_build_stamps_the_release_as_argo_cds_makefile_does(tmp_path: Path) -> None:
+    module = tmp_path / "argo-cd"
+    module.mkdir()
+    (module / "VERSION").write_text("3.6.1\n")
+    (module / "go.mod").write_text(
+        "module github.com/argoproj/argo-cd/v3\n\nrequire (\n\tk8s.io/api v0.37.0\n"
+        "\tk8s.io/client-go v0.37.0 // indirect\n)\n\nreplace k8s.io/client-go => k8s.io/client-go v0.37.0\n"
+    )
+    target = tmp_path / "argocd"
+    command = argocd_ui_binary.build_command(module, "2026-11-04T13:21:06Z", target)
+    assert command[:2] == ["go", "build"] and "-trimpath" in command
+    assert command[-3:] == ["-o", str(target), "github.com/argoproj/argo-cd/v3/cmd"]
+    (ldflags,) = [a.removeprefix("-ldflags=") for a in command if a.startswith("-ldflags=")]
+    package = "github.com/argoproj/argo-cd/v3/common"
+    assert ldflags.split() == [
+        "-s",
+        "-w",
+        *(
+            part
+            for name, value in [
+                ("version", "3.6.1"),
+                ("buildDate", "2026-11-04T13:21:06Z"),
+                ("gitTag", versions.ARGOCD),
+                ("gitTreeState", "clean"),
+                ("kubectlVersion", "v0.37.0"),
+            ]
+            for part in ("-X", f"{package}.{name}={value}")
+        ),
+    ]
