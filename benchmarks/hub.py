@@ -46,7 +46,7 @@ from controllers import contract, hub
 from controllers.propagation import generators, inventory, plan
 from controllers.status import aggregate
 from kubeio import rest as kuberest
-from localinfra import process
+from localinfra import kube, process
 from localinfra.environment import Environment
 
 JsonObject = dict[str, Any]
@@ -168,8 +168,9 @@ async def run(writes: int, *, progress: Progress, concurrency: int = 48, warmup:
             writers = _Writers(await hub_cluster.controllers_identity(cluster, root), concurrency)
             try:
                 result.writes_as = await writers.user()
+                owner = await _owner_uid(cluster)
                 for mode in group:
-                    todo = bodies[mode]()
+                    todo = [_owned_by(body, owner) for body in bodies[mode]()]
                     progress(f"[bench] {mode}: {len(todo):,} writes, {concurrency} at a time ...")
                     progress.step(f"{mode}: writes", len(todo))
                     figures = result.modes[mode] = await _timed(
@@ -188,6 +189,29 @@ async def run(writes: int, *, progress: Progress, concurrency: int = 48, warmup:
     for figures in result.modes.values():
         figures.vs_configmap = round(figures.cpu_ms_per_write["hub"] / baseline, 2) if baseline else None
     return result
+
+
+async def _owner_uid(cluster: kube.Cluster) -> str:
+    """The uid of the mirrors' ApplicationSet, created on this hub: a mirror whose owner does not
+    exist would be deleted by the garbage collector while the modes run."""
+    rest = kuberest.KubeRest.from_kubeconfig(cluster.kubeconfig)
+    try:
+        appset = workload.application_set(0)
+        group, version = workload.ARGOCD
+        path = f"/apis/{group}/{version}/namespaces/{appset['metadata']['namespace']}/applicationsets"
+        created = await rest.request("POST", path, body=appset)
+        return str(created["metadata"]["uid"])
+    finally:
+        await rest.close()
+
+
+def _owned_by(body: JsonObject, uid: str) -> JsonObject:
+    """A mirror pointing at the ApplicationSet of ``uid`` (a ConfigMap is left as it is)."""
+    meta = body["metadata"]
+    if not meta.get("ownerReferences"):
+        return body
+    owners = [{**ref, "uid": uid} for ref in meta["ownerReferences"]]
+    return {**body, "metadata": {**meta, "ownerReferences": owners}}
 
 
 class _Writers:
