@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -84,6 +85,7 @@ def run(
                 if commit.tree.exists():
                     _git(repo, "worktree", "remove", "--force", str(commit.tree))
             _git(repo, "worktree", "prune")
+            shutil.rmtree(scratch, ignore_errors=True)
     out = compare.price(runs["after"], runs["before"], RATES, ("after", "before"))
     out["commits"] = {c.label: {"revision": c.revision, "sha": c.sha} for c in commits}
     out["cpu_ms_per_application"] = _cpu_ratios(runs["after"], runs["before"])
