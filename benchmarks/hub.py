@@ -7,10 +7,15 @@ and admission settings), renders N mirrors with the propagation controller's own
 (the fleet benchmark's ApplicationSet over N inventory clusters) carrying the status the status
 controller makes of a Synced/Healthy report, and times these writes, one mode after the other:
 
-- ``mirror-apply``: each mirror created as the controllers create it (``HubClient.apply_application``:
-  server-side apply, not forced, ``fieldValidation=Ignore``, metadata-only reply);
+- ``mirror-apply``: each mirror created by server-side apply (``HubClient.apply_application``: not
+  forced, ``fieldValidation=Ignore``, metadata-only reply), its status in the same write;
 - ``mirror-reapply``: the same mirrors applied again at a new revision (a template change);
-- ``mirror-post``: N other mirrors by plain POST (what a create costs without server-side apply);
+- ``mirror-apply-then-status``: each mirror applied without a status, then its status written by a
+  JSON patch (``HubClient.replace_application_status``): a mirror created before its cluster reported;
+- ``mirror-post``: each mirror created by POST (``HubClient.create_application``), its status in the
+  same write;
+- ``mirror-put``: those mirrors at a new revision, each read and replaced whole by PUT at the
+  version read (``HubClient.replace_application``), keeping the stored status: the GET is counted;
 - ``configmap-apply``: N ConfigMaps holding each mirror's JSON, by server-side apply: a built-in
   kind with the same bytes, the baseline the others are compared with (``vs_configmap``).
 
@@ -41,7 +46,7 @@ from controllers import contract, hub
 from controllers.propagation import generators, inventory, plan
 from controllers.status import aggregate
 from kubeio import rest as kuberest
-from localinfra import process
+from localinfra import kube, process
 from localinfra.environment import Environment
 
 JsonObject = dict[str, Any]
@@ -131,15 +136,15 @@ def configmap_of(mirror: Mapping[str, Any]) -> JsonObject:
     }
 
 
-def renamed(mirror: Mapping[str, Any], suffix: str) -> JsonObject:
-    meta = mirror["metadata"]
-    return {**mirror, "metadata": {**meta, "name": f"{meta['name']}-{suffix}"}}
-
-
 #: modes run one after the other on one fresh hub (a re-apply needs the applied mirrors); each
 #: group has its own, so that the objects one group stored do not weigh on the next (at 150,000
 #: writes a plain create on a hub already holding 300,000 mirrors cost twice what it costs alone)
-GROUPS = (("mirror-apply", "mirror-reapply"), ("mirror-post",), (BASELINE,))
+GROUPS = (
+    ("mirror-apply", "mirror-reapply"),
+    ("mirror-post", "mirror-put"),
+    ("mirror-apply-then-status",),
+    (BASELINE,),
+)
 
 
 async def run(writes: int, *, progress: Progress, concurrency: int = 48, warmup: int = 200) -> HubResult:
@@ -148,7 +153,9 @@ async def run(writes: int, *, progress: Progress, concurrency: int = 48, warmup:
     bodies: dict[str, Callable[[], Sequence[JsonObject]]] = {
         "mirror-apply": lambda: mirrors,
         "mirror-reapply": lambda: render_mirrors(warmup + writes, revision=workload.REVISIONS[1]),
-        "mirror-post": lambda: [renamed(m, "post") for m in mirrors],
+        "mirror-apply-then-status": lambda: mirrors,
+        "mirror-post": lambda: mirrors,
+        "mirror-put": lambda: render_mirrors(warmup + writes, revision=workload.REVISIONS[1]),
         BASELINE: lambda: [configmap_of(m) for m in mirrors],
     }
     for group in GROUPS:
@@ -161,8 +168,9 @@ async def run(writes: int, *, progress: Progress, concurrency: int = 48, warmup:
             writers = _Writers(await hub_cluster.controllers_identity(cluster, root), concurrency)
             try:
                 result.writes_as = await writers.user()
+                owner = await _owner_uid(cluster)
                 for mode in group:
-                    todo = bodies[mode]()
+                    todo = [_owned_by(body, owner) for body in bodies[mode]()]
                     progress(f"[bench] {mode}: {len(todo):,} writes, {concurrency} at a time ...")
                     progress.step(f"{mode}: writes", len(todo))
                     figures = result.modes[mode] = await _timed(
@@ -183,6 +191,29 @@ async def run(writes: int, *, progress: Progress, concurrency: int = 48, warmup:
     return result
 
 
+async def _owner_uid(cluster: kube.Cluster) -> str:
+    """The uid of the mirrors' ApplicationSet, created on this hub: a mirror whose owner does not
+    exist would be deleted by the garbage collector while the modes run."""
+    rest = kuberest.KubeRest.from_kubeconfig(cluster.kubeconfig)
+    try:
+        appset = workload.application_set(0)
+        group, version = workload.ARGOCD
+        path = f"/apis/{group}/{version}/namespaces/{appset['metadata']['namespace']}/applicationsets"
+        created = await rest.request("POST", path, body=appset)
+        return str(created["metadata"]["uid"])
+    finally:
+        await rest.close()
+
+
+def _owned_by(body: JsonObject, uid: str) -> JsonObject:
+    """A mirror pointing at the ApplicationSet of ``uid`` (a ConfigMap is left as it is)."""
+    meta = body["metadata"]
+    if not meta.get("ownerReferences"):
+        return body
+    owners = [{**ref, "uid": uid} for ref in meta["ownerReferences"]]
+    return {**body, "metadata": {**meta, "ownerReferences": owners}}
+
+
 class _Writers:
     """One write per mode: the controllers' own client for the mirrors they apply, a plain one else."""
 
@@ -196,7 +227,9 @@ class _Writers:
         return {
             "mirror-apply": _apply(self._hub, force=False),
             "mirror-reapply": _apply(self._hub, force=True),
-            "mirror-post": _post(self._rest),
+            "mirror-apply-then-status": _apply_then_status(self._hub),
+            "mirror-post": _post(self._hub),
+            "mirror-put": _put(self._hub),
             BASELINE: _apply_configmap(self._rest),
         }[mode]
 
@@ -223,11 +256,36 @@ def _apply(client: hub.HubClient, *, force: bool) -> Callable[[JsonObject], Awai
     return write
 
 
-def _post(rest: kuberest.KubeRest) -> Callable[[JsonObject], Awaitable[object]]:
+def _apply_then_status(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
     async def write(mirror: JsonObject) -> object:
-        path = f"/apis/argoproj.io/v1alpha1/namespaces/{mirror['metadata']['namespace']}/applications"
-        query = [*hub.WRITE_QUERY, ("fieldManager", FIELD_MANAGER)]
-        return await rest.request("POST", path, query=query, body=mirror, accept=kuberest.METADATA)
+        meta = mirror["metadata"]
+        await client.apply_application(
+            {k: v for k, v in mirror.items() if k != "status"}, field_manager=FIELD_MANAGER, force=False
+        )
+        await client.replace_application_status(meta["namespace"], meta["name"], mirror["status"])
+        return None
+
+    return write
+
+
+def _post(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
+    async def write(mirror: JsonObject) -> object:
+        return await client.create_application(mirror, field_manager=FIELD_MANAGER)
+
+    return write
+
+
+def _put(client: hub.HubClient) -> Callable[[JsonObject], Awaitable[object]]:
+    async def write(mirror: JsonObject) -> object:
+        meta = mirror["metadata"]
+        stored = await client.get_application(meta["namespace"], meta["name"])
+        assert stored is not None, f"{meta['name']} was created by the mode before"
+        replaced = {
+            **mirror,
+            "metadata": {**meta, "resourceVersion": stored["metadata"]["resourceVersion"]},
+            "status": stored.get("status") or {},
+        }
+        return await client.replace_application(replaced, field_manager=FIELD_MANAGER)
 
     return write
 

@@ -36,6 +36,10 @@ _PAGE = 500
 # API server decode each apply body a second time, strictly, only to word warnings nobody reads:
 # 6% of the hub API server's CPU while mirrors are created.
 WRITE_QUERY = (("fieldValidation", "Ignore"),)
+# A mirror written whole (POST, PUT) with a field the CRD does not declare would lose it silently
+# under "Ignore" (the schema prunes it); the hub refuses it instead (400, naming the field), as
+# server-side apply does, so that the template is fixed rather than its field dropped unseen.
+WHOLE_WRITE_QUERY = (("fieldValidation", "Strict"),)
 
 
 def selector(labels: Mapping[str, str]) -> str:
@@ -139,6 +143,30 @@ class HubClient:
             query=[*WRITE_QUERY, ("fieldManager", field_manager), ("force", "true" if force else "false")],
             body=application,
             content_type=kuberest.APPLY_PATCH,
+            accept=kuberest.METADATA,
+        )
+
+    async def create_application(self, application: Mapping[str, Any], *, field_manager: str) -> JsonObject:
+        """A new mirror by POST (its status in the same write: the CRD has no status subresource);
+        returns its metadata. A name already taken is a ``ConflictError``."""
+        meta = application["metadata"]
+        return await self._rest.request(
+            "POST",
+            _argocd_path(meta["namespace"], APPLICATIONS),
+            query=[*WHOLE_WRITE_QUERY, ("fieldManager", field_manager)],
+            body=application,
+            accept=kuberest.METADATA,
+        )
+
+    async def replace_application(self, application: Mapping[str, Any], *, field_manager: str) -> JsonObject:
+        """A whole mirror by PUT, at the ``metadata.resourceVersion`` it carries: what it leaves out
+        is gone, and a mirror changed since that version is a ``ConflictError``."""
+        meta = application["metadata"]
+        return await self._rest.request(
+            "PUT",
+            _argocd_path(meta["namespace"], APPLICATIONS, meta["name"]),
+            query=[*WHOLE_WRITE_QUERY, ("fieldManager", field_manager)],
+            body=application,
             accept=kuberest.METADATA,
         )
 

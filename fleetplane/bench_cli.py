@@ -262,6 +262,13 @@ def fleet(
         help="Run it without, then with --hub-argocd, in turn (--rounds times each) and print what "
         "the hub's Argo CD costs: each mode's figures and the ratios with / without.",
     ),
+    compare_argocd_appset: bool = typer.Option(
+        False,
+        "--compare-argocd-appset",
+        help="First, on the same hub, time Argo CD's own ApplicationSet controller creating the same "
+        "Applications from the same ApplicationSets (with its defaults, then with client QPS 2000, "
+        "burst 4000 and 50 concurrent reconciliations), with CPU per Application of every process.",
+    ),
     rounds: int = ROUNDS,
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     report: Path | None = REPORT,
@@ -280,6 +287,12 @@ def fleet(
             "the hub's Argo CD runs secure only (its Redis takes TLS): drop --insecure and --compare",
             param_hint="--hub-argocd",
         )
+    if compare_argocd_appset and (with_argocd or compare_argocd or compare_modes):
+        raise typer.BadParameter(
+            "Argo CD's ApplicationSet controller is timed in a single run: drop --hub-argocd, "
+            "--compare-hub-argocd and --compare",
+            param_hint="--compare-argocd-appset",
+        )
     settings = harness.FleetSettings(
         clusters,
         apps_per_cluster,
@@ -290,6 +303,7 @@ def fleet(
         phases=chosen,
         insecure=insecure,
         hub_argocd=with_argocd,
+        compare_argocd_appset=compare_argocd_appset,
     )
     title = f"fleetplane bench fleet --clusters {clusters} --apps-per-cluster {apps_per_cluster}"
     timelines: dict[str, Timeline] = {}
@@ -311,6 +325,8 @@ def fleet(
         title += " --compare"
     if compare_argocd:
         title += " --compare-hub-argocd"
+    if compare_argocd_appset:
+        title += " --compare-argocd-appset"
     _output(figures, title, as_json=as_json)
     if report is not None:
         _write_report(report, "fleet", title, figures, timelines)
@@ -333,6 +349,50 @@ def _with_and_without_argocd(
             )
             runs[with_argocd].append(result.as_dict())
     return compare.price(runs[True], runs[False], fleet_report.PRICED_RATES, ("with_argocd", "without"))
+
+
+@app.command()
+def commits(
+    before: str = typer.Option(
+        ..., help="The commit to compare against (a commit id, tag or branch of this repository)."
+    ),
+    after: str = typer.Option("HEAD", help="The commit measured against it."),
+    clusters: int = typer.Option(300, min=1, help="bench fleet's --clusters."),
+    apps_per_cluster: int = typer.Option(10, min=1, help="bench fleet's --apps-per-cluster."),
+    phases: str = typer.Option("create,update,delete", help="bench fleet's --phases."),
+    write_rate: float = typer.Option(200.0, help="bench fleet's --write-rate."),
+    write_concurrency: int = typer.Option(16, min=1, help="bench fleet's --write-concurrency."),
+    phase_timeout: float = typer.Option(1800.0, help="bench fleet's --phase-timeout."),
+    rounds: int = typer.Option(1, min=1, help="Runs of each commit, alternating before and after."),
+    repo: Path = typer.Option(
+        Path("."), file_okay=False, help="The git repository the commits are of (default: here)."
+    ),
+    keep: bool = typer.Option(False, help="Keep the commits' temporary worktrees (their paths are shown)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """bench fleet for two commits back to back (a worktree of each, this interpreter and its
+    packages) and the ratios after / before of Applications/s and CPU per Application."""
+    from benchmarks import commits as commits_bench
+    from benchmarks.fleet import workload
+
+    try:
+        workload.parse_phases(phases)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--phases") from None
+    fleet_args = [
+        *("--clusters", str(clusters), "--apps-per-cluster", str(apps_per_cluster), "--phases", phases),
+        *("--write-rate", str(write_rate), "--write-concurrency", str(write_concurrency)),
+        *("--phase-timeout", str(phase_timeout)),
+    ]
+    with progress.for_console(err) as shown:
+        try:
+            figures = commits_bench.run(
+                repo, (before, after), fleet_args, rounds=rounds, progress=shown, keep=keep
+            )
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--before/--after") from None
+    title = f"fleetplane bench commits --before {before} --after {after} {' '.join(fleet_args)}"
+    _output(figures, title, as_json=as_json)
 
 
 @app.command()

@@ -325,6 +325,26 @@ def start_processes(
     return ArgoCD(cluster.name, namespace, repo_addr, repo_ca, common.cache)
 
 
+@dataclass(frozen=True)
+class AppSetTuning:
+    """Argo CD's ApplicationSet controller's throughput settings: its Kubernetes client's
+    requests per second and burst (``ARGOCD_K8S_CLIENT_QPS``/``_BURST``, 50 and 100 by default)
+    and its concurrent reconciliations (``--concurrent-reconciliations``, 10 by default)."""
+
+    client_qps: float
+    client_burst: int
+    concurrent_reconciliations: int
+
+    def args(self) -> list[str]:
+        return ["--concurrent-reconciliations", str(self.concurrent_reconciliations)]
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ARGOCD_K8S_CLIENT_QPS": f"{self.client_qps:g}",
+            "ARGOCD_K8S_CLIENT_BURST": str(self.client_burst),
+        }
+
+
 def start_applicationset_controller(
     env: Environment,
     cluster: kube.Cluster,
@@ -333,6 +353,7 @@ def start_applicationset_controller(
     applicationset_namespaces: str = "*",
     requeue_seconds: int = 5,
     progressive_syncs: bool = False,
+    tuning: AppSetTuning | None = None,
 ) -> ArgoCD:
     """Argo CD's own ApplicationSet controller (and the repo-server its git generator asks), with no
     application controller: the Applications it generates stay as written, for comparison.
@@ -340,7 +361,8 @@ def start_applicationset_controller(
     ``applicationset_namespaces`` (a glob) are the namespaces besides ``namespace`` whose
     ApplicationSets it serves. ``requeue_seconds`` is how often it regenerates: its git generator
     reads the repository again at each pass. ``progressive_syncs`` turns RollingSync on
-    (``--enable-progressive-syncs``)."""
+    (``--enable-progressive-syncs``). ``tuning`` overrides its Kubernetes client's rate limits and
+    its concurrent reconciliations (None: Argo CD's defaults)."""
     common = _common(env, cluster, namespace)
     repo_addr, repo_ca = _start_repo_server(env, cluster, common)
     client_tls = pki.identity_files(env, identity(cluster.name, "applicationset-controller"))
@@ -371,12 +393,14 @@ def start_applicationset_controller(
                 f"127.0.0.1:{webhook}",
                 "--enable-scm-providers=false",
                 *(["--enable-progressive-syncs"] if progressive_syncs else []),
+                *(tuning.args() if tuning else []),
             ],
             common.folder / "applicationset-controller.log",
             env={
                 **common.env,
                 "ARGOCD_BINARY_NAME": "argocd-applicationset-controller",
                 "ARGOCD_APPLICATIONSET_CONTROLLER_REQUEUE_AFTER": f"{requeue_seconds}s",
+                **(tuning.env() if tuning else {}),
             },
         )
     )

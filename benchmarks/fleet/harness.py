@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import maestro_setup
-from benchmarks.fleet import report
+from benchmarks.fleet import argocd_appset, report
 from benchmarks.fleet.cpu import ProgressCpu, cpu_now, phase_cpu
 from benchmarks.fleet.hub_cluster import Hub, controllers_identity, start_hub
 from benchmarks.fleet.report import FleetResult
@@ -59,6 +59,9 @@ class FleetSettings:
     #: argocd-server on the hub (watching every Application), the controllers writing each
     #: mirror's resource tree into its Redis
     hub_argocd: bool = False
+    #: before fleetplane's controllers start, Argo CD's ApplicationSet controller creates the same
+    #: Applications on the same hub (``argocd_appset``)
+    compare_argocd_appset: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,16 @@ async def _measure(
     async with MaestroClient(stage.address, source="bench-observer", credentials=credentials) as client:
         progress(f"[bench] registering {settings.clusters} clusters in Maestro and on the hub ...")
         registered = await _register(client, stage.hub, settings.clusters)
+        if settings.compare_argocd_appset:
+            result.argocd_appset = await argocd_appset.measure(
+                stage.env,
+                stage.hub_cluster,
+                stage.hub,
+                settings.apps_per_cluster,
+                result.total,
+                settings.phase_timeout,
+                progress,
+            )
         applied = AppliedRevisions()
         fleet = SimulatedFleet(
             stage.fleet_kafka,

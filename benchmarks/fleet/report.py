@@ -48,6 +48,9 @@ class FleetResult:
     #: Applications Synced/Healthy, keyed by the range of that count: whether an Application costs
     #: more while the fleet is larger (a cost that grows with what is stored) or the same
     create_cpu_ms_by_progress: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: with ``--compare-argocd-appset``: Argo CD's ApplicationSet controller creating the same
+    #: Applications on the same hub, by its settings (``argocd_appset.ArgoRun``)
+    argocd_appset: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from controllers import contract, hub
 from controllers.metrics import ControllerMetrics
-from controllers.propagation import concurrency, ownership, plan
+from controllers.propagation import concurrency, ownership, plan, replacement
 from controllers.propagation.settings import MirrorListener, PropagationSettings
 from maestro import client_errors
 from maestro.api import bundles, queries
@@ -84,46 +84,65 @@ class WorksAndMirrors:
         status known for it now; a problem when the name is taken by an Application that is not
         this ApplicationSet's, or the hub refuses the Application.
 
-        The status goes with every apply, not only the first: a field the propagation's manager
-        once applied and later leaves out would be removed by server-side apply."""
+        A new mirror is one POST, a changed one a PUT of the whole object (``replacement``): what
+        the plan leaves out is removed, what others wrote on it is kept."""
         meta = work.hub_application["metadata"]
         status = self.listener.status_of(meta["namespace"], meta["name"])
         mirror = work.hub_mirror(status)
         try:
-            problem = await self._write_mirror(mirror, created=current is None)
+            written = await (self._create_mirror(mirror) if current is None else self._replace_mirror(mirror))
         except hub.ClusterError as exc:
             # refused for good (e.g. a field the hub's Application CRD does not declare): the hub
             # names the field, and the same write would be refused again on every pass
-            fix = "; fix the ApplicationSet's template" if exc.status in (400, 422, 500) else ""
-            problem = f"the hub refused Application {meta['namespace']}/{meta['name']}: {exc}{fix}"
-        if problem is not None:
-            return problem
-        self.metrics.mirror_writes.labels("apply").inc()
-        self.listener.mirror_written(meta["namespace"], meta["name"], status)
+            fix = "; fix the ApplicationSet's template" if exc.status in (400, 422) else ""
+            return f"the hub refused Application {meta['namespace']}/{meta['name']}: {exc}{fix}"
+        if isinstance(written, str):
+            return written
+        operation, body = written
+        self.metrics.mirror_writes.labels(operation).inc()
+        self.listener.mirror_written(meta["namespace"], meta["name"], body.get("status"))
         return None
 
-    async def _write_mirror(self, mirror: Mapping[str, Any], *, created: bool) -> str | None:
-        """One server-side apply of the mirror; a problem when the name is someone else's."""
+    async def _create_mirror(self, mirror: Mapping[str, Any]) -> str | tuple[str, Mapping[str, Any]]:
+        """One POST; a problem when the name is someone else's. An Application of that name set up
+        by someone else is refused instead of taken over (and a new name costs one request, not a
+        read and a write)."""
         meta, manager = mirror["metadata"], self.settings.field_manager
-        if not created:
-            await self.hub.apply_application(mirror, field_manager=manager)
-            return None
         try:
-            # Not forced: an Application of that name set up by someone else conflicts instead
-            # of being taken over (and a new name costs one request, not a read and a write).
-            await self.hub.apply_application(mirror, field_manager=manager, force=False)
+            await self.hub.create_application(mirror, field_manager=manager)
+            return "create", mirror
         except hub.ConflictError:
             taken = await self.hub.get_application(meta["namespace"], meta["name"])
-            if taken is not None and ownership.object_annotations(taken).get(contract.ANNOTATION_APPSET) != (
-                ownership.object_annotations(mirror).get(contract.ANNOTATION_APPSET)
-            ):
-                return (
-                    f"hub Application {meta['namespace']}/{meta['name']} already exists and does not "
-                    "belong to this ApplicationSet; rename the template's metadata.name or delete that "
-                    "Application"
-                )
-            await self.hub.apply_application(mirror, field_manager=manager)  # ours, from an older pass
-        return None
+        if taken is not None and ownership.object_annotations(taken).get(contract.ANNOTATION_APPSET) != (
+            ownership.object_annotations(mirror).get(contract.ANNOTATION_APPSET)
+        ):
+            return (
+                f"hub Application {meta['namespace']}/{meta['name']} already exists and does not "
+                "belong to this ApplicationSet; rename the template's metadata.name or delete that "
+                "Application"
+            )
+        return await self._replace_mirror(mirror, taken)  # ours, from an older pass
+
+    async def _replace_mirror(
+        self, mirror: Mapping[str, Any], stored: Mapping[str, Any] | None = None, attempts: int = 3
+    ) -> str | tuple[str, Mapping[str, Any]]:
+        """A PUT over the stored mirror, read again when it changed in between (a status write):
+        nothing another writer stored since is lost."""
+        meta, manager = mirror["metadata"], self.settings.field_manager
+        for attempt in range(attempts):
+            if stored is None:
+                stored = await self.hub.get_application(meta["namespace"], meta["name"])
+                if stored is None:  # deleted meanwhile
+                    return await self._create_mirror(mirror)
+            body = replacement.replacement(mirror, stored)
+            try:
+                await self.hub.replace_application(body, field_manager=manager)
+                return "update", body
+            except hub.ConflictError:
+                if attempt == attempts - 1:
+                    raise
+                stored = None
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:
         """Send a create or update; a problem message when Maestro refuses it for good."""

@@ -126,7 +126,7 @@ async def test_the_controllers_count_their_passes_works_and_deletions(
             )
             create = {"operation": "create"}
             assert probing.value(passed, "fleetplane_controllers_works_published_total", **create) == 1
-            assert probing.value(passed, "fleetplane_controllers_mirror_writes_total", operation="apply") == 1
+            assert probing.value(passed, "fleetplane_controllers_mirror_writes_total", **create) == 1
             assert probing.value(passed, "fleetplane_controllers_application_sets") == 1
             # the only replica leads (election is on by default)
             assert probing.value(passed, "fleetplane_leader") == 1

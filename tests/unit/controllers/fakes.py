@@ -185,8 +185,10 @@ class FakeHub:
         self.secrets: list[dict[str, Any]] = []
         self.config_maps: dict[tuple[str, str], dict[str, Any]] = {}
         self.writes: list[tuple[str, str, str]] = []
-        #: Applications whose apply the hub refuses, with its message
+        #: Applications whose writes the hub refuses, with its message
         self.refusals: dict[tuple[str, str], str] = {}
+        #: the last resourceVersion given to an Application
+        self.version = 0
 
     async def get_application_set(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.appsets.get((namespace, name))
@@ -220,21 +222,37 @@ class FakeHub:
             if label_selector in (a["metadata"].get("labels") or {})
         ]
 
-    async def apply_application(
-        self, application: Mapping[str, Any], *, field_manager: str, force: bool = True
+    async def create_application(
+        self, application: Mapping[str, Any], *, field_manager: str
     ) -> dict[str, Any]:
         meta = application["metadata"]
         key = (meta["namespace"], meta["name"])
         if key in self.refusals:
-            raise hub.ClusterError(self.refusals[key], status=500)
+            raise hub.ClusterError(self.refusals[key], status=400)
+        if key in self.applications:
+            raise hub.ConflictError(f"applications.argoproj.io {meta['name']!r} already exists")
+        return self._store(key, application, "create")
+
+    async def replace_application(
+        self, application: Mapping[str, Any], *, field_manager: str
+    ) -> dict[str, Any]:
+        meta = application["metadata"]
+        key = (meta["namespace"], meta["name"])
+        if key in self.refusals:
+            raise hub.ClusterError(self.refusals[key], status=400)
         current = self.applications.get(key)
-        if not force and current is not None and current.get("spec") != application.get("spec"):
-            raise hub.ConflictError(f"Apply failed with 1 conflict: {field_manager} vs another manager")
+        if current is None:
+            raise hub.NotFoundError("not found", status=404)
+        if current["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
+            raise hub.ConflictError("the object has been modified")
+        return self._store(key, application, "replace")
+
+    def _store(self, key: tuple[str, str], application: Mapping[str, Any], verb: str) -> dict[str, Any]:
         stored = copy.deepcopy(dict(application))
-        if current is not None and "status" in current and "status" not in stored:
-            stored["status"] = current["status"]
+        self.version += 1
+        stored["metadata"]["resourceVersion"] = str(self.version)
         self.applications[key] = stored
-        self.writes.append(("apply", *key))
+        self.writes.append((verb, *key))
         return stored
 
     async def delete_application(self, namespace: str, name: str) -> bool:
@@ -244,7 +262,10 @@ class FakeHub:
     async def replace_application_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         if (namespace, name) not in self.applications:
             raise hub.NotFoundError("not found", status=404)
-        self.applications[(namespace, name)]["status"] = copy.deepcopy(dict(status))
+        self.version += 1
+        stored = self.applications[(namespace, name)]
+        stored["status"] = copy.deepcopy(dict(status))
+        stored["metadata"]["resourceVersion"] = str(self.version)
         self.writes.append(("app-status", namespace, name))
 
     async def list_secrets(self, namespace: str, labels: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -63,7 +63,7 @@ async def test_passes_works_mirrors_and_deletions_are_counted() -> None:
     samples = scrape(metrics)
     assert samples[("fleetplane_controllers_application_sets", ())] == 0
     assert samples[("fleetplane_controllers_works_published_total", (("operation", "create"),))] == 2
-    assert samples[("fleetplane_controllers_mirror_writes_total", (("operation", "apply"),))] == 2
+    assert samples[("fleetplane_controllers_mirror_writes_total", (("operation", "create"),))] == 2
     timed = ("fleetplane_controllers_reconcile_seconds_count", (("kind", "ApplicationSet"),))
     assert samples[timed] == 3
 
