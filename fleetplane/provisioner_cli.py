@@ -46,7 +46,7 @@ def run(
     local_tuning: str = typer.Option(
         tuning.TUNED.name,
         "--local-tuning",
-        help="What the `local` provider's worker clusters run with: `tuned` (Go memory limits, "
+        help="What the `local` provider's worker clusters run with: `tuned` (GOGC=50, "
         "fewer Argo CD workers; docs/local-fleet.md) or `untuned` (each component's defaults).",
     ),
     aws_region: str = typer.Option(None, "--aws-region", help="Serve the `aws` provider (EKS) here."),

@@ -37,22 +37,22 @@ class WorkerTuning:
 
 UNTUNED = WorkerTuning("untuned")
 
-#: Go's collector runs when the heap grows by half (not doubles) and works harder near a soft
-#: limit set a little above what each process holds once its cluster is Ready, so a process's
-#: resident memory stays near its live heap instead of twice it. A soft limit never fails a
-#: process: past it the collector only runs more often.
-_GO = {"GOGC": "50"}
+#: Go's collector runs when the heap grows by half, not when it doubles, so a process's resident
+#: memory stays nearer its live heap. No GOMEMLIMIT: a 300 MiB soft limit on the API server kept
+#: its collector running while it built the OpenAPI of Argo CD's ApplicationSet CRD, and six
+#: clusters started at once had not established that CRD five minutes later on a loaded machine.
+_GO = _frozen({"GOGC": "50"})
 
 TUNED = WorkerTuning(
     "tuned",
-    apiserver_env=_frozen({**_GO, "GOMEMLIMIT": "300MiB"}),
-    controller_manager_env=_frozen({**_GO, "GOMEMLIMIT": "48MiB"}),
-    # A worker's Argo CD serves a few Applications: one status and one operation processor keep up
-    # (Argo CD's defaults, 20 and 10, size caches and queues for thousands); one manifest generation
-    # at a time in the repo-server.
+    apiserver_env=_GO,
+    controller_manager_env=_GO,
+    # A worker's Argo CD serves a few Applications: two status processors and one operation
+    # processor keep up (4 and 2 untuned; Argo CD's own defaults, 20 and 10, are sized for
+    # thousands); one manifest generation at a time in the repo-server.
     argocd_controller_args=("--status-processors", "2", "--operation-processors", "1"),
     argocd_repo_server_args=("--parallelismlimit", "1"),
-    argocd_env=_frozen({**_GO, "GOMEMLIMIT": "64MiB"}),
+    argocd_env=_GO,
     # glibc gives each thread that allocates an arena of its own (up to 8 per core); the agent's
     # gRPC, Kafka and asyncio threads allocate little, and two arenas serve them.
     agent_env=_frozen({"MALLOC_ARENA_MAX": "2"}),
