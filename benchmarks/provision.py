@@ -3,8 +3,13 @@
 Starts, in a temporary environment: etcd, a management kube-apiserver, PostgreSQL, Kafka, a Maestro
 server and ``fleetplane provisioner run`` (the local provider), installs the worker-cluster
 composition, applies N claims in one ``kubectl apply``, and reports the time until all are Ready
-(each with its own kube-apiserver, Argo CD and Maestro agent), the resident memory each cluster's
-processes hold, and the time until deleting all claims leaves nothing behind.
+(each with its own kube-apiserver, Argo CD and Maestro agent), the memory each cluster's processes
+hold, and the time until deleting all claims leaves nothing behind. The clusters run with a worker
+tuning (``localinfra.tuning``); ``compare`` runs untuned then tuned clusters in one report.
+
+Memory is read twice: the resident set (RSS), and the proportional set size (PSS), which counts a
+page shared by several processes (the same binary's code in twenty API servers) once, divided among
+them: what a cluster more costs the machine.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +29,7 @@ from benchmarks.progress import Progress
 from kubeio import objects
 from kubeio.errors import NotFoundError
 from kubeio.rest import KubeRest
-from localinfra import etcd, gitrepo, kafka, kube, kubectl, platform, postgres, process
+from localinfra import etcd, gitrepo, kafka, kube, kubectl, platform, postgres, process, tuning
 from localinfra.environment import Environment
 from provisioner import catalog, operator
 from trust.identity import Identity
@@ -34,11 +40,16 @@ POLL_SECONDS = 2.0
 #: claims deleted at once
 DELETE_CONCURRENCY = 32
 CLAIMS = "/apis/platform.fleetplane.io/v1alpha1/namespaces/bench/clusterclaims"
+#: the machine's available memory (MB) below which a run stops waiting and deletes its clusters:
+#: on a shared machine other jobs keep what they need, and the kernel's OOM killer stays away
+MIN_AVAILABLE_MB = 2048.0
 
 
 @dataclasses.dataclass
 class ProvisionResult:
     clusters: int
+    #: the worker tuning the clusters ran with (``localinfra.tuning``)
+    tuning: str = tuning.TUNED.name
     #: Maestro served plaintext with no authorization (--insecure)
     insecure: bool = False
     seconds_to_all_ready: float | None = None
@@ -46,11 +57,37 @@ class ProvisionResult:
     seconds_to_all_deleted: float | None = None
     rss_mb_per_cluster: float | None = None
     rss_mb_per_component: dict[str, float] = dataclasses.field(default_factory=dict)
+    pss_mb_per_cluster: float | None = None
+    pss_mb_per_component: dict[str, float] = dataclasses.field(default_factory=dict)
+    #: every cluster's processes together (PSS)
+    pss_mb_all_clusters: float | None = None
     provisioner_rss_mb: float | None = None
+    #: the machine's, once all were Ready: what the kernel could still give (MemAvailable) and the
+    #: 1-minute load average (other jobs' included)
+    machine_available_mb: float | None = None
+    load_average: float | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class ComparedTuning:
+    """Untuned clusters, then tuned ones, each on a platform of its own, in one report."""
+
+    untuned: ProvisionResult
+    tuned: ProvisionResult
+
+    def as_dict(self) -> dict[str, Any]:
+        ratio = None
+        if self.untuned.pss_mb_per_cluster and self.tuned.pss_mb_per_cluster:
+            ratio = round(self.tuned.pss_mb_per_cluster / self.untuned.pss_mb_per_cluster, 2)
+        return {
+            "untuned": self.untuned.as_dict(),
+            "tuned": self.tuned.as_dict(),
+            "tuned_vs_untuned_pss_per_cluster": ratio,
+        }
 
 
 def claim(index: int, repo: str, provider: str = "local") -> dict[str, Any]:
@@ -68,27 +105,51 @@ def claim(index: int, repo: str, provider: str = "local") -> dict[str, Any]:
     }
 
 
-def rss_mb(pid: int) -> float:
+def _proc_kb(path: str, field: str) -> float:
+    """A ``Field:  N kB`` line of a /proc file, in MB (0 when the process is gone)."""
     with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
 
-def memory(clusters: Environment) -> tuple[float, dict[str, float]]:
-    """Mean resident MB per cluster, and per component (kube-apiserver, argocd-repo-server, ...)."""
+def rss_mb(pid: int) -> float:
+    return _proc_kb(f"/proc/{pid}/status", "VmRSS")
+
+
+def pss_mb(pid: int) -> float:
+    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss")
+
+
+def available_mb() -> float:
+    return round(_proc_kb("/proc/meminfo", "MemAvailable"), 1)
+
+
+@dataclasses.dataclass
+class Memory:
+    """Mean MB per cluster and per component (kube-apiserver, argocd-repo-server, ...), and the
+    sum over every cluster, of one measure (RSS or PSS)."""
+
+    per_cluster: float
+    per_component: dict[str, float]
+    total: float
+
+
+def memory(clusters: Environment, measure: Callable[[int], float] = rss_mb) -> Memory:
     per_cluster: dict[str, float] = {}
     per_component: dict[str, list[float]] = {}
     for name, record in clusters.processes.items():
         if not process.is_alive(record) or "/" not in name:
             continue
         cluster, component = name.split("/", 1)
-        rss = rss_mb(record.pid)
-        per_cluster[cluster] = per_cluster.get(cluster, 0.0) + rss
-        per_component.setdefault(component, []).append(rss)
-    mean = sum(per_cluster.values()) / len(per_cluster) if per_cluster else 0.0
-    return round(mean, 1), {k: round(sum(v) / len(v), 1) for k, v in sorted(per_component.items())}
+        mb = measure(record.pid)
+        per_cluster[cluster] = per_cluster.get(cluster, 0.0) + mb
+        per_component.setdefault(component, []).append(mb)
+    total = sum(per_cluster.values())
+    mean = total / len(per_cluster) if per_cluster else 0.0
+    components = {k: round(sum(v) / len(v), 1) for k, v in sorted(per_component.items())}
+    return Memory(round(mean, 1), components, round(total, 1))
 
 
 #: the API server's table of a kind (its printer columns), not its objects: counting a thousand
@@ -172,29 +233,60 @@ async def hub_platform(
 
 
 async def run(
-    clusters: int, *, progress: Progress, timeout: float = 1800.0, insecure: bool = False
+    clusters: int,
+    *,
+    progress: Progress,
+    timeout: float = 1800.0,
+    insecure: bool = False,
+    worker_tuning: tuning.WorkerTuning = tuning.TUNED,
+    min_available_mb: float = MIN_AVAILABLE_MB,
 ) -> ProvisionResult:
-    result = ProvisionResult(clusters, insecure=insecure)
-    async with hub_platform(progress, insecure=insecure, provisioner_args=[]) as bench:
+    result = ProvisionResult(clusters, worker_tuning.name, insecure=insecure)
+    provisioner_args = ["--local-tuning", worker_tuning.name]
+    async with hub_platform(progress, insecure=insecure, provisioner_args=provisioner_args) as bench:
         repo = await asyncio.to_thread(gitrepo.demo_apps_repo, bench.root / "apps")
-        progress(f"[bench] applying {clusters} ClusterClaims at once ...")
+        progress(f"[bench] applying {clusters} ClusterClaims at once ({worker_tuning.name}) ...")
         started = time.monotonic()
         await asyncio.to_thread(
             kubectl.apply, bench.hub.kubeconfig, [claim(i, repo) for i in range(clusters)]
         )
-        waited = await wait_ready(bench, clusters, progress, started, timeout)
+        waited = await wait_ready(bench, clusters, progress, started, timeout, min_available_mb)
         result.seconds_to_all_ready, result.first_ready_seconds = waited.seconds, waited.first
         if waited.problem:
             result.notes.append(waited.problem)
+            # the claims go all the same: what was started must not stay behind holding memory
+            await delete_all(bench, clusters, progress, timeout)
             return result
-        result.rss_mb_per_cluster, result.rss_mb_per_component = memory(bench.env.child("provisioned"))
+        provisioned = bench.env.child("provisioned")
+        rss, pss = memory(provisioned), memory(provisioned, pss_mb)
+        result.rss_mb_per_cluster, result.rss_mb_per_component = rss.per_cluster, rss.per_component
+        result.pss_mb_per_cluster, result.pss_mb_per_component = pss.per_cluster, pss.per_component
+        result.pss_mb_all_clusters = pss.total
         result.provisioner_rss_mb = round(rss_mb(bench.provisioner.pid), 1)
+        result.machine_available_mb = available_mb()
+        result.load_average = round(os.getloadavg()[0], 1)
         progress(f"[bench] deleting the {clusters} claims ...")
         deleted = await delete_all(bench, clusters, progress, timeout)
         result.seconds_to_all_deleted = deleted.seconds
         if deleted.problem:
             result.notes.append(deleted.problem)
     return result
+
+
+async def compare(
+    untuned: int,
+    tuned: int,
+    *,
+    progress: Progress,
+    timeout: float = 1800.0,
+    insecure: bool = False,
+    min_available_mb: float = MIN_AVAILABLE_MB,
+) -> ComparedTuning:
+    """``untuned`` clusters with the components' defaults, then ``tuned`` with ``tuning.TUNED``."""
+    limits: dict[str, Any] = {"timeout": timeout, "insecure": insecure, "min_available_mb": min_available_mb}
+    first = await run(untuned, progress=progress, worker_tuning=tuning.UNTUNED, **limits)
+    second = await run(tuned, progress=progress, **limits)
+    return ComparedTuning(first, second)
 
 
 @dataclasses.dataclass
@@ -204,8 +296,16 @@ class Waited:
     problem: str = ""
 
 
-async def wait_ready(bench: Hub, clusters: int, progress: Progress, started: float, timeout: float) -> Waited:
-    """Until every claim is Ready (or the provisioner died, or ``timeout``), from ``started``."""
+async def wait_ready(
+    bench: Hub,
+    clusters: int,
+    progress: Progress,
+    started: float,
+    timeout: float,
+    min_available_mb: float = 0.0,
+) -> Waited:
+    """Until every claim is Ready (or the provisioner died, or ``timeout``, or the machine's
+    available memory fell below ``min_available_mb``), from ``started``."""
     progress.step("clusters Ready", clusters)
     waited, last = Waited(), -1
     while True:
@@ -225,6 +325,13 @@ async def wait_ready(bench: Hub, clusters: int, progress: Progress, started: flo
             return waited
         if elapsed > timeout:
             waited.problem = f"{ready}/{clusters} Ready after {timeout:.0f}s"
+            return waited
+        if (available := available_mb()) < min_available_mb:
+            waited.problem = (
+                f"stopped at {ready}/{clusters} Ready after {elapsed:.0f}s: the machine had "
+                f"{available:.0f} MB available, under --min-available-mb {min_available_mb:.0f}; "
+                "run fewer clusters"
+            )
             return waited
         await asyncio.sleep(POLL_SECONDS)
 

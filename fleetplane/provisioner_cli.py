@@ -10,6 +10,7 @@ import typer
 from fleetplane import function_options, kube_options, leader_options, logs, probe_options, tls_options
 from kubeio import objects
 from kubeio.kubeconfig import Kubeconfig
+from localinfra import tuning
 from localinfra.environment import Environment
 from maestro.transport import layout
 from provisioner import operator
@@ -41,6 +42,12 @@ def run(
         None,
         "--local-env",
         help="Serve the `local` provider in this `fleetplane local` environment (name or folder).",
+    ),
+    local_tuning: str = typer.Option(
+        tuning.TUNED.name,
+        "--local-tuning",
+        help="What the `local` provider's worker clusters run with: `tuned` (GOGC=50, "
+        "fewer Argo CD workers; docs/local-fleet.md) or `untuned` (each component's defaults).",
     ),
     aws_region: str = typer.Option(None, "--aws-region", help="Serve the `aws` provider (EKS) here."),
     aws_endpoint: str = typer.Option(None, "--aws-endpoint", help="Another AWS endpoint (a test server)."),
@@ -103,6 +110,10 @@ def run(
     )
     logs.configure(log_level, log_format)
     credentials = tls_options.credentials(tls_dir, token_file, insecure)
+    try:
+        worker_tuning = tuning.by_name(local_tuning)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--local-tuning") from exc
     operator.run(
         operator.ProvisionerSettings(
             kubeconfig=hub_kubeconfig,
@@ -111,6 +122,7 @@ def run(
             maestro_credentials=credentials,
             topic_prefix=topic_prefix,
             local_env=_environment(local_env),
+            local_tuning=worker_tuning,
             aws_region=aws_region,
             aws_endpoint=aws_endpoint,
             simulated=simulated,

@@ -26,6 +26,7 @@ import yaml
 
 from localinfra import build, kube, kubectl, paths, pki, ports, process, redis
 from localinfra.environment import Environment
+from localinfra.tuning import UNTUNED, WorkerTuning
 from trust import files
 from trust.identity import Identity
 
@@ -130,11 +131,13 @@ def install_crds(cluster: kube.Cluster) -> None:
     )
 
 
-def start(env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE) -> ArgoCD:
+def start(
+    env: Environment, cluster: kube.Cluster, *, namespace: str = NAMESPACE, tuning: WorkerTuning = UNTUNED
+) -> ArgoCD:
     """Install Argo CD's CRDs and configuration on the cluster, then run its components."""
     install_crds(cluster)
     kubectl.apply(cluster.kubeconfig, config_objects(namespace))
-    return start_processes(env, cluster, namespace=namespace)
+    return start_processes(env, cluster, namespace=namespace, tuning=tuning)
 
 
 def is_running(env: Environment, cluster: str, *, role: str = "argocd") -> bool:
@@ -212,7 +215,11 @@ def _component(role: str, component: str) -> str:
 
 
 def _start_repo_server(
-    env: Environment, cluster: kube.Cluster, common: _Common, role: str = "argocd"
+    env: Environment,
+    cluster: kube.Cluster,
+    common: _Common,
+    role: str = "argocd",
+    tuning: WorkerTuning = UNTUNED,
 ) -> tuple[str, Path]:
     """The repo-server, serving mTLS on loopback; its address and the CA its clients trust."""
     repo_tls = pki.identity_files(
@@ -241,10 +248,12 @@ def _start_repo_server(
                 "--client-ca-path",
                 str(repo_tls.ca),
                 *redis_client_flags(common.cache, repo_tls),
+                *tuning.argocd_repo_server_args,
             ],
             common.folder / "repo-server.log",
             env={
                 **common.env,
+                **tuning.argocd_env,
                 "ARGOCD_BINARY_NAME": "argocd-repo-server",
                 "ARGOCD_APP_CONF_PATH": str(app_config),
             },
@@ -275,14 +284,17 @@ def start_processes(
     role: str = "argocd",
     cache: redis.Redis | None = None,
     controller_args: Sequence[str] = (),
+    tuning: WorkerTuning = UNTUNED,
 ) -> ArgoCD:
     """Run Argo CD's components (redis, repo-server, application-controller) against a cluster that
     already holds its CRDs and configuration (applied by ``start`` or by a composition).
 
     ``role`` names another Argo CD of the same cluster (its folder, processes, identities and
-    endpoint), ``cache`` a Redis it shares, ``controller_args`` more application controller flags."""
+    endpoint), ``cache`` a Redis it shares, ``controller_args`` more application controller flags,
+    ``tuning`` a local worker's memory settings (``localinfra.tuning``)."""
     common = _common(env, cluster, namespace, role, cache)
-    repo_addr, repo_ca = _start_repo_server(env, cluster, common, role)
+    repo_addr, repo_ca = _start_repo_server(env, cluster, common, role, tuning)
+    processors = tuning.argocd_controller_args or ("--status-processors", "4", "--operation-processors", "2")
     controller_tls = pki.identity_files(
         env, identity(cluster.name, _component(role, "application-controller"))
     )
@@ -304,14 +316,11 @@ def start_processes(
                 *_repo_server_client(controller_tls),
                 "--metrics-port",
                 str(metrics),
-                "--status-processors",
-                "4",
-                "--operation-processors",
-                "2",
+                *processors,
                 *controller_args,
             ],
             common.folder / "application-controller.log",
-            env={**common.env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
+            env={**common.env, **tuning.argocd_env, "ARGOCD_BINARY_NAME": "argocd-application-controller"},
         )
     )
     process.wait_until(controller, lambda: ports.is_listening(metrics), timeout=60, what="serving metrics")

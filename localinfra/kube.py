@@ -23,6 +23,7 @@ import yaml
 from localinfra import etcd, kubectl, paths, pki, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from localinfra.tuning import UNTUNED, WorkerTuning
 from trust import files
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -143,10 +144,13 @@ def start(
     controller_manager: bool = True,
     go_runtime: Mapping[str, str] | None = None,
     feature_gates: Mapping[str, bool] | None = None,
+    tuning: WorkerTuning | None = None,
 ) -> Cluster:
     """A kube-apiserver on ``etcd_url`` (and its controller-manager); ``go_runtime`` is the API
     server's Go runtime environment (``GOGC``, ``GOMEMLIMIT``) and ``feature_gates`` its
-    ``--feature-gates``, for a hub sized for its load."""
+    ``--feature-gates``, for a hub sized for its load; ``tuning`` adds a worker's memory settings
+    (``localinfra.tuning``)."""
+    tuning = tuning or UNTUNED
     folder = env.path("clusters", name)
     ca = pki.ensure_ca(env.path("pki"))
     port = ports.free_port()
@@ -211,15 +215,21 @@ def start(
         "0",
     ]
     argv += feature_gates_flag(feature_gates or {})
+    argv += tuning.apiserver_args
     record = env.add_process(
-        process.spawn(f"{name}/kube-apiserver", argv, folder / "kube-apiserver.log", env=go_runtime)
+        process.spawn(
+            f"{name}/kube-apiserver",
+            argv,
+            folder / "kube-apiserver.log",
+            env={**tuning.apiserver_env, **(go_runtime or {})},
+        )
     )
     kubeconfig = write_kubeconfig(folder / "kubeconfig", kubeconfig_dict(name, server, ca.cert, admin))
     process.wait_until(
         record, lambda: _get_ok(f"{server}/readyz", ca.cert, admin), timeout=120, what="ready (/readyz)"
     )
     if controller_manager:
-        _start_controller_manager(env, name, folder, kubeconfig, sa)
+        _start_controller_manager(env, name, folder, kubeconfig, sa, tuning)
     env.set_endpoint(f"cluster/{name}", server=server, kubeconfig=str(kubeconfig))
     return Cluster(name, server, kubeconfig)
 
@@ -241,7 +251,7 @@ def delete(env: Environment, name: str, etcd_url: str) -> list[str]:
 
 
 def _start_controller_manager(
-    env: Environment, name: str, folder: Path, kubeconfig: Path, sa: pki.KeyPair
+    env: Environment, name: str, folder: Path, kubeconfig: Path, sa: pki.KeyPair, tuning: WorkerTuning
 ) -> None:
     port = ports.free_port()
     argv = [
@@ -266,7 +276,12 @@ def _start_controller_manager(
         "0",
     ]
     record = env.add_process(
-        process.spawn(f"{name}/kube-controller-manager", argv, folder / "kube-controller-manager.log")
+        process.spawn(
+            f"{name}/kube-controller-manager",
+            [*argv, *tuning.controller_manager_args],
+            folder / "kube-controller-manager.log",
+            env=tuning.controller_manager_env,
+        )
     )
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

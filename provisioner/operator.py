@@ -34,6 +34,7 @@ from kubeio import kopf_operator, leader, objects, operator_readiness, probes
 from kubeio.rest import KubeRest
 from localinfra import build, versions
 from localinfra.environment import Environment
+from localinfra.tuning import TUNED, WorkerTuning
 from maestro.client import Credentials, MaestroClient
 from maestro.transport import layout
 from provisioner import api, catalog, compositions, reconciler, render, xrd
@@ -69,6 +70,8 @@ class ProvisionerSettings:
     inventory_namespace: str = "argocd"
     #: the folder of the local environment whose etcd local clusters share (``fleetplane local up``)
     local_env: Path | None = None
+    #: what the local provider's worker processes are told to hold less memory (``localinfra.tuning``)
+    local_tuning: WorkerTuning = TUNED
     aws_region: str | None = None
     aws_endpoint: str | None = None
     #: serve the ``simulated`` provider (clusters in this process's memory, for benchmarks)
@@ -133,7 +136,9 @@ def _providers(settings: ProvisionerSettings) -> dict[str, ClusterProvider]:
     providers: dict[str, ClusterProvider] = {}
     if settings.local_env:
         env = Environment(settings.local_env)
-        providers["local"] = LocalProvider(env.child("provisioned"), env.endpoint("etcd")["url"])
+        providers["local"] = LocalProvider(
+            env.child("provisioned"), env.endpoint("etcd")["url"], settings.local_tuning
+        )
     if settings.aws_region:
         from provisioner.providers.aws import AwsProvider  # boto3 only when asked for
 

@@ -6,7 +6,8 @@ so ``fleetplane local down`` takes the provisioned clusters down too. A cluster 
 are alive is adopted as it is, which is what makes a provisioner restart start no duplicates.
 
 A local cluster has no kubelet: the workloads applied to it that we know run as local processes
-(``local_workloads``), stopped once its works are drained and before it goes.
+(``local_workloads``), stopped once its works are drained and before it goes. Every process of a
+worker runs with ``localinfra.tuning.TUNED`` unless the provider is given another tuning.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from localinfra import kube
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from localinfra.tuning import TUNED, WorkerTuning
 from provisioner.providers.base import (
     ClusterObjects,
     ClusterProvider,
@@ -41,10 +43,11 @@ from provisioner.providers.local_workloads import (
 class LocalProvider(ClusterProvider):
     name = "local"
 
-    def __init__(self, env: Environment, etcd_url: str) -> None:
+    def __init__(self, env: Environment, etcd_url: str, tuning: WorkerTuning = TUNED) -> None:
         self.env = env
         self.etcd_url = etcd_url
-        self.workloads = LocalWorkloads(env)
+        self.tuning = tuning
+        self.workloads = LocalWorkloads(env, tuning)
         # ensure/delete of one cluster never overlap (a slow start and a retry would both start it)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -59,7 +62,9 @@ class LocalProvider(ClusterProvider):
                 # it held come back with the new API server.
                 self.env.stop_processes(f"{spec.name}/kube-")
                 try:
-                    await asyncio.to_thread(kube.start, self.env, spec.name, self.etcd_url)
+                    await asyncio.to_thread(
+                        kube.start, self.env, spec.name, self.etcd_url, tuning=self.tuning
+                    )
                 except InfraError as exc:
                     raise ProviderError("ClusterStartFailed", str(exc)) from exc
             endpoint = self.env.endpoint(f"cluster/{spec.name}")

@@ -35,6 +35,7 @@ from typing import Any
 from localinfra import argocd, kube, ports, process
 from localinfra.environment import Environment
 from localinfra.errors import InfraError
+from localinfra.tuning import TUNED, WorkerTuning
 from provisioner.providers.base import WORKLOAD_KINDS
 from trust import files
 
@@ -140,8 +141,9 @@ def agent_ports(obj: Mapping[str, Any], running: Sequence[str] = ()) -> dict[str
 
 
 class LocalWorkloads:
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, tuning: WorkerTuning = TUNED) -> None:
         self.env = env
+        self.tuning = tuning
 
     async def run(
         self, cluster: kube.Cluster, obj: Mapping[str, Any], *, tls_secret: Mapping[str, Any] | None = None
@@ -170,7 +172,7 @@ class LocalWorkloads:
     def _argocd(self, cluster: kube.Cluster) -> WorkloadState:
         if not argocd.is_running(self.env, cluster.name):
             self.env.stop_processes(f"{cluster.name}/argocd-")
-            argocd.start_processes(self.env, cluster)
+            argocd.start_processes(self.env, cluster, tuning=self.tuning)
         pid = self.env.processes[f"{cluster.name}/argocd-application-controller"].pid
         return WorkloadState(True, "Argo CD runs as local processes", pid)
 
@@ -209,7 +211,7 @@ class LocalWorkloads:
             return WorkloadState(True, "the Maestro agent runs as a local process", record.pid)
         self.env.stop_processes(key)
         log = self.env.root / "clusters" / cluster.name / "maestro-agent.log"
-        record = self.env.add_process(process.spawn(key, argv, log))
+        record = self.env.add_process(process.spawn(key, argv, log, env=self.tuning.agent_env))
         time.sleep(_SETTLE_SECONDS)  # a wrong flag or an unreachable Kafka ends it at once
         if not process.is_alive(record):
             self.env.stop_processes(key)

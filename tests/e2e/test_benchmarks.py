@@ -255,6 +255,29 @@ def test_bench_provision_simulated_claims_ready_rolled_out_and_deleted() -> None
     assert "20/20 inventory entries relabelled" in progress
 
 
+def test_bench_provision_compares_untuned_and_tuned_local_workers() -> None:
+    figures, progress = run_bench(
+        "provision", "--compare-tuning", "--untuned-clusters", "1", "--clusters", "1", "--timeout", "900"
+    )
+    components = {
+        "kube-apiserver", "kube-controller-manager", "maestro-agent",
+        "argocd-application-controller", "argocd-repo-server", "argocd-redis",
+    }  # fmt: skip
+    for run, clusters in (("untuned", 1), ("tuned", 1)):
+        measured = figures[run]
+        assert (measured["tuning"], measured["clusters"], measured["notes"]) == (run, clusters, [])
+        for step in ("first_ready_seconds", "seconds_to_all_ready", "seconds_to_all_deleted"):
+            assert measured[step] is not None and measured[step] > 0, (run, step)
+        # every process of every cluster measured; a page shared with another process counts in
+        # part, so PSS is at most RSS
+        assert set(measured["pss_mb_per_component"]) == set(measured["rss_mb_per_component"]) == components
+        assert 0 < measured["pss_mb_per_cluster"] <= measured["rss_mb_per_cluster"]
+        assert measured["pss_mb_all_clusters"] >= measured["pss_mb_per_cluster"] * clusters * 0.99
+        assert measured["machine_available_mb"] > 0
+    assert figures["tuned_vs_untuned_pss_per_cluster"] > 0
+    assert progress.count("1/1 clusters Ready") >= 2
+
+
 def test_bench_soak_samples_every_process_and_reports_their_trends(tmp_path: Path) -> None:
     figures, progress = run_bench(
         "soak", "--minutes", "1", "--clusters", "2", "--works", "20", "--rate", "5",
