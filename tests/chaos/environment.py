@@ -97,7 +97,7 @@ class Chaos:
         }
         async with await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=10) as conn:
             row = await (await conn.execute("SELECT count(*) FROM outbox")).fetchone()
-        sent = await asyncio.to_thread(self._sent, ids) if topics else None
+        sent = await asyncio.to_thread(self.sent_statuses, ids) if topics else None
         return outcome.Snapshot(objects, records, stored, sent, int(row[0]) if row else 0)
 
     def _in_clusters(
@@ -129,7 +129,8 @@ class Chaos:
             ]
         return objects, records
 
-    def _sent(self, ids: set[str]) -> dict[uuid.UUID, list[int]]:
+    def sent_statuses(self, ids: set[str]) -> dict[uuid.UUID, list[int]]:
+        """The status sequence ids sent for each of the works ``ids``, in the order sent."""
         topics = [self.rig.topics.status_topic(slot) for slot in self.rig.slots.values()]
         sent: dict[uuid.UUID, list[int]] = {}
         for report in status_reports(self.rig.kafka, topics):
