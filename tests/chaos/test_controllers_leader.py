@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,8 @@ from kubeio.rest import MERGE_PATCH, KubeRest
 from localinfra import argocd, kube, kubectl, platform
 from maestro.api import queries
 from maestro.client import MaestroClient
-from tests.chaos.environment import Chaos
-from tests.integration.maestro.failures import FLEETPLANE, Managed
+from tests.chaos.environment import Chaos, LeaderReplica, until
+from tests.integration.maestro.failures import FLEETPLANE
 from trust import files
 from trust.identity import Identity
 
@@ -62,18 +61,6 @@ def changed(i: int) -> bool:
 
 def deleted(i: int) -> bool:
     return i % 5 == 4
-
-
-class Replica(Managed):
-    """One ``fleetplane controllers run`` replica; ready once it competes for the Lease."""
-
-    def identity(self) -> str | None:
-        """Who it is in the Lease, once it has said so."""
-        found = re.search(r"trying to lead as ([\w.-]+)", self.log.read_text() if self.log.exists() else "")
-        return found.group(1) if found else None
-
-    def is_ready(self) -> bool:
-        return self.identity() is not None
 
 
 def inventory_secret(cluster: str, run: str) -> dict[str, Any]:
@@ -224,31 +211,11 @@ class Fleet:
             left.append(f"outbox: {depth} rows")
         return left
 
-    async def until(
-        self,
-        what: str,
-        check: Callable[[], Awaitable[tuple[bool, Any]]],
-        replicas: list[Replica],
-        timeout: float = 240,
-    ) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            done, seen = await check()
-            if done:
-                return seen
-            if time.monotonic() > deadline:
-                logs = "\n".join(f"--- {r.short} ({r.log}):\n{r.tail(30)}" for r in replicas)
-                pytest.fail(
-                    f"{what}: not within {timeout:.0f}s; last seen {seen}\n{logs}\n{self.chaos.rig.tails()}",
-                    pytrace=False,
-                )
-            await asyncio.sleep(1)
-
 
 @contextlib.asynccontextmanager
 async def controllers(
     hub: kube.Cluster, chaos: Chaos, log_dir: Path, run: str
-) -> AsyncIterator[list[Replica]]:
+) -> AsyncIterator[list[LeaderReplica]]:
     folder = chaos.rig.identity(Identity.source(contract.MAESTRO_SOURCE))
     tls = files.TLSFiles(folder / "ca.crt", folder / "tls.crt", folder / "tls.key")
     argv = [
@@ -261,7 +228,7 @@ async def controllers(
             f"controllers-{run}",
         ),
     ]
-    replicas = [Replica(chaos.env, f"chaos/controllers-{run}-{i}", argv, log_dir) for i in (1, 2)]
+    replicas = [LeaderReplica(chaos.env, f"chaos/controllers-{run}-{i}", argv, log_dir) for i in (1, 2)]
     try:
         await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))
         yield replicas
@@ -270,7 +237,7 @@ async def controllers(
             await asyncio.to_thread(r.forget)
 
 
-async def delete_served(fleet: Fleet, replicas: list[Replica]) -> None:
+async def delete_served(fleet: Fleet, replicas: list[LeaderReplica]) -> None:
     """The run's ApplicationSets deleted while a replica serves them: their works and Applications
     go with them (bounded; ``remove_left`` takes off what is left)."""
     for name in fleet.names:
@@ -325,7 +292,7 @@ async def test_the_controllers_standby_takes_over_a_rollout_of_applications(
                     holder = await fleet.holder()
                     return holder in {r.identity() for r in replicas}, holder
 
-                holder = await fleet.until("a replica to lead", one_leads, replicas, timeout=60)
+                holder = await until("a replica to lead", one_leads, replicas, timeout=60)
                 (leader,) = [r for r in replicas if r.identity() == holder]
                 (standby,) = [r for r in replicas if r is not leader]
                 total = APPSETS * len(workers)
@@ -341,7 +308,7 @@ async def test_the_controllers_standby_takes_over_a_rollout_of_applications(
                     served = sum((await fleet.works()).values())
                     return served >= total // 3, served
 
-                served = await fleet.until(f"{total // 3} works in Maestro", a_third_served, replicas)
+                served = await until(f"{total // 3} works in Maestro", a_third_served, replicas)
                 for i, n in enumerate(fleet.names):
                     if changed(i):
                         await rest.request(
@@ -363,14 +330,16 @@ async def test_the_controllers_standby_takes_over_a_rollout_of_applications(
                     holder = await fleet.holder()
                     return holder == standby.identity(), holder
 
-                await fleet.until("the standby to take the Lease", standby_leads, replicas, timeout=120)
+                await until("the standby to take the Lease", standby_leads, replicas, timeout=120)
                 takeover = time.monotonic() - killed
 
                 async def exact() -> tuple[bool, Any]:
                     left = await fleet.pending()
                     return not left, f"{len(left)} pending, e.g. {left[:5]}"
 
-                await fleet.until("the exact outcome", exact, replicas, timeout=300)
+                await until(
+                    "the exact outcome", exact, [*replicas, *chaos.rig.processes], timeout=300, period=1
+                )
                 to_exact, from_apply = time.monotonic() - killed, time.monotonic() - started
 
                 sent = await asyncio.to_thread(chaos.sent_statuses, fleet.work_ids)
