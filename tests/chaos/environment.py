@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -31,7 +33,7 @@ from localinfra.kafka_cluster import Brokers
 from localinfra.tcpproxy import SeverableRelay
 from maestro.api import queries
 from maestro.client import MaestroClient
-from tests.integration.maestro.failures import AgentProcess, Rig, ServerProcess, status_reports
+from tests.integration.maestro.failures import AgentProcess, Managed, Rig, ServerProcess, status_reports
 
 #: the name of the chaos suite's PostgreSQL in the session environment
 POSTGRES = "chaos-postgres"
@@ -97,7 +99,7 @@ class Chaos:
         }
         async with await psycopg.AsyncConnection.connect(self.dsn, connect_timeout=10) as conn:
             row = await (await conn.execute("SELECT count(*) FROM outbox")).fetchone()
-        sent = await asyncio.to_thread(self._sent, ids) if topics else None
+        sent = await asyncio.to_thread(self.sent_statuses, ids) if topics else None
         return outcome.Snapshot(objects, records, stored, sent, int(row[0]) if row else 0)
 
     def _in_clusters(
@@ -129,7 +131,8 @@ class Chaos:
             ]
         return objects, records
 
-    def _sent(self, ids: set[str]) -> dict[uuid.UUID, list[int]]:
+    def sent_statuses(self, ids: set[str]) -> dict[uuid.UUID, list[int]]:
+        """The status sequence ids sent for each of the works ``ids``, in the order sent."""
         topics = [self.rig.topics.status_topic(slot) for slot in self.rig.slots.values()]
         sent: dict[uuid.UUID, list[int]] = {}
         for report in status_reports(self.rig.kafka, topics):
@@ -171,3 +174,36 @@ class Chaos:
 
 def _items(reply: Any) -> list[dict[str, Any]]:
     return list(json.loads(reply.data)["items"])
+
+
+class LeaderReplica(Managed):
+    """One replica of a leader-elected ``fleetplane`` service; ready once it competes for the Lease."""
+
+    def identity(self) -> str | None:
+        """Who it is in the Lease, once it has said so."""
+        found = re.search(r"trying to lead as ([\w.-]+)", self.log.read_text() if self.log.exists() else "")
+        return found.group(1) if found else None
+
+    def is_ready(self) -> bool:
+        return self.identity() is not None
+
+
+async def until(
+    what: str,
+    check: Callable[[], Awaitable[tuple[bool, Any]]],
+    replicas: Sequence[Managed],
+    *,
+    timeout: float = 240,
+    period: float = 0.5,
+) -> Any:
+    """Wait until ``check`` says done and return what it saw; fail at ``timeout`` with the last
+    thing seen and the ends of the replicas' logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, seen = await check()
+        if done:
+            return seen
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {r.short} ({r.log}):\n{r.tail(30)}" for r in replicas)
+            pytest.fail(f"{what}: not within {timeout:.0f}s; last seen {seen}\n{logs}", pytrace=False)
+        await asyncio.sleep(period)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,8 +35,8 @@ from localinfra import kube
 from localinfra.environment import Environment
 from maestro.client import MaestroClient
 from provisioner import catalog, operator
-from tests.chaos.environment import Chaos
-from tests.integration.maestro.failures import FLEETPLANE, Managed
+from tests.chaos.environment import Chaos, LeaderReplica, until
+from tests.integration.maestro.failures import FLEETPLANE
 from trust.identity import Identity
 
 pytestmark = pytest.mark.chaos
@@ -47,19 +46,6 @@ GROUP = "platform.fleetplane.io/v1alpha1"
 INVENTORY = "/api/v1/namespaces/argocd/secrets"
 #: what a simulated cluster's Argo CD would sync (nothing fetches it)
 APPS_REPO = "https://git.invalid/chaos/apps.git"
-
-
-class Replica(Managed):
-    """One ``fleetplane provisioner run`` replica; ready once it competes for the Lease."""
-
-    def identity(self) -> str | None:
-        """Who it is in the Lease, once it has said so."""
-        text = self.log.read_text() if self.log.exists() else ""
-        found = re.search(r"trying to lead as ([\w.-]+)", text)
-        return found.group(1) if found else None
-
-    def is_ready(self) -> bool:
-        return self.identity() is not None
 
 
 def claim(name: str, namespace: str, run: str) -> dict[str, Any]:
@@ -81,7 +67,7 @@ class Platform:
     """What a user of the provisioner reads: the Lease, the claims, Maestro's consumers, the hub
     inventory; every wait fails with the replicas' logs."""
 
-    def __init__(self, rest: KubeRest, chaos: Chaos, replicas: list[Replica], run: str) -> None:
+    def __init__(self, rest: KubeRest, chaos: Chaos, replicas: list[LeaderReplica], run: str) -> None:
         self.rest, self.chaos, self.replicas, self.run = rest, chaos, replicas, run
         self.namespace = f"chaos-claims-{run}"
         self.claims = f"/apis/{GROUP}/namespaces/{self.namespace}/clusterclaims"
@@ -121,21 +107,13 @@ class Platform:
     async def until(
         self, what: str, check: Callable[[], Awaitable[tuple[bool, Any]]], timeout: float = 240
     ) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            done, seen = await check()
-            if done:
-                return seen
-            if time.monotonic() > deadline:
-                logs = "\n".join(f"--- {r.short} ({r.log}):\n{r.tail(30)}" for r in self.replicas)
-                pytest.fail(f"{what}: not within {timeout:.0f}s; last seen {seen}\n{logs}", pytrace=False)
-            await asyncio.sleep(0.5)
+        return await until(what, check, self.replicas, timeout=timeout)
 
 
 @contextlib.asynccontextmanager
 async def provisioners(
     env: Environment, hub: kube.Cluster, chaos: Chaos, log_dir: Path, run: str
-) -> AsyncIterator[list[Replica]]:
+) -> AsyncIterator[list[LeaderReplica]]:
     tls = chaos.rig.identity(Identity.admin(operator.MAESTRO_SOURCE))
     argv = [
         FLEETPLANE,
@@ -166,7 +144,7 @@ async def provisioners(
         "--log-level",
         "info",
     ]
-    replicas = [Replica(env, f"chaos/provisioner-{run}-{i}", argv, log_dir) for i in (1, 2)]
+    replicas = [LeaderReplica(env, f"chaos/provisioner-{run}-{i}", argv, log_dir) for i in (1, 2)]
     try:
         await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))
         yield replicas
