@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from maestro import client_errors
@@ -112,3 +113,19 @@ class Calls:
             ) from None
         if self.error is not None:
             raise AssertionError(f"the calls failed: {self.error}")
+
+
+@contextlib.asynccontextmanager
+async def in_background(run: Callable[[], Awaitable[None]], name: str) -> AsyncIterator[asyncio.Task[None]]:
+    """Run ``run()`` in the background; on leaving, wait for it to finish (its errors propagate),
+    or cancel it when the block fails."""
+    task = asyncio.ensure_future(run())
+    task.set_name(name)
+    try:
+        yield task
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise
+    await task

@@ -22,9 +22,9 @@ import dataclasses
 import enum
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from benchmarks.chaos.calls import Calls
+from benchmarks.chaos.calls import Calls, in_background
 from benchmarks.chaos.outcome import Intended
 from maestro.api import bundles
 from maestro.client import Credentials, MaestroClient
@@ -169,15 +169,6 @@ class Rollout:
         await self.until(f"{count} calls accepted", lambda: self.acknowledged >= count, timeout)
 
 
-@contextlib.asynccontextmanager
-async def rolling(rollout: Rollout) -> AsyncIterator[asyncio.Task[None]]:
+def rolling(rollout: Rollout) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """Run ``rollout`` in the background; on leaving, wait for it to finish (its errors propagate)."""
-    task = asyncio.create_task(rollout.run(), name=f"rollout-{rollout.id}")
-    try:
-        yield task
-    except BaseException:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise
-    await task
+    return in_background(rollout.run, f"rollout-{rollout.id}")

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import pytest
 
+from benchmarks.chaos.faults import PROGRESS_WHILE_DOWN, SESSION_TIMEOUT
+from benchmarks.chaos.faults import Fault as BenchFault
 from benchmarks.chaos.rollout import Rollout, rolling
 from localinfra import postgres, process
 from localinfra.environment import Environment
@@ -28,24 +30,9 @@ from tests.integration.maestro.failures import Managed
 
 #: the share of the rollout's calls accepted before the fault strikes
 STRIKE_AT = 1 / 3
-#: calls accepted while a killed process stays down
-PROGRESS_WHILE_DOWN = 40
-# The consumer session timeout of Maestro's Kafka readers (maestro.transport.consumer): an agent
-# cut off for longer has its session expire on the broker's side.
-SESSION_TIMEOUT = 10.0
 
 
-class Fault(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    async def inject(self) -> None: ...
-
-    async def hold(self, rollout: Rollout) -> None:
-        """Return once the fault has bitten (a condition on the rollout or the pipeline)."""
-
-    async def recover(self) -> None: ...
-
+class Fault(BenchFault, Protocol):
     @property
     def measured(self) -> dict[str, float]:
         """Figures of the fault itself (seconds to a takeover), once it was recovered."""

@@ -35,7 +35,7 @@ from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
-from benchmarks.chaos.calls import Calls
+from benchmarks.chaos.calls import Calls, in_background
 from benchmarks.chaos.status_topics import status_reports
 from localinfra import kafka as local_kafka
 from localinfra import kube, pki, ports, process
@@ -484,18 +484,9 @@ class Load:
         return sum(self.retries.values())
 
 
-@contextlib.asynccontextmanager
-async def running(load: Load) -> AsyncIterator[asyncio.Task[None]]:
+def running(load: Load) -> contextlib.AbstractAsyncContextManager[asyncio.Task[None]]:
     """Run ``load`` in the background; on leaving, wait for it to finish (its errors propagate)."""
-    task = asyncio.create_task(load.run(), name="load")
-    try:
-        yield task
-    except BaseException:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        raise
-    await task
+    return in_background(load.run, "load")
 
 
 async def eventually(
