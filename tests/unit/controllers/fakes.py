@@ -225,27 +225,29 @@ class FakeHub:
     async def create_application(
         self, application: Mapping[str, Any], *, field_manager: str
     ) -> dict[str, Any]:
-        meta = application["metadata"]
-        key = (meta["namespace"], meta["name"])
-        if key in self.refusals:
-            raise hub.ClusterError(self.refusals[key], status=400)
+        key = self._admitted(application)
         if key in self.applications:
-            raise hub.ConflictError(f"applications.argoproj.io {meta['name']!r} already exists")
+            raise hub.ConflictError(f"applications.argoproj.io {key[1]!r} already exists")
         return self._store(key, application, "create")
 
     async def replace_application(
         self, application: Mapping[str, Any], *, field_manager: str
     ) -> dict[str, Any]:
+        key = self._admitted(application)
+        current = self.applications.get(key)
+        if current is None:
+            raise hub.NotFoundError("not found", status=404)
+        if current["metadata"].get("resourceVersion") != application["metadata"].get("resourceVersion"):
+            raise hub.ConflictError("the object has been modified")
+        return self._store(key, application, "replace")
+
+    def _admitted(self, application: Mapping[str, Any]) -> tuple[str, str]:
+        """The Application's key, unless the hub is told to refuse it (a 400, as for an unknown field)."""
         meta = application["metadata"]
         key = (meta["namespace"], meta["name"])
         if key in self.refusals:
             raise hub.ClusterError(self.refusals[key], status=400)
-        current = self.applications.get(key)
-        if current is None:
-            raise hub.NotFoundError("not found", status=404)
-        if current["metadata"].get("resourceVersion") != meta.get("resourceVersion"):
-            raise hub.ConflictError("the object has been modified")
-        return self._store(key, application, "replace")
+        return key
 
     def _store(self, key: tuple[str, str], application: Mapping[str, Any], verb: str) -> dict[str, Any]:
         stored = copy.deepcopy(dict(application))
