@@ -1,7 +1,8 @@
 """What a local worker cluster's processes are told to hold less memory (docs/local-fleet.md).
 
 A local worker is a kube-apiserver and a controller manager, Argo CD's application-controller,
-repo-server and Redis, and a Maestro agent, all on this machine: untuned, about 1.1 GB. ``TUNED``
+repo-server and Redis, and a Maestro agent, all on this machine: untuned, about 670 MB of
+proportional set size (1 GB resident, each binary's code counted per process). ``TUNED``
 holds the settings measured to pay off without changing what the cluster serves; ``UNTUNED`` adds
 nothing (the components' own defaults), for comparison and as an opt-out.
 """
