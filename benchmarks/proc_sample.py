@@ -11,6 +11,7 @@ LISTEN. A process that ended meanwhile, or whose folders this user may not read,
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +67,26 @@ def descendants(pid: int, proc: Path = PROC, *, apart: frozenset[int] = frozense
     return found
 
 
-def _pss_kb(pid: int, proc: Path) -> int:
-    for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1])
-    return 0  # a zombie has no memory left
+def field_mb(path: Path, field: str) -> float:
+    """A ``Field:  N kB`` line of a /proc file, in MB (0 when the process is gone, or has no such
+    line: a zombie has no memory left)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mb(pid: int, proc: Path = PROC) -> float:
+    return field_mb(proc / str(pid) / "status", "VmRSS")
+
+
+def pss_mb(pid: int, proc: Path = PROC) -> float:
+    return field_mb(proc / str(pid) / "smaps_rollup", "Pss")
+
+
+def available_mb(proc: Path = PROC) -> float:
+    return round(field_mb(proc / "meminfo", "MemAvailable"), 1)
 
 
 def _sockets(pid: int, proc: Path) -> tuple[int, set[str]]:
@@ -91,15 +107,16 @@ def _sockets(pid: int, proc: Path) -> tuple[int, set[str]]:
 def usage(pid: int, tcp: set[str], proc: Path = PROC, *, apart: frozenset[int] = frozenset()) -> Usage:
     """The tree under ``pid`` now, but the trees under ``apart``; ``tcp`` from :func:`tcp_sockets`,
     read once per sample."""
-    pss_kb = fds = connections = counted = 0
+    pss = 0.0
+    fds = connections = counted = 0
     for each in descendants(pid, proc, apart=apart - {pid}):
         try:
-            pss = _pss_kb(each, proc)
+            used = pss_mb(each, proc)
             opened, sockets = _sockets(each, proc)
         except OSError:
             continue
-        pss_kb += pss
+        pss += used
         fds += opened
         connections += len(sockets & tcp)
         counted += 1
-    return Usage(round(pss_kb / 1024, 1), fds, connections, counted)
+    return Usage(round(pss, 1), fds, connections, counted)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import maestro_setup
+from benchmarks.proc_sample import available_mb, pss_mb, rss_mb
 from benchmarks.progress import Progress
 from kubeio import objects
 from kubeio.errors import NotFoundError
@@ -103,27 +104,6 @@ def claim(index: int, repo: str, provider: str = "local") -> dict[str, Any]:
             }
         },
     }
-
-
-def _proc_kb(path: str, field: str) -> float:
-    """A ``Field:  N kB`` line of a /proc file, in MB (0 when the process is gone)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def rss_mb(pid: int) -> float:
-    return _proc_kb(f"/proc/{pid}/status", "VmRSS")
-
-
-def pss_mb(pid: int) -> float:
-    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss")
-
-
-def available_mb() -> float:
-    return round(_proc_kb("/proc/meminfo", "MemAvailable"), 1)
 
 
 @dataclasses.dataclass

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import provision
+from benchmarks.proc_sample import rss_mb
 from benchmarks.progress import Progress
 from kubeio import objects
 from localinfra import kubectl, process
@@ -81,7 +82,7 @@ async def run(
         result.seconds_to_roll_out = rolled.seconds
         if rolled.problem:
             result.notes.append(rolled.problem)
-        result.provisioner_rss_mb = round(provision.rss_mb(bench.provisioner.pid), 1)
+        result.provisioner_rss_mb = round(rss_mb(bench.provisioner.pid), 1)
         progress(f"[bench] deleting the {claims} claims ...")
         deleted = await provision.delete_all(bench, claims, progress, timeout)
         result.seconds_to_all_deleted = deleted.seconds

@@ -32,6 +32,7 @@ from typing import Any
 import grpc
 
 from benchmarks import maestro_setup, publish_driver, upstream, upstream_authorizer
+from benchmarks.proc_sample import rss_mb
 from benchmarks.progress import Progress
 from benchmarks.timeline import percentile_ms
 from localinfra import kafka, ports, postgres, process, upstream_maestro
@@ -365,13 +366,6 @@ def _cpu_of(
         return process.cpu_seconds(records)
 
     return used
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def _measure(
