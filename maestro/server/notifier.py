@@ -25,9 +25,16 @@ class Notifier:
         #: notifications heard so far on each channel (and wake-ups after a lost connection)
         self._heard = dict.fromkeys(channels, 0)
         self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
 
-    async def start(self) -> None:
+    async def start(self, *, ready_within: float = 10.0) -> None:
+        """Starts listening and returns once every channel is LISTENed to, or after
+        ``ready_within`` seconds when the database cannot be reached yet: a commit made after a
+        ready start is always heard, and one made before it costs a waiter its timeout at most."""
         self._task = asyncio.create_task(self._listen(), name="pg-notifier")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ready_within):
+                await self._listening.wait()
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -45,6 +52,7 @@ class Notifier:
                 async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
                     for channel in self._channels:
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    self._listening.set()
                     async for note in conn.notifies():
                         await self._wake(note.channel)
             except psycopg.OperationalError as exc:
