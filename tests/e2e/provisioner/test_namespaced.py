@@ -1,6 +1,6 @@
 """A team applies a namespaced composite itself (Crossplane v2's model, no claim) and gets a cluster.
 
-On the provisioner of ``test_provisioner`` (the same real hub, Maestro and local provider), run
+On the module's own provisioner (``kit.platform``: the real hub, a Maestro and the local provider), run
 with a composition function server written with Crossplane's Python SDK (``size-policy``, called
 over RunFunction gRPC): a definition of scope ``Namespaced`` serves a namespaced ``TeamCluster``
 kind, composed by a ``mode: Pipeline`` Composition — the worker-cluster template, then
@@ -29,12 +29,10 @@ from localinfra import kubectl, process
 from localinfra.environment import Environment
 from tests import function_sdk
 from tests.e2e.conftest import fleetplane
-from tests.e2e.test_provisioner import Platform, _inventory, _worker_api, platform
+from tests.e2e.provisioner.kit import Platform, inventory_entry, worker_api
 from tests.unit.provisioner import builders
 
 pytestmark = pytest.mark.e2e
-
-__all__ = ["platform"]  # the provisioner of test_provisioner, run with provisioner_args below
 
 TEAM = "team-v2"
 GROUP = "platform.fleetplane.io/v1alpha1"
@@ -143,7 +141,7 @@ async def test_a_namespaced_composite_goes_through_its_pipeline_and_deleting_it_
 
     # The connection secret lands in the team's namespace and reaches the new API server, where
     # the function's ConfigMap was applied.
-    worker = await _worker_api(platform, f"{name}-kubeconfig", TEAM)
+    worker = await worker_api(platform, f"{name}-kubeconfig", TEAM)
     try:
         report = await worker.get(
             {
@@ -159,7 +157,7 @@ async def test_a_namespaced_composite_goes_through_its_pipeline_and_deleting_it_
         )
     finally:
         await worker.rest.close()
-    inventory = await _inventory(platform, cluster)
+    inventory = await inventory_entry(platform, cluster)
     assert inventory is not None
     assert inventory["metadata"]["labels"]["fleetplane.io/team"] == TEAM
     assert inventory["metadata"]["labels"]["env"] == "e2e"
@@ -183,7 +181,7 @@ async def test_a_namespaced_composite_goes_through_its_pipeline_and_deleting_it_
     clusters = Environment(platform.clusters.root)
     alive = [n for n, r in clusters.processes.items() if n.startswith(f"{cluster}/") and process.is_alive(r)]
     assert alive == []
-    assert await _inventory(platform, cluster) is None
+    assert await inventory_entry(platform, cluster) is None
 
 
 async def test_a_pipeline_naming_a_function_not_installed_is_refused_naming_the_field(
