@@ -5,7 +5,12 @@ server and ``fleetplane provisioner run`` (the local provider), installs the wor
 composition, applies N claims in one ``kubectl apply``, and reports the time until all are Ready
 (each with its own kube-apiserver, Argo CD and Maestro agent), the memory each cluster's processes
 hold, and the time until deleting all claims leaves nothing behind. The clusters run with a worker
-tuning (``localinfra.tuning``); ``compare`` runs untuned then tuned clusters in one report.
+tuning (``localinfra.tuning``); ``compare`` runs untuned then tuned clusters in one report, on one
+hub: between the two, only the provisioner is started again, with the other tuning.
+
+Stopped (Ctrl-C, SIGTERM), a run stops the provisioner first (else it would start again the
+clusters' processes stopped under it), then its clusters and everything else, and removes its
+temporary folder; when it fails, the folder's logs are kept and their place printed.
 
 Memory is read twice: the resident set (RSS), and the proportional set size (PSS), which counts a
 page shared by several processes (the same binary's code in twenty API servers) once, divided among
@@ -75,7 +80,7 @@ class ProvisionResult:
 
 @dataclasses.dataclass
 class ComparedTuning:
-    """Untuned clusters, then tuned ones, each on a platform of its own, in one report."""
+    """Untuned clusters, then tuned ones, on the same hub, in one report."""
 
     untuned: ProvisionResult
     tuned: ProvisionResult
@@ -161,6 +166,28 @@ class Hub:
     provisioner: process.ProcessRecord
     maestro: str
     security: maestro_setup.Security
+    #: ``fleetplane provisioner run`` and its options but those of ``restart_provisioner``
+    provisioner_base: list[str]
+
+    async def restart_provisioner(self, more_args: Sequence[str]) -> None:
+        """Stop the provisioner and start it again with ``more_args`` instead of the first
+        ones; until it serves claims again."""
+        await asyncio.to_thread(self.env.stop_process, PROVISIONER)
+        self.provisioner = await _start_provisioner(
+            self.env, self.rest, self.root, self.provisioner_base, more_args
+        )
+
+
+#: the provisioner's name among the environment's processes
+PROVISIONER = "provisioner"
+
+
+async def _start_provisioner(
+    env: Environment, rest: KubeRest, root: Path, base: Sequence[str], more_args: Sequence[str]
+) -> process.ProcessRecord:
+    provisioner = platform.launch(env, PROVISIONER, [*base, *more_args], root / "provisioner.log")
+    await _until_served(rest, provisioner)
+    return provisioner
 
 
 @contextlib.asynccontextmanager
@@ -169,9 +196,11 @@ async def hub_platform(
 ) -> AsyncIterator[Hub]:
     """etcd, a management kube-apiserver, PostgreSQL, Kafka, a Maestro server and ``fleetplane
     provisioner run`` (with ``provisioner_args``), the worker-cluster composition installed and the
-    claims' namespace made; all stopped and removed afterwards."""
+    claims' namespace made; all stopped and the folder removed afterwards (its logs kept when the
+    block fails)."""
     root = Path(tempfile.mkdtemp(prefix="fleetplane-bench-provision-"))
     env = Environment(root / "env")
+    failed = False
     try:
         progress("[bench] starting etcd, the management kube-apiserver, PostgreSQL, Kafka, Maestro ...")
         etcd_url = await asyncio.to_thread(etcd.start, env)
@@ -184,7 +213,7 @@ async def hub_platform(
         rest = KubeRest.from_kubeconfig(hub.kubeconfig)
         try:
             await operator.install(objects.Objects(rest), catalog.COMPOSITIONS_DIR / "worker-cluster")
-            args = [
+            base = [
                 "provisioner",
                 "run",
                 "--kubeconfig",
@@ -199,17 +228,29 @@ async def hub_platform(
                 "--local-env",
                 str(env.root),
                 *security.client_args(Identity.admin(operator.MAESTRO_SOURCE)),
-                *provisioner_args,
             ]
-            provisioner = platform.launch(env, "provisioner", args, root / "provisioner.log")
-            await _until_served(rest, provisioner)
+            provisioner = await _start_provisioner(env, rest, root, base, provisioner_args)
             namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
             await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [namespace])
-            yield Hub(env, root, hub, rest, provisioner, address, security)
+            yield Hub(env, root, hub, rest, provisioner, address, security, base)
         finally:
             await rest.close()
+    except Exception:
+        failed = True
+        raise
     finally:
-        env.down()
+        _stop(env, root, failed, progress)
+
+
+def _stop(env: Environment, root: Path, failed: bool, progress: Progress) -> None:
+    """Stop the provisioner, then its clusters (its environment's child) and the rest; remove the
+    run's folder, or keep its logs when it failed. Running still, the provisioner would start again
+    the clusters' processes ``down`` stops, and they would outlive the run."""
+    progress("[bench] stopping what the run started ...")
+    try:
+        env.stop_process(PROVISIONER)
+    finally:
+        maestro_setup.end_run(env, root, keep_logs=failed, report=progress)
 
 
 async def run(
@@ -221,35 +262,50 @@ async def run(
     worker_tuning: tuning.WorkerTuning = tuning.TUNED,
     min_available_mb: float = MIN_AVAILABLE_MB,
 ) -> ProvisionResult:
+    async with hub_platform(progress, insecure=insecure, provisioner_args=_tuned(worker_tuning)) as bench:
+        return await measure(bench, clusters, progress, timeout, insecure, worker_tuning, min_available_mb)
+
+
+def _tuned(worker_tuning: tuning.WorkerTuning) -> list[str]:
+    return ["--local-tuning", worker_tuning.name]
+
+
+async def measure(
+    bench: Hub,
+    clusters: int,
+    progress: Progress,
+    timeout: float,
+    insecure: bool,
+    worker_tuning: tuning.WorkerTuning,
+    min_available_mb: float,
+) -> ProvisionResult:
+    """``clusters`` claims applied at once on ``bench`` (its provisioner started with
+    ``worker_tuning``) until all are Ready; their memory; all deleted."""
     result = ProvisionResult(clusters, worker_tuning.name, insecure=insecure)
-    provisioner_args = ["--local-tuning", worker_tuning.name]
-    async with hub_platform(progress, insecure=insecure, provisioner_args=provisioner_args) as bench:
-        repo = await asyncio.to_thread(gitrepo.demo_apps_repo, bench.root / "apps")
-        progress(f"[bench] applying {clusters} ClusterClaims at once ({worker_tuning.name}) ...")
-        started = time.monotonic()
-        await asyncio.to_thread(
-            kubectl.apply, bench.hub.kubeconfig, [claim(i, repo) for i in range(clusters)]
-        )
-        waited = await wait_ready(bench, clusters, progress, started, timeout, min_available_mb)
-        result.seconds_to_all_ready, result.first_ready_seconds = waited.seconds, waited.first
-        if waited.problem:
-            result.notes.append(waited.problem)
-            # the claims go all the same: what was started must not stay behind holding memory
-            await delete_all(bench, clusters, progress, timeout)
-            return result
-        provisioned = bench.env.child("provisioned")
-        rss, pss = memory(provisioned), memory(provisioned, pss_mb)
-        result.rss_mb_per_cluster, result.rss_mb_per_component = rss.per_cluster, rss.per_component
-        result.pss_mb_per_cluster, result.pss_mb_per_component = pss.per_cluster, pss.per_component
-        result.pss_mb_all_clusters = pss.total
-        result.provisioner_rss_mb = round(rss_mb(bench.provisioner.pid), 1)
-        result.machine_available_mb = available_mb()
-        result.load_average = round(os.getloadavg()[0], 1)
-        progress(f"[bench] deleting the {clusters} claims ...")
-        deleted = await delete_all(bench, clusters, progress, timeout)
-        result.seconds_to_all_deleted = deleted.seconds
-        if deleted.problem:
-            result.notes.append(deleted.problem)
+    repo = await asyncio.to_thread(gitrepo.demo_apps_repo, bench.root / f"apps-{worker_tuning.name}")
+    progress(f"[bench] applying {clusters} ClusterClaims at once ({worker_tuning.name}) ...")
+    started = time.monotonic()
+    await asyncio.to_thread(kubectl.apply, bench.hub.kubeconfig, [claim(i, repo) for i in range(clusters)])
+    waited = await wait_ready(bench, clusters, progress, started, timeout, min_available_mb)
+    result.seconds_to_all_ready, result.first_ready_seconds = waited.seconds, waited.first
+    if waited.problem:
+        result.notes.append(waited.problem)
+        # the claims go all the same: what was started must not stay behind holding memory
+        await delete_all(bench, clusters, progress, timeout)
+        return result
+    provisioned = bench.env.child("provisioned")
+    rss, pss = memory(provisioned), memory(provisioned, pss_mb)
+    result.rss_mb_per_cluster, result.rss_mb_per_component = rss.per_cluster, rss.per_component
+    result.pss_mb_per_cluster, result.pss_mb_per_component = pss.per_cluster, pss.per_component
+    result.pss_mb_all_clusters = pss.total
+    result.provisioner_rss_mb = round(rss_mb(bench.provisioner.pid), 1)
+    result.machine_available_mb = available_mb()
+    result.load_average = round(os.getloadavg()[0], 1)
+    progress(f"[bench] deleting the {clusters} claims ...")
+    deleted = await delete_all(bench, clusters, progress, timeout)
+    result.seconds_to_all_deleted = deleted.seconds
+    if deleted.problem:
+        result.notes.append(deleted.problem)
     return result
 
 
@@ -262,10 +318,16 @@ async def compare(
     insecure: bool = False,
     min_available_mb: float = MIN_AVAILABLE_MB,
 ) -> ComparedTuning:
-    """``untuned`` clusters with the components' defaults, then ``tuned`` with ``tuning.TUNED``."""
-    limits: dict[str, Any] = {"timeout": timeout, "insecure": insecure, "min_available_mb": min_available_mb}
-    first = await run(untuned, progress=progress, worker_tuning=tuning.UNTUNED, **limits)
-    second = await run(tuned, progress=progress, **limits)
+    """``untuned`` clusters with the components' defaults, then ``tuned`` with ``tuning.TUNED``, on
+    one hub: the provisioner alone is started again between the two (the clusters' processes get
+    their tuning from it)."""
+    limits = (timeout, insecure)
+    first_args = _tuned(tuning.UNTUNED)
+    async with hub_platform(progress, insecure=insecure, provisioner_args=first_args) as bench:
+        first = await measure(bench, untuned, progress, *limits, tuning.UNTUNED, min_available_mb)
+        progress(f"[bench] starting the provisioner again, with the {tuning.TUNED.name} tuning ...")
+        await bench.restart_provisioner(_tuned(tuning.TUNED))
+        second = await measure(bench, tuned, progress, *limits, tuning.TUNED, min_available_mb)
     return ComparedTuning(first, second)
 
 

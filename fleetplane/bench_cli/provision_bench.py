@@ -30,7 +30,8 @@ def provision(
     compare_tuning: bool = typer.Option(
         False,
         "--compare-tuning",
-        help="One report of two runs: --untuned-clusters clusters untuned, then --clusters tuned.",
+        help="One report of two runs on one hub: --untuned-clusters clusters untuned, then --clusters "
+        "tuned (the provisioner started again with the other tuning in between).",
     ),
     untuned_clusters: int = typer.Option(
         4, min=1, help="With --compare-tuning: the untuned run's clusters (a count that fits in memory)."
