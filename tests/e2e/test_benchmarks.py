@@ -247,6 +247,74 @@ def test_a_benchmark_stopped_with_sigterm_stops_what_it_started(tmp_path: Path) 
     shutil.rmtree(kept[1])
 
 
+def _descendants(pid: int) -> set[int]:
+    """Its children, theirs, and so on (processes started in sessions of their own included)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        children = _children(todo.pop()) - found
+        todo.extend(children)
+        found |= children
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
+
+
+def _mentioning(text: str) -> set[int]:
+    """The live processes whose command line names ``text``."""
+    pids = {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()}
+    return {pid for pid in pids if text in _cmdline(pid) and _alive(pid)}
+
+
+def test_ctrl_c_stops_bench_provision_and_every_process_it_started(tmp_path: Path) -> None:
+    """Ctrl-C at a terminal (SIGINT to the foreground process group) while a cluster comes up: the
+    run stops, with the provisioner and the local workers it started, and its folder goes."""
+    log = tmp_path / "bench.log"
+    cli = Path(sys.executable).parent / "fleetplane"
+    with open(log, "wb") as out:
+        bench = subprocess.Popen(
+            [str(cli), "bench", "provision", "--clusters", "1"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, as a terminal's foreground job
+            # Ctrl-C reaches a terminal's job even when this test's runner ignores SIGINT
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        deadline = time.monotonic() + 300
+
+        def provisioner() -> int | None:
+            return next((p for p in _children(bench.pid) if "provisioner run" in _cmdline(p)), None)
+
+        # until the provisioner has started the cluster's API server, the run waiting for it
+        while b"clusters Ready" not in log.read_bytes() or not any(
+            "kube-apiserver" in _cmdline(p) for p in _descendants(provisioner() or bench.pid)
+        ):
+            assert bench.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        argv = _cmdline(provisioner() or 0).split()
+        folder = Path(argv[argv.index("--local-env") + 1]).parent
+        started = _descendants(bench.pid)
+
+        os.killpg(bench.pid, signal.SIGINT)
+        bench.wait(timeout=180)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    left = {pid: _cmdline(pid) for pid in {p for p in started if _alive(p)} | _mentioning(str(folder))}
+    for pid in left:  # never leave them to the next test
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert bench.returncode != 0  # stopped, not finished
+    assert left == {}
+    assert not folder.exists()
+    assert "Traceback" not in log.read_text()
+
+
 def test_bench_provision_simulated_claims_ready_rolled_out_and_deleted() -> None:
     figures, progress = run_bench("provision", "--simulated", "--claims", "20", "--timeout", "900")
     assert figures["claims"] == 20
