@@ -246,8 +246,10 @@ def _stop(env: Environment, root: Path, failed: bool, progress: Progress) -> Non
     """Stop the provisioner, then its clusters (its environment's child) and the rest; remove the
     run's folder, or keep its logs when it failed. Running still, the provisioner would start again
     the clusters' processes ``down`` stops, and they would outlive the run."""
-    progress("[bench] stopping what the run started ...")
     try:
+        # the output may be gone (Ctrl-C stops a `| tee` too): what was started goes all the same
+        with contextlib.suppress(OSError):
+            progress("[bench] stopping what the run started ...")
         env.stop_process(PROVISIONER)
     finally:
         maestro_setup.end_run(env, root, keep_logs=failed, report=progress)

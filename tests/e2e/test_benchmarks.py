@@ -287,24 +287,32 @@ def test_ctrl_c_stops_bench_provision_and_every_process_it_started(tmp_path: Pat
     try:
         deadline = time.monotonic() + 300
 
-        def provisioner() -> int | None:
-            return next((p for p in _children(bench.pid) if "provisioner run" in _cmdline(p)), None)
+        def provisioner() -> int:
+            return next((p for p in _children(bench.pid) if "provisioner run" in _cmdline(p)), 0)
 
-        # until the provisioner has started the cluster's API server, the run waiting for it
-        while b"clusters Ready" not in log.read_bytes() or not any(
-            "kube-apiserver" in _cmdline(p) for p in _descendants(provisioner() or bench.pid)
-        ):
+        def worker_started() -> bool:
+            """The provisioner has started the cluster's API server; the run waits for it."""
+            running = provisioner()
+            if not running or b"clusters Ready" not in log.read_bytes():
+                return False
+            return any("kube-apiserver" in _cmdline(p) for p in _descendants(running))
+
+        while not worker_started():
             assert bench.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.5)
-        argv = _cmdline(provisioner() or 0).split()
+        argv = _cmdline(provisioner()).split()  # its --local-env is in the run's folder
         folder = Path(argv[argv.index("--local-env") + 1]).parent
         started = _descendants(bench.pid)
 
         os.killpg(bench.pid, signal.SIGINT)
         bench.wait(timeout=180)
     finally:
-        if bench.poll() is None:
-            bench.kill()
+        if bench.poll() is None:  # failed: SIGTERM still stops what it started
+            bench.terminate()
+            try:
+                bench.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                bench.kill()
     left = {pid: _cmdline(pid) for pid in {p for p in started if _alive(p)} | _mentioning(str(folder))}
     for pid in left:  # never leave them to the next test
         with contextlib.suppress(ProcessLookupError):

@@ -23,8 +23,9 @@ from tests.e2e.provisioner.kit import CONFIGMAPS_IN_DEFAULT, TEAM, Platform, cla
 
 pytestmark = pytest.mark.e2e
 #: Maestro drops a delete its agent did not confirm within this (the module's Maestro server's
-#: --deletion-grace): the agent here is gone, so the deletion waits this long for nothing
-MAESTRO_DELETION_GRACE = 12.0
+#: --deletion-grace): the agent here is gone, so the deletion waits this long for nothing. Under
+#: the provisioner's 10 s check of orphaned works, so that one check finds them dropped.
+MAESTRO_DELETION_GRACE = 8.0
 
 
 async def test_a_deletion_whose_agent_is_gone_completes_and_names_the_orphaned_works(
