@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from benchmarks import maestro_setup
 from benchmarks.proc_sample import available_mb, pss_mb, rss_mb
@@ -49,6 +49,9 @@ CLAIMS = "/apis/platform.fleetplane.io/v1alpha1/namespaces/bench/clusterclaims"
 #: the machine's available memory (MB) below which a run stops waiting and deletes its clusters:
 #: on a shared machine other jobs keep what they need, and the kernel's OOM killer stays away
 MIN_AVAILABLE_MB = 2048.0
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -203,10 +206,10 @@ async def hub_platform(
     failed = False
     try:
         progress("[bench] starting etcd, the management kube-apiserver, PostgreSQL, Kafka, Maestro ...")
-        etcd_url = await asyncio.to_thread(etcd.start, env)
-        hub = await asyncio.to_thread(kube.start, env, "hub", etcd_url)
-        pg = await asyncio.to_thread(postgres.start, env)
-        kf = await asyncio.to_thread(kafka.start, env, heap="1g")
+        etcd_url = await starting(etcd.start, env)
+        hub = await starting(kube.start, env, "hub", etcd_url)
+        pg = await starting(postgres.start, env)
+        kf = await starting(kafka.start, env, heap="1g")
         # The provisioner's agents get their identities from the same CA (the environment's).
         security = maestro_setup.Security(env, insecure=insecure)
         _server, address, names = await maestro_setup.start_server(env, pg, kf, root, security)
@@ -240,6 +243,20 @@ async def hub_platform(
         raise
     finally:
         _stop(env, root, failed, progress)
+
+
+async def starting(start: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``start`` (a component's start, which waits for it to serve) in a thread. Cancelled
+    meanwhile (Ctrl-C), it lets ``start`` end before passing the cancellation on: what it launched
+    is then recorded in the environment and stopped with the rest, not launched after the rest
+    was stopped and left running."""
+    started = asyncio.ensure_future(asyncio.to_thread(start, *args, **kwargs))
+    try:
+        return await asyncio.shield(started)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await started
+        raise
 
 
 def _stop(env: Environment, root: Path, failed: bool, progress: Progress) -> None:
