@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
 import signal
 import uuid
 from pathlib import Path
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from benchmarks.chaos import leaders
 from controllers import contract
 from kubeio.errors import NotFoundError
 from kubeio.rest import MERGE_PATCH, KubeRest
@@ -97,8 +97,7 @@ class Replica(Subcommand):
 
     def identity(self) -> str | None:
         """Who it is in the Lease, once it has said so."""
-        found = re.search(r"trying to lead as ([\w.-]+)", self.log.read_text() if self.log.exists() else "")
-        return found.group(1) if found else None
+        return leaders.identity_in(self.log)
 
     async def leads(self) -> float:
         """Its ``fleetplane_leader`` gauge, as Prometheus scrapes it."""
