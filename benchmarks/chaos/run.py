@@ -70,7 +70,11 @@ async def run(settings: ChaosSettings, progress: Progress) -> dict[str, Any]:
             if down := pipeline.not_running():
                 results[name] = {"verdict": f"not struck: {', '.join(down)} not running"}
                 continue
-            hub = hub or await leader_faults.start(pipeline, progress)
+            try:
+                hub = hub or await leader_faults.start(pipeline, progress)
+            except Exception as exc:  # the next fault still runs; the logs are kept
+                results[name] = {"verdict": f"not struck: the hub did not start: {exc!r}"}
+                continue
             results[name] = await leader_faults.strike(
                 name, pipeline, hub, settings.works, settings.converge_timeout, progress
             )
