@@ -47,20 +47,26 @@ def count_for(works: int, clusters: int) -> int:
     return max(1, round(works / clusters))
 
 
-def inventory_secret(cluster: str, run: str) -> dict[str, Any]:
-    """An Argo CD cluster Secret of the pull model for ``cluster`` (name and server, no credentials)."""
+def inventory_secret(cluster: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """An Argo CD cluster Secret ``name`` of the pull model for ``cluster`` (its name and a server
+    nothing connects to, no credentials), with ``labels`` for the generators to select."""
     fields = {"name": cluster, "server": f"https://{cluster}.invalid:6443"}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
-            "name": f"chaos-{run}-{cluster}",
+            "name": name,
             "namespace": NAMESPACE,
-            "labels": {"argocd.argoproj.io/secret-type": "cluster", RUN_LABEL: run},
+            "labels": {"argocd.argoproj.io/secret-type": "cluster", **labels},
         },
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in fields.items()},
     }
+
+
+def run_secret(cluster: str, run: str) -> dict[str, Any]:
+    """``cluster``'s inventory Secret in the run ``run``."""
+    return inventory_secret(cluster, f"chaos-{run}-{cluster}", {RUN_LABEL: run})
 
 
 def application_set(name: str, run: str, path: str) -> dict[str, Any]:

@@ -181,7 +181,7 @@ async def _controllers_leader(
         run, appsets.count_for(works, len(pipeline.clusters)), [c.name for c in pipeline.clusters]
     )
     out.workload = f"{len(plan.names)} ApplicationSets x {len(plan.clusters)} clusters"
-    secrets = [appsets.inventory_secret(c, run) for c in plan.clusters]
+    secrets = [appsets.run_secret(c, run) for c in plan.clusters]
     await asyncio.to_thread(kubectl.apply, hub.cluster.kubeconfig, secrets, field_manager="bench")
     tls = pipeline.security.tls(Identity.source(contract.MAESTRO_SOURCE))
     assert tls is not None, "bench chaos runs secure"

@@ -136,7 +136,7 @@ async def test_the_controllers_standby_takes_over_a_rollout_of_applications(
         # The agents apply Argo CD Applications: their CRD and namespace, Argo CD running there or not.
         await asyncio.to_thread(argocd.install_crds, cluster)
         await asyncio.to_thread(kubectl.apply, cluster.kubeconfig, [namespace], field_manager="chaos")
-    secrets = [appsets.inventory_secret(c.name, run) for c in chaos.rig.clusters]
+    secrets = [appsets.run_secret(c.name, run) for c in chaos.rig.clusters]
     inventory = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY}}
     await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [inventory, *secrets], field_manager="chaos")
     rest = KubeRest.from_kubeconfig(hub.kubeconfig)
