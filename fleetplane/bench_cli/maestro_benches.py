@@ -270,12 +270,11 @@ def chaos(
     on, a three-broker Kafka and simulated agent processes, struck a third of the way through by the
     fault (kill -9 of a replica, of an agent, of PostgreSQL, of a broker; a network cut between an
     agent and Kafka). Prints, per fault, the calls and retries, the seconds from the fault to its
-    recovery and from the last call to the exact outcome, and the verdict.
-
-    The kills of the operators' leaders run two replicas of the operator on a hub (started for them)
-    over the same pipeline: controllers-leader serves ApplicationSets x clusters ~ --works
-    Applications to the simulated agents (every third changed before the kill, every fifth deleted
-    while nobody leads); provisioner-leader provisions --works/10 ClusterClaims (at least 20;
+    recovery and from the last call to the exact outcome, and the verdict. The kills of the
+    operators' leaders run two replicas of the operator on a hub started for them, over the same
+    pipeline: controllers-leader serves about --works Applications (ApplicationSets x clusters) to
+    the simulated agents, every third ApplicationSet changed before the kill and every fifth deleted
+    while nobody leads; provisioner-leader provisions --works/10 ClusterClaims (at least 20;
     simulated clusters), then deletes them. Their recovery is the standby holding the Lease."""
     from benchmarks.chaos import run as chaos_run
 
