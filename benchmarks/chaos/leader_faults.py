@@ -134,16 +134,15 @@ def _competes(log: Path) -> bool:
 
 async def _roles(hub: LeaderHub, lease: str, replicas: list[Member]) -> tuple[Member, Member]:
     """The replica holding ``lease`` and the standby, once one holds it."""
-    identities = {r: leaders.identity_in(Path(r.env.processes[r.name].log)) for r in replicas}
+    by_name = {r.name: r for r in replicas}
+    identities = {r.name: leaders.identity_in(Path(r.env.processes[r.name].log)) for r in replicas}
 
     async def one_leads() -> tuple[bool, Any]:
         roles = leaders.leader_and_standby(await hub.reads.holder(lease), identities)
         return roles is not None, roles
 
-    roles: tuple[Member, Member] = await leaders.until(
-        "a replica to lead", one_leads, timeout=TAKEOVER_TIMEOUT
-    )
-    return roles
+    leader, standby = await leaders.until("a replica to lead", one_leads, timeout=TAKEOVER_TIMEOUT)
+    return by_name[leader], by_name[standby]
 
 
 async def _takeover(hub: LeaderHub, lease: str, standby: Member, killed: float) -> float:
