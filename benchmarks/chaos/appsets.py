@@ -117,6 +117,19 @@ def by_name(items: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, A
     return named
 
 
+def applications_in(
+    held: Mapping[tuple[str, str, str, str], Mapping[str, Any]], run: str
+) -> dict[str, list[Mapping[str, Any]]]:
+    """The run's Applications among a cluster's objects (by group, resource, namespace and name),
+    by name."""
+    return by_name(
+        obj
+        for (group, resource, namespace, _), obj in held.items()
+        if (group, resource, namespace) == ("argoproj.io", "applications", NAMESPACE)
+        and (obj["metadata"].get("labels") or {}).get(RUN_LABEL) == run
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A run's ApplicationSets (``names``, in order) on its ``clusters``."""

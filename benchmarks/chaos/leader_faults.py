@@ -252,16 +252,7 @@ async def _controllers_leader(
 
 def _cluster_applications(pipeline: ChaosPipeline, run: str) -> dict[str, dict[str, list[Any]]]:
     """The run's Applications each simulated cluster holds, by name."""
-    held = {}
-    for cluster, view in pipeline.views.items():
-        view.refresh()
-        held[cluster] = appsets.by_name(
-            app
-            for (group, resource, namespace, _), app in view.objects.items()
-            if (group, resource, namespace) == ("argoproj.io", "applications", appsets.NAMESPACE)
-            and (app["metadata"].get("labels") or {}).get(appsets.RUN_LABEL) == run
-        )
-    return held
+    return {c: appsets.applications_in(view.refresh().objects, run) for c, view in pipeline.views.items()}
 
 
 async def _provisioner_leader(

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.chaos import appsets, claims, leaders
+from benchmarks.chaos.cluster_store import ClusterView, LoggedBackend
+from maestro.agent.manifests import ObjectRef
+from maestro.agent.memory import MemoryApplier
 
 
 def _app(name: str, path: str, sync: str | None = "Synced", health: str | None = "Healthy") -> dict[str, Any]:
@@ -137,3 +140,24 @@ def test_the_replica_holding_the_lease_leads_and_the_other_stands_by(tmp_path: P
     assert leaders.leader_and_standby("two", {"r1": "one", "r2": "two"}) == ("r2", "r1")
     assert leaders.leader_and_standby("", {"r1": "one", "r2": "two"}) is None
     assert leaders.leader_and_standby("three", {"r1": "one", "r2": None}) is None
+
+
+async def test_a_simulated_clusters_applications_of_the_run_are_read_from_its_file(tmp_path: Path) -> None:
+    state = tmp_path / "cluster.jsonl"
+    applier = MemoryApplier("east", backend=LoggedBackend(state))
+
+    def application(name: str, run: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": name, "namespace": "argocd", "labels": {appsets.RUN_LABEL: run}},
+            "spec": {"source": {"path": "apps"}},
+        }
+
+    await applier.apply("00000000-0000-0000-0000-000000000001", 1, {"manifests": [application("a", "r1")]})
+    await applier.apply("00000000-0000-0000-0000-000000000002", 1, {"manifests": [application("b", "r2")]})
+    await applier.backend.get(ObjectRef("argoproj.io", "v1alpha1", "applications", "argocd", "a"))
+    held = appsets.applications_in(ClusterView(state).refresh().objects, "r1")
+    assert list(held) == ["a"]
+    assert appsets.synced_and_healthy(held["a"][0]) == ("Synced", "Healthy")
+    await applier.close()
