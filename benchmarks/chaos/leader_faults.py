@@ -290,7 +290,8 @@ async def _provisioner_leader(
             ready = len((await hub.reads.claims(path, run)).ready)
             return ready >= count // 3, ready
 
-        ready = await leaders.until(f"{count // 3} claims Ready", some_ready, timeout=timeout, period=1)
+        # Polled often: simulated clusters come up fast, and the kill must find claims in flight.
+        ready = await leaders.until(f"{count // 3} claims Ready", some_ready, timeout=timeout, period=0.2)
         await asyncio.to_thread(leader.kill_hard)
         killed = time.monotonic()
         out.struck_with = f"{ready}/{count} claims Ready"
