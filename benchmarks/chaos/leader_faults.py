@@ -23,7 +23,6 @@ import asyncio
 import dataclasses
 import functools
 import time
-import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,7 +174,7 @@ def _stop(pipeline: ChaosPipeline, replicas: Sequence[Member]) -> None:
 async def _controllers_leader(
     pipeline: ChaosPipeline, hub: LeaderHub, works: int, timeout: float, progress: Progress, out: Figures
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run = leaders.run_id()
     plan = appsets.Plan.of(
         run, appsets.count_for(works, len(pipeline.clusters)), [c.name for c in pipeline.clusters]
     )
@@ -258,7 +257,7 @@ def _cluster_applications(pipeline: ChaosPipeline, run: str) -> dict[str, dict[s
 async def _provisioner_leader(
     pipeline: ChaosPipeline, hub: LeaderHub, works: int, timeout: float, progress: Progress, out: Figures
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run = leaders.run_id()
     count = claims.count_for(works)
     names = [f"c-{run}-{i:04d}" for i in range(count)]
     namespace = f"chaos-claims-{run}"

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import re
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -36,6 +37,12 @@ T = TypeVar("T")
 #: where the replicas' Leases are (the operators' default namespace)
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
 _TRYING = re.compile(r"trying to lead as ([\w.-]+)")
+
+
+def run_id() -> str:
+    """A run's id, for its names and label values: hex after a letter, so that no YAML reader
+    (kubectl's) takes it for a number, as it would ``1e5432``."""
+    return f"r{uuid.uuid4().hex[:5]}"
 
 
 def identity_in(log: Path) -> str | None:

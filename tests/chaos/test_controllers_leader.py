@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -130,7 +129,7 @@ async def remove_left(fleet: Fleet, secrets: list[dict[str, Any]]) -> None:
 async def test_the_controllers_standby_takes_over_a_rollout_of_applications(
     chaos: Chaos, hub: kube.Cluster, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run = leaders.run_id()
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WORKER_NAMESPACE}}
     for cluster in chaos.rig.clusters:
         # The agents apply Argo CD Applications: their CRD and namespace, Argo CD running there or not.

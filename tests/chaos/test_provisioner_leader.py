@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -94,7 +93,7 @@ async def provisioners(
 async def test_the_provisioners_standby_takes_over_claims_in_flight(
     chaos: Chaos, hub: kube.Cluster, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run = leaders.run_id()
     rest = KubeRest.from_kubeconfig(hub.kubeconfig)
     try:
         await operator.install(objects.Objects(rest), catalog.COMPOSITIONS_DIR / "worker-cluster")

@@ -161,3 +161,9 @@ async def test_a_simulated_clusters_applications_of_the_run_are_read_from_its_fi
     assert list(held) == ["a"]
     assert appsets.synced_and_healthy(held["a"][0]) == ("Synced", "Healthy")
     await applier.close()
+
+
+def test_a_run_id_is_never_read_as_a_number() -> None:
+    # kubectl's YAML reads an unquoted 1e5432 as a number, which a label value cannot be
+    ids = {leaders.run_id() for _ in range(200)}
+    assert len(ids) == 200 and all(i[0] == "r" and len(i) == 6 for i in ids)
