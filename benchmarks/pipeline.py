@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import maestro_setup
+from benchmarks import maestro_setup, proc_sample
 from benchmarks.progress import Progress
 from benchmarks.simulated import SimulatedFleet
 from benchmarks.timeline import Timeline, latency_per_second, per_second, percentile_ms
@@ -183,11 +183,9 @@ class _Clock:
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    """Resident now, and its high-water mark."""
+    status = proc_sample.PROC / str(pid) / "status"
+    return proc_sample.field_mb(status, "VmRSS"), proc_sample.field_mb(status, "VmHWM")
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,12 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
       <artifactId>kafka_2.13</artifactId>
       <version>{version}</version>
     </dependency>
+    <!-- Kafka logs through SLF4J 1; without a binding every broker message, errors included, is dropped -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
   </dependencies>
 </project>
 """
@@ -77,7 +83,8 @@ _KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 
 def ensure_kafka(report: Reporter = stderr_reporter) -> None:
     lib = kafka_lib_dir()
-    with build_steps.building("kafka", versions.KAFKA, [lib / f"kafka_2.13-{versions.KAFKA}.jar"]) as needed:
+    jars = [lib / f"kafka_2.13-{versions.KAFKA}.jar", lib / f"log4j-slf4j-impl-{versions.KAFKA_LOG4J}.jar"]
+    with build_steps.building("kafka", versions.KAFKA, jars) as needed:
         if not needed:
             return
         build_steps.require_tool(
@@ -86,7 +93,7 @@ def ensure_kafka(report: Reporter = stderr_reporter) -> None:
         mvn = build_steps.require_tool("mvn", "apt-get install -y maven")
         work = lib.parent
         work.mkdir(parents=True, exist_ok=True)
-        (work / "pom.xml").write_text(_KAFKA_POM.format(version=versions.KAFKA))
+        (work / "pom.xml").write_text(_KAFKA_POM.format(version=versions.KAFKA, log4j=versions.KAFKA_LOG4J))
         with step(
             report,
             f"resolving Apache Kafka {versions.KAFKA} jars from Maven Central",

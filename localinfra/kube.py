@@ -215,7 +215,6 @@ def start(
         "0",
     ]
     argv += feature_gates_flag(feature_gates or {})
-    argv += tuning.apiserver_args
     record = env.add_process(
         process.spawn(
             f"{name}/kube-apiserver",
@@ -278,7 +277,7 @@ def _start_controller_manager(
     record = env.add_process(
         process.spawn(
             f"{name}/kube-controller-manager",
-            [*argv, *tuning.controller_manager_args],
+            argv,
             folder / "kube-controller-manager.log",
             env=tuning.controller_manager_env,
         )

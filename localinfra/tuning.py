@@ -20,12 +20,10 @@ def _frozen(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 @dataclass(frozen=True)
 class WorkerTuning:
-    """Flags and environment added to each process of a local worker cluster."""
+    """Environment added to each process of a local worker cluster, and Argo CD's flags."""
 
     name: str
-    apiserver_args: tuple[str, ...] = ()
     apiserver_env: Mapping[str, str] = field(default_factory=_frozen)
-    controller_manager_args: tuple[str, ...] = ()
     controller_manager_env: Mapping[str, str] = field(default_factory=_frozen)
     #: Argo CD's application-controller: replaces its default processor counts
     argocd_controller_args: tuple[str, ...] = ()

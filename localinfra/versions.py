@@ -7,6 +7,8 @@ from __future__ import annotations
 
 # Apache Kafka broker jars, resolved from Maven Central.
 KAFKA = "4.4.0"
+#: the log4j of that Kafka release: its SLF4J 1 binding is not among kafka_2.13's dependencies
+KAFKA_LOG4J = "2.25.5"
 
 # etcd, built from its Go module.
 ETCD = "v3.7.3"

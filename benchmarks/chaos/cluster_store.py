@@ -107,6 +107,14 @@ class LoggedBackend(MemoryBackend):
         self._object_written(ref.key)
         return state
 
+    def _maybe_sync(self, key: Key, obj: JsonObject) -> None:
+        # The simulated Argo CD writes an Application's status when it is next read: a write to
+        # the cluster like any other, which a reader of the file must see.
+        version = obj["metadata"]["resourceVersion"]
+        super()._maybe_sync(key, obj)
+        if obj["metadata"]["resourceVersion"] != version:
+            self._object_written(key)
+
     async def remove_label(self, ref: ObjectRef, label: str, *, uid: str) -> None:
         await super().remove_label(ref, label, uid=uid)
         self._object_written(ref.key)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from benchmarks.chaos.pipeline import POSTGRES, ChaosPipeline, Member
+from benchmarks.chaos.pipeline import POSTGRES, ChaosPipeline
 from benchmarks.chaos.rollout import Rollout
 from localinfra import postgres, process
+from localinfra.environment import Environment
 
 #: calls accepted while a killed process stays down
 PROGRESS_WHILE_DOWN = 40
@@ -41,12 +42,27 @@ async def _progress_without(rollout: Rollout) -> None:
     await rollout.until_acknowledged(min(rollout.total, rollout.acknowledged + PROGRESS_WHILE_DOWN))
 
 
+class Killable(Protocol):
+    """A process killed -9 and started again with its command line (a pipeline `Member`, a
+    chaos suite's ``Managed`` process)."""
+
+    @property
+    def short(self) -> str: ...
+
+    def kill_hard(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
 @dataclasses.dataclass
 class KillProcess:
-    """kill -9 of a Maestro replica or a simulated agent, started again once the rollout has had
-    ``PROGRESS_WHILE_DOWN`` more calls accepted without it."""
+    """kill -9 of a process (a Maestro replica, an agent), started again once the rollout has had
+    ``progress`` more calls accepted without it."""
 
-    victim: Member
+    victim: Killable
+    progress: int = PROGRESS_WHILE_DOWN
+    #: figures of the fault itself: none (the suite's faults that hand a role over have some)
+    measured: dict[str, float] = dataclasses.field(default_factory=dict, init=False)
 
     @property
     def name(self) -> str:
@@ -56,7 +72,7 @@ class KillProcess:
         await asyncio.to_thread(self.victim.kill_hard)
 
     async def hold(self, rollout: Rollout) -> None:
-        await _progress_without(rollout)
+        await rollout.until_acknowledged(min(rollout.total, rollout.acknowledged + self.progress))
 
     async def recover(self) -> None:
         await asyncio.to_thread(self.victim.start)
@@ -64,17 +80,20 @@ class KillProcess:
 
 @dataclasses.dataclass
 class KillPostgres:
-    """kill -9 of PostgreSQL's postmaster, held until a call of the rollout failed for it, then
-    started again on its data: crash recovery."""
+    """kill -9 of the PostgreSQL server ``server`` of ``env`` (its postmaster; the backends notice
+    and exit), held until a call of the rollout failed for it, then started again on its data:
+    crash recovery."""
 
-    pipeline: ChaosPipeline
+    env: Environment
+    server: str
+    measured: dict[str, float] = dataclasses.field(default_factory=dict, init=False)
 
     @property
     def name(self) -> str:
-        return "kill -9 of PostgreSQL"
+        return f"kill -9 of {self.server}"
 
     async def inject(self) -> None:
-        await asyncio.to_thread(process.kill_hard, self.pipeline.env.processes[POSTGRES])
+        await asyncio.to_thread(process.kill_hard, self.env.processes[self.server])
 
     async def hold(self, rollout: Rollout) -> None:
         before = sum(rollout.retries.values())
@@ -83,7 +102,7 @@ class KillPostgres:
         )
 
     async def recover(self) -> None:
-        await asyncio.to_thread(postgres.restart, self.pipeline.env, POSTGRES)
+        await asyncio.to_thread(postgres.restart, self.env, self.server)
 
 
 @dataclasses.dataclass
@@ -154,7 +173,7 @@ class CutNetwork:
 FAULTS: dict[str, Callable[[ChaosPipeline], Fault]] = {
     "maestro-replica": lambda p: KillProcess(p.servers[0]),
     "agent": lambda p: KillProcess(p.agents[1 % len(p.agents)]),
-    "postgres": KillPostgres,
+    "postgres": lambda p: KillPostgres(p.env, POSTGRES),
     "kafka-broker": KillBroker,
     "agent-kafka-cut": CutNetwork,
 }

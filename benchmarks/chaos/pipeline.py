@@ -129,7 +129,7 @@ class ChaosPipeline:
         pg = postgres.Postgres.from_env(self.env, POSTGRES)
         async with await psycopg.AsyncConnection.connect(pg.dsn("maestro"), connect_timeout=10) as conn:
             row = await (await conn.execute("SELECT count(*) FROM outbox")).fetchone()
-        sent = await asyncio.to_thread(self._sent, ids) if topics else None
+        sent = await asyncio.to_thread(self.sent_statuses, ids) if topics else None
         return outcome.Snapshot(objects, records, stored, sent, int(row[0]) if row else 0)
 
     def _in_clusters(
@@ -152,7 +152,8 @@ class ChaosPipeline:
             ]
         return objects, records
 
-    def _sent(self, ids: set[str]) -> dict[uuid.UUID, list[int]]:
+    def sent_statuses(self, ids: set[str]) -> dict[uuid.UUID, list[int]]:
+        """The status sequence ids sent for each of the works ``ids``, in the order sent."""
         reader = self.security.kafka(self.brokers.kafka, platform.SERVER_IDENTITY, server=True)
         sent: dict[uuid.UUID, list[int]] = {}
         for report in status_reports(reader, [c.status_topic for c in self.clusters]):

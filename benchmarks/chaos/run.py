@@ -7,6 +7,11 @@ rollout — is struck by the fault a third of the way through its calls. Then th
 bounded, until the outcome is exact by the suite's own rules (`outcome.judge`). Per fault: the
 calls and how many were sent again, the seconds from the fault to its recovery and from the
 rollout's last accepted call to the exact outcome, and the verdict.
+
+The kills of the operators' leaders (`leader_faults`: ``controllers-leader``, ``provisioner-leader``)
+strike their own workloads instead (ApplicationSets, ClusterClaims), on a hub started for them
+once, with the same pipeline underneath; per fault the seconds from the kill to the standby leading
+and to the exact outcome.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import maestro_setup
-from benchmarks.chaos import outcome
+from benchmarks.chaos import leader_faults, outcome
 from benchmarks.chaos import pipeline as chaos_pipeline
 from benchmarks.chaos.faults import FAULTS, Fault
 from benchmarks.chaos.rollout import Rollout, rolling
@@ -32,12 +37,14 @@ from localinfra.environment import Environment
 #: the share of the rollout's calls accepted before the fault strikes
 STRIKE_AT = 1 / 3
 EXACT = "exact"
+#: every fault, by the name ``--faults`` takes, in the order they are struck
+ALL_FAULTS = (*FAULTS, leader_faults.CONTROLLERS, leader_faults.PROVISIONER)
 
 
 @dataclass(frozen=True)
 class ChaosSettings:
     works: int = 2000
-    faults: Sequence[str] = tuple(FAULTS)
+    faults: Sequence[str] = ALL_FAULTS
     #: simulated agent processes (clusters)
     agents: int = 4
     #: Kafka brokers: 3 (topics replicated three times, two in sync), or 1 (no broker fault)
@@ -50,17 +57,33 @@ async def run(settings: ChaosSettings, progress: Progress) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="fleetplane-chaos-"))
     env = Environment(root / "env")
     pipeline: chaos_pipeline.ChaosPipeline | None = None
+    hub: leader_faults.LeaderHub | None = None
     results: dict[str, dict[str, Any]] = {}
     loads: list[float] = []
     sampling = asyncio.create_task(_sample_load(loads), name="chaos-load-average")
     try:
         pipeline = await chaos_pipeline.start(env, root, settings.agents, settings.brokers, progress)
         for name in settings.faults:
-            results[name] = await _strike(pipeline, FAULTS[name](pipeline), settings, progress)
+            if name in FAULTS:
+                results[name] = await _strike(pipeline, FAULTS[name](pipeline), settings, progress)
+                continue
+            if down := pipeline.not_running():
+                results[name] = {"verdict": f"not struck: {', '.join(down)} not running"}
+                continue
+            try:
+                hub = hub or await leader_faults.start(pipeline, progress)
+            except Exception as exc:  # the next fault still runs; the logs are kept
+                results[name] = {"verdict": f"not struck: the hub did not start: {exc!r}"}
+                continue
+            results[name] = await leader_faults.strike(
+                name, pipeline, hub, settings.works, settings.converge_timeout, progress
+            )
     finally:
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling
+        if hub is not None:
+            await hub.close()
         if pipeline is not None:
             await pipeline.close()
         whole = len(results) == len(settings.faults) and all(r["verdict"] == EXACT for r in results.values())

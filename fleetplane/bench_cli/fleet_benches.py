@@ -13,7 +13,7 @@ from benchmarks import compare, progress
 from benchmarks.timeline import Timeline
 from fleetplane import gc_tuning
 from fleetplane.bench_cli.output import output, write_report
-from fleetplane.bench_cli.typer_app import COMPARE, INSECURE, JSON, REPORT, ROUNDS, app, err, modes
+from fleetplane.bench_cli.typer_app import COMPARE, INSECURE, JSON, REPORT, ROUNDS, app, err, finished, modes
 
 
 @app.command()
@@ -131,7 +131,7 @@ def _with_and_without_argocd(
             result, timelines[label] = asyncio.run(
                 harness.run(dataclasses.replace(settings, hub_argocd=with_argocd), shown)
             )
-            runs[with_argocd].append(result.as_dict())
+            runs[with_argocd].append(finished(shown, label, result.as_dict()))
     return compare.price(runs[True], runs[False], fleet_report.PRICED_RATES, ("with_argocd", "without"))
 
 

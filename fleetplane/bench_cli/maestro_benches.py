@@ -251,7 +251,8 @@ def chaos(
         "",
         "--faults",
         help="The faults to strike, comma-separated, in order (default: all of them): "
-        "maestro-replica, agent, postgres, kafka-broker, agent-kafka-cut.",
+        "maestro-replica, agent, postgres, kafka-broker, agent-kafka-cut, controllers-leader, "
+        "provisioner-leader.",
     ),
     agents: int = typer.Option(4, min=2, help="Simulated agent processes (clusters)."),
     brokers: int = typer.Option(
@@ -269,16 +270,20 @@ def chaos(
     on, a three-broker Kafka and simulated agent processes, struck a third of the way through by the
     fault (kill -9 of a replica, of an agent, of PostgreSQL, of a broker; a network cut between an
     agent and Kafka). Prints, per fault, the calls and retries, the seconds from the fault to its
-    recovery and from the last call to the exact outcome, and the verdict."""
-    from benchmarks.chaos import faults as chaos_faults
+    recovery and from the last call to the exact outcome, and the verdict. The kills of the
+    operators' leaders run two replicas of the operator on a hub started for them, over the same
+    pipeline: controllers-leader serves about --works Applications (ApplicationSets x clusters) to
+    the simulated agents, every third ApplicationSet changed before the kill and every fifth deleted
+    while nobody leads; provisioner-leader provisions --works/10 ClusterClaims (at least 20;
+    simulated clusters), then deletes them. Their recovery is the standby holding the Lease."""
     from benchmarks.chaos import run as chaos_run
 
-    chosen = [f.strip() for f in faults.split(",") if f.strip()] or list(chaos_faults.FAULTS)
-    unknown = [f for f in chosen if f not in chaos_faults.FAULTS]
+    chosen = [f.strip() for f in faults.split(",") if f.strip()] or list(chaos_run.ALL_FAULTS)
+    unknown = [f for f in chosen if f not in chaos_run.ALL_FAULTS]
     if unknown:
         err.print(
             f"[red]error:[/red] --faults: unknown {', '.join(unknown)}; "
-            f"choose among {', '.join(chaos_faults.FAULTS)}"
+            f"choose among {', '.join(chaos_run.ALL_FAULTS)}"
         )
         raise typer.Exit(2)
     if brokers not in (1, 3):

@@ -60,9 +60,10 @@ def print_table(title: str, figures: dict[str, Any]) -> None:
 
 
 def print_rows(title: str, key: str, rows: Mapping[str, Mapping[str, Any]]) -> None:
-    """One row per entry of ``rows``, a column per figure (the first row's, in its order)."""
+    """One row per entry of ``rows``, a column per figure (every row's, in the order first seen;
+    "-" where a row has none)."""
     table = Table(title=title)
-    columns = list(next(iter(rows.values()), {}))
+    columns = list(dict.fromkeys(c for row in rows.values() for c in row))
     for column in [key, *columns]:
         table.add_column(column)
     for name, row in rows.items():

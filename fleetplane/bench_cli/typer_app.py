@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 from collections.abc import Callable
@@ -53,12 +54,20 @@ def modes(
     and what security costs. ``measure(label, insecure)`` runs once and labels its timeline."""
     if not compare_modes:
         return measure(name, insecure)
-    secure_runs, insecure_runs = [], []
+    secure_runs: list[dict[str, Any]] = []
+    insecure_runs: list[dict[str, Any]] = []
     for round_ in range(1, rounds + 1):
         shown(f"[bench] round {round_} of {rounds}: secure, then --insecure")
-        secure_runs.append(measure(f"{name}-secure-{round_}", False))
-        insecure_runs.append(measure(f"{name}-insecure-{round_}", True))
+        for mode, plaintext, runs in (("secure", False, secure_runs), ("insecure", True, insecure_runs)):
+            label = f"{name}-{mode}-{round_}"
+            runs.append(finished(shown, label, measure(label, plaintext)))
     return compare.security_price(secure_runs, insecure_runs, rates)
+
+
+def finished(shown: Callable[[str], None], label: str, figures: dict[str, Any]) -> dict[str, Any]:
+    """One run of a comparison, its figures shown as it ends: a later run that fails loses none."""
+    shown(f"[bench] {label} done: {json.dumps(figures, separators=(',', ':'))}")
+    return figures
 
 
 @app.callback()

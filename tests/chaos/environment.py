@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ import psycopg
 import pytest
 from kubernetes import client as kube_client
 
-from benchmarks.chaos import outcome
+from benchmarks.chaos import leaders, outcome
 from benchmarks.chaos.rollout import LABEL, Rollout
 from localinfra import process
 from localinfra.environment import Environment
@@ -181,8 +180,7 @@ class LeaderReplica(Managed):
 
     def identity(self) -> str | None:
         """Who it is in the Lease, once it has said so."""
-        found = re.search(r"trying to lead as ([\w.-]+)", self.log.read_text() if self.log.exists() else "")
-        return found.group(1) if found else None
+        return leaders.identity_in(self.log)
 
     def is_ready(self) -> bool:
         return self.identity() is not None
@@ -198,12 +196,8 @@ async def until(
 ) -> Any:
     """Wait until ``check`` says done and return what it saw; fail at ``timeout`` with the last
     thing seen and the ends of the replicas' logs."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, seen = await check()
-        if done:
-            return seen
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {r.short} ({r.log}):\n{r.tail(30)}" for r in replicas)
-            pytest.fail(f"{what}: not within {timeout:.0f}s; last seen {seen}\n{logs}", pytrace=False)
-        await asyncio.sleep(period)
+    try:
+        return await leaders.until(what, check, timeout=timeout, period=period)
+    except AssertionError as exc:
+        logs = "\n".join(f"--- {r.short} ({r.log}):\n{r.tail(30)}" for r in replicas)
+        pytest.fail(f"{exc}\n{logs}", pytrace=False)

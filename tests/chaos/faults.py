@@ -21,12 +21,9 @@ import pytest
 from benchmarks.chaos.faults import PROGRESS_WHILE_DOWN, SESSION_TIMEOUT
 from benchmarks.chaos.faults import Fault as BenchFault
 from benchmarks.chaos.rollout import Rollout, rolling
-from localinfra import postgres, process
-from localinfra.environment import Environment
 from localinfra.kafka_cluster import Brokers
 from localinfra.tcpproxy import SeverableRelay
 from tests.chaos.environment import Chaos
-from tests.integration.maestro.failures import Managed
 
 #: the share of the rollout's calls accepted before the fault strikes
 STRIKE_AT = 1 / 3
@@ -36,56 +33,6 @@ class Fault(BenchFault, Protocol):
     @property
     def measured(self) -> dict[str, float]:
         """Figures of the fault itself (seconds to a takeover), once it was recovered."""
-
-
-@dataclasses.dataclass
-class KillProcess:
-    """kill -9 of one process (a Maestro replica, an agent), started again once the rollout has
-    had ``progress`` more calls accepted without it."""
-
-    victim: Managed
-    progress: int = PROGRESS_WHILE_DOWN
-    measured: dict[str, float] = dataclasses.field(default_factory=dict, init=False)
-
-    @property
-    def name(self) -> str:
-        return f"kill -9 of {self.victim.short}"
-
-    async def inject(self) -> None:
-        await asyncio.to_thread(self.victim.kill_hard)
-
-    async def hold(self, rollout: Rollout) -> None:
-        target = min(rollout.total, rollout.acknowledged + self.progress)
-        await rollout.until_acknowledged(target)
-
-    async def recover(self) -> None:
-        await asyncio.to_thread(self.victim.start)
-
-
-@dataclasses.dataclass
-class KillPostgres:
-    """kill -9 of the PostgreSQL server (its postmaster; the backends notice and exit), held until
-    a call of the rollout failed for it, then started again on its data: crash recovery."""
-
-    env: Environment
-    server: str
-    measured: dict[str, float] = dataclasses.field(default_factory=dict, init=False)
-
-    @property
-    def name(self) -> str:
-        return f"kill -9 of {self.server}"
-
-    async def inject(self) -> None:
-        await asyncio.to_thread(process.kill_hard, self.env.processes[self.server])
-
-    async def hold(self, rollout: Rollout) -> None:
-        before = sum(rollout.retries.values())
-        await rollout.until(
-            "a call refused while the database is away", lambda: sum(rollout.retries.values()) > before
-        )
-
-    async def recover(self) -> None:
-        await asyncio.to_thread(postgres.restart, self.env, self.server)
 
 
 @dataclasses.dataclass

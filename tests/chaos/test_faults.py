@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 import pytest
 
+from benchmarks.chaos.faults import KillPostgres, KillProcess
 from tests.chaos.environment import POSTGRES, Chaos
-from tests.chaos.faults import CutNetwork, Fault, KillBroker, KillPostgres, KillProcess, roll_out_through
+from tests.chaos.faults import CutNetwork, Fault, KillBroker, roll_out_through
 
 pytestmark = pytest.mark.chaos
 

@@ -21,46 +21,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks.chaos import claims, leaders
 from kubeio import objects
-from kubeio.errors import NotFoundError
 from kubeio.rest import KubeRest
 from localinfra import kube
 from localinfra.environment import Environment
-from maestro.client import MaestroClient
 from provisioner import catalog, operator
 from tests.chaos.environment import Chaos, LeaderReplica, until
-from tests.integration.maestro.failures import FLEETPLANE
 from trust.identity import Identity
 
 pytestmark = pytest.mark.chaos
 
 CLAIMS = 12
-GROUP = "platform.fleetplane.io/v1alpha1"
-INVENTORY = "/api/v1/namespaces/argocd/secrets"
-#: what a simulated cluster's Argo CD would sync (nothing fetches it)
-APPS_REPO = "https://git.invalid/chaos/apps.git"
-
-
-def claim(name: str, namespace: str, run: str) -> dict[str, Any]:
-    return {
-        "apiVersion": GROUP,
-        "kind": "ClusterClaim",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "parameters": {
-                "provider": "simulated",
-                "labels": {"chaos-run": run},
-                "apps": {"repoURL": APPS_REPO, "path": "apps"},
-            }
-        },
-    }
 
 
 class Platform:
@@ -70,39 +48,17 @@ class Platform:
     def __init__(self, rest: KubeRest, chaos: Chaos, replicas: list[LeaderReplica], run: str) -> None:
         self.rest, self.chaos, self.replicas, self.run = rest, chaos, replicas, run
         self.namespace = f"chaos-claims-{run}"
-        self.claims = f"/apis/{GROUP}/namespaces/{self.namespace}/clusterclaims"
-        self.lease = f"/apis/coordination.k8s.io/v1/namespaces/default/leases/provisioner-{run}"
-
-    async def holder(self) -> str:
-        with contextlib.suppress(NotFoundError):
-            return str((await self.rest.request("GET", self.lease))["spec"].get("holderIdentity") or "")
-        return ""
-
-    async def ready(self) -> list[str]:
-        items = (await self.rest.request("GET", self.claims)).get("items") or []
-        return sorted(
-            c["metadata"]["name"]
-            for c in items
-            if any(
-                k.get("type") == "Ready" and k.get("status") == "True"
-                for k in (c.get("status") or {}).get("conditions") or []
-            )
+        self.claims = claims.path(self.namespace)
+        self.lease = f"provisioner-{run}"
+        self.reads = leaders.HubReads(
+            rest, lambda: chaos.live_server().address, chaos.rig.credentials(), chaos.dsn
         )
 
-    async def left(self) -> int:
-        return len((await self.rest.request("GET", self.claims)).get("items") or [])
+    async def holder(self) -> str:
+        return await self.reads.holder(self.lease)
 
-    async def consumers(self) -> list[str]:
-        async with MaestroClient(
-            self.chaos.live_server().address,
-            source="chaos-observer",
-            credentials=self.chaos.rig.credentials(),
-        ) as reader:
-            return sorted(c.name for c in await reader.list_consumers({"chaos-run": self.run}))
-
-    async def inventory(self) -> list[str]:
-        reply = await self.rest.request("GET", INVENTORY, query=[("labelSelector", f"chaos-run={self.run}")])
-        return sorted(s["metadata"]["name"] for s in reply.get("items") or [])
+    async def snapshot(self) -> claims.Snapshot:
+        return await self.reads.claims(self.claims, self.run)
 
     async def until(
         self, what: str, check: Callable[[], Awaitable[tuple[bool, Any]]], timeout: float = 240
@@ -115,35 +71,16 @@ async def provisioners(
     env: Environment, hub: kube.Cluster, chaos: Chaos, log_dir: Path, run: str
 ) -> AsyncIterator[list[LeaderReplica]]:
     tls = chaos.rig.identity(Identity.admin(operator.MAESTRO_SOURCE))
-    argv = [
-        FLEETPLANE,
-        "provisioner",
-        "run",
-        "--kubeconfig",
-        str(hub.kubeconfig),
-        "--maestro",
+    argv = leaders.provisioner_argv(
+        hub.kubeconfig,
         chaos.servers[0].address,
-        "--kafka",
         chaos.rig.kafka.bootstrap,
-        "--topic-prefix",
         chaos.rig.topics.prefix,
-        "--simulated",
-        "--tls-dir",
-        str(tls),
+        tls,
         # the session's CA, which Maestro trusts, issues each cluster's agent and Redis certificates
-        "--ca-dir",
-        str(env.path("pki")),
-        "--leader-elect-resource-name",
+        env.path("pki"),
         f"provisioner-{run}",
-        # The default 15 s lease, with the renew deadline just short of it: on a machine this loaded
-        # a renewal can queue behind the claims' writes for more than the default 10 s.
-        "--leader-elect-renew-deadline",
-        "14",
-        "--resync",
-        "10",
-        "--log-level",
-        "info",
-    ]
+    )
     replicas = [LeaderReplica(env, f"chaos/provisioner-{run}-{i}", argv, log_dir) for i in (1, 2)]
     try:
         await asyncio.gather(*(asyncio.to_thread(r.start) for r in replicas))
@@ -156,7 +93,7 @@ async def provisioners(
 async def test_the_provisioners_standby_takes_over_claims_in_flight(
     chaos: Chaos, hub: kube.Cluster, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:6]
+    run = leaders.run_id()
     rest = KubeRest.from_kubeconfig(hub.kubeconfig)
     try:
         await operator.install(objects.Objects(rest), catalog.COMPOSITIONS_DIR / "worker-cluster")
@@ -170,19 +107,21 @@ async def test_the_provisioners_standby_takes_over_claims_in_flight(
             )
 
             async def one_leads() -> tuple[bool, Any]:
-                holder = await platform.holder()
-                return holder in {r.identity() for r in replicas}, holder
+                identities = {r: r.identity() for r in replicas}
+                roles = leaders.leader_and_standby(await platform.holder(), identities)
+                return roles is not None, roles
 
-            holder = await platform.until("a replica to lead", one_leads)
-            (leader,) = [r for r in replicas if r.identity() == holder]
-            (standby,) = [r for r in replicas if r is not leader]
+            leader, standby = await platform.until("a replica to lead", one_leads)
             started = time.monotonic()
             await asyncio.gather(
-                *(hub_objects.apply(claim(n, platform.namespace, run), field_manager="chaos") for n in names)
+                *(
+                    hub_objects.apply(claims.claim(n, platform.namespace, run), field_manager="chaos")
+                    for n in names
+                )
             )
 
             async def some_ready() -> tuple[bool, Any]:
-                ready = await platform.ready()
+                ready = (await platform.snapshot()).ready
                 return len(ready) >= CLAIMS // 3, len(ready)
 
             in_flight = CLAIMS - await platform.until(f"{CLAIMS // 3} claims Ready", some_ready)
@@ -198,7 +137,7 @@ async def test_the_provisioners_standby_takes_over_claims_in_flight(
             takeover = time.monotonic() - killed
 
             async def all_ready() -> tuple[bool, Any]:
-                ready = await platform.ready()
+                ready = (await platform.snapshot()).ready
                 return ready == names, f"{len(ready)}/{CLAIMS} Ready"
 
             await platform.until("every claim Ready", all_ready)
@@ -206,10 +145,11 @@ async def test_the_provisioners_standby_takes_over_claims_in_flight(
 
             # Exactly once: one consumer and one inventory entry per claim, nothing else of theirs.
             async def one_each() -> tuple[bool, Any]:
-                consumers, inventory = await platform.consumers(), await platform.inventory()
-                return len(consumers) == CLAIMS and len(inventory) == CLAIMS, (consumers, inventory)
+                snapshot = await platform.snapshot()
+                return not claims.pending_provisioned(names, snapshot), snapshot
 
-            consumers, inventory = await platform.until("a consumer and an entry per claim", one_each, 60)
+            snapshot = await platform.until("a consumer and an entry per claim", one_each, 60)
+            consumers, inventory = snapshot.consumers, snapshot.inventory
             assert len(set(consumers)) == CLAIMS and len(set(inventory)) == CLAIMS, (consumers, inventory)
             assert standby.alive and not leader.alive
 
@@ -218,8 +158,8 @@ async def test_the_provisioners_standby_takes_over_claims_in_flight(
                 await rest.request("DELETE", f"{platform.claims}/{n}")
 
             async def all_gone() -> tuple[bool, Any]:
-                left = (await platform.left(), await platform.consumers(), await platform.inventory())
-                return left == (0, [], []), left
+                left = claims.pending_gone(await platform.snapshot())
+                return not left, left
 
             await platform.until("the claims, their consumers and inventory entries gone", all_gone)
             deleted = time.monotonic() - deleting

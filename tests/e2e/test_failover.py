@@ -15,9 +15,7 @@ Applications are written on the hub at once (``--mirror-status-wait 0``).
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
-import re
 import signal
 import uuid
 from pathlib import Path
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from benchmarks.chaos import appsets, leaders
 from controllers import contract
 from kubeio.errors import NotFoundError
 from kubeio.rest import MERGE_PATCH, KubeRest
@@ -36,7 +35,6 @@ from maestro.api import queries
 from maestro.client import MaestroClient
 from tests.e2e.conftest import (
     INVENTORY_NAMESPACE,
-    SECRET_TYPE,
     MaestroUnderTest,
     Subcommand,
     eventually,
@@ -49,21 +47,6 @@ pytestmark = pytest.mark.e2e
 
 ARGOCD = "/apis/argoproj.io/v1alpha1/namespaces"
 LEASE_DURATION = 15.0
-
-
-def inventory_secret(cluster: str, labels: dict[str, str]) -> dict[str, Any]:
-    fields = {"name": cluster, "server": f"https://{cluster}.invalid:6443"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": f"cluster-{cluster}",
-            "namespace": INVENTORY_NAMESPACE,
-            "labels": {**SECRET_TYPE, **labels},
-        },
-        "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in fields.items()},
-    }
 
 
 def application_set(name: str, selector: dict[str, str]) -> dict[str, Any]:
@@ -97,8 +80,7 @@ class Replica(Subcommand):
 
     def identity(self) -> str | None:
         """Who it is in the Lease, once it has said so."""
-        found = re.search(r"trying to lead as ([\w.-]+)", self.log.read_text() if self.log.exists() else "")
-        return found.group(1) if found else None
+        return leaders.identity_in(self.log)
 
     async def leads(self) -> float:
         """Its ``fleetplane_leader`` gauge, as Prometheus scrapes it."""
@@ -119,7 +101,7 @@ async def test_a_standby_takes_over_from_a_killed_leader_and_serves_each_applica
     rest = KubeRest.from_kubeconfig(hub.kubeconfig)
     observer = Observer(hub, rest, e2e_maestro, cluster, lease)
     await observer.client.create_consumer(cluster)
-    secret = inventory_secret(cluster, selector)
+    secret = appsets.inventory_secret(cluster, f"cluster-{cluster}", selector)
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}}
     await asyncio.to_thread(kubectl.apply, hub.kubeconfig, [namespace, secret], field_manager="e2e")
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmarks.chaos import outcome
 from benchmarks.chaos.cluster_store import ClusterView, LoggedBackend
+from maestro.agent.manifests import ObjectRef
 from maestro.agent.memory import MemoryApplier
 
 CM = ("", "configmaps", "chaos")
@@ -59,3 +60,22 @@ async def test_a_reader_sees_whole_writes_only(tmp_path: Path) -> None:
     uid = view.objects[(*CM, "a")]["metadata"]["uid"]
     assert record == outcome.AppliedRecord("00000000-0000-0000-0000-000000000001", 1, (("a", uid),))
     await applier.close()
+
+
+async def test_an_applications_status_written_by_the_simulated_argo_cd_reaches_the_file(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "cluster.jsonl"
+    applier = MemoryApplier("c1", backend=LoggedBackend(state))
+    app = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": "guestbook", "namespace": "argocd"},
+        "spec": {"source": {"path": "apps"}},
+    }
+    await applier.apply("00000000-0000-0000-0000-000000000001", 1, {"manifests": [app]})
+    ref = ObjectRef("argoproj.io", "v1alpha1", "applications", "argocd", "guestbook")
+    read = await applier.backend.get(ref)  # as the agent reads it: the status is due, and written
+    assert read is not None and read["status"]["sync"]["status"] == "Synced"
+    held = ClusterView(state).refresh().objects[ref.key]
+    assert (held["status"]["sync"]["status"], held["status"]["health"]["status"]) == ("Synced", "Healthy")

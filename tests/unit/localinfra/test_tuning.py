@@ -19,7 +19,6 @@ def test_an_unknown_tuning_is_refused_naming_the_choices() -> None:
 
 def test_untuned_adds_nothing_to_any_process() -> None:
     untuned = tuning.UNTUNED
-    assert untuned.apiserver_args == untuned.controller_manager_args == ()
     assert untuned.argocd_controller_args == untuned.argocd_repo_server_args == ()
     assert not (
         untuned.apiserver_env or untuned.controller_manager_env or untuned.argocd_env or untuned.agent_env
