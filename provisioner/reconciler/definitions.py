@@ -8,7 +8,7 @@ from typing import Any
 
 from provisioner import api, catalog, compositions, pipeline, xrd
 from provisioner.reconciler import status
-from provisioner.reconciler.context import FIELD_MANAGER, Context, kind_path, meta
+from provisioner.reconciler.context import FIELD_MANAGER, Context, generation, kind_path, meta
 
 
 async def reconcile_definition(ctx: Context, definition: Mapping[str, Any]) -> list[str]:
@@ -49,7 +49,13 @@ async def reconcile_composition(ctx: Context, composition: Mapping[str, Any]) ->
         await ctx.hub.apply(new, field_manager=FIELD_MANAGER)
         ctx.report(composition, "Normal", "RevisionCreated", f"revision {new['metadata']['name']}")
         revisions.append(new)
-    if not any(c.get("type") == "Synced" and c.get("status") == "True" for c in _conditions(composition)):
+    # Set again after every change, not only the first: Argo CD's health of a Composition waits
+    # for a Synced condition that observed its current generation.
+    observed = generation(composition)
+    if not any(
+        c.get("type") == "Synced" and c.get("status") == "True" and c.get("observedGeneration") == observed
+        for c in _conditions(composition)
+    ):
         await status.set_conditions(ctx, composition, ok=True)
     own = compositions.revisions_of(str(meta(composition).get("name")), revisions)
     for old in compositions.prunable_revisions(composition, revisions, await _revisions_in_use(ctx)):

@@ -412,6 +412,19 @@ async def test_a_manual_composite_stays_on_its_revision_until_moved(platform: Pl
             return latest["metadata"]["name"] != first, latest["metadata"]["name"]
 
         second = await platform.eventually("a new CompositionRevision", new_revision, timeout=60)
+
+        async def synced_at_new_generation() -> tuple[bool, Any]:
+            # what Argo CD's health of a Composition synced from Git waits for
+            found = await platform.hub_api.rest.request(
+                "GET", "/apis/fleetplane.io/v1alpha1/compositions/worker-cluster"
+            )
+            conditions = (found.get("status") or {}).get("conditions") or []
+            synced = next((c for c in conditions if c.get("type") == "Synced"), {})
+            return synced.get("observedGeneration") == found["metadata"]["generation"], synced
+
+        await platform.eventually(
+            "the Composition Synced at its new generation", synced_at_new_generation, timeout=60
+        )
         # A pass done since: the new revision wakes every composite at once (a pass under way
         # when it came is followed by another), the one that would move an Automatic composite.
         before = await platform.composite_passes()
