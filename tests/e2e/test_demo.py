@@ -84,6 +84,9 @@ class Demo:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "COLUMNS": "200"},
+            # Ctrl-C reaches it as from a terminal even when these tests run as a background job
+            # (a shell without job control starts those with SIGINT ignored, and children inherit it)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         threading.Thread(target=self._read, daemon=True).start()
 

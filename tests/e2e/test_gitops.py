@@ -1,7 +1,7 @@
 """The platform from Git: a worker cluster and its ApplicationSets come and go by commits.
 
 On the provisioner's platform (the hub, a Maestro server, ``fleetplane provisioner run``; the
-``platform`` fixture of ``tests.e2e.provisioner.kit``), the hub controllers (``fleetplane
+``platform`` fixture of ``tests.e2e.test_provisioner.kit``), the hub controllers (``fleetplane
 controllers run``) and the management Argo CD (a real application controller and repo-server on
 the hub, as its own ServiceAccount) syncing a local platform repository laid out as
 docs/gitops.md says. One journey:
@@ -39,7 +39,7 @@ from kubeio import objects
 from localinfra import argocd, hub_gitops, kube, kubectl, process
 from localinfra.environment import Environment
 from tests.e2e.conftest import Controllers, eventually
-from tests.e2e.provisioner.kit import (  # noqa: F401  (fixtures used by name)
+from tests.e2e.test_provisioner.kit import (  # noqa: F401  (fixtures used by name)
     TEAM,
     Platform,
     claim,

@@ -1,7 +1,7 @@
 """Changing a running EKS cluster through the aws provider: its node count and its Kubernetes version.
 
 moto implements ``update_nodegroup_config`` (the claim-driven case against moto's server is in
-``tests/e2e/provisioner/test_aws.py``) but not ``update_cluster_version``, so these cases drive the
+``tests/e2e/test_provisioner/test_aws.py``) but not ``update_cluster_version``, so these cases drive the
 provider's own EKS client through botocore's ``Stubber``: each expected call with its exact
 parameters, in order, and nothing else (``assert_no_pending_responses``).
 

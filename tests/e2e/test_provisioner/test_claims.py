@@ -41,8 +41,8 @@ from localinfra.environment import Environment
 from maestro import client_errors
 from maestro.api import bundles
 from tests.e2e.conftest import INVENTORY_NAMESPACE, fleetplane
-from tests.e2e.provisioner.deletion_order import deletion_order
-from tests.e2e.provisioner.kit import (
+from tests.e2e.test_provisioner.deletion_order import deletion_order
+from tests.e2e.test_provisioner.kit import (
     CONFIGMAPS_IN_DEFAULT,
     GROUP,
     TEAM,

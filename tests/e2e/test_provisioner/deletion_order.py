@@ -11,7 +11,7 @@ from localinfra import kubectl, process
 from localinfra.environment import Environment
 from maestro import client_errors
 from maestro.client import MaestroClient
-from tests.e2e.provisioner.kit import TEAM, Platform, inventory_entry
+from tests.e2e.test_provisioner.kit import TEAM, Platform, inventory_entry
 
 
 async def deletion_order(

@@ -19,7 +19,14 @@ import pytest
 from localinfra import kubectl, process
 from localinfra.environment import Environment
 from maestro.api import bundles
-from tests.e2e.provisioner.kit import CONFIGMAPS_IN_DEFAULT, TEAM, Platform, claim, events, maestro_client
+from tests.e2e.test_provisioner.kit import (
+    CONFIGMAPS_IN_DEFAULT,
+    TEAM,
+    Platform,
+    claim,
+    events,
+    maestro_client,
+)
 
 pytestmark = pytest.mark.e2e
 #: Maestro drops a delete its agent did not confirm within this (the module's Maestro server's

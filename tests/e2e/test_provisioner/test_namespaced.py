@@ -29,7 +29,7 @@ from localinfra import kubectl, process
 from localinfra.environment import Environment
 from tests import function_sdk
 from tests.e2e.conftest import fleetplane
-from tests.e2e.provisioner.kit import Platform, inventory_entry, worker_api
+from tests.e2e.test_provisioner.kit import Platform, inventory_entry, worker_api
 from tests.unit.provisioner import builders
 
 pytestmark = pytest.mark.e2e
