@@ -117,12 +117,16 @@ class Environment:
         like the provisioner's clusters); ``down`` of this one takes it down first."""
         return Environment(self.root / name)
 
-    def down(self, *, remove_files: bool = True) -> list[str]:
-        """Stop every process (newest first, so clients go before their servers), those of child
-        environments first; returns problems."""
+    def _children_down(self, remove_files: bool) -> list[str]:
         problems: list[str] = []
         for state in sorted(self.root.glob("*/state.json")) if self.root.exists() else []:
             problems += Environment(state.parent).down(remove_files=remove_files)
+        return problems
+
+    def down(self, *, remove_files: bool = True) -> list[str]:
+        """Stop every process (newest first, so clients go before their servers), those of child
+        environments first; returns problems."""
+        problems = self._children_down(remove_files)
         with self._lock:
             for name in reversed(list(self.processes)):
                 try:
@@ -131,6 +135,9 @@ class Environment:
                     problems.append(str(exc))
             self.processes.clear()
             self.endpoints.clear()
+            # An operator among those stopped (the provisioner) may have started its clusters
+            # again in a child meanwhile, seeing them gone: those go too.
+            problems += self._children_down(remove_files)
             if remove_files:
                 with contextlib.suppress(FileNotFoundError):
                     shutil.rmtree(self.root)
