@@ -11,12 +11,12 @@ deleted ApplicationSets gone with their Applications and works, the outbox empty
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from benchmarks.fleet import workload
 from controllers import contract
 
 #: the hub's inventory and ApplicationSets, and the clusters' Applications (the controllers'
@@ -50,18 +50,7 @@ def count_for(works: int, clusters: int) -> int:
 def inventory_secret(cluster: str, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
     """An Argo CD cluster Secret ``name`` of the pull model for ``cluster`` (its name and a server
     nothing connects to, no credentials), with ``labels`` for the generators to select."""
-    fields = {"name": cluster, "server": f"https://{cluster}.invalid:6443"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {"argocd.argoproj.io/secret-type": "cluster", **labels},
-        },
-        "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in fields.items()},
-    }
+    return workload.inventory_secret(cluster, name, labels, f"https://{cluster}.invalid:6443")
 
 
 def run_secret(cluster: str, run: str) -> dict[str, Any]:

@@ -33,20 +33,26 @@ def cluster_name(index: int) -> str:
     return f"cluster-{index:05d}"
 
 
-def cluster_secret(name: str) -> dict[str, Any]:
-    """An Argo CD cluster Secret of the pull model (name and server, no credentials)."""
-    fields = {"name": name, "server": f"https://{name}.bench.invalid"}
+def inventory_secret(cluster: str, name: str, labels: Mapping[str, str], server: str) -> dict[str, Any]:
+    """An Argo CD cluster Secret ``name`` of the pull model for ``cluster`` (its name and a server
+    nothing connects to, no credentials), with ``labels`` for the generators to select."""
+    fields = {"name": cluster, "server": server}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {
             "name": name,
             "namespace": NAMESPACE,
-            "labels": {"argocd.argoproj.io/secret-type": "cluster", BENCH_LABEL: "true"},
+            "labels": {"argocd.argoproj.io/secret-type": "cluster", **labels},
         },
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in fields.items()},
     }
+
+
+def cluster_secret(name: str) -> dict[str, Any]:
+    """A bench cluster's inventory Secret."""
+    return inventory_secret(name, name, {BENCH_LABEL: "true"}, f"https://{name}.bench.invalid")
 
 
 def application_set(index: int, target_revision: str = REVISIONS[0]) -> dict[str, Any]:
