@@ -132,13 +132,10 @@ async def operate(
         await asyncio.to_thread(credentials.load, election.kubeconfig), leader.retry_settings(election.lease)
     )
     elector = leader.LeaderElector(rest, election.lease)
-    watchdog = leader.Watchdog(lambda: elector.deadline)
     try:
         async with _serving(liveness, served, checked, lambda: elector.leading):
-            watchdog.start()
             await _campaign(elector, run_kopf, stop_flag)
     finally:
-        watchdog.stop()
         await rest.close()
 
 

@@ -14,7 +14,9 @@ it renews the Lease every retry period, and ends it in one of two ways:
 
 The decisions are ``kubeio.lease``'s. The elector has its own client, whose few connections never
 queue behind the operator's own requests, and its own short retries: a renewal that hangs is cut
-at the deadline. ``Watchdog`` is the backstop for an event loop too busy to run that cut.
+at the deadline. A leader renews on a thread and event loop of its own, with a client of its own
+(as client-go renews on a goroutine of its own): handlers that hold the operator's loop, a pass
+over thousands of targets, delay neither a renewal nor the cut at its deadline.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import os
 import random
 import sys
 import threading
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -108,31 +109,38 @@ class LeaderElector:
         on_lost: Callable[[str], None] | None = None,
     ) -> None:
         """Lead with ``lead()`` once elected (see the module's doc); ``on_lost(reason)`` is called
-        the moment the Lease is lost, before ``lead()`` is cancelled."""
+        the moment the Lease is lost, on the renewals' thread, before ``lead()`` is cancelled."""
         await self.acquire()
-        renewing = asyncio.create_task(self._keep_renewing(), name=f"renew {self.settings.describe()}")
-        leading = asyncio.create_task(lead(), name=f"lead {self.settings.describe()}")
-        try:
-            await asyncio.wait({renewing, leading}, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            # stopped from outside: the work stops first, then the Lease is given up
-            await _cancelled(leading)
-            await self._end_term(renewing)
-            raise
-        if renewing.done():
-            reason = _lost_reason(renewing)
+        loop = asyncio.get_running_loop()
+        lost: asyncio.Future[str] = loop.create_future()
+
+        def renewals_ended(reason: str) -> None:
             self._stop_leading()
             log.error("%s: stopped leading: %s", self.settings.describe(), reason)
             if on_lost is not None:
                 on_lost(reason)
+            loop.call_soon_threadsafe(_settle, lost, reason)
+
+        renewals = _Renewals(self, renewals_ended)
+        renewals.start()
+        leading = asyncio.create_task(lead(), name=f"lead {self.settings.describe()}")
+        try:
+            await asyncio.wait((lost, leading), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # stopped from outside: the work stops first, then the Lease is given up
             await _cancelled(leading)
-            raise LeadershipLost(reason)
-        await self._end_term(renewing)
+            await self._end_term(renewals)
+            raise
+        if lost.done():
+            await _cancelled(leading)
+            await renewals.stop()
+            raise LeadershipLost(lost.result())
+        await self._end_term(renewals)
         leading.result()
 
-    async def _end_term(self, renewing: asyncio.Task[str]) -> None:
+    async def _end_term(self, renewals: _Renewals) -> None:
+        await renewals.stop()
         self._stop_leading()
-        await _cancelled(renewing)
         if self.release_on_stop:
             await self.release()
 
@@ -154,7 +162,7 @@ class LeaderElector:
                 started = loop.time()
                 try:
                     async with asyncio.timeout(settings.renew_deadline):
-                        decision = await self._try()
+                        decision = await self._try(self.rest)
                 except (KubeError, TimeoutError) as exc:
                     log.warning("%s: could not read or write it: %s%s", settings.describe(), exc, _hint(exc))
                     decision = Decision(Move.WAIT, until=loop.time() + settings.retry_period)
@@ -211,8 +219,8 @@ class LeaderElector:
             on_error=failed,
         )
 
-    async def _keep_renewing(self) -> str:
-        """Renew every retry period until the Lease is lost; return why it was."""
+    async def keep_renewing(self, rest: KubeRest) -> str:
+        """Renew through ``rest`` every retry period until the Lease is lost; return why it was."""
         loop = asyncio.get_running_loop()
         settings = self.settings
         while True:
@@ -223,7 +231,7 @@ class LeaderElector:
                     while True:
                         started = loop.time()
                         try:
-                            decision = await self._try()
+                            decision = await self._try(rest)
                         except NotFoundError:
                             return "the lease was deleted"
                         except KubeError as exc:
@@ -237,19 +245,19 @@ class LeaderElector:
             except TimeoutError:
                 return f"not renewed within the renew deadline ({settings.renew_deadline:g}s)"
 
-    async def _try(self) -> Decision:
+    async def _try(self, rest: KubeRest) -> Decision:
         """One try to acquire or renew. A leader first writes on the version it last wrote (one
         request); otherwise, or when that version is gone, the Lease is read and decided on."""
         settings = self.settings
         if self.leading and self._sighting is not None and self._version:
             record = next_record(Move.RENEW, self._sighting.record, settings)
             try:
-                self._wrote(await self._put(record), record)
+                self._wrote(await self._put(rest, record), record)
                 return Decision(Move.RENEW)
             except ConflictError:
                 pass  # someone else wrote it: read what they wrote
         try:
-            lease: JsonObject | None = await self.rest.request("GET", settings.path)
+            lease: JsonObject | None = await rest.request("GET", settings.path)
         except NotFoundError:
             lease = None
         now = asyncio.get_running_loop().time()
@@ -269,20 +277,18 @@ class LeaderElector:
         record = next_record(decision.move, current, settings)
         try:
             if decision.move is Move.CREATE:
-                reply = await self.rest.request(
-                    "POST", settings.collection, body=lease_object(settings, record)
-                )
+                reply = await rest.request("POST", settings.collection, body=lease_object(settings, record))
             else:
-                reply = await self._put(record)
+                reply = await self._put(rest, record)
         except ConflictError:
             # another candidate wrote first: read again at once
             return Decision(Move.WAIT, until=now)
         self._wrote(reply, record)
         return decision
 
-    async def _put(self, record: Record) -> JsonObject:
+    async def _put(self, rest: KubeRest, record: Record) -> JsonObject:
         body = lease_object(self.settings, record, self._version)
-        return await self.rest.request("PUT", self.settings.path, body=body)
+        return await rest.request("PUT", self.settings.path, body=body)
 
     def _wrote(self, reply: JsonObject, record: Record) -> None:
         self._version = str((reply.get("metadata") or {}).get("resourceVersion") or "")
@@ -296,7 +302,7 @@ class LeaderElector:
         try:
             async with asyncio.timeout(self.settings.renew_deadline):
                 try:
-                    self._wrote(await self._put(record), record)
+                    self._wrote(await self._put(self.rest, record), record)
                 except ConflictError:
                     # A renewal cancelled in flight may have landed after the version we hold:
                     # release on the Lease as it is now, if it is still ours.
@@ -304,7 +310,7 @@ class LeaderElector:
                     if Record.from_lease(lease).holder != self.settings.identity:
                         return
                     self._version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
-                    self._wrote(await self._put(record), record)
+                    self._wrote(await self._put(self.rest, record), record)
         except (KubeError, TimeoutError) as exc:
             log.warning(
                 "%s: could not release it (standbys take over when it expires): %s",
@@ -326,11 +332,49 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def _lost_reason(renewing: asyncio.Task[str]) -> str:
-    if renewing.cancelled():
-        return "the renewal was cancelled"
-    exc = renewing.exception()
-    return f"the renewal failed: {exc!r}" if exc is not None else renewing.result()
+def _settle(future: asyncio.Future[str], reason: str) -> None:
+    if not future.done():
+        future.set_result(reason)
+
+
+class _Renewals:
+    """A leader's renewals (``LeaderElector.keep_renewing``) on a thread with an event loop and a
+    client of their own; ``ended(reason)`` is called on that thread when the Lease is lost."""
+
+    def __init__(self, elector: LeaderElector, ended: Callable[[str], None]) -> None:
+        self.elector = elector
+        self.ended = ended
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._main(),), name=f"renew {elector.settings.describe()}", daemon=True
+        )
+        self._running = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._running.wait()
+
+    async def _main(self) -> None:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        self._running.set()
+        rest = KubeRest(self.elector.rest.creds, self.elector.rest.retry)
+        try:
+            reason = await self.elector.keep_renewing(rest)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:  # any end of the renewals is a loss of the Lease
+            reason = f"the renewal failed: {exc!r}"
+        finally:
+            await rest.close()
+        self.ended(reason)
+
+    async def stop(self) -> None:
+        """Stop renewing (a no-op once they ended) and wait until the thread is done."""
+        if self._loop is not None and self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        await asyncio.to_thread(self._thread.join)
 
 
 def _hint(exc: BaseException) -> str:
@@ -351,43 +395,3 @@ def exit_now(reason: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(LOST_EXIT_CODE)
-
-
-class Watchdog:
-    """Calls ``on_expired`` from a thread of its own once ``deadline()`` (a leader's renew deadline,
-    on ``time.monotonic``, the default event loop's clock; None while not leading) is ``grace``
-    seconds past.
-
-    The renewal's own timeout runs on the event loop; a handler that holds the loop (a long render,
-    a blocking call) would delay it past the moment a standby may take over. This thread does not
-    wait for the loop.
-    """
-
-    def __init__(
-        self,
-        deadline: Callable[[], float | None],
-        on_expired: Callable[[str], None] = exit_now,
-        *,
-        grace: float = 0.5,
-        every: float = 0.1,
-    ) -> None:
-        self.deadline = deadline
-        self.on_expired = on_expired
-        self.grace = grace
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="leader-watchdog", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.every):
-            deadline = self.deadline()
-            if deadline is not None and time.monotonic() > deadline + self.grace:
-                late = time.monotonic() - deadline
-                self.on_expired(f"not renewed within the renew deadline; {late:.1f}s past it")
-                return

@@ -101,7 +101,9 @@ async def converge(
             datetime.datetime.now(datetime.UTC),
         )
         rollout_entries[key] = {e.application: e for e in decision.entries}
-    changes = _decide(desired, decision, render, held, refused_mirrors.get(key, set()))
+    # on a worker thread: it may render the whole plan again (see ``PropagationController._planned``)
+    refused = refused_mirrors.get(key, set())
+    changes = await asyncio.to_thread(_decide, desired, decision, render, held, refused)
     written = await _send_and_mirror(io, in_flight, key, held, changes, works_out)
     # A mirror the hub did not take (its name is another Application's, or the hub refuses it):
     # that target is not deployed meanwhile (its work, if this pass created it, is deleted again),

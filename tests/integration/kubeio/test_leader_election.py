@@ -6,13 +6,16 @@ Cases: of two candidates started together, one leads and the Lease names it whil
 leader that vanishes without releasing is replaced once its lease has run out (within the lease
 duration of its last renewal); a leader that stops cleanly releases and the standby takes over at
 once; a leader cut off from the API server (a relay that stops carrying bytes: its requests hang)
-stops leading at its renew deadline, before the standby may take over.
+stops leading at its renew deadline, before the standby may take over; a leader whose event loop
+a handler holds past the renew deadline keeps renewing and leading.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -33,8 +36,12 @@ pytestmark = pytest.mark.integration
 class Candidate:
     """One elector whose work records when it started and stopped, and ends when told to."""
 
-    def __init__(self, rest: KubeRest, settings: LeaderElection, *, release_on_stop: bool = True) -> None:
+    def __init__(
+        self, rest: KubeRest, settings: LeaderElection, *, release_on_stop: bool = True, hold: float = 0.0
+    ) -> None:
         self.rest = rest
+        #: seconds its work holds the event loop (a blocking call) once it leads
+        self.hold = hold
         self.elector = LeaderElector(rest, settings, release_on_stop=release_on_stop)
         self.led_at: float | None = None
         self.stopped_at: float | None = None
@@ -52,6 +59,7 @@ class Candidate:
 
     async def _lead(self) -> None:
         self.led_at = asyncio.get_running_loop().time()
+        time.sleep(self.hold)  # noqa: ASYNC251 - a handler holding the loop is the case under test
         try:
             await self.finish.wait()
         finally:
@@ -73,12 +81,11 @@ async def candidates(hub: kube.Cluster) -> AsyncIterator[Callable[..., Candidate
     made: list[Candidate] = []
     hub_credentials = await asyncio.to_thread(credentials.load, hub.kubeconfig)
 
-    def candidate(*, via: str | None = None, release_on_stop: bool = True) -> Candidate:
+    def candidate(*, via: str | None = None, release_on_stop: bool = True, hold: float = 0.0) -> Candidate:
         settings = LeaderElection(name=name, namespace="default")
         creds = dataclasses.replace(hub_credentials, server=via) if via else hub_credentials
-        made.append(
-            Candidate(KubeRest(creds, retry_settings(settings)), settings, release_on_stop=release_on_stop)
-        )
+        rest = KubeRest(creds, retry_settings(settings))
+        made.append(Candidate(rest, settings, release_on_stop=release_on_stop, hold=hold))
         return made[-1]
 
     yield candidate
@@ -203,3 +210,18 @@ async def test_a_leader_cut_off_from_the_api_server_stops_before_the_lease_can_b
     )
     assert margin >= 15 - 10 - 0.5
     assert (await spec(standby))["leaseTransitions"] == 1
+
+
+async def test_a_leader_whose_event_loop_is_held_past_the_renew_deadline_keeps_leading(
+    hub: kube.Cluster, candidates: Callable[..., Candidate]
+) -> None:
+    busy = candidates(hold=13.0).start()
+    # the hold runs as soon as it leads: nothing on this loop runs until it ends
+    await until(lambda: busy.led_at is not None, 30, "the busy candidate leads and its hold ends")
+    assert busy.lost is None and busy.elector.leading
+    lease = await spec(busy)
+    assert lease["holderIdentity"] == busy.identity
+    renewed = datetime.datetime.fromisoformat(lease["renewTime"].replace("Z", "+00:00"))
+    age = (datetime.datetime.now(datetime.UTC) - renewed).total_seconds()
+    print(f"\nafter holding the loop 13 s the leader leads; its last renewal {age:.1f}s old")
+    assert age < 4, "the Lease was renewed while the loop was held"
