@@ -69,7 +69,9 @@ class SimulatedFleet:
         added: dict[tuple[str, int], Agent] = {}
         for consumer in placements:
             applier = MemoryApplier(consumer.name, argocd_sync_delay=self._sync_delay)
-            agent = Agent(applier, self._publisher.publish, status_topic=consumer.status_topic)
+            # as a real agent publishes: a report Kafka is slow to acknowledge (3,000 agents starting
+            # at once) is waited for, never the end of the run
+            agent = Agent(applier, self._publisher.deliver, status_topic=consumer.status_topic)
             _after_apply(applier, self._applied_callback(agent))
             added[(consumer.spec_placement.topic, consumer.spec_placement.partition)] = agent
         self.agents |= added
