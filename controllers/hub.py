@@ -12,13 +12,14 @@ Errors are the ones ``KubeRest`` raises: ``NotFoundError`` (404), ``ConflictErro
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from kubeio import errors as kube_errors
 from kubeio import rest as kuberest
+from kubeio import watch
 
 JsonObject = dict[str, Any]
 
@@ -125,6 +126,26 @@ class HubClient:
         """The matching Applications as ``{"metadata": ...}`` alone: a pass over 3,000 mirrors needs
         their names and annotations, not their specs and statuses."""
         return await self._list(_argocd_path(namespace, APPLICATIONS), labels, accept=kuberest.METADATA_LIST)
+
+    async def follow_application_metadata(
+        self,
+        label_selector: str,
+        on_list: watch.OnList,
+        on_event: watch.OnEvent,
+        *,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> NoReturn:
+        """List, then watch, the metadata of the Applications of every namespace matching a raw
+        label selector, until cancelled (``kubeio.watch.follow``)."""
+        await watch.follow(
+            self._rest,
+            f"/apis/{ARGOCD_GROUP}/{ARGOCD_VERSION}/{APPLICATIONS}",
+            on_list,
+            on_event,
+            label_selector=label_selector,
+            metadata_only=True,
+            on_error=on_error,
+        )
 
     async def list_all_applications(self, label_selector: str) -> list[JsonObject]:
         """Applications of every namespace matching a raw label selector (``key``, ``key=value``...)."""

@@ -71,7 +71,7 @@ class ControllerMetrics:
         self.errors = Counter(
             "fleetplane_controllers_errors",
             "Failures of the controllers' loops, each retried, by loop (propagation, finalizer, "
-            "sweep, status-watch, status-list, status-write).",
+            "sweep, mirror-watch, status-watch, status-list, status-write).",
             ["loop"],
             registry=self.registry,
         )

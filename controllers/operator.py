@@ -16,8 +16,8 @@ What kopf is told:
 
 Ready (``/readyz`` on ``--health-port``) while kopf has started and watches ApplicationSets and the
 inventory's Secrets, the hub's API server answered recently, the Maestro server answers over the
-controllers' own channel and serves, and both background loops (status aggregation, orphan
-sweep) run. A standby is ready too, and says it stands by.
+controllers' own channel and serves, and the background loops (the watch of the mirrors, status
+aggregation, orphan sweep) run. A standby is ready too, and says it stands by.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from controllers.metrics import ControllerMetrics
 from controllers.propagation import controller as propagation
 from controllers.propagation import handlers as propagation_handlers
 from controllers.propagation import plan
+from controllers.propagation.mirror_cache import MirrorCache
 from controllers.propagation.settings import PropagationSettings
 from controllers.status import book
 from controllers.status import controller as status
@@ -91,12 +92,14 @@ class Operator:
     metrics: ControllerMetrics
     kopf_state: operator_readiness.KopfState
     readiness: probes.Readiness
-    #: the loops kopf does not run: status aggregation and the orphan sweep
+    #: the loops kopf does not run: the mirrors' watch, status aggregation and the orphan sweep
     background: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
 
     def start_background(self) -> None:
         """Start the background loops (when kopf starts), watched by the readiness."""
+        cache = self.propagation.mirror_cache
         self.background = [
+            *([asyncio.create_task(cache.run(), name="mirror-watch")] if cache is not None else []),
             asyncio.create_task(self.status.run(), name="status-aggregation"),
             asyncio.create_task(self.propagation.sweep_forever(), name="orphan-sweep"),
         ]
@@ -148,6 +151,7 @@ def build(settings: OperatorSettings) -> Operator:
         settings.propagation,
         plan.PlanOptions(source=contract.MAESTRO_SOURCE),
         metrics=metrics,
+        mirror_cache=MirrorCache(hub_client, metrics),
     )
     # a status change may let a RollingSync move on to its next step
     status_controller.on_app_status = propagation_controller.wake_if_rolling

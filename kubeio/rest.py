@@ -250,13 +250,17 @@ class KubeRest:
             if not token:
                 return items, str(meta.get("resourceVersion") or "")
 
-    async def stream(self, path: str, *, query: Sequence[tuple[str, str]] = ()) -> AsyncIterator[JsonObject]:
+    async def stream(
+        self, path: str, *, query: Sequence[tuple[str, str]] = (), accept: str = JSON
+    ) -> AsyncIterator[JsonObject]:
         """The JSON lines of a streaming GET (a watch) as they arrive. Not retried: a watcher that
         loses its stream lists again. The server ends the stream (``timeoutSeconds``), so no read
-        timeout applies; a 429 or 5xx raises ``ClusterUnavailableError``."""
+        timeout applies; a 429 or 5xx raises ``ClusterUnavailableError``. With ``accept``
+        ``METADATA`` each event's object is its metadata alone."""
         timeout = aiohttp.ClientTimeout(sock_connect=self.retry.connect_timeout)
         used = self.creds
-        async with self._http().get(path, params=list(query), timeout=timeout) as resp:
+        headers = {"Accept": accept}
+        async with self._http().get(path, params=list(query), timeout=timeout, headers=headers) as resp:
             if resp.status == UNAUTHORIZED and await self._reloaded(used):
                 raise ClusterUnavailableError(
                     f"GET {path}: credentials refused and loaded again; watch again"

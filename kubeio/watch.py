@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import aiohttp
 
 from kubeio.errors import ClusterError, ClusterUnavailableError
-from kubeio.rest import KubeRest
+from kubeio.rest import JSON, METADATA, METADATA_LIST, KubeRest
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,20 @@ async def follow(
     timeout_seconds: int = 300,
     pause: float = 2.0,
     on_error: Callable[[Exception], None] | None = None,
+    metadata_only: bool = False,
 ) -> NoReturn:
     """Run until cancelled; ``path`` is a collection (``/api/v1/namespaces/x/configmaps``).
-    ``on_error`` hears why a list or watch was interrupted, before the pause."""
+    ``on_error`` hears why a list or watch was interrupted, before the pause. ``metadata_only``
+    lists and watches the objects' metadata alone (as client-go's metadata informers do)."""
+    accept = (METADATA_LIST, METADATA) if metadata_only else (JSON, JSON)
     selector = [("labelSelector", label_selector)] if label_selector else []
     if field_selector:
         selector.append(("fieldSelector", field_selector))
     while True:
         try:
-            version = await _list(rest, path, selector, on_list)
+            version = await _list(rest, path, selector, on_list, accept[0])
             while True:
-                version = await _watch(rest, path, selector, version, timeout_seconds, on_event)
+                version = await _watch(rest, path, selector, version, timeout_seconds, on_event, accept[1])
         except _Relist:
             log.debug("watch of %s expired; listing again", path)
             continue
@@ -65,8 +68,10 @@ async def follow(
         await asyncio.sleep(pause)
 
 
-async def _list(rest: KubeRest, path: str, selector: list[tuple[str, str]], on_list: OnList) -> str:
-    items, version = await rest.list_all(path, query=selector)
+async def _list(
+    rest: KubeRest, path: str, selector: list[tuple[str, str]], on_list: OnList, accept: str
+) -> str:
+    items, version = await rest.list_all(path, query=selector, accept=accept)
     on_list(items)
     return version
 
@@ -78,6 +83,7 @@ async def _watch(
     version: str,
     timeout_seconds: int,
     on_event: OnEvent,
+    accept: str,
 ) -> str:
     """Watch from ``version`` until the server ends the stream; returns the last version seen."""
     query = [
@@ -88,7 +94,7 @@ async def _watch(
         ("timeoutSeconds", str(timeout_seconds)),
     ]
     try:
-        async for event in rest.stream(path, query=query):
+        async for event in rest.stream(path, query=query, accept=accept):
             kind = str(event.get("type") or "")
             obj = event.get("object") or {}
             if kind == "ERROR":

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ from controllers.propagation import (
     sweep,
 )
 from controllers.propagation.concurrency import Slot
+from controllers.propagation.mirror_cache import MirrorCache
 from controllers.propagation.outcome import Outcome, is_transient
 from controllers.propagation.settings import MirrorListener, PropagationSettings
 from controllers.propagation.works_and_mirrors import WorksAndMirrors
@@ -68,6 +70,7 @@ class PropagationController:
         settings: PropagationSettings | None = None,
         options: plan.PlanOptions | None = None,
         metrics: metrics_mod.ControllerMetrics | None = None,
+        mirror_cache: MirrorCache | None = None,
     ) -> None:
         settings = settings or PropagationSettings()
         options = options or plan.PlanOptions()
@@ -82,6 +85,8 @@ class PropagationController:
         self.options = options
         self.maestro = maestro
         self.listener = listener
+        #: the hub mirrors a pass reads (None: each pass lists its own)
+        self.mirror_cache = mirror_cache
         self.metrics = metrics or metrics_mod.ControllerMetrics()
         self.metrics.application_sets.set_function(lambda: len(self._wakeups))
         self.git = git_reader.GitReader(
@@ -107,7 +112,13 @@ class PropagationController:
     def _io(self) -> WorksAndMirrors:
         """The reads and writes of a pass, with the settings and listener of the moment."""
         return WorksAndMirrors(
-            self.hub, self.maestro, self.listener, self.settings, self.options.source, self.metrics
+            self.hub,
+            self.maestro,
+            self.listener,
+            self.settings,
+            self.options.source,
+            self.metrics,
+            self.mirror_cache,
         )
 
     # --- triggers ----------------------------------------------------------------------------------
@@ -154,16 +165,19 @@ class PropagationController:
         it also wakes us) or the task is cancelled."""
         key = (namespace, name)
         wakeup = self._wakeups.setdefault(key, asyncio.Event())
+        failures = 0
         try:
             while not stop.is_set():
                 wakeup.clear()
                 delay = self.settings.resync_seconds
                 try:
                     outcome = await self._timed_reconcile(namespace, name)
+                    failures = 0
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    delay = self.settings.retry_seconds
+                    failures += 1
+                    delay = retry_delay(self.settings, failures)
                     self.metrics.errors.labels("propagation").inc()
                     if is_transient(exc):
                         log.warning("ApplicationSet %s/%s: pass failed, retrying: %s", namespace, name, exc)
@@ -372,7 +386,7 @@ class PropagationController:
             await io.each(doomed, lambda existing: io.delete_work(existing.cluster, existing.work_id))
             if records:
                 return len(records)
-            owned = [m["metadata"]["name"] for m in await io.mirrors(namespace, name)]
+            owned = [m["metadata"]["name"] for m in await io.mirrors(namespace, name, listed=True)]
             await io.each(owned, lambda mirror: io.delete_mirror(namespace, mirror))
             self.book.drop(key)
             self._reported.pop(key, None)
@@ -391,6 +405,20 @@ class PropagationController:
             what="sweep of orphaned works",
             on_error=self.metrics.errors.labels("sweep").inc,
         )
+
+
+#: a pass failing again and again is retried at most this many times ``retry_seconds`` apart
+RETRY_BACKOFF_LIMIT = 4
+
+
+def retry_delay(settings: PropagationSettings, failures: int) -> float:
+    """Seconds before the next try of a pass that failed ``failures`` times in a row: doubling from
+    ``retry_seconds`` up to ``RETRY_BACKOFF_LIMIT`` times it (never past ``resync_seconds``), less
+    up to a tenth of jitter. A busy hub fails the passes of every ApplicationSet at once; retried
+    together at a fixed pace, their reads would keep it busy."""
+    factor = 2 ** min(failures - 1, RETRY_BACKOFF_LIMIT.bit_length() - 1)
+    base = min(settings.retry_seconds * factor, max(settings.resync_seconds, settings.retry_seconds))
+    return base * random.uniform(0.9, 1.0)
 
 
 def _outcome(outcome: Outcome | None) -> str:

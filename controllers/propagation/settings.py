@@ -19,7 +19,8 @@ class PropagationSettings:
     inventory_namespace: str = "argocd"
     #: seconds between two passes over an ApplicationSet when nothing wakes it
     resync_seconds: float = 60.0
-    #: seconds before a pass that failed for a transient reason (Maestro or the hub away) is retried
+    #: seconds before a pass that failed for a transient reason (Maestro or the hub away) is retried;
+    #: doubled at each failure in a row, up to four times this
     retry_seconds: float = 5.0
     #: passes planning and sending their works at once, over all ApplicationSets (a pass gives its
     #: place up once its works are out: writing its mirrors waits on the hub and on the clusters)

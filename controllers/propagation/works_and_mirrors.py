@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from controllers import contract, hub
 from controllers.metrics import ControllerMetrics
 from controllers.propagation import concurrency, ownership, plan, replacement
+from controllers.propagation.mirror_cache import MirrorCache
 from controllers.propagation.settings import MirrorListener, PropagationSettings
 from maestro import client_errors
 from maestro.api import bundles, queries
@@ -32,8 +33,11 @@ class WorksAndMirrors:
         settings: PropagationSettings,
         source: str,
         metrics: ControllerMetrics,
+        cache: MirrorCache | None = None,
     ) -> None:
         self.hub = hub_client
+        #: the mirrors as last seen (None: listed by every read)
+        self.cache = cache
         self.maestro = maestro
         self.listener = listener
         self.settings = settings
@@ -66,9 +70,12 @@ class WorksAndMirrors:
         )
         return [r for r in records if ownership.owned_by(r.bundle.metadata, namespace, name)]
 
-    async def mirrors(self, namespace: str, name: str) -> list[dict[str, Any]]:
+    async def mirrors(self, namespace: str, name: str, *, listed: bool = False) -> list[dict[str, Any]]:
         """The metadata of the ApplicationSet's hub mirrors (labels may be hashed, so the full name
-        in the annotation decides)."""
+        in the annotation decides): from the cache, or ``listed`` from the hub (for a finalizer,
+        which must leave none behind)."""
+        if self.cache is not None and not listed:
+            return await self.cache.mirrors(namespace, name)
         return [
             m
             for m in await self.hub.list_application_metadata(
@@ -109,7 +116,7 @@ class WorksAndMirrors:
         read and a write)."""
         meta, manager = mirror["metadata"], self.settings.field_manager
         try:
-            await self.hub.create_application(mirror, field_manager=manager)
+            self._wrote(await self.hub.create_application(mirror, field_manager=manager))
             return "create", mirror
         except hub.ConflictError:
             taken = await self.hub.get_application(meta["namespace"], meta["name"])
@@ -136,13 +143,17 @@ class WorksAndMirrors:
                     return await self._create_mirror(mirror)
             body = replacement.replacement(mirror, stored)
             try:
-                await self.hub.replace_application(body, field_manager=manager)
+                self._wrote(await self.hub.replace_application(body, field_manager=manager))
                 return "update", body
             except hub.ConflictError:
                 if attempt == attempts - 1:
                     raise
                 stored = None
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _wrote(self, reply: Mapping[str, Any]) -> None:
+        if self.cache is not None:
+            self.cache.wrote(reply.get("metadata") or {})
 
     async def publish(self, work: plan.DesiredWork, *, create: bool) -> str | None:
         """Send a create or update; a problem message when Maestro refuses it for good."""
@@ -193,6 +204,8 @@ class WorksAndMirrors:
     async def delete_mirror(self, namespace: str, name: str) -> None:
         if await self.hub.delete_application(namespace, name):
             self.metrics.mirror_writes.labels("delete").inc()
+        if self.cache is not None:
+            self.cache.removed(namespace, name)
         self.listener.mirror_deleted(namespace, name)
 
     async def delete_work(self, cluster: str, work_id: str) -> None:

@@ -189,6 +189,8 @@ class FakeHub:
         self.refusals: dict[tuple[str, str], str] = {}
         #: the last resourceVersion given to an Application
         self.version = 0
+        #: label-selected lists of Applications answered
+        self.mirror_lists = 0
 
     async def get_application_set(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.appsets.get((namespace, name))
@@ -209,6 +211,7 @@ class FakeHub:
     async def list_application_metadata(
         self, namespace: str, labels: Mapping[str, str]
     ) -> list[dict[str, Any]]:
+        self.mirror_lists += 1
         return [
             {"metadata": copy.deepcopy(a["metadata"])}
             for (ns, _), a in sorted(self.applications.items())

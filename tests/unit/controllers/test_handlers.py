@@ -33,7 +33,9 @@ import pytest
 from controllers import contract
 from controllers.propagation import controller as propagation
 from controllers.propagation import plan
+from controllers.propagation.mirror_cache import MirrorCache
 from controllers.propagation.outcome import Outcome
+from controllers.propagation.settings import PropagationSettings
 from controllers.status import batching, book
 from controllers.status import controller as status
 from maestro.api import bundles
@@ -43,15 +45,19 @@ KEY = ("apps", "guestbook")
 
 
 class World:
-    def __init__(self, consumers: tuple[str, ...] = ("c1", "c2")) -> None:
+    def __init__(self, consumers: tuple[str, ...] = ("c1", "c2"), *, cached: bool = False) -> None:
         self.hub = fakes.FakeHub()
         self.maestro = fakes.FakeMaestro(contract.MAESTRO_SOURCE, consumers)
         self.listener = fakes.Listener()
         self.book = book.StatusBook()
         self.hub.secrets = [builders.cluster_secret("c1"), builders.cluster_secret("c2")]
         self.hub.appsets[KEY] = builders.appset()
+        #: with ``cached``, the mirrors as a watch would show them (events fed by the test)
+        self.cache = MirrorCache(cast(Any, self.hub)) if cached else None
+        if self.cache is not None:
+            self.cache._listed([])
         self.controller = propagation.PropagationController(
-            cast(Any, self.hub), cast(Any, self.maestro), self.book, self.listener
+            cast(Any, self.hub), cast(Any, self.maestro), self.book, self.listener, mirror_cache=self.cache
         )
 
     async def reconcile(self) -> Outcome:
@@ -139,6 +145,34 @@ async def test_a_mirror_changed_between_its_read_and_its_replacement_is_read_aga
     mirror = world.hub.applications[key]
     assert mirror["spec"]["source"]["repoURL"] == "https://git.example/new.git"
     assert mirror["status"] == {"sync": {"status": "Synced"}}, "the status written meanwhile is kept"
+
+
+async def test_passes_read_the_mirrors_they_wrote_from_the_cache_without_listing_them() -> None:
+    world = World(cached=True)
+    first = await world.reconcile()
+    assert (first.created, first.mirrors_applied) == (2, 2)
+    second = await world.reconcile()
+    assert (second.created, second.mirrors_applied, second.changed) == (0, 0, False)
+    assert world.hub.mirror_lists == 0
+    # someone deletes a mirror by hand: once the watch tells, the next pass writes it again
+    gone = world.hub.applications.pop(("apps", "c2-guestbook"))
+    assert world.cache is not None
+    world.cache._changed("DELETED", gone)
+    third = await world.reconcile()
+    assert (third.created, third.mirrors_applied) == (0, 1)
+    assert ("apps", "c2-guestbook") in world.hub.applications
+
+
+async def test_a_finalizer_lists_the_mirrors_it_deletes_instead_of_trusting_the_cache() -> None:
+    world = World(cached=True)
+    await world.reconcile()
+    assert world.cache is not None
+    world.cache._listed([])  # a watch that has not seen them yet
+    spec = world.hub.appsets[KEY]["spec"]
+    await world.controller.finalize(*KEY, spec)
+    world.maestro.confirm_deletions()
+    assert await world.controller.finalize(*KEY, spec) == 0
+    assert not world.hub.applications
 
 
 async def test_cluster_leaving_the_inventory_loses_only_its_app() -> None:
@@ -768,3 +802,11 @@ async def test_the_daemon_passes_when_woken_and_exits_when_stopped() -> None:
     stop.set()
     world.controller.wake(*KEY)
     await asyncio.wait_for(task, 30)
+
+
+def test_a_pass_failing_again_and_again_is_retried_less_often_up_to_four_times_the_pause() -> None:
+    settings = PropagationSettings(retry_seconds=5.0, resync_seconds=60.0)
+    delays = [propagation.retry_delay(settings, failures) for failures in range(1, 7)]
+    for delay, ceiling in zip(delays, (5, 10, 20, 20, 20, 20), strict=True):
+        assert ceiling * 0.9 <= delay <= ceiling
+    assert propagation.retry_delay(PropagationSettings(retry_seconds=5.0, resync_seconds=8.0), 3) <= 8.0

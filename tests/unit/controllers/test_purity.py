@@ -15,8 +15,9 @@ import controllers
 
 ROOT = pathlib.Path(controllers.__file__).parent
 MODULES = sorted(ROOT.rglob("*.py"))
-#: the kopf handlers and the controllers behind them, the hub and Argo CD cache adapters, the
-#: operator wiring and the controllers' periodic runner: the only modules that do I/O or schedule it
+#: the kopf handlers and the controllers behind them, the hub and Argo CD cache adapters, the watch
+#: of the mirrors, the operator wiring and the controllers' periodic runner: the only modules that
+#: do I/O or schedule it
 IO_MODULES = {
     "hub.py",
     "argocd_cache.py",
@@ -27,6 +28,7 @@ IO_MODULES = {
     "propagation/git_reader.py",
     "propagation/convergence.py",
     "propagation/works_and_mirrors.py",
+    "propagation/mirror_cache.py",
     "propagation/stored_works.py",
     "propagation/sweep.py",
     "propagation/concurrency.py",

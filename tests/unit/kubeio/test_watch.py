@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from kubeio import watch
+from kubeio import rest, watch
 from kubeio.errors import ClusterError
 
 
@@ -21,13 +21,21 @@ class ScriptedServer:
         self.watches = watches
         self.lists = 0
         self.watched_from: list[str] = []
+        #: the Accept header of each list and watch
+        self.accepted: list[str] = []
 
-    async def list_all(self, path: str, **_: Any) -> tuple[list[dict[str, Any]], str]:
+    async def list_all(
+        self, path: str, *, accept: str = rest.JSON, **_: Any
+    ) -> tuple[list[dict[str, Any]], str]:
         self.lists += 1
+        self.accepted.append(accept)
         return [{"metadata": {"name": f"cm{self.lists}"}}], f"{self.lists}00"
 
-    async def stream(self, path: str, *, query: Sequence[tuple[str, str]]) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self, path: str, *, query: Sequence[tuple[str, str]], accept: str = rest.JSON
+    ) -> AsyncIterator[dict[str, Any]]:
         self.watched_from.append(dict(query)["resourceVersion"])
+        self.accepted.append(accept)
         outcome = self.watches.pop(0) if self.watches else "hang"
         if outcome == "hang":
             await asyncio.Event().wait()
@@ -41,7 +49,9 @@ def event(kind: str, name: str, version: str) -> dict[str, Any]:
     return {"type": kind, "object": {"metadata": {"name": name, "resourceVersion": version}}}
 
 
-async def play(server: ScriptedServer, lists_wanted: int) -> tuple[list[list[str]], list[tuple[str, str]]]:
+async def play(
+    server: ScriptedServer, lists_wanted: int, *, metadata_only: bool = False
+) -> tuple[list[list[str]], list[tuple[str, str]]]:
     lists: list[list[str]] = []
     seen: list[tuple[str, str]] = []
     task = asyncio.create_task(
@@ -51,6 +61,7 @@ async def play(server: ScriptedServer, lists_wanted: int) -> tuple[list[list[str
             lambda items: lists.append([i["metadata"]["name"] for i in items]),
             lambda kind, obj: seen.append((kind, obj["metadata"]["name"])),
             pause=0.01,
+            metadata_only=metadata_only,
         )
     )
     try:
@@ -94,3 +105,12 @@ async def test_a_lost_connection_lists_again_after_a_pause() -> None:
     server = ScriptedServer([aiohttp.ClientPayloadError("connection reset")])
     lists, _ = await play(server, 2)
     assert lists == [["cm1"], ["cm2"]]
+
+
+async def test_a_metadata_only_follower_lists_and_watches_metadata_alone() -> None:
+    server = ScriptedServer([[event("ADDED", "a", "101")]])
+    await play(server, 1, metadata_only=True)
+    assert server.accepted[:3] == [rest.METADATA_LIST, rest.METADATA, rest.METADATA]
+    plain = ScriptedServer([[event("ADDED", "a", "101")]])
+    await play(plain, 1)
+    assert set(plain.accepted) == {rest.JSON}
