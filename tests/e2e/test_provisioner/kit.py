@@ -199,6 +199,19 @@ async def worker_api(platform: Platform, secret_name: str, namespace: str = TEAM
     return objects.Objects(KubeRest(await asyncio.to_thread(credentials.from_kubeconfig_dict, kubeconfig)))
 
 
+def configmap(name: str, data: dict[str, str] | None = None) -> dict[str, Any]:
+    """A ConfigMap in a worker's ``default`` namespace: a manifest to send, or (without ``data``)
+    the reference to read it back by."""
+    manifest: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "default"},
+    }
+    if data is not None:
+        manifest["data"] = data
+    return manifest
+
+
 def secret_ref(namespace: str, name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}}
 

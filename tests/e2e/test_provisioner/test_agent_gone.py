@@ -24,6 +24,7 @@ from tests.e2e.test_provisioner.kit import (
     TEAM,
     Platform,
     claim,
+    configmap,
     events,
     maestro_client,
 )
@@ -47,12 +48,7 @@ async def test_a_deletion_whose_agent_is_gone_completes_and_names_the_orphaned_w
     await platform.eventually(f"claim {name} Ready", lambda: platform.ready(name))
     cluster = (await platform.claim(name) or {})["spec"]["resourceRef"]["name"]
     work = uuid.uuid4()
-    manifest = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "left-behind", "namespace": "default"},
-        "data": {"sent": "through maestro"},
-    }
+    manifest = configmap("left-behind", {"sent": "through maestro"})
     async with maestro_client(platform) as client:
         await client.apply(cluster, work, bundles.ManifestBundle(manifests=[manifest]))
 

@@ -49,6 +49,7 @@ from tests.e2e.test_provisioner.kit import (
     Platform,
     certificate,
     claim,
+    configmap,
     events,
     inventory_entry,
     last_state,
@@ -115,13 +116,7 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
         async def synced() -> tuple[bool, Any]:
             app = await worker.get(app_ref) or {}
             status = app.get("status") or {}
-            cm = await worker.get(
-                {
-                    "apiVersion": "v1",
-                    "kind": "ConfigMap",
-                    "metadata": {"name": "configmap1", "namespace": "default"},
-                }
-            )
+            cm = await worker.get(configmap("configmap1"))
             ok = (status.get("sync") or {}).get("status") == "Synced" and cm is not None
             return ok, {
                 "sync": status.get("sync"),
@@ -223,14 +218,9 @@ async def test_a_claim_becomes_a_working_cluster_and_deleting_it_leaves_nothing(
 
             # A ManifestWork sent through Maestro is applied by the cluster's agent.
             work = uuid.uuid4()
-            manifest = {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "from-maestro", "namespace": "default"},
-                "data": {"sent": "through maestro"},
-            }
+            manifest = configmap("from-maestro", {"sent": "through maestro"})
             await client.apply(cluster, work, bundles.ManifestBundle(manifests=[manifest]))
-            cm_ref = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": manifest["metadata"]}
+            cm_ref = configmap("from-maestro")
 
             async def applied() -> tuple[bool, Any]:
                 found = await worker.get(cm_ref)
