@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from maestro.transport import consumer as consumer_mod
 from maestro.transport.connection import KafkaSettings
@@ -162,6 +162,19 @@ class FakeConsumer:
         if self.broker_away:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker away"))
         return 0, self.end_offset
+
+    def offsets_for_times(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        """Start (-2) or end (-1) offsets, all in one request as the broker answers ListOffsets."""
+        if self.broker_away:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker away"))
+        self.offset_requests += 1
+        return [
+            TopicPartition(tp.topic, tp.partition, 0 if tp.offset == OFFSET_BEGINNING else self.end_offset)
+            for tp in partitions
+        ]
+
+    #: batched offset requests answered (one per start or end, whatever the partitions)
+    offset_requests = 0
 
     def close(self) -> None:
         self.closed = True

@@ -276,6 +276,18 @@ def test_a_pattern_subscription_watches_every_topic_it_matches() -> None:
     ]
 
 
+def test_where_a_reader_of_thousands_of_partitions_stands_takes_two_requests() -> None:
+    consumer = FakeConsumer()
+    consumer.topics = [f"p.status.{n}" for n in range(3000)]
+    consumer.partitions, consumer.end_offset = 1, 101
+    consumer.group_committed = {0: 99}
+    reader = kafkafakes.reader(consumer, stall_after=0.0)
+    reader.subscribe([layout.Layout("p").status_pattern])
+    behind = reader.behind_sync()
+    assert len(behind) == 3000 and behind[("p.status.42", 0)] == (99, 101)
+    assert consumer.offset_requests == 2, "start and end offsets, each in one batched request"
+
+
 def poll_for(reader: Reader, seconds: float) -> list[Incoming]:
     got: list[Incoming] = []
     deadline = time.monotonic() + seconds
