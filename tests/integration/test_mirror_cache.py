@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from controllers.hub import HubClient
 from controllers.propagation.mirror_cache import MirrorCache
 from kubeio.rest import MERGE_PATCH
 from localinfra import kube
+from tests.integration import probing
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +41,6 @@ def application(namespace: str, name: str, *, appset: str | None, mirror_hash: s
     }
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"not seen within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
 async def test_the_cache_follows_the_hubs_mirrors(hub: kube.Cluster) -> None:
     client = HubClient(hub.kubeconfig)
     namespace = f"mirrors-{uuid.uuid4().hex[:6]}"
@@ -69,17 +61,17 @@ async def test_the_cache_follows_the_hubs_mirrors(hub: kube.Cluster) -> None:
     try:
         assert await shown({"c1-web": "h1"}), "listed; the unlabelled Application left out"
         await client.create_application(application(namespace, "c2-web", appset="web"), field_manager=manager)
-        await until(lambda: shown({"c1-web": "h1", "c2-web": "h1"}))
+        await probing.eventually(lambda: shown({"c1-web": "h1", "c2-web": "h1"}), "c2-web created")
         await client.rest.request(
             "PATCH",
             f"/apis/argoproj.io/v1alpha1/namespaces/{namespace}/applications/c1-web",
             body={"metadata": {"annotations": {contract.ANNOTATION_MIRROR_HASH: "h2"}}},
             content_type=MERGE_PATCH,
         )
-        await until(lambda: shown({"c1-web": "h2", "c2-web": "h1"}))
+        await probing.eventually(lambda: shown({"c1-web": "h2", "c2-web": "h1"}), "c1-web changed")
         await client.replace_application_status(namespace, "c2-web", {"sync": {"status": "Synced"}})
         await client.delete_application(namespace, "c1-web")
-        await until(lambda: shown({"c2-web": "h1"}))
+        await probing.eventually(lambda: shown({"c2-web": "h1"}), "c1-web deleted")
         assert len(cache) == 1
     finally:
         task.cancel()
