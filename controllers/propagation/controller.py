@@ -416,7 +416,7 @@ def retry_delay(settings: PropagationSettings, failures: int) -> float:
     ``retry_seconds`` up to ``RETRY_BACKOFF_LIMIT`` times it (never past ``resync_seconds``), less
     up to a tenth of jitter. A busy hub fails the passes of every ApplicationSet at once; retried
     together at a fixed pace, their reads would keep it busy."""
-    factor = 2 ** min(failures - 1, RETRY_BACKOFF_LIMIT.bit_length() - 1)
+    factor = min(2 ** min(failures - 1, 16), RETRY_BACKOFF_LIMIT)  # 16: no huge powers after hours
     base = min(settings.retry_seconds * factor, max(settings.resync_seconds, settings.retry_seconds))
     return base * random.uniform(0.9, 1.0)
 
